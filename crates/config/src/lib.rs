@@ -1,0 +1,800 @@
+//! Sportello's configuration (CONTRACT §3).
+//!
+//! One typed struct, read from `sportello.toml` (optional) and overridden by
+//! `SPORTELLO_<SECTION>__<KEY>` environment variables, then validated as a whole so that a
+//! bad value stops start-up with a message naming its key.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::Provider;
+use figment::providers::{Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+use sportello_domain::calendar::HolidayCalendar;
+use sportello_domain::case::{CaseType, Priority, WorkflowKind};
+
+/// The commented example configuration printed by `sportello config example`.
+pub const EXAMPLE: &str = include_str!("../sportello.example.toml");
+
+/// Top-level keys, so that unrelated `SPORTELLO_*` variables (e.g. `SPORTELLO_CONFIG`) are not read as settings.
+const TOP_LEVEL_KEYS: &[&str] = &[
+    "data_dir",
+    "listen",
+    "public_url",
+    "database",
+    "documents",
+    "policy",
+    "mailbox",
+    "fax",
+    "outbound",
+    "webhooks",
+    "pec",
+    "ocr",
+    "calendar",
+    "scan",
+    "case_type",
+    "limits",
+];
+
+/// A string that may hold credentials: shown with the password hidden.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(transparent)]
+pub struct SecretUrl(pub String);
+
+impl SecretUrl {
+    /// The full value, credentials included.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SecretUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&redact_url(&self.0))
+    }
+}
+
+/// Hides the password of `scheme://user:password@host…`.
+pub fn redact_url(url: &str) -> String {
+    if let Some((scheme, rest)) = url.split_once("://")
+        && let Some((userinfo, host)) = rest.split_once('@')
+        && let Some((user, _)) = userinfo.split_once(':')
+    {
+        return format!("{scheme}://{user}:***@{host}");
+    }
+    url.to_owned()
+}
+
+/// A secret token: never printed.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl Secret {
+    /// The secret value.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where embedded data lives.
+    pub data_dir: PathBuf,
+    /// HTTP address.
+    pub listen: SocketAddr,
+    /// Base for links in messages and QR codes.
+    pub public_url: String,
+    /// Database.
+    pub database: DatabaseConfig,
+    /// Document storage.
+    pub documents: DocumentsConfig,
+    /// ZTL policy.
+    pub policy: PolicyConfig,
+    /// Mailboxes polled for e-mail, PEC and fax-to-mail.
+    pub mailbox: Vec<MailboxConfig>,
+    /// Fax gateway.
+    pub fax: FaxConfig,
+    /// Outbound channels.
+    pub outbound: OutboundConfig,
+    /// Messaging webhooks.
+    pub webhooks: WebhooksConfig,
+    /// PEC signature checks.
+    pub pec: PecConfig,
+    /// OCR of scanned documents.
+    pub ocr: OcrConfig,
+    /// Working-day calendar.
+    pub calendar: CalendarConfig,
+    /// Network scanner folder.
+    pub scan: ScanConfig,
+    /// Extra or overridden case types (the built-in ones exist by default).
+    pub case_type: Vec<CaseTypeConfig>,
+    /// Request limits.
+    pub limits: LimitsConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("./sportello-data"),
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_url: "http://127.0.0.1:8080".into(),
+            database: DatabaseConfig::default(),
+            documents: DocumentsConfig::default(),
+            policy: PolicyConfig::default(),
+            mailbox: Vec::new(),
+            fax: FaxConfig::default(),
+            outbound: OutboundConfig::default(),
+            webhooks: WebhooksConfig::default(),
+            pec: PecConfig::default(),
+            ocr: OcrConfig::default(),
+            calendar: CalendarConfig::default(),
+            scan: ScanConfig::default(),
+            case_type: Vec::new(),
+            limits: LimitsConfig::default(),
+        }
+    }
+}
+
+/// `[database]`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// `sqlite://PATH` or `postgres://user:pass@host/db`; default `sqlite://{data_dir}/sportello.db`.
+    pub url: Option<SecretUrl>,
+    /// Pool size for PostgreSQL (SQLite uses one writer and a few readers).
+    pub max_connections: Option<u32>,
+}
+
+/// `[documents]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DocumentsConfig {
+    /// `file://DIR` or `s3://bucket/prefix`; default `file://{data_dir}/documents`.
+    pub url: Option<String>,
+    /// S3 endpoint (MinIO, Garage, Ceph…); credentials from the standard `AWS_*` variables.
+    pub endpoint: Option<String>,
+    /// S3 region (default from `AWS_REGION`, else `us-east-1`).
+    pub region: Option<String>,
+    /// Largest accepted upload, in bytes.
+    pub max_upload_bytes: u64,
+}
+
+impl Default for DocumentsConfig {
+    fn default() -> Self {
+        DocumentsConfig {
+            url: None,
+            endpoint: None,
+            region: None,
+            max_upload_bytes: 50 * 1024 * 1024,
+        }
+    }
+}
+
+/// `[policy]`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicyConfig {
+    /// ZTL policy file (CONTRACT §6.1); the built-in example when absent.
+    pub file: Option<PathBuf>,
+}
+
+/// One `[[mailbox]]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailboxConfig {
+    /// Name used by `sportello ingest --mailbox`.
+    pub name: String,
+    /// `email`, `pec` or `fax`.
+    #[serde(default = "default_channel")]
+    pub channel: String,
+    /// `imap://` or `imaps://user:pass@host:port/FOLDER`.
+    pub imap_url: Option<SecretUrl>,
+    /// Poll interval.
+    #[serde(default = "default_poll")]
+    pub poll_seconds: u64,
+    /// Case type of new cases from this mailbox.
+    #[serde(default = "default_case_type")]
+    pub default_case_type: String,
+}
+
+fn default_channel() -> String {
+    "email".into()
+}
+fn default_poll() -> u64 {
+    60
+}
+fn default_case_type() -> String {
+    "ztl_permit".into()
+}
+
+/// `[fax]`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FaxConfig {
+    /// Sender addresses of the fax server's fax-to-mail messages.
+    pub gateway_senders: Vec<String>,
+}
+
+/// `[outbound]`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutboundConfig {
+    /// Ordinary e-mail.
+    pub email: SmtpConfig,
+    /// PEC through the office's provider.
+    pub pec: SmtpConfig,
+    /// Fax.
+    pub fax: OutboundFaxConfig,
+    /// SMS gateway.
+    pub sms: SmsConfig,
+}
+
+/// An SMTP route.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmtpConfig {
+    /// `smtp://host:port` or `smtps://…`.
+    pub smtp_url: Option<SecretUrl>,
+    /// Sender address.
+    pub from: Option<String>,
+}
+
+/// `[outbound.fax]`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutboundFaxConfig {
+    /// `mailto:{number}@gateway` template or `spool:DIR`.
+    pub gateway: Option<String>,
+}
+
+/// `[outbound.sms]`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmsConfig {
+    /// HTTP SMS gateway endpoint.
+    pub url: Option<SecretUrl>,
+}
+
+/// `[webhooks]`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhooksConfig {
+    /// WhatsApp Business Cloud API.
+    pub whatsapp: WhatsappConfig,
+    /// Telegram Bot API.
+    pub telegram: TelegramConfig,
+}
+
+/// `[webhooks.whatsapp]`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WhatsappConfig {
+    /// Token echoed in the verification handshake.
+    pub verify_token: Option<Secret>,
+    /// Key of the `X-Hub-Signature-256` HMAC.
+    pub app_secret: Option<Secret>,
+}
+
+/// `[webhooks.telegram]`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelegramConfig {
+    /// Expected `X-Telegram-Bot-Api-Secret-Token`.
+    pub secret_token: Option<Secret>,
+}
+
+/// `[pec]`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PecConfig {
+    /// PEM bundle of the PEC providers' certificates.
+    pub trust_anchors: Option<PathBuf>,
+}
+
+/// `[ocr]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OcrConfig {
+    /// OCR program.
+    pub command: String,
+    /// Tesseract languages.
+    pub languages: String,
+}
+
+impl Default for OcrConfig {
+    fn default() -> Self {
+        OcrConfig {
+            command: "tesseract".into(),
+            languages: "ita+eng".into(),
+        }
+    }
+}
+
+/// `[calendar]`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CalendarConfig {
+    /// Extra local holidays as `MM-DD`, e.g. the patron saint's day `"06-29"`.
+    pub extra_holidays: Vec<String>,
+}
+
+/// `[scan]`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScanConfig {
+    /// Folder a network scanner writes PDF/TIFF batches into.
+    pub watch_dir: Option<PathBuf>,
+}
+
+/// `[limits]`: guards against abuse.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Largest JSON request body, in bytes.
+    pub max_json_bytes: usize,
+    /// Largest page size of list endpoints.
+    pub max_per_page: u32,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_json_bytes: 1024 * 1024,
+            max_per_page: 200,
+        }
+    }
+}
+
+/// One `[[case_type]]`: adds a case type or overrides a built-in one with the same `id`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaseTypeConfig {
+    /// Identifier, e.g. `passo_carrabile`.
+    pub id: String,
+    /// Reference prefix, 2–5 capitals.
+    pub prefix: String,
+    /// Display name.
+    pub name: String,
+    /// Legal term in calendar days.
+    #[serde(default = "default_term")]
+    pub term_days: u32,
+    /// Service standard in calendar days.
+    #[serde(default = "default_service")]
+    pub service_days: u32,
+    /// `low`, `normal`, `high`, `urgent`.
+    #[serde(default = "default_priority")]
+    pub priority: String,
+    /// `permit` or `report`.
+    #[serde(default = "default_workflow")]
+    pub workflow: String,
+}
+
+fn default_term() -> u32 {
+    30
+}
+fn default_service() -> u32 {
+    15
+}
+fn default_priority() -> String {
+    "normal".into()
+}
+fn default_workflow() -> String {
+    "permit".into()
+}
+
+/// A configuration problem, naming the key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("configuration key `{key}`: {message}")]
+pub struct ConfigError {
+    /// Dotted key, e.g. `database.url`.
+    pub key: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl ConfigError {
+    fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Where to read the configuration from.
+#[derive(Debug, Clone, Default)]
+pub struct Sources {
+    /// `--config FILE` or `SPORTELLO_CONFIG`; must exist when given.
+    pub file: Option<PathBuf>,
+    /// `--data DIR`, overriding `data_dir`.
+    pub data_dir: Option<PathBuf>,
+    /// Environment variables to read (normally the process environment).
+    pub env: Vec<(String, String)>,
+}
+
+impl Config {
+    /// Reads and validates the configuration.
+    pub fn load(sources: &Sources) -> Result<Config, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = &sources.file {
+            if !file.is_file() {
+                return Err(ConfigError::new(
+                    "--config",
+                    format!("file {} does not exist", file.display()),
+                ));
+            }
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        let env_toml = env_as_toml(&sources.env)?;
+        figment = figment.merge(Toml::string(&env_toml));
+        if let Some(dir) = &sources.data_dir {
+            figment = figment.merge(Serialized::default("data_dir", dir));
+        }
+        let config: Config = figment.extract().map_err(|e| {
+            let key = if e.path.is_empty() {
+                "(file)".to_owned()
+            } else {
+                e.path.join(".")
+            };
+            ConfigError::new(key, e.kind.to_string())
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks every value that serde cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let db = self.database_url();
+        if !(db.starts_with("sqlite:")
+            || db.starts_with("postgres://")
+            || db.starts_with("postgresql://"))
+        {
+            return Err(ConfigError::new(
+                "database.url",
+                "must start with sqlite:// or postgres://",
+            ));
+        }
+        let docs = self.documents_url();
+        if !(docs.starts_with("file://") || docs.starts_with("s3://")) {
+            return Err(ConfigError::new(
+                "documents.url",
+                "must start with file:// or s3://",
+            ));
+        }
+        if docs.starts_with("s3://")
+            && docs
+                .trim_start_matches("s3://")
+                .split('/')
+                .next()
+                .is_none_or(str::is_empty)
+        {
+            return Err(ConfigError::new(
+                "documents.url",
+                "s3:// needs a bucket name: s3://bucket/prefix",
+            ));
+        }
+        if self.documents.max_upload_bytes == 0 {
+            return Err(ConfigError::new(
+                "documents.max_upload_bytes",
+                "must be greater than 0",
+            ));
+        }
+        if !(self.public_url.starts_with("http://") || self.public_url.starts_with("https://")) {
+            return Err(ConfigError::new(
+                "public_url",
+                "must start with http:// or https://",
+            ));
+        }
+        HolidayCalendar::from_month_days(&self.calendar.extra_holidays)
+            .map_err(|e| ConfigError::new("calendar.extra_holidays", e.to_string()))?;
+        let types = self.case_types()?;
+        for (i, mailbox) in self.mailbox.iter().enumerate() {
+            let key = |k: &str| format!("mailbox[{i}].{k}");
+            if mailbox.name.trim().is_empty() {
+                return Err(ConfigError::new(key("name"), "must not be empty"));
+            }
+            if !["email", "pec", "fax"].contains(&mailbox.channel.as_str()) {
+                return Err(ConfigError::new(
+                    key("channel"),
+                    "must be email, pec or fax",
+                ));
+            }
+            if let Some(url) = &mailbox.imap_url
+                && !(url.0.starts_with("imap://") || url.0.starts_with("imaps://"))
+            {
+                return Err(ConfigError::new(
+                    key("imap_url"),
+                    "must start with imap:// or imaps://",
+                ));
+            }
+            if mailbox.poll_seconds == 0 {
+                return Err(ConfigError::new(key("poll_seconds"), "must be at least 1"));
+            }
+            if !types.iter().any(|t| t.id == mailbox.default_case_type) {
+                return Err(ConfigError::new(
+                    key("default_case_type"),
+                    format!("unknown case type '{}'", mailbox.default_case_type),
+                ));
+            }
+        }
+        if self.limits.max_per_page == 0 {
+            return Err(ConfigError::new(
+                "limits.max_per_page",
+                "must be at least 1",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The database URL, defaulting to the embedded SQLite file under `data_dir`.
+    pub fn database_url(&self) -> String {
+        match &self.database.url {
+            Some(url) => url.0.clone(),
+            None => format!("sqlite://{}", self.data_dir.join("sportello.db").display()),
+        }
+    }
+
+    /// The document store URL, defaulting to a folder under `data_dir`.
+    pub fn documents_url(&self) -> String {
+        match &self.documents.url {
+            Some(url) => url.clone(),
+            None => format!(
+                "file://{}",
+                absolute(&self.data_dir.join("documents")).display()
+            ),
+        }
+    }
+
+    /// Built-in case types with the configured ones added or overriding by `id`.
+    pub fn case_types(&self) -> Result<Vec<CaseType>, ConfigError> {
+        let mut types = CaseType::builtin();
+        for (i, ct) in self.case_type.iter().enumerate() {
+            let key = |k: &str| format!("case_type[{i}].{k}");
+            if ct.id.is_empty()
+                || !ct
+                    .id
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            {
+                return Err(ConfigError::new(
+                    key("id"),
+                    "use lower-case letters, digits and _",
+                ));
+            }
+            if !CaseType::valid_prefix(&ct.prefix) {
+                return Err(ConfigError::new(
+                    key("prefix"),
+                    "must be 2 to 5 capital letters",
+                ));
+            }
+            if ct.term_days == 0 || ct.term_days > 180 {
+                return Err(ConfigError::new(
+                    key("term_days"),
+                    "must be between 1 and 180 (L. 241/1990 art. 2)",
+                ));
+            }
+            let priority: Priority =
+                ct.priority
+                    .parse()
+                    .map_err(|e: sportello_domain::case::UnknownValue| {
+                        ConfigError::new(key("priority"), e.to_string())
+                    })?;
+            let workflow = match ct.workflow.as_str() {
+                "permit" => WorkflowKind::Permit,
+                "report" => WorkflowKind::Report,
+                _ => {
+                    return Err(ConfigError::new(
+                        key("workflow"),
+                        "must be permit or report",
+                    ));
+                }
+            };
+            let def = CaseType {
+                id: ct.id.clone(),
+                prefix: ct.prefix.clone(),
+                name: ct.name.clone(),
+                term_days: ct.term_days,
+                service_days: ct.service_days,
+                priority,
+                workflow,
+            };
+            match types.iter_mut().find(|t| t.id == def.id) {
+                Some(existing) => *existing = def,
+                None => types.push(def),
+            }
+        }
+        for (i, a) in types.iter().enumerate() {
+            if types[..i].iter().any(|b| b.prefix == a.prefix) {
+                return Err(ConfigError::new(
+                    "case_type",
+                    format!("prefix {} is used by two case types", a.prefix),
+                ));
+            }
+        }
+        Ok(types)
+    }
+
+    /// The holiday calendar (validated at load).
+    pub fn holiday_calendar(&self) -> HolidayCalendar {
+        HolidayCalendar::from_month_days(&self.calendar.extra_holidays).unwrap_or_default()
+    }
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        return p.to_owned();
+    }
+    std::env::current_dir()
+        .map(|cwd| cwd.join(p))
+        .unwrap_or_else(|_| p.to_owned())
+}
+
+/// Turns `SPORTELLO_SECTION__KEY=value` variables into a TOML document. Values are parsed
+/// as TOML when they are valid TOML values (numbers, booleans, arrays), else taken as strings.
+fn env_as_toml(env: &[(String, String)]) -> Result<String, ConfigError> {
+    let mut lines = Vec::new();
+    for (name, value) in env {
+        let Some(rest) = name.strip_prefix("SPORTELLO_") else {
+            continue;
+        };
+        let path: Vec<String> = rest.split("__").map(|s| s.to_ascii_lowercase()).collect();
+        if path.iter().any(String::is_empty) || !TOP_LEVEL_KEYS.contains(&path[0].as_str()) {
+            continue;
+        }
+        if path.len() == 1 && matches!(path[0].as_str(), "database" | "documents") {
+            continue;
+        }
+        let literal = if Toml::string(&format!("v = {value}")).data().is_ok() {
+            value.clone()
+        } else {
+            format!("\"{}\"", value.replace('\\', "\\\\").replace('"', "\\\""))
+        };
+        let key = path
+            .iter()
+            .map(|p| format!("\"{p}\""))
+            .collect::<Vec<_>>()
+            .join(".");
+        lines.push(format!("{key} = {literal}"));
+    }
+    let doc = lines.join("\n");
+    Toml::string(&doc).data().map_err(|e| {
+        ConfigError::new(
+            "environment",
+            format!("SPORTELLO_* variables do not form a valid configuration: {e}"),
+        )
+    })?;
+    Ok(doc)
+}
+
+/// The process environment, for [`Sources::env`].
+pub fn process_env() -> Vec<(String, String)> {
+    std::env::vars()
+        .filter(|(k, _)| k.starts_with("SPORTELLO_"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(toml: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sportello.toml");
+        std::fs::write(&path, toml).unwrap();
+        let env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::load(&Sources {
+            file: Some(path),
+            data_dir: None,
+            env,
+        })
+    }
+
+    #[test]
+    fn defaults_follow_the_contract() {
+        let c = load("", &[]).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.database_url(), "sqlite://./sportello-data/sportello.db");
+        assert!(
+            c.documents_url().starts_with("file:///")
+                && c.documents_url().ends_with("sportello-data/documents")
+        );
+        assert_eq!(c.ocr.languages, "ita+eng");
+        assert_eq!(c.documents.max_upload_bytes, 50 * 1024 * 1024);
+        assert_eq!(c.case_types().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn example_is_valid_and_complete() {
+        let c = load(EXAMPLE, &[]).unwrap();
+        assert_eq!(c.mailbox.len(), 1);
+        assert_eq!(c.calendar.extra_holidays, vec!["06-29".to_string()]);
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let c = load(
+            "[database]\nurl = \"sqlite:///tmp/a.db\"\n",
+            &[
+                (
+                    "SPORTELLO_DATABASE__URL",
+                    "postgres://u:secret@localhost/db",
+                ),
+                ("SPORTELLO_LISTEN", "0.0.0.0:9000"),
+                ("SPORTELLO_CONFIG", "/ignored.toml"),
+                ("SPORTELLO_REQUIRE_SERVICES", "1"),
+                ("SPORTELLO_CALENDAR__EXTRA_HOLIDAYS", "[\"06-29\"]"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.database_url(), "postgres://u:secret@localhost/db");
+        assert_eq!(c.listen.port(), 9000);
+        assert_eq!(c.calendar.extra_holidays, vec!["06-29".to_string()]);
+        assert!(
+            !format!("{c:?}").contains("u:secret@"),
+            "password leaked in Debug"
+        );
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let cases: &[(&str, &str)] = &[
+            ("listen = \"nowhere\"", "listen"),
+            ("[database]\nurl = \"mysql://x\"", "database.url"),
+            ("[documents]\nurl = \"ftp://x\"", "documents.url"),
+            (
+                "[calendar]\nextra_holidays = [\"13-40\"]",
+                "calendar.extra_holidays",
+            ),
+            ("bogus = 1", "bogus"),
+            (
+                "[[case_type]]\nid = \"x\"\nprefix = \"toolong\"\nname = \"X\"",
+                "case_type[0].prefix",
+            ),
+            (
+                "[[mailbox]]\nname = \"m\"\nchannel = \"sms\"",
+                "mailbox[0].channel",
+            ),
+            (
+                "[[mailbox]]\nname = \"m\"\ndefault_case_type = \"nope\"",
+                "mailbox[0].default_case_type",
+            ),
+        ];
+        for (toml, key) in cases {
+            let err = load(toml, &[]).unwrap_err();
+            assert!(
+                err.key == *key || err.to_string().contains(key),
+                "{toml}: got {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn missing_file_is_an_error() {
+        let err = Config::load(&Sources {
+            file: Some("/no/such/file.toml".into()),
+            ..Sources::default()
+        })
+        .unwrap_err();
+        assert_eq!(err.key, "--config");
+    }
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(redact_url("postgres://u:pw@h/db"), "postgres://u:***@h/db");
+        assert_eq!(redact_url("sqlite:///x.db"), "sqlite:///x.db");
+    }
+}

@@ -1,0 +1,15 @@
+//! The pure domain of Sportello.
+//!
+//! Everything here is deterministic: no I/O, no clock reads (time comes in as a
+//! parameter or through [`clock::Clock`]). Storage, intake and the web layer depend
+//! on this crate, never the reverse.
+
+pub mod calendar;
+pub mod case;
+pub mod clock;
+pub mod fiscal_code;
+pub mod plate;
+pub mod register;
+pub mod roles;
+pub mod sla;
+pub mod workflow;

@@ -1,0 +1,1463 @@
+//! Cases: creation with a gap-free reference and a protocol number, workflow actions with
+//! the legal clock, the journal, lists with filters, and the SLA tick.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Datelike, Duration, NaiveDate, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use sportello_domain::calendar::{ROME, rome_date};
+use sportello_domain::case::{CaseType, Channel, Reference, Status, flags};
+use sportello_domain::fiscal_code::FiscalCode;
+use sportello_domain::register::Direction;
+use sportello_domain::sla::{self, ClockState, OrphanFacts, Pause};
+use sportello_domain::workflow::{self, Action, CaseFacts, ClockChange, PauseKind};
+use sqlx::any::AnyRow;
+use sqlx::{Any, Transaction};
+use utoipa::ToSchema;
+
+use crate::documents::DocumentView;
+use crate::register::{Registration, register_in};
+use crate::{
+    Result, Store, StoreError, date_text, from_ms, get_i64, get_opt_i64, get_opt_str, get_str,
+    parse_date, to_ms,
+};
+
+/// The citizen as given with a new case; the fiscal code is already validated.
+#[derive(Debug, Clone, Default)]
+pub struct CitizenInput {
+    /// Codice fiscale.
+    pub fiscal_code: Option<FiscalCode>,
+    /// Full name.
+    pub name: Option<String>,
+    /// E-mail.
+    pub email: Option<String>,
+    /// PEC address.
+    pub pec: Option<String>,
+    /// Telephone.
+    pub phone: Option<String>,
+    /// Fax number.
+    pub fax: Option<String>,
+}
+
+/// A case to open.
+#[derive(Debug, Clone)]
+pub struct NewCase {
+    /// Case type id (must exist).
+    pub case_type: String,
+    /// Subject (oggetto).
+    pub subject: String,
+    /// Longer description.
+    pub description: String,
+    /// Where it came from.
+    pub channel: Channel,
+    /// Who asked.
+    pub citizen: CitizenInput,
+    /// Type-specific fields.
+    pub fields: serde_json::Map<String, serde_json::Value>,
+    /// Flags to set from the start (e.g. set by intake).
+    pub flags: Vec<String>,
+    /// Who registers it (user login or `system`).
+    pub actor: String,
+    /// SHA-256 of the registered document; default: of the request itself.
+    pub document_sha256: Option<String>,
+}
+
+/// The citizen as shown on a case.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CitizenView {
+    /// Codice fiscale.
+    pub fiscal_code: Option<String>,
+    /// Full name.
+    pub name: Option<String>,
+    /// E-mail.
+    pub email: Option<String>,
+    /// PEC.
+    pub pec: Option<String>,
+    /// Telephone.
+    pub phone: Option<String>,
+    /// Fax.
+    pub fax: Option<String>,
+}
+
+/// The legal clock as shown on a case.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SlaJson {
+    /// `running`, `paused` or `stopped`.
+    pub state: String,
+    /// `due_at` − today in calendar days (negative when late).
+    pub days_left: i64,
+    /// Legal term in days.
+    pub term_days: u32,
+    /// Days of suspension counted.
+    pub paused_days: i64,
+    /// The office's own target date (service standard).
+    pub service_due_at: String,
+}
+
+/// One journal entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct EventView {
+    /// When (RFC 3339, Europe/Rome offset).
+    pub at: String,
+    /// Who (login or `system`).
+    pub actor: String,
+    /// What kind of event (`created`, `action`, `assigned`, `document_added`, `pause_lapsed`…).
+    pub kind: String,
+    /// Details of the change.
+    #[schema(value_type = Object)]
+    pub detail: serde_json::Value,
+}
+
+/// A whole case, as `GET /api/v1/cases/{ref}` returns it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct CaseView {
+    /// `{PREFIX}-{YYYY}-{NNNNNN}`.
+    pub reference: String,
+    /// Case type id.
+    pub case_type: String,
+    /// Workflow status.
+    pub status: String,
+    /// Subject.
+    pub subject: String,
+    /// Description.
+    pub description: String,
+    /// Channel it came through.
+    pub channel: String,
+    /// The citizen.
+    pub citizen: CitizenView,
+    /// Login of the assignee.
+    pub assignee: Option<String>,
+    /// `low`, `normal`, `high`, `urgent`.
+    pub priority: String,
+    /// Protocol number of the registration.
+    pub protocol: Option<String>,
+    /// When it was received (RFC 3339).
+    pub received_at: String,
+    /// Legal due date `YYYY-MM-DD`.
+    pub due_at: String,
+    /// The legal clock.
+    pub sla: SlaJson,
+    /// Whether the due date has passed with the clock not stopped.
+    pub overdue: bool,
+    /// Whether the case is orphan (CONTRACT §7.2).
+    pub orphan: bool,
+    /// Flags.
+    pub flags: Vec<String>,
+    /// Type-specific fields.
+    #[schema(value_type = Object)]
+    pub fields: serde_json::Value,
+    /// Attached documents.
+    pub documents: Vec<DocumentView>,
+    /// The journal, oldest first.
+    pub timeline: Vec<EventView>,
+}
+
+/// A case in a list: the case without documents and journal.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct CaseSummary {
+    /// Reference.
+    pub reference: String,
+    /// Case type id.
+    pub case_type: String,
+    /// Status.
+    pub status: String,
+    /// Subject.
+    pub subject: String,
+    /// Channel.
+    pub channel: String,
+    /// Citizen's name.
+    pub citizen_name: Option<String>,
+    /// Assignee login.
+    pub assignee: Option<String>,
+    /// Priority.
+    pub priority: String,
+    /// Protocol number.
+    pub protocol: Option<String>,
+    /// Received (RFC 3339).
+    pub received_at: String,
+    /// Legal due date.
+    pub due_at: String,
+    /// The legal clock.
+    pub sla: SlaJson,
+    /// Late.
+    pub overdue: bool,
+    /// Orphan.
+    pub orphan: bool,
+    /// Flags.
+    pub flags: Vec<String>,
+}
+
+/// Filters of `GET /api/v1/cases`.
+#[derive(Debug, Clone, Default)]
+pub struct CaseFilter {
+    /// Only this status.
+    pub status: Option<Status>,
+    /// Only this case type.
+    pub case_type: Option<String>,
+    /// Only this channel.
+    pub channel: Option<Channel>,
+    /// Only cases of this login; `none` for unassigned ones.
+    pub assignee: Option<String>,
+    /// Only late cases.
+    pub overdue: bool,
+    /// Only orphan cases.
+    pub orphan: bool,
+    /// Free text in reference, subject, citizen name or fiscal code.
+    pub q: Option<String>,
+    /// Page, from 1.
+    pub page: u32,
+    /// Page size.
+    pub per_page: u32,
+}
+
+/// Formats an instant as RFC 3339 with the Europe/Rome offset.
+pub fn rome_rfc3339(t: DateTime<Utc>) -> String {
+    t.with_timezone(&ROME)
+        .to_rfc3339_opts(SecondsFormat::Secs, false)
+}
+
+const CASE_COLUMNS: &str = "c.id, c.reference, c.case_type, c.status, c.subject, c.description, c.channel, \
+    c.priority, c.protocol, c.received_at, c.received_on, c.term_days, c.service_days, c.paused_days, \
+    c.pause_kind, c.pause_started_on, c.flags, c.fields, c.last_event_at, c.assignee_id, \
+    ci.fiscal_code, ci.name AS citizen_name, ci.email, ci.pec, ci.phone, ci.fax, u.login AS assignee_login";
+
+const CASE_FROM: &str = "cases c LEFT JOIN citizens ci ON ci.id = c.citizen_id LEFT JOIN users u ON u.id = c.assignee_id";
+
+/// The parts of a case row every view needs.
+struct CaseRow {
+    id: i64,
+    summary: CaseSummary,
+    description: String,
+    citizen: CitizenView,
+    fields: serde_json::Value,
+}
+
+impl Store {
+    fn case_type_or_invalid(&self, id: &str) -> Result<&CaseType> {
+        self.case_type(id).ok_or_else(|| {
+            let known: Vec<&str> = self
+                .settings
+                .case_types
+                .iter()
+                .map(|t| t.id.as_str())
+                .collect();
+            StoreError::invalid(
+                "case_type",
+                format!("unknown case type '{id}' (known: {})", known.join(", ")),
+            )
+        })
+    }
+
+    /// Opens a case: reference, citizen, protocol registration, journal, all in one transaction.
+    pub async fn create_case(&self, new: NewCase) -> Result<CaseView> {
+        let case_type = self.case_type_or_invalid(&new.case_type)?.clone();
+        if new.subject.trim().is_empty() {
+            return Err(StoreError::invalid("subject", "must not be empty"));
+        }
+        let now = self.clock.now();
+        let received_on = rome_date(now);
+        let mut tx = self.write.begin().await?;
+        let reference = next_reference(&mut tx, &case_type.prefix, received_on.year()).await?;
+        let citizen_id = upsert_citizen(&mut tx, &new.citizen, now).await?;
+        let correspondent = correspondent_of(&new.citizen);
+        let document_sha256 = match &new.document_sha256 {
+            Some(sha) => sha.clone(),
+            None => request_digest(&new),
+        };
+        let protocol = register_in(
+            &mut tx,
+            now,
+            &Registration {
+                direction: Direction::In,
+                correspondent: &correspondent,
+                subject: &new.subject,
+                document_sha256: &document_sha256,
+                case_reference: Some(&reference),
+            },
+        )
+        .await?;
+        let due_on = sla::due_date(&self.settings.calendar, received_on, case_type.term_days, 0);
+        let mut case_flags: Vec<String> = Vec::new();
+        for f in &new.flags {
+            if !case_flags.contains(f) {
+                case_flags.push(f.clone());
+            }
+        }
+        let row = sqlx::query(
+            "INSERT INTO cases (reference, case_type, status, subject, description, channel, citizen_id, assignee_id, \
+             priority, protocol, received_at, received_on, term_days, service_days, paused_days, due_on, pause_kind, \
+             pause_started_on, integration_requested, rejection_notified, flags, fields, last_event_at, closed_at, version) \
+             VALUES ($1, $2, 'received', $3, $4, $5, $6, NULL, $7, $8, $9, $10, $11, $12, 0, $13, NULL, NULL, 0, 0, $14, $15, $9, NULL, 1) \
+             RETURNING id",
+        )
+        .bind(&reference)
+        .bind(&case_type.id)
+        .bind(new.subject.trim())
+        .bind(new.description.trim())
+        .bind(new.channel.as_str())
+        .bind(citizen_id)
+        .bind(case_type.priority.as_str())
+        .bind(protocol.to_string())
+        .bind(to_ms(now))
+        .bind(date_text(received_on))
+        .bind(i64::from(case_type.term_days))
+        .bind(i64::from(case_type.service_days))
+        .bind(date_text(due_on))
+        .bind(json_text(&case_flags))
+        .bind(json_text(&new.fields))
+        .fetch_one(&mut *tx)
+        .await?;
+        let case_id = get_i64(&row, "id")?;
+        let detail = serde_json::json!({
+            "channel": new.channel.as_str(),
+            "protocol": protocol.to_string(),
+            "flags": case_flags,
+        });
+        insert_event(&mut tx, case_id, now, &new.actor, "created", &detail).await?;
+        tx.commit().await?;
+        self.get_case(&reference).await
+    }
+
+    /// The whole case with documents and journal.
+    pub async fn get_case(&self, reference: &str) -> Result<CaseView> {
+        let sql = format!("SELECT {CASE_COLUMNS} FROM {CASE_FROM} WHERE c.reference = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(reference)
+            .fetch_optional(&self.read)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("case {reference}")))?;
+        let case = self.case_row(&row)?;
+        let events = sqlx::query(
+            "SELECT at, actor, kind, detail FROM case_events WHERE case_id = $1 ORDER BY id",
+        )
+        .bind(case.id)
+        .fetch_all(&self.read)
+        .await?;
+        let timeline = events
+            .iter()
+            .map(|e| {
+                Ok(EventView {
+                    at: rome_rfc3339(from_ms(get_i64(e, "at")?)?),
+                    actor: get_str(e, "actor")?,
+                    kind: get_str(e, "kind")?,
+                    detail: serde_json::from_str(&get_str(e, "detail")?)
+                        .unwrap_or(serde_json::Value::Null),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let documents = self.documents_of_case(case.id).await?;
+        let s = case.summary;
+        Ok(CaseView {
+            reference: s.reference,
+            case_type: s.case_type,
+            status: s.status,
+            subject: s.subject,
+            description: case.description,
+            channel: s.channel,
+            citizen: case.citizen,
+            assignee: s.assignee,
+            priority: s.priority,
+            protocol: s.protocol,
+            received_at: s.received_at,
+            due_at: s.due_at,
+            sla: s.sla,
+            overdue: s.overdue,
+            orphan: s.orphan,
+            flags: s.flags,
+            fields: case.fields,
+            documents,
+            timeline,
+        })
+    }
+
+    fn case_row(&self, row: &AnyRow) -> Result<CaseRow> {
+        let now = self.clock.now();
+        let today = rome_date(now);
+        let status_text = get_str(row, "status")?;
+        let status: Status = status_text
+            .parse()
+            .map_err(|_| StoreError::Corrupt(format!("status {status_text:?}")))?;
+        let received_at = from_ms(get_i64(row, "received_at")?)?;
+        let received_on = parse_date(&get_str(row, "received_on")?)?;
+        let term_days = u32::try_from(get_i64(row, "term_days")?).unwrap_or(30);
+        let service_days = get_i64(row, "service_days")?;
+        let open_pause = match (
+            get_opt_str(row, "pause_kind")?,
+            get_opt_str(row, "pause_started_on")?,
+        ) {
+            (Some(kind), Some(started)) => Some(Pause {
+                kind: PauseKind::parse(&kind)
+                    .ok_or_else(|| StoreError::Corrupt(format!("pause kind {kind:?}")))?,
+                started_on: parse_date(&started)?,
+                ended_on: None,
+            }),
+            _ => None,
+        };
+        let view = sla::compute_from_totals(
+            &self.settings.calendar,
+            received_on,
+            term_days,
+            get_i64(row, "paused_days")?,
+            open_pause.as_ref(),
+            status,
+            today,
+        );
+        let assignee: Option<String> = get_opt_str(row, "assignee_login")?;
+        let last_event_at = from_ms(get_i64(row, "last_event_at")?)?;
+        let orphan = sla::is_orphan(
+            &self.settings.calendar,
+            &OrphanFacts {
+                status,
+                assigned: get_opt_i64(row, "assignee_id")?.is_some(),
+                received_at,
+                last_event_at,
+                clock: view.state,
+            },
+            now,
+        );
+        let flags: Vec<String> = serde_json::from_str(&get_str(row, "flags")?).unwrap_or_default();
+        let citizen = CitizenView {
+            fiscal_code: get_opt_str(row, "fiscal_code")?,
+            name: get_opt_str(row, "citizen_name")?,
+            email: get_opt_str(row, "email")?,
+            pec: get_opt_str(row, "pec")?,
+            phone: get_opt_str(row, "phone")?,
+            fax: get_opt_str(row, "fax")?,
+        };
+        let sla_json = SlaJson {
+            state: match view.state {
+                ClockState::Running => "running",
+                ClockState::Paused => "paused",
+                ClockState::Stopped => "stopped",
+            }
+            .to_owned(),
+            days_left: view.days_left,
+            term_days: view.term_days,
+            paused_days: view.paused_days,
+            service_due_at: date_text(
+                received_on + Duration::days(service_days + view.paused_days),
+            ),
+        };
+        Ok(CaseRow {
+            id: get_i64(row, "id")?,
+            summary: CaseSummary {
+                reference: get_str(row, "reference")?,
+                case_type: get_str(row, "case_type")?,
+                status: status_text,
+                subject: get_str(row, "subject")?,
+                channel: get_str(row, "channel")?,
+                citizen_name: citizen.name.clone(),
+                assignee,
+                priority: get_str(row, "priority")?,
+                protocol: get_opt_str(row, "protocol")?,
+                received_at: rome_rfc3339(received_at),
+                due_at: date_text(view.due_at),
+                overdue: view.state == ClockState::Running && view.days_left < 0,
+                sla: sla_json,
+                orphan,
+                flags,
+            },
+            description: get_str(row, "description")?,
+            citizen,
+            fields: serde_json::from_str(&get_str(row, "fields")?)
+                .unwrap_or(serde_json::Value::Null),
+        })
+    }
+
+    /// A page of cases, newest first, with the total count for the filter.
+    pub async fn list_cases(&self, filter: &CaseFilter) -> Result<(Vec<CaseSummary>, i64)> {
+        let now = self.clock.now();
+        let today = rome_date(now);
+        let mut clauses: Vec<String> = Vec::new();
+        let mut args: Vec<Arg> = Vec::new();
+        let bind = |args: &mut Vec<Arg>, value: Arg| {
+            args.push(value);
+            format!("${}", args.len())
+        };
+        if let Some(status) = filter.status {
+            clauses.push(format!(
+                "c.status = {}",
+                bind(&mut args, Arg::Text(status.as_str().into()))
+            ));
+        }
+        if let Some(case_type) = &filter.case_type {
+            clauses.push(format!(
+                "c.case_type = {}",
+                bind(&mut args, Arg::Text(case_type.clone()))
+            ));
+        }
+        if let Some(channel) = filter.channel {
+            clauses.push(format!(
+                "c.channel = {}",
+                bind(&mut args, Arg::Text(channel.as_str().into()))
+            ));
+        }
+        match filter.assignee.as_deref() {
+            Some("none") => clauses.push("c.assignee_id IS NULL".into()),
+            Some(login) => clauses.push(format!(
+                "u.login = {}",
+                bind(&mut args, Arg::Text(login.into()))
+            )),
+            None => {}
+        }
+        // The clock runs: not decided, and no suspension in force.
+        let running = "c.status IN ('received', 'in_review', 'waiting_citizen', 'rejection_notice') AND c.pause_kind IS NULL";
+        if filter.overdue {
+            clauses.push(format!(
+                "{running} AND c.due_on < {}",
+                bind(&mut args, Arg::Text(date_text(today)))
+            ));
+        }
+        if filter.orphan {
+            let cutoff = sla::unassigned_orphan_cutoff(&self.settings.calendar, today);
+            let idle = now - Duration::days(sla::IDLE_DAYS);
+            clauses.push(format!(
+                "c.status <> 'closed' AND ((c.assignee_id IS NULL AND c.received_on <= {}) OR ({running} AND c.last_event_at <= {}))",
+                bind(&mut args, Arg::Text(date_text(cutoff))),
+                bind(&mut args, Arg::Int(to_ms(idle)))
+            ));
+        }
+        if let Some(q) = filter.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
+            let pattern = format!(
+                "%{}%",
+                q.to_lowercase()
+                    .replace('\\', "\\\\")
+                    .replace('%', "\\%")
+                    .replace('_', "\\_")
+            );
+            let p = bind(&mut args, Arg::Text(pattern));
+            clauses.push(format!(
+                "(LOWER(c.reference) LIKE {p} ESCAPE '\\' OR LOWER(c.subject) LIKE {p} ESCAPE '\\' \
+                 OR LOWER(ci.name) LIKE {p} ESCAPE '\\' OR LOWER(ci.fiscal_code) LIKE {p} ESCAPE '\\')"
+            ));
+        }
+        let where_sql = if clauses.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", clauses.join(" AND "))
+        };
+        let count_sql = format!("SELECT COUNT(*) AS n FROM {CASE_FROM} {where_sql}");
+        let mut count_query = sqlx::query(sqlx::AssertSqlSafe(count_sql));
+        for a in &args {
+            count_query = a.bind_to(count_query);
+        }
+        let total = get_i64(&count_query.fetch_one(&self.read).await?, "n")?;
+        let per_page = filter.per_page.max(1);
+        let offset = i64::from(filter.page.max(1) - 1) * i64::from(per_page);
+        let list_sql = format!(
+            "SELECT {CASE_COLUMNS} FROM {CASE_FROM} {where_sql} ORDER BY c.received_at DESC, c.id DESC LIMIT {per_page} OFFSET {offset}"
+        );
+        let mut list_query = sqlx::query(sqlx::AssertSqlSafe(list_sql));
+        for a in &args {
+            list_query = a.bind_to(list_query);
+        }
+        let rows = list_query.fetch_all(&self.read).await?;
+        let items = rows
+            .iter()
+            .map(|r| self.case_row(r).map(|c| c.summary))
+            .collect::<Result<Vec<_>>>()?;
+        Ok((items, total))
+    }
+
+    /// Applies a workflow action in one transaction: the case row is locked first, the
+    /// domain decides, then status, clock and journal change together.
+    pub async fn apply_action(
+        &self,
+        reference: &str,
+        action: &Action,
+        note: Option<&str>,
+        actor: &str,
+    ) -> Result<CaseView> {
+        let now = self.clock.now();
+        let today = rome_date(now);
+        let mut tx = self.write.begin().await?;
+        let row = sqlx::query(
+            "UPDATE cases SET version = version + 1 WHERE reference = $1 RETURNING id, case_type, status, \
+             integration_requested, rejection_notified, pause_kind, pause_started_on, paused_days, received_on, term_days, flags",
+        )
+        .bind(reference)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("case {reference}")))?;
+        let case_id = get_i64(&row, "id")?;
+        let case_type_id = get_str(&row, "case_type")?;
+        let workflow_kind = self
+            .case_type(&case_type_id)
+            .map(|t| t.workflow)
+            .ok_or_else(|| {
+                StoreError::Corrupt(format!(
+                    "case type {case_type_id:?} is no longer configured"
+                ))
+            })?;
+        let status_text = get_str(&row, "status")?;
+        let status: Status = status_text
+            .parse()
+            .map_err(|_| StoreError::Corrupt(format!("status {status_text:?}")))?;
+        let note = note.map(str::trim).filter(|n| !n.is_empty());
+        let facts = CaseFacts {
+            status,
+            workflow: workflow_kind,
+            integration_requested: get_i64(&row, "integration_requested")? != 0,
+            rejection_notified: get_i64(&row, "rejection_notified")? != 0,
+            has_note: note.is_some(),
+        };
+        let transition = workflow::plan(&facts, action)?;
+        let mut detail = serde_json::json!({
+            "action": action.name(),
+            "from": transition.from.as_str(),
+            "to": transition.to.as_str(),
+        });
+        if let Some(note) = note {
+            detail["note"] = note.into();
+        }
+        match action {
+            Action::Assign { user } => {
+                let assignee =
+                    sqlx::query("SELECT id, role FROM users WHERE login = $1 AND active = 1")
+                        .bind(user.trim())
+                        .fetch_optional(&mut *tx)
+                        .await?
+                        .ok_or_else(|| {
+                            StoreError::invalid("user", format!("no active user '{}'", user.trim()))
+                        })?;
+                let role = get_str(&assignee, "role")?;
+                if !["admin", "supervisor", "operator"].contains(&role.as_str()) {
+                    return Err(StoreError::invalid(
+                        "user",
+                        format!("'{}' ({role}) cannot work cases", user.trim()),
+                    ));
+                }
+                sqlx::query("UPDATE cases SET assignee_id = $1 WHERE id = $2")
+                    .bind(get_i64(&assignee, "id")?)
+                    .bind(case_id)
+                    .execute(&mut *tx)
+                    .await?;
+                detail["user"] = user.trim().into();
+            }
+            Action::RequestIntegration { missing } => {
+                detail["missing"] = clean_list(missing).into()
+            }
+            Action::NotifyRejection { reasons }
+            | Action::Reject { reasons }
+            | Action::Confirm { reasons }
+            | Action::Annul { reasons } => detail["reasons"] = clean_list(reasons).into(),
+            _ => {}
+        }
+        match transition.clock {
+            ClockChange::None => {}
+            ClockChange::Pause(kind) => {
+                sqlx::query("INSERT INTO case_pauses (case_id, kind, started_on, started_at) VALUES ($1, $2, $3, $4)")
+                    .bind(case_id)
+                    .bind(kind.as_str())
+                    .bind(date_text(today))
+                    .bind(to_ms(now))
+                    .execute(&mut *tx)
+                    .await?;
+                let marker = match kind {
+                    PauseKind::Integration => "integration_requested",
+                    PauseKind::RejectionNotice => "rejection_notified",
+                };
+                let sql = format!(
+                    "UPDATE cases SET pause_kind = $1, pause_started_on = $2, {marker} = 1 WHERE id = $3"
+                );
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(kind.as_str())
+                    .bind(date_text(today))
+                    .bind(case_id)
+                    .execute(&mut *tx)
+                    .await?;
+                detail["clock"] = "paused".into();
+            }
+            ClockChange::Resume => {
+                if let Some(days) = self.end_pause(&mut tx, case_id, &row, today, now).await? {
+                    detail["clock"] = "resumed".into();
+                    detail["paused_days"] = days.into();
+                }
+            }
+        }
+        sqlx::query(
+            "UPDATE cases SET status = $1, last_event_at = $2, closed_at = $3 WHERE id = $4",
+        )
+        .bind(transition.to.as_str())
+        .bind(to_ms(now))
+        .bind((transition.to == Status::Closed).then_some(to_ms(now)))
+        .bind(case_id)
+        .execute(&mut *tx)
+        .await?;
+        let kind = if matches!(action, Action::Assign { .. }) {
+            "assigned"
+        } else {
+            "action"
+        };
+        insert_event(&mut tx, case_id, now, actor, kind, &detail).await?;
+        tx.commit().await?;
+        self.get_case(reference).await
+    }
+
+    /// Ends the open pause of a locked case row; returns the days it counted.
+    async fn end_pause(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        case_id: i64,
+        row: &AnyRow,
+        ended_on: NaiveDate,
+        now: DateTime<Utc>,
+    ) -> Result<Option<i64>> {
+        let (Some(kind), Some(started)) = (
+            get_opt_str(row, "pause_kind")?,
+            get_opt_str(row, "pause_started_on")?,
+        ) else {
+            return Ok(None);
+        };
+        let kind = PauseKind::parse(&kind)
+            .ok_or_else(|| StoreError::Corrupt(format!("pause kind {kind:?}")))?;
+        let pause = Pause {
+            kind,
+            started_on: parse_date(&started)?,
+            ended_on: Some(ended_on),
+        };
+        let days = pause.counted_days(ended_on);
+        let paused_total = get_i64(row, "paused_days")? + days;
+        let received_on = parse_date(&get_str(row, "received_on")?)?;
+        let term_days = u32::try_from(get_i64(row, "term_days")?).unwrap_or(30);
+        let due_on = sla::due_date(
+            &self.settings.calendar,
+            received_on,
+            term_days,
+            paused_total,
+        );
+        sqlx::query(
+            "UPDATE case_pauses SET ended_on = $1, ended_at = $2, counted_days = $3 WHERE case_id = $4 AND ended_on IS NULL",
+        )
+        .bind(date_text(ended_on))
+        .bind(to_ms(now))
+        .bind(days)
+        .bind(case_id)
+        .execute(&mut **tx)
+        .await?;
+        sqlx::query(
+            "UPDATE cases SET pause_kind = NULL, pause_started_on = NULL, paused_days = $1, due_on = $2 WHERE id = $3",
+        )
+        .bind(paused_total)
+        .bind(date_text(due_on))
+        .bind(case_id)
+        .execute(&mut **tx)
+        .await?;
+        Ok(Some(days))
+    }
+
+    /// Ends suspensions that have reached their legal maximum (integration: 30 days, then
+    /// flag `integration_expired`; art. 10-bis: 10 days), so lists and reports see the
+    /// clock running again. Idempotent; returns how many cases changed.
+    pub async fn sla_tick(&self) -> Result<usize> {
+        let now = self.clock.now();
+        let today = rome_date(now);
+        let open = sqlx::query("SELECT reference, pause_kind, pause_started_on FROM cases WHERE pause_kind IS NOT NULL")
+            .fetch_all(&self.read)
+            .await?;
+        let mut changed = 0;
+        for row in open {
+            let (Some(kind), Some(started)) = (
+                get_opt_str(&row, "pause_kind")?,
+                get_opt_str(&row, "pause_started_on")?,
+            ) else {
+                continue;
+            };
+            let Some(kind) = PauseKind::parse(&kind) else {
+                continue;
+            };
+            let pause = Pause {
+                kind,
+                started_on: parse_date(&started)?,
+                ended_on: None,
+            };
+            if pause.in_force(today) {
+                continue;
+            }
+            let reference = get_str(&row, "reference")?;
+            if self.lapse_pause(&reference, &pause, now).await? {
+                changed += 1;
+            }
+        }
+        Ok(changed)
+    }
+
+    async fn lapse_pause(
+        &self,
+        reference: &str,
+        expected: &Pause,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let mut tx = self.write.begin().await?;
+        let row = sqlx::query(
+            "UPDATE cases SET version = version + 1 WHERE reference = $1 RETURNING id, pause_kind, pause_started_on, \
+             paused_days, received_on, term_days, flags",
+        )
+        .bind(reference)
+        .fetch_one(&mut *tx)
+        .await?;
+        // Someone may have resumed the clock meanwhile.
+        if get_opt_str(&row, "pause_kind")?.as_deref() != Some(expected.kind.as_str())
+            || get_opt_str(&row, "pause_started_on")? != Some(date_text(expected.started_on))
+        {
+            return Ok(false);
+        }
+        let case_id = get_i64(&row, "id")?;
+        let lapsed_on = expected.lapses_on();
+        let days = self
+            .end_pause(&mut tx, case_id, &row, lapsed_on, now)
+            .await?
+            .unwrap_or(0);
+        let mut detail = serde_json::json!({ "pause": expected.kind.as_str(), "lapsed_on": date_text(lapsed_on), "paused_days": days });
+        if expected.kind == PauseKind::Integration {
+            let mut case_flags: Vec<String> =
+                serde_json::from_str(&get_str(&row, "flags")?).unwrap_or_default();
+            if !case_flags.iter().any(|f| f == flags::INTEGRATION_EXPIRED) {
+                case_flags.push(flags::INTEGRATION_EXPIRED.to_owned());
+            }
+            sqlx::query("UPDATE cases SET flags = $1 WHERE id = $2")
+                .bind(json_text(&case_flags))
+                .bind(case_id)
+                .execute(&mut *tx)
+                .await?;
+            detail["flag"] = flags::INTEGRATION_EXPIRED.into();
+        }
+        sqlx::query("UPDATE cases SET last_event_at = $1 WHERE id = $2")
+            .bind(to_ms(now))
+            .bind(case_id)
+            .execute(&mut *tx)
+            .await?;
+        insert_event(&mut tx, case_id, now, "system", "pause_lapsed", &detail).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Counts for `/metrics`: open, overdue and orphan cases.
+    pub async fn case_gauges(&self) -> Result<BTreeMap<&'static str, i64>> {
+        let mut out = BTreeMap::new();
+        let open = sqlx::query("SELECT COUNT(*) AS n FROM cases WHERE status <> 'closed'")
+            .fetch_one(&self.read)
+            .await?;
+        out.insert("open", get_i64(&open, "n")?);
+        for (name, filter) in [
+            (
+                "overdue",
+                CaseFilter {
+                    overdue: true,
+                    per_page: 1,
+                    ..CaseFilter::default()
+                },
+            ),
+            (
+                "orphan",
+                CaseFilter {
+                    orphan: true,
+                    per_page: 1,
+                    ..CaseFilter::default()
+                },
+            ),
+        ] {
+            out.insert(name, self.list_cases(&filter).await?.1);
+        }
+        Ok(out)
+    }
+}
+
+/// A value bound to a dynamically built query.
+enum Arg {
+    Text(String),
+    Int(i64),
+}
+
+impl Arg {
+    fn bind_to<'q>(
+        &self,
+        q: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments>,
+    ) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments> {
+        match self {
+            Arg::Text(s) => q.bind(s.clone()),
+            Arg::Int(i) => q.bind(*i),
+        }
+    }
+}
+
+fn json_text<T: Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| "null".into())
+}
+
+fn clean_list(items: &[String]) -> Vec<String> {
+    items
+        .iter()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// The next reference of a prefix and year; the counter row is written first, which takes
+/// the lock, and rolls back with the transaction, so references have no gaps.
+async fn next_reference(
+    tx: &mut Transaction<'static, Any>,
+    prefix: &str,
+    year: i32,
+) -> Result<String> {
+    let row = sqlx::query(
+        "INSERT INTO sequences (name, value) VALUES ($1, 1) ON CONFLICT (name) DO UPDATE SET value = sequences.value + 1 RETURNING value",
+    )
+    .bind(format!("case:{prefix}:{year}"))
+    .fetch_one(&mut **tx)
+    .await?;
+    let seq = get_i64(&row, "value")?;
+    Ok(Reference {
+        prefix: prefix.to_owned(),
+        year,
+        seq: seq as u64,
+    }
+    .to_string())
+}
+
+/// Finds the citizen by fiscal code (else by e-mail, PEC or phone) and fills in missing contacts; creates one otherwise.
+async fn upsert_citizen(
+    tx: &mut Transaction<'static, Any>,
+    c: &CitizenInput,
+    now: DateTime<Utc>,
+) -> Result<Option<i64>> {
+    let clean = |v: &Option<String>| {
+        v.as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    };
+    let (name, email, pec, phone, fax) = (
+        clean(&c.name),
+        clean(&c.email),
+        clean(&c.pec),
+        clean(&c.phone),
+        clean(&c.fax),
+    );
+    let email = email.map(|e| e.to_lowercase());
+    let pec = pec.map(|e| e.to_lowercase());
+    if c.fiscal_code.is_none()
+        && name.is_none()
+        && email.is_none()
+        && pec.is_none()
+        && phone.is_none()
+        && fax.is_none()
+    {
+        return Ok(None);
+    }
+    let existing = if let Some(code) = &c.fiscal_code {
+        sqlx::query("SELECT id FROM citizens WHERE fiscal_code = $1")
+            .bind(code.as_str())
+            .fetch_optional(&mut **tx)
+            .await?
+    } else {
+        let mut found = None;
+        for (column, value) in [("email", &email), ("pec", &pec), ("phone", &phone)] {
+            if let Some(value) = value {
+                let sql = format!(
+                    "SELECT id FROM citizens WHERE {column} = $1 AND fiscal_code IS NULL ORDER BY id LIMIT 1"
+                );
+                found = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(value.clone())
+                    .fetch_optional(&mut **tx)
+                    .await?;
+                if found.is_some() {
+                    break;
+                }
+            }
+        }
+        found
+    };
+    if let Some(row) = existing {
+        let id = get_i64(&row, "id")?;
+        sqlx::query(
+            "UPDATE citizens SET name = COALESCE($1, name), email = COALESCE($2, email), pec = COALESCE($3, pec), \
+             phone = COALESCE($4, phone), fax = COALESCE($5, fax), updated_at = $6 WHERE id = $7",
+        )
+        .bind(name)
+        .bind(email)
+        .bind(pec)
+        .bind(phone)
+        .bind(fax)
+        .bind(to_ms(now))
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+        return Ok(Some(id));
+    }
+    let row = sqlx::query(
+        "INSERT INTO citizens (fiscal_code, name, email, pec, phone, fax, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING id",
+    )
+    .bind(c.fiscal_code.as_ref().map(|f| f.as_str().to_owned()))
+    .bind(name)
+    .bind(email)
+    .bind(pec)
+    .bind(phone)
+    .bind(fax)
+    .bind(to_ms(now))
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(Some(get_i64(&row, "id")?))
+}
+
+/// Who a registration names as sender: the name, else a contact, else the fiscal code.
+fn correspondent_of(c: &CitizenInput) -> String {
+    [
+        c.name.as_deref(),
+        c.pec.as_deref(),
+        c.email.as_deref(),
+        c.phone.as_deref(),
+        c.fax.as_deref(),
+    ]
+    .into_iter()
+    .flatten()
+    .map(str::trim)
+    .find(|s| !s.is_empty())
+    .map(str::to_owned)
+    .or_else(|| c.fiscal_code.as_ref().map(|f| f.as_str().to_owned()))
+    .unwrap_or_else(|| "anonimo".into())
+}
+
+/// The digest registered for a request typed in by staff: a canonical JSON of what was asked.
+fn request_digest(new: &NewCase) -> String {
+    let canonical = serde_json::json!({
+        "case_type": new.case_type,
+        "subject": new.subject,
+        "description": new.description,
+        "channel": new.channel.as_str(),
+        "fiscal_code": new.citizen.fiscal_code.as_ref().map(FiscalCode::as_str),
+        "name": new.citizen.name,
+        "email": new.citizen.email,
+        "fields": new.fields,
+    });
+    hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
+}
+
+/// Appends to a case's journal.
+pub(crate) async fn insert_event(
+    tx: &mut Transaction<'static, Any>,
+    case_id: i64,
+    at: DateTime<Utc>,
+    actor: &str,
+    kind: &str,
+    detail: &serde_json::Value,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO case_events (case_id, at, actor, kind, detail) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(case_id)
+    .bind(to_ms(at))
+    .bind(actor)
+    .bind(kind)
+    .bind(detail.to_string())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::with_test_store;
+    use sportello_domain::roles::Role;
+    use sportello_domain::workflow::WorkflowError;
+
+    fn request(case_type: &str) -> NewCase {
+        NewCase {
+            case_type: case_type.into(),
+            subject: "Permesso residenti".into(),
+            description: String::new(),
+            channel: Channel::Counter,
+            citizen: CitizenInput {
+                fiscal_code: Some(FiscalCode::parse("RSSMRA80A01H501U").unwrap()),
+                name: Some("Mario Rossi".into()),
+                email: Some("Mario.Rossi@example.it".into()),
+                ..CitizenInput::default()
+            },
+            fields: serde_json::Map::new(),
+            flags: vec![],
+            actor: "op1".into(),
+            document_sha256: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_new_case_has_reference_protocol_and_clock() {
+        with_test_store(|store, _clock| async move {
+            let case = store.create_case(request("ztl_permit")).await.unwrap();
+            assert_eq!(case.reference, "ZTL-2026-000001");
+            assert_eq!(case.protocol.as_deref(), Some("2026/0000001"));
+            assert_eq!(case.status, "received");
+            assert_eq!(case.due_at, "2026-12-28");
+            assert_eq!(
+                (
+                    case.sla.state.as_str(),
+                    case.sla.days_left,
+                    case.sla.term_days
+                ),
+                ("running", 32, 30)
+            );
+            assert_eq!(case.received_at, "2026-11-26T10:30:00+01:00");
+            assert_eq!(case.priority, "normal");
+            assert_eq!(
+                case.citizen.email.as_deref(),
+                Some("mario.rossi@example.it")
+            );
+            assert_eq!(case.timeline.len(), 1);
+            assert_eq!(case.timeline[0].kind, "created");
+            let cude = store.create_case(request("cude")).await.unwrap();
+            assert_eq!(
+                (cude.reference.as_str(), cude.priority.as_str()),
+                ("CUD-2026-000001", "high")
+            );
+            assert_eq!(cude.protocol.as_deref(), Some("2026/0000002"));
+            // Same fiscal code: the same citizen, contacts kept.
+            assert_eq!(cude.citizen, case.citizen);
+            let err = store.create_case(request("bogus")).await.unwrap_err();
+            assert!(
+                matches!(err, StoreError::Invalid { ref field, .. } if field == "case_type"),
+                "{err}"
+            );
+            assert!(matches!(
+                store.get_case("ZTL-2026-000099").await,
+                Err(StoreError::NotFound(_))
+            ));
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn references_and_protocol_numbers_have_no_gaps_under_concurrency() {
+        with_test_store(|store, _clock| async move {
+            let mut tasks = Vec::new();
+            for _ in 0..40 {
+                let store = store.clone();
+                tasks.push(tokio::spawn(async move {
+                    store.create_case(request("ztl_permit")).await
+                }));
+            }
+            let mut refs = Vec::new();
+            let mut protocols = Vec::new();
+            for t in tasks {
+                let case = t.await.unwrap().unwrap();
+                refs.push(case.reference);
+                protocols.push(case.protocol.unwrap());
+            }
+            refs.sort();
+            protocols.sort();
+            let expected: Vec<String> = (1..=40).map(|n| format!("ZTL-2026-{n:06}")).collect();
+            assert_eq!(refs, expected);
+            let expected: Vec<String> = (1..=40).map(|n| format!("2026/{n:07}")).collect();
+            assert_eq!(protocols, expected);
+            assert_eq!(store.verify_register().await.unwrap(), Ok(40));
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn integration_pauses_once_and_moves_the_due_date() {
+        with_test_store(|store, clock| async move {
+            let r = store
+                .create_case(request("ztl_permit"))
+                .await
+                .unwrap()
+                .reference;
+            let err = store
+                .apply_action(&r, &Action::Issue, None, "op1")
+                .await
+                .unwrap_err();
+            assert!(matches!(
+                err,
+                StoreError::Workflow(WorkflowError::NotAllowed { .. })
+            ));
+            store
+                .apply_action(&r, &Action::StartReview, None, "op1")
+                .await
+                .unwrap();
+            let missing = Action::RequestIntegration {
+                missing: vec!["carta_circolazione".into()],
+            };
+            let c = store
+                .apply_action(&r, &missing, Some("manca il libretto"), "op1")
+                .await
+                .unwrap();
+            assert_eq!(
+                (c.status.as_str(), c.sla.state.as_str()),
+                ("waiting_citizen", "paused")
+            );
+            clock.advance(Duration::days(5));
+            let c = store.get_case(&r).await.unwrap();
+            assert_eq!((c.sla.paused_days, c.due_at.as_str()), (5, "2026-12-31"));
+            let c = store
+                .apply_action(&r, &Action::IntegrationReceived, None, "op1")
+                .await
+                .unwrap();
+            assert_eq!(
+                (c.status.as_str(), c.sla.state.as_str(), c.sla.paused_days),
+                ("in_review", "running", 5)
+            );
+            assert_eq!(c.due_at, "2026-12-31"); // 26/11 + 30 + 5 paused days
+            let again = store
+                .apply_action(&r, &missing, None, "op1")
+                .await
+                .unwrap_err();
+            assert!(matches!(
+                again,
+                StoreError::Workflow(WorkflowError::IntegrationAlreadyRequested)
+            ));
+            let kinds: Vec<&str> = c.timeline.iter().map(|e| e.kind.as_str()).collect();
+            assert_eq!(kinds, vec!["created", "action", "action", "action"]);
+            assert_eq!(c.timeline[2].detail["missing"][0], "carta_circolazione");
+            assert_eq!(c.timeline[2].detail["note"], "manca il libretto");
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn rejection_needs_notice_and_lapsed_pauses_are_closed_by_the_tick() {
+        with_test_store(|store, clock| async move {
+            let r = store
+                .create_case(request("ztl_permit"))
+                .await
+                .unwrap()
+                .reference;
+            let reasons = vec!["residenza non nella ZTL".to_string()];
+            store
+                .apply_action(&r, &Action::StartReview, None, "op1")
+                .await
+                .unwrap();
+            let err = store
+                .apply_action(
+                    &r,
+                    &Action::Reject {
+                        reasons: reasons.clone(),
+                    },
+                    None,
+                    "op1",
+                )
+                .await
+                .unwrap_err();
+            assert!(matches!(
+                err,
+                StoreError::Workflow(WorkflowError::NoRejectionNotice)
+            ));
+            store
+                .apply_action(
+                    &r,
+                    &Action::NotifyRejection {
+                        reasons: reasons.clone(),
+                    },
+                    None,
+                    "op1",
+                )
+                .await
+                .unwrap();
+            clock.advance(Duration::days(12));
+            assert_eq!(store.sla_tick().await.unwrap(), 1);
+            assert_eq!(store.sla_tick().await.unwrap(), 0, "the tick is idempotent");
+            let c = store.get_case(&r).await.unwrap();
+            assert_eq!((c.sla.state.as_str(), c.sla.paused_days), ("running", 10));
+            assert_eq!(
+                c.timeline.last().map(|e| e.kind.as_str()),
+                Some("pause_lapsed")
+            );
+            let c = store
+                .apply_action(&r, &Action::Reject { reasons }, None, "op1")
+                .await
+                .unwrap();
+            assert_eq!(
+                (c.status.as_str(), c.sla.state.as_str()),
+                ("rejected", "stopped")
+            );
+
+            let r2 = store
+                .create_case(request("ztl_permit"))
+                .await
+                .unwrap()
+                .reference;
+            let missing = Action::RequestIntegration {
+                missing: vec!["documento_identita".into()],
+            };
+            store
+                .apply_action(&r2, &missing, None, "op1")
+                .await
+                .unwrap();
+            clock.advance(Duration::days(31));
+            store.sla_tick().await.unwrap();
+            let c = store.get_case(&r2).await.unwrap();
+            assert!(
+                c.flags.contains(&"integration_expired".to_string()),
+                "{:?}",
+                c.flags
+            );
+            assert_eq!(
+                (c.status.as_str(), c.sla.state.as_str(), c.sla.paused_days),
+                ("waiting_citizen", "running", 30)
+            );
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn assignment_checks_the_user() {
+        with_test_store(|store, _clock| async move {
+            store.add_user("op1", "Op", Role::Operator).await.unwrap();
+            store
+                .add_user("vigile", "Vigile", Role::Police)
+                .await
+                .unwrap();
+            let r = store
+                .create_case(request("ztl_permit"))
+                .await
+                .unwrap()
+                .reference;
+            for user in ["ghost", "vigile"] {
+                let err = store
+                    .apply_action(&r, &Action::Assign { user: user.into() }, None, "sup")
+                    .await
+                    .unwrap_err();
+                assert!(
+                    matches!(err, StoreError::Invalid { ref field, .. } if field == "user"),
+                    "{user}: {err}"
+                );
+            }
+            let c = store
+                .apply_action(&r, &Action::Assign { user: "op1".into() }, None, "sup")
+                .await
+                .unwrap();
+            assert_eq!(
+                (c.assignee.as_deref(), c.status.as_str()),
+                (Some("op1"), "received")
+            );
+            assert_eq!(c.timeline.last().map(|e| e.kind.as_str()), Some("assigned"));
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn lists_filter_count_and_page() {
+        with_test_store(|store, clock| async move {
+            store.add_user("op1", "Op", Role::Operator).await.unwrap();
+            for i in 0..7 {
+                let mut req = request(if i % 2 == 0 { "ztl_permit" } else { "cude" });
+                req.subject = format!("Domanda numero {i}");
+                if i == 3 {
+                    req.citizen = CitizenInput {
+                        name: Some("Giulia Bianchi".into()),
+                        ..CitizenInput::default()
+                    };
+                }
+                store.create_case(req).await.unwrap();
+                clock.advance(Duration::hours(1));
+            }
+            let all = CaseFilter {
+                page: 1,
+                per_page: 3,
+                ..CaseFilter::default()
+            };
+            let (items, total) = store.list_cases(&all).await.unwrap();
+            assert_eq!((items.len(), total), (3, 7));
+            assert_eq!(items[0].reference, "ZTL-2026-000004", "newest first");
+            let (page3, _) = store
+                .list_cases(&CaseFilter {
+                    page: 3,
+                    ..all.clone()
+                })
+                .await
+                .unwrap();
+            assert_eq!(page3.len(), 1);
+            let cude = CaseFilter {
+                case_type: Some("cude".into()),
+                per_page: 50,
+                page: 1,
+                ..CaseFilter::default()
+            };
+            assert_eq!(store.list_cases(&cude).await.unwrap().1, 3);
+            let text = CaseFilter {
+                q: Some("bianchi".into()),
+                per_page: 50,
+                page: 1,
+                ..CaseFilter::default()
+            };
+            let (found, n) = store.list_cases(&text).await.unwrap();
+            assert_eq!(
+                (n, found[0].citizen_name.as_deref()),
+                (1, Some("Giulia Bianchi"))
+            );
+            let wildcard = CaseFilter {
+                q: Some("%".into()),
+                per_page: 50,
+                page: 1,
+                ..CaseFilter::default()
+            };
+            assert_eq!(
+                store.list_cases(&wildcard).await.unwrap().1,
+                0,
+                "LIKE wildcards are escaped"
+            );
+            store
+                .apply_action(
+                    "ZTL-2026-000001",
+                    &Action::Assign { user: "op1".into() },
+                    None,
+                    "sup",
+                )
+                .await
+                .unwrap();
+            let orphan = CaseFilter {
+                orphan: true,
+                per_page: 50,
+                page: 1,
+                ..CaseFilter::default()
+            };
+            assert_eq!(store.list_cases(&orphan).await.unwrap().1, 0);
+            // Three working days later (Thu 26/11 → Tue 1/12) the six unassigned cases are orphan.
+            clock.advance(Duration::days(5));
+            let (orphans, n) = store.list_cases(&orphan).await.unwrap();
+            assert_eq!(n, 6);
+            assert!(orphans.iter().all(|c| c.orphan && c.assignee.is_none()));
+            // Ten days without events: the assigned one too.
+            clock.advance(Duration::days(6));
+            assert_eq!(store.list_cases(&orphan).await.unwrap().1, 7);
+            let overdue = CaseFilter {
+                overdue: true,
+                per_page: 50,
+                page: 1,
+                ..CaseFilter::default()
+            };
+            assert_eq!(store.list_cases(&overdue).await.unwrap().1, 0);
+            clock.advance(Duration::days(30));
+            let (late, n) = store.list_cases(&overdue).await.unwrap();
+            assert_eq!(n, 7);
+            assert!(late.iter().all(|c| c.overdue && c.sla.days_left < 0));
+            let gauges = store.case_gauges().await.unwrap();
+            assert_eq!(
+                (gauges["open"], gauges["overdue"], gauges["orphan"]),
+                (7, 7, 7)
+            );
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn the_journal_is_append_only() {
+        with_test_store(|store, _clock| async move {
+            store.create_case(request("ztl_permit")).await.unwrap();
+            assert!(
+                sqlx::query("UPDATE case_events SET actor = 'x'")
+                    .execute(&store.write)
+                    .await
+                    .is_err()
+            );
+            assert!(
+                sqlx::query("DELETE FROM case_events")
+                    .execute(&store.write)
+                    .await
+                    .is_err()
+            );
+        })
+        .await;
+    }
+}

@@ -1,0 +1,294 @@
+//! Sportello's storage.
+//!
+//! One codebase for both engines: the embedded SQLite default (one writer connection, a few
+//! readers, WAL) and PostgreSQL, through sqlx's `Any` driver with portable SQL (`$N`
+//! parameters, `RETURNING`, `ON CONFLICT`). Instants are stored as UTC milliseconds and
+//! dates as `YYYY-MM-DD` text, so both engines hold the very same values. Documents live
+//! in a content-addressed [`documents::BlobStore`] (local disk or S3).
+
+use std::sync::{Arc, Once};
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use sportello_domain::calendar::HolidayCalendar;
+use sportello_domain::case::CaseType;
+use sportello_domain::clock::SharedClock;
+use sportello_domain::workflow::WorkflowError;
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::migrate::Migrator;
+use sqlx::{AnyPool, Executor, Row};
+
+pub mod audit;
+pub mod cases;
+pub mod documents;
+pub mod register;
+pub mod users;
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
+
+/// Which database engine is behind the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Embedded, one file under `data_dir`.
+    Sqlite,
+    /// PostgreSQL server, for installations that outgrow one machine.
+    Postgres,
+}
+
+/// Errors of the storage layer, typed so the web layer can map each to an HTTP status.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The thing asked for does not exist.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// A workflow rule refuses the action.
+    #[error(transparent)]
+    Workflow(#[from] WorkflowError),
+    /// A value given by the caller is not acceptable.
+    #[error("{field}: {message}")]
+    Invalid {
+        /// The offending field.
+        field: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The request clashes with existing data (e.g. a login already taken).
+    #[error("{0}")]
+    Conflict(String),
+    /// The document is larger than allowed.
+    #[error("the document exceeds the limit of {limit} bytes")]
+    TooLarge {
+        /// The limit in bytes.
+        limit: u64,
+    },
+    /// The database failed.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// The schema could not be brought up to date.
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The document store failed.
+    #[error("document storage error: {0}")]
+    Blob(String),
+    /// Stored data that cannot be read back (should never happen; points at tampering or a bug).
+    #[error("stored data is not readable: {0}")]
+    Corrupt(String),
+}
+
+impl StoreError {
+    pub(crate) fn invalid(field: &str, message: impl Into<String>) -> Self {
+        StoreError::Invalid {
+            field: field.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Result alias of the storage layer.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Settings the store needs from the configuration.
+#[derive(Debug, Clone)]
+pub struct StoreSettings {
+    /// Case types (built-in plus configured).
+    pub case_types: Vec<CaseType>,
+    /// Working-day calendar for deadlines.
+    pub calendar: HolidayCalendar,
+    /// Connections of the PostgreSQL pool.
+    pub max_connections: u32,
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        StoreSettings {
+            case_types: CaseType::builtin(),
+            calendar: HolidayCalendar::default(),
+            max_connections: 10,
+        }
+    }
+}
+
+/// The database, with the clock and settings every operation needs.
+#[derive(Debug, Clone)]
+pub struct Store {
+    write: AnyPool,
+    read: AnyPool,
+    backend: Backend,
+    clock: SharedClock,
+    settings: Arc<StoreSettings>,
+    audit: Option<audit::AuditSender>,
+}
+
+static DRIVERS: Once = Once::new();
+
+/// Registers sqlx's `Any` drivers (once per process).
+pub(crate) fn install_drivers() {
+    DRIVERS.call_once(sqlx::any::install_default_drivers);
+}
+
+impl Store {
+    /// Opens (creating when needed) the database at `url` and brings its schema up to date.
+    pub async fn connect(url: &str, clock: SharedClock, settings: StoreSettings) -> Result<Store> {
+        install_drivers();
+        let (backend, write, read) = if url.starts_with("sqlite:") {
+            let (write_url, read_url) = sqlite_urls(url)?;
+            let write = AnyPoolOptions::new()
+                .max_connections(1)
+                .acquire_timeout(Duration::from_secs(30))
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        conn.execute(
+                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+                        )
+                        .await?;
+                        Ok(())
+                    })
+                })
+                .connect(&write_url)
+                .await?;
+            SQLITE_MIGRATIONS.run(&write).await?;
+            let readers =
+                std::thread::available_parallelism().map_or(4, |n| n.get().clamp(2, 8)) as u32;
+            let read = AnyPoolOptions::new()
+                .max_connections(readers)
+                .min_connections(1)
+                .acquire_timeout(Duration::from_secs(30))
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        conn.execute("PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; PRAGMA query_only = ON;")
+                            .await?;
+                        Ok(())
+                    })
+                })
+                .connect(&read_url)
+                .await?;
+            (Backend::Sqlite, write, read)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let pool = AnyPoolOptions::new()
+                .max_connections(settings.max_connections.max(2))
+                .acquire_timeout(Duration::from_secs(30))
+                .connect(url)
+                .await?;
+            POSTGRES_MIGRATIONS.run(&pool).await?;
+            (Backend::Postgres, pool.clone(), pool)
+        } else {
+            return Err(StoreError::invalid(
+                "database.url",
+                "must start with sqlite:// or postgres://",
+            ));
+        };
+        Ok(Store {
+            write,
+            read,
+            backend,
+            clock,
+            settings: Arc::new(settings),
+            audit: None,
+        })
+    }
+
+    /// The engine in use.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The store's clock.
+    pub fn clock(&self) -> &SharedClock {
+        &self.clock
+    }
+
+    /// Settings the store was opened with.
+    pub fn settings(&self) -> &StoreSettings {
+        &self.settings
+    }
+
+    /// Whether the database answers (for `/healthz`).
+    pub async fn ping(&self) -> bool {
+        sqlx::query("SELECT 1").fetch_one(&self.read).await.is_ok()
+    }
+
+    /// Closes every connection (checkpointing SQLite's WAL).
+    pub async fn close(&self) {
+        if let Some(audit) = &self.audit {
+            audit.flush().await;
+        }
+        self.read.close().await;
+        self.write.close().await;
+    }
+
+    /// Looks up a case type by id.
+    pub fn case_type(&self, id: &str) -> Option<&CaseType> {
+        self.settings.case_types.iter().find(|t| t.id == id)
+    }
+}
+
+/// Splits a `sqlite://PATH[?…]` URL into writer and reader URLs, creating the parent folder.
+fn sqlite_urls(url: &str) -> Result<(String, String)> {
+    let rest = url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:");
+    let path = rest.split('?').next().unwrap_or_default();
+    if path.is_empty() || path == ":memory:" {
+        return Err(StoreError::invalid(
+            "database.url",
+            "needs a file path: sqlite://PATH (in-memory databases are not persistent)",
+        ));
+    }
+    if let Some(parent) = std::path::Path::new(path).parent()
+        && !parent.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(parent).map_err(|e| {
+            StoreError::invalid(
+                "database.url",
+                format!("cannot create {}: {e}", parent.display()),
+            )
+        })?;
+    }
+    Ok((
+        format!("sqlite://{path}?mode=rwc"),
+        format!("sqlite://{path}?mode=rw"),
+    ))
+}
+
+/// Milliseconds since the epoch, the stored form of instants.
+pub(crate) fn to_ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+/// Reads back a stored instant.
+pub(crate) fn from_ms(ms: i64) -> Result<DateTime<Utc>> {
+    Utc.timestamp_millis_opt(ms)
+        .single()
+        .ok_or_else(|| StoreError::Corrupt(format!("instant {ms}")))
+}
+
+/// Reads back a stored date.
+pub(crate) fn parse_date(s: &str) -> Result<NaiveDate> {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| StoreError::Corrupt(format!("date {s:?}")))
+}
+
+/// The stored form of dates.
+pub(crate) fn date_text(d: NaiveDate) -> String {
+    d.format("%Y-%m-%d").to_string()
+}
+
+pub(crate) fn get_str(row: &AnyRow, col: &str) -> Result<String> {
+    Ok(row.try_get::<String, _>(col)?)
+}
+
+pub(crate) fn get_opt_str(row: &AnyRow, col: &str) -> Result<Option<String>> {
+    Ok(row.try_get::<Option<String>, _>(col)?)
+}
+
+pub(crate) fn get_i64(row: &AnyRow, col: &str) -> Result<i64> {
+    Ok(row.try_get::<i64, _>(col)?)
+}
+
+pub(crate) fn get_opt_i64(row: &AnyRow, col: &str) -> Result<Option<i64>> {
+    Ok(row.try_get::<Option<i64>, _>(col)?)
+}
+
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;

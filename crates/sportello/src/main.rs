@@ -1,1 +1,171 @@
-fn main() {}
+//! `sportello`: the case desk's single binary (CONTRACT §4).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+mod app;
+mod daily_register;
+mod demo;
+mod pdf;
+mod serve;
+
+/// Exit status for bad usage or configuration (CONTRACT §4).
+const EXIT_USAGE: u8 = 2;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "sportello",
+    version,
+    about = "Case desk for a city permit office (ZTL permits, CUDE)"
+)]
+struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Clone, Args)]
+struct GlobalArgs {
+    /// Configuration file (default: none; every key has a default).
+    #[arg(long, global = true, env = "SPORTELLO_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Data folder, overriding `data_dir`.
+    #[arg(long = "data", global = true, value_name = "DIR")]
+    data: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// HTTP server (API) plus background workers.
+    Serve {
+        /// Seed a believable demo office and print two logins.
+        #[arg(long)]
+        demo: bool,
+        /// Address to listen on, overriding `listen`.
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<std::net::SocketAddr>,
+    },
+    /// Users of the back office and the API.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// The protocol register.
+    #[command(subcommand)]
+    Register(RegisterCommand),
+    /// Stored documents.
+    #[command(subcommand)]
+    Documents(DocumentsCommand),
+    /// Configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Creates a user; prints its password and an API token once.
+    Add {
+        /// Login name (lower-case letters, digits, '.', '_', '-').
+        login: String,
+        /// admin, supervisor, operator, police or integration.
+        #[arg(long)]
+        role: String,
+        /// Display name.
+        #[arg(long)]
+        name: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum RegisterCommand {
+    /// Re-checks the hash chain of the whole register; exit 1 and the first bad entry if broken.
+    Verify,
+    /// Writes the daily register of a day (CSV or PDF by the file's extension) with its SHA-256.
+    Daily {
+        /// The day, YYYY-MM-DD (Europe/Rome).
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        date: String,
+        /// Output file (.csv or .pdf); CSV on standard output when absent.
+        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DocumentsCommand {
+    /// Re-hashes every stored document; exit 1 listing any missing or altered.
+    Verify,
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Prints a commented example configuration.
+    Example,
+    /// Validates the configuration and prints the effective values (secrets hidden).
+    Check,
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { 0 });
+        }
+    };
+    app::init_tracing();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> ExitCode {
+    if let Command::Config(ConfigCommand::Example) = cli.command {
+        print!("{}", sportello_config::EXAMPLE);
+        return ExitCode::SUCCESS;
+    }
+    let config = match app::load_config(&cli.global.config, &cli.global.data) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let result = match cli.command {
+        Command::Serve { demo, listen } => serve::run(config, demo, listen).await,
+        Command::User(UserCommand::Add { login, role, name }) => {
+            app::user_add(&config, &login, &role, name.as_deref()).await
+        }
+        Command::Register(RegisterCommand::Verify) => app::register_verify(&config).await,
+        Command::Register(RegisterCommand::Daily { date, output }) => {
+            daily_register::run(&config, &date, output.as_deref()).await
+        }
+        Command::Documents(DocumentsCommand::Verify) => app::documents_verify(&config).await,
+        Command::Config(ConfigCommand::Check) => {
+            println!("{config:#?}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Config(ConfigCommand::Example) => Ok(ExitCode::SUCCESS),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            if let Some(usage) = e.downcast_ref::<app::UsageError>() {
+                eprintln!("error: {usage}");
+                return ExitCode::from(EXIT_USAGE);
+            }
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -132,6 +132,31 @@ impl Store {
         Ok(NewUserSecrets { password, token })
     }
 
+    /// Gives an existing user a new generated password and a new API token (the old
+    /// tokens stay valid); used by the demo, which prints its logins at every start.
+    pub async fn reset_credentials(&self, login: &str) -> Result<NewUserSecrets> {
+        let password = random_string(20);
+        let token = new_token();
+        let hash = hash_password(&password)?;
+        let now = to_ms(self.clock.now());
+        let mut tx = self.write.begin().await?;
+        let row = sqlx::query("UPDATE users SET password_hash = $1 WHERE login = $2 RETURNING id")
+            .bind(&hash)
+            .bind(login)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("user {login}")))?;
+        sqlx::query("INSERT INTO api_tokens (user_id, token_hash, label, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(get_i64(&row, "id")?)
+            .bind(token_hash(&token))
+            .bind("reset")
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(NewUserSecrets { password, token })
+    }
+
     /// The active user owning `token`, if any.
     pub async fn user_by_token(&self, token: &str) -> Result<Option<AuthUser>> {
         let row = sqlx::query(

@@ -1,1 +1,92 @@
-//! placeholder
+//! Sportello's HTTP layer.
+//!
+//! The JSON API of CONTRACT §5: every error is RFC 9457 `application/problem+json`, every
+//! endpoint checks the caller's role against the matrix in `sportello_domain::roles`, and
+//! `/api/openapi.json` is generated from the handlers themselves.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, HeaderValue, header};
+use sportello_config::Config;
+use sportello_store::Store;
+use sportello_store::documents::BlobStore;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
+
+pub mod api;
+pub mod auth;
+pub mod error;
+pub mod extract;
+pub mod metrics;
+pub mod openapi;
+
+/// Everything a request handler may need, shared by all requests.
+#[derive(Clone)]
+pub struct AppState {
+    /// The database.
+    pub store: Store,
+    /// Document bytes.
+    pub blobs: BlobStore,
+    /// The validated configuration.
+    pub config: Arc<Config>,
+    /// Where uploads are staged while they are hashed.
+    pub staging_dir: PathBuf,
+    /// Recently seen API tokens.
+    pub tokens: Arc<auth::TokenCache>,
+    /// Prometheus exposition.
+    pub metrics: metrics::Metrics,
+}
+
+impl AppState {
+    /// Builds the state from its parts.
+    pub fn new(store: Store, blobs: BlobStore, config: Arc<Config>) -> AppState {
+        let staging_dir = config.data_dir.join("tmp");
+        AppState {
+            store,
+            blobs,
+            config,
+            staging_dir,
+            tokens: Arc::new(auth::TokenCache::default()),
+            metrics: metrics::Metrics::install(),
+        }
+    }
+}
+
+/// The whole HTTP application.
+pub fn router(state: AppState) -> Router {
+    let upload_limit = usize::try_from(state.config.documents.max_upload_bytes)
+        .unwrap_or(usize::MAX)
+        .saturating_add(1024 * 1024);
+    let json_limit = state.config.limits.max_json_bytes;
+    Router::new()
+        .merge(api::routes(upload_limit))
+        .fallback(error::not_found)
+        .layer(DefaultBodyLimit::max(json_limit))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            HeaderName::from_static("content-security-policy"),
+            HeaderValue::from_static("default-src 'self'; frame-ancestors 'none'"),
+        ))
+        .layer(CatchPanicLayer::custom(error::panic_response))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}

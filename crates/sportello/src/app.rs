@@ -1,0 +1,171 @@
+//! Shared start-up: configuration, logging, opening the store, and the small commands.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use sha2::{Digest, Sha256};
+use sportello_config::{Config, ConfigError, Sources, process_env};
+use sportello_domain::clock::{SharedClock, SystemClock};
+use sportello_domain::roles::Role;
+use sportello_store::documents::BlobStore;
+use sportello_store::{Store, StoreSettings};
+
+/// A mistake in how the command was called (exit status 2).
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// Logs to stderr, filtered by `RUST_LOG` (default: info for sportello, warnings otherwise).
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(
+            "warn,sportello=info,sportello_web=info,sportello_store=info",
+        )
+    });
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Reads and validates the configuration.
+pub fn load_config(file: &Option<PathBuf>, data: &Option<PathBuf>) -> Result<Config, ConfigError> {
+    Config::load(&Sources {
+        file: file.clone(),
+        data_dir: data.clone(),
+        env: process_env(),
+    })
+}
+
+/// Store settings from the configuration.
+pub fn store_settings(config: &Config) -> anyhow::Result<StoreSettings> {
+    Ok(StoreSettings {
+        case_types: config.case_types()?,
+        calendar: config.holiday_calendar(),
+        max_connections: config.database.max_connections.unwrap_or(10),
+    })
+}
+
+/// Opens the database with the system clock.
+pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    open_store_with_clock(config, Arc::new(SystemClock)).await
+}
+
+/// Opens the database with a given clock (the demo replays months of history).
+pub async fn open_store_with_clock(config: &Config, clock: SharedClock) -> anyhow::Result<Store> {
+    let url = config.database_url();
+    Store::connect(&url, clock, store_settings(config)?)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot open the database {}",
+                sportello_config::redact_url(&url)
+            )
+        })
+}
+
+/// Opens the document store.
+pub fn open_blobs(config: &Config) -> anyhow::Result<BlobStore> {
+    BlobStore::open(
+        &config.documents_url(),
+        config.documents.endpoint.as_deref(),
+        config.documents.region.as_deref(),
+    )
+    .with_context(|| format!("cannot open the document store {}", config.documents_url()))
+}
+
+/// `sportello user add`.
+pub async fn user_add(
+    config: &Config,
+    login: &str,
+    role: &str,
+    name: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    let role = Role::parse(role).ok_or_else(|| {
+        UsageError(format!(
+            "unknown role '{role}' (allowed: admin, supervisor, operator, police, integration)"
+        ))
+    })?;
+    let store = open_store(config).await?;
+    let secrets = match store.add_user(login, name.unwrap_or(login), role).await {
+        Ok(s) => s,
+        Err(sportello_store::StoreError::Invalid { message, .. }) => {
+            return Err(UsageError(format!("login: {message}")).into());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    store.close().await;
+    println!("login: {login}");
+    println!("role: {}", role.as_str());
+    println!("password: {}", secrets.password);
+    println!("token: {}", secrets.token);
+    eprintln!(
+        "Keep these now: the password and the token are stored hashed and cannot be shown again."
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `sportello register verify`.
+pub async fn register_verify(config: &Config) -> anyhow::Result<ExitCode> {
+    let store = open_store(config).await?;
+    let outcome = store.verify_register().await?;
+    store.close().await;
+    match outcome {
+        Ok(n) => {
+            println!("register intact: {n} entries, hash chain verified");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(brk) => {
+            println!("register BROKEN at {brk}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// `sportello documents verify`.
+pub async fn documents_verify(config: &Config) -> anyhow::Result<ExitCode> {
+    let store = open_store(config).await?;
+    let blobs = open_blobs(config)?;
+    let hashes = store.all_document_hashes().await?;
+    store.close().await;
+    let mut bad = 0usize;
+    for (sha, size) in &hashes {
+        match blobs.get(sha).await {
+            Ok(bytes) => {
+                let actual = hex::encode(Sha256::digest(&bytes));
+                if &actual != sha || bytes.len() as i64 != *size {
+                    bad += 1;
+                    println!(
+                        "ALTERED {sha} (now hashes to {actual}, {} bytes)",
+                        bytes.len()
+                    );
+                }
+            }
+            Err(sportello_store::StoreError::NotFound(_)) => {
+                bad += 1;
+                println!("MISSING {sha}");
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if bad == 0 {
+        println!(
+            "documents intact: {} verified in {}",
+            hashes.len(),
+            blobs.description()
+        );
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!("{bad} of {} documents missing or altered", hashes.len());
+        Ok(ExitCode::FAILURE)
+    }
+}

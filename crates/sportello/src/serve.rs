@@ -1,0 +1,116 @@
+//! `sportello serve`: the HTTP server and the background workers.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use sportello_config::Config;
+use sportello_web::{AppState, router};
+
+use crate::app::{open_blobs, open_store};
+use crate::demo;
+
+/// Runs until SIGINT/SIGTERM, then drains requests and closes the database cleanly.
+pub async fn run(
+    mut config: Config,
+    with_demo: bool,
+    listen: Option<SocketAddr>,
+) -> anyhow::Result<ExitCode> {
+    if let Some(addr) = listen {
+        config.listen = addr;
+    }
+    let config = Arc::new(config);
+    let blobs = open_blobs(&config)?;
+    let logins = if with_demo {
+        Some(demo::prepare(&config, &blobs).await?)
+    } else {
+        None
+    };
+    let store = open_store(&config).await?.with_audit_writer();
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {} (is another program using it?)",
+                config.listen
+            )
+        })?;
+    let addr = listener.local_addr()?;
+
+    println!(
+        "Sportello is running on http://{addr} (API under /api/v1, description at /api/openapi.json)"
+    );
+    println!(
+        "Database: {}",
+        sportello_config::redact_url(&config.database_url())
+    );
+    println!("Documents: {}", blobs.description());
+    match &logins {
+        Some(logins) => {
+            println!(
+                "Demo office ready. Logins (passwords and API tokens are new at every start):"
+            );
+            for l in logins {
+                println!(
+                    "  {:<12} role {:<10} password {}  token {}",
+                    l.login, l.role, l.password, l.token
+                );
+            }
+        }
+        None if store.count_users().await? == 0 => {
+            println!("No users yet. Add the first one with:");
+            println!("  sportello user add admin --role admin --name \"Amministratore\"");
+        }
+        None => {}
+    }
+
+    let ticker = tokio::spawn(sla_ticker(store.clone()));
+    let app = router(AppState::new(store.clone(), blobs, config.clone()));
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .context("the HTTP server stopped with an error")?;
+    ticker.abort();
+    store.close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Closes lapsed suspensions every minute (and once at start).
+async fn sla_ticker(store: sportello_store::Store) {
+    let mut interval = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        interval.tick().await;
+        match store.sla_tick().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(cases = n, "suspensions lapsed"),
+            Err(e) => tracing::warn!(error = %e, "SLA tick failed"),
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,218 @@
+//! Throw-away installations of Sportello: a data folder, a configuration, the CLI and
+//! the server process.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use sportello_store::testing::test_database_url;
+
+/// The binary under test.
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_sportello")
+}
+
+/// One installation.
+pub struct Install {
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+    pub database_url: String,
+    pub port: u16,
+    server: Option<Child>,
+    pub client: reqwest::Client,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(18_999)
+}
+
+impl Install {
+    /// A fresh installation with `extra` appended to its configuration file.
+    pub async fn new(extra: &str) -> Install {
+        let dir = tempfile::tempdir().unwrap();
+        let database_url = test_database_url(dir.path()).await;
+        let port = free_port();
+        let config = dir.path().join("sportello.toml");
+        let text = format!(
+            "data_dir = \"{}\"\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{port}\"\n[database]\nurl = \"{database_url}\"\n{extra}",
+            dir.path().join("data").display()
+        );
+        std::fs::write(&config, text).unwrap();
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
+        Install {
+            dir,
+            config,
+            database_url,
+            port,
+            server: None,
+            client,
+        }
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Runs a CLI command against this installation.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(binary())
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .current_dir(self.dir.path())
+            .env_remove("SPORTELLO_CONFIG")
+            .output()
+            .unwrap()
+    }
+
+    /// Adds a user and returns its API token.
+    pub fn user(&self, login: &str, role: &str) -> String {
+        let out = self.cli(&["user", "add", login, "--role", role]);
+        assert!(
+            out.status.success(),
+            "user add failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("token: "))
+            .map(str::to_owned)
+            .expect("a token line")
+    }
+
+    /// Starts `serve` (with extra arguments) and waits until `/healthz` answers.
+    pub async fn start(&mut self, args: &[&str]) -> String {
+        let log = self
+            .dir
+            .path()
+            .join(format!("serve-{}.log", Instant::now().elapsed().as_nanos()));
+        let log_file = std::fs::File::create(&log).unwrap();
+        let child = Command::new(binary())
+            .arg("--config")
+            .arg(&self.config)
+            .arg("serve")
+            .args(args)
+            .current_dir(self.dir.path())
+            .env_remove("SPORTELLO_CONFIG")
+            .stdout(Stdio::from(log_file.try_clone().unwrap()))
+            .stderr(Stdio::from(log_file))
+            .spawn()
+            .unwrap();
+        self.server = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(r) = self
+                .client
+                .get(format!("{}/healthz", self.base()))
+                .send()
+                .await
+                && r.status() == 200
+            {
+                return std::fs::read_to_string(&log).unwrap_or_default();
+            }
+            if let Some(child) = self.server.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                panic!(
+                    "server exited with {status}: {}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "server not healthy in time: {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Kills the server at once (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.server.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Stops the server gracefully (SIGTERM) and waits for it.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.server.take() {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(child.id().to_string())
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(15);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// A JSON request; returns status, content type and parsed body (Null when not JSON).
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, String, Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut req = self
+            .client
+            .request(method, format!("{}{}", self.base(), path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let ctype = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        let text = resp.text().await.unwrap_or_default();
+        (
+            status,
+            ctype,
+            serde_json::from_str(&text).unwrap_or(Value::Null),
+        )
+    }
+}
+
+impl Drop for Install {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The citizen used throughout the contract's examples.
+pub fn citizen() -> Value {
+    serde_json::json!({"fiscal_code": "RSSMRA80A01H501U", "name": "Mario Rossi", "email": "mario.rossi@example.it"})
+}
+
+/// A valid case body.
+pub fn case_body() -> Value {
+    serde_json::json!({"case_type": "ztl_permit", "subject": "Permesso residenti", "channel": "counter", "citizen": citizen()})
+}

@@ -1,0 +1,12 @@
+//! End-to-end tests through the real binary: its command line and its HTTP API, on the
+//! database chosen by `SPORTELLO_TEST_DATABASE_URL` (SQLite when unset). One test binary,
+//! one module per subject.
+
+mod harness;
+
+mod api;
+mod cli;
+mod crash;
+mod demo;
+mod roles;
+mod s3;

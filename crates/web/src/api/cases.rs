@@ -1,0 +1,523 @@
+//! Cases: create, read, list, act.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use sportello_domain::case::{Channel, Reference, Status};
+use sportello_domain::fiscal_code::FiscalCode;
+use sportello_domain::roles::Permission;
+use sportello_domain::workflow::Action;
+use sportello_store::cases::{CaseFilter, CaseSummary, CaseView, CitizenInput, NewCase};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::AppState;
+use crate::auth::Caller;
+use crate::error::{ApiError, FieldError, Problem};
+use crate::extract::{ApiJson, ApiQuery};
+
+/// The citizen of a new case.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct CitizenBody {
+    /// Codice fiscale (16 characters with a valid check character, or 11 digits).
+    pub fiscal_code: Option<String>,
+    /// Full name.
+    pub name: Option<String>,
+    /// E-mail.
+    pub email: Option<String>,
+    /// PEC address.
+    pub pec: Option<String>,
+    /// Telephone.
+    pub phone: Option<String>,
+    /// Fax.
+    pub fax: Option<String>,
+}
+
+/// Body of `POST /api/v1/cases`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CreateCaseBody {
+    /// `ztl_permit`, `cude`, `seg` or a configured type.
+    pub case_type: Option<String>,
+    /// Subject (oggetto), up to 300 characters.
+    pub subject: Option<String>,
+    /// Description.
+    pub description: Option<String>,
+    /// `web`, `email`, `pec`, `fax`, `phone`, `counter`, `post`, `scan`, `whatsapp`, `telegram`, `sms`.
+    pub channel: Option<String>,
+    /// The citizen.
+    pub citizen: Option<CitizenBody>,
+    /// Type-specific fields (a JSON object).
+    #[schema(value_type = Option<Object>)]
+    pub fields: Option<serde_json::Value>,
+}
+
+/// Body of `POST /api/v1/cases/{ref}/actions`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ActionBody {
+    /// One of the workflow's actions (CONTRACT §7.2).
+    pub action: Option<String>,
+    /// Free note, kept in the journal (required by `withdraw`).
+    pub note: Option<String>,
+    /// `assign`: login of the new assignee.
+    pub user: Option<String>,
+    /// `request_integration`: what is missing.
+    pub missing: Option<Vec<String>>,
+    /// `notify_rejection`, `reject`, `confirm`, `annul`: the reasons.
+    pub reasons: Option<Vec<String>>,
+}
+
+/// Query of `GET /api/v1/cases`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// Status.
+    pub status: Option<String>,
+    /// Case type.
+    pub case_type: Option<String>,
+    /// Channel.
+    pub channel: Option<String>,
+    /// Assignee login, or `none`.
+    pub assignee: Option<String>,
+    /// Only late cases (`true`).
+    pub overdue: Option<String>,
+    /// Only orphan cases (`true`).
+    pub orphan: Option<String>,
+    /// Text in reference, subject, citizen name or fiscal code.
+    pub q: Option<String>,
+    /// Page from 1.
+    pub page: Option<String>,
+    /// Page size (default 50).
+    pub per_page: Option<String>,
+}
+
+/// A page of cases.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CaseList {
+    /// The cases of this page.
+    pub items: Vec<CaseSummary>,
+    /// How many match the filters in all.
+    pub total: i64,
+}
+
+fn clean(
+    value: Option<String>,
+    field: &str,
+    max: usize,
+    errors: &mut Vec<FieldError>,
+) -> Option<String> {
+    let v = value
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())?;
+    if v.chars().count() > max {
+        errors.push(FieldError {
+            field: field.into(),
+            message: format!("must be at most {max} characters"),
+        });
+        return None;
+    }
+    if v.chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t')
+    {
+        errors.push(FieldError {
+            field: field.into(),
+            message: "contains control characters".into(),
+        });
+        return None;
+    }
+    Some(v)
+}
+
+fn check_email(value: &Option<String>, field: &str, errors: &mut Vec<FieldError>) {
+    if let Some(v) = value {
+        let ok = v.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !v.contains(char::is_whitespace)
+        });
+        if !ok {
+            errors.push(FieldError {
+                field: field.into(),
+                message: "is not an e-mail address".into(),
+            });
+        }
+    }
+}
+
+fn check_phone(value: &Option<String>, field: &str, errors: &mut Vec<FieldError>) {
+    if let Some(v) = value {
+        let digits = v.chars().filter(char::is_ascii_digit).count();
+        let ok = v
+            .chars()
+            .all(|c| c.is_ascii_digit() || " +-./()".contains(c))
+            && (5..=16).contains(&digits);
+        if !ok {
+            errors.push(FieldError {
+                field: field.into(),
+                message: "is not a telephone number".into(),
+            });
+        }
+    }
+}
+
+impl CreateCaseBody {
+    fn validate(self, state: &AppState, actor: &str) -> Result<NewCase, ApiError> {
+        let mut errors = Vec::new();
+        let case_type = clean(self.case_type, "case_type", 64, &mut errors);
+        match &case_type {
+            None => errors.push(FieldError {
+                field: "case_type".into(),
+                message: "is required".into(),
+            }),
+            Some(t) if state.store.case_type(t).is_none() => {
+                let known: Vec<&str> = state
+                    .store
+                    .settings()
+                    .case_types
+                    .iter()
+                    .map(|c| c.id.as_str())
+                    .collect();
+                errors.push(FieldError {
+                    field: "case_type".into(),
+                    message: format!("unknown case type '{t}' (known: {})", known.join(", ")),
+                });
+            }
+            _ => {}
+        }
+        let subject = clean(self.subject, "subject", 300, &mut errors);
+        if subject.is_none() && !errors.iter().any(|e| e.field == "subject") {
+            errors.push(FieldError {
+                field: "subject".into(),
+                message: "is required".into(),
+            });
+        }
+        let description =
+            clean(self.description, "description", 20_000, &mut errors).unwrap_or_default();
+        let channel = match clean(self.channel, "channel", 32, &mut errors) {
+            None => {
+                errors.push(FieldError {
+                    field: "channel".into(),
+                    message: "is required".into(),
+                });
+                None
+            }
+            Some(c) => match c.parse::<Channel>() {
+                Ok(ch) => Some(ch),
+                Err(e) => {
+                    errors.push(FieldError {
+                        field: "channel".into(),
+                        message: e.to_string(),
+                    });
+                    None
+                }
+            },
+        };
+        let citizen = self.citizen.unwrap_or_default();
+        let fiscal_code = match clean(citizen.fiscal_code, "citizen.fiscal_code", 32, &mut errors) {
+            None => None,
+            Some(code) => match FiscalCode::parse(&code) {
+                Ok(fc) => Some(fc),
+                Err(e) => {
+                    errors.push(FieldError {
+                        field: "citizen.fiscal_code".into(),
+                        message: e.to_string(),
+                    });
+                    None
+                }
+            },
+        };
+        let name = clean(citizen.name, "citizen.name", 200, &mut errors);
+        let email = clean(citizen.email, "citizen.email", 254, &mut errors);
+        let pec = clean(citizen.pec, "citizen.pec", 254, &mut errors);
+        let phone = clean(citizen.phone, "citizen.phone", 32, &mut errors);
+        let fax = clean(citizen.fax, "citizen.fax", 32, &mut errors);
+        check_email(&email, "citizen.email", &mut errors);
+        check_email(&pec, "citizen.pec", &mut errors);
+        check_phone(&phone, "citizen.phone", &mut errors);
+        check_phone(&fax, "citizen.fax", &mut errors);
+        let fields = match self.fields {
+            None | Some(serde_json::Value::Null) => serde_json::Map::new(),
+            Some(serde_json::Value::Object(map)) if map.len() <= 100 => map,
+            Some(serde_json::Value::Object(_)) => {
+                errors.push(FieldError {
+                    field: "fields".into(),
+                    message: "at most 100 fields".into(),
+                });
+                serde_json::Map::new()
+            }
+            Some(_) => {
+                errors.push(FieldError {
+                    field: "fields".into(),
+                    message: "must be a JSON object".into(),
+                });
+                serde_json::Map::new()
+            }
+        };
+        if !errors.is_empty() {
+            return Err(ApiError::Invalid(errors));
+        }
+        let (Some(case_type), Some(subject), Some(channel)) = (case_type, subject, channel) else {
+            return Err(ApiError::field("body", "incomplete request"));
+        };
+        Ok(NewCase {
+            case_type,
+            subject,
+            description,
+            channel,
+            citizen: CitizenInput {
+                fiscal_code,
+                name,
+                email,
+                pec,
+                phone,
+                fax,
+            },
+            fields,
+            flags: vec![],
+            actor: actor.to_owned(),
+            document_sha256: None,
+        })
+    }
+}
+
+fn check_reference(reference: &str) -> Result<(), ApiError> {
+    if Reference::parse(reference).is_some() {
+        Ok(())
+    } else {
+        Err(ApiError::NotFound(format!(
+            "'{}' is not a case reference (e.g. ZTL-2026-000123)",
+            reference.chars().take(40).collect::<String>()
+        )))
+    }
+}
+
+/// `POST /api/v1/cases`: opens a case, registered in the protocol.
+#[utoipa::path(post, path = "/api/v1/cases", tag = "cases", request_body = CreateCaseBody,
+    security(("bearer" = [])),
+    responses((status = 201, description = "The new case", body = CaseView),
+              (status = 401, body = Problem), (status = 403, body = Problem), (status = 422, body = Problem)))]
+pub async fn create_case(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<CreateCaseBody>,
+) -> Result<(StatusCode, Json<CaseView>), ApiError> {
+    let user = caller.require(Permission::CreateCase)?;
+    let new = body.validate(&state, &user.login)?;
+    let case = state.store.create_case(new).await?;
+    Ok((StatusCode::CREATED, Json(case)))
+}
+
+/// `GET /api/v1/cases/{ref}`: the whole case; the read is audited.
+#[utoipa::path(get, path = "/api/v1/cases/{reference}", tag = "cases",
+    params(("reference" = String, Path, description = "Case reference, e.g. ZTL-2026-000123")),
+    security(("bearer" = [])),
+    responses((status = 200, body = CaseView), (status = 401, body = Problem), (status = 403, body = Problem),
+              (status = 404, body = Problem)))]
+pub async fn get_case(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(reference): Path<String>,
+) -> Result<Json<CaseView>, ApiError> {
+    let user = caller.require(Permission::ReadCase)?;
+    check_reference(&reference)?;
+    let case = state.store.get_case(&reference).await?;
+    state
+        .store
+        .record_access(&user.login, "read_case", &reference)
+        .await?;
+    Ok(Json(case))
+}
+
+fn parse_bool(value: Option<String>, field: &str, errors: &mut Vec<FieldError>) -> bool {
+    match value.as_deref().map(str::trim) {
+        None | Some("") | Some("false") | Some("0") => false,
+        Some("true") | Some("1") => true,
+        Some(_) => {
+            errors.push(FieldError {
+                field: field.into(),
+                message: "must be true or false".into(),
+            });
+            false
+        }
+    }
+}
+
+fn parse_number(
+    value: Option<String>,
+    field: &str,
+    default: u32,
+    max: u32,
+    errors: &mut Vec<FieldError>,
+) -> u32 {
+    match value.as_deref().map(str::trim) {
+        None | Some("") => default,
+        Some(v) => match v.parse::<u32>() {
+            Ok(n) if (1..=max).contains(&n) => n,
+            _ => {
+                errors.push(FieldError {
+                    field: field.into(),
+                    message: format!("must be a whole number from 1 to {max}"),
+                });
+                default
+            }
+        },
+    }
+}
+
+/// `GET /api/v1/cases`: a filtered page of cases, newest first.
+#[utoipa::path(get, path = "/api/v1/cases", tag = "cases", params(ListQuery),
+    security(("bearer" = [])),
+    responses((status = 200, body = CaseList), (status = 401, body = Problem), (status = 403, body = Problem),
+              (status = 422, body = Problem)))]
+pub async fn list_cases(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> Result<Json<CaseList>, ApiError> {
+    caller.require(Permission::ReadCase)?;
+    let mut errors = Vec::new();
+    let status = match query
+        .status
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        None => None,
+        Some(s) => s
+            .parse::<Status>()
+            .map_err(|e| {
+                errors.push(FieldError {
+                    field: "status".into(),
+                    message: e.to_string(),
+                })
+            })
+            .ok(),
+    };
+    let channel = match query
+        .channel
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        None => None,
+        Some(s) => s
+            .parse::<Channel>()
+            .map_err(|e| {
+                errors.push(FieldError {
+                    field: "channel".into(),
+                    message: e.to_string(),
+                })
+            })
+            .ok(),
+    };
+    let case_type = query
+        .case_type
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty());
+    if let Some(t) = &case_type
+        && state.store.case_type(t).is_none()
+    {
+        errors.push(FieldError {
+            field: "case_type".into(),
+            message: format!("unknown case type '{t}'"),
+        });
+    }
+    let filter = CaseFilter {
+        status,
+        case_type,
+        channel,
+        assignee: query
+            .assignee
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty()),
+        overdue: parse_bool(query.overdue, "overdue", &mut errors),
+        orphan: parse_bool(query.orphan, "orphan", &mut errors),
+        q: query.q.map(|s| s.chars().take(200).collect()),
+        page: parse_number(query.page, "page", 1, 1_000_000, &mut errors),
+        per_page: parse_number(
+            query.per_page,
+            "per_page",
+            50,
+            state.config.limits.max_per_page,
+            &mut errors,
+        ),
+    };
+    if !errors.is_empty() {
+        return Err(ApiError::Invalid(errors));
+    }
+    let (items, total) = state.store.list_cases(&filter).await?;
+    Ok(Json(CaseList { items, total }))
+}
+
+impl ActionBody {
+    fn into_action(self) -> Result<(Action, Option<String>), ApiError> {
+        let name = self.action.map(|a| a.trim().to_owned()).unwrap_or_default();
+        let list = |v: Option<Vec<String>>| v.unwrap_or_default();
+        let action = match name.as_str() {
+            "assign" => Action::Assign {
+                user: self.user.unwrap_or_default(),
+            },
+            "start_review" => Action::StartReview,
+            "request_integration" => Action::RequestIntegration {
+                missing: list(self.missing),
+            },
+            "integration_received" => Action::IntegrationReceived,
+            "notify_rejection" => Action::NotifyRejection {
+                reasons: list(self.reasons),
+            },
+            "observations_received" => Action::ObservationsReceived,
+            "approve" => Action::Approve,
+            "reject" => Action::Reject {
+                reasons: list(self.reasons),
+            },
+            "issue" => Action::Issue,
+            "close" => Action::Close,
+            "withdraw" => Action::Withdraw,
+            "reopen" => Action::Reopen,
+            "confirm" => Action::Confirm {
+                reasons: list(self.reasons),
+            },
+            "annul" => Action::Annul {
+                reasons: list(self.reasons),
+            },
+            "" => return Err(ApiError::field("action", "is required")),
+            other => {
+                return Err(ApiError::field(
+                    "action",
+                    format!(
+                        "unknown action '{}' (allowed: {})",
+                        other.chars().take(40).collect::<String>(),
+                        Action::NAMES.join(", ")
+                    ),
+                ));
+            }
+        };
+        if self.note.as_ref().is_some_and(|n| n.chars().count() > 5000) {
+            return Err(ApiError::field("note", "must be at most 5000 characters"));
+        }
+        Ok((action, self.note))
+    }
+}
+
+/// `POST /api/v1/cases/{ref}/actions`: applies a workflow action (409 when not allowed now).
+#[utoipa::path(post, path = "/api/v1/cases/{reference}/actions", tag = "cases", request_body = ActionBody,
+    params(("reference" = String, Path, description = "Case reference")),
+    security(("bearer" = [])),
+    responses((status = 200, description = "The case after the action", body = CaseView),
+              (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
+              (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn act_on_case(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(reference): Path<String>,
+    ApiJson(body): ApiJson<ActionBody>,
+) -> Result<Json<CaseView>, ApiError> {
+    let user = caller.require(Permission::ActOnCase)?;
+    check_reference(&reference)?;
+    let (action, note) = body.into_action()?;
+    let case = state
+        .store
+        .apply_action(&reference, &action, note.as_deref(), &user.login)
+        .await?;
+    Ok(Json(case))
+}

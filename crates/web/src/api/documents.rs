@@ -1,0 +1,172 @@
+//! Documents: multipart upload (streamed to disk while hashed) and download.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Multipart, Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures::TryStreamExt;
+use serde::Serialize;
+use sportello_domain::case::Reference;
+use sportello_domain::roles::Permission;
+use sportello_store::StoreError;
+use sportello_store::documents::BlobStore;
+use tokio_util::io::StreamReader;
+use utoipa::ToSchema;
+
+use crate::AppState;
+use crate::auth::Caller;
+use crate::error::{ApiError, Problem};
+
+/// What an upload returns.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UploadedDocument {
+    /// Document id.
+    pub id: String,
+    /// SHA-256 (hex).
+    pub sha256: String,
+    /// File name as given, cleaned.
+    pub filename: String,
+    /// Media type sniffed from the content.
+    pub media_type: String,
+    /// Size in bytes.
+    pub size: i64,
+}
+
+/// The multipart form of an upload (for the OpenAPI description).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct UploadForm {
+    /// The file.
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
+}
+
+/// `POST /api/v1/cases/{ref}/documents`: attaches the first file of a multipart form.
+#[utoipa::path(post, path = "/api/v1/cases/{reference}/documents", tag = "documents",
+    params(("reference" = String, Path, description = "Case reference")),
+    request_body(content = UploadForm, content_type = "multipart/form-data"),
+    security(("bearer" = [])),
+    responses((status = 201, body = UploadedDocument), (status = 401, body = Problem), (status = 403, body = Problem),
+              (status = 404, body = Problem), (status = 413, body = Problem), (status = 422, body = Problem)))]
+pub async fn upload_document(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(reference): Path<String>,
+    mut multipart: Multipart,
+) -> Result<(StatusCode, Json<UploadedDocument>), ApiError> {
+    let user = caller.require(Permission::UploadDocument)?;
+    if Reference::parse(&reference).is_none() {
+        return Err(ApiError::NotFound(format!(
+            "'{}' is not a case reference",
+            reference.chars().take(40).collect::<String>()
+        )));
+    }
+    // Fail before reading the body when the case does not exist.
+    state.store.get_case(&reference).await?;
+    let limit = state.config.documents.max_upload_bytes;
+    loop {
+        let field = multipart.next_field().await.map_err(|e| {
+            ApiError::BadRequest(format!("malformed multipart body: {}", e.body_text()))
+        })?;
+        let Some(field) = field else {
+            return Err(ApiError::field("file", "the form has no file part"));
+        };
+        let Some(filename) = field.file_name().map(str::to_owned) else {
+            continue;
+        };
+        let stream = field.map_err(std::io::Error::other);
+        let staged = BlobStore::stage(&state.staging_dir, StreamReader::new(stream), limit)
+            .await
+            .map_err(|e| match e {
+                StoreError::Blob(msg) if msg.contains("reading the upload") => {
+                    ApiError::BadRequest(msg)
+                }
+                other => other.into(),
+            })?;
+        if staged.size == 0 {
+            return Err(ApiError::field("file", "the file is empty"));
+        }
+        state.blobs.put_staged(&staged).await?;
+        let doc = state
+            .store
+            .add_document(
+                &reference,
+                &staged.sha256,
+                staged.size,
+                &filename,
+                &staged.media_type,
+                &user.login,
+            )
+            .await?;
+        return Ok((
+            StatusCode::CREATED,
+            Json(UploadedDocument {
+                id: doc.id,
+                sha256: doc.sha256,
+                filename: doc.filename,
+                media_type: doc.media_type,
+                size: doc.size,
+            }),
+        ));
+    }
+}
+
+/// `GET /api/v1/documents/{id}`: the bytes with their media type; the read is audited.
+#[utoipa::path(get, path = "/api/v1/documents/{id}", tag = "documents",
+    params(("id" = String, Path, description = "Document id")),
+    security(("bearer" = [])),
+    responses((status = 200, description = "The document's bytes", content_type = "application/octet-stream"),
+              (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn download_document(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let user = caller.require(Permission::ReadDocument)?;
+    if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(ApiError::NotFound("no such document".into()));
+    }
+    let (doc, _case) = state.store.document(&id).await?;
+    let bytes = state.blobs.get(&doc.sha256).await?;
+    state
+        .store
+        .record_access(&user.login, "read_document", &id)
+        .await?;
+    let ascii_name: String = doc
+        .filename
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || ".-_".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let disposition = format!(
+        "attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{}",
+        percent_encode(&doc.filename)
+    );
+    Ok((
+        [
+            (header::CONTENT_TYPE, doc.media_type.clone()),
+            (header::CONTENT_DISPOSITION, disposition),
+            (header::CACHE_CONTROL, "private, no-store".to_owned()),
+        ],
+        Body::from(bytes),
+    )
+        .into_response())
+}
+
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}

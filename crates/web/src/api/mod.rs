@@ -1,0 +1,33 @@
+//! The endpoints of CONTRACT §5 that exist so far, one module per resource.
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+
+use crate::AppState;
+
+pub mod cases;
+pub mod documents;
+pub mod health;
+
+/// Every API route; `upload_limit` bounds multipart bodies.
+pub fn routes(upload_limit: usize) -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/metrics", get(health::metrics))
+        .route("/api/openapi.json", get(crate::openapi::openapi_json))
+        .route(
+            "/api/v1/cases",
+            post(cases::create_case).get(cases::list_cases),
+        )
+        .route("/api/v1/cases/{reference}", get(cases::get_case))
+        .route(
+            "/api/v1/cases/{reference}/actions",
+            post(cases::act_on_case),
+        )
+        .route(
+            "/api/v1/cases/{reference}/documents",
+            post(documents::upload_document).layer(DefaultBodyLimit::max(upload_limit)),
+        )
+        .route("/api/v1/documents/{id}", get(documents::download_document))
+}

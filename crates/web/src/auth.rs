@@ -1,0 +1,111 @@
+//! Who is calling: API tokens (`Authorization: Bearer`), looked up by hash and cached
+//! briefly so that hot read paths do not pay a database round trip per request.
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+use std::time::{Duration, Instant};
+
+use axum::extract::FromRequestParts;
+use axum::http::header;
+use axum::http::request::Parts;
+use sportello_domain::roles::Permission;
+use sportello_store::users::{AuthUser, token_hash};
+
+use crate::AppState;
+use crate::error::ApiError;
+
+/// How long a token seen valid is trusted without asking the database again.
+const CACHE_TTL: Duration = Duration::from_secs(30);
+const CACHE_MAX: usize = 10_000;
+
+/// Recently validated tokens, keyed by their hash (the token itself is never kept).
+#[derive(Debug, Default)]
+pub struct TokenCache {
+    entries: RwLock<HashMap<String, (AuthUser, Instant)>>,
+}
+
+impl TokenCache {
+    fn get(&self, hash: &str) -> Option<AuthUser> {
+        let entries = self.entries.read().ok()?;
+        let (user, seen) = entries.get(hash)?;
+        (seen.elapsed() < CACHE_TTL).then(|| user.clone())
+    }
+
+    fn put(&self, hash: String, user: AuthUser) {
+        if let Ok(mut entries) = self.entries.write() {
+            if entries.len() >= CACHE_MAX {
+                entries.retain(|_, (_, seen)| seen.elapsed() < CACHE_TTL);
+                if entries.len() >= CACHE_MAX {
+                    entries.clear();
+                }
+            }
+            entries.insert(hash, (user, Instant::now()));
+        }
+    }
+}
+
+/// The authenticated caller of an API endpoint.
+#[derive(Debug, Clone)]
+pub struct Caller(pub AuthUser);
+
+impl Caller {
+    /// Refuses with 403 unless the caller's role holds `permission`.
+    pub fn require(&self, permission: Permission) -> Result<&AuthUser, ApiError> {
+        if self.0.role.can(permission) {
+            Ok(&self.0)
+        } else {
+            Err(ApiError::Forbidden(describe(permission)))
+        }
+    }
+}
+
+fn describe(p: Permission) -> &'static str {
+    match p {
+        Permission::CreateCase => "open cases",
+        Permission::ReadCase => "read case files",
+        Permission::ActOnCase => "act on cases",
+        Permission::UploadDocument => "upload documents",
+        Permission::ReadDocument => "read documents",
+        Permission::SendMessage => "write to citizens",
+        Permission::PostInbound => "deliver inbound messages",
+        Permission::LookupCaller => "look up callers",
+        Permission::ReadReports => "read reports",
+        Permission::VerifyPermit => "verify permits",
+        Permission::ReadWhitelist => "read the whitelist",
+        Permission::CheckTransits => "check transits",
+        Permission::ManagePermits => "manage permits",
+        Permission::ManageUsers => "manage users",
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let value = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or(ApiError::Unauthorized)?;
+        let token = value
+            .strip_prefix("Bearer ")
+            .or_else(|| value.strip_prefix("bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty() && t.len() <= 200)
+            .ok_or(ApiError::Unauthorized)?;
+        let hash = token_hash(token);
+        if let Some(user) = state.tokens.get(&hash) {
+            return Ok(Caller(user));
+        }
+        let user = state
+            .store
+            .user_by_token(token)
+            .await?
+            .ok_or(ApiError::Unauthorized)?;
+        state.tokens.put(hash, user.clone());
+        Ok(Caller(user))
+    }
+}

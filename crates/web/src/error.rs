@@ -1,0 +1,210 @@
+//! One error type for every handler, turned into RFC 9457 problem+json in one place.
+
+use std::any::Any;
+
+use axum::Json;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use sportello_store::StoreError;
+use utoipa::ToSchema;
+
+/// A field that failed validation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct FieldError {
+    /// The field, dotted for nested ones (`citizen.fiscal_code`).
+    pub field: String,
+    /// What is wrong, in plain words.
+    pub message: String,
+}
+
+/// The RFC 9457 body.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Problem {
+    /// A URI naming the kind of problem.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Short summary of the kind.
+    pub title: String,
+    /// HTTP status.
+    pub status: u16,
+    /// What happened this time.
+    pub detail: String,
+    /// Field errors, for validation problems.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+}
+
+/// Everything a handler can fail with.
+#[derive(Debug)]
+pub enum ApiError {
+    /// 400: the request could not be read.
+    BadRequest(String),
+    /// 401: no or wrong credentials.
+    Unauthorized,
+    /// 403: the role does not allow it.
+    Forbidden(&'static str),
+    /// 404.
+    NotFound(String),
+    /// 409: not allowed in the current state.
+    Conflict(String),
+    /// 413.
+    TooLarge(u64),
+    /// 422: field errors.
+    Invalid(Vec<FieldError>),
+    /// 500: logged, never detailed to the client.
+    Internal(String),
+    /// 503: a dependency is down.
+    Unavailable(String),
+}
+
+impl ApiError {
+    /// A 422 naming one field.
+    pub fn field(field: &str, message: impl Into<String>) -> ApiError {
+        ApiError::Invalid(vec![FieldError {
+            field: field.to_owned(),
+            message: message.into(),
+        }])
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(what) => ApiError::NotFound(format!("{what} not found")),
+            StoreError::Workflow(w) if w.is_validation() => match &w {
+                sportello_domain::workflow::WorkflowError::MissingArgument { field, .. } => {
+                    ApiError::field(field, w.to_string())
+                }
+                _ => ApiError::Conflict(w.to_string()),
+            },
+            StoreError::Workflow(w) => ApiError::Conflict(w.to_string()),
+            StoreError::Invalid { field, message } => {
+                ApiError::Invalid(vec![FieldError { field, message }])
+            }
+            StoreError::Conflict(msg) => ApiError::Conflict(msg),
+            StoreError::TooLarge { limit } => ApiError::TooLarge(limit),
+            StoreError::Database(e) => ApiError::Internal(format!("database: {e}")),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+fn problem(
+    status: StatusCode,
+    slug: &str,
+    title: &str,
+    detail: String,
+    errors: Vec<FieldError>,
+) -> Response {
+    let body = Problem {
+        kind: format!("urn:sportello:problem:{slug}"),
+        title: title.to_owned(),
+        status: status.as_u16(),
+        detail,
+        errors,
+    };
+    let mut response = (status, Json(body)).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/problem+json"),
+    );
+    response
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match self {
+            ApiError::BadRequest(detail) => problem(
+                StatusCode::BAD_REQUEST,
+                "bad-request",
+                "Bad request",
+                detail,
+                vec![],
+            ),
+            ApiError::Unauthorized => {
+                let mut r = problem(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthorized",
+                    "Authentication required",
+                    "send a valid API token as 'Authorization: Bearer TOKEN'".into(),
+                    vec![],
+                );
+                r.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    header::HeaderValue::from_static("Bearer"),
+                );
+                r
+            }
+            ApiError::Forbidden(what) => problem(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "Not allowed for your role",
+                format!("your role may not {what}"),
+                vec![],
+            ),
+            ApiError::NotFound(detail) => problem(
+                StatusCode::NOT_FOUND,
+                "not-found",
+                "Not found",
+                detail,
+                vec![],
+            ),
+            ApiError::Conflict(detail) => problem(
+                StatusCode::CONFLICT,
+                "conflict",
+                "Not allowed in the current state",
+                detail,
+                vec![],
+            ),
+            ApiError::TooLarge(limit) => problem(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too-large",
+                "Too large",
+                format!("the upload exceeds the limit of {limit} bytes"),
+                vec![],
+            ),
+            ApiError::Invalid(errors) => {
+                let detail = errors
+                    .iter()
+                    .map(|e| format!("{}: {}", e.field, e.message))
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                problem(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "validation",
+                    "Invalid request",
+                    detail,
+                    errors,
+                )
+            }
+            ApiError::Internal(detail) => {
+                tracing::error!(%detail, "internal error");
+                problem(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "Internal error",
+                    "something went wrong on our side; it has been logged".into(),
+                    vec![],
+                )
+            }
+            ApiError::Unavailable(detail) => problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "Service unavailable",
+                detail,
+                vec![],
+            ),
+        }
+    }
+}
+
+/// Unknown paths get a problem too.
+pub async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::NotFound(format!("no such endpoint: {}", uri.path()))
+}
+
+/// A panic in a handler becomes a plain 500 problem, never a stack trace.
+pub fn panic_response(_err: Box<dyn Any + Send + 'static>) -> Response {
+    ApiError::Internal("a request handler panicked".into()).into_response()
+}

@@ -1,0 +1,46 @@
+//! `/api/openapi.json`, generated from the handlers' annotations.
+
+use axum::Json;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::api::{cases, documents, health};
+
+/// The API description.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Sportello API", description = "Case desk of a city permit office (CONTRACT §5)."),
+    paths(
+        health::healthz,
+        health::metrics,
+        cases::create_case,
+        cases::list_cases,
+        cases::get_case,
+        cases::act_on_case,
+        documents::upload_document,
+        documents::download_document,
+    ),
+    components(schemas(crate::error::Problem, crate::error::FieldError)),
+    modifiers(&BearerAuth),
+    tags((name = "cases", description = "Cases (pratiche) and their workflow"),
+         (name = "documents", description = "Documents attached to cases"),
+         (name = "system", description = "Health and metrics"))
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// `GET /api/openapi.json`.
+pub async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}

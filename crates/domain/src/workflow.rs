@@ -580,7 +580,7 @@ mod tests {
                 match t.clock {
                     ClockChange::Pause(_) => prop_assert!(waiting(t.to) && !waiting(t.from)),
                     ClockChange::Resume => prop_assert!(waiting(t.from) && !waiting(t.to)),
-                    ClockChange::None => prop_assert!(!(waiting(t.from) && !waiting(t.to))),
+                    ClockChange::None => prop_assert!(!waiting(t.from) || waiting(t.to)),
                 }
                 if status == Status::Closed {
                     prop_assert_eq!(action.name(), "reopen");

@@ -261,7 +261,7 @@ pub fn sniff_media_type(head: &[u8]) -> String {
         Ok(_) => true,
         Err(e) => e.error_len().is_none() && e.valid_up_to() + 4 > head.len(),
     };
-    if valid && !head.iter().any(|&b| b == 0) {
+    if valid && !head.contains(&0) {
         "text/plain".into()
     } else {
         "application/octet-stream".into()

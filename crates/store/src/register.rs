@@ -44,8 +44,8 @@ pub(crate) async fn register_in(
     let count = get_i64(&head, "count")?;
     let last_year = get_i64(&head, "last_year")?;
     let last_seq = get_i64(&head, "last_seq")?;
-    let year = i32::try_from(chrono::Datelike::year(&rome_date(at))).unwrap_or(0);
-    let last = (last_year > 0).then(|| ProtocolNumber {
+    let year = chrono::Datelike::year(&rome_date(at));
+    let last = (last_year > 0).then_some(ProtocolNumber {
         year: last_year as i32,
         seq: last_seq as u64,
     });

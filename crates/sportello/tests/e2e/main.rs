@@ -2,6 +2,9 @@
 //! database chosen by `SPORTELLO_TEST_DATABASE_URL` (SQLite when unset). One test binary,
 //! one module per subject.
 
+// Test helpers may panic: a failed set-up is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod harness;
 
 mod api;

@@ -292,3 +292,84 @@ pub(crate) fn get_opt_i64(row: &AnyRow, col: &str) -> Result<Option<i64>> {
 
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+
+#[cfg(test)]
+mod schema_tests {
+    use std::collections::BTreeSet;
+
+    use sqlx::Row;
+    use sqlx::any::AnyPoolOptions;
+
+    /// The two migration folders must describe the same tables and columns.
+    #[tokio::test]
+    async fn sqlite_and_postgres_schemas_match() {
+        let Ok(admin) = std::env::var(crate::testing::DATABASE_ENV) else {
+            eprintln!(
+                "skipped: the schema comparison runs in the PostgreSQL pass (SPORTELLO_TEST_DATABASE_URL)"
+            );
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let clock = std::sync::Arc::new(sportello_domain::clock::SystemClock);
+        let sqlite_url = format!("sqlite://{}", dir.path().join("s.db").display());
+        let sqlite =
+            crate::Store::connect(&sqlite_url, clock.clone(), crate::StoreSettings::default())
+                .await
+                .unwrap();
+        let pg_url = crate::testing::test_database_url(dir.path()).await;
+        assert!(admin.starts_with("postgres") && pg_url.starts_with("postgres"));
+        let pg = crate::Store::connect(&pg_url, clock, crate::StoreSettings::default())
+            .await
+            .unwrap();
+
+        let mut sqlite_cols = BTreeSet::new();
+        let tables = sqlx::query("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '_sqlx%'")
+            .fetch_all(&sqlite.read)
+            .await
+            .unwrap();
+        for t in tables {
+            let table: String = t.get("name");
+            let sql = format!("SELECT name, \"notnull\" AS nn FROM pragma_table_info('{table}')");
+            for c in sqlx::query(sqlx::AssertSqlSafe(sql))
+                .fetch_all(&sqlite.read)
+                .await
+                .unwrap()
+            {
+                let nn: i64 = c.get("nn");
+                sqlite_cols.insert((table.clone(), c.get::<String, _>("name"), nn == 1));
+            }
+        }
+        let pool = AnyPoolOptions::new()
+            .max_connections(1)
+            .connect(&pg_url)
+            .await
+            .unwrap();
+        let mut pg_cols = BTreeSet::new();
+        let rows = sqlx::query(
+            "SELECT table_name::text AS t, column_name::text AS c, is_nullable::text AS n FROM information_schema.columns \
+             WHERE table_schema = 'public' AND table_name NOT LIKE '_sqlx%'",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        for r in rows {
+            let nullable: String = r.get("n");
+            pg_cols.insert((
+                r.get::<String, _>("t"),
+                r.get::<String, _>("c"),
+                nullable == "NO",
+            ));
+        }
+        // SQLite reports INTEGER PRIMARY KEY columns as nullable; compare those by name only.
+        let normalise =
+            |set: &BTreeSet<(String, String, bool)>| -> BTreeSet<(String, String, bool)> {
+                set.iter()
+                    .map(|(t, c, nn)| (t.clone(), c.clone(), *nn || c == "id"))
+                    .collect()
+            };
+        assert_eq!(normalise(&sqlite_cols), normalise(&pg_cols));
+        pool.close().await;
+        sqlite.close().await;
+        pg.close().await;
+    }
+}

@@ -42,7 +42,7 @@ CREATE INDEX citizens_phone ON citizens(phone);
 
 -- Gap-free counters: case references per prefix and year.
 CREATE TABLE sequences (
-    name  TEXT    PRIMARY KEY,
+    name  TEXT    NOT NULL PRIMARY KEY,
     value BIGINT NOT NULL
 );
 
@@ -141,7 +141,7 @@ INSERT INTO register_head (id, last_hash, count, last_year, last_seq)
 VALUES (1, '0000000000000000000000000000000000000000000000000000000000000000', 0, 0, 0);
 
 CREATE TABLE documents (
-    id          TEXT    PRIMARY KEY,
+    id          TEXT    NOT NULL PRIMARY KEY,
     case_id     BIGINT REFERENCES cases(id),
     sha256      TEXT    NOT NULL,
     filename    TEXT    NOT NULL,

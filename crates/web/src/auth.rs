@@ -2,10 +2,11 @@
 //! briefly so that hot read paths do not pay a database round trip per request.
 
 use std::collections::HashMap;
-use std::sync::RwLock;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use axum::extract::FromRequestParts;
+use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::header;
 use axum::http::request::Parts;
 use sportello_domain::roles::Permission;
@@ -40,6 +41,43 @@ impl TokenCache {
                 }
             }
             entries.insert(hash, (user, Instant::now()));
+        }
+    }
+}
+
+/// Failed authentications allowed per client address and minute before 429.
+const FAILURES_PER_MINUTE: u32 = 30;
+
+/// Counts failed authentications per client address, so tokens cannot be guessed at speed.
+#[derive(Debug, Default)]
+pub struct FailureLimiter {
+    windows: Mutex<HashMap<IpAddr, (Instant, u32)>>,
+}
+
+impl FailureLimiter {
+    /// Whether `ip` has used up its failures for the current minute.
+    pub fn blocked(&self, ip: IpAddr) -> bool {
+        self.windows
+            .lock()
+            .map(|w| {
+                w.get(&ip).is_some_and(|(start, n)| {
+                    start.elapsed() < Duration::from_secs(60) && *n >= FAILURES_PER_MINUTE
+                })
+            })
+            .unwrap_or(false)
+    }
+
+    /// Counts one failure of `ip`.
+    pub fn record(&self, ip: IpAddr) {
+        if let Ok(mut windows) = self.windows.lock() {
+            if windows.len() > 100_000 {
+                windows.retain(|_, (start, _)| start.elapsed() < Duration::from_secs(60));
+            }
+            let entry = windows.entry(ip).or_insert((Instant::now(), 0));
+            if entry.0.elapsed() >= Duration::from_secs(60) {
+                *entry = (Instant::now(), 0);
+            }
+            entry.1 += 1;
         }
     }
 }
@@ -85,27 +123,47 @@ impl FromRequestParts<AppState> for Caller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let value = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .ok_or(ApiError::Unauthorized)?;
-        let token = value
-            .strip_prefix("Bearer ")
-            .or_else(|| value.strip_prefix("bearer "))
-            .map(str::trim)
-            .filter(|t| !t.is_empty() && t.len() <= 200)
-            .ok_or(ApiError::Unauthorized)?;
-        let hash = token_hash(token);
-        if let Some(user) = state.tokens.get(&hash) {
-            return Ok(Caller(user));
+        let ip = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip());
+        let blocked = ip.is_some_and(|ip| state.auth_failures.blocked(ip));
+        let result = authenticate(parts, state, blocked).await;
+        // Only a presented but wrong token counts as a guess.
+        let presented = parts.headers.contains_key(header::AUTHORIZATION);
+        if let (Err(ApiError::Unauthorized), Some(ip), true) = (&result, ip, presented) {
+            state.auth_failures.record(ip);
         }
-        let user = state
-            .store
-            .user_by_token(token)
-            .await?
-            .ok_or(ApiError::Unauthorized)?;
-        state.tokens.put(hash, user.clone());
-        Ok(Caller(user))
+        result
     }
+}
+
+/// Resolves the bearer token; an address that is `blocked` for guessing gets only tokens
+/// already known valid (from the cache), everything else is 429.
+async fn authenticate(parts: &Parts, state: &AppState, blocked: bool) -> Result<Caller, ApiError> {
+    let value = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or(ApiError::Unauthorized)?;
+    let token = value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty() && t.len() <= 200)
+        .ok_or(ApiError::Unauthorized)?;
+    let hash = token_hash(token);
+    if let Some(user) = state.tokens.get(&hash) {
+        return Ok(Caller(user));
+    }
+    if blocked {
+        return Err(ApiError::TooManyRequests);
+    }
+    let user = state
+        .store
+        .user_by_token(token)
+        .await?
+        .ok_or(ApiError::Unauthorized)?;
+    state.tokens.put(hash, user.clone());
+    Ok(Caller(user))
 }

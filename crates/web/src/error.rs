@@ -52,6 +52,8 @@ pub enum ApiError {
     TooLarge(u64),
     /// 422: field errors.
     Invalid(Vec<FieldError>),
+    /// 429: too many failed attempts.
+    TooManyRequests,
     /// 500: logged, never detailed to the client.
     Internal(String),
     /// 503: a dependency is down.
@@ -177,6 +179,18 @@ impl IntoResponse for ApiError {
                     detail,
                     errors,
                 )
+            }
+            ApiError::TooManyRequests => {
+                let mut r = problem(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate-limited",
+                    "Too many failed attempts",
+                    "too many failed authentications from your address; wait a minute".into(),
+                    vec![],
+                );
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, header::HeaderValue::from_static("60"));
+                r
             }
             ApiError::Internal(detail) => {
                 tracing::error!(%detail, "internal error");

@@ -37,6 +37,8 @@ pub struct AppState {
     pub staging_dir: PathBuf,
     /// Recently seen API tokens.
     pub tokens: Arc<auth::TokenCache>,
+    /// Failed authentications per client address.
+    pub auth_failures: Arc<auth::FailureLimiter>,
     /// Prometheus exposition.
     pub metrics: metrics::Metrics,
 }
@@ -51,6 +53,7 @@ impl AppState {
             config,
             staging_dir,
             tokens: Arc::new(auth::TokenCache::default()),
+            auth_failures: Arc::new(auth::FailureLimiter::default()),
             metrics: metrics::Metrics::install(),
         }
     }

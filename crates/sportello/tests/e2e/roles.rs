@@ -132,3 +132,32 @@ async fn every_endpoint_enforces_the_matrix() {
         assert_eq!(status, 200, "{path}");
     }
 }
+
+#[tokio::test]
+async fn guessing_tokens_is_rate_limited() {
+    let mut install = Install::new("").await;
+    let op = install.user("op1", "operator");
+    let other = install.user("op2", "operator");
+    install.start(&[]).await;
+    let (status, _, _) = install.call("GET", "/api/v1/cases", Some(&op), None).await;
+    assert_eq!(status, 200);
+    let mut statuses = Vec::new();
+    for i in 0..40 {
+        let (status, _, _) = install
+            .call("GET", "/api/v1/cases", Some(&format!("spt_guess{i}")), None)
+            .await;
+        statuses.push(status);
+    }
+    assert!(statuses[..30].iter().all(|s| *s == 401), "{statuses:?}");
+    assert!(statuses[30..].iter().all(|s| *s == 429), "{statuses:?}");
+    let (status, ctype, problem) = install
+        .call("GET", "/api/v1/cases", Some(&other), None)
+        .await;
+    assert_eq!(
+        status, 429,
+        "a blocked address cannot try tokens for a minute"
+    );
+    assert!(ctype.starts_with("application/problem+json") && problem["status"] == 429);
+    let (status, _, _) = install.call("GET", "/api/v1/cases", Some(&op), None).await;
+    assert_eq!(status, 200, "a token already proven valid keeps working");
+}

@@ -1,7 +1,7 @@
 //! Cases: create, read, list, act.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use sportello_domain::case::{Channel, Reference, Status};
@@ -372,9 +372,10 @@ fn parse_number(
 pub async fn list_cases(
     State(state): State<AppState>,
     caller: Caller,
+    RawQuery(raw): RawQuery,
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Json<CaseList>, ApiError> {
-    caller.require(Permission::ReadCase)?;
+    let user = caller.require(Permission::ReadCase)?;
     let mut errors = Vec::new();
     let status = match query
         .status
@@ -446,6 +447,14 @@ pub async fn list_cases(
         return Err(ApiError::Invalid(errors));
     }
     let (items, total) = state.store.list_cases(&filter).await?;
+    let target: String = format!("cases?{}", raw.unwrap_or_default())
+        .chars()
+        .take(300)
+        .collect();
+    state
+        .store
+        .record_access(&user.login, "list_cases", &target)
+        .await?;
     Ok(Json(CaseList { items, total }))
 }
 

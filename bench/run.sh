@@ -24,6 +24,7 @@ listen = "127.0.0.1:$PORT"
 TOML
 token="$("$BIN" --config "$dir/sportello.toml" user add bench --role operator | sed -n 's/^token: //p')"
 
+# Starts the server; sets $pid and $startup (seconds until /healthz answered).
 start_server() {
   local t0 t1
   t0=$(date +%s.%N)
@@ -31,15 +32,23 @@ start_server() {
   pid=$!
   until curl -fs "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1; do sleep 0.005; done
   t1=$(date +%s.%N)
-  printf '%s' "$(echo "$t1 - $t0" | bc)"
+  startup=$(echo "$t1 - $t0" | bc)
 }
 
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -srm)"
 echo "scenario: N=$N cases, $C concurrent clients, SQLite (WAL) on $(df -T "$dir" | awk 'NR==2 {print $2}')"
-echo "cold start (empty database): $(start_server) s"
+start_server
+echo "cold start (empty database): ${startup} s"
 "$TARGET/sportello-load" --url "http://127.0.0.1:$PORT" --token "$token" --create "$N" --concurrency "$C" \
   --get-seconds 20 --list-seconds 10
+if command -v wrk >/dev/null 2>&1; then
+  echo "wrk (a lighter client than sportello-load), 8 connections, 2 threads, 20 s:"
+  export MAX_SEQ=$(( N * 3 / 4 )) TOKEN="$token" YEAR="$(date +%Y)"
+  wrk -t2 -c8 -d20s --latency -s bench/get_case.lua "http://127.0.0.1:$PORT" | sed 's/^/  /'
+  wrk -t1 -c1 -d10s --latency -s bench/list_cases.lua "http://127.0.0.1:$PORT" | sed 's/^/  /'
+fi
 echo "resident memory after the load: $(awk '/VmRSS/ {print $2/1024 " MiB"}' /proc/$pid/status)"
 kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
-echo "cold start ($N cases in the database): $(start_server) s"
+start_server
+echo "cold start ($N cases in the database): ${startup} s"
 echo "database size: $(du -sh "$dir/data" | cut -f1)"

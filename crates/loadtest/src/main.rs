@@ -112,6 +112,14 @@ where
     phase
 }
 
+/// A 200 whose body was read completely.
+async fn read_ok(sent: reqwest::Result<reqwest::Response>) -> bool {
+    match sent {
+        Ok(r) if r.status().as_u16() == 200 => r.bytes().await.is_ok(),
+        _ => false,
+    }
+}
+
 #[derive(Clone)]
 enum Stop {
     Count(usize),
@@ -175,13 +183,21 @@ async fn main() -> anyhow::Result<()> {
 
     {
         let (client, auth, base, year) = (client.clone(), auth.clone(), base.clone(), year.clone());
-        let phase = run_phase("get case by reference", args.concurrency, Stop::Time(Duration::from_secs(args.get_seconds)), move |_| {
-            let (client, auth, base) = (client.clone(), auth.clone(), base.clone());
-            let n = rand::rng().random_range(1..=max);
-            let url = format!("{base}/api/v1/cases/ZTL-{year}-{n:06}");
-            async move { matches!(client.get(url).header("authorization", auth).send().await, Ok(r) if r.status().as_u16() == 200 && r.bytes().await.is_ok()) }
-        })
-        .await;
+        let phase =
+            run_phase(
+                "get case by reference",
+                args.concurrency,
+                Stop::Time(Duration::from_secs(args.get_seconds)),
+                move |_| {
+                    let (client, auth, base) = (client.clone(), auth.clone(), base.clone());
+                    let n = rand::rng().random_range(1..=max);
+                    let url = format!("{base}/api/v1/cases/ZTL-{year}-{n:06}");
+                    async move {
+                        read_ok(client.get(url).header("authorization", auth).send().await).await
+                    }
+                },
+            )
+            .await;
         phase.report();
     }
 
@@ -194,7 +210,7 @@ async fn main() -> anyhow::Result<()> {
             let (client, auth, base) = (client.clone(), auth.clone(), base.clone());
             let page = 1 + (i % 20);
             let url = format!("{base}/api/v1/cases?status=received&case_type=ztl_permit&per_page=50&page={page}");
-            async move { matches!(client.get(url).header("authorization", auth).send().await, Ok(r) if r.status().as_u16() == 200 && r.bytes().await.is_ok()) }
+            async move { read_ok(client.get(url).header("authorization", auth).send().await).await }
         })
         .await;
         phase.report();

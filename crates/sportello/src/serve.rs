@@ -28,7 +28,10 @@ pub async fn run(
     } else {
         None
     };
-    let store = open_store(&config).await?.with_audit_writer();
+    let store = open_store(&config)
+        .await?
+        .with_audit_writer()
+        .with_write_batching();
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| {

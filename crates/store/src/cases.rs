@@ -17,7 +17,7 @@ use sqlx::{Any, Transaction};
 use utoipa::ToSchema;
 
 use crate::documents::DocumentView;
-use crate::register::{Registration, register_in};
+use crate::register::{Registration, register_many_in};
 use crate::{
     Result, Store, StoreError, date_text, from_ms, get_i64, get_opt_i64, get_opt_str, get_str,
     parse_date, to_ms,
@@ -224,14 +224,84 @@ const CASE_COLUMNS: &str = "c.id, c.reference, c.case_type, c.status, c.subject,
 
 const CASE_FROM: &str = "cases c LEFT JOIN citizens ci ON ci.id = c.citizen_id LEFT JOIN users u ON u.id = c.assignee_id";
 
-/// The parts of a case row every view needs.
-struct CaseRow {
-    id: i64,
-    summary: CaseSummary,
+/// A case as stored, before the clock of today is applied to it.
+struct CaseRecord {
+    reference: String,
+    case_type: String,
+    status: Status,
+    subject: String,
     description: String,
-    citizen: CitizenView,
+    channel: String,
+    priority: String,
+    protocol: Option<String>,
+    received_at: DateTime<Utc>,
+    received_on: NaiveDate,
+    term_days: u32,
+    service_days: i64,
+    paused_days: i64,
+    open_pause: Option<Pause>,
+    flags: Vec<String>,
     fields: serde_json::Value,
+    last_event_at: DateTime<Utc>,
+    assignee: Option<String>,
+    assigned: bool,
+    citizen: CitizenView,
 }
+
+impl CaseRecord {
+    fn from_row(row: &AnyRow) -> Result<CaseRecord> {
+        let status_text = get_str(row, "status")?;
+        let open_pause = match (
+            get_opt_str(row, "pause_kind")?,
+            get_opt_str(row, "pause_started_on")?,
+        ) {
+            (Some(kind), Some(started)) => Some(Pause {
+                kind: PauseKind::parse(&kind)
+                    .ok_or_else(|| StoreError::Corrupt(format!("pause kind {kind:?}")))?,
+                started_on: parse_date(&started)?,
+                ended_on: None,
+            }),
+            _ => None,
+        };
+        Ok(CaseRecord {
+            reference: get_str(row, "reference")?,
+            case_type: get_str(row, "case_type")?,
+            status: status_text
+                .parse()
+                .map_err(|_| StoreError::Corrupt(format!("status {status_text:?}")))?,
+            subject: get_str(row, "subject")?,
+            description: get_str(row, "description")?,
+            channel: get_str(row, "channel")?,
+            priority: get_str(row, "priority")?,
+            protocol: get_opt_str(row, "protocol")?,
+            received_at: from_ms(get_i64(row, "received_at")?)?,
+            received_on: parse_date(&get_str(row, "received_on")?)?,
+            term_days: u32::try_from(get_i64(row, "term_days")?).unwrap_or(30),
+            service_days: get_i64(row, "service_days")?,
+            paused_days: get_i64(row, "paused_days")?,
+            open_pause,
+            flags: serde_json::from_str(&get_str(row, "flags")?).unwrap_or_default(),
+            fields: serde_json::from_str(&get_str(row, "fields")?)
+                .unwrap_or(serde_json::Value::Null),
+            last_event_at: from_ms(get_i64(row, "last_event_at")?)?,
+            assignee: get_opt_str(row, "assignee_login")?,
+            assigned: get_opt_i64(row, "assignee_id")?.is_some(),
+            citizen: CitizenView {
+                fiscal_code: get_opt_str(row, "fiscal_code")?,
+                name: get_opt_str(row, "citizen_name")?,
+                email: get_opt_str(row, "email")?,
+                pec: get_opt_str(row, "pec")?,
+                phone: get_opt_str(row, "phone")?,
+                fax: get_opt_str(row, "fax")?,
+            },
+        })
+    }
+}
+
+/// Journal entries and documents as aggregated to JSON by [`Store::get_case`]'s one query:
+/// `[id, at, actor, kind, detail]` and `[id, sha256, filename, media_type, size, uploaded_at, uploaded_by]`.
+type EventTuple = (i64, i64, String, String, String);
+type DocumentTuple = (String, String, String, String, i64, i64, String);
 
 impl Store {
     fn case_type_or_invalid(&self, id: &str) -> Result<&CaseType> {
@@ -249,113 +319,362 @@ impl Store {
         })
     }
 
-    /// Opens a case: reference, citizen, protocol registration, journal, all in one transaction.
-    pub async fn create_case(&self, new: NewCase) -> Result<CaseView> {
-        let case_type = self.case_type_or_invalid(&new.case_type)?.clone();
+    /// Checks what can be checked before a transaction, so that a bad request never
+    /// spoils a batch of good ones.
+    fn check_new_case(&self, new: &NewCase) -> Result<()> {
+        self.case_type_or_invalid(&new.case_type)?;
         if new.subject.trim().is_empty() {
             return Err(StoreError::invalid("subject", "must not be empty"));
         }
+        Ok(())
+    }
+
+    /// Opens a case: reference, citizen, protocol registration and journal in one
+    /// transaction. With [`Store::with_write_batching`] concurrent creations share
+    /// transactions (group commit); the guarantees are the same.
+    pub async fn create_case(&self, new: NewCase) -> Result<CaseView> {
+        self.check_new_case(&new)?;
+        if let Some(batcher) = &self.batcher {
+            return batcher.create(new).await;
+        }
+        self.create_one(new).await
+    }
+
+    /// Creates every case in one transaction, all or none, with as few statements as the
+    /// batch allows: one counter update per prefix, one register update for all, one
+    /// multi-row insert each for cases and journals (citizens are upserted one by one).
+    pub(crate) async fn create_cases_in_one_transaction(
+        &self,
+        batch: Vec<NewCase>,
+    ) -> Result<Vec<CaseView>> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
         let now = self.clock.now();
+        let received_at = crate::from_ms(to_ms(now))?;
         let received_on = rome_date(now);
+        let types: Vec<CaseType> = batch
+            .iter()
+            .map(|n| self.case_type_or_invalid(&n.case_type).cloned())
+            .collect::<Result<_>>()?;
         let mut tx = self.write.begin().await?;
-        let reference = next_reference(&mut tx, &case_type.prefix, received_on.year()).await?;
-        let citizen_id = upsert_citizen(&mut tx, &new.citizen, now).await?;
-        let correspondent = correspondent_of(&new.citizen);
-        let document_sha256 = match &new.document_sha256 {
-            Some(sha) => sha.clone(),
-            None => request_digest(&new),
-        };
-        let protocol = register_in(
-            &mut tx,
-            now,
-            &Registration {
-                direction: Direction::In,
-                correspondent: &correspondent,
-                subject: &new.subject,
-                document_sha256: &document_sha256,
-                case_reference: Some(&reference),
-            },
-        )
-        .await?;
-        let due_on = sla::due_date(&self.settings.calendar, received_on, case_type.term_days, 0);
-        let mut case_flags: Vec<String> = Vec::new();
-        for f in &new.flags {
-            if !case_flags.contains(f) {
-                case_flags.push(f.clone());
+
+        // References: the counter rows are written first (taking the lock), one per prefix.
+        let mut references: Vec<String> = vec![String::new(); batch.len()];
+        let mut prefixes: Vec<&str> = types.iter().map(|t| t.prefix.as_str()).collect();
+        prefixes.sort_unstable();
+        prefixes.dedup();
+        for prefix in prefixes {
+            let slots: Vec<usize> = (0..batch.len())
+                .filter(|&i| types[i].prefix == prefix)
+                .collect();
+            let last = advance_sequence(&mut tx, prefix, received_on.year(), slots.len()).await?;
+            let first = last + 1 - slots.len() as u64;
+            for (k, i) in slots.into_iter().enumerate() {
+                references[i] = Reference {
+                    prefix: prefix.to_owned(),
+                    year: received_on.year(),
+                    seq: first + k as u64,
+                }
+                .to_string();
             }
         }
-        let row = sqlx::query(
+
+        let mut citizens = Vec::with_capacity(batch.len());
+        for new in &batch {
+            citizens.push(upsert_citizen(&mut tx, &new.citizen, now).await?);
+        }
+
+        let correspondents: Vec<String> =
+            batch.iter().map(|n| correspondent_of(&n.citizen)).collect();
+        let digests: Vec<String> = batch
+            .iter()
+            .map(|n| {
+                n.document_sha256
+                    .clone()
+                    .unwrap_or_else(|| request_digest(n))
+            })
+            .collect();
+        let registrations: Vec<Registration<'_>> = (0..batch.len())
+            .map(|i| Registration {
+                direction: Direction::In,
+                correspondent: &correspondents[i],
+                subject: batch[i].subject.trim(),
+                document_sha256: &digests[i],
+                case_reference: Some(&references[i]),
+            })
+            .collect();
+        let protocols = register_many_in(&mut tx, now, &registrations).await?;
+
+        let flags: Vec<Vec<String>> = batch
+            .iter()
+            .map(|n| {
+                let mut unique: Vec<String> = Vec::new();
+                for f in &n.flags {
+                    if !unique.contains(f) {
+                        unique.push(f.clone());
+                    }
+                }
+                unique
+            })
+            .collect();
+        const CASE_PARAMS: usize = 15;
+        let rows: Vec<String> = (0..batch.len())
+            .map(|i| {
+                let p: Vec<String> = (1..=CASE_PARAMS).map(|k| format!("${}", i * CASE_PARAMS + k)).collect();
+                format!(
+                    "({}, {}, 'received', {}, {}, {}, {}, NULL, {}, {}, {}, {}, {}, {}, 0, {}, NULL, NULL, 0, 0, {}, {}, {}, NULL, 1)",
+                    p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[11], p[12], p[13], p[14], p[8]
+                )
+            })
+            .collect();
+        let sql = format!(
             "INSERT INTO cases (reference, case_type, status, subject, description, channel, citizen_id, assignee_id, \
              priority, protocol, received_at, received_on, term_days, service_days, paused_days, due_on, pause_kind, \
              pause_started_on, integration_requested, rejection_notified, flags, fields, last_event_at, closed_at, version) \
-             VALUES ($1, $2, 'received', $3, $4, $5, $6, NULL, $7, $8, $9, $10, $11, $12, 0, $13, NULL, NULL, 0, 0, $14, $15, $9, NULL, 1) \
-             RETURNING id",
-        )
-        .bind(&reference)
-        .bind(&case_type.id)
-        .bind(new.subject.trim())
-        .bind(new.description.trim())
-        .bind(new.channel.as_str())
-        .bind(citizen_id)
-        .bind(case_type.priority.as_str())
-        .bind(protocol.to_string())
-        .bind(to_ms(now))
-        .bind(date_text(received_on))
-        .bind(i64::from(case_type.term_days))
-        .bind(i64::from(case_type.service_days))
-        .bind(date_text(due_on))
-        .bind(json_text(&case_flags))
-        .bind(json_text(&new.fields))
-        .fetch_one(&mut *tx)
-        .await?;
-        let case_id = get_i64(&row, "id")?;
-        let detail = serde_json::json!({
-            "channel": new.channel.as_str(),
-            "protocol": protocol.to_string(),
-            "flags": case_flags,
-        });
-        insert_event(&mut tx, case_id, now, &new.actor, "created", &detail).await?;
+             VALUES {} RETURNING id, reference",
+            rows.join(", ")
+        );
+        let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (i, new) in batch.iter().enumerate() {
+            let due_on = sla::due_date(&self.settings.calendar, received_on, types[i].term_days, 0);
+            insert = insert
+                .bind(references[i].clone())
+                .bind(types[i].id.clone())
+                .bind(new.subject.trim().to_owned())
+                .bind(new.description.trim().to_owned())
+                .bind(new.channel.as_str())
+                .bind(citizens[i].as_ref().map(|(id, _)| *id))
+                .bind(types[i].priority.as_str())
+                .bind(protocols[i].to_string())
+                .bind(to_ms(received_at))
+                .bind(date_text(received_on))
+                .bind(i64::from(types[i].term_days))
+                .bind(i64::from(types[i].service_days))
+                .bind(date_text(due_on))
+                .bind(json_text(&flags[i]))
+                .bind(json_text(&new.fields));
+        }
+        // Ids come back by reference: the order of RETURNING rows is not promised.
+        let mut case_ids: std::collections::HashMap<String, i64> = std::collections::HashMap::new();
+        for row in insert.fetch_all(&mut *tx).await? {
+            case_ids.insert(get_str(&row, "reference")?, get_i64(&row, "id")?);
+        }
+
+        let details: Vec<serde_json::Value> = (0..batch.len())
+            .map(|i| {
+                serde_json::json!({
+                    "channel": batch[i].channel.as_str(),
+                    "protocol": protocols[i].to_string(),
+                    "flags": flags[i],
+                })
+            })
+            .collect();
+        let events: Vec<String> = (0..batch.len())
+            .map(|i| {
+                format!(
+                    "(${}, ${}, ${}, ${}, ${})",
+                    i * 5 + 1,
+                    i * 5 + 2,
+                    i * 5 + 3,
+                    i * 5 + 4,
+                    i * 5 + 5
+                )
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO case_events (case_id, at, actor, kind, detail) VALUES {}",
+            events.join(", ")
+        );
+        let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (i, new) in batch.iter().enumerate() {
+            let case_id = case_ids
+                .get(&references[i])
+                .copied()
+                .ok_or_else(|| StoreError::Corrupt("case id not returned".into()))?;
+            insert = insert
+                .bind(case_id)
+                .bind(to_ms(now))
+                .bind(new.actor.clone())
+                .bind("created")
+                .bind(details[i].to_string());
+        }
+        insert.execute(&mut *tx).await?;
         tx.commit().await?;
-        self.get_case(&reference).await
+
+        // Everything about the new cases is known here: no need to read them back.
+        let mut views = Vec::with_capacity(batch.len());
+        for (i, (new, ((citizen, detail), flags))) in batch
+            .into_iter()
+            .zip(citizens.into_iter().zip(details).zip(flags))
+            .enumerate()
+        {
+            let event = EventView {
+                at: rome_rfc3339(now),
+                actor: new.actor.clone(),
+                kind: "created".into(),
+                detail,
+            };
+            let record = CaseRecord {
+                reference: references[i].clone(),
+                case_type: types[i].id.clone(),
+                status: Status::Received,
+                subject: new.subject.trim().to_owned(),
+                description: new.description.trim().to_owned(),
+                channel: new.channel.as_str().to_owned(),
+                priority: types[i].priority.as_str().to_owned(),
+                protocol: Some(protocols[i].to_string()),
+                received_at,
+                received_on,
+                term_days: types[i].term_days,
+                service_days: i64::from(types[i].service_days),
+                paused_days: 0,
+                open_pause: None,
+                flags,
+                fields: serde_json::Value::Object(new.fields),
+                last_event_at: received_at,
+                assignee: None,
+                assigned: false,
+                citizen: citizen.map(|(_, view)| view).unwrap_or_default(),
+            };
+            views.push(self.full_view(record, vec![event], Vec::new()));
+        }
+        Ok(views)
     }
 
-    /// The whole case with documents and journal.
+    /// The whole case with documents and journal, read in one query (the journal and the
+    /// documents are aggregated to JSON by the database).
     pub async fn get_case(&self, reference: &str) -> Result<CaseView> {
-        let sql = format!("SELECT {CASE_COLUMNS} FROM {CASE_FROM} WHERE c.reference = $1");
+        let aggregates = match self.backend {
+            crate::Backend::Sqlite => {
+                "(SELECT json_group_array(json_array(e.id, e.at, e.actor, e.kind, e.detail)) \
+                   FROM case_events e WHERE e.case_id = c.id) AS events_json, \
+                 (SELECT json_group_array(json_array(d.id, d.sha256, d.filename, d.media_type, d.size, d.uploaded_at, d.uploaded_by)) \
+                   FROM documents d WHERE d.case_id = c.id) AS documents_json"
+            }
+            crate::Backend::Postgres => {
+                "(SELECT COALESCE(json_agg(json_build_array(e.id, e.at, e.actor, e.kind, e.detail)), '[]'::json)::text \
+                   FROM case_events e WHERE e.case_id = c.id) AS events_json, \
+                 (SELECT COALESCE(json_agg(json_build_array(d.id, d.sha256, d.filename, d.media_type, d.size, d.uploaded_at, d.uploaded_by)), '[]'::json)::text \
+                   FROM documents d WHERE d.case_id = c.id) AS documents_json"
+            }
+        };
+        let sql =
+            format!("SELECT {CASE_COLUMNS}, {aggregates} FROM {CASE_FROM} WHERE c.reference = $1");
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(reference)
             .fetch_optional(&self.read)
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("case {reference}")))?;
-        let case = self.case_row(&row)?;
-        let events = sqlx::query(
-            "SELECT at, actor, kind, detail FROM case_events WHERE case_id = $1 ORDER BY id",
-        )
-        .bind(case.id)
-        .fetch_all(&self.read)
-        .await?;
+        let record = CaseRecord::from_row(&row)?;
+        let mut events: Vec<EventTuple> = serde_json::from_str(&get_str(&row, "events_json")?)
+            .map_err(|e| StoreError::Corrupt(format!("journal of {reference}: {e}")))?;
+        events.sort_by_key(|e| e.0);
         let timeline = events
-            .iter()
-            .map(|e| {
+            .into_iter()
+            .map(|(_, at, actor, kind, detail)| {
                 Ok(EventView {
-                    at: rome_rfc3339(from_ms(get_i64(e, "at")?)?),
-                    actor: get_str(e, "actor")?,
-                    kind: get_str(e, "kind")?,
-                    detail: serde_json::from_str(&get_str(e, "detail")?)
-                        .unwrap_or(serde_json::Value::Null),
+                    at: rome_rfc3339(from_ms(at)?),
+                    actor,
+                    kind,
+                    detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::Null),
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        let documents = self.documents_of_case(case.id).await?;
-        let s = case.summary;
-        Ok(CaseView {
+        let mut docs: Vec<DocumentTuple> = serde_json::from_str(&get_str(&row, "documents_json")?)
+            .map_err(|e| StoreError::Corrupt(format!("documents of {reference}: {e}")))?;
+        docs.sort_by(|a, b| (a.5, &a.0).cmp(&(b.5, &b.0)));
+        let documents = docs
+            .into_iter()
+            .map(
+                |(id, sha256, filename, media_type, size, uploaded_at, uploaded_by)| {
+                    Ok(DocumentView {
+                        id,
+                        sha256,
+                        filename,
+                        media_type,
+                        size,
+                        uploaded_at: rome_rfc3339(from_ms(uploaded_at)?),
+                        uploaded_by,
+                    })
+                },
+            )
+            .collect::<Result<Vec<_>>>()?;
+        Ok(self.full_view(record, timeline, documents))
+    }
+
+    /// Applies today's clock to a stored case: due date, clock state, overdue, orphan.
+    fn summarise(&self, rec: &CaseRecord) -> CaseSummary {
+        let now = self.clock.now();
+        let today = rome_date(now);
+        let view = sla::compute_from_totals(
+            &self.settings.calendar,
+            rec.received_on,
+            rec.term_days,
+            rec.paused_days,
+            rec.open_pause.as_ref(),
+            rec.status,
+            today,
+        );
+        let orphan = sla::is_orphan(
+            &self.settings.calendar,
+            &OrphanFacts {
+                status: rec.status,
+                assigned: rec.assigned,
+                received_at: rec.received_at,
+                last_event_at: rec.last_event_at,
+                clock: view.state,
+            },
+            now,
+        );
+        let state = match view.state {
+            ClockState::Running => "running",
+            ClockState::Paused => "paused",
+            ClockState::Stopped => "stopped",
+        };
+        CaseSummary {
+            reference: rec.reference.clone(),
+            case_type: rec.case_type.clone(),
+            status: rec.status.as_str().to_owned(),
+            subject: rec.subject.clone(),
+            channel: rec.channel.clone(),
+            citizen_name: rec.citizen.name.clone(),
+            assignee: rec.assignee.clone(),
+            priority: rec.priority.clone(),
+            protocol: rec.protocol.clone(),
+            received_at: rome_rfc3339(rec.received_at),
+            due_at: date_text(view.due_at),
+            overdue: view.state == ClockState::Running && view.days_left < 0,
+            sla: SlaJson {
+                state: state.to_owned(),
+                days_left: view.days_left,
+                term_days: view.term_days,
+                paused_days: view.paused_days,
+                service_due_at: date_text(
+                    rec.received_on + Duration::days(rec.service_days + view.paused_days),
+                ),
+            },
+            orphan,
+            flags: rec.flags.clone(),
+        }
+    }
+
+    /// The whole view of a case from its record, journal and documents.
+    fn full_view(
+        &self,
+        rec: CaseRecord,
+        timeline: Vec<EventView>,
+        documents: Vec<DocumentView>,
+    ) -> CaseView {
+        let s = self.summarise(&rec);
+        CaseView {
             reference: s.reference,
             case_type: s.case_type,
             status: s.status,
             subject: s.subject,
-            description: case.description,
+            description: rec.description,
             channel: s.channel,
-            citizen: case.citizen,
+            citizen: rec.citizen,
             assignee: s.assignee,
             priority: s.priority,
             protocol: s.protocol,
@@ -365,104 +684,10 @@ impl Store {
             overdue: s.overdue,
             orphan: s.orphan,
             flags: s.flags,
-            fields: case.fields,
+            fields: rec.fields,
             documents,
             timeline,
-        })
-    }
-
-    fn case_row(&self, row: &AnyRow) -> Result<CaseRow> {
-        let now = self.clock.now();
-        let today = rome_date(now);
-        let status_text = get_str(row, "status")?;
-        let status: Status = status_text
-            .parse()
-            .map_err(|_| StoreError::Corrupt(format!("status {status_text:?}")))?;
-        let received_at = from_ms(get_i64(row, "received_at")?)?;
-        let received_on = parse_date(&get_str(row, "received_on")?)?;
-        let term_days = u32::try_from(get_i64(row, "term_days")?).unwrap_or(30);
-        let service_days = get_i64(row, "service_days")?;
-        let open_pause = match (
-            get_opt_str(row, "pause_kind")?,
-            get_opt_str(row, "pause_started_on")?,
-        ) {
-            (Some(kind), Some(started)) => Some(Pause {
-                kind: PauseKind::parse(&kind)
-                    .ok_or_else(|| StoreError::Corrupt(format!("pause kind {kind:?}")))?,
-                started_on: parse_date(&started)?,
-                ended_on: None,
-            }),
-            _ => None,
-        };
-        let view = sla::compute_from_totals(
-            &self.settings.calendar,
-            received_on,
-            term_days,
-            get_i64(row, "paused_days")?,
-            open_pause.as_ref(),
-            status,
-            today,
-        );
-        let assignee: Option<String> = get_opt_str(row, "assignee_login")?;
-        let last_event_at = from_ms(get_i64(row, "last_event_at")?)?;
-        let orphan = sla::is_orphan(
-            &self.settings.calendar,
-            &OrphanFacts {
-                status,
-                assigned: get_opt_i64(row, "assignee_id")?.is_some(),
-                received_at,
-                last_event_at,
-                clock: view.state,
-            },
-            now,
-        );
-        let flags: Vec<String> = serde_json::from_str(&get_str(row, "flags")?).unwrap_or_default();
-        let citizen = CitizenView {
-            fiscal_code: get_opt_str(row, "fiscal_code")?,
-            name: get_opt_str(row, "citizen_name")?,
-            email: get_opt_str(row, "email")?,
-            pec: get_opt_str(row, "pec")?,
-            phone: get_opt_str(row, "phone")?,
-            fax: get_opt_str(row, "fax")?,
-        };
-        let sla_json = SlaJson {
-            state: match view.state {
-                ClockState::Running => "running",
-                ClockState::Paused => "paused",
-                ClockState::Stopped => "stopped",
-            }
-            .to_owned(),
-            days_left: view.days_left,
-            term_days: view.term_days,
-            paused_days: view.paused_days,
-            service_due_at: date_text(
-                received_on + Duration::days(service_days + view.paused_days),
-            ),
-        };
-        Ok(CaseRow {
-            id: get_i64(row, "id")?,
-            summary: CaseSummary {
-                reference: get_str(row, "reference")?,
-                case_type: get_str(row, "case_type")?,
-                status: status_text,
-                subject: get_str(row, "subject")?,
-                channel: get_str(row, "channel")?,
-                citizen_name: citizen.name.clone(),
-                assignee,
-                priority: get_str(row, "priority")?,
-                protocol: get_opt_str(row, "protocol")?,
-                received_at: rome_rfc3339(received_at),
-                due_at: date_text(view.due_at),
-                overdue: view.state == ClockState::Running && view.days_left < 0,
-                sla: sla_json,
-                orphan,
-                flags,
-            },
-            description: get_str(row, "description")?,
-            citizen,
-            fields: serde_json::from_str(&get_str(row, "fields")?)
-                .unwrap_or(serde_json::Value::Null),
-        })
+        }
     }
 
     /// A page of cases, newest first, with the total count for the filter.
@@ -537,7 +762,11 @@ impl Store {
         } else {
             format!("WHERE {}", clauses.join(" AND "))
         };
-        let count_sql = format!("SELECT COUNT(*) AS n FROM {CASE_FROM} {where_sql}");
+        // Counting needs the joins only when a filter looks at the citizen or the assignee's login.
+        let joins_needed = filter.q.as_deref().is_some_and(|q| !q.trim().is_empty())
+            || filter.assignee.as_deref().is_some_and(|a| a != "none");
+        let count_from = if joins_needed { CASE_FROM } else { "cases c" };
+        let count_sql = format!("SELECT COUNT(*) AS n FROM {count_from} {where_sql}");
         let mut count_query = sqlx::query(sqlx::AssertSqlSafe(count_sql));
         for a in &args {
             count_query = a.bind_to(count_query);
@@ -555,7 +784,7 @@ impl Store {
         let rows = list_query.fetch_all(&self.read).await?;
         let items = rows
             .iter()
-            .map(|r| self.case_row(r).map(|c| c.summary))
+            .map(|r| CaseRecord::from_row(r).map(|rec| self.summarise(&rec)))
             .collect::<Result<Vec<_>>>()?;
         Ok((items, total))
     }
@@ -894,49 +1123,41 @@ fn clean_list(items: &[String]) -> Vec<String> {
         .collect()
 }
 
-/// The next reference of a prefix and year; the counter row is written first, which takes
-/// the lock, and rolls back with the transaction, so references have no gaps.
-async fn next_reference(
+/// Takes `count` numbers from the reference counter of a prefix and year and returns the
+/// last one. The counter row is written first, which takes the lock, and rolls back with
+/// the transaction, so references have no gaps.
+async fn advance_sequence(
     tx: &mut Transaction<'static, Any>,
     prefix: &str,
     year: i32,
-) -> Result<String> {
+    count: usize,
+) -> Result<u64> {
     let row = sqlx::query(
-        "INSERT INTO sequences (name, value) VALUES ($1, 1) ON CONFLICT (name) DO UPDATE SET value = sequences.value + 1 RETURNING value",
+        "INSERT INTO sequences (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = sequences.value + $2 RETURNING value",
     )
     .bind(format!("case:{prefix}:{year}"))
+    .bind(count as i64)
     .fetch_one(&mut **tx)
     .await?;
-    let seq = get_i64(&row, "value")?;
-    Ok(Reference {
-        prefix: prefix.to_owned(),
-        year,
-        seq: seq as u64,
-    }
-    .to_string())
+    Ok(get_i64(&row, "value")? as u64)
 }
 
-/// Finds the citizen by fiscal code (else by e-mail, PEC or phone) and fills in missing contacts; creates one otherwise.
+/// Finds the citizen by fiscal code (else by e-mail, PEC or phone) and fills in missing
+/// contacts, or creates one; returns the id and the citizen as now stored.
 async fn upsert_citizen(
     tx: &mut Transaction<'static, Any>,
     c: &CitizenInput,
     now: DateTime<Utc>,
-) -> Result<Option<i64>> {
+) -> Result<Option<(i64, CitizenView)>> {
     let clean = |v: &Option<String>| {
         v.as_deref()
             .map(str::trim)
             .filter(|s| !s.is_empty())
             .map(str::to_owned)
     };
-    let (name, email, pec, phone, fax) = (
-        clean(&c.name),
-        clean(&c.email),
-        clean(&c.pec),
-        clean(&c.phone),
-        clean(&c.fax),
-    );
-    let email = email.map(|e| e.to_lowercase());
-    let pec = pec.map(|e| e.to_lowercase());
+    let (name, phone, fax) = (clean(&c.name), clean(&c.phone), clean(&c.fax));
+    let email = clean(&c.email).map(|e| e.to_lowercase());
+    let pec = clean(&c.pec).map(|e| e.to_lowercase());
     if c.fiscal_code.is_none()
         && name.is_none()
         && email.is_none()
@@ -946,10 +1167,25 @@ async fn upsert_citizen(
     {
         return Ok(None);
     }
-    let existing = if let Some(code) = &c.fiscal_code {
-        sqlx::query("SELECT id FROM citizens WHERE fiscal_code = $1")
-            .bind(code.as_str())
-            .fetch_optional(&mut **tx)
+    const RETURNING: &str = "RETURNING id, fiscal_code, name, email, pec, phone, fax";
+    let row = if let Some(code) = &c.fiscal_code {
+        // One statement: the fiscal code is unique, so it is the key of the upsert.
+        let sql = format!(
+            "INSERT INTO citizens (fiscal_code, name, email, pec, phone, fax, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $7) ON CONFLICT (fiscal_code) DO UPDATE SET \
+             name = COALESCE(excluded.name, citizens.name), email = COALESCE(excluded.email, citizens.email), \
+             pec = COALESCE(excluded.pec, citizens.pec), phone = COALESCE(excluded.phone, citizens.phone), \
+             fax = COALESCE(excluded.fax, citizens.fax), updated_at = excluded.updated_at {RETURNING}"
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(code.as_str().to_owned())
+            .bind(name)
+            .bind(email)
+            .bind(pec)
+            .bind(phone)
+            .bind(fax)
+            .bind(to_ms(now))
+            .fetch_one(&mut **tx)
             .await?
     } else {
         let mut found = None;
@@ -967,39 +1203,49 @@ async fn upsert_citizen(
                 }
             }
         }
-        found
+        match found {
+            Some(existing) => {
+                let sql = format!(
+                    "UPDATE citizens SET name = COALESCE($1, name), email = COALESCE($2, email), pec = COALESCE($3, pec), \
+                     phone = COALESCE($4, phone), fax = COALESCE($5, fax), updated_at = $6 WHERE id = $7 {RETURNING}"
+                );
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(name)
+                    .bind(email)
+                    .bind(pec)
+                    .bind(phone)
+                    .bind(fax)
+                    .bind(to_ms(now))
+                    .bind(get_i64(&existing, "id")?)
+                    .fetch_one(&mut **tx)
+                    .await?
+            }
+            None => {
+                let sql = format!(
+                    "INSERT INTO citizens (fiscal_code, name, email, pec, phone, fax, created_at, updated_at) \
+                     VALUES (NULL, $1, $2, $3, $4, $5, $6, $6) {RETURNING}"
+                );
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(name)
+                    .bind(email)
+                    .bind(pec)
+                    .bind(phone)
+                    .bind(fax)
+                    .bind(to_ms(now))
+                    .fetch_one(&mut **tx)
+                    .await?
+            }
+        }
     };
-    if let Some(row) = existing {
-        let id = get_i64(&row, "id")?;
-        sqlx::query(
-            "UPDATE citizens SET name = COALESCE($1, name), email = COALESCE($2, email), pec = COALESCE($3, pec), \
-             phone = COALESCE($4, phone), fax = COALESCE($5, fax), updated_at = $6 WHERE id = $7",
-        )
-        .bind(name)
-        .bind(email)
-        .bind(pec)
-        .bind(phone)
-        .bind(fax)
-        .bind(to_ms(now))
-        .bind(id)
-        .execute(&mut **tx)
-        .await?;
-        return Ok(Some(id));
-    }
-    let row = sqlx::query(
-        "INSERT INTO citizens (fiscal_code, name, email, pec, phone, fax, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING id",
-    )
-    .bind(c.fiscal_code.as_ref().map(|f| f.as_str().to_owned()))
-    .bind(name)
-    .bind(email)
-    .bind(pec)
-    .bind(phone)
-    .bind(fax)
-    .bind(to_ms(now))
-    .fetch_one(&mut **tx)
-    .await?;
-    Ok(Some(get_i64(&row, "id")?))
+    let view = CitizenView {
+        fiscal_code: get_opt_str(&row, "fiscal_code")?,
+        name: get_opt_str(&row, "name")?,
+        email: get_opt_str(&row, "email")?,
+        pec: get_opt_str(&row, "pec")?,
+        phone: get_opt_str(&row, "phone")?,
+        fax: get_opt_str(&row, "fax")?,
+    };
+    Ok(Some((get_i64(&row, "id")?, view)))
 }
 
 /// Who a registration names as sender: the name, else a contact, else the fiscal code.
@@ -1130,7 +1376,19 @@ mod tests {
 
     #[tokio::test]
     async fn references_and_protocol_numbers_have_no_gaps_under_concurrency() {
+        with_test_store(|store, _clock| async move { concurrent_creations(store).await }).await;
+    }
+
+    #[tokio::test]
+    async fn group_commit_keeps_the_same_guarantees() {
         with_test_store(|store, _clock| async move {
+            concurrent_creations(store.with_write_batching()).await
+        })
+        .await;
+    }
+
+    async fn concurrent_creations(store: Store) {
+        {
             let mut tasks = Vec::new();
             for _ in 0..40 {
                 let store = store.clone();
@@ -1152,8 +1410,14 @@ mod tests {
             let expected: Vec<String> = (1..=40).map(|n| format!("2026/{n:07}")).collect();
             assert_eq!(protocols, expected);
             assert_eq!(store.verify_register().await.unwrap(), Ok(40));
-        })
-        .await;
+            let bad = store.create_case(request("nope")).await;
+            assert!(
+                matches!(bad, Err(StoreError::Invalid { .. })),
+                "validated before the batch"
+            );
+            let next = store.create_case(request("ztl_permit")).await.unwrap();
+            assert_eq!(next.reference, "ZTL-2026-000041");
+        }
     }
 
     #[tokio::test]

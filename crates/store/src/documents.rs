@@ -349,16 +349,6 @@ impl Store {
         Ok((document_view(&row)?, crate::get_opt_str(&row, "reference")?))
     }
 
-    pub(crate) async fn documents_of_case(&self, case_id: i64) -> Result<Vec<DocumentView>> {
-        let rows = sqlx::query(
-            "SELECT id, sha256, filename, media_type, size, uploaded_at, uploaded_by FROM documents WHERE case_id = $1 ORDER BY uploaded_at, id",
-        )
-        .bind(case_id)
-        .fetch_all(&self.read)
-        .await?;
-        rows.iter().map(document_view).collect()
-    }
-
     /// Every distinct stored hash with its size, for `sportello documents verify`.
     pub async fn all_document_hashes(&self) -> Result<Vec<(String, i64)>> {
         let rows = sqlx::query(

@@ -19,6 +19,7 @@ use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Executor, Row};
 
 pub mod audit;
+mod batch;
 pub mod cases;
 pub mod documents;
 pub mod register;
@@ -118,6 +119,7 @@ pub struct Store {
     clock: SharedClock,
     settings: Arc<StoreSettings>,
     audit: Option<audit::AuditSender>,
+    batcher: Option<Arc<batch::CreateBatcher>>,
 }
 
 static DRIVERS: Once = Once::new();
@@ -140,7 +142,7 @@ impl Store {
                     Box::pin(async move {
                         conn.execute(
                             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+                             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; PRAGMA cache_size = -8000;",
                         )
                         .await?;
                         Ok(())
@@ -157,7 +159,7 @@ impl Store {
                 .acquire_timeout(Duration::from_secs(30))
                 .after_connect(|conn, _| {
                     Box::pin(async move {
-                        conn.execute("PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; PRAGMA query_only = ON;")
+                        conn.execute("PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; PRAGMA query_only = ON; PRAGMA cache_size = -8000;")
                             .await?;
                         Ok(())
                     })
@@ -186,6 +188,7 @@ impl Store {
             clock,
             settings: Arc::new(settings),
             audit: None,
+            batcher: None,
         })
     }
 

@@ -27,70 +27,113 @@ pub struct Registration<'a> {
     pub case_reference: Option<&'a str>,
 }
 
-/// Registers a document inside `tx`: the head row is updated first, which takes the write
-/// lock (SQLite) or the row lock (PostgreSQL), so numbers and the chain are assigned in one
-/// atomic step and a rolled-back transaction leaves no gap.
+/// Registers one document inside `tx` (see [`register_many_in`]).
 pub(crate) async fn register_in(
     tx: &mut Transaction<'static, Any>,
     at: DateTime<Utc>,
     reg: &Registration<'_>,
 ) -> Result<ProtocolNumber> {
-    let head = sqlx::query(
-        "UPDATE register_head SET count = count + 1 WHERE id = 1 RETURNING last_hash, count, last_year, last_seq",
-    )
-    .fetch_one(&mut **tx)
-    .await?;
-    let prev_hash = get_str(&head, "last_hash")?;
+    let numbers = register_many_in(tx, at, std::slice::from_ref(reg)).await?;
+    numbers
+        .into_iter()
+        .next()
+        .ok_or_else(|| StoreError::Corrupt("no protocol number assigned".into()))
+}
+
+/// Registers documents inside `tx`, in order. The head row is updated first, which takes
+/// the write lock (SQLite) or the row lock (PostgreSQL), so numbers and the chain are
+/// assigned atomically; a transaction that does not commit leaves no gap. All entries go
+/// in with one statement.
+pub(crate) async fn register_many_in(
+    tx: &mut Transaction<'static, Any>,
+    at: DateTime<Utc>,
+    regs: &[Registration<'_>],
+) -> Result<Vec<ProtocolNumber>> {
+    if regs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let head = sqlx::query("UPDATE register_head SET count = count + $1 WHERE id = 1 RETURNING last_hash, count, last_year, last_seq")
+        .bind(regs.len() as i64)
+        .fetch_one(&mut **tx)
+        .await?;
+    let mut prev_hash = get_str(&head, "last_hash")?;
     let count = get_i64(&head, "count")?;
     let last_year = get_i64(&head, "last_year")?;
     let last_seq = get_i64(&head, "last_seq")?;
     let year = chrono::Datelike::year(&rome_date(at));
-    let last = (last_year > 0).then_some(ProtocolNumber {
+    let mut last = (last_year > 0).then_some(ProtocolNumber {
         year: last_year as i32,
         seq: last_seq as u64,
     });
-    let number = ProtocolNumber::next(last, year);
-    let entry = RegisterEntry {
-        number,
-        registered_at: at,
-        direction: reg.direction,
-        correspondent: reg.correspondent.to_owned(),
-        subject: reg.subject.to_owned(),
-        document_sha256: reg.document_sha256.to_owned(),
-        case_reference: reg.case_reference.map(str::to_owned),
-        prev_hash,
-    };
     // Millisecond precision is what the database keeps; hash exactly that.
-    let entry = RegisterEntry {
-        registered_at: from_ms(to_ms(at))?,
-        ..entry
-    };
-    let hash = entry.hash();
-    sqlx::query(
+    let registered_at = from_ms(to_ms(at))?;
+    let mut rows: Vec<(RegisterEntry, String)> = Vec::with_capacity(regs.len());
+    for reg in regs {
+        let number = ProtocolNumber::next(last, year);
+        let entry = RegisterEntry {
+            number,
+            registered_at,
+            direction: reg.direction,
+            correspondent: reg.correspondent.to_owned(),
+            subject: reg.subject.to_owned(),
+            document_sha256: reg.document_sha256.to_owned(),
+            case_reference: reg.case_reference.map(str::to_owned),
+            prev_hash: prev_hash.clone(),
+        };
+        let hash = entry.hash();
+        prev_hash = hash.clone();
+        last = Some(number);
+        rows.push((entry, hash));
+    }
+    let placeholders: Vec<String> = (0..rows.len())
+        .map(|i| {
+            let b = i * 11;
+            format!(
+                "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                b + 1,
+                b + 2,
+                b + 3,
+                b + 4,
+                b + 5,
+                b + 6,
+                b + 7,
+                b + 8,
+                b + 9,
+                b + 10,
+                b + 11
+            )
+        })
+        .collect();
+    let sql = format!(
         "INSERT INTO protocol_register (number, year, seq, registered_at, direction, correspondent, subject, \
-         document_sha256, case_reference, prev_hash, entry_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-    )
-    .bind(number.to_string())
-    .bind(i64::from(number.year))
-    .bind(number.seq as i64)
-    .bind(to_ms(entry.registered_at))
-    .bind(entry.direction.as_str())
-    .bind(&entry.correspondent)
-    .bind(&entry.subject)
-    .bind(&entry.document_sha256)
-    .bind(entry.case_reference.as_deref())
-    .bind(&entry.prev_hash)
-    .bind(&hash)
-    .execute(&mut **tx)
-    .await?;
+         document_sha256, case_reference, prev_hash, entry_hash) VALUES {}",
+        placeholders.join(", ")
+    );
+    let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for (entry, hash) in &rows {
+        insert = insert
+            .bind(entry.number.to_string())
+            .bind(i64::from(entry.number.year))
+            .bind(entry.number.seq as i64)
+            .bind(to_ms(entry.registered_at))
+            .bind(entry.direction.as_str())
+            .bind(entry.correspondent.clone())
+            .bind(entry.subject.clone())
+            .bind(entry.document_sha256.clone())
+            .bind(entry.case_reference.clone())
+            .bind(entry.prev_hash.clone())
+            .bind(hash.clone());
+    }
+    insert.execute(&mut **tx).await?;
+    let last = last.ok_or_else(|| StoreError::Corrupt("no protocol number assigned".into()))?;
     sqlx::query("UPDATE register_head SET last_hash = $1, last_year = $2, last_seq = $3 WHERE id = 1 AND count = $4")
-        .bind(&hash)
-        .bind(i64::from(number.year))
-        .bind(number.seq as i64)
+        .bind(prev_hash)
+        .bind(i64::from(last.year))
+        .bind(last.seq as i64)
         .bind(count)
         .execute(&mut **tx)
         .await?;
-    Ok(number)
+    Ok(rows.into_iter().map(|(entry, _)| entry.number).collect())
 }
 
 fn entry_from_row(row: &AnyRow) -> Result<(RegisterEntry, String)> {

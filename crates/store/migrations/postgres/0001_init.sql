@@ -74,11 +74,11 @@ CREATE TABLE cases (
     closed_at             BIGINT,
     version               BIGINT NOT NULL
 );
-CREATE INDEX cases_status_type ON cases(status, case_type, received_at);
-CREATE INDEX cases_type ON cases(case_type, received_at);
-CREATE INDEX cases_channel ON cases(channel, received_at);
+CREATE INDEX cases_status_type ON cases(status, case_type, received_at, id);
+CREATE INDEX cases_type ON cases(case_type, received_at, id);
+CREATE INDEX cases_channel ON cases(channel, received_at, id);
 CREATE INDEX cases_assignee ON cases(assignee_id, status);
-CREATE INDEX cases_received ON cases(received_at);
+CREATE INDEX cases_received ON cases(received_at, id);
 CREATE INDEX cases_citizen ON cases(citizen_id);
 CREATE INDEX cases_due ON cases(due_on);
 CREATE INDEX cases_idle ON cases(last_event_at);

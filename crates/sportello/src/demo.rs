@@ -290,7 +290,7 @@ async fn seed_cases(
                 document_sha256: None,
             })
             .await?;
-        let reference = case.reference;
+        let reference = case.summary.reference;
         if rng.random_range(0..3) == 0 {
             let lines = vec![
                 format!("Pratica {reference}"),

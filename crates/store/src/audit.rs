@@ -46,16 +46,34 @@ impl AuditSender {
     }
 }
 
+/// Writes records with multi-row inserts (100 rows a statement) in one transaction.
 async fn write_batch(store: &Store, batch: &[AccessRecord]) -> Result<()> {
     let mut tx = store.write.begin().await?;
-    for r in batch {
-        sqlx::query("INSERT INTO access_log (at, actor, action, target) VALUES ($1, $2, $3, $4)")
-            .bind(to_ms(r.at))
-            .bind(&r.actor)
-            .bind(r.action)
-            .bind(&r.target)
-            .execute(&mut *tx)
-            .await?;
+    for chunk in batch.chunks(100) {
+        let rows: Vec<String> = (0..chunk.len())
+            .map(|i| {
+                format!(
+                    "(${}, ${}, ${}, ${})",
+                    i * 4 + 1,
+                    i * 4 + 2,
+                    i * 4 + 3,
+                    i * 4 + 4
+                )
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO access_log (at, actor, action, target) VALUES {}",
+            rows.join(", ")
+        );
+        let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for r in chunk {
+            insert = insert
+                .bind(to_ms(r.at))
+                .bind(r.actor.clone())
+                .bind(r.action)
+                .bind(r.target.clone());
+        }
+        insert.execute(&mut *tx).await?;
     }
     tx.commit().await?;
     Ok(())

@@ -109,41 +109,17 @@ pub struct EventView {
     pub detail: serde_json::Value,
 }
 
-/// A whole case, as `GET /api/v1/cases/{ref}` returns it.
+/// A whole case, as `GET /api/v1/cases/{ref}` returns it: the list fields plus the
+/// description, the citizen, the fields, the documents and the journal.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct CaseView {
-    /// `{PREFIX}-{YYYY}-{NNNNNN}`.
-    pub reference: String,
-    /// Case type id.
-    pub case_type: String,
-    /// Workflow status.
-    pub status: String,
-    /// Subject.
-    pub subject: String,
+    /// Reference, status, clock and the other list fields.
+    #[serde(flatten)]
+    pub summary: CaseSummary,
     /// Description.
     pub description: String,
-    /// Channel it came through.
-    pub channel: String,
     /// The citizen.
     pub citizen: CitizenView,
-    /// Login of the assignee.
-    pub assignee: Option<String>,
-    /// `low`, `normal`, `high`, `urgent`.
-    pub priority: String,
-    /// Protocol number of the registration.
-    pub protocol: Option<String>,
-    /// When it was received (RFC 3339).
-    pub received_at: String,
-    /// Legal due date `YYYY-MM-DD`.
-    pub due_at: String,
-    /// The legal clock.
-    pub sla: SlaJson,
-    /// Whether the due date has passed with the clock not stopped.
-    pub overdue: bool,
-    /// Whether the case is orphan (CONTRACT §7.2).
-    pub orphan: bool,
-    /// Flags.
-    pub flags: Vec<String>,
     /// Type-specific fields.
     #[schema(value_type = Object)]
     pub fields: serde_json::Value,
@@ -666,24 +642,11 @@ impl Store {
         timeline: Vec<EventView>,
         documents: Vec<DocumentView>,
     ) -> CaseView {
-        let s = self.summarise(&rec);
+        let summary = self.summarise(&rec);
         CaseView {
-            reference: s.reference,
-            case_type: s.case_type,
-            status: s.status,
-            subject: s.subject,
+            summary,
             description: rec.description,
-            channel: s.channel,
             citizen: rec.citizen,
-            assignee: s.assignee,
-            priority: s.priority,
-            protocol: s.protocol,
-            received_at: s.received_at,
-            due_at: s.due_at,
-            sla: s.sla,
-            overdue: s.overdue,
-            orphan: s.orphan,
-            flags: s.flags,
             fields: rec.fields,
             documents,
             timeline,
@@ -1333,20 +1296,20 @@ mod tests {
     async fn a_new_case_has_reference_protocol_and_clock() {
         with_test_store(|store, _clock| async move {
             let case = store.create_case(request("ztl_permit")).await.unwrap();
-            assert_eq!(case.reference, "ZTL-2026-000001");
-            assert_eq!(case.protocol.as_deref(), Some("2026/0000001"));
-            assert_eq!(case.status, "received");
-            assert_eq!(case.due_at, "2026-12-28");
+            assert_eq!(case.summary.reference, "ZTL-2026-000001");
+            assert_eq!(case.summary.protocol.as_deref(), Some("2026/0000001"));
+            assert_eq!(case.summary.status, "received");
+            assert_eq!(case.summary.due_at, "2026-12-28");
             assert_eq!(
                 (
-                    case.sla.state.as_str(),
-                    case.sla.days_left,
-                    case.sla.term_days
+                    case.summary.sla.state.as_str(),
+                    case.summary.sla.days_left,
+                    case.summary.sla.term_days
                 ),
                 ("running", 32, 30)
             );
-            assert_eq!(case.received_at, "2026-11-26T10:30:00+01:00");
-            assert_eq!(case.priority, "normal");
+            assert_eq!(case.summary.received_at, "2026-11-26T10:30:00+01:00");
+            assert_eq!(case.summary.priority, "normal");
             assert_eq!(
                 case.citizen.email.as_deref(),
                 Some("mario.rossi@example.it")
@@ -1355,10 +1318,13 @@ mod tests {
             assert_eq!(case.timeline[0].kind, "created");
             let cude = store.create_case(request("cude")).await.unwrap();
             assert_eq!(
-                (cude.reference.as_str(), cude.priority.as_str()),
+                (
+                    cude.summary.reference.as_str(),
+                    cude.summary.priority.as_str()
+                ),
                 ("CUD-2026-000001", "high")
             );
-            assert_eq!(cude.protocol.as_deref(), Some("2026/0000002"));
+            assert_eq!(cude.summary.protocol.as_deref(), Some("2026/0000002"));
             // Same fiscal code: the same citizen, contacts kept.
             assert_eq!(cude.citizen, case.citizen);
             let err = store.create_case(request("bogus")).await.unwrap_err();
@@ -1400,8 +1366,8 @@ mod tests {
             let mut protocols = Vec::new();
             for t in tasks {
                 let case = t.await.unwrap().unwrap();
-                refs.push(case.reference);
-                protocols.push(case.protocol.unwrap());
+                refs.push(case.summary.reference);
+                protocols.push(case.summary.protocol.unwrap());
             }
             refs.sort();
             protocols.sort();
@@ -1416,7 +1382,7 @@ mod tests {
                 "validated before the batch"
             );
             let next = store.create_case(request("ztl_permit")).await.unwrap();
-            assert_eq!(next.reference, "ZTL-2026-000041");
+            assert_eq!(next.summary.reference, "ZTL-2026-000041");
         }
     }
 
@@ -1427,6 +1393,7 @@ mod tests {
                 .create_case(request("ztl_permit"))
                 .await
                 .unwrap()
+                .summary
                 .reference;
             let err = store
                 .apply_action(&r, &Action::Issue, None, "op1")
@@ -1448,21 +1415,28 @@ mod tests {
                 .await
                 .unwrap();
             assert_eq!(
-                (c.status.as_str(), c.sla.state.as_str()),
+                (c.summary.status.as_str(), c.summary.sla.state.as_str()),
                 ("waiting_citizen", "paused")
             );
             clock.advance(Duration::days(5));
             let c = store.get_case(&r).await.unwrap();
-            assert_eq!((c.sla.paused_days, c.due_at.as_str()), (5, "2026-12-31"));
+            assert_eq!(
+                (c.summary.sla.paused_days, c.summary.due_at.as_str()),
+                (5, "2026-12-31")
+            );
             let c = store
                 .apply_action(&r, &Action::IntegrationReceived, None, "op1")
                 .await
                 .unwrap();
             assert_eq!(
-                (c.status.as_str(), c.sla.state.as_str(), c.sla.paused_days),
+                (
+                    c.summary.status.as_str(),
+                    c.summary.sla.state.as_str(),
+                    c.summary.sla.paused_days
+                ),
                 ("in_review", "running", 5)
             );
-            assert_eq!(c.due_at, "2026-12-31"); // 26/11 + 30 + 5 paused days
+            assert_eq!(c.summary.due_at, "2026-12-31"); // 26/11 + 30 + 5 paused days
             let again = store
                 .apply_action(&r, &missing, None, "op1")
                 .await
@@ -1486,6 +1460,7 @@ mod tests {
                 .create_case(request("ztl_permit"))
                 .await
                 .unwrap()
+                .summary
                 .reference;
             let reasons = vec!["residenza non nella ZTL".to_string()];
             store
@@ -1522,7 +1497,10 @@ mod tests {
             assert_eq!(store.sla_tick().await.unwrap(), 1);
             assert_eq!(store.sla_tick().await.unwrap(), 0, "the tick is idempotent");
             let c = store.get_case(&r).await.unwrap();
-            assert_eq!((c.sla.state.as_str(), c.sla.paused_days), ("running", 10));
+            assert_eq!(
+                (c.summary.sla.state.as_str(), c.summary.sla.paused_days),
+                ("running", 10)
+            );
             assert_eq!(
                 c.timeline.last().map(|e| e.kind.as_str()),
                 Some("pause_lapsed")
@@ -1532,7 +1510,7 @@ mod tests {
                 .await
                 .unwrap();
             assert_eq!(
-                (c.status.as_str(), c.sla.state.as_str()),
+                (c.summary.status.as_str(), c.summary.sla.state.as_str()),
                 ("rejected", "stopped")
             );
 
@@ -1540,6 +1518,7 @@ mod tests {
                 .create_case(request("ztl_permit"))
                 .await
                 .unwrap()
+                .summary
                 .reference;
             let missing = Action::RequestIntegration {
                 missing: vec!["documento_identita".into()],
@@ -1552,12 +1531,16 @@ mod tests {
             store.sla_tick().await.unwrap();
             let c = store.get_case(&r2).await.unwrap();
             assert!(
-                c.flags.contains(&"integration_expired".to_string()),
+                c.summary.flags.contains(&"integration_expired".to_string()),
                 "{:?}",
-                c.flags
+                c.summary.flags
             );
             assert_eq!(
-                (c.status.as_str(), c.sla.state.as_str(), c.sla.paused_days),
+                (
+                    c.summary.status.as_str(),
+                    c.summary.sla.state.as_str(),
+                    c.summary.sla.paused_days
+                ),
                 ("waiting_citizen", "running", 30)
             );
         })
@@ -1576,6 +1559,7 @@ mod tests {
                 .create_case(request("ztl_permit"))
                 .await
                 .unwrap()
+                .summary
                 .reference;
             for user in ["ghost", "vigile"] {
                 let err = store
@@ -1592,7 +1576,7 @@ mod tests {
                 .await
                 .unwrap();
             assert_eq!(
-                (c.assignee.as_deref(), c.status.as_str()),
+                (c.summary.assignee.as_deref(), c.summary.status.as_str()),
                 (Some("op1"), "received")
             );
             assert_eq!(c.timeline.last().map(|e| e.kind.as_str()), Some("assigned"));

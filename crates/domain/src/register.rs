@@ -199,6 +199,11 @@ impl ChainVerifier {
                 year: entry.number.year,
                 seq: 1,
             },
+            // A year lower than the previous one is never right: the sequence goes on.
+            Some(p) if entry.number.year < p.year => ProtocolNumber {
+                year: p.year,
+                seq: p.seq + 1,
+            },
             other => ProtocolNumber::next(other, entry.number.year),
         };
         if entry.number != expected {
@@ -312,6 +317,17 @@ mod tests {
         let c = chain(10, Some(6));
         assert_eq!(verify(&c, true), Ok(10));
         assert_eq!(c[6].0.number.to_string(), "2027/0000001");
+    }
+
+    #[test]
+    fn a_year_going_backwards_is_refused() {
+        let mut c = chain(4, Some(2));
+        // Re-number the last entry as 2026/0000003 after 2027/0000001 and re-hash it.
+        c[3].0.number = ProtocolNumber { year: 2026, seq: 3 };
+        c[3].1 = c[3].0.hash();
+        let err = verify(&c, false).unwrap_err();
+        assert_eq!(err.position, 4);
+        assert!(err.problem.contains("2027/0000002"), "{}", err.problem);
     }
 
     #[test]

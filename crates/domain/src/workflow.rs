@@ -144,6 +144,9 @@ pub struct CaseFacts {
     pub integration_requested: bool,
     /// Whether an art. 10-bis notice was ever sent on this case.
     pub rejection_notified: bool,
+    /// Whether the art. 10-bis period is still running (notice sent less than 10 days ago
+    /// and no answer yet): the citizen's time to answer may not be cut short.
+    pub notice_period_open: bool,
     /// Whether the action carries a non-empty note.
     pub has_note: bool,
 }
@@ -197,6 +200,11 @@ pub enum WorkflowError {
         "a rejection needs an earlier notify_rejection (art. 10-bis L. 241/1990) on the same case"
     )]
     NoRejectionNotice,
+    /// The citizen's 10 days to answer an art. 10-bis notice are still running (HTTP 409).
+    #[error(
+        "the citizen has 10 days to answer the art. 10-bis notice: reject after their answer (observations_received) or once the 10 days have passed"
+    )]
+    NoticePeriodOpen,
     /// A required argument is missing or empty (HTTP 422).
     #[error("'{field}' is required for action '{action}'")]
     MissingArgument {
@@ -318,6 +326,7 @@ pub fn plan(facts: &CaseFacts, action: &Action) -> Result<Transition, WorkflowEr
                 InReview | RejectionNotice if !facts.rejection_notified => {
                     Err(WorkflowError::NoRejectionNotice)
                 }
+                RejectionNotice if facts.notice_period_open => Err(WorkflowError::NoticePeriodOpen),
                 InReview => go(Rejected, ClockChange::None),
                 RejectionNotice => go(Rejected, ClockChange::Resume),
                 _ => Err(not_allowed()),
@@ -385,6 +394,7 @@ mod tests {
             workflow: WorkflowKind::Permit,
             integration_requested: false,
             rejection_notified: false,
+            notice_period_open: false,
             has_note: false,
         }
     }
@@ -446,10 +456,19 @@ mod tests {
         let t = plan(&f, &Action::NotifyRejection { reasons: reasons() }).unwrap();
         assert_eq!(t.to, Status::RejectionNotice);
         assert_eq!(t.clock, ClockChange::Pause(PauseKind::RejectionNotice));
-        let notified = CaseFacts {
+        let waiting = CaseFacts {
             status: Status::RejectionNotice,
             rejection_notified: true,
+            notice_period_open: true,
             ..f.clone()
+        };
+        assert_eq!(
+            plan(&waiting, &Action::Reject { reasons: reasons() }),
+            Err(WorkflowError::NoticePeriodOpen)
+        );
+        let notified = CaseFacts {
+            notice_period_open: false,
+            ..waiting
         };
         let t = plan(&notified, &Action::Reject { reasons: reasons() }).unwrap();
         assert_eq!((t.to, t.clock), (Status::Rejected, ClockChange::Resume));
@@ -569,11 +588,11 @@ mod tests {
         #[test]
         fn clock_changes_follow_statuses(status in any_status(), action in any_action(),
                                          integ in any::<bool>(), notified in any::<bool>(), note in any::<bool>(),
-                                         report in any::<bool>()) {
+                                         report in any::<bool>(), open in any::<bool>()) {
             let f = CaseFacts {
                 status,
                 workflow: if report { WorkflowKind::Report } else { WorkflowKind::Permit },
-                integration_requested: integ, rejection_notified: notified, has_note: note,
+                integration_requested: integ, rejection_notified: notified, notice_period_open: open, has_note: note,
             };
             if let Ok(t) = plan(&f, &action) {
                 let waiting = |s| matches!(s, Status::WaitingCitizen | Status::RejectionNotice);
@@ -587,6 +606,7 @@ mod tests {
                 }
                 if t.to == Status::Rejected && t.from != Status::Rejected {
                     prop_assert!(notified);
+                    prop_assert!(!(t.from == Status::RejectionNotice && open), "the 10 days may not be cut short");
                 }
                 if matches!(t.clock, ClockChange::Pause(PauseKind::Integration)) {
                     prop_assert!(!integ);

@@ -375,8 +375,11 @@ fn plan_for(case_type: &str, rng: &mut StdRng) -> Vec<Action> {
             steps.push(Action::NotifyRejection {
                 reasons: list("Residenza fuori dal perimetro della ZTL"),
             });
+            steps.push(Action::ObservationsReceived);
             steps.push(Action::Reject {
-                reasons: list("Nessuna osservazione pervenuta entro 10 giorni"),
+                reasons: list(
+                    "Le osservazioni non superano il motivo ostativo: residenza fuori ZTL",
+                ),
             });
             if rng.random_bool(0.5) {
                 steps.push(Action::Close);

@@ -439,10 +439,25 @@ impl Store {
 
         let details: Vec<serde_json::Value> = (0..batch.len())
             .map(|i| {
+                let c = &batch[i].citizen;
+                let given: serde_json::Map<String, serde_json::Value> = [
+                    ("name", &c.name),
+                    ("email", &c.email),
+                    ("pec", &c.pec),
+                    ("phone", &c.phone),
+                    ("fax", &c.fax),
+                ]
+                .into_iter()
+                .filter_map(|(k, v)| {
+                    v.as_ref()
+                        .map(|v| (k.to_owned(), serde_json::Value::from(v.trim())))
+                })
+                .collect();
                 serde_json::json!({
                     "channel": batch[i].channel.as_str(),
                     "protocol": protocols[i].to_string(),
                     "flags": flags[i],
+                    "contacts_given": given,
                 })
             })
             .collect();
@@ -792,6 +807,20 @@ impl Store {
             workflow: workflow_kind,
             integration_requested: get_i64(&row, "integration_requested")? != 0,
             rejection_notified: get_i64(&row, "rejection_notified")? != 0,
+            notice_period_open: match (
+                get_opt_str(&row, "pause_kind")?,
+                get_opt_str(&row, "pause_started_on")?,
+            ) {
+                (Some(kind), Some(started)) if kind == PauseKind::RejectionNotice.as_str() => {
+                    Pause {
+                        kind: PauseKind::RejectionNotice,
+                        started_on: parse_date(&started)?,
+                        ended_on: None,
+                    }
+                    .in_force(today)
+                }
+                _ => false,
+            },
             has_note: note.is_some(),
         };
         let transition = workflow::plan(&facts, action)?;
@@ -1105,8 +1134,10 @@ async fn advance_sequence(
     Ok(get_i64(&row, "value")? as u64)
 }
 
-/// Finds the citizen by fiscal code (else by e-mail, PEC or phone) and fills in missing
-/// contacts, or creates one; returns the id and the citizen as now stored.
+/// Finds the citizen by fiscal code (else by e-mail, PEC or phone) and fills in contacts
+/// the record does not have yet — never overwrites one, so a request naming someone
+/// else's fiscal code cannot redirect their mail — or creates the citizen; returns the id
+/// and the citizen as stored. The contacts as given stay in the case's journal.
 async fn upsert_citizen(
     tx: &mut Transaction<'static, Any>,
     c: &CitizenInput,
@@ -1136,9 +1167,9 @@ async fn upsert_citizen(
         let sql = format!(
             "INSERT INTO citizens (fiscal_code, name, email, pec, phone, fax, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $7) ON CONFLICT (fiscal_code) DO UPDATE SET \
-             name = COALESCE(excluded.name, citizens.name), email = COALESCE(excluded.email, citizens.email), \
-             pec = COALESCE(excluded.pec, citizens.pec), phone = COALESCE(excluded.phone, citizens.phone), \
-             fax = COALESCE(excluded.fax, citizens.fax), updated_at = excluded.updated_at {RETURNING}"
+             name = COALESCE(citizens.name, excluded.name), email = COALESCE(citizens.email, excluded.email), \
+             pec = COALESCE(citizens.pec, excluded.pec), phone = COALESCE(citizens.phone, excluded.phone), \
+             fax = COALESCE(citizens.fax, excluded.fax), updated_at = excluded.updated_at {RETURNING}"
         );
         sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(code.as_str().to_owned())
@@ -1169,8 +1200,8 @@ async fn upsert_citizen(
         match found {
             Some(existing) => {
                 let sql = format!(
-                    "UPDATE citizens SET name = COALESCE($1, name), email = COALESCE($2, email), pec = COALESCE($3, pec), \
-                     phone = COALESCE($4, phone), fax = COALESCE($5, fax), updated_at = $6 WHERE id = $7 {RETURNING}"
+                    "UPDATE citizens SET name = COALESCE(name, $1), email = COALESCE(email, $2), pec = COALESCE(pec, $3), \
+                     phone = COALESCE(phone, $4), fax = COALESCE(fax, $5), updated_at = $6 WHERE id = $7 {RETURNING}"
                 );
                 sqlx::query(sqlx::AssertSqlSafe(sql))
                     .bind(name)
@@ -1327,6 +1358,25 @@ mod tests {
             assert_eq!(cude.summary.protocol.as_deref(), Some("2026/0000002"));
             // Same fiscal code: the same citizen, contacts kept.
             assert_eq!(cude.citizen, case.citizen);
+            // Another request with the same fiscal code cannot overwrite the stored contacts;
+            // what it gave stays in its journal.
+            let mut other = request("ztl_permit");
+            other.citizen.email = Some("intruder@example.com".into());
+            other.citizen.phone = Some("+39 333 1234567".into());
+            let third = store.create_case(other).await.unwrap();
+            assert_eq!(
+                third.citizen.email.as_deref(),
+                Some("mario.rossi@example.it")
+            );
+            assert_eq!(
+                third.citizen.phone.as_deref(),
+                Some("+39 333 1234567"),
+                "missing contacts are filled in"
+            );
+            assert_eq!(
+                third.timeline[0].detail["contacts_given"]["email"],
+                "intruder@example.com"
+            );
             let err = store.create_case(request("bogus")).await.unwrap_err();
             assert!(
                 matches!(err, StoreError::Invalid { ref field, .. } if field == "case_type"),
@@ -1493,6 +1543,21 @@ mod tests {
                 )
                 .await
                 .unwrap();
+            let early = store
+                .apply_action(
+                    &r,
+                    &Action::Reject {
+                        reasons: reasons.clone(),
+                    },
+                    None,
+                    "op1",
+                )
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(early, StoreError::Workflow(WorkflowError::NoticePeriodOpen)),
+                "{early}"
+            );
             clock.advance(Duration::days(12));
             assert_eq!(store.sla_tick().await.unwrap(), 1);
             assert_eq!(store.sla_tick().await.unwrap(), 0, "the tick is idempotent");

@@ -60,7 +60,8 @@ pub(crate) async fn register_many_in(
     let count = get_i64(&head, "count")?;
     let last_year = get_i64(&head, "last_year")?;
     let last_seq = get_i64(&head, "last_seq")?;
-    let year = chrono::Datelike::year(&rome_date(at));
+    // A clock stepped back across New Year must not reopen the previous year's numbering.
+    let year = chrono::Datelike::year(&rome_date(at)).max(last_year as i32);
     let mut last = (last_year > 0).then_some(ProtocolNumber {
         year: last_year as i32,
         seq: last_seq as u64,
@@ -166,7 +167,8 @@ impl Store {
         Ok(number)
     }
 
-    /// Re-checks the whole chain, streaming it in order. `Ok(Err(..))` is a broken register.
+    /// Re-checks the whole chain, streaming it in order; safe while the server registers
+    /// more. `Ok(Err(..))` is a broken register.
     pub async fn verify_register(&self) -> Result<Result<u64, ChainBreak>> {
         let head = sqlx::query("SELECT last_hash, count FROM register_head WHERE id = 1")
             .fetch_one(&self.read)
@@ -174,7 +176,10 @@ impl Store {
         let head_hash = get_str(&head, "last_hash")?;
         let head_count = get_i64(&head, "count")?;
         let mut verifier = ChainVerifier::new();
-        let sql = format!("SELECT {ENTRY_COLUMNS} FROM protocol_register ORDER BY id");
+        // Only the entries the head accounts for: registrations committed after the head
+        // was read (the server may be running) belong to the next verification.
+        let sql =
+            format!("SELECT {ENTRY_COLUMNS} FROM protocol_register ORDER BY id LIMIT {head_count}");
         let mut rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch(&self.read);
         while let Some(row) = rows.try_next().await? {
             let (entry, hash) = entry_from_row(&row)?;
@@ -238,6 +243,12 @@ mod tests {
                 "2027/0000001"
             );
             assert_eq!(store.verify_register().await.unwrap(), Ok(3));
+            clock.set(Utc.with_ymd_and_hms(2026, 12, 31, 23, 50, 0).unwrap()); // stepped back into 2026
+            assert_eq!(
+                store.register(&reg("d")).await.unwrap().to_string(),
+                "2027/0000002"
+            );
+            assert_eq!(store.verify_register().await.unwrap(), Ok(4));
             let day = store
                 .register_entries_on(NaiveDate::from_ymd_opt(2026, 12, 31).unwrap())
                 .await

@@ -48,8 +48,12 @@ pub enum ApiError {
     NotFound(String),
     /// 409: not allowed in the current state.
     Conflict(String),
-    /// 413.
+    /// 405.
+    MethodNotAllowed,
+    /// 413 with the limit.
     TooLarge(u64),
+    /// 413 for a request body over the JSON limit.
+    BodyTooLarge,
     /// 422: field errors.
     Invalid(Vec<FieldError>),
     /// 429: too many failed attempts.
@@ -166,6 +170,20 @@ impl IntoResponse for ApiError {
                 format!("the upload exceeds the limit of {limit} bytes"),
                 vec![],
             ),
+            ApiError::MethodNotAllowed => problem(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "Method not allowed",
+                "this endpoint does not accept that HTTP method; see /api/openapi.json".into(),
+                vec![],
+            ),
+            ApiError::BodyTooLarge => problem(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too-large",
+                "Too large",
+                "the request body is larger than allowed (limits.max_json_bytes)".into(),
+                vec![],
+            ),
             ApiError::Invalid(errors) => {
                 let detail = errors
                     .iter()
@@ -211,6 +229,11 @@ impl IntoResponse for ApiError {
             ),
         }
     }
+}
+
+/// A known path with a method it does not accept.
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
 }
 
 /// Unknown paths get a problem too.

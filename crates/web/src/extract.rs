@@ -1,6 +1,6 @@
 //! Extractors whose rejections are problem+json with a clear message.
 
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
@@ -27,7 +27,7 @@ where
             Err(JsonRejection::BytesRejection(e))
                 if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE =>
             {
-                Err(ApiError::BadRequest("the request body is too large".into()))
+                Err(ApiError::BodyTooLarge)
             }
             Err(e) => Err(ApiError::BadRequest(e.body_text())),
         }
@@ -52,5 +52,46 @@ where
             }
             Err(e) => Err(ApiError::BadRequest(e.body_text())),
         }
+    }
+}
+
+/// Path parameters; a value that cannot be read (e.g. bad UTF-8) is a 404 problem.
+pub struct ApiPath<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiPath<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(v)) => Ok(ApiPath(v)),
+            Err(PathRejection::FailedToDeserializePathParams(e)) => {
+                Err(ApiError::NotFound(e.body_text()))
+            }
+            Err(e) => Err(ApiError::BadRequest(e.body_text())),
+        }
+    }
+}
+
+/// Rejects control characters (PostgreSQL refuses NUL in text; none belongs in these
+/// values). `multiline` allows line breaks and tabs, for notes and reasons.
+pub fn check_text(
+    field: &str,
+    value: &str,
+    multiline: bool,
+) -> Result<(), crate::error::FieldError> {
+    let bad = value
+        .chars()
+        .any(|c| c.is_control() && !(multiline && matches!(c, '\n' | '\r' | '\t')));
+    if bad {
+        Err(crate::error::FieldError {
+            field: field.to_owned(),
+            message: "contains control characters".into(),
+        })
+    } else {
+        Ok(())
     }
 }

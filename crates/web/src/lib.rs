@@ -68,6 +68,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(api::routes(upload_limit))
         .fallback(error::not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(json_limit))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -422,3 +422,91 @@ async fn documents_upload_download_and_limits() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("MISSING {sha}")));
 }
+
+#[tokio::test]
+async fn hostile_requests_get_problems_never_500() {
+    let mut install = Install::new("[limits]\nmax_json_bytes = 2048\n").await;
+    let op = install.user("op1", "operator");
+    let form_backend = install.user("portale", "integration");
+    install.start(&[]).await;
+    let (_, _, case) = install
+        .call("POST", "/api/v1/cases", Some(&op), Some(case_body()))
+        .await;
+    let reference = case["reference"].as_str().unwrap().to_owned();
+
+    let expect_problem = |status: u16, ctype: &str, body: &Value, want: u16, what: &str| {
+        assert_eq!(status, want, "{what}: {body}");
+        assert!(is_problem(ctype, body, want), "{what}: {ctype} {body}");
+    };
+    // A NUL byte would be refused by PostgreSQL: it must be a 422, on both engines.
+    let (s, c, b) = install
+        .call("GET", "/api/v1/cases?q=%00abc", Some(&op), None)
+        .await;
+    expect_problem(s, &c, &b, 422, "NUL in q");
+    let body = json!({"action": "assign", "user": "op1\u{0}"});
+    let (s, c, b) = install
+        .call(
+            "POST",
+            &format!("/api/v1/cases/{reference}/actions"),
+            Some(&op),
+            Some(body),
+        )
+        .await;
+    expect_problem(s, &c, &b, 422, "NUL in user");
+    let body = json!({"case_type": "ztl_permit", "subject": "a\u{0}b", "channel": "web"});
+    let (s, c, b) = install
+        .call("POST", "/api/v1/cases", Some(&op), Some(body))
+        .await;
+    expect_problem(s, &c, &b, 422, "NUL in subject");
+    // Wrong method, oversized JSON, wrong content type for an upload.
+    let (s, c, b) = install
+        .call("DELETE", "/api/v1/cases", Some(&op), None)
+        .await;
+    expect_problem(s, &c, &b, 405, "DELETE on the collection");
+    let big = json!({"case_type": "ztl_permit", "subject": "x".repeat(4000), "channel": "web"});
+    let (s, c, b) = install
+        .call("POST", "/api/v1/cases", Some(&op), Some(big))
+        .await;
+    expect_problem(s, &c, &b, 413, "JSON over limits.max_json_bytes");
+    let (s, c, b) = install
+        .call(
+            "POST",
+            &format!("/api/v1/cases/{reference}/documents"),
+            Some(&op),
+            Some(json!({})),
+        )
+        .await;
+    expect_problem(s, &c, &b, 400, "upload that is not multipart");
+    let (s, c, b) = install
+        .call("GET", "/api/v1/cases/%FF%FE", Some(&op), None)
+        .await;
+    assert!(s == 404 || s == 400, "bad UTF-8 in the path -> {s}");
+    assert!(is_problem(&c, &b, s), "{c} {b}");
+
+    // A caller that may not read case files gets back only what it sent.
+    let mut stranger = case_body();
+    stranger["citizen"] = json!({"fiscal_code": "RSSMRA80A01H501U", "name": "Qualcuno"});
+    let (s, _, created) = install
+        .call("POST", "/api/v1/cases", Some(&form_backend), Some(stranger))
+        .await;
+    assert_eq!(s, 201);
+    assert_eq!(
+        created["citizen"]["email"],
+        Value::Null,
+        "no stored contact leaks: {created}"
+    );
+    assert_eq!(created["citizen"]["name"], "Qualcuno");
+    let (_, _, stored) = install
+        .call(
+            "GET",
+            &format!("/api/v1/cases/{}", created["reference"].as_str().unwrap()),
+            Some(&op),
+            None,
+        )
+        .await;
+    assert_eq!(
+        stored["citizen"]["email"], "mario.rossi@example.it",
+        "and the record was not overwritten"
+    );
+    assert_eq!(stored["citizen"]["name"], "Mario Rossi");
+}

@@ -1,20 +1,22 @@
 //! Cases: create, read, list, act.
 
 use axum::Json;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use sportello_domain::case::{Channel, Reference, Status};
 use sportello_domain::fiscal_code::FiscalCode;
 use sportello_domain::roles::Permission;
 use sportello_domain::workflow::Action;
-use sportello_store::cases::{CaseFilter, CaseSummary, CaseView, CitizenInput, NewCase};
+use sportello_store::cases::{
+    CaseFilter, CaseSummary, CaseView, CitizenInput, CitizenView, NewCase,
+};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, FieldError, Problem};
-use crate::extract::{ApiJson, ApiQuery};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, check_text};
 
 /// The citizen of a new case.
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -303,7 +305,20 @@ pub async fn create_case(
 ) -> Result<(StatusCode, Json<CaseView>), ApiError> {
     let user = caller.require(Permission::CreateCase)?;
     let new = body.validate(&state, &user.login)?;
-    let case = state.store.create_case(new).await?;
+    let given = new.citizen.clone();
+    let mut case = state.store.create_case(new).await?;
+    if !user.role.can(Permission::ReadCase) {
+        // A caller that may not read case files (e.g. the web-form backend) gets back only
+        // what it sent, never contacts already on record for that fiscal code.
+        case.citizen = CitizenView {
+            fiscal_code: given.fiscal_code.map(|f| f.as_str().to_owned()),
+            name: given.name,
+            email: given.email,
+            pec: given.pec,
+            phone: given.phone,
+            fax: given.fax,
+        };
+    }
     Ok((StatusCode::CREATED, Json(case)))
 }
 
@@ -316,7 +331,7 @@ pub async fn create_case(
 pub async fn get_case(
     State(state): State<AppState>,
     caller: Caller,
-    Path(reference): Path<String>,
+    ApiPath(reference): ApiPath<String>,
 ) -> Result<Json<CaseView>, ApiError> {
     let user = caller.require(Permission::ReadCase)?;
     check_reference(&reference)?;
@@ -411,6 +426,17 @@ pub async fn list_cases(
             })
             .ok(),
     };
+    for (field, value) in [
+        ("q", &query.q),
+        ("assignee", &query.assignee),
+        ("case_type", &query.case_type),
+    ] {
+        if let Some(v) = value
+            && let Err(e) = check_text(field, v, false)
+        {
+            errors.push(e);
+        }
+    }
     let case_type = query
         .case_type
         .map(|s| s.trim().to_owned())
@@ -460,6 +486,28 @@ pub async fn list_cases(
 
 impl ActionBody {
     fn into_action(self) -> Result<(Action, Option<String>), ApiError> {
+        let mut errors = Vec::new();
+        for (field, value, multiline) in [
+            ("action", &self.action, false),
+            ("user", &self.user, false),
+            ("note", &self.note, true),
+        ] {
+            if let Some(v) = value
+                && let Err(e) = check_text(field, v, multiline)
+            {
+                errors.push(e);
+            }
+        }
+        for (field, list) in [("missing", &self.missing), ("reasons", &self.reasons)] {
+            for (i, v) in list.iter().flatten().enumerate() {
+                if let Err(e) = check_text(&format!("{field}[{i}]"), v, true) {
+                    errors.push(e);
+                }
+            }
+        }
+        if !errors.is_empty() {
+            return Err(ApiError::Invalid(errors));
+        }
         let name = self.action.map(|a| a.trim().to_owned()).unwrap_or_default();
         let list = |v: Option<Vec<String>>| v.unwrap_or_default();
         let action = match name.as_str() {
@@ -518,7 +566,7 @@ impl ActionBody {
 pub async fn act_on_case(
     State(state): State<AppState>,
     caller: Caller,
-    Path(reference): Path<String>,
+    ApiPath(reference): ApiPath<String>,
     ApiJson(body): ApiJson<ActionBody>,
 ) -> Result<Json<CaseView>, ApiError> {
     let user = caller.require(Permission::ActOnCase)?;

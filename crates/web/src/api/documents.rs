@@ -2,7 +2,8 @@
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Multipart, Path, State};
+use axum::extract::multipart::MultipartRejection;
+use axum::extract::{Multipart, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures::TryStreamExt;
@@ -17,6 +18,7 @@ use utoipa::ToSchema;
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, Problem};
+use crate::extract::ApiPath;
 
 /// What an upload returns.
 #[derive(Debug, Serialize, ToSchema)]
@@ -52,9 +54,15 @@ pub struct UploadForm {
 pub async fn upload_document(
     State(state): State<AppState>,
     caller: Caller,
-    Path(reference): Path<String>,
-    mut multipart: Multipart,
+    ApiPath(reference): ApiPath<String>,
+    multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<(StatusCode, Json<UploadedDocument>), ApiError> {
+    let mut multipart = multipart.map_err(|e| {
+        ApiError::BadRequest(format!(
+            "send the file as multipart/form-data: {}",
+            e.body_text()
+        ))
+    })?;
     let user = caller.require(Permission::UploadDocument)?;
     if Reference::parse(&reference).is_none() {
         return Err(ApiError::NotFound(format!(
@@ -121,7 +129,7 @@ pub async fn upload_document(
 pub async fn download_document(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     let user = caller.require(Permission::ReadDocument)?;
     if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {

@@ -420,11 +420,10 @@ mod tests {
         assert_eq!(cal.roll_deadline(date(2026, 4, 5)), date(2026, 4, 7));
         // A working day stays.
         assert_eq!(cal.roll_deadline(date(2026, 3, 4)), date(2026, 3, 4));
-        // No panic at the end of time.
-        assert_eq!(
-            cal.roll_deadline(NaiveDate::MAX),
-            cal.roll_deadline(NaiveDate::MAX)
-        );
+        // A holiday on a Friday moves to the Saturday (only Sundays and holidays move).
+        assert_eq!(cal.roll_deadline(date(2026, 5, 1)), date(2026, 5, 2));
+        // No panic at the end of time: the last representable day is returned as it is.
+        assert!(cal.roll_deadline(NaiveDate::MAX) >= NaiveDate::MAX.pred_opt().unwrap());
     }
 
     #[test]

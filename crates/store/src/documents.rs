@@ -189,7 +189,10 @@ impl BlobStore {
     }
 
     /// Stores a staged file under its hash (once; the same bytes again are a no-op).
+    /// Small files go in one request; larger ones are streamed in parts, so memory does
+    /// not grow with the size of the upload.
     pub async fn put_staged(&self, staged: &StagedBlob) -> Result<()> {
+        const PART: usize = 8 * 1024 * 1024;
         let key = self.key(&staged.sha256);
         if self.inner.head(&key).await.is_ok() {
             return Ok(());
@@ -197,11 +200,62 @@ impl BlobStore {
         let mut file = tokio::fs::File::open(staged.file.path())
             .await
             .map_err(|e| StoreError::Blob(e.to_string()))?;
-        let mut data = Vec::with_capacity(staged.size as usize);
-        file.read_to_end(&mut data)
+        if staged.size as usize <= PART {
+            let mut data = Vec::with_capacity(staged.size as usize);
+            file.read_to_end(&mut data)
+                .await
+                .map_err(|e| StoreError::Blob(e.to_string()))?;
+            return self.put_bytes_at(&key, Bytes::from(data)).await;
+        }
+        let upload = self
+            .inner
+            .put_multipart(&key)
             .await
             .map_err(|e| StoreError::Blob(e.to_string()))?;
-        self.put_bytes_at(&key, Bytes::from(data)).await
+        let mut writer = object_store::WriteMultipart::new_with_chunk_size(upload, PART);
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = file
+                .read(&mut buf)
+                .await
+                .map_err(|e| StoreError::Blob(e.to_string()))?;
+            if n == 0 {
+                break;
+            }
+            writer
+                .wait_for_capacity(2)
+                .await
+                .map_err(|e| StoreError::Blob(e.to_string()))?;
+            writer.write(&buf[..n]);
+        }
+        writer
+            .finish()
+            .await
+            .map_err(|e| StoreError::Blob(e.to_string()))?;
+        Ok(())
+    }
+
+    /// The bytes stored under a hash, as a stream (for downloads of any size).
+    pub async fn get_stream(
+        &self,
+        sha256: &str,
+    ) -> Result<futures::stream::BoxStream<'static, std::result::Result<Bytes, std::io::Error>>>
+    {
+        use futures::StreamExt;
+        let result = self
+            .inner
+            .get(&self.key(sha256))
+            .await
+            .map_err(|e| match e {
+                object_store::Error::NotFound { .. } => {
+                    StoreError::NotFound(format!("document content {sha256}"))
+                }
+                other => StoreError::Blob(other.to_string()),
+            })?;
+        Ok(result
+            .into_stream()
+            .map(|chunk| chunk.map_err(std::io::Error::other))
+            .boxed())
     }
 
     /// Stores bytes under their hash and returns the hash.
@@ -412,6 +466,29 @@ mod tests {
             Bytes::from(data.clone())
         );
         assert_eq!(blobs.put(Bytes::from(data)).await.unwrap(), staged.sha256);
+        // Over one part: streamed in parts, read back intact.
+        let large: Vec<u8> = (0..20 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+        let staged_large = BlobStore::stage(&dir.path().join("tmp"), &large[..], 64 * 1024 * 1024)
+            .await
+            .unwrap();
+        blobs.put_staged(&staged_large).await.unwrap();
+        assert_eq!(
+            blobs.get(&staged_large.sha256).await.unwrap().len(),
+            large.len()
+        );
+        let streamed: Vec<u8> = {
+            use futures::TryStreamExt;
+            let chunks: Vec<Bytes> = blobs
+                .get_stream(&staged_large.sha256)
+                .await
+                .unwrap()
+                .try_collect()
+                .await
+                .unwrap();
+            chunks.concat()
+        };
+        assert_eq!(streamed, large);
+        drop(staged_large);
         let big = vec![7u8; 2048];
         assert!(matches!(
             BlobStore::stage(&dir.path().join("tmp"), &big[..], 1000).await,

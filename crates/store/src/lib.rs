@@ -332,14 +332,21 @@ mod schema_tests {
             .unwrap();
         for t in tables {
             let table: String = t.get("name");
-            let sql = format!("SELECT name, \"notnull\" AS nn FROM pragma_table_info('{table}')");
+            let sql =
+                format!("SELECT name, type, \"notnull\" AS nn FROM pragma_table_info('{table}')");
             for c in sqlx::query(sqlx::AssertSqlSafe(sql))
                 .fetch_all(&sqlite.read)
                 .await
                 .unwrap()
             {
                 let nn: i64 = c.get("nn");
-                sqlite_cols.insert((table.clone(), c.get::<String, _>("name"), nn == 1));
+                // The portable types: INTEGER is read as i64 on both engines, so PostgreSQL must say bigint.
+                let kind = match c.get::<String, _>("type").as_str() {
+                    "INTEGER" => "bigint".to_owned(),
+                    "TEXT" => "text".to_owned(),
+                    other => format!("unportable {other}"),
+                };
+                sqlite_cols.insert((table.clone(), c.get::<String, _>("name"), kind, nn == 1));
             }
         }
         let pool = AnyPoolOptions::new()
@@ -349,7 +356,7 @@ mod schema_tests {
             .unwrap();
         let mut pg_cols = BTreeSet::new();
         let rows = sqlx::query(
-            "SELECT table_name::text AS t, column_name::text AS c, is_nullable::text AS n FROM information_schema.columns \
+            "SELECT table_name::text AS t, column_name::text AS c, data_type::text AS k, is_nullable::text AS n FROM information_schema.columns \
              WHERE table_schema = 'public' AND table_name NOT LIKE '_sqlx%'",
         )
         .fetch_all(&pool)
@@ -360,16 +367,17 @@ mod schema_tests {
             pg_cols.insert((
                 r.get::<String, _>("t"),
                 r.get::<String, _>("c"),
+                r.get::<String, _>("k"),
                 nullable == "NO",
             ));
         }
         // SQLite reports INTEGER PRIMARY KEY columns as nullable; compare those by name only.
-        let normalise =
-            |set: &BTreeSet<(String, String, bool)>| -> BTreeSet<(String, String, bool)> {
-                set.iter()
-                    .map(|(t, c, nn)| (t.clone(), c.clone(), *nn || c == "id"))
-                    .collect()
-            };
+        type Column = (String, String, String, bool);
+        let normalise = |set: &BTreeSet<Column>| -> BTreeSet<Column> {
+            set.iter()
+                .map(|(t, c, k, nn)| (t.clone(), c.clone(), k.clone(), *nn || c == "id"))
+                .collect()
+        };
         assert_eq!(normalise(&sqlite_cols), normalise(&pg_cols));
         pool.close().await;
         sqlite.close().await;

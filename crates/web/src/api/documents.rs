@@ -136,7 +136,7 @@ pub async fn download_document(
         return Err(ApiError::NotFound("no such document".into()));
     }
     let (doc, _case) = state.store.document(&id).await?;
-    let bytes = state.blobs.get(&doc.sha256).await?;
+    let stream = state.blobs.get_stream(&doc.sha256).await?;
     state
         .store
         .record_access(&user.login, "read_document", &id)
@@ -161,8 +161,9 @@ pub async fn download_document(
             (header::CONTENT_TYPE, doc.media_type.clone()),
             (header::CONTENT_DISPOSITION, disposition),
             (header::CACHE_CONTROL, "private, no-store".to_owned()),
+            (header::CONTENT_LENGTH, doc.size.to_string()),
         ],
-        Body::from(bytes),
+        Body::from_stream(stream),
     )
         .into_response())
 }

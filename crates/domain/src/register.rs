@@ -320,6 +320,18 @@ mod tests {
     }
 
     #[test]
+    fn removal_with_a_repointed_successor_is_found() {
+        // Remove entry 3 and make entry 4 point at entry 2 without re-hashing it: the
+        // pointer is part of what the hash covers, so entry 4 no longer matches its hash.
+        let mut c = chain(6, None);
+        let removed = c.remove(2);
+        c[2].0.prev_hash = removed.0.prev_hash.clone();
+        let err = verify(&c, false).unwrap_err();
+        assert_eq!(err.position, 3);
+        assert!(err.problem.contains("altered"), "{}", err.problem);
+    }
+
+    #[test]
     fn a_year_going_backwards_is_refused() {
         let mut c = chain(4, Some(2));
         // Re-number the last entry as 2026/0000003 after 2027/0000001 and re-hash it.

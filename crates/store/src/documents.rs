@@ -242,8 +242,16 @@ impl BlobStore {
     ) -> Result<futures::stream::BoxStream<'static, std::result::Result<Bytes, std::io::Error>>>
     {
         use futures::StreamExt;
-        let result = self
-            .inner
+        let result = self.fetch(sha256).await?;
+        Ok(result
+            .into_stream()
+            .map(|chunk| chunk.map_err(std::io::Error::other))
+            .boxed())
+    }
+
+    /// Opens the object stored under a hash; a missing object is [`StoreError::NotFound`].
+    async fn fetch(&self, sha256: &str) -> Result<object_store::GetResult> {
+        self.inner
             .get(&self.key(sha256))
             .await
             .map_err(|e| match e {
@@ -251,11 +259,7 @@ impl BlobStore {
                     StoreError::NotFound(format!("document content {sha256}"))
                 }
                 other => StoreError::Blob(other.to_string()),
-            })?;
-        Ok(result
-            .into_stream()
-            .map(|chunk| chunk.map_err(std::io::Error::other))
-            .boxed())
+            })
     }
 
     /// Stores bytes under their hash and returns the hash.
@@ -285,16 +289,7 @@ impl BlobStore {
 
     /// The bytes stored under a hash.
     pub async fn get(&self, sha256: &str) -> Result<Bytes> {
-        let result = self
-            .inner
-            .get(&self.key(sha256))
-            .await
-            .map_err(|e| match e {
-                object_store::Error::NotFound { .. } => {
-                    StoreError::NotFound(format!("document content {sha256}"))
-                }
-                other => StoreError::Blob(other.to_string()),
-            })?;
+        let result = self.fetch(sha256).await?;
         result
             .bytes()
             .await

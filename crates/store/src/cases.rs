@@ -274,6 +274,25 @@ impl CaseRecord {
     }
 }
 
+/// A case just inserted, before its transaction commits.
+pub(crate) struct CreatedCase {
+    record: CaseRecord,
+    event: EventView,
+    pub(crate) case_id: i64,
+}
+
+impl CreatedCase {
+    /// The new case's reference.
+    pub(crate) fn reference(&self) -> &str {
+        &self.record.reference
+    }
+
+    /// Its protocol number.
+    pub(crate) fn protocol(&self) -> Option<&str> {
+        self.record.protocol.as_deref()
+    }
+}
+
 /// Journal entries and documents as aggregated to JSON by [`Store::get_case`]'s one query:
 /// `[id, at, actor, kind, detail]` and `[id, sha256, filename, media_type, size, uploaded_at, uploaded_by]`.
 type EventTuple = (i64, i64, String, String, String);
@@ -323,6 +342,22 @@ impl Store {
         &self,
         batch: Vec<NewCase>,
     ) -> Result<Vec<CaseView>> {
+        let mut tx = self.write.begin().await?;
+        let created = self.insert_cases(&mut tx, batch).await?;
+        tx.commit().await?;
+        Ok(created
+            .into_iter()
+            .map(|c| self.full_view(c.record, vec![c.event], Vec::new()))
+            .collect())
+    }
+
+    /// The statements of [`Store::create_cases_in_one_transaction`], inside the caller's
+    /// transaction (intake opens a case and records the message that opened it together).
+    pub(crate) async fn insert_cases(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        batch: Vec<NewCase>,
+    ) -> Result<Vec<CreatedCase>> {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
@@ -333,7 +368,7 @@ impl Store {
             .iter()
             .map(|n| self.case_type_or_invalid(&n.case_type).cloned())
             .collect::<Result<_>>()?;
-        let mut tx = self.write.begin().await?;
+        let tx = &mut *tx;
 
         // References: the counter rows are written first (taking the lock), one per prefix.
         let mut references: Vec<String> = vec![String::new(); batch.len()];
@@ -344,7 +379,7 @@ impl Store {
             let slots: Vec<usize> = (0..batch.len())
                 .filter(|&i| types[i].prefix == prefix)
                 .collect();
-            let last = advance_sequence(&mut tx, prefix, received_on.year(), slots.len()).await?;
+            let last = advance_sequence(tx, prefix, received_on.year(), slots.len()).await?;
             let first = last + 1 - slots.len() as u64;
             for (k, i) in slots.into_iter().enumerate() {
                 references[i] = Reference {
@@ -358,7 +393,7 @@ impl Store {
 
         let mut citizens = Vec::with_capacity(batch.len());
         for new in &batch {
-            citizens.push(upsert_citizen(&mut tx, &new.citizen, now).await?);
+            citizens.push(upsert_citizen(tx, &new.citizen, now).await?);
         }
 
         let correspondents: Vec<String> =
@@ -380,7 +415,7 @@ impl Store {
                 case_reference: Some(&references[i]),
             })
             .collect();
-        let protocols = register_many_in(&mut tx, now, &registrations).await?;
+        let protocols = register_many_in(tx, now, &registrations).await?;
 
         let flags: Vec<Vec<String>> = batch
             .iter()
@@ -433,7 +468,7 @@ impl Store {
         }
         // Ids come back by reference: the order of RETURNING rows is not promised.
         let mut case_ids: std::collections::HashMap<String, i64> = std::collections::HashMap::new();
-        for row in insert.fetch_all(&mut *tx).await? {
+        for row in insert.fetch_all(&mut **tx).await? {
             case_ids.insert(get_str(&row, "reference")?, get_i64(&row, "id")?);
         }
 
@@ -490,11 +525,9 @@ impl Store {
                 .bind("created")
                 .bind(details[i].to_string());
         }
-        insert.execute(&mut *tx).await?;
-        tx.commit().await?;
-
+        insert.execute(&mut **tx).await?;
         // Everything about the new cases is known here: no need to read them back.
-        let mut views = Vec::with_capacity(batch.len());
+        let mut created = Vec::with_capacity(batch.len());
         for (i, (new, ((citizen, detail), flags))) in batch
             .into_iter()
             .zip(citizens.into_iter().zip(details).zip(flags))
@@ -528,9 +561,17 @@ impl Store {
                 assigned: false,
                 citizen: citizen.map(|(_, view)| view).unwrap_or_default(),
             };
-            views.push(self.full_view(record, vec![event], Vec::new()));
+            let case_id = case_ids
+                .get(&references[i])
+                .copied()
+                .ok_or_else(|| StoreError::Corrupt("case id not returned".into()))?;
+            created.push(CreatedCase {
+                record,
+                event,
+                case_id,
+            });
         }
-        Ok(views)
+        Ok(created)
     }
 
     /// The whole case with documents and journal, read in one query (the journal and the
@@ -1162,14 +1203,16 @@ async fn upsert_citizen(
         return Ok(None);
     }
     const RETURNING: &str = "RETURNING id, fiscal_code, name, email, pec, phone, fax";
+    let key = phone.as_deref().and_then(phone_key);
     let row = if let Some(code) = &c.fiscal_code {
         // One statement: the fiscal code is unique, so it is the key of the upsert.
         let sql = format!(
-            "INSERT INTO citizens (fiscal_code, name, email, pec, phone, fax, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $7) ON CONFLICT (fiscal_code) DO UPDATE SET \
+            "INSERT INTO citizens (fiscal_code, name, email, pec, phone, fax, created_at, updated_at, phone_key) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8) ON CONFLICT (fiscal_code) DO UPDATE SET \
              name = COALESCE(citizens.name, excluded.name), email = COALESCE(citizens.email, excluded.email), \
              pec = COALESCE(citizens.pec, excluded.pec), phone = COALESCE(citizens.phone, excluded.phone), \
-             fax = COALESCE(citizens.fax, excluded.fax), updated_at = excluded.updated_at {RETURNING}"
+             fax = COALESCE(citizens.fax, excluded.fax), phone_key = COALESCE(citizens.phone_key, excluded.phone_key), \
+             updated_at = excluded.updated_at {RETURNING}"
         );
         sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(code.as_str().to_owned())
@@ -1179,11 +1222,12 @@ async fn upsert_citizen(
             .bind(phone)
             .bind(fax)
             .bind(to_ms(now))
+            .bind(key)
             .fetch_one(&mut **tx)
             .await?
     } else {
         let mut found = None;
-        for (column, value) in [("email", &email), ("pec", &pec), ("phone", &phone)] {
+        for (column, value) in [("email", &email), ("pec", &pec), ("phone_key", &key)] {
             if let Some(value) = value {
                 let sql = format!(
                     "SELECT id FROM citizens WHERE {column} = $1 AND fiscal_code IS NULL ORDER BY id LIMIT 1"
@@ -1201,7 +1245,8 @@ async fn upsert_citizen(
             Some(existing) => {
                 let sql = format!(
                     "UPDATE citizens SET name = COALESCE(name, $1), email = COALESCE(email, $2), pec = COALESCE(pec, $3), \
-                     phone = COALESCE(phone, $4), fax = COALESCE(fax, $5), updated_at = $6 WHERE id = $7 {RETURNING}"
+                     phone = COALESCE(phone, $4), fax = COALESCE(fax, $5), phone_key = COALESCE(phone_key, $8), \
+                     updated_at = $6 WHERE id = $7 {RETURNING}"
                 );
                 sqlx::query(sqlx::AssertSqlSafe(sql))
                     .bind(name)
@@ -1211,13 +1256,14 @@ async fn upsert_citizen(
                     .bind(fax)
                     .bind(to_ms(now))
                     .bind(get_i64(&existing, "id")?)
+                    .bind(key.clone())
                     .fetch_one(&mut **tx)
                     .await?
             }
             None => {
                 let sql = format!(
-                    "INSERT INTO citizens (fiscal_code, name, email, pec, phone, fax, created_at, updated_at) \
-                     VALUES (NULL, $1, $2, $3, $4, $5, $6, $6) {RETURNING}"
+                    "INSERT INTO citizens (fiscal_code, name, email, pec, phone, fax, created_at, updated_at, phone_key) \
+                     VALUES (NULL, $1, $2, $3, $4, $5, $6, $6, $7) {RETURNING}"
                 );
                 sqlx::query(sqlx::AssertSqlSafe(sql))
                     .bind(name)
@@ -1226,6 +1272,7 @@ async fn upsert_citizen(
                     .bind(phone)
                     .bind(fax)
                     .bind(to_ms(now))
+                    .bind(key.clone())
                     .fetch_one(&mut **tx)
                     .await?
             }
@@ -1240,6 +1287,16 @@ async fn upsert_citizen(
         fax: get_opt_str(&row, "fax")?,
     };
     Ok(Some((get_i64(&row, "id")?, view)))
+}
+
+/// The key telephone numbers are matched on: the last nine digits, so that `+39 333 123 4567`
+/// and `3331234567` are the same number. `None` for fewer than six digits.
+pub fn phone_key(number: &str) -> Option<String> {
+    let digits: Vec<char> = number.chars().filter(char::is_ascii_digit).collect();
+    if digits.len() < 6 {
+        return None;
+    }
+    Some(digits[digits.len().saturating_sub(9)..].iter().collect())
 }
 
 /// Who a registration names as sender: the name, else a contact, else the fiscal code.

@@ -22,6 +22,7 @@ pub mod audit;
 mod batch;
 pub mod cases;
 pub mod documents;
+pub mod intake;
 pub mod register;
 pub mod users;
 

@@ -4,7 +4,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::api::{cases, documents, health};
+use crate::api::{cases, documents, health, inbound};
 
 /// The API description.
 #[derive(OpenApi)]
@@ -19,11 +19,17 @@ use crate::api::{cases, documents, health};
         cases::act_on_case,
         documents::upload_document,
         documents::download_document,
+        inbound::whatsapp_handshake,
+        inbound::whatsapp_notification,
+        inbound::telegram_update,
+        inbound::phone_event,
+        inbound::cti_lookup,
     ),
     components(schemas(crate::error::Problem, crate::error::FieldError)),
     modifiers(&BearerAuth),
     tags((name = "cases", description = "Cases (pratiche) and their workflow"),
          (name = "documents", description = "Documents attached to cases"),
+         (name = "inbound", description = "Messages and calls arriving from the channels"),
          (name = "system", description = "Health and metrics"))
 )]
 pub struct ApiDoc;

@@ -13,3 +13,4 @@ mod crash;
 mod demo;
 mod roles;
 mod s3;
+mod webhooks;

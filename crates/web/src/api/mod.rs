@@ -9,6 +9,7 @@ use crate::AppState;
 pub mod cases;
 pub mod documents;
 pub mod health;
+pub mod inbound;
 
 /// Every API route; `upload_limit` bounds multipart bodies.
 pub fn routes(upload_limit: usize) -> Router<AppState> {
@@ -30,4 +31,11 @@ pub fn routes(upload_limit: usize) -> Router<AppState> {
             post(documents::upload_document).layer(DefaultBodyLimit::max(upload_limit)),
         )
         .route("/api/v1/documents/{id}", get(documents::download_document))
+        .route(
+            "/api/v1/inbound/whatsapp",
+            get(inbound::whatsapp_handshake).post(inbound::whatsapp_notification),
+        )
+        .route("/api/v1/inbound/telegram", post(inbound::telegram_update))
+        .route("/api/v1/inbound/phone", post(inbound::phone_event))
+        .route("/api/v1/cti/lookup", get(inbound::cti_lookup))
 }

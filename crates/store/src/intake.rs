@@ -1,0 +1,580 @@
+//! The intake pipeline of CONTRACT §7.1, shared by every channel: deduplicate, recognise
+//! receipts, thread by case reference and then by `In-Reply-To`/`References`, otherwise
+//! open a new case; register the message in the protocol; journal it; resume a clock that
+//! waits for the citizen. Channel adapters (e-mail, PEC, fax, messaging) only turn what
+//! they receive into an [`Inbound`] and store the raw bytes first.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sportello_domain::case::{Channel, Reference, Status, flags};
+use sportello_domain::register::Direction;
+use sportello_domain::workflow::Action;
+use utoipa::ToSchema;
+
+use crate::cases::{CitizenInput, NewCase, insert_event};
+use crate::register::{Registration, register_many_in};
+use crate::{Result, Store, StoreError, get_i64, get_str, to_ms};
+
+/// A delivery receipt (PEC `X-Ricevuta`, WhatsApp `statuses`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceiptInfo {
+    /// Kind of receipt (`accettazione`, `delivered`…).
+    pub kind: String,
+    /// The id of the sent message it is about, when known.
+    pub refers_to: Option<String>,
+}
+
+/// One inbound message, normalised by its channel adapter.
+#[derive(Debug, Clone)]
+pub struct Inbound {
+    /// Channel it came through.
+    pub channel: Channel,
+    /// Where it came from, for the JSON outcome (file name, webhook id…).
+    pub source: String,
+    /// Key of the message for deduplication (`email:<msgid>`, `whatsapp:<wamid>`, `sha256:<raw>`…).
+    pub dedupe_key: String,
+    /// Its own id, for threading replies to it.
+    pub message_id: Option<String>,
+    /// Ids it answers (`In-Reply-To`, `References`).
+    pub in_reply_to: Vec<String>,
+    /// When the channel says it was sent.
+    pub received_at: DateTime<Utc>,
+    /// Who sent it, as far as the channel tells.
+    pub sender: CitizenInput,
+    /// The sender for the register (name, address or number).
+    pub sender_label: String,
+    /// Subject (or the first words of a chat message).
+    pub subject: String,
+    /// Plain text (or text read by OCR).
+    pub text: String,
+    /// Set for delivery receipts.
+    pub receipt: Option<ReceiptInfo>,
+    /// Flags the adapter already knows (e.g. `pec_signature_invalid`).
+    pub flags: Vec<String>,
+    /// Case type of a new case from this source.
+    pub default_case_type: String,
+    /// SHA-256 of the raw bytes, already stored as a document.
+    pub raw_sha256: String,
+}
+
+/// What intake did with a message (CONTRACT §7.1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct IntakeOutcome {
+    /// File name or webhook id.
+    pub source: String,
+    /// Channel.
+    pub channel: String,
+    /// `new_case`, `attached`, `receipt` or `duplicate`.
+    pub outcome: String,
+    /// The case it went to.
+    pub case: Option<String>,
+    /// Protocol number (new_case and attached only).
+    pub protocol: Option<String>,
+    /// Flags of the message.
+    pub flags: Vec<String>,
+    /// Which rule decided (`duplicate`, `receipt`, `reference_in_subject`, `reference_in_text`, `in_reply_to`, `new`).
+    pub rule: String,
+}
+
+struct Target {
+    case_id: i64,
+    reference: String,
+    status: Status,
+    rule: &'static str,
+}
+
+impl Store {
+    /// Runs the pipeline for one message, in one transaction: a crash leaves either the
+    /// whole effect or none, and a message seen again is a `duplicate` (also when two
+    /// processes take the same message at once).
+    pub async fn ingest(&self, msg: Inbound) -> Result<IntakeOutcome> {
+        let (source, channel) = (msg.source.clone(), msg.channel.as_str().to_owned());
+        match self.ingest_once(msg).await {
+            Err(e) if is_duplicate(&e) => Ok(IntakeOutcome {
+                source,
+                channel,
+                outcome: "duplicate".into(),
+                case: None,
+                protocol: None,
+                flags: Vec::new(),
+                rule: "duplicate".into(),
+            }),
+            other => other,
+        }
+    }
+
+    async fn ingest_once(&self, msg: Inbound) -> Result<IntakeOutcome> {
+        let now = self.clock.now();
+        let mut flags: Vec<String> = Vec::new();
+        for f in &msg.flags {
+            if !flags.contains(f) {
+                flags.push(f.clone());
+            }
+        }
+        let outcome = |outcome: &str,
+                       case: Option<String>,
+                       protocol: Option<String>,
+                       flags: Vec<String>,
+                       rule: &str| {
+            IntakeOutcome {
+                source: msg.source.clone(),
+                channel: msg.channel.as_str().to_owned(),
+                outcome: outcome.to_owned(),
+                case,
+                protocol,
+                flags,
+                rule: rule.to_owned(),
+            }
+        };
+        let mut tx = self.write.begin().await?;
+        let seen = sqlx::query("SELECT id FROM inbound_messages WHERE dedupe_key = $1")
+            .bind(&msg.dedupe_key)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if seen.is_some() {
+            return Ok(outcome("duplicate", None, None, flags, "duplicate"));
+        }
+
+        if let Some(receipt) = &msg.receipt {
+            // Outbound messages are not recorded yet (outbound channels come later), so a
+            // receipt cannot be matched to what it confirms.
+            if !flags.iter().any(|f| f == "unmatched_receipt") {
+                flags.push("unmatched_receipt".into());
+            }
+            self.record_message(&mut tx, &msg, "receipt", "receipt", None, None, &flags, now)
+                .await?;
+            tx.commit().await?;
+            tracing::info!(kind = %receipt.kind, refers_to = ?receipt.refers_to, "receipt recorded");
+            return Ok(outcome("receipt", None, None, flags, "receipt"));
+        }
+
+        let target = self.find_target(&mut tx, &msg, &mut flags).await?;
+        let (case_ref, protocol, rule, resume) = match target {
+            Some(target) => {
+                let numbers = register_many_in(
+                    &mut tx,
+                    now,
+                    &[Registration {
+                        direction: Direction::In,
+                        correspondent: &msg.sender_label,
+                        subject: &msg.subject,
+                        document_sha256: &msg.raw_sha256,
+                        case_reference: Some(&target.reference),
+                    }],
+                )
+                .await?;
+                let protocol = numbers.first().map(ToString::to_string);
+                if target.status == Status::Closed
+                    && !flags.iter().any(|f| f == flags::NEEDS_ATTENTION)
+                {
+                    flags.push(flags::NEEDS_ATTENTION.to_owned());
+                }
+                let detail = serde_json::json!({
+                    "channel": msg.channel.as_str(),
+                    "protocol": protocol,
+                    "rule": target.rule,
+                    "subject": msg.subject,
+                    "sender": msg.sender_label,
+                    "text": msg.text.chars().take(2000).collect::<String>(),
+                    "flags": flags,
+                    "raw_sha256": msg.raw_sha256,
+                });
+                insert_event(
+                    &mut tx,
+                    target.case_id,
+                    now,
+                    "system",
+                    "message_received",
+                    &detail,
+                )
+                .await?;
+                let row = sqlx::query("UPDATE cases SET last_event_at = $1, version = version + 1 WHERE id = $2 RETURNING flags")
+                    .bind(to_ms(now))
+                    .bind(target.case_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                if target.status == Status::Closed {
+                    let mut case_flags: Vec<String> =
+                        serde_json::from_str(&get_str(&row, "flags")?).unwrap_or_default();
+                    if !case_flags.iter().any(|f| f == flags::NEEDS_ATTENTION) {
+                        case_flags.push(flags::NEEDS_ATTENTION.to_owned());
+                        sqlx::query("UPDATE cases SET flags = $1 WHERE id = $2")
+                            .bind(
+                                serde_json::to_string(&case_flags).unwrap_or_else(|_| "[]".into()),
+                            )
+                            .bind(target.case_id)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                }
+                self.record_message(
+                    &mut tx,
+                    &msg,
+                    "attached",
+                    target.rule,
+                    Some(target.case_id),
+                    protocol.as_deref(),
+                    &flags,
+                    now,
+                )
+                .await?;
+                let resume = match target.status {
+                    Status::WaitingCitizen => Some(Action::IntegrationReceived),
+                    Status::RejectionNotice => Some(Action::ObservationsReceived),
+                    _ => None,
+                };
+                (target.reference, protocol, target.rule, resume)
+            }
+            None => {
+                let subject = if msg.subject.trim().is_empty() {
+                    format!("Messaggio {} senza oggetto", msg.channel.as_str())
+                } else {
+                    msg.subject.chars().take(300).collect()
+                };
+                let new = NewCase {
+                    case_type: msg.default_case_type.clone(),
+                    subject,
+                    description: msg.text.chars().take(20_000).collect(),
+                    channel: msg.channel,
+                    citizen: msg.sender.clone(),
+                    fields: serde_json::Map::new(),
+                    flags: flags.clone(),
+                    actor: "system".into(),
+                    document_sha256: Some(msg.raw_sha256.clone()),
+                };
+                let created = self.insert_cases(&mut tx, vec![new]).await?;
+                let created = created
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| StoreError::Corrupt("no case created".into()))?;
+                let protocol = created.protocol().map(str::to_owned);
+                self.record_message(
+                    &mut tx,
+                    &msg,
+                    "new_case",
+                    "new",
+                    Some(created.case_id),
+                    protocol.as_deref(),
+                    &flags,
+                    now,
+                )
+                .await?;
+                (created.reference().to_owned(), protocol, "new", None)
+            }
+        };
+        tx.commit().await?;
+        let kind = if rule == "new" {
+            "new_case"
+        } else {
+            "attached"
+        };
+        if let Some(action) = resume {
+            // The citizen answered: the suspension ends (CONTRACT §7.2).
+            if let Err(e) = self
+                .apply_action(&case_ref, &action, Some("risposta del cittadino"), "system")
+                .await
+            {
+                tracing::warn!(case = %case_ref, error = %e, "could not resume the clock");
+            }
+        }
+        Ok(outcome(kind, Some(case_ref), protocol, flags, rule))
+    }
+
+    /// The case a message belongs to: a reference in the subject, else in the text (a
+    /// reference to no case flags `unknown_reference` and the search goes on), else a
+    /// message it answers.
+    async fn find_target(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        msg: &Inbound,
+        flags: &mut Vec<String>,
+    ) -> Result<Option<Target>> {
+        for (text, rule) in [
+            (&msg.subject, "reference_in_subject"),
+            (&msg.text, "reference_in_text"),
+        ] {
+            for reference in Reference::find_all(text) {
+                let reference = reference.to_string();
+                let row = sqlx::query("SELECT id, status FROM cases WHERE reference = $1")
+                    .bind(&reference)
+                    .fetch_optional(&mut **tx)
+                    .await?;
+                match row {
+                    Some(row) => {
+                        let status = get_str(&row, "status")?;
+                        return Ok(Some(Target {
+                            case_id: get_i64(&row, "id")?,
+                            reference,
+                            status: status
+                                .parse()
+                                .map_err(|_| StoreError::Corrupt(format!("status {status:?}")))?,
+                            rule,
+                        }));
+                    }
+                    None => {
+                        if !flags.iter().any(|f| f == flags::UNKNOWN_REFERENCE) {
+                            flags.push(flags::UNKNOWN_REFERENCE.to_owned());
+                        }
+                    }
+                }
+            }
+        }
+        for id in &msg.in_reply_to {
+            let row = sqlx::query(
+                "SELECT c.id, c.reference, c.status FROM inbound_messages m JOIN cases c ON c.id = m.case_id \
+                 WHERE m.message_id = $1 ORDER BY m.id DESC LIMIT 1",
+            )
+            .bind(id)
+            .fetch_optional(&mut **tx)
+            .await?;
+            if let Some(row) = row {
+                let status = get_str(&row, "status")?;
+                return Ok(Some(Target {
+                    case_id: get_i64(&row, "id")?,
+                    reference: get_str(&row, "reference")?,
+                    status: status
+                        .parse()
+                        .map_err(|_| StoreError::Corrupt(format!("status {status:?}")))?,
+                    rule: "in_reply_to",
+                }));
+            }
+        }
+        Ok(None)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn record_message(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        msg: &Inbound,
+        outcome: &str,
+        rule: &str,
+        case_id: Option<i64>,
+        protocol: Option<&str>,
+        flags: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO inbound_messages (dedupe_key, channel, source, message_id, raw_sha256, outcome, rule, case_id, \
+             protocol, flags, sender, subject, received_at, recorded_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+        )
+        .bind(&msg.dedupe_key)
+        .bind(msg.channel.as_str())
+        .bind(&msg.source)
+        .bind(msg.message_id.clone())
+        .bind(&msg.raw_sha256)
+        .bind(outcome)
+        .bind(rule)
+        .bind(case_id)
+        .bind(protocol.map(str::to_owned))
+        .bind(serde_json::to_string(flags).unwrap_or_else(|_| "[]".into()))
+        .bind(&msg.sender_label)
+        .bind(&msg.subject)
+        .bind(to_ms(msg.received_at))
+        .bind(to_ms(now))
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Records a telephone call on a case's timeline (PBX events, CONTRACT §5).
+    pub async fn record_call(
+        &self,
+        reference: &str,
+        actor: &str,
+        detail: &serde_json::Value,
+    ) -> Result<()> {
+        let now = self.clock.now();
+        let mut tx = self.write.begin().await?;
+        let row = sqlx::query("UPDATE cases SET last_event_at = $1, version = version + 1 WHERE reference = $2 RETURNING id")
+            .bind(to_ms(now))
+            .bind(reference)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("case {reference}")))?;
+        insert_event(&mut tx, get_i64(&row, "id")?, now, actor, "call", detail).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The citizen known by a telephone number and their open cases, newest first (CTI screen pop).
+    pub async fn lookup_caller(
+        &self,
+        number: &str,
+    ) -> Result<Option<(crate::cases::CitizenView, Vec<String>)>> {
+        let Some(key) = crate::cases::phone_key(number) else {
+            return Ok(None);
+        };
+        let Some(row) = sqlx::query(
+            "SELECT id, fiscal_code, name, email, pec, phone, fax FROM citizens WHERE phone_key = $1 ORDER BY updated_at DESC LIMIT 1",
+        )
+        .bind(key)
+        .fetch_optional(&self.read)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let id = get_i64(&row, "id")?;
+        let cases = sqlx::query("SELECT reference FROM cases WHERE citizen_id = $1 AND status <> 'closed' ORDER BY received_at DESC LIMIT 50")
+            .bind(id)
+            .fetch_all(&self.read)
+            .await?
+            .iter()
+            .map(|r| get_str(r, "reference"))
+            .collect::<Result<Vec<_>>>()?;
+        let citizen = crate::cases::CitizenView {
+            fiscal_code: crate::get_opt_str(&row, "fiscal_code")?,
+            name: crate::get_opt_str(&row, "name")?,
+            email: crate::get_opt_str(&row, "email")?,
+            pec: crate::get_opt_str(&row, "pec")?,
+            phone: crate::get_opt_str(&row, "phone")?,
+            fax: crate::get_opt_str(&row, "fax")?,
+        };
+        Ok(Some((citizen, cases)))
+    }
+}
+
+/// A unique-key clash on `inbound_messages.dedupe_key`: someone recorded it first.
+fn is_duplicate(e: &StoreError) -> bool {
+    matches!(e, StoreError::Database(sqlx::Error::Database(db)) if db.is_unique_violation())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::with_test_store;
+
+    fn message(key: &str, subject: &str, text: &str) -> Inbound {
+        Inbound {
+            channel: Channel::Email,
+            source: format!("{key}.eml"),
+            dedupe_key: format!("email:{key}"),
+            message_id: Some(format!("<{key}@example.it>")),
+            in_reply_to: Vec::new(),
+            received_at: crate::testing::fixture_now(),
+            sender: CitizenInput {
+                email: Some("anna@example.it".into()),
+                name: Some("Anna Neri".into()),
+                ..CitizenInput::default()
+            },
+            sender_label: "Anna Neri <anna@example.it>".into(),
+            subject: subject.into(),
+            text: text.into(),
+            receipt: None,
+            flags: Vec::new(),
+            default_case_type: "ztl_permit".into(),
+            raw_sha256: "ab".repeat(32),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_pipeline_threads_deduplicates_and_registers() {
+        with_test_store(|store, _clock| async move {
+            let first = store
+                .ingest(message("m1", "Richiesta permesso", "Buongiorno"))
+                .await
+                .unwrap();
+            assert_eq!(
+                (
+                    first.outcome.as_str(),
+                    first.case.as_deref(),
+                    first.rule.as_str()
+                ),
+                ("new_case", Some("ZTL-2026-000001"), "new")
+            );
+            assert_eq!(first.protocol.as_deref(), Some("2026/0000001"));
+            let again = store
+                .ingest(message("m1", "Richiesta permesso", "Buongiorno"))
+                .await
+                .unwrap();
+            assert_eq!(
+                (again.outcome.as_str(), again.protocol.as_deref()),
+                ("duplicate", None)
+            );
+
+            let by_subject = store
+                .ingest(message("m2", "Re: [ZTL-2026-000001] documenti", "allego"))
+                .await
+                .unwrap();
+            assert_eq!(
+                (by_subject.outcome.as_str(), by_subject.rule.as_str()),
+                ("attached", "reference_in_subject")
+            );
+            assert_eq!(by_subject.protocol.as_deref(), Some("2026/0000002"));
+
+            let mut reply = message("m3", "Re: Richiesta permesso", "grazie");
+            reply.in_reply_to = vec!["<m1@example.it>".into()];
+            let by_thread = store.ingest(reply).await.unwrap();
+            assert_eq!(
+                (by_thread.case.as_deref(), by_thread.rule.as_str()),
+                (Some("ZTL-2026-000001"), "in_reply_to")
+            );
+
+            let unknown = store
+                .ingest(message("m4", "Sollecito ZTL-2026-000777", ""))
+                .await
+                .unwrap();
+            assert_eq!(unknown.outcome, "new_case");
+            assert!(unknown.flags.contains(&"unknown_reference".to_string()));
+
+            let mut receipt = message("r1", "ACCETTAZIONE", "");
+            receipt.receipt = Some(ReceiptInfo {
+                kind: "accettazione".into(),
+                refers_to: Some("<out-1@comune>".into()),
+            });
+            let receipt = store.ingest(receipt).await.unwrap();
+            assert_eq!(
+                (
+                    receipt.outcome.as_str(),
+                    receipt.case.as_deref(),
+                    receipt.protocol.as_deref()
+                ),
+                ("receipt", None, None)
+            );
+            assert!(receipt.flags.contains(&"unmatched_receipt".to_string()));
+
+            // A message for a closed case is attached and flagged for attention.
+            for action in [Action::StartReview, Action::Withdraw] {
+                store
+                    .apply_action("ZTL-2026-000002", &action, Some("ritirata"), "op")
+                    .await
+                    .unwrap();
+            }
+            let late = store
+                .ingest(message("m5", "ZTL-2026-000002 ancora", ""))
+                .await
+                .unwrap();
+            assert_eq!(late.outcome, "attached");
+            assert!(late.flags.contains(&"needs_attention".to_string()));
+            let case = store.get_case("ZTL-2026-000002").await.unwrap();
+            assert!(case.summary.flags.contains(&"needs_attention".to_string()));
+            assert_eq!(
+                case.timeline.last().map(|e| e.kind.as_str()),
+                Some("message_received")
+            );
+
+            // New cases and attachments are registered; receipts and duplicates are not.
+            assert_eq!(store.verify_register().await.unwrap(), Ok(5));
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn the_same_message_twice_at_once_is_one_case() {
+        with_test_store(|store, _clock| async move {
+            let (a, b) = tokio::join!(
+                store.ingest(message("same", "Richiesta", "x")),
+                store.ingest(message("same", "Richiesta", "x"))
+            );
+            let mut outcomes = vec![a.unwrap().outcome, b.unwrap().outcome];
+            outcomes.sort();
+            assert_eq!(
+                outcomes,
+                vec!["duplicate".to_string(), "new_case".to_string()]
+            );
+            assert_eq!(store.verify_register().await.unwrap(), Ok(1));
+        })
+        .await;
+    }
+}

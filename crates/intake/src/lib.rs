@@ -2,6 +2,8 @@
 //! [`sportello_store::intake::Inbound`] messages for the one intake pipeline
 //! (`Store::ingest`), after checking that the delivery is authentic.
 
+pub mod email;
+pub mod pipeline;
 pub mod telegram;
 pub mod whatsapp;
 

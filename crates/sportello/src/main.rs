@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 mod app;
 mod daily_register;
 mod demo;
+mod ingest;
 mod pdf;
 mod serve;
 
@@ -48,6 +49,15 @@ enum Command {
         /// Address to listen on, overriding `listen`.
         #[arg(long, value_name = "ADDR")]
         listen: Option<std::net::SocketAddr>,
+    },
+    /// Ingests .eml files and maildir folders, in the order given, as if from a mailbox.
+    Ingest {
+        /// The configured [[mailbox]] they count as coming from (default: e-mail, ztl_permit).
+        #[arg(long, value_name = "NAME")]
+        mailbox: Option<String>,
+        /// Files and folders.
+        #[arg(value_name = "PATH")]
+        paths: Vec<PathBuf>,
     },
     /// Users of the back office and the API.
     #[command(subcommand)]
@@ -143,6 +153,9 @@ async fn run(cli: Cli) -> ExitCode {
     };
     let result = match cli.command {
         Command::Serve { demo, listen } => serve::run(config, demo, listen).await,
+        Command::Ingest { mailbox, paths } => {
+            ingest::run(&config, mailbox.as_deref(), &paths).await
+        }
         Command::User(UserCommand::Add { login, role, name }) => {
             app::user_add(&config, &login, &role, name.as_deref()).await
         }

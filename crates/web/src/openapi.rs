@@ -22,6 +22,7 @@ use crate::api::{cases, documents, health, inbound};
         inbound::whatsapp_handshake,
         inbound::whatsapp_notification,
         inbound::telegram_update,
+        inbound::email_pipe,
         inbound::phone_event,
         inbound::cti_lookup,
     ),

@@ -11,6 +11,7 @@ mod api;
 mod cli;
 mod crash;
 mod demo;
+mod intake;
 mod roles;
 mod s3;
 mod webhooks;

@@ -291,3 +291,83 @@ pub async fn cti_lookup(
         open_cases,
     }))
 }
+
+/// Query of the MTA pipe endpoint.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EmailQuery {
+    /// The configured `[[mailbox]]` the message counts as coming from.
+    pub mailbox: Option<String>,
+}
+
+/// `POST /api/v1/inbound/email`: one raw RFC 5322 message, as an MTA pipe delivers it.
+#[utoipa::path(post, path = "/api/v1/inbound/email", tag = "inbound", params(EmailQuery),
+    request_body(content = String, content_type = "message/rfc822", description = "The raw message"),
+    security(("bearer" = [])),
+    responses((status = 200, body = IntakeOutcome), (status = 401, body = Problem), (status = 403, body = Problem),
+              (status = 413, body = Problem), (status = 422, body = Problem)))]
+pub async fn email_pipe(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(query): ApiQuery<EmailQuery>,
+    body: Bytes,
+) -> Result<Json<IntakeOutcome>, ApiError> {
+    caller.require(Permission::PostInbound)?;
+    if body.is_empty() {
+        return Err(ApiError::field("body", "the message is empty"));
+    }
+    let (channel, case_type) =
+        match query.mailbox.as_deref() {
+            None => (
+                sportello_domain::case::Channel::Email,
+                MESSAGING_CASE_TYPE.to_owned(),
+            ),
+            Some(name) => {
+                let mailbox = state
+                    .config
+                    .mailbox
+                    .iter()
+                    .find(|m| m.name == name)
+                    .ok_or_else(|| {
+                        ApiError::field(
+                            "mailbox",
+                            format!(
+                                "no [[mailbox]] named '{}'",
+                                name.chars().take(40).collect::<String>()
+                            ),
+                        )
+                    })?;
+                let channel = mailbox.channel.parse().map_err(
+                    |e: sportello_domain::case::UnknownValue| {
+                        ApiError::field("mailbox", e.to_string())
+                    },
+                )?;
+                (channel, mailbox.default_case_type.clone())
+            }
+        };
+    let src = sportello_intake::email::EmailSource {
+        channel,
+        default_case_type: case_type,
+        fax_gateway_senders: state.config.fax.gateway_senders.clone(),
+    };
+    let ocr = sportello_intake::pipeline::OcrSettings {
+        command: state.config.ocr.command.clone(),
+        languages: state.config.ocr.languages.clone(),
+    };
+    let limits = sportello_intake::pipeline::Limits {
+        max_attachment_bytes: state.config.documents.max_upload_bytes,
+    };
+    let outcome = sportello_intake::pipeline::ingest_email(
+        &state.store,
+        &state.blobs,
+        body,
+        "mta",
+        &src,
+        &ocr,
+        limits,
+    )
+    .await?;
+    metrics::counter!("sportello_intake_total", "channel" => outcome.channel.clone(), "outcome" => outcome.outcome.clone())
+        .increment(1);
+    Ok(Json(outcome))
+}

@@ -36,6 +36,10 @@ pub fn routes(upload_limit: usize) -> Router<AppState> {
             get(inbound::whatsapp_handshake).post(inbound::whatsapp_notification),
         )
         .route("/api/v1/inbound/telegram", post(inbound::telegram_update))
+        .route(
+            "/api/v1/inbound/email",
+            post(inbound::email_pipe).layer(DefaultBodyLimit::max(upload_limit)),
+        )
         .route("/api/v1/inbound/phone", post(inbound::phone_event))
         .route("/api/v1/cti/lookup", get(inbound::cti_lookup))
 }

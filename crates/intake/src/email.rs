@@ -1,0 +1,489 @@
+//! E-mail, PEC and fax-to-mail: one raw RFC 5322 message becomes one [`Inbound`].
+//!
+//! - PEC transport envelopes (`X-Trasporto: posta-certificata`) carry the citizen's
+//!   message as `postacert.eml`: that inner message is what is threaded and recorded;
+//!   anomaly envelopes (`X-Trasporto: errore`) are treated as ordinary mail with the flag
+//!   `pec_anomaly`; receipts (`X-Ricevuta`) become receipts of the message named by
+//!   `X-Riferimento-Message-ID`.
+//! - Messages from a configured fax gateway are channel `fax`, their sender the caller's
+//!   number found in the subject or body.
+//! - A message that cannot be parsed still becomes an [`Inbound`], flagged `unparseable`.
+
+use chrono::{DateTime, Utc};
+use mail_parser::{HeaderValue, Message, MessageParser, MimeHeaders};
+use sha2::{Digest, Sha256};
+use sportello_domain::case::Channel;
+use sportello_store::cases::CitizenInput;
+use sportello_store::intake::{Inbound, ReceiptInfo};
+
+use crate::subject_from;
+
+/// Where a message was received and how that source is configured.
+#[derive(Debug, Clone)]
+pub struct EmailSource {
+    /// The mailbox's channel (`email`, `pec`, `fax`); PEC and fax are also recognised by content.
+    pub channel: Channel,
+    /// Case type of new cases.
+    pub default_case_type: String,
+    /// Sender addresses of the fax gateway.
+    pub fax_gateway_senders: Vec<String>,
+}
+
+/// An attachment to store as a document of the case.
+#[derive(Debug, Clone)]
+pub struct Attachment {
+    /// File name as given (cleaned when displayed; never used as a path).
+    pub filename: String,
+    /// Declared content type.
+    pub content_type: String,
+    /// The bytes.
+    pub bytes: Vec<u8>,
+}
+
+/// A parsed message: what the pipeline needs, plus the attachments and the sanitised HTML.
+#[derive(Debug, Clone)]
+pub struct ParsedEmail {
+    /// For the pipeline.
+    pub inbound: Inbound,
+    /// Attachments of the citizen's message (for PEC: of `postacert.eml`).
+    pub attachments: Vec<Attachment>,
+    /// The HTML body after sanitising (no scripts, no event handlers), if there was one.
+    pub html: Option<String>,
+}
+
+fn header_text<'a>(message: &'a Message<'a>, name: &str) -> Option<String> {
+    message.header(name).and_then(|v| match v {
+        HeaderValue::Text(t) => Some(t.trim().to_owned()),
+        HeaderValue::TextList(list) => list.first().map(|t| t.trim().to_owned()),
+        _ => None,
+    })
+}
+
+fn header_ids<'a>(message: &'a Message<'a>, name: &str) -> Vec<String> {
+    let clean = |s: &str| {
+        s.trim()
+            .trim_start_matches('<')
+            .trim_end_matches('>')
+            .to_owned()
+    };
+    match message.header(name) {
+        Some(HeaderValue::Text(t)) => t
+            .split_whitespace()
+            .map(clean)
+            .filter(|s| !s.is_empty())
+            .collect(),
+        Some(HeaderValue::TextList(list)) => list
+            .iter()
+            .map(|t| clean(t))
+            .filter(|s| !s.is_empty())
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn bare_id(id: &str) -> String {
+    id.trim()
+        .trim_start_matches('<')
+        .trim_end_matches('>')
+        .to_owned()
+}
+
+/// Finds the caller's number in a fax-to-mail message (HylaFAX, Asterisk and Italian
+/// gateway styles): after "Fax ricevuto da", "Mittente:", "From:", "CallerID", "da".
+pub fn fax_caller(subject: &str, body: &str) -> Option<String> {
+    let markers = [
+        "fax ricevuto da",
+        "mittente:",
+        "callerid:",
+        "caller id:",
+        "from:",
+        "numero:",
+        "da:",
+    ];
+    for text in [subject, body] {
+        let lower = text.to_lowercase();
+        for marker in markers {
+            if let Some(pos) = lower.find(marker) {
+                let rest = &text[pos + marker.len()..];
+                let number: String = rest
+                    .trim_start()
+                    .chars()
+                    .take_while(|c| c.is_ascii_digit() || *c == '+' || *c == ' ' || *c == '-')
+                    .collect();
+                let number = number.trim().trim_end_matches('-').trim().to_owned();
+                if number.chars().filter(char::is_ascii_digit).count() >= 5 {
+                    return Some(number);
+                }
+            }
+        }
+    }
+    None
+}
+
+/// Parses a raw message. `raw_sha256` names the raw bytes, already stored.
+pub fn parse_email(
+    raw: &[u8],
+    source: &str,
+    raw_sha256: &str,
+    src: &EmailSource,
+    now: DateTime<Utc>,
+) -> ParsedEmail {
+    let parser = MessageParser::default();
+    let Some(outer) = parser.parse(raw) else {
+        return unparseable(raw, source, raw_sha256, src, now);
+    };
+    let mut flags: Vec<String> = Vec::new();
+    let mut channel = src.channel;
+    let transport = header_text(&outer, "X-Trasporto").map(|t| t.to_lowercase());
+    if let Some(kind) = header_text(&outer, "X-Ricevuta") {
+        let refers_to = header_text(&outer, "X-Riferimento-Message-ID").map(|id| bare_id(&id));
+        let envelope_id = outer.message_id().map(bare_id);
+        let inbound = Inbound {
+            channel: Channel::Pec,
+            source: source.to_owned(),
+            dedupe_key: envelope_id.map_or_else(
+                || format!("sha256:{raw_sha256}"),
+                |id| format!("msgid:{id}"),
+            ),
+            message_id: None,
+            in_reply_to: Vec::new(),
+            received_at: outer
+                .date()
+                .map_or(now, |d| crate::from_unix(d.to_timestamp(), now)),
+            sender: CitizenInput::default(),
+            sender_label: outer
+                .from()
+                .and_then(|a| a.first())
+                .and_then(|a| a.address())
+                .unwrap_or("gestore PEC")
+                .to_owned(),
+            subject: outer.subject().unwrap_or("Ricevuta PEC").to_owned(),
+            text: String::new(),
+            receipt: Some(ReceiptInfo { kind, refers_to }),
+            flags,
+            default_case_type: src.default_case_type.clone(),
+            raw_sha256: raw_sha256.to_owned(),
+        };
+        return ParsedEmail {
+            inbound,
+            attachments: Vec::new(),
+            html: None,
+        };
+    }
+
+    // A PEC envelope: the citizen's message is the attached postacert.eml.
+    let mut pec_sender: Option<String> = None;
+    let inner_holder;
+    let message: &Message = match transport.as_deref() {
+        Some("posta-certificata") | Some("errore") => {
+            channel = Channel::Pec;
+            if transport.as_deref() == Some("errore") {
+                flags.push("pec_anomaly".into());
+            }
+            pec_sender = daticert_sender(&outer);
+            let inner = outer.attachments().find_map(|part| {
+                let named = part
+                    .attachment_name()
+                    .is_some_and(|n| n.eq_ignore_ascii_case("postacert.eml"));
+                if named || part.is_message() {
+                    part.message().cloned()
+                } else {
+                    None
+                }
+            });
+            match inner {
+                Some(inner) => {
+                    inner_holder = inner;
+                    &inner_holder
+                }
+                None => {
+                    flags.push("pec_without_postacert".into());
+                    &outer
+                }
+            }
+        }
+        _ => &outer,
+    };
+
+    let from = message.from().and_then(|a| a.first());
+    let from_address = pec_sender
+        .clone()
+        .or_else(|| from.and_then(|a| a.address()).map(|a| a.to_lowercase()));
+    let from_name = from.and_then(|a| a.name()).map(str::to_owned);
+    let subject = message.subject().unwrap_or("").trim().to_owned();
+    let text = message
+        .body_text(0)
+        .map(|t| t.into_owned())
+        .unwrap_or_default();
+    let html = message.body_html(0).map(|h| ammonia::clean(&h));
+    let is_fax = channel == Channel::Fax
+        || from_address.as_deref().is_some_and(|a| {
+            src.fax_gateway_senders
+                .iter()
+                .any(|g| g.eq_ignore_ascii_case(a))
+        });
+    let mut sender = CitizenInput {
+        name: from_name.clone(),
+        ..CitizenInput::default()
+    };
+    let sender_label;
+    if is_fax {
+        channel = Channel::Fax;
+        let number = fax_caller(&subject, &text);
+        sender.fax = number.clone();
+        sender.name = None;
+        sender_label = number.map_or_else(
+            || "fax (numero sconosciuto)".to_owned(),
+            |n| format!("fax {n}"),
+        );
+    } else {
+        if channel == Channel::Pec {
+            sender.pec = from_address.clone();
+        } else {
+            sender.email = from_address.clone();
+        }
+        sender_label = match (&from_name, &from_address) {
+            (Some(n), Some(a)) => format!("{n} <{a}>"),
+            (None, Some(a)) => a.clone(),
+            (Some(n), None) => n.clone(),
+            (None, None) => "mittente sconosciuto".to_owned(),
+        };
+    }
+    if let Some(code) = find_fiscal_code(&text) {
+        sender.fiscal_code = Some(code);
+    }
+    let message_id = message.message_id().map(bare_id);
+    let mut in_reply_to = header_ids(message, "In-Reply-To");
+    for id in header_ids(message, "References") {
+        if !in_reply_to.contains(&id) {
+            in_reply_to.push(id);
+        }
+    }
+    let attachments: Vec<Attachment> = message
+        .attachments()
+        .filter(|p| {
+            !p.is_message()
+                || !p
+                    .attachment_name()
+                    .is_some_and(|n| n.eq_ignore_ascii_case("postacert.eml"))
+        })
+        .map(|p| Attachment {
+            filename: p.attachment_name().unwrap_or("allegato").to_owned(),
+            content_type: p
+                .content_type()
+                .map(|ct| match ct.subtype() {
+                    Some(sub) => format!("{}/{}", ct.ctype(), sub),
+                    None => ct.ctype().to_owned(),
+                })
+                .unwrap_or_else(|| "application/octet-stream".into()),
+            bytes: p.contents().to_vec(),
+        })
+        .collect();
+    let dedupe_key = match &message_id {
+        Some(id) => format!("msgid:{id}"),
+        None => format!("sha256:{raw_sha256}"),
+    };
+    let inbound = Inbound {
+        channel,
+        source: source.to_owned(),
+        dedupe_key,
+        message_id,
+        in_reply_to,
+        received_at: message
+            .date()
+            .map_or(now, |d| crate::from_unix(d.to_timestamp(), now)),
+        sender,
+        sender_label,
+        subject: if subject.is_empty() {
+            subject_from(&text, "Messaggio senza oggetto")
+        } else {
+            subject
+        },
+        text,
+        receipt: None,
+        flags,
+        default_case_type: src.default_case_type.clone(),
+        raw_sha256: raw_sha256.to_owned(),
+    };
+    ParsedEmail {
+        inbound,
+        attachments,
+        html,
+    }
+}
+
+/// The sender (`mittente`) from a PEC envelope's `daticert.xml`.
+fn daticert_sender(outer: &Message) -> Option<String> {
+    let part = outer.attachments().find(|p| {
+        p.attachment_name()
+            .is_some_and(|n| n.eq_ignore_ascii_case("daticert.xml"))
+    })?;
+    let xml = String::from_utf8_lossy(part.contents());
+    let start = xml.find("<mittente>")? + "<mittente>".len();
+    let end = xml[start..].find("</mittente>")? + start;
+    let sender = xml[start..end].trim().to_lowercase();
+    (!sender.is_empty() && sender.contains('@')).then_some(sender)
+}
+
+/// The first valid fiscal code in a text, if any.
+fn find_fiscal_code(text: &str) -> Option<sportello_domain::fiscal_code::FiscalCode> {
+    text.split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| w.len() == 16)
+        .find_map(|w| sportello_domain::fiscal_code::FiscalCode::parse(w).ok())
+}
+
+fn unparseable(
+    raw: &[u8],
+    source: &str,
+    raw_sha256: &str,
+    src: &EmailSource,
+    now: DateTime<Utc>,
+) -> ParsedEmail {
+    let text: String = String::from_utf8_lossy(raw).chars().take(5000).collect();
+    let inbound = Inbound {
+        channel: src.channel,
+        source: source.to_owned(),
+        dedupe_key: format!("sha256:{}", hex::encode(Sha256::digest(raw))),
+        message_id: None,
+        in_reply_to: Vec::new(),
+        received_at: now,
+        sender: CitizenInput::default(),
+        sender_label: "mittente sconosciuto".into(),
+        subject: "Messaggio non leggibile".into(),
+        text,
+        receipt: None,
+        flags: vec!["unparseable".into()],
+        default_case_type: src.default_case_type.clone(),
+        raw_sha256: raw_sha256.to_owned(),
+    };
+    ParsedEmail {
+        inbound,
+        attachments: Vec::new(),
+        html: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn src() -> EmailSource {
+        EmailSource {
+            channel: Channel::Email,
+            default_case_type: "ztl_permit".into(),
+            fax_gateway_senders: vec!["fax-gateway@comune.example.it".into()],
+        }
+    }
+
+    fn fixture(name: &str) -> Option<Vec<u8>> {
+        std::fs::read(format!(
+            "{}/../../../shared/fixtures/intake/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .ok()
+    }
+
+    fn now() -> DateTime<Utc> {
+        chrono::DateTime::from_timestamp(1_764_150_000, 0).unwrap()
+    }
+
+    #[test]
+    fn fax_callers() {
+        assert_eq!(
+            fax_caller("Fax ricevuto da 0655512345 (1 pagina)", ""),
+            Some("0655512345".into())
+        );
+        assert_eq!(
+            fax_caller("", "Mittente: +39 06 5551 2345\nPagine: 2"),
+            Some("+39 06 5551 2345".into())
+        );
+        assert_eq!(fax_caller("nessun numero", "ciao"), None);
+    }
+
+    #[test]
+    fn ordinary_mail_and_hostile_html() {
+        let raw = b"From: Anna <anna@example.it>\r\nSubject: Re: pratica\r\nMessage-ID: <x1@example.it>\r\nIn-Reply-To: <y@example.it>\r\nContent-Type: text/html\r\n\r\n<p onclick=\"x()\">Ciao<script>alert(1)</script><img src=x onerror=alert(1)></p>\r\n";
+        let p = parse_email(raw, "t.eml", "ab", &src(), now());
+        assert_eq!(p.inbound.dedupe_key, "msgid:x1@example.it");
+        assert_eq!(p.inbound.in_reply_to, vec!["y@example.it".to_string()]);
+        assert_eq!(p.inbound.sender.email.as_deref(), Some("anna@example.it"));
+        let html = p.html.unwrap();
+        assert!(
+            !html.contains("<script") && !html.contains("onerror") && !html.contains("onclick"),
+            "{html}"
+        );
+        assert!(!p.inbound.text.contains("<script"), "{}", p.inbound.text);
+    }
+
+    #[test]
+    fn garbage_is_kept_and_flagged() {
+        let p = parse_email(b"", "empty.eml", "ab", &src(), now());
+        assert!(
+            p.inbound.flags.contains(&"unparseable".to_string())
+                || p.inbound.subject == "Messaggio senza oggetto"
+        );
+    }
+
+    #[test]
+    fn pec_fax_and_receipts_from_fixtures() {
+        let Some(envelope) = fixture("04_pec_envelope_new_request.eml") else {
+            eprintln!("skipped: ../shared/fixtures not present");
+            return;
+        };
+        let p = parse_email(&envelope, "04.eml", "ab", &src(), now());
+        assert_eq!(p.inbound.channel, Channel::Pec);
+        assert_eq!(
+            p.inbound.message_id.as_deref(),
+            Some("pec-inner-04@pec.example.it")
+        );
+        assert_eq!(p.inbound.subject, "Domanda contrassegno CUDE e accesso ZTL");
+        assert!(
+            p.attachments
+                .iter()
+                .any(|a| a.filename == "contrassegno_cude.pdf"),
+            "{:?}",
+            p.attachments
+                .iter()
+                .map(|a| &a.filename)
+                .collect::<Vec<_>>()
+        );
+        let receipt = parse_email(
+            &fixture("05_pec_receipt_accettazione.eml").unwrap(),
+            "05.eml",
+            "ab",
+            &src(),
+            now(),
+        );
+        assert_eq!(
+            receipt.inbound.receipt.as_ref().map(|r| r.kind.as_str()),
+            Some("accettazione")
+        );
+        let fax = parse_email(
+            &fixture("06_fax_new_request.eml").unwrap(),
+            "06.eml",
+            "ab",
+            &src(),
+            now(),
+        );
+        assert_eq!(fax.inbound.channel, Channel::Fax);
+        assert_eq!(fax.inbound.sender.fax.as_deref(), Some("0655512345"));
+        assert!(
+            fax.attachments
+                .iter()
+                .any(|a| a.content_type == "image/tiff")
+        );
+        let encoded = parse_email(
+            &fixture("09_encoded_word_subject.eml").unwrap(),
+            "09.eml",
+            "ab",
+            &src(),
+            now(),
+        );
+        assert!(
+            encoded.inbound.subject.contains("ZTL-2026-000001")
+                && encoded.inbound.subject.contains('è'),
+            "{}",
+            encoded.inbound.subject
+        );
+    }
+}

@@ -1,0 +1,174 @@
+//! Runs a raw e-mail through everything: store the raw bytes first, parse, read fax pages
+//! with OCR, the intake pipeline, then attach the attachments to the case.
+
+use std::path::Path;
+use std::time::Duration;
+
+use bytes::Bytes;
+use sportello_domain::case::Channel;
+use sportello_store::documents::{BlobStore, sniff_media_type};
+use sportello_store::intake::IntakeOutcome;
+use sportello_store::{Store, StoreError};
+
+use crate::email::{Attachment, EmailSource, parse_email};
+
+/// OCR settings (CONTRACT §3 `ocr.command`, `ocr.languages`).
+#[derive(Debug, Clone)]
+pub struct OcrSettings {
+    /// The tesseract program.
+    pub command: String,
+    /// Languages, e.g. `ita+eng`.
+    pub languages: String,
+}
+
+/// Limits on what a message may bring.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest attachment stored as a document; larger ones are flagged, not stored apart
+    /// (they stay inside the stored raw message).
+    pub max_attachment_bytes: u64,
+}
+
+/// Ingests one raw RFC 5322 message.
+pub async fn ingest_email(
+    store: &Store,
+    blobs: &BlobStore,
+    raw: Bytes,
+    source: &str,
+    src: &EmailSource,
+    ocr: &OcrSettings,
+    limits: Limits,
+) -> Result<IntakeOutcome, StoreError> {
+    // Nothing is lost: the raw message is stored before anything else happens.
+    let raw_sha256 = blobs.put(raw.clone()).await?;
+    let now = store.clock().now();
+    let mut parsed = parse_email(&raw, source, &raw_sha256, src, now);
+    if parsed.inbound.channel == Channel::Fax && parsed.inbound.receipt.is_none() {
+        match ocr_pages(&parsed.attachments, ocr).await {
+            Some(text) if !text.trim().is_empty() => {
+                parsed.inbound.text.push_str("\n\n[testo letto dal fax]\n");
+                parsed.inbound.text.push_str(&text);
+            }
+            _ => parsed.inbound.flags.push("ocr_failed".into()),
+        }
+    }
+    let mut outcome = store.ingest(parsed.inbound).await?;
+    if let (Some(case), "new_case" | "attached") = (outcome.case.clone(), outcome.outcome.as_str())
+    {
+        for attachment in parsed.attachments {
+            if attachment.bytes.len() as u64 > limits.max_attachment_bytes {
+                if !outcome.flags.iter().any(|f| f == "attachment_too_large") {
+                    outcome.flags.push("attachment_too_large".into());
+                }
+                continue;
+            }
+            let media_type =
+                sniff_media_type(&attachment.bytes[..attachment.bytes.len().min(8192)]);
+            let size = attachment.bytes.len() as u64;
+            let sha = blobs.put(Bytes::from(attachment.bytes)).await?;
+            store
+                .add_document(
+                    &case,
+                    &sha,
+                    size,
+                    &attachment.filename,
+                    &media_type,
+                    "system",
+                )
+                .await?;
+        }
+    }
+    Ok(outcome)
+}
+
+/// Reads the fax pages (TIFF, PNG, JPEG; PDF through `pdftoppm`) with tesseract, off the
+/// async threads, each under a time limit. `None` when OCR is unavailable or fails.
+async fn ocr_pages(attachments: &[Attachment], ocr: &OcrSettings) -> Option<String> {
+    let pages: Vec<&Attachment> = attachments
+        .iter()
+        .filter(|a| {
+            let head = &a.bytes[..a.bytes.len().min(16)];
+            head.starts_with(b"II*\0")
+                || head.starts_with(b"MM\0*")
+                || head.starts_with(b"\x89PNG")
+                || head.starts_with(&[0xff, 0xd8])
+                || head.starts_with(b"%PDF")
+        })
+        .collect();
+    if pages.is_empty() {
+        return None;
+    }
+    let dir = tempfile::tempdir().ok()?;
+    let mut text = String::new();
+    for (i, page) in pages.iter().enumerate() {
+        let input = dir.path().join(format!("page-{i}"));
+        tokio::fs::write(&input, &page.bytes).await.ok()?;
+        let images = if page.bytes.starts_with(b"%PDF") {
+            pdf_to_images(&input, dir.path(), i).await?
+        } else {
+            vec![input]
+        };
+        for image in images {
+            text.push_str(&run_tesseract(&image, ocr).await?);
+            text.push('\n');
+        }
+    }
+    Some(text)
+}
+
+async fn pdf_to_images(pdf: &Path, dir: &Path, i: usize) -> Option<Vec<std::path::PathBuf>> {
+    let prefix = dir.join(format!("pdf-{i}"));
+    let status = tokio::time::timeout(
+        Duration::from_secs(120),
+        tokio::process::Command::new("pdftoppm")
+            .arg("-r")
+            .arg("200")
+            .arg("-png")
+            .arg(pdf)
+            .arg(&prefix)
+            .kill_on_drop(true)
+            .status(),
+    )
+    .await
+    .ok()?
+    .ok()?;
+    if !status.success() {
+        return None;
+    }
+    let mut images: Vec<_> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(&format!("pdf-{i}-")))
+        })
+        .collect();
+    images.sort();
+    Some(images)
+}
+
+async fn run_tesseract(image: &Path, ocr: &OcrSettings) -> Option<String> {
+    let output = tokio::time::timeout(
+        Duration::from_secs(120),
+        tokio::process::Command::new(&ocr.command)
+            .arg(image)
+            .arg("stdout")
+            .arg("-l")
+            .arg(&ocr.languages)
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .ok()?;
+    match output {
+        Ok(out) if out.status.success() => Some(String::from_utf8_lossy(&out.stdout).into_owned()),
+        Ok(out) => {
+            tracing::warn!(stderr = %String::from_utf8_lossy(&out.stderr).chars().take(300).collect::<String>(), "OCR failed");
+            None
+        }
+        Err(e) => {
+            tracing::warn!(command = %ocr.command, error = %e, "OCR unavailable");
+            None
+        }
+    }
+}

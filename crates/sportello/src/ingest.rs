@@ -1,0 +1,149 @@
+//! `sportello ingest`: `.eml` files and maildir folders, in the order given, as if they
+//! came from a configured mailbox; one JSON line per message (CONTRACT §4, §7.1).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use bytes::Bytes;
+use sportello_config::Config;
+use sportello_domain::case::Channel;
+use sportello_intake::email::EmailSource;
+use sportello_intake::pipeline::{Limits, OcrSettings, ingest_email};
+
+use crate::app::{UsageError, open_blobs, open_store};
+
+/// Exit status when some inputs were rejected (CONTRACT §4).
+const EXIT_SOME_REJECTED: u8 = 3;
+
+/// The email source of a configured mailbox (or the default: e-mail, `ztl_permit`).
+pub fn email_source(config: &Config, mailbox: Option<&str>) -> Result<EmailSource, UsageError> {
+    let (channel, case_type) = match mailbox {
+        None => (Channel::Email, "ztl_permit".to_owned()),
+        Some(name) => {
+            let m = config
+                .mailbox
+                .iter()
+                .find(|m| m.name == name)
+                .ok_or_else(|| {
+                    UsageError(format!(
+                        "--mailbox: no [[mailbox]] named '{name}' in the configuration"
+                    ))
+                })?;
+            let channel = m
+                .channel
+                .parse::<Channel>()
+                .map_err(|e| UsageError(e.to_string()))?;
+            (channel, m.default_case_type.clone())
+        }
+    };
+    Ok(EmailSource {
+        channel,
+        default_case_type: case_type,
+        fax_gateway_senders: config.fax.gateway_senders.clone(),
+    })
+}
+
+/// OCR settings from the configuration.
+pub fn ocr_settings(config: &Config) -> OcrSettings {
+    OcrSettings {
+        command: config.ocr.command.clone(),
+        languages: config.ocr.languages.clone(),
+    }
+}
+
+/// The files a path stands for: itself, or a folder's files in name order (a maildir's
+/// `new/` then `cur/`).
+fn files_of(path: &Path) -> std::io::Result<Vec<PathBuf>> {
+    if !path.is_dir() {
+        return Ok(vec![path.to_owned()]);
+    }
+    let list = |dir: &Path| -> std::io::Result<Vec<PathBuf>> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.is_file()
+                    && !p
+                        .file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+            })
+            .collect();
+        files.sort();
+        Ok(files)
+    };
+    if path.join("cur").is_dir() || path.join("new").is_dir() {
+        let mut files = Vec::new();
+        for sub in ["new", "cur"] {
+            if path.join(sub).is_dir() {
+                files.extend(list(&path.join(sub))?);
+            }
+        }
+        return Ok(files);
+    }
+    list(path)
+}
+
+/// Runs the command.
+pub async fn run(
+    config: &Config,
+    mailbox: Option<&str>,
+    paths: &[PathBuf],
+) -> anyhow::Result<ExitCode> {
+    if paths.is_empty() {
+        return Err(UsageError("give at least one .eml file or maildir folder".into()).into());
+    }
+    let src = email_source(config, mailbox)?;
+    let ocr = ocr_settings(config);
+    let limits = Limits {
+        max_attachment_bytes: config.documents.max_upload_bytes,
+    };
+    let store = open_store(config).await?;
+    let blobs = open_blobs(config)?;
+    let mut rejected = 0usize;
+    for path in paths {
+        let files = match files_of(path) {
+            Ok(files) => files,
+            Err(e) => {
+                eprintln!("{}: cannot read: {e}", path.display());
+                rejected += 1;
+                continue;
+            }
+        };
+        for file in files {
+            let raw = match std::fs::read(&file) {
+                Ok(raw) => raw,
+                Err(e) => {
+                    eprintln!("{}: cannot read: {e}", file.display());
+                    rejected += 1;
+                    continue;
+                }
+            };
+            let source = file.display().to_string();
+            let outcome = ingest_email(
+                &store,
+                &blobs,
+                Bytes::from(raw),
+                &source,
+                &src,
+                &ocr,
+                limits,
+            )
+            .await?;
+            let line = serde_json::json!({
+                "source": outcome.source,
+                "channel": outcome.channel,
+                "outcome": outcome.outcome,
+                "case": outcome.case,
+                "protocol": outcome.protocol,
+                "flags": outcome.flags,
+                "rule": outcome.rule,
+            });
+            println!("{line}");
+        }
+    }
+    store.close().await;
+    Ok(if rejected > 0 {
+        ExitCode::from(EXIT_SOME_REJECTED)
+    } else {
+        ExitCode::SUCCESS
+    })
+}

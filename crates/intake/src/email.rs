@@ -27,6 +27,8 @@ pub struct EmailSource {
     pub default_case_type: String,
     /// Sender addresses of the fax gateway.
     pub fax_gateway_senders: Vec<String>,
+    /// PEM bundle of the PEC providers' certificates (`pec.trust_anchors`).
+    pub pec_trust_anchors: Option<std::sync::Arc<Vec<u8>>>,
 }
 
 /// An attachment to store as a document of the case.
@@ -181,6 +183,13 @@ pub fn parse_email(
                 flags.push("pec_anomaly".into());
             }
             pec_sender = daticert_sender(&outer);
+            if let crate::pec::SignatureCheck::Invalid(why) = crate::pec::verify_envelope(
+                raw,
+                src.pec_trust_anchors.as_deref().map(Vec::as_slice),
+            ) {
+                tracing::warn!(source, %why, "PEC envelope signature not valid");
+                flags.push("pec_signature_invalid".into());
+            }
             let inner = outer.attachments().find_map(|part| {
                 let named = part
                     .attachment_name()
@@ -372,6 +381,7 @@ mod tests {
             channel: Channel::Email,
             default_case_type: "ztl_permit".into(),
             fax_gateway_senders: vec!["fax-gateway@comune.example.it".into()],
+            pec_trust_anchors: None,
         }
     }
 

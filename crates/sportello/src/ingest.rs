@@ -40,7 +40,24 @@ pub fn email_source(config: &Config, mailbox: Option<&str>) -> Result<EmailSourc
         channel,
         default_case_type: case_type,
         fax_gateway_senders: config.fax.gateway_senders.clone(),
+        pec_trust_anchors: None,
     })
+}
+
+/// The PEM bundle named by `pec.trust_anchors`, read once.
+pub fn trust_anchors(config: &Config) -> anyhow::Result<Option<std::sync::Arc<Vec<u8>>>> {
+    match &config.pec.trust_anchors {
+        None => Ok(None),
+        Some(path) => {
+            let pem = std::fs::read(path).map_err(|e| {
+                UsageError(format!(
+                    "pec.trust_anchors: cannot read {}: {e}",
+                    path.display()
+                ))
+            })?;
+            Ok(Some(std::sync::Arc::new(pem)))
+        }
+    }
 }
 
 /// OCR settings from the configuration.
@@ -91,7 +108,8 @@ pub async fn run(
     if paths.is_empty() {
         return Err(UsageError("give at least one .eml file or maildir folder".into()).into());
     }
-    let src = email_source(config, mailbox)?;
+    let mut src = email_source(config, mailbox)?;
+    src.pec_trust_anchors = trust_anchors(config)?;
     let ocr = ocr_settings(config);
     let limits = Limits {
         max_attachment_bytes: config.documents.max_upload_bytes,

@@ -70,7 +70,9 @@ pub async fn run(
     }
 
     let ticker = tokio::spawn(sla_ticker(store.clone()));
-    let app = router(AppState::new(store.clone(), blobs, config.clone()));
+    let mut state = AppState::new(store.clone(), blobs, config.clone());
+    state.pec_trust_anchors = crate::ingest::trust_anchors(&config)?;
+    let app = router(state);
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),

@@ -41,6 +41,8 @@ pub struct AppState {
     pub auth_failures: Arc<auth::FailureLimiter>,
     /// Prometheus exposition.
     pub metrics: metrics::Metrics,
+    /// PEM bundle of the PEC providers' certificates, read at start.
+    pub pec_trust_anchors: Option<Arc<Vec<u8>>>,
 }
 
 impl AppState {
@@ -55,6 +57,7 @@ impl AppState {
             tokens: Arc::new(auth::TokenCache::default()),
             auth_failures: Arc::new(auth::FailureLimiter::default()),
             metrics: metrics::Metrics::install(),
+            pec_trust_anchors: None,
         }
     }
 }

@@ -129,7 +129,13 @@ async fn fixtures_through_the_mta_pipe() {
     if !tesseract_present() {
         return;
     }
-    let mut install = Install::new(CONFIG).await;
+    // With the test provider's CA as trust anchor, the PEC envelope's chain is verified too.
+    let ca = dir.join("../pec/pec-test-ca.pem");
+    let mut install = Install::new(&format!(
+        "{CONFIG}[pec]\ntrust_anchors = \"{}\"\n",
+        ca.display()
+    ))
+    .await;
     let mta = install.user("mta", "integration");
     let op = install.user("op1", "operator");
     install.start(&[]).await;
@@ -145,7 +151,17 @@ async fn fixtures_through_the_mta_pipe() {
             .await
             .unwrap();
         assert_eq!(resp.status(), 200);
-        check(e, &resp.json().await.unwrap());
+        let got: Value = resp.json().await.unwrap();
+        check(e, &got);
+        if e["channel"] == "pec" {
+            assert!(
+                !got["flags"]
+                    .as_array()
+                    .unwrap()
+                    .contains(&Value::from("pec_signature_invalid")),
+                "{got}"
+            );
+        }
     }
     let resp = install
         .client

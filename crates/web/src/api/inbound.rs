@@ -349,6 +349,7 @@ pub async fn email_pipe(
         channel,
         default_case_type: case_type,
         fax_gateway_senders: state.config.fax.gateway_senders.clone(),
+        pec_trust_anchors: state.pec_trust_anchors.clone(),
     };
     let ocr = sportello_intake::pipeline::OcrSettings {
         command: state.config.ocr.command.clone(),

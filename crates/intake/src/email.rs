@@ -31,6 +31,42 @@ pub struct EmailSource {
     pub pec_trust_anchors: Option<std::sync::Arc<Vec<u8>>>,
 }
 
+impl EmailSource {
+    /// The source a configured `[[mailbox]]` stands for (none: ordinary e-mail opening
+    /// `ztl_permit` cases). The error names what is wrong, for a 422 or an exit status 2.
+    pub fn from_config(
+        config: &sportello_config::Config,
+        mailbox: Option<&str>,
+        pec_trust_anchors: Option<std::sync::Arc<Vec<u8>>>,
+    ) -> Result<EmailSource, String> {
+        let (channel, default_case_type) = match mailbox {
+            None => (Channel::Email, "ztl_permit".to_owned()),
+            Some(name) => {
+                let m = config
+                    .mailbox
+                    .iter()
+                    .find(|m| m.name == name)
+                    .ok_or_else(|| {
+                        format!(
+                            "no [[mailbox]] named '{}' in the configuration",
+                            name.chars().take(40).collect::<String>()
+                        )
+                    })?;
+                (
+                    m.channel.parse::<Channel>().map_err(|e| e.to_string())?,
+                    m.default_case_type.clone(),
+                )
+            }
+        };
+        Ok(EmailSource {
+            channel,
+            default_case_type,
+            fax_gateway_senders: config.fax.gateway_senders.clone(),
+            pec_trust_anchors,
+        })
+    }
+}
+
 /// An attachment to store as a document of the case.
 #[derive(Debug, Clone)]
 pub struct Attachment {

@@ -21,12 +21,31 @@ pub struct OcrSettings {
     pub languages: String,
 }
 
+impl OcrSettings {
+    /// From `[ocr]`.
+    pub fn from_config(config: &sportello_config::Config) -> OcrSettings {
+        OcrSettings {
+            command: config.ocr.command.clone(),
+            languages: config.ocr.languages.clone(),
+        }
+    }
+}
+
 /// Limits on what a message may bring.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     /// Largest attachment stored as a document; larger ones are flagged, not stored apart
     /// (they stay inside the stored raw message).
     pub max_attachment_bytes: u64,
+}
+
+impl Limits {
+    /// From `[documents]`.
+    pub fn from_config(config: &sportello_config::Config) -> Limits {
+        Limits {
+            max_attachment_bytes: config.documents.max_upload_bytes,
+        }
+    }
 }
 
 /// Ingests one raw RFC 5322 message.

@@ -6,7 +6,6 @@ use std::process::ExitCode;
 
 use bytes::Bytes;
 use sportello_config::Config;
-use sportello_domain::case::Channel;
 use sportello_intake::email::EmailSource;
 use sportello_intake::pipeline::{Limits, OcrSettings, ingest_email};
 
@@ -14,35 +13,6 @@ use crate::app::{UsageError, open_blobs, open_store};
 
 /// Exit status when some inputs were rejected (CONTRACT §4).
 const EXIT_SOME_REJECTED: u8 = 3;
-
-/// The email source of a configured mailbox (or the default: e-mail, `ztl_permit`).
-pub fn email_source(config: &Config, mailbox: Option<&str>) -> Result<EmailSource, UsageError> {
-    let (channel, case_type) = match mailbox {
-        None => (Channel::Email, "ztl_permit".to_owned()),
-        Some(name) => {
-            let m = config
-                .mailbox
-                .iter()
-                .find(|m| m.name == name)
-                .ok_or_else(|| {
-                    UsageError(format!(
-                        "--mailbox: no [[mailbox]] named '{name}' in the configuration"
-                    ))
-                })?;
-            let channel = m
-                .channel
-                .parse::<Channel>()
-                .map_err(|e| UsageError(e.to_string()))?;
-            (channel, m.default_case_type.clone())
-        }
-    };
-    Ok(EmailSource {
-        channel,
-        default_case_type: case_type,
-        fax_gateway_senders: config.fax.gateway_senders.clone(),
-        pec_trust_anchors: None,
-    })
-}
 
 /// The PEM bundle named by `pec.trust_anchors`, read once.
 pub fn trust_anchors(config: &Config) -> anyhow::Result<Option<std::sync::Arc<Vec<u8>>>> {
@@ -57,14 +27,6 @@ pub fn trust_anchors(config: &Config) -> anyhow::Result<Option<std::sync::Arc<Ve
             })?;
             Ok(Some(std::sync::Arc::new(pem)))
         }
-    }
-}
-
-/// OCR settings from the configuration.
-pub fn ocr_settings(config: &Config) -> OcrSettings {
-    OcrSettings {
-        command: config.ocr.command.clone(),
-        languages: config.ocr.languages.clone(),
     }
 }
 
@@ -108,12 +70,10 @@ pub async fn run(
     if paths.is_empty() {
         return Err(UsageError("give at least one .eml file or maildir folder".into()).into());
     }
-    let mut src = email_source(config, mailbox)?;
-    src.pec_trust_anchors = trust_anchors(config)?;
-    let ocr = ocr_settings(config);
-    let limits = Limits {
-        max_attachment_bytes: config.documents.max_upload_bytes,
-    };
+    let src = EmailSource::from_config(config, mailbox, trust_anchors(config)?)
+        .map_err(|e| UsageError(format!("--mailbox: {e}")))?;
+    let ocr = OcrSettings::from_config(config);
+    let limits = Limits::from_config(config);
     let store = open_store(config).await?;
     let blobs = open_blobs(config)?;
     let mut rejected = 0usize;

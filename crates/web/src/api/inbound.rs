@@ -316,48 +316,14 @@ pub async fn email_pipe(
     if body.is_empty() {
         return Err(ApiError::field("body", "the message is empty"));
     }
-    let (channel, case_type) =
-        match query.mailbox.as_deref() {
-            None => (
-                sportello_domain::case::Channel::Email,
-                MESSAGING_CASE_TYPE.to_owned(),
-            ),
-            Some(name) => {
-                let mailbox = state
-                    .config
-                    .mailbox
-                    .iter()
-                    .find(|m| m.name == name)
-                    .ok_or_else(|| {
-                        ApiError::field(
-                            "mailbox",
-                            format!(
-                                "no [[mailbox]] named '{}'",
-                                name.chars().take(40).collect::<String>()
-                            ),
-                        )
-                    })?;
-                let channel = mailbox.channel.parse().map_err(
-                    |e: sportello_domain::case::UnknownValue| {
-                        ApiError::field("mailbox", e.to_string())
-                    },
-                )?;
-                (channel, mailbox.default_case_type.clone())
-            }
-        };
-    let src = sportello_intake::email::EmailSource {
-        channel,
-        default_case_type: case_type,
-        fax_gateway_senders: state.config.fax.gateway_senders.clone(),
-        pec_trust_anchors: state.pec_trust_anchors.clone(),
-    };
-    let ocr = sportello_intake::pipeline::OcrSettings {
-        command: state.config.ocr.command.clone(),
-        languages: state.config.ocr.languages.clone(),
-    };
-    let limits = sportello_intake::pipeline::Limits {
-        max_attachment_bytes: state.config.documents.max_upload_bytes,
-    };
+    let src = sportello_intake::email::EmailSource::from_config(
+        &state.config,
+        query.mailbox.as_deref(),
+        state.pec_trust_anchors.clone(),
+    )
+    .map_err(|e| ApiError::field("mailbox", e))?;
+    let ocr = sportello_intake::pipeline::OcrSettings::from_config(&state.config);
+    let limits = sportello_intake::pipeline::Limits::from_config(&state.config);
     let outcome = sportello_intake::pipeline::ingest_email(
         &state.store,
         &state.blobs,

@@ -11,7 +11,6 @@
 
 use chrono::{DateTime, Utc};
 use mail_parser::{HeaderValue, Message, MessageParser, MimeHeaders};
-use sha2::{Digest, Sha256};
 use sportello_domain::case::Channel;
 use sportello_store::cases::CitizenInput;
 use sportello_store::intake::{Inbound, ReceiptInfo};
@@ -388,7 +387,7 @@ fn unparseable(
     let inbound = Inbound {
         channel: src.channel,
         source: source.to_owned(),
-        dedupe_key: format!("sha256:{}", hex::encode(Sha256::digest(raw))),
+        dedupe_key: format!("sha256:{raw_sha256}"),
         message_id: None,
         in_reply_to: Vec::new(),
         received_at: now,
@@ -464,10 +463,12 @@ mod tests {
     #[test]
     fn garbage_is_kept_and_flagged() {
         let p = parse_email(b"", "empty.eml", "ab", &src(), now());
-        assert!(
-            p.inbound.flags.contains(&"unparseable".to_string())
-                || p.inbound.subject == "Messaggio senza oggetto"
+        assert_eq!(p.inbound.flags, vec!["unparseable".to_string()]);
+        assert_eq!(
+            p.inbound.dedupe_key, "sha256:ab",
+            "keyed by the stored raw bytes"
         );
+        assert_eq!(p.inbound.raw_sha256, "ab");
     }
 
     #[test]

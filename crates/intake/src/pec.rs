@@ -154,13 +154,14 @@ mod tests {
             verify_envelope(&envelope, Some(&ca)),
             SignatureCheck::Valid { chain: true }
         );
-        // Anchored elsewhere: the provider's own certificate is not a CA that signs itself.
-        let _ = provider;
-        let mut other_ca = ca.clone();
-        // A bundle with no certificate in it is a configuration problem, reported.
-        other_ca.clear();
+        // Anchored elsewhere: the provider's certificate alone is not a trusted root.
         assert!(matches!(
-            verify_envelope(&envelope, Some(&other_ca)),
+            verify_envelope(&envelope, Some(&provider)),
+            SignatureCheck::Invalid(_)
+        ));
+        // A bundle with no certificate in it is a configuration problem, reported.
+        assert!(matches!(
+            verify_envelope(&envelope, Some(b"")),
             SignatureCheck::Invalid(_)
         ));
         // One byte changed in the signed content: invalid.

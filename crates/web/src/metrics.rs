@@ -4,12 +4,10 @@
 use std::sync::OnceLock;
 use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
 use axum::response::Response;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-
-use crate::AppState;
 
 /// Handle to the process-wide recorder.
 #[derive(Clone)]
@@ -51,7 +49,7 @@ impl Metrics {
 }
 
 /// Counts and times every request by method, route template and status.
-pub async fn track(State(_state): State<AppState>, req: Request, next: Next) -> Response {
+pub async fn track(req: Request, next: Next) -> Response {
     let started = Instant::now();
     // Only the standard methods become labels: anything else would grow the series without bound.
     let method = match req.method().as_str() {

@@ -6,7 +6,7 @@ use sportello_domain::calendar::{HolidayCalendar, rome_date};
 use sportello_domain::clock::{Clock, SystemClock};
 use sportello_domain::sla::due_date;
 
-use crate::harness::{Install, case_body};
+use crate::harness::{Install, case_body, file_form};
 
 fn is_problem(ctype: &str, body: &Value, status: u16) -> bool {
     ctype.starts_with("application/problem+json")
@@ -271,24 +271,15 @@ async fn documents_upload_download_and_limits() {
     let op = install.user("op1", "operator");
     let police = install.user("vigile", "police");
     install.start(&[]).await;
-    let (_, _, case) = install
-        .call("POST", "/api/v1/cases", Some(&op), Some(case_body()))
-        .await;
-    let reference = case["reference"].as_str().unwrap().to_owned();
-    let url = format!("{}/api/v1/cases/{reference}/documents", install.base());
+    let reference = install.create_case(&op).await;
     let pdf = b"%PDF-1.4\n% carta di circolazione\n".to_vec();
-    let form = reqwest::multipart::Form::new().part(
-        "file",
-        reqwest::multipart::Part::bytes(pdf.clone()).file_name("..\\..\\etc/../libretto.txt"),
-    );
     let resp = install
-        .client
-        .post(&url)
-        .bearer_auth(&op)
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+        .upload(
+            &reference,
+            Some(&op),
+            file_form(pdf.clone(), "..\\..\\etc/../libretto.txt"),
+        )
+        .await;
     assert_eq!(resp.status(), 201);
     let doc: Value = resp.json().await.unwrap();
     assert_eq!(
@@ -332,18 +323,13 @@ async fn documents_upload_download_and_limits() {
     );
 
     // Too large: 413 problem, nothing recorded.
-    let big = reqwest::multipart::Form::new().part(
-        "file",
-        reqwest::multipart::Part::bytes(vec![b'a'; 5000]).file_name("big.txt"),
-    );
     let resp = install
-        .client
-        .post(&url)
-        .bearer_auth(&op)
-        .multipart(big)
-        .send()
-        .await
-        .unwrap();
+        .upload(
+            &reference,
+            Some(&op),
+            file_form(vec![b'a'; 5000], "big.txt"),
+        )
+        .await;
     assert_eq!(resp.status(), 413);
     assert!(
         resp.headers()["content-type"]
@@ -353,31 +339,16 @@ async fn documents_upload_download_and_limits() {
     );
     // No file part: 422.
     let none = reqwest::multipart::Form::new().text("note", "niente");
-    let resp = install
-        .client
-        .post(&url)
-        .bearer_auth(&op)
-        .multipart(none)
-        .send()
-        .await
-        .unwrap();
+    let resp = install.upload(&reference, Some(&op), none).await;
     assert_eq!(resp.status(), 422);
     // Unknown case and unknown document: 404.
-    let form = reqwest::multipart::Form::new().part(
-        "file",
-        reqwest::multipart::Part::bytes(b"x".to_vec()).file_name("x.txt"),
-    );
     let resp = install
-        .client
-        .post(format!(
-            "{}/api/v1/cases/ZTL-2020-000009/documents",
-            install.base()
-        ))
-        .bearer_auth(&op)
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+        .upload(
+            "ZTL-2020-000009",
+            Some(&op),
+            file_form(b"x".to_vec(), "x.txt"),
+        )
+        .await;
     assert_eq!(resp.status(), 404);
     let (status, _, _) = install
         .call(
@@ -429,10 +400,7 @@ async fn hostile_requests_get_problems_never_500() {
     let op = install.user("op1", "operator");
     let form_backend = install.user("portale", "integration");
     install.start(&[]).await;
-    let (_, _, case) = install
-        .call("POST", "/api/v1/cases", Some(&op), Some(case_body()))
-        .await;
-    let reference = case["reference"].as_str().unwrap().to_owned();
+    let reference = install.create_case(&op).await;
 
     let expect_problem = |status: u16, ctype: &str, body: &Value, want: u16, what: &str| {
         assert_eq!(status, want, "{what}: {body}");

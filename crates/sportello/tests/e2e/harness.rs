@@ -201,6 +201,45 @@ impl Install {
     }
 }
 
+impl Install {
+    /// Opens a case with the contract's example body and returns its reference.
+    pub async fn create_case(&self, token: &str) -> String {
+        let (status, _, case) = self
+            .call("POST", "/api/v1/cases", Some(token), Some(case_body()))
+            .await;
+        assert_eq!(status, 201, "{case}");
+        case["reference"].as_str().unwrap().to_owned()
+    }
+
+    /// Posts a multipart form to a case's documents (`reference` need not exist).
+    pub async fn upload(
+        &self,
+        reference: &str,
+        token: Option<&str>,
+        form: reqwest::multipart::Form,
+    ) -> reqwest::Response {
+        let mut req = self
+            .client
+            .post(format!(
+                "{}/api/v1/cases/{reference}/documents",
+                self.base()
+            ))
+            .multipart(form);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send().await.unwrap()
+    }
+}
+
+/// A form with one file part, as the upload endpoint expects.
+pub fn file_form(bytes: Vec<u8>, filename: &str) -> reqwest::multipart::Form {
+    reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(bytes).file_name(filename.to_owned()),
+    )
+}
+
 impl Drop for Install {
     fn drop(&mut self) {
         self.kill();

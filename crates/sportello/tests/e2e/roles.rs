@@ -4,7 +4,7 @@
 use serde_json::json;
 use sportello_domain::roles::{Permission, Role};
 
-use crate::harness::{Install, case_body};
+use crate::harness::{Install, case_body, file_form};
 
 #[tokio::test]
 async fn every_endpoint_enforces_the_matrix() {
@@ -19,27 +19,9 @@ async fn every_endpoint_enforces_the_matrix() {
         .map(|(_, t)| t.clone())
         .unwrap();
     install.start(&[]).await;
-    let (_, _, case) = install
-        .call("POST", "/api/v1/cases", Some(&admin), Some(case_body()))
-        .await;
-    let reference = case["reference"].as_str().unwrap().to_owned();
-    let form = || {
-        reqwest::multipart::Form::new().part(
-            "file",
-            reqwest::multipart::Part::bytes(b"ciao".to_vec()).file_name("n.txt"),
-        )
-    };
-    let resp = install
-        .client
-        .post(format!(
-            "{}/api/v1/cases/{reference}/documents",
-            install.base()
-        ))
-        .bearer_auth(&admin)
-        .multipart(form())
-        .send()
-        .await
-        .unwrap();
+    let reference = install.create_case(&admin).await;
+    let form = || file_form(b"ciao".to_vec(), "n.txt");
+    let resp = install.upload(&reference, Some(&admin), form()).await;
     let doc_id = resp.json::<serde_json::Value>().await.unwrap()["id"]
         .as_str()
         .unwrap()
@@ -98,24 +80,12 @@ async fn every_endpoint_enforces_the_matrix() {
             checked += 1;
         }
     }
-    let upload = format!("{}/api/v1/cases/{reference}/documents", install.base());
-    let resp = install
-        .client
-        .post(&upload)
-        .multipart(form())
-        .send()
-        .await
-        .unwrap();
+    let resp = install.upload(&reference, None, form()).await;
     assert_eq!(resp.status(), 401);
     for (role, token) in &tokens {
         let status = install
-            .client
-            .post(&upload)
-            .bearer_auth(token)
-            .multipart(form())
-            .send()
+            .upload(&reference, Some(token), form())
             .await
-            .unwrap()
             .status()
             .as_u16();
         if role.can(Permission::UploadDocument) {

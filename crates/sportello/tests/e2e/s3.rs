@@ -1,7 +1,7 @@
 //! Documents on an S3-compatible server (CI starts one). Needs
 //! `SPORTELLO_TEST_S3_ENDPOINT`, `SPORTELLO_TEST_S3_BUCKET` and the `AWS_*` credentials.
 
-use crate::harness::{Install, case_body};
+use crate::harness::{Install, file_form};
 
 #[tokio::test]
 async fn documents_on_s3() {
@@ -25,26 +25,11 @@ async fn documents_on_s3() {
     .await;
     let op = install.user("op1", "operator");
     install.start(&[]).await;
-    let (_, _, case) = install
-        .call("POST", "/api/v1/cases", Some(&op), Some(case_body()))
-        .await;
-    let reference = case["reference"].as_str().unwrap();
+    let reference = install.create_case(&op).await;
     let bytes = b"%PDF-1.4\n% su S3\n".to_vec();
-    let form = reqwest::multipart::Form::new().part(
-        "file",
-        reqwest::multipart::Part::bytes(bytes.clone()).file_name("s3.pdf"),
-    );
     let resp = install
-        .client
-        .post(format!(
-            "{}/api/v1/cases/{reference}/documents",
-            install.base()
-        ))
-        .bearer_auth(&op)
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+        .upload(&reference, Some(&op), file_form(bytes.clone(), "s3.pdf"))
+        .await;
     assert_eq!(resp.status(), 201);
     let doc: serde_json::Value = resp.json().await.unwrap();
     let got = install

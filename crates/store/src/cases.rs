@@ -1332,6 +1332,22 @@ fn request_digest(new: &NewCase) -> String {
     hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
 }
 
+/// Marks a case as changed now (last event, version) inside `tx`, taking its row lock,
+/// and returns its id; the first statement of every change that adds to a case.
+pub(crate) async fn touch_case(
+    tx: &mut Transaction<'static, Any>,
+    reference: &str,
+    now: DateTime<Utc>,
+) -> Result<i64> {
+    let row = sqlx::query("UPDATE cases SET last_event_at = $1, version = version + 1 WHERE reference = $2 RETURNING id")
+        .bind(to_ms(now))
+        .bind(reference)
+        .fetch_optional(&mut **tx)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("case {reference}")))?;
+    get_i64(&row, "id")
+}
+
 /// Appends to a case's journal.
 pub(crate) async fn insert_event(
     tx: &mut Transaction<'static, Any>,

@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use utoipa::ToSchema;
 
-use crate::cases::{insert_event, rome_rfc3339};
+use crate::cases::{insert_event, rome_rfc3339, touch_case};
 use crate::{Result, Store, StoreError, from_ms, get_i64, get_str, to_ms};
 
 /// A document's metadata, as the API returns it.
@@ -358,13 +358,7 @@ impl Store {
         let id = format!("{:032x}", rand::random::<u128>());
         let filename = display_filename(filename);
         let mut tx = self.write.begin().await?;
-        let row = sqlx::query("UPDATE cases SET last_event_at = $1, version = version + 1 WHERE reference = $2 RETURNING id")
-            .bind(to_ms(now))
-            .bind(reference)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("case {reference}")))?;
-        let case_id = get_i64(&row, "id")?;
+        let case_id = touch_case(&mut tx, reference, now).await?;
         sqlx::query(
             "INSERT INTO documents (id, case_id, sha256, filename, media_type, size, uploaded_at, uploaded_by) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",

@@ -11,7 +11,7 @@ use sportello_domain::register::Direction;
 use sportello_domain::workflow::Action;
 use utoipa::ToSchema;
 
-use crate::cases::{CitizenInput, NewCase, insert_event};
+use crate::cases::{CitizenInput, NewCase, insert_event, touch_case};
 use crate::register::{Registration, register_many_in};
 use crate::{Result, Store, StoreError, get_i64, get_str, to_ms};
 
@@ -387,13 +387,8 @@ impl Store {
     ) -> Result<()> {
         let now = self.clock.now();
         let mut tx = self.write.begin().await?;
-        let row = sqlx::query("UPDATE cases SET last_event_at = $1, version = version + 1 WHERE reference = $2 RETURNING id")
-            .bind(to_ms(now))
-            .bind(reference)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("case {reference}")))?;
-        insert_event(&mut tx, get_i64(&row, "id")?, now, actor, "call", detail).await?;
+        let case_id = touch_case(&mut tx, reference, now).await?;
+        insert_event(&mut tx, case_id, now, actor, "call", detail).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -206,6 +206,10 @@ pub struct MailboxConfig {
     /// Case type of new cases from this mailbox.
     #[serde(default = "default_case_type")]
     pub default_case_type: String,
+    /// When several instances share the database, the one polling this mailbox renews a
+    /// lease of this length; another takes over this long after it dies.
+    #[serde(default = "default_lease")]
+    pub lease_seconds: u64,
 }
 
 fn default_channel() -> String {
@@ -213,6 +217,9 @@ fn default_channel() -> String {
 }
 fn default_poll() -> u64 {
     60
+}
+fn default_lease() -> u64 {
+    30
 }
 fn default_case_type() -> String {
     "ztl_permit".into()
@@ -518,8 +525,30 @@ impl Config {
                     "must start with imap:// or imaps://",
                 ));
             }
+            if let Some(url) = &mailbox.imap_url {
+                match url::Url::parse(&url.0) {
+                    Ok(u)
+                        if u.host_str().is_some_and(|h| !h.is_empty())
+                            && !u.username().is_empty() => {}
+                    _ => {
+                        return Err(ConfigError::new(
+                            key("imap_url"),
+                            "must look like imaps://user:password@host:port/FOLDER",
+                        ));
+                    }
+                }
+            }
             if mailbox.poll_seconds == 0 {
                 return Err(ConfigError::new(key("poll_seconds"), "must be at least 1"));
+            }
+            if mailbox.lease_seconds < 3 {
+                return Err(ConfigError::new(key("lease_seconds"), "must be at least 3"));
+            }
+            if self.mailbox[..i].iter().any(|m| m.name == mailbox.name) {
+                return Err(ConfigError::new(
+                    key("name"),
+                    format!("'{}' names two mailboxes", mailbox.name),
+                ));
             }
             if !types.iter().any(|t| t.id == mailbox.default_case_type) {
                 return Err(ConfigError::new(
@@ -771,6 +800,18 @@ mod tests {
             (
                 "[[mailbox]]\nname = \"m\"\ndefault_case_type = \"nope\"",
                 "mailbox[0].default_case_type",
+            ),
+            (
+                "[[mailbox]]\nname = \"m\"\n[[mailbox]]\nname = \"m\"",
+                "mailbox[1].name",
+            ),
+            (
+                "[[mailbox]]\nname = \"m\"\nimap_url = \"imaps://no-user.example.it/INBOX\"",
+                "mailbox[0].imap_url",
+            ),
+            (
+                "[[mailbox]]\nname = \"m\"\nlease_seconds = 1",
+                "mailbox[0].lease_seconds",
             ),
         ];
         for (toml, key) in cases {

@@ -3,6 +3,7 @@
 //! (`Store::ingest`), after checking that the delivery is authentic.
 
 pub mod email;
+pub mod imap;
 pub mod pec;
 pub mod pipeline;
 pub mod telegram;

@@ -28,7 +28,7 @@ impl std::error::Error for UsageError {}
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new(
-            "warn,sportello=info,sportello_web=info,sportello_store=info",
+            "warn,sportello=info,sportello_web=info,sportello_store=info,sportello_intake=info",
         )
     });
     let _ = tracing_subscriber::fmt()

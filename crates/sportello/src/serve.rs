@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use sportello_config::Config;
+use sportello_intake::imap::{MailboxPoller, PollerContext};
+use sportello_intake::pipeline::{Limits, OcrSettings};
 use sportello_web::{AppState, router};
 
 use crate::app::{open_blobs, open_store};
@@ -70,8 +72,32 @@ pub async fn run(
     }
 
     let ticker = tokio::spawn(sla_ticker(store.clone()));
+    let instance = instance_name();
+    let pec_trust_anchors = crate::ingest::trust_anchors(&config)?;
+    let pollers = MailboxPoller::from_config(
+        &config,
+        &PollerContext {
+            store: store.clone(),
+            blobs: blobs.clone(),
+            ocr: OcrSettings::from_config(&config),
+            limits: Limits::from_config(&config),
+            owner: instance.clone(),
+            pec_trust_anchors: pec_trust_anchors.clone(),
+        },
+    )
+    .context("mailbox configuration")?;
+    let pollers: Vec<_> = pollers
+        .into_iter()
+        .map(|p| {
+            println!(
+                "Mailbox '{}' is polled by this instance while it holds the mailbox's lease",
+                p.name()
+            );
+            tokio::spawn(p.run())
+        })
+        .collect();
     let mut state = AppState::new(store.clone(), blobs, config.clone());
-    state.pec_trust_anchors = crate::ingest::trust_anchors(&config)?;
+    state.pec_trust_anchors = pec_trust_anchors;
     let app = router(state);
     axum::serve(
         listener,
@@ -81,8 +107,30 @@ pub async fn run(
     .await
     .context("the HTTP server stopped with an error")?;
     ticker.abort();
+    for poller in pollers {
+        poller.abort();
+    }
+    // Another instance may take the mailboxes over at once rather than when the leases lapse.
+    if let Err(e) = store.release_mailbox_leases(&instance).await {
+        tracing::warn!(error = %e, "could not release the mailbox leases");
+    }
     store.close().await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// This process's name in the mailbox lease table: host, process id and a random part, so
+/// that a restarted process never mistakes an old lease for its own.
+fn instance_name() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "sportello".into());
+    format!(
+        "{host}:{}:{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    )
 }
 
 /// Closes lapsed suspensions every minute (and once at start).

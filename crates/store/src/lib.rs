@@ -23,6 +23,7 @@ mod batch;
 pub mod cases;
 pub mod documents;
 pub mod intake;
+pub mod mailboxes;
 pub mod register;
 pub mod users;
 

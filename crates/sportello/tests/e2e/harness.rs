@@ -94,10 +94,31 @@ impl Install {
 
     /// Starts `serve` (with extra arguments) and waits until `/healthz` answers.
     pub async fn start(&mut self, args: &[&str]) -> String {
-        let log = self
-            .dir
-            .path()
-            .join(format!("serve-{}.log", Instant::now().elapsed().as_nanos()));
+        self.start_with_env(args, &[]).await
+    }
+
+    /// Starts `serve` with extra environment variables; returns its output so far.
+    pub async fn start_with_env(&mut self, args: &[&str], envs: &[(&str, &str)]) -> String {
+        let (child, log) = self.launch(args, envs);
+        self.server = Some(child);
+        let base = self.base();
+        wait_healthy(&self.client, &base, self.server.as_mut().unwrap(), &log).await
+    }
+
+    /// Starts one more `serve` process of this installation (same configuration and
+    /// database) listening on another port, as a second instance would.
+    pub async fn start_instance(&self, envs: &[(&str, &str)]) -> Instance {
+        let port = free_port();
+        let listen = format!("127.0.0.1:{port}");
+        let (mut child, log) = self.launch(&["--listen", &listen], envs);
+        wait_healthy(&self.client, &format!("http://{listen}"), &mut child, &log).await;
+        Instance { child, log }
+    }
+
+    fn launch(&self, args: &[&str], envs: &[(&str, &str)]) -> (Child, PathBuf) {
+        static LAUNCHES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = LAUNCHES.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let log = self.dir.path().join(format!("serve-{n}.log"));
         let log_file = std::fs::File::create(&log).unwrap();
         let child = Command::new(binary())
             .arg("--config")
@@ -106,37 +127,12 @@ impl Install {
             .args(args)
             .current_dir(self.dir.path())
             .env_remove("SPORTELLO_CONFIG")
+            .envs(envs.iter().copied())
             .stdout(Stdio::from(log_file.try_clone().unwrap()))
             .stderr(Stdio::from(log_file))
             .spawn()
             .unwrap();
-        self.server = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Ok(r) = self
-                .client
-                .get(format!("{}/healthz", self.base()))
-                .send()
-                .await
-                && r.status() == 200
-            {
-                return std::fs::read_to_string(&log).unwrap_or_default();
-            }
-            if let Some(child) = self.server.as_mut()
-                && let Ok(Some(status)) = child.try_wait()
-            {
-                panic!(
-                    "server exited with {status}: {}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "server not healthy in time: {}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        (child, log)
     }
 
     /// Kills the server at once (SIGKILL), as a crash would.
@@ -238,6 +234,60 @@ pub fn file_form(bytes: Vec<u8>, filename: &str) -> reqwest::multipart::Form {
         "file",
         reqwest::multipart::Part::bytes(bytes).file_name(filename.to_owned()),
     )
+}
+
+/// Waits until a server answers `/healthz`; returns its output so far.
+async fn wait_healthy(
+    client: &reqwest::Client,
+    base: &str,
+    child: &mut Child,
+    log: &PathBuf,
+) -> String {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(r) = client.get(format!("{base}/healthz")).send().await
+            && r.status() == 200
+        {
+            return std::fs::read_to_string(log).unwrap_or_default();
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!(
+                "server exited with {status}: {}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+        assert!(
+            Instant::now() < deadline,
+            "server not healthy in time: {}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A further server process of an installation; killed when dropped.
+pub struct Instance {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Instance {
+    /// What it printed and logged so far.
+    pub fn output(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Kills it at once (SIGKILL).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        self.kill();
+    }
 }
 
 impl Drop for Install {

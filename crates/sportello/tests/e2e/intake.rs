@@ -7,7 +7,8 @@ use crate::harness::Install;
 
 const CONFIG: &str = "[fax]\ngateway_senders = [\"fax-gateway@comune.example.it\"]\n";
 
-fn corpus() -> Option<(std::path::PathBuf, Vec<Value>)> {
+/// The shared intake fixtures and their expected outcomes, in order.
+pub fn corpus() -> Option<(std::path::PathBuf, Vec<Value>)> {
     let dir =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/intake");
     let expected = std::fs::read_to_string(dir.join("expected.jsonl")).ok()?;
@@ -21,7 +22,7 @@ fn corpus() -> Option<(std::path::PathBuf, Vec<Value>)> {
     ))
 }
 
-fn tesseract_present() -> bool {
+pub fn tesseract_present() -> bool {
     let present = std::process::Command::new("tesseract")
         .arg("--version")
         .output()

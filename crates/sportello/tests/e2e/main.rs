@@ -5,6 +5,7 @@
 // Test helpers may panic: a failed set-up is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod dovecot;
 mod harness;
 
 mod api;
@@ -12,6 +13,7 @@ mod cli;
 mod crash;
 mod demo;
 mod intake;
+mod mailbox;
 mod roles;
 mod s3;
 mod webhooks;

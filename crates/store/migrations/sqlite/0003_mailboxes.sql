@@ -1,0 +1,14 @@
+-- Where each configured mailbox's poller has got to, and which instance polls it now.
+-- Keep in step with ../postgres/0003_mailboxes.sql.
+CREATE TABLE mailbox_state (
+    mailbox      TEXT    NOT NULL PRIMARY KEY,
+    -- The folder's UIDVALIDITY when last_uid was recorded; a new value voids last_uid.
+    uidvalidity  INTEGER,
+    -- Every message up to this UID is committed (and marked \Seen on the server).
+    last_uid     INTEGER NOT NULL DEFAULT 0,
+    -- The instance allowed to poll, until lease_until (UTC ms); anyone may take a lapsed lease.
+    lease_owner  TEXT,
+    lease_until  INTEGER NOT NULL DEFAULT 0,
+    last_poll_at INTEGER,
+    last_error   TEXT
+);

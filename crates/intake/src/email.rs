@@ -200,6 +200,7 @@ pub fn parse_email(
             flags,
             default_case_type: src.default_case_type.clone(),
             raw_sha256: raw_sha256.to_owned(),
+            attachments: Vec::new(),
         };
         return ParsedEmail {
             inbound,
@@ -348,6 +349,7 @@ pub fn parse_email(
         flags,
         default_case_type: src.default_case_type.clone(),
         raw_sha256: raw_sha256.to_owned(),
+        attachments: Vec::new(),
     };
     ParsedEmail {
         inbound,
@@ -399,6 +401,7 @@ fn unparseable(
         flags: vec!["unparseable".into()],
         default_case_type: src.default_case_type.clone(),
         raw_sha256: raw_sha256.to_owned(),
+        attachments: Vec::new(),
     };
     ParsedEmail {
         inbound,

@@ -7,7 +7,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use sportello_domain::case::Channel;
 use sportello_store::documents::{BlobStore, sniff_media_type};
-use sportello_store::intake::IntakeOutcome;
+use sportello_store::intake::{InboundDocument, IntakeOutcome};
 use sportello_store::{Store, StoreError};
 
 use crate::email::{Attachment, EmailSource, parse_email};
@@ -71,32 +71,32 @@ pub async fn ingest_email(
             _ => parsed.inbound.flags.push("ocr_failed".into()),
         }
     }
-    let mut outcome = store.ingest(parsed.inbound).await?;
-    if let (Some(case), "new_case" | "attached") = (outcome.case.clone(), outcome.outcome.as_str())
-    {
-        for attachment in parsed.attachments {
-            if attachment.bytes.len() as u64 > limits.max_attachment_bytes {
-                if !outcome.flags.iter().any(|f| f == "attachment_too_large") {
-                    outcome.flags.push("attachment_too_large".into());
-                }
-                continue;
+    // Attachments go to the document store now; the pipeline records them on the case in
+    // the message's own transaction.
+    for attachment in parsed.attachments {
+        if attachment.bytes.len() as u64 > limits.max_attachment_bytes {
+            // Kept inside the stored raw message, not stored apart.
+            if !parsed
+                .inbound
+                .flags
+                .iter()
+                .any(|f| f == "attachment_too_large")
+            {
+                parsed.inbound.flags.push("attachment_too_large".into());
             }
-            let media_type =
-                sniff_media_type(&attachment.bytes[..attachment.bytes.len().min(8192)]);
-            let size = attachment.bytes.len() as u64;
-            let sha = blobs.put(Bytes::from(attachment.bytes)).await?;
-            store
-                .add_document(
-                    &case,
-                    &sha,
-                    size,
-                    &attachment.filename,
-                    &media_type,
-                    "system",
-                )
-                .await?;
+            continue;
         }
+        let media_type = sniff_media_type(&attachment.bytes[..attachment.bytes.len().min(8192)]);
+        let size = attachment.bytes.len() as u64;
+        let sha256 = blobs.put(Bytes::from(attachment.bytes)).await?;
+        parsed.inbound.attachments.push(InboundDocument {
+            sha256,
+            size,
+            filename: attachment.filename,
+            media_type,
+        });
     }
+    let outcome = store.ingest(parsed.inbound).await?;
     Ok(outcome)
 }
 

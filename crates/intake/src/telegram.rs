@@ -121,6 +121,7 @@ pub fn parse_update(
         flags,
         default_case_type: default_case_type.to_owned(),
         raw_sha256: raw_sha256.to_owned(),
+        attachments: Vec::new(),
     }])
 }
 

@@ -212,6 +212,7 @@ pub fn parse_notification(
                 flags: Vec::new(),
                 default_case_type: default_case_type.to_owned(),
                 raw_sha256: raw_sha256.to_owned(),
+                attachments: Vec::new(),
             });
         }
         for s in value.statuses {
@@ -237,6 +238,7 @@ pub fn parse_notification(
                 flags: Vec::new(),
                 default_case_type: default_case_type.to_owned(),
                 raw_sha256: raw_sha256.to_owned(),
+                attachments: Vec::new(),
             });
         }
     }

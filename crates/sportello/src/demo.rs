@@ -288,6 +288,7 @@ async fn seed_cases(
                     "system".into()
                 },
                 document_sha256: None,
+                registered_as: None,
             })
             .await?;
         let reference = case.summary.reference;

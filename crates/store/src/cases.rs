@@ -61,6 +61,9 @@ pub struct NewCase {
     pub actor: String,
     /// SHA-256 of the registered document; default: of the request itself.
     pub document_sha256: Option<String>,
+    /// The protocol number of a document already registered (a message split off into a
+    /// case of its own keeps its entry); `None` registers the request now.
+    pub registered_as: Option<String>,
 }
 
 /// The citizen as shown on a case.
@@ -406,8 +409,12 @@ impl Store {
                     .unwrap_or_else(|| request_digest(n))
             })
             .collect();
-        let registrations: Vec<Registration<'_>> = (0..batch.len())
-            .map(|i| Registration {
+        let to_register: Vec<usize> = (0..batch.len())
+            .filter(|&i| batch[i].registered_as.is_none())
+            .collect();
+        let registrations: Vec<Registration<'_>> = to_register
+            .iter()
+            .map(|&i| Registration {
                 direction: Direction::In,
                 correspondent: &correspondents[i],
                 subject: batch[i].subject.trim(),
@@ -415,7 +422,17 @@ impl Store {
                 case_reference: Some(&references[i]),
             })
             .collect();
-        let protocols = register_many_in(tx, now, &registrations).await?;
+        let mut numbers = register_many_in(tx, now, &registrations).await?.into_iter();
+        let protocols: Vec<String> = batch
+            .iter()
+            .map(|n| match &n.registered_as {
+                Some(number) => Ok(number.clone()),
+                None => numbers
+                    .next()
+                    .map(|n| n.to_string())
+                    .ok_or_else(|| StoreError::Corrupt("protocol number missing".into())),
+            })
+            .collect::<Result<_>>()?;
 
         let flags: Vec<Vec<String>> = batch
             .iter()
@@ -457,7 +474,7 @@ impl Store {
                 .bind(new.channel.as_str())
                 .bind(citizens[i].as_ref().map(|(id, _)| *id))
                 .bind(types[i].priority.as_str())
-                .bind(protocols[i].to_string())
+                .bind(protocols[i].clone())
                 .bind(to_ms(received_at))
                 .bind(date_text(received_on))
                 .bind(i64::from(types[i].term_days))
@@ -490,7 +507,7 @@ impl Store {
                 .collect();
                 serde_json::json!({
                     "channel": batch[i].channel.as_str(),
-                    "protocol": protocols[i].to_string(),
+                    "protocol": protocols[i],
                     "flags": flags[i],
                     "contacts_given": given,
                 })
@@ -547,7 +564,7 @@ impl Store {
                 description: new.description.trim().to_owned(),
                 channel: new.channel.as_str().to_owned(),
                 priority: types[i].priority.as_str().to_owned(),
-                protocol: Some(protocols[i].to_string()),
+                protocol: Some(protocols[i].clone()),
                 received_at,
                 received_on,
                 term_days: types[i].term_days,
@@ -1393,6 +1410,7 @@ mod tests {
             flags: vec![],
             actor: "op1".into(),
             document_sha256: None,
+            registered_as: None,
         }
     }
 

@@ -55,6 +55,22 @@ pub struct Inbound {
     pub default_case_type: String,
     /// SHA-256 of the raw bytes, already stored as a document.
     pub raw_sha256: String,
+    /// Attachments already in the document store, recorded on the case in the message's
+    /// own transaction (so a crash never leaves a message without its attachments).
+    pub attachments: Vec<InboundDocument>,
+}
+
+/// An attachment of an inbound message, its bytes already stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboundDocument {
+    /// Content address in the document store.
+    pub sha256: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Name as the sender gave it (only ever displayed).
+    pub filename: String,
+    /// Media type sniffed from the content.
+    pub media_type: String,
 }
 
 /// What intake did with a message (CONTRACT §7.1).
@@ -207,17 +223,20 @@ impl Store {
                             .await?;
                     }
                 }
-                self.record_message(
-                    &mut tx,
-                    &msg,
-                    "attached",
-                    target.rule,
-                    Some(target.case_id),
-                    protocol.as_deref(),
-                    &flags,
-                    now,
-                )
-                .await?;
+                let message = self
+                    .record_message(
+                        &mut tx,
+                        &msg,
+                        "attached",
+                        target.rule,
+                        Some(target.case_id),
+                        protocol.as_deref(),
+                        &flags,
+                        now,
+                    )
+                    .await?;
+                self.attach_documents(&mut tx, target.case_id, message, &msg.attachments, now)
+                    .await?;
                 let resume = match target.status {
                     Status::WaitingCitizen => Some(Action::IntegrationReceived),
                     Status::RejectionNotice => Some(Action::ObservationsReceived),
@@ -241,6 +260,7 @@ impl Store {
                     flags: flags.clone(),
                     actor: "system".into(),
                     document_sha256: Some(msg.raw_sha256.clone()),
+                    registered_as: None,
                 };
                 let created = self.insert_cases(&mut tx, vec![new]).await?;
                 let created = created
@@ -248,17 +268,20 @@ impl Store {
                     .next()
                     .ok_or_else(|| StoreError::Corrupt("no case created".into()))?;
                 let protocol = created.protocol().map(str::to_owned);
-                self.record_message(
-                    &mut tx,
-                    &msg,
-                    "new_case",
-                    "new",
-                    Some(created.case_id),
-                    protocol.as_deref(),
-                    &flags,
-                    now,
-                )
-                .await?;
+                let message = self
+                    .record_message(
+                        &mut tx,
+                        &msg,
+                        "new_case",
+                        "new",
+                        Some(created.case_id),
+                        protocol.as_deref(),
+                        &flags,
+                        now,
+                    )
+                    .await?;
+                self.attach_documents(&mut tx, created.case_id, message, &msg.attachments, now)
+                    .await?;
                 (created.reference().to_owned(), protocol, "new", None)
             }
         };
@@ -353,11 +376,11 @@ impl Store {
         protocol: Option<&str>,
         flags: &[String],
         now: DateTime<Utc>,
-    ) -> Result<()> {
-        sqlx::query(
+    ) -> Result<i64> {
+        let row = sqlx::query(
             "INSERT INTO inbound_messages (dedupe_key, channel, source, message_id, raw_sha256, outcome, rule, case_id, \
              protocol, flags, sender, subject, received_at, recorded_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id",
         )
         .bind(&msg.dedupe_key)
         .bind(msg.channel.as_str())
@@ -373,8 +396,40 @@ impl Store {
         .bind(&msg.subject)
         .bind(to_ms(msg.received_at))
         .bind(to_ms(now))
-        .execute(&mut **tx)
+        .fetch_one(&mut **tx)
         .await?;
+        get_i64(&row, "id")
+    }
+
+    /// Records the message's attachments on its case, each journaled.
+    async fn attach_documents(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        case_id: i64,
+        message: i64,
+        documents: &[InboundDocument],
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        for doc in documents {
+            let id = format!("{:032x}", rand::random::<u128>());
+            let filename = crate::documents::display_filename(&doc.filename);
+            sqlx::query(
+                "INSERT INTO documents (id, case_id, sha256, filename, media_type, size, uploaded_at, uploaded_by, inbound_message_id) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, 'system', $8)",
+            )
+            .bind(&id)
+            .bind(case_id)
+            .bind(&doc.sha256)
+            .bind(&filename)
+            .bind(&doc.media_type)
+            .bind(doc.size as i64)
+            .bind(to_ms(now))
+            .bind(message)
+            .execute(&mut **tx)
+            .await?;
+            let detail = serde_json::json!({ "document_id": id, "filename": filename, "sha256": doc.sha256, "size": doc.size, "message": message });
+            insert_event(tx, case_id, now, "system", "document_added", &detail).await?;
+        }
         Ok(())
     }
 
@@ -460,6 +515,7 @@ mod tests {
             flags: Vec::new(),
             default_case_type: "ztl_permit".into(),
             raw_sha256: "ab".repeat(32),
+            attachments: Vec::new(),
         }
     }
 

@@ -24,6 +24,7 @@ pub mod cases;
 pub mod documents;
 pub mod intake;
 pub mod mailboxes;
+pub mod messages;
 pub mod register;
 pub mod users;
 

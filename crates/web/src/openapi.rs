@@ -4,7 +4,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::api::{cases, documents, health, inbound};
+use crate::api::{cases, documents, health, inbound, messages};
 
 /// The API description.
 #[derive(OpenApi)]
@@ -17,6 +17,9 @@ use crate::api::{cases, documents, health, inbound};
         cases::list_cases,
         cases::get_case,
         cases::act_on_case,
+        messages::case_messages,
+        messages::move_message,
+        messages::split_message,
         documents::upload_document,
         documents::download_document,
         inbound::whatsapp_handshake,

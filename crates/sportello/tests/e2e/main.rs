@@ -14,6 +14,7 @@ mod crash;
 mod demo;
 mod intake;
 mod mailbox;
+mod messages;
 mod roles;
 mod s3;
 mod webhooks;

@@ -27,6 +27,26 @@ async fn every_endpoint_enforces_the_matrix() {
         .unwrap()
         .to_owned();
 
+    // A message arriving by e-mail, for the message endpoints.
+    let eml = install.dir.path().join("request.eml");
+    std::fs::write(
+        &eml,
+        "From: anna@example.it\r\nSubject: Richiesta\r\nMessage-ID: <roles@example.it>\r\n\r\nCiao\r\n",
+    )
+    .unwrap();
+    let out = install.cli(&["ingest", eml.to_str().unwrap()]);
+    let line: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let message_case = line["case"].as_str().unwrap().to_owned();
+    let (_, _, messages) = install
+        .call(
+            "GET",
+            &format!("/api/v1/cases/{message_case}/messages"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    let message = messages[0]["id"].as_i64().unwrap();
+
     let json_endpoints = [
         (
             "POST",
@@ -57,6 +77,19 @@ async fn every_endpoint_enforces_the_matrix() {
             format!("/api/v1/documents/{doc_id}"),
             None,
             Permission::ReadDocument,
+        ),
+        (
+            "GET",
+            format!("/api/v1/cases/{message_case}/messages"),
+            None,
+            Permission::ReadCase,
+        ),
+        // Each allowed role splits the message off into yet another case.
+        (
+            "POST",
+            format!("/api/v1/messages/{message}/split"),
+            Some(json!({"note": "richiesta separata"})),
+            Permission::ActOnCase,
         ),
     ];
     let mut checked = 0;
@@ -95,7 +128,7 @@ async fn every_endpoint_enforces_the_matrix() {
         }
         checked += 1;
     }
-    assert_eq!(checked, 6 * Role::ALL.len());
+    assert_eq!(checked, 8 * Role::ALL.len());
     // Public endpoints need no token.
     for path in ["/healthz", "/api/openapi.json", "/metrics"] {
         let (status, _, _) = install.call("GET", path, None, None).await;

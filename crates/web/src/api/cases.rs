@@ -278,11 +278,12 @@ impl CreateCaseBody {
             flags: vec![],
             actor: actor.to_owned(),
             document_sha256: None,
+            registered_as: None,
         })
     }
 }
 
-fn check_reference(reference: &str) -> Result<(), ApiError> {
+pub(crate) fn check_reference(reference: &str) -> Result<(), ApiError> {
     if Reference::parse(reference).is_some() {
         Ok(())
     } else {

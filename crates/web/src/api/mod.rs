@@ -10,6 +10,7 @@ pub mod cases;
 pub mod documents;
 pub mod health;
 pub mod inbound;
+pub mod messages;
 
 /// Every API route; `upload_limit` bounds multipart bodies.
 pub fn routes(upload_limit: usize) -> Router<AppState> {
@@ -30,6 +31,12 @@ pub fn routes(upload_limit: usize) -> Router<AppState> {
             "/api/v1/cases/{reference}/documents",
             post(documents::upload_document).layer(DefaultBodyLimit::max(upload_limit)),
         )
+        .route(
+            "/api/v1/cases/{reference}/messages",
+            get(messages::case_messages),
+        )
+        .route("/api/v1/messages/{id}/move", post(messages::move_message))
+        .route("/api/v1/messages/{id}/split", post(messages::split_message))
         .route("/api/v1/documents/{id}", get(documents::download_document))
         .route(
             "/api/v1/inbound/whatsapp",

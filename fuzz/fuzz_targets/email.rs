@@ -10,6 +10,7 @@ fuzz_target!(|data: &[u8]| {
         channel: Channel::Email,
         default_case_type: "ztl_permit".into(),
         fax_gateway_senders: vec!["fax-gateway@comune.example.it".into()],
+        fax_caller: Default::default(),
         pec_trust_anchors: None,
     };
     let now = chrono::DateTime::from_timestamp(1_764_150_000, 0).unwrap_or_default();

@@ -226,12 +226,41 @@ fn default_case_type() -> String {
 }
 
 /// `[fax]`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FaxConfig {
     /// Sender addresses of the fax server's fax-to-mail messages.
     pub gateway_senders: Vec<String>,
+    /// Regular expressions finding the caller's number in a fax-to-mail subject or text,
+    /// tried in order; the first capture group is the number. The defaults cover HylaFAX
+    /// `faxrcvd`, Asterisk scripts and the Italian gateways' wording.
+    pub caller_patterns: Vec<String>,
 }
+
+impl Default for FaxConfig {
+    fn default() -> Self {
+        FaxConfig {
+            gateway_senders: Vec::new(),
+            caller_patterns: DEFAULT_FAX_CALLER_PATTERNS
+                .iter()
+                .map(|p| (*p).to_owned())
+                .collect(),
+        }
+    }
+}
+
+/// Where fax gateways write the caller's number, most specific first.
+pub const DEFAULT_FAX_CALLER_PATTERNS: &[&str] = &[
+    r"(?i)fax\s+ricevuto\s+da[:\s]*(\+?[0-9][0-9 ./-]{4,})",
+    r"(?i)mittente[:\s]+(\+?[0-9][0-9 ./-]{4,})",
+    r"(?i)caller\s*-?\s*id(?:\s*num(?:ber)?)?[:\s]+(\+?[0-9][0-9 ./-]{4,})",
+    r"(?i)\bCIDNumber[:\s]+(\+?[0-9][0-9 ./-]{4,})",
+    r"(?i)\bCallID1?[:\s]+(\+?[0-9][0-9 ./-]{4,})",
+    r"(?i)\bsender[:\s]+(\+?[0-9][0-9 ./-]{4,})",
+    r"(?i)\bfrom[:\s]+(\+?[0-9][0-9 ./-]{4,})",
+    r"(?i)\bnumero[:\s]+(\+?[0-9][0-9 ./-]{4,})",
+    r"(?i)\bda[:\s]+(\+?[0-9][0-9 ./-]{4,})",
+];
 
 /// `[outbound]`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -557,6 +586,23 @@ impl Config {
                 ));
             }
         }
+        for (i, pattern) in self.fax.caller_patterns.iter().enumerate() {
+            match regex::Regex::new(pattern) {
+                Ok(re) if re.captures_len() >= 2 => {}
+                Ok(_) => {
+                    return Err(ConfigError::new(
+                        format!("fax.caller_patterns[{i}]"),
+                        "needs a capture group around the number, e.g. Fax da: (\\d+)",
+                    ));
+                }
+                Err(e) => {
+                    return Err(ConfigError::new(
+                        format!("fax.caller_patterns[{i}]"),
+                        format!("not a regular expression: {e}"),
+                    ));
+                }
+            }
+        }
         if self.limits.max_per_page == 0 {
             return Err(ConfigError::new(
                 "limits.max_per_page",
@@ -812,6 +858,14 @@ mod tests {
             (
                 "[[mailbox]]\nname = \"m\"\nlease_seconds = 1",
                 "mailbox[0].lease_seconds",
+            ),
+            (
+                "[fax]\ncaller_patterns = [\"(unclosed\"]",
+                "fax.caller_patterns[0]",
+            ),
+            (
+                "[fax]\ncaller_patterns = [\"Fax da: \\\\d+\"]",
+                "fax.caller_patterns[0]",
             ),
         ];
         for (toml, key) in cases {

@@ -44,6 +44,7 @@ fn main() {
         channel: Channel::Email,
         default_case_type: "ztl_permit".into(),
         fax_gateway_senders: Vec::new(),
+        fax_caller: Default::default(),
         pec_trust_anchors: None,
     };
     let now = chrono::DateTime::from_timestamp(1_764_150_000, 0).unwrap_or_default();

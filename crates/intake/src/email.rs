@@ -26,6 +26,8 @@ pub struct EmailSource {
     pub default_case_type: String,
     /// Sender addresses of the fax gateway.
     pub fax_gateway_senders: Vec<String>,
+    /// Where the gateway writes the caller's number.
+    pub fax_caller: FaxCallerPatterns,
     /// PEM bundle of the PEC providers' certificates (`pec.trust_anchors`).
     pub pec_trust_anchors: Option<std::sync::Arc<Vec<u8>>>,
 }
@@ -61,6 +63,7 @@ impl EmailSource {
             channel,
             default_case_type,
             fax_gateway_senders: config.fax.gateway_senders.clone(),
+            fax_caller: FaxCallerPatterns::new(&config.fax.caller_patterns)?,
             pec_trust_anchors,
         })
     }
@@ -125,36 +128,50 @@ fn bare_id(id: &str) -> String {
         .to_owned()
 }
 
-/// Finds the caller's number in a fax-to-mail message (HylaFAX, Asterisk and Italian
-/// gateway styles): after "Fax ricevuto da", "Mittente:", "From:", "CallerID", "da".
-pub fn fax_caller(subject: &str, body: &str) -> Option<String> {
-    let markers = [
-        "fax ricevuto da",
-        "mittente:",
-        "callerid:",
-        "caller id:",
-        "from:",
-        "numero:",
-        "da:",
-    ];
-    for text in [subject, body] {
-        let lower = text.to_lowercase();
-        for marker in markers {
-            if let Some(pos) = lower.find(marker) {
-                let rest = &text[pos + marker.len()..];
-                let number: String = rest
-                    .trim_start()
-                    .chars()
-                    .take_while(|c| c.is_ascii_digit() || *c == '+' || *c == ' ' || *c == '-')
-                    .collect();
-                let number = number.trim().trim_end_matches('-').trim().to_owned();
-                if number.chars().filter(char::is_ascii_digit).count() >= 5 {
-                    return Some(number);
+/// The compiled `fax.caller_patterns`: where gateways write the caller's number.
+#[derive(Debug, Clone)]
+pub struct FaxCallerPatterns(std::sync::Arc<Vec<regex::Regex>>);
+
+impl FaxCallerPatterns {
+    /// Compiles the patterns (the configuration has already checked them).
+    pub fn new(patterns: &[String]) -> Result<FaxCallerPatterns, String> {
+        patterns
+            .iter()
+            .map(|p| regex::Regex::new(p).map_err(|e| format!("fax.caller_patterns: {e}")))
+            .collect::<Result<Vec<_>, _>>()
+            .map(|v| FaxCallerPatterns(std::sync::Arc::new(v)))
+    }
+
+    /// The caller's number in a fax-to-mail message: the first pattern that matches the
+    /// subject, else the text, with at least five digits.
+    pub fn find(&self, subject: &str, body: &str) -> Option<String> {
+        for text in [subject, body] {
+            for re in self.0.iter() {
+                for caps in re.captures_iter(text).take(10) {
+                    let Some(m) = caps.get(1) else { continue };
+                    let number = m
+                        .as_str()
+                        .trim()
+                        .trim_end_matches(['-', '.', '/', ' '])
+                        .to_owned();
+                    if number.chars().filter(char::is_ascii_digit).count() >= 5 {
+                        return Some(number);
+                    }
                 }
             }
         }
+        None
     }
-    None
+}
+
+impl Default for FaxCallerPatterns {
+    fn default() -> Self {
+        let defaults: Vec<String> = sportello_config::DEFAULT_FAX_CALLER_PATTERNS
+            .iter()
+            .map(|p| (*p).to_owned())
+            .collect();
+        FaxCallerPatterns::new(&defaults).unwrap_or(FaxCallerPatterns(Default::default()))
+    }
 }
 
 /// Parses a raw message. `raw_sha256` names the raw bytes, already stored.
@@ -274,7 +291,7 @@ pub fn parse_email(
     let sender_label;
     if is_fax {
         channel = Channel::Fax;
-        let number = fax_caller(&subject, &text);
+        let number = src.fax_caller.find(&subject, &text);
         sender.fax = number.clone();
         sender.name = None;
         sender_label = number.map_or_else(
@@ -419,6 +436,7 @@ mod tests {
             channel: Channel::Email,
             default_case_type: "ztl_permit".into(),
             fax_gateway_senders: vec!["fax-gateway@comune.example.it".into()],
+            fax_caller: FaxCallerPatterns::default(),
             pec_trust_anchors: None,
         }
     }
@@ -436,16 +454,57 @@ mod tests {
     }
 
     #[test]
-    fn fax_callers() {
+    fn fax_callers_in_every_gateway_style() {
+        let p = FaxCallerPatterns::default();
+        let cases = [
+            (
+                "Fax ricevuto da 0655512345 (1 pagina)",
+                "",
+                Some("0655512345"),
+            ),
+            (
+                "",
+                "Mittente: +39 06 5551 2345\nPagine: 2",
+                Some("+39 06 5551 2345"),
+            ),
+            // HylaFAX faxrcvd
+            (
+                "facsimile received",
+                "    Sender: 06-5551-2345\n    Pages: 1\n",
+                Some("06-5551-2345"),
+            ),
+            (
+                "",
+                "CIDName: ROSSI\nCIDNumber: 0612345678\n",
+                Some("0612345678"),
+            ),
+            // Asterisk scripts
+            (
+                "New fax",
+                "Caller ID: 3331234567\nPages: 3",
+                Some("3331234567"),
+            ),
+            ("Nuovo fax da: 0587 123456", "", Some("0587 123456")),
+            ("nessun numero", "ciao", None),
+            ("Mittente: 1234", "", None),
+        ];
+        for (subject, body, expected) in cases {
+            assert_eq!(
+                p.find(subject, body).as_deref(),
+                expected,
+                "{subject:?} {body:?}"
+            );
+        }
+        let custom = FaxCallerPatterns::new(&[r"Numero chiamante <(\d+)>".to_owned()]).unwrap();
         assert_eq!(
-            fax_caller("Fax ricevuto da 0655512345 (1 pagina)", ""),
-            Some("0655512345".into())
+            custom.find("", "Numero chiamante <0655512345>").as_deref(),
+            Some("0655512345")
         );
         assert_eq!(
-            fax_caller("", "Mittente: +39 06 5551 2345\nPagine: 2"),
-            Some("+39 06 5551 2345".into())
+            custom.find("Mittente: 0655512345", ""),
+            None,
+            "only the configured patterns"
         );
-        assert_eq!(fax_caller("nessun numero", "ciao"), None);
     }
 
     #[test]

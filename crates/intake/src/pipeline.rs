@@ -37,13 +37,21 @@ pub struct Limits {
     /// Largest attachment stored as a document; larger ones are flagged, not stored apart
     /// (they stay inside the stored raw message).
     pub max_attachment_bytes: u64,
+    /// Most attachments stored apart from one message; the rest stay inside the stored
+    /// raw message and the message is flagged (a 100,000-part mail must not become
+    /// 100,000 documents).
+    pub max_attachments: usize,
 }
+
+/// See [`Limits::max_attachments`].
+pub const MAX_ATTACHMENTS_PER_MESSAGE: usize = 200;
 
 impl Limits {
     /// From `[documents]`.
     pub fn from_config(config: &sportello_config::Config) -> Limits {
         Limits {
             max_attachment_bytes: config.documents.max_upload_bytes,
+            max_attachments: MAX_ATTACHMENTS_PER_MESSAGE,
         }
     }
 }
@@ -73,7 +81,11 @@ pub async fn ingest_email(
     }
     // Attachments go to the document store now; the pipeline records them on the case in
     // the message's own transaction.
-    for attachment in parsed.attachments {
+    let total = parsed.attachments.len();
+    if total > limits.max_attachments {
+        parsed.inbound.flags.push("too_many_attachments".into());
+    }
+    for attachment in parsed.attachments.into_iter().take(limits.max_attachments) {
         if attachment.bytes.len() as u64 > limits.max_attachment_bytes {
             // Kept inside the stored raw message, not stored apart.
             if !parsed

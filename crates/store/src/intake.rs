@@ -60,6 +60,54 @@ pub struct Inbound {
     pub attachments: Vec<InboundDocument>,
 }
 
+impl Inbound {
+    /// Removes what a database cannot hold in text (NUL characters: PostgreSQL refuses
+    /// them), so that one hostile message can never fail its own transaction over and
+    /// over and block its mailbox. The raw bytes stay untouched in the document store.
+    fn make_storable(&mut self) {
+        fn clean(s: &mut String) {
+            if s.contains('\0') {
+                s.retain(|c| c != '\0');
+            }
+        }
+        fn clean_opt(s: &mut Option<String>) {
+            if let Some(v) = s {
+                clean(v);
+            }
+        }
+        for s in [
+            &mut self.source,
+            &mut self.dedupe_key,
+            &mut self.sender_label,
+            &mut self.subject,
+            &mut self.text,
+            &mut self.default_case_type,
+        ] {
+            clean(s);
+        }
+        for s in [
+            &mut self.message_id,
+            &mut self.sender.name,
+            &mut self.sender.email,
+            &mut self.sender.pec,
+            &mut self.sender.phone,
+            &mut self.sender.fax,
+        ] {
+            clean_opt(s);
+        }
+        self.in_reply_to.iter_mut().for_each(clean);
+        self.flags.iter_mut().for_each(clean);
+        if let Some(r) = &mut self.receipt {
+            clean(&mut r.kind);
+            clean_opt(&mut r.refers_to);
+        }
+        for d in &mut self.attachments {
+            clean(&mut d.filename);
+            clean(&mut d.media_type);
+        }
+    }
+}
+
 /// An attachment of an inbound message, its bytes already stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InboundDocument {
@@ -103,7 +151,8 @@ impl Store {
     /// Runs the pipeline for one message, in one transaction: a crash leaves either the
     /// whole effect or none, and a message seen again is a `duplicate` (also when two
     /// processes take the same message at once).
-    pub async fn ingest(&self, msg: Inbound) -> Result<IntakeOutcome> {
+    pub async fn ingest(&self, mut msg: Inbound) -> Result<IntakeOutcome> {
+        msg.make_storable();
         let (source, channel) = (msg.source.clone(), msg.channel.as_str().to_owned());
         match self.ingest_once(msg).await {
             Err(e) if is_duplicate(&e) => Ok(IntakeOutcome {
@@ -517,6 +566,23 @@ mod tests {
             raw_sha256: "ab".repeat(32),
             attachments: Vec::new(),
         }
+    }
+
+    #[tokio::test]
+    async fn nul_characters_never_fail_a_message() {
+        with_test_store(|store, _clock| async move {
+            let mut m = message("nul\0id", "Richiesta\0 permesso", "testo\0con NUL");
+            m.sender.name = Some("Anna\0 Neri".into());
+            m.sender_label = "Anna\0".into();
+            m.in_reply_to = vec!["x\0@y".into()];
+            let out = store.ingest(m.clone()).await.unwrap();
+            assert_eq!(out.outcome, "new_case");
+            let case = store.get_case(out.case.as_deref().unwrap()).await.unwrap();
+            assert_eq!(case.summary.subject, "Richiesta permesso");
+            assert_eq!(case.citizen.name.as_deref(), Some("Anna Neri"));
+            assert_eq!(store.ingest(m).await.unwrap().outcome, "duplicate");
+        })
+        .await;
     }
 
     #[tokio::test]

@@ -346,6 +346,9 @@ pub struct OcrConfig {
     pub command: String,
     /// Tesseract languages.
     pub languages: String,
+    /// OCR runs at most this many at once (0: one per processor core), so a burst of
+    /// faxes never starves the other channels.
+    pub workers: usize,
 }
 
 impl Default for OcrConfig {
@@ -353,6 +356,7 @@ impl Default for OcrConfig {
         OcrConfig {
             command: "tesseract".into(),
             languages: "ita+eng".into(),
+            workers: 0,
         }
     }
 }

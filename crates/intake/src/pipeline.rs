@@ -2,7 +2,10 @@
 //! with OCR, the intake pipeline, then attach the attachments to the case.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::sync::Semaphore;
 
 use bytes::Bytes;
 use sportello_domain::case::Channel;
@@ -12,22 +15,39 @@ use sportello_store::{Store, StoreError};
 
 use crate::email::{Attachment, EmailSource, parse_email};
 
-/// OCR settings (CONTRACT §3 `ocr.command`, `ocr.languages`).
+/// OCR settings (CONTRACT §3 `ocr.command`, `ocr.languages`) and the bounded pool of
+/// OCR workers. Clones share the pool: make one per process and hand it around.
 #[derive(Debug, Clone)]
 pub struct OcrSettings {
     /// The tesseract program.
     pub command: String,
     /// Languages, e.g. `ita+eng`.
     pub languages: String,
+    workers: Arc<Semaphore>,
 }
 
 impl OcrSettings {
+    /// Settings with a pool of `workers` OCR processes at most (0: one per core).
+    pub fn new(command: &str, languages: &str, workers: usize) -> OcrSettings {
+        let workers = if workers == 0 {
+            std::thread::available_parallelism().map_or(2, |n| n.get())
+        } else {
+            workers
+        };
+        OcrSettings {
+            command: command.to_owned(),
+            languages: languages.to_owned(),
+            workers: Arc::new(Semaphore::new(workers)),
+        }
+    }
+
     /// From `[ocr]`.
     pub fn from_config(config: &sportello_config::Config) -> OcrSettings {
-        OcrSettings {
-            command: config.ocr.command.clone(),
-            languages: config.ocr.languages.clone(),
-        }
+        OcrSettings::new(
+            &config.ocr.command,
+            &config.ocr.languages,
+            config.ocr.workers,
+        )
     }
 }
 
@@ -129,6 +149,8 @@ async fn ocr_pages(attachments: &[Attachment], ocr: &OcrSettings) -> Option<Stri
     if pages.is_empty() {
         return None;
     }
+    // One message's pages at a time per worker; the others wait here, not in a process.
+    let _worker = ocr.workers.acquire().await.ok()?;
     let dir = tempfile::tempdir().ok()?;
     let mut text = String::new();
     for (i, page) in pages.iter().enumerate() {
@@ -201,5 +223,70 @@ async fn run_tesseract(image: &Path, ocr: &OcrSettings) -> Option<String> {
             tracing::warn!(command = %ocr.command, error = %e, "OCR unavailable");
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// A stand-in OCR program that logs when it starts and ends, to see the pool's bound.
+    fn logging_ocr(dir: &Path) -> String {
+        let script = dir.join("ocr.sh");
+        let log = dir.join("ocr.log");
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\necho start >> {log}\nsleep 0.3\necho end >> {log}\necho testo\n",
+                log = log.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        script.display().to_string()
+    }
+
+    fn page() -> Attachment {
+        Attachment {
+            filename: "fax.tif".into(),
+            content_type: "image/tiff".into(),
+            bytes: b"II*\0fake".to_vec(),
+        }
+    }
+
+    #[tokio::test]
+    async fn ocr_runs_at_most_as_many_at_once_as_there_are_workers() {
+        let dir = tempfile::tempdir().unwrap();
+        let ocr = OcrSettings::new(&logging_ocr(dir.path()), "ita", 1);
+        let pages = [page()];
+        let runs: Vec<_> = (0..3).map(|_| ocr_pages(&pages, &ocr)).collect();
+        for text in futures::future::join_all(runs).await {
+            assert_eq!(text.unwrap().trim(), "testo");
+        }
+        let log = std::fs::read_to_string(dir.path().join("ocr.log")).unwrap();
+        assert_eq!(
+            log.lines().collect::<Vec<_>>(),
+            ["start", "end", "start", "end", "start", "end"],
+            "one worker: never two at once"
+        );
+
+        let wide = OcrSettings::new(&logging_ocr(dir.path()), "ita", 3);
+        std::fs::remove_file(dir.path().join("ocr.log")).unwrap();
+        let runs: Vec<_> = (0..3).map(|_| ocr_pages(&pages, &wide)).collect();
+        futures::future::join_all(runs).await;
+        let log = std::fs::read_to_string(dir.path().join("ocr.log")).unwrap();
+        assert!(
+            log.starts_with("start\nstart\nstart\n"),
+            "three workers run together: {log}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_missing_ocr_program_is_a_failure_not_a_hang() {
+        let ocr = OcrSettings::new("/nonexistent/tesseract", "ita", 1);
+        assert_eq!(ocr_pages(&[page()], &ocr).await, None);
     }
 }

@@ -29,10 +29,7 @@ const LIMITS: Limits = Limits {
 };
 
 fn ocr() -> OcrSettings {
-    OcrSettings {
-        command: "tesseract".into(),
-        languages: "ita".into(),
-    }
+    OcrSettings::new("tesseract", "ita", 1)
 }
 
 /// A message with the given attachments as (name, content type, bytes).

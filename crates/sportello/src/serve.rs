@@ -73,13 +73,15 @@ pub async fn run(
 
     let ticker = tokio::spawn(sla_ticker(store.clone()));
     let instance = instance_name();
+    // One pool of OCR workers for the whole process: mailboxes and the MTA pipe share it.
+    let ocr = OcrSettings::from_config(&config);
     let pec_trust_anchors = crate::ingest::trust_anchors(&config)?;
     let pollers = MailboxPoller::from_config(
         &config,
         &PollerContext {
             store: store.clone(),
             blobs: blobs.clone(),
-            ocr: OcrSettings::from_config(&config),
+            ocr: ocr.clone(),
             limits: Limits::from_config(&config),
             owner: instance.clone(),
             pec_trust_anchors: pec_trust_anchors.clone(),
@@ -98,6 +100,7 @@ pub async fn run(
         .collect();
     let mut state = AppState::new(store.clone(), blobs, config.clone());
     state.pec_trust_anchors = pec_trust_anchors;
+    state.ocr = ocr;
     let app = router(state);
     axum::serve(
         listener,

@@ -43,6 +43,8 @@ pub struct AppState {
     pub metrics: metrics::Metrics,
     /// PEM bundle of the PEC providers' certificates, read at start.
     pub pec_trust_anchors: Option<Arc<Vec<u8>>>,
+    /// OCR settings and the process's one pool of OCR workers (shared with the pollers).
+    pub ocr: sportello_intake::pipeline::OcrSettings,
 }
 
 impl AppState {
@@ -50,6 +52,7 @@ impl AppState {
     pub fn new(store: Store, blobs: BlobStore, config: Arc<Config>) -> AppState {
         let staging_dir = config.data_dir.join("tmp");
         AppState {
+            ocr: sportello_intake::pipeline::OcrSettings::from_config(&config),
             store,
             blobs,
             config,

@@ -322,7 +322,6 @@ pub async fn email_pipe(
         state.pec_trust_anchors.clone(),
     )
     .map_err(|e| ApiError::field("mailbox", e))?;
-    let ocr = sportello_intake::pipeline::OcrSettings::from_config(&state.config);
     let limits = sportello_intake::pipeline::Limits::from_config(&state.config);
     let outcome = sportello_intake::pipeline::ingest_email(
         &state.store,
@@ -330,7 +329,7 @@ pub async fn email_pipe(
         body,
         "mta",
         &src,
-        &ocr,
+        &state.ocr,
         limits,
     )
     .await?;

@@ -189,8 +189,17 @@ pub fn parse_email(
     let mut flags: Vec<String> = Vec::new();
     let mut channel = src.channel;
     let transport = header_text(&outer, "X-Trasporto").map(|t| t.to_lowercase());
-    if let Some(kind) = header_text(&outer, "X-Ricevuta") {
-        let refers_to = header_text(&outer, "X-Riferimento-Message-ID").map(|id| bare_id(&id));
+    let daticert = read_daticert(&outer, source);
+    let receipt_kind = header_text(&outer, "X-Ricevuta").or_else(|| {
+        daticert
+            .as_ref()
+            .filter(|d| transport.is_none() && PEC_RECEIPT_KINDS.contains(&d.kind.as_str()))
+            .map(|d| d.kind.clone())
+    });
+    if let Some(kind) = receipt_kind {
+        let refers_to = header_text(&outer, "X-Riferimento-Message-ID")
+            .or_else(|| daticert.as_ref().and_then(|d| d.msgid.clone()))
+            .map(|id| bare_id(&id));
         let envelope_id = outer.message_id().map(bare_id);
         let inbound = Inbound {
             channel: Channel::Pec,
@@ -201,9 +210,11 @@ pub fn parse_email(
             ),
             message_id: None,
             in_reply_to: Vec::new(),
-            received_at: outer
-                .date()
-                .map_or(now, |d| crate::from_unix(d.to_timestamp(), now)),
+            received_at: daticert_time(daticert.as_ref()).unwrap_or_else(|| {
+                outer
+                    .date()
+                    .map_or(now, |d| crate::from_unix(d.to_timestamp(), now))
+            }),
             sender: CitizenInput::default(),
             sender_label: outer
                 .from()
@@ -228,6 +239,7 @@ pub fn parse_email(
 
     // A PEC envelope: the citizen's message is the attached postacert.eml.
     let mut pec_sender: Option<String> = None;
+    let mut pec_time: Option<DateTime<Utc>> = None;
     let inner_holder;
     let message: &Message = match transport.as_deref() {
         Some("posta-certificata") | Some("errore") => {
@@ -235,7 +247,11 @@ pub fn parse_email(
             if transport.as_deref() == Some("errore") {
                 flags.push("pec_anomaly".into());
             }
-            pec_sender = daticert_sender(&outer);
+            pec_sender = daticert
+                .as_ref()
+                .and_then(|d| d.sender.clone())
+                .filter(|s| s.contains('@'));
+            pec_time = daticert_time(daticert.as_ref());
             if let crate::pec::SignatureCheck::Invalid(why) = crate::pec::verify_envelope(
                 raw,
                 src.pec_trust_anchors.as_deref().map(Vec::as_slice),
@@ -351,9 +367,11 @@ pub fn parse_email(
         dedupe_key,
         message_id,
         in_reply_to,
-        received_at: message
-            .date()
-            .map_or(now, |d| crate::from_unix(d.to_timestamp(), now)),
+        received_at: pec_time.unwrap_or_else(|| {
+            message
+                .date()
+                .map_or(now, |d| crate::from_unix(d.to_timestamp(), now))
+        }),
         sender,
         sender_label,
         subject: if subject.is_empty() {
@@ -375,17 +393,39 @@ pub fn parse_email(
     }
 }
 
-/// The sender (`mittente`) from a PEC envelope's `daticert.xml`.
-fn daticert_sender(outer: &Message) -> Option<String> {
+/// The receipt kinds a PEC provider issues (`daticert.xml` `tipo`), so that a receipt
+/// whose `X-Ricevuta` header was lost on the way is still recognised.
+const PEC_RECEIPT_KINDS: &[&str] = &[
+    "accettazione",
+    "non-accettazione",
+    "presa-in-carico",
+    "avvenuta-consegna",
+    "errore-consegna",
+    "preavviso-errore-consegna",
+    "rilevazione-virus",
+];
+
+/// The provider's data (`daticert.xml`) of a PEC envelope or receipt, if it has one that
+/// can be read. An unreadable one is logged, never a reason to refuse the message.
+fn read_daticert(outer: &Message, source: &str) -> Option<crate::daticert::Daticert> {
     let part = outer.attachments().find(|p| {
         p.attachment_name()
             .is_some_and(|n| n.eq_ignore_ascii_case("daticert.xml"))
     })?;
-    let xml = String::from_utf8_lossy(part.contents());
-    let start = xml.find("<mittente>")? + "<mittente>".len();
-    let end = xml[start..].find("</mittente>")? + start;
-    let sender = xml[start..end].trim().to_lowercase();
-    (!sender.is_empty() && sender.contains('@')).then_some(sender)
+    match crate::daticert::parse(part.contents()) {
+        Ok(d) => Some(d),
+        Err(why) => {
+            tracing::warn!(source, %why, "daticert.xml not readable");
+            None
+        }
+    }
+}
+
+/// When the provider handled the message, the legal delivery time of a PEC.
+fn daticert_time(daticert: Option<&crate::daticert::Daticert>) -> Option<DateTime<Utc>> {
+    daticert
+        .and_then(|d| d.sent_at)
+        .map(|t| t.with_timezone(&Utc))
 }
 
 /// The first valid fiscal code in a text, if any.
@@ -546,6 +586,15 @@ mod tests {
             Some("pec-inner-04@pec.example.it")
         );
         assert_eq!(p.inbound.subject, "Domanda contrassegno CUDE e accesso ZTL");
+        assert_eq!(
+            p.inbound.sender.pec.as_deref(),
+            Some("anna.bianchi@pec.example.it")
+        );
+        // The provider's time (10:15:30 +0100), not the inner message's Date (09:12 +0100).
+        assert_eq!(
+            p.inbound.received_at.to_rfc3339(),
+            "2026-11-26T09:15:30+00:00"
+        );
         assert!(
             p.attachments
                 .iter()
@@ -594,5 +643,50 @@ mod tests {
             "{}",
             encoded.inbound.subject
         );
+    }
+
+    /// A receipt whose `X-Ricevuta` header a relay dropped is still a receipt: the kind,
+    /// the message it names and its time come from `daticert.xml`.
+    #[test]
+    fn pec_receipt_known_by_daticert_alone() {
+        let daticert = r#"<?xml version="1.0" encoding="UTF-8"?>
+<postacert tipo="avvenuta-consegna" errore="nessuno">
+  <intestazione><mittente>ufficio@pec.comune.example.it</mittente>
+    <destinatari tipo="certificato">mario.rossi@pec.example.it</destinatari>
+    <oggetto>Esito domanda</oggetto></intestazione>
+  <dati><gestore-emittente>Gestore</gestore-emittente>
+    <data zona="+0200"><giorno>01/07/2026</giorno><ora>08:30:00</ora></data>
+    <identificativo>opec.1@pec.gestore.it</identificativo>
+    <msgid>&lt;sent-42@comune.example.it&gt;</msgid>
+    <consegna>mario.rossi@pec.example.it</consegna></dati>
+</postacert>"#;
+        let raw = format!(
+            "From: posta-certificata@pec.gestore.it\r\n\
+             To: ufficio@pec.comune.example.it\r\n\
+             Subject: CONSEGNA: Esito domanda\r\n\
+             Message-ID: <receipt-1@pec.gestore.it>\r\n\
+             MIME-Version: 1.0\r\n\
+             Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n\
+             --b\r\nContent-Type: text/plain\r\n\r\nRicevuta di avvenuta consegna\r\n\
+             --b\r\nContent-Type: application/xml; name=\"daticert.xml\"\r\n\
+             Content-Disposition: attachment; filename=\"daticert.xml\"\r\n\r\n\
+             {daticert}\r\n--b--\r\n"
+        );
+        let p = parse_email(raw.as_bytes(), "r.eml", "ab", &src(), now());
+        let receipt = p.inbound.receipt.expect("a receipt");
+        assert_eq!(receipt.kind, "avvenuta-consegna");
+        assert_eq!(
+            receipt.refers_to.as_deref(),
+            Some("sent-42@comune.example.it")
+        );
+        assert_eq!(p.inbound.channel, Channel::Pec);
+        assert_eq!(
+            p.inbound.received_at.to_rfc3339(),
+            "2026-07-01T06:30:00+00:00"
+        );
+        // An ordinary message that merely carries a daticert.xml of an envelope is not one.
+        let envelope_like = raw.replace("avvenuta-consegna", "posta-certificata");
+        let p = parse_email(envelope_like.as_bytes(), "e.eml", "ab", &src(), now());
+        assert!(p.inbound.receipt.is_none());
     }
 }

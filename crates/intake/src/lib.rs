@@ -2,6 +2,7 @@
 //! [`sportello_store::intake::Inbound`] messages for the one intake pipeline
 //! (`Store::ingest`), after checking that the delivery is authentic.
 
+pub mod daticert;
 pub mod email;
 pub mod imap;
 pub mod pec;

@@ -12,4 +12,5 @@ pub mod plate;
 pub mod register;
 pub mod roles;
 pub mod sla;
+pub mod text;
 pub mod workflow;

@@ -7,6 +7,7 @@ pub mod email;
 pub mod imap;
 pub mod pec;
 pub mod pipeline;
+pub mod reading;
 pub mod telegram;
 pub mod whatsapp;
 

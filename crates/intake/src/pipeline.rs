@@ -24,6 +24,7 @@ pub struct OcrSettings {
     /// Languages, e.g. `ita+eng`.
     pub languages: String,
     workers: Arc<Semaphore>,
+    capacity: usize,
 }
 
 impl OcrSettings {
@@ -38,7 +39,19 @@ impl OcrSettings {
             command: command.to_owned(),
             languages: languages.to_owned(),
             workers: Arc::new(Semaphore::new(workers)),
+            capacity: workers,
         }
+    }
+
+    /// Waits for a free OCR worker; the permit frees it when dropped. `None` only if the
+    /// pool was closed.
+    pub async fn acquire(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.workers.clone().acquire_owned().await.ok()
+    }
+
+    /// How many OCR processes may run at once.
+    pub fn capacity(&self) -> usize {
+        self.capacity
     }
 
     /// From `[ocr]`.

@@ -98,6 +98,18 @@ pub async fn run(
             tokio::spawn(p.run())
         })
         .collect();
+    // Cases and messages from before the search index existed become searchable.
+    match store.index_backlog().await {
+        Ok(0) => {}
+        Ok(n) => println!("Search index: {n} existing cases indexed"),
+        Err(e) => tracing::warn!(error = %e, "search backlog not indexed"),
+    }
+    // Documents wait in the database for their text; this instance reads its share.
+    let text_worker = tokio::spawn(sportello_intake::reading::run_text_worker(
+        store.clone(),
+        blobs.clone(),
+        ocr.clone(),
+    ));
     let mut state = AppState::new(store.clone(), blobs, config.clone());
     state.pec_trust_anchors = pec_trust_anchors;
     state.ocr = ocr;
@@ -110,6 +122,7 @@ pub async fn run(
     .await
     .context("the HTTP server stopped with an error")?;
     ticker.abort();
+    text_worker.abort();
     for poller in pollers {
         poller.abort();
     }

@@ -83,6 +83,21 @@ pub struct CitizenView {
     pub fax: Option<String>,
 }
 
+impl CitizenView {
+    /// From a row with the citizen's columns (`fiscal_code`, `name`, `email`, `pec`,
+    /// `phone`, `fax`; each may be NULL).
+    pub(crate) fn from_row(row: &sqlx::any::AnyRow) -> Result<CitizenView> {
+        Ok(CitizenView {
+            fiscal_code: get_opt_str(row, "fiscal_code")?,
+            name: get_opt_str(row, "name")?,
+            email: get_opt_str(row, "email")?,
+            pec: get_opt_str(row, "pec")?,
+            phone: get_opt_str(row, "phone")?,
+            fax: get_opt_str(row, "fax")?,
+        })
+    }
+}
+
 /// The legal clock as shown on a case.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct SlaJson {
@@ -299,7 +314,17 @@ impl CreatedCase {
 /// Journal entries and documents as aggregated to JSON by [`Store::get_case`]'s one query:
 /// `[id, at, actor, kind, detail]` and `[id, sha256, filename, media_type, size, uploaded_at, uploaded_by]`.
 type EventTuple = (i64, i64, String, String, String);
-type DocumentTuple = (String, String, String, String, i64, i64, String);
+type DocumentTuple = (
+    String,
+    String,
+    String,
+    String,
+    i64,
+    i64,
+    String,
+    String,
+    Option<String>,
+);
 
 impl Store {
     fn case_type_or_invalid(&self, id: &str) -> Result<&CaseType> {
@@ -588,6 +613,23 @@ impl Store {
                 case_id,
             });
         }
+        let entries: Vec<(i64, String)> = created
+            .iter()
+            .map(|c| {
+                let r = &c.record;
+                (
+                    c.case_id,
+                    crate::search::case_text(
+                        &r.reference,
+                        &r.subject,
+                        &r.description,
+                        &r.fields,
+                        &r.citizen,
+                    ),
+                )
+            })
+            .collect();
+        crate::search::insert_case_entries(tx, &entries).await?;
         Ok(created)
     }
 
@@ -598,13 +640,13 @@ impl Store {
             crate::Backend::Sqlite => {
                 "(SELECT json_group_array(json_array(e.id, e.at, e.actor, e.kind, e.detail)) \
                    FROM case_events e WHERE e.case_id = c.id) AS events_json, \
-                 (SELECT json_group_array(json_array(d.id, d.sha256, d.filename, d.media_type, d.size, d.uploaded_at, d.uploaded_by)) \
+                 (SELECT json_group_array(json_array(d.id, d.sha256, d.filename, d.media_type, d.size, d.uploaded_at, d.uploaded_by, d.text_status, d.text_error)) \
                    FROM documents d WHERE d.case_id = c.id) AS documents_json"
             }
             crate::Backend::Postgres => {
                 "(SELECT COALESCE(json_agg(json_build_array(e.id, e.at, e.actor, e.kind, e.detail)), '[]'::json)::text \
                    FROM case_events e WHERE e.case_id = c.id) AS events_json, \
-                 (SELECT COALESCE(json_agg(json_build_array(d.id, d.sha256, d.filename, d.media_type, d.size, d.uploaded_at, d.uploaded_by)), '[]'::json)::text \
+                 (SELECT COALESCE(json_agg(json_build_array(d.id, d.sha256, d.filename, d.media_type, d.size, d.uploaded_at, d.uploaded_by, d.text_status, d.text_error)), '[]'::json)::text \
                    FROM documents d WHERE d.case_id = c.id) AS documents_json"
             }
         };
@@ -636,7 +678,17 @@ impl Store {
         let documents = docs
             .into_iter()
             .map(
-                |(id, sha256, filename, media_type, size, uploaded_at, uploaded_by)| {
+                |(
+                    id,
+                    sha256,
+                    filename,
+                    media_type,
+                    size,
+                    uploaded_at,
+                    uploaded_by,
+                    text_status,
+                    text_error,
+                )| {
                     Ok(DocumentView {
                         id,
                         sha256,
@@ -645,6 +697,8 @@ impl Store {
                         size,
                         uploaded_at: rome_rfc3339(from_ms(uploaded_at)?),
                         uploaded_by,
+                        text_status,
+                        text_error,
                     })
                 },
             )
@@ -1295,14 +1349,7 @@ async fn upsert_citizen(
             }
         }
     };
-    let view = CitizenView {
-        fiscal_code: get_opt_str(&row, "fiscal_code")?,
-        name: get_opt_str(&row, "name")?,
-        email: get_opt_str(&row, "email")?,
-        pec: get_opt_str(&row, "pec")?,
-        phone: get_opt_str(&row, "phone")?,
-        fax: get_opt_str(&row, "fax")?,
-    };
+    let view = CitizenView::from_row(&row)?;
     Ok(Some((get_i64(&row, "id")?, view)))
 }
 

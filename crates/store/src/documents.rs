@@ -35,6 +35,13 @@ pub struct DocumentView {
     pub uploaded_at: String,
     /// Who added it.
     pub uploaded_by: String,
+    /// Whether its text has been read for search: `pending`, `running`, `done`, `none`
+    /// (a kind of file without text) or `failed` (see `text_error`; it can be retried).
+    #[serde(default)]
+    pub text_status: String,
+    /// Why reading its text failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text_error: Option<String>,
 }
 
 /// Where document bytes live.
@@ -340,6 +347,8 @@ fn document_view(row: &sqlx::any::AnyRow) -> Result<DocumentView> {
         size: get_i64(row, "size")?,
         uploaded_at: rome_rfc3339(from_ms(get_i64(row, "uploaded_at")?)?),
         uploaded_by: get_str(row, "uploaded_by")?,
+        text_status: get_str(row, "text_status")?,
+        text_error: crate::get_opt_str(row, "text_error")?,
     })
 }
 
@@ -382,7 +391,7 @@ impl Store {
     /// A document's metadata and the reference of its case.
     pub async fn document(&self, id: &str) -> Result<(DocumentView, Option<String>)> {
         let row = sqlx::query(
-            "SELECT d.id, d.sha256, d.filename, d.media_type, d.size, d.uploaded_at, d.uploaded_by, c.reference \
+            "SELECT d.id, d.sha256, d.filename, d.media_type, d.size, d.uploaded_at, d.uploaded_by, d.text_status, d.text_error, c.reference \
              FROM documents d LEFT JOIN cases c ON c.id = d.case_id WHERE d.id = $1",
         )
         .bind(id)

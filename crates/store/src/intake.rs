@@ -428,8 +428,8 @@ impl Store {
     ) -> Result<i64> {
         let row = sqlx::query(
             "INSERT INTO inbound_messages (dedupe_key, channel, source, message_id, raw_sha256, outcome, rule, case_id, \
-             protocol, flags, sender, subject, received_at, recorded_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id",
+             protocol, flags, sender, subject, received_at, recorded_at, body_text) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING id",
         )
         .bind(&msg.dedupe_key)
         .bind(msg.channel.as_str())
@@ -445,9 +445,15 @@ impl Store {
         .bind(&msg.subject)
         .bind(to_ms(msg.received_at))
         .bind(to_ms(now))
+        .bind(msg.text.chars().take(100_000).collect::<String>())
         .fetch_one(&mut **tx)
         .await?;
-        get_i64(&row, "id")
+        let id = get_i64(&row, "id")?;
+        if outcome == "attached" {
+            let text = format!("{}\n{}\n{}", msg.subject, msg.sender_label, msg.text);
+            crate::search::upsert_entry(tx, crate::search::EntryOf::Message(id), &text).await?;
+        }
+        Ok(id)
     }
 
     /// Records the message's attachments on its case, each journaled.

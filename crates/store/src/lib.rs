@@ -26,6 +26,8 @@ pub mod intake;
 pub mod mailboxes;
 pub mod messages;
 pub mod register;
+pub mod search;
+pub mod texts;
 pub mod users;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");

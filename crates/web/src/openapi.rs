@@ -4,7 +4,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::api::{cases, documents, health, inbound, messages};
+use crate::api::{cases, documents, health, inbound, messages, search};
 
 /// The API description.
 #[derive(OpenApi)]
@@ -22,6 +22,9 @@ use crate::api::{cases, documents, health, inbound, messages};
         messages::split_message,
         documents::upload_document,
         documents::download_document,
+        documents::document_text,
+        documents::retry_document_text,
+        search::search,
         inbound::whatsapp_handshake,
         inbound::whatsapp_notification,
         inbound::telegram_update,

@@ -17,4 +17,5 @@ mod mailbox;
 mod messages;
 mod roles;
 mod s3;
+mod search;
 mod webhooks;

@@ -84,6 +84,24 @@ async fn every_endpoint_enforces_the_matrix() {
             None,
             Permission::ReadCase,
         ),
+        (
+            "GET",
+            "/api/v1/search?q=richiesta".to_owned(),
+            None,
+            Permission::ReadCase,
+        ),
+        (
+            "GET",
+            format!("/api/v1/documents/{doc_id}/text"),
+            None,
+            Permission::ReadDocument,
+        ),
+        (
+            "POST",
+            format!("/api/v1/documents/{doc_id}/text"),
+            None,
+            Permission::ActOnCase,
+        ),
         // Each allowed role splits the message off into yet another case.
         (
             "POST",
@@ -128,7 +146,7 @@ async fn every_endpoint_enforces_the_matrix() {
         }
         checked += 1;
     }
-    assert_eq!(checked, 8 * Role::ALL.len());
+    assert_eq!(checked, 11 * Role::ALL.len());
     // Public endpoints need no token.
     for path in ["/healthz", "/api/openapi.json", "/metrics"] {
         let (status, _, _) = install.call("GET", path, None, None).await;

@@ -358,7 +358,7 @@ fn parse_bool(value: Option<String>, field: &str, errors: &mut Vec<FieldError>) 
     }
 }
 
-fn parse_number(
+pub(crate) fn parse_number(
     value: Option<String>,
     field: &str,
     default: u32,

@@ -179,3 +179,100 @@ fn percent_encode(s: &str) -> String {
         })
         .collect()
 }
+
+/// One page of a document's text.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TextPage {
+    /// 1-based page number.
+    pub page: i64,
+    /// `text_layer` (the file's own text), `ocr`, `plain` or `message`.
+    pub method: String,
+    /// The text.
+    pub text: String,
+}
+
+/// A document's text and where reading it stands.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DocumentText {
+    /// Document id.
+    pub id: String,
+    /// `pending`, `running`, `done`, `none` or `failed`.
+    pub status: String,
+    /// Why reading failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The pages read so far (all of them once `done`).
+    pub pages: Vec<TextPage>,
+}
+
+fn check_document_id(id: &str) -> Result<(), ApiError> {
+    if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(ApiError::NotFound("no such document".into()));
+    }
+    Ok(())
+}
+
+/// `GET /api/v1/documents/{id}/text`: the text read from a document (its own text layer
+/// or OCR), page by page, and whether reading it is pending, done or failed; audited.
+#[utoipa::path(get, path = "/api/v1/documents/{id}/text", tag = "documents",
+    params(("id" = String, Path, description = "Document id")),
+    security(("bearer" = [])),
+    responses((status = 200, body = DocumentText), (status = 401, body = Problem), (status = 403, body = Problem),
+              (status = 404, body = Problem)))]
+pub async fn document_text(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<DocumentText>, ApiError> {
+    let user = caller.require(Permission::ReadDocument)?;
+    check_document_id(&id)?;
+    let (doc, _case) = state.store.document(&id).await?;
+    let pages = if doc.text_status == "done" {
+        state.store.document_pages(&doc.sha256).await?
+    } else {
+        Vec::new()
+    };
+    state
+        .store
+        .record_access(&user.login, "read_document_text", &id)
+        .await?;
+    Ok(Json(DocumentText {
+        id: doc.id,
+        status: doc.text_status,
+        error: doc.text_error,
+        pages: pages
+            .into_iter()
+            .map(|p| TextPage {
+                page: p.page,
+                method: p.method,
+                text: p.text,
+            })
+            .collect(),
+    }))
+}
+
+/// `POST /api/v1/documents/{id}/text`: reads the document again (after a failure, or a
+/// poor OCR); journaled on its case. Answers 202: the reading happens in the background.
+#[utoipa::path(post, path = "/api/v1/documents/{id}/text", tag = "documents",
+    params(("id" = String, Path, description = "Document id")),
+    security(("bearer" = [])),
+    responses((status = 202, body = DocumentText), (status = 401, body = Problem), (status = 403, body = Problem),
+              (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub async fn retry_document_text(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> Result<(StatusCode, Json<DocumentText>), ApiError> {
+    let user = caller.require(Permission::ActOnCase)?;
+    check_document_id(&id)?;
+    state.store.retry_text(&id, &user.login).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(DocumentText {
+            id,
+            status: "pending".into(),
+            error: None,
+            pages: Vec::new(),
+        }),
+    ))
+}

@@ -11,6 +11,7 @@ pub mod documents;
 pub mod health;
 pub mod inbound;
 pub mod messages;
+pub mod search;
 
 /// Every API route; `upload_limit` bounds multipart bodies.
 pub fn routes(upload_limit: usize) -> Router<AppState> {
@@ -37,7 +38,12 @@ pub fn routes(upload_limit: usize) -> Router<AppState> {
         )
         .route("/api/v1/messages/{id}/move", post(messages::move_message))
         .route("/api/v1/messages/{id}/split", post(messages::split_message))
+        .route("/api/v1/search", get(search::search))
         .route("/api/v1/documents/{id}", get(documents::download_document))
+        .route(
+            "/api/v1/documents/{id}/text",
+            get(documents::document_text).post(documents::retry_document_text),
+        )
         .route(
             "/api/v1/inbound/whatsapp",
             get(inbound::whatsapp_handshake).post(inbound::whatsapp_notification),

@@ -1,0 +1,254 @@
+//! Search through the real API: documents are read in the background (text layer or OCR,
+//! with real tesseract), found by their words with highlighted snippets, filtered; the
+//! reading queue survives a killed server.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use sportello_store::testing::services_required;
+
+use crate::harness::{Install, file_form};
+
+fn tools_present(tools: &[&str]) -> bool {
+    let missing: Vec<&&str> = tools
+        .iter()
+        .filter(|t| {
+            !std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!("command -v {t}"))
+                .status()
+                .is_ok_and(|s| s.success())
+        })
+        .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    assert!(
+        !services_required(),
+        "SPORTELLO_REQUIRE_SERVICES=1 but {missing:?} missing"
+    );
+    eprintln!("skipped: {missing:?} not installed");
+    false
+}
+
+/// A scanned-looking page with `lines` of text.
+fn page(dir: &Path, name: &str, lines: &[&str]) -> PathBuf {
+    let out = dir.join(name);
+    let mut cmd = std::process::Command::new("convert");
+    cmd.args([
+        "-size",
+        "1240x1754",
+        "xc:white",
+        "-font",
+        "DejaVu-Sans",
+        "-pointsize",
+        "36",
+        "-fill",
+        "black",
+    ]);
+    for (i, line) in lines.iter().enumerate() {
+        cmd.arg("-annotate")
+            .arg(format!("+120+{}", 200 + 80 * i))
+            .arg(line);
+    }
+    assert!(cmd.arg(&out).status().unwrap().success());
+    out
+}
+
+async fn search(install: &Install, token: &str, query: &str) -> Value {
+    let (status, _, body) = install
+        .call("GET", &format!("/api/v1/search?{query}"), Some(token), None)
+        .await;
+    assert_eq!(status, 200, "{query}: {body}");
+    body
+}
+
+/// Waits until the search finds something (documents are read in the background).
+async fn until_found(install: &Install, token: &str, query: &str, within: Duration) -> Value {
+    let deadline = Instant::now() + within;
+    loop {
+        let body = search(install, token, query).await;
+        if body["items"].as_array().is_some_and(|i| !i.is_empty()) || Instant::now() > deadline {
+            return body;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+#[tokio::test]
+async fn documents_are_read_in_the_background_and_found() {
+    if !tools_present(&["tesseract", "pdftotext", "convert"]) {
+        return;
+    }
+    let mut install = Install::new("").await;
+    let op = install.user("op", "operator");
+    let police = install.user("vigile", "police");
+    install.start(&[]).await;
+    let first = install.create_case(&op).await;
+    let second = install.create_case(&op).await;
+    let resp = install
+        .upload(
+            &first,
+            Some(&op),
+            file_form(
+                "Contratto di locazione: l'inquilino è il signor Pangolini."
+                    .as_bytes()
+                    .to_vec(),
+                "contratto.txt",
+            ),
+        )
+        .await;
+    assert_eq!(resp.status(), 201);
+    let text_doc = resp.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let scan = page(
+        install.dir.path(),
+        "scan.png",
+        &["Carta di circolazione", "Parola chiave: ornitorinco"],
+    );
+    let resp = install
+        .upload(
+            &second,
+            Some(&op),
+            file_form(std::fs::read(&scan).unwrap(), "libretto.png"),
+        )
+        .await;
+    assert_eq!(resp.status(), 201);
+    let scan_doc = resp.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // Found by a form of the word, with the word marked in the snippet.
+    let found = until_found(&install, &op, "q=locazioni", Duration::from_secs(30)).await;
+    let hit = &found["items"][0];
+    assert_eq!(hit["kind"], "document", "{found}");
+    assert_eq!(hit["reference"], first.as_str());
+    assert_eq!(hit["document_id"], text_doc.as_str());
+    assert!(
+        hit["snippet"]
+            .as_str()
+            .unwrap()
+            .contains("<mark>locazione</mark>"),
+        "{hit}"
+    );
+    // Read by OCR.
+    let found = until_found(&install, &op, "q=ornitorinco", Duration::from_secs(90)).await;
+    assert_eq!(found["items"][0]["reference"], second.as_str(), "{found}");
+    assert_eq!(found["items"][0]["document_id"], scan_doc.as_str());
+    let (status, _, text) = install
+        .call(
+            "GET",
+            &format!("/api/v1/documents/{scan_doc}/text"),
+            Some(&op),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(text["status"], "done");
+    assert_eq!(text["pages"][0]["method"], "ocr");
+    // The case shows where reading stands.
+    let (_, _, case) = install
+        .call("GET", &format!("/api/v1/cases/{second}"), Some(&op), None)
+        .await;
+    assert_eq!(case["documents"][0]["text_status"], "done", "{case}");
+
+    // Filters and paging.
+    let none = search(&install, &op, "q=ornitorinco&status=closed").await;
+    assert_eq!(none["items"].as_array().unwrap().len(), 0);
+    let typed = search(
+        &install,
+        &op,
+        "q=ornitorinco&case_type=ztl_permit&from=2020-01-01",
+    )
+    .await;
+    assert_eq!(typed["items"].as_array().unwrap().len(), 1);
+    // Bad input is a clear 422; the police may not search case files.
+    for bad in [
+        "q=",
+        "q=x&from=ieri",
+        "q=x&status=boh",
+        "q=x&case_type=nope",
+        "q=x&per_page=1000",
+    ] {
+        let (status, ctype, body) = install
+            .call("GET", &format!("/api/v1/search?{bad}"), Some(&op), None)
+            .await;
+        assert_eq!(status, 422, "{bad}: {body}");
+        assert!(ctype.starts_with("application/problem+json"));
+    }
+    let (status, _, _) = install
+        .call("GET", "/api/v1/search?q=ornitorinco", Some(&police), None)
+        .await;
+    assert_eq!(status, 403);
+}
+
+#[tokio::test]
+async fn the_reading_queue_survives_a_killed_server() {
+    if !tools_present(&["tesseract", "convert"]) {
+        return;
+    }
+    // The first server's OCR hangs: it is killed while reading.
+    let slow = {
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("slow-ocr.sh");
+        std::fs::write(&script, "#!/bin/sh\nsleep 20\n").unwrap();
+        std::process::Command::new("chmod")
+            .arg("+x")
+            .arg(&script)
+            .status()
+            .unwrap();
+        (dir, script)
+    };
+    let mut install = Install::new(&format!("[ocr]\ncommand = \"{}\"\n", slow.1.display())).await;
+    let op = install.user("op", "operator");
+    install.start(&[]).await;
+    let reference = install.create_case(&op).await;
+    let scan = page(
+        install.dir.path(),
+        "scan.png",
+        &["Parola chiave: pangolino"],
+    );
+    let resp = install
+        .upload(
+            &reference,
+            Some(&op),
+            file_form(std::fs::read(&scan).unwrap(), "scan.png"),
+        )
+        .await;
+    let doc = resp.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, _, text) = install
+            .call(
+                "GET",
+                &format!("/api/v1/documents/{doc}/text"),
+                Some(&op),
+                None,
+            )
+            .await;
+        if text["status"] == "running" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never claimed: {text}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    install.kill();
+    // Restarted with a working OCR: the document is read (at once on SQLite, after the
+    // dead claim lapses on PostgreSQL).
+    let config = std::fs::read_to_string(&install.config).unwrap();
+    std::fs::write(
+        &install.config,
+        config.replace(&slow.1.display().to_string(), "tesseract"),
+    )
+    .unwrap();
+    install.start(&[]).await;
+    let found = until_found(&install, &op, "q=pangolino", Duration::from_secs(150)).await;
+    assert_eq!(found["items"][0]["document_id"], doc.as_str(), "{found}");
+}

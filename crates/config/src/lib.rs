@@ -370,11 +370,27 @@ pub struct CalendarConfig {
 }
 
 /// `[scan]`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ScanConfig {
-    /// Folder a network scanner writes PDF/TIFF batches into.
+    /// Folder a network scanner writes PDF/TIFF batches into. Each batch, once complete,
+    /// is split at its cover sheets and moved to `processed/` inside this folder.
     pub watch_dir: Option<PathBuf>,
+    /// Case type of the new case opened for pages without a cover sheet (flagged
+    /// `unsorted_scan` for triage).
+    pub default_case_type: String,
+    /// How often the folder is looked at, in seconds.
+    pub poll_seconds: u64,
+}
+
+impl Default for ScanConfig {
+    fn default() -> Self {
+        ScanConfig {
+            watch_dir: None,
+            default_case_type: default_case_type(),
+            poll_seconds: 2,
+        }
+    }
 }
 
 /// `[limits]`: guards against abuse.
@@ -589,6 +605,18 @@ impl Config {
                     format!("unknown case type '{}'", mailbox.default_case_type),
                 ));
             }
+        }
+        if !types.iter().any(|t| t.id == self.scan.default_case_type) {
+            return Err(ConfigError::new(
+                "scan.default_case_type",
+                format!("unknown case type '{}'", self.scan.default_case_type),
+            ));
+        }
+        if self.scan.poll_seconds == 0 || self.scan.poll_seconds > 3600 {
+            return Err(ConfigError::new(
+                "scan.poll_seconds",
+                "must be from 1 to 3600",
+            ));
         }
         for (i, pattern) in self.fax.caller_patterns.iter().enumerate() {
             match regex::Regex::new(pattern) {

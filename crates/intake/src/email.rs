@@ -202,6 +202,7 @@ pub fn parse_email(
             .map(|id| bare_id(&id));
         let envelope_id = outer.message_id().map(bare_id);
         let inbound = Inbound {
+            explicit_case: None,
             channel: Channel::Pec,
             source: source.to_owned(),
             dedupe_key: envelope_id.map_or_else(
@@ -362,6 +363,7 @@ pub fn parse_email(
         None => format!("sha256:{raw_sha256}"),
     };
     let inbound = Inbound {
+        explicit_case: None,
         channel,
         source: source.to_owned(),
         dedupe_key,
@@ -444,6 +446,7 @@ fn unparseable(
 ) -> ParsedEmail {
     let text: String = String::from_utf8_lossy(raw).chars().take(5000).collect();
     let inbound = Inbound {
+        explicit_case: None,
         channel: src.channel,
         source: source.to_owned(),
         dedupe_key: format!("sha256:{raw_sha256}"),

@@ -117,6 +117,7 @@ async fn read_pdf(path: &Path, ocr: &OcrSettings) -> TextOutcome {
         ocr_done += 1;
         let prefix = dir.path().join(format!("p{page}"));
         let n = page.to_string();
+        let dpi = scan_resolution(path, page).await.to_string();
         if let Err(e) = run_tool(
             "pdftoppm",
             &[
@@ -125,7 +126,7 @@ async fn read_pdf(path: &Path, ocr: &OcrSettings) -> TextOutcome {
                 "-l".as_ref(),
                 n.as_ref(),
                 "-r".as_ref(),
-                "300".as_ref(),
+                dpi.as_ref(),
                 "-gray".as_ref(),
                 "-png".as_ref(),
                 "-singlefile".as_ref(),
@@ -154,6 +155,40 @@ async fn read_pdf(path: &Path, ocr: &OcrSettings) -> TextOutcome {
         let _ = tokio::fs::remove_file(&image).await;
     }
     TextOutcome::Pages(pages)
+}
+
+/// The resolution a page's scanned image was made at (from `pdfimages -list`), so the page
+/// is rendered for OCR at its own scale: tesseract reads a 200 dpi scan well, but the same
+/// scan blown up to 300 dpi (its noise with it) can come out blank. 300 dpi when the page
+/// has no image or the tool cannot tell; always within 100–400.
+async fn scan_resolution(pdf: &Path, page: usize) -> u32 {
+    let n = page.to_string();
+    let Ok(out) = run_tool(
+        "pdfimages",
+        &[
+            "-f".as_ref(),
+            n.as_ref(),
+            "-l".as_ref(),
+            n.as_ref(),
+            "-list".as_ref(),
+            pdf.as_os_str(),
+        ],
+        Duration::from_secs(30),
+    )
+    .await
+    else {
+        return 300;
+    };
+    // Columns: page num type width height color comp bpc enc interp object ID x-ppi y-ppi …
+    String::from_utf8_lossy(&out)
+        .lines()
+        .skip(2)
+        .filter_map(|line| {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            (cols.get(2) == Some(&"image")).then(|| cols.get(12)?.parse::<u32>().ok())?
+        })
+        .max()
+        .map_or(300, |ppi| ppi.clamp(100, 400))
 }
 
 /// OCR of an image file (every page of a multi-page TIFF), in the bounded pool.

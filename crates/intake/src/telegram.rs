@@ -91,6 +91,7 @@ pub fn parse_update(
         flags.push("edited_message".to_owned());
     }
     Ok(vec![Inbound {
+        explicit_case: None,
         channel: Channel::Telegram,
         source: format!("telegram-update:{}", update.update_id),
         // An edit is a new version of the message: its own key, threaded to the original.

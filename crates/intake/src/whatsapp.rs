@@ -191,6 +191,7 @@ pub fn parse_notification(
                 .and_then(|t| t.parse::<i64>().ok())
                 .map_or(now, |t| from_unix(t, now));
             out.push(Inbound {
+                explicit_case: None,
                 channel: Channel::Whatsapp,
                 source: format!("whatsapp:{}", m.id),
                 dedupe_key: format!("whatsapp:{}", m.id),
@@ -221,6 +222,7 @@ pub fn parse_notification(
                 .and_then(|t| t.parse::<i64>().ok())
                 .map_or(now, |t| from_unix(t, now));
             out.push(Inbound {
+                explicit_case: None,
                 channel: Channel::Whatsapp,
                 source: format!("whatsapp-status:{}", s.id),
                 dedupe_key: format!("whatsapp-status:{}:{}", s.id, s.status),

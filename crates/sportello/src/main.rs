@@ -10,6 +10,7 @@ mod daily_register;
 mod demo;
 mod ingest;
 mod pdf;
+mod scan_watch;
 mod serve;
 
 /// Exit status for bad usage or configuration (CONTRACT §4).

@@ -110,6 +110,16 @@ pub async fn run(
         blobs.clone(),
         ocr.clone(),
     ));
+    let scanner =
+        crate::scan_watch::ScanWatcher::from_config(&config, store.clone(), blobs.clone()).map(
+            |watcher| {
+                println!(
+                    "Scanner folder: {} (batches are split at their cover sheets)",
+                    watcher.dir().display()
+                );
+                tokio::spawn(watcher.run())
+            },
+        );
     let mut state = AppState::new(store.clone(), blobs, config.clone());
     state.pec_trust_anchors = pec_trust_anchors;
     state.ocr = ocr;
@@ -123,6 +133,9 @@ pub async fn run(
     .context("the HTTP server stopped with an error")?;
     ticker.abort();
     text_worker.abort();
+    if let Some(scanner) = scanner {
+        scanner.abort();
+    }
     for poller in pollers {
         poller.abort();
     }

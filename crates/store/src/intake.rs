@@ -55,6 +55,10 @@ pub struct Inbound {
     pub default_case_type: String,
     /// SHA-256 of the raw bytes, already stored as a document.
     pub raw_sha256: String,
+    /// The case this message is addressed to beyond doubt (the QR code of a scanned cover
+    /// sheet): it wins over every other rule, and the link says `cover_sheet`. A reference
+    /// to no case flags `unknown_reference` and the other rules go on.
+    pub explicit_case: Option<String>,
     /// Attachments already in the document store, recorded on the case in the message's
     /// own transaction (so a crash never leaves a message without its attachments).
     pub attachments: Vec<InboundDocument>,
@@ -145,6 +149,29 @@ struct Target {
     reference: String,
     status: Status,
     rule: &'static str,
+}
+
+/// The case named by `reference`, as the target of a message linked by `rule`; `None`
+/// when no such case exists.
+async fn case_target(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    reference: &str,
+    rule: &'static str,
+) -> Result<Option<Target>> {
+    let row = sqlx::query("SELECT id, status FROM cases WHERE reference = $1")
+        .bind(reference)
+        .fetch_optional(&mut **tx)
+        .await?;
+    let Some(row) = row else { return Ok(None) };
+    let status = get_str(&row, "status")?;
+    Ok(Some(Target {
+        case_id: get_i64(&row, "id")?,
+        reference: reference.to_owned(),
+        status: status
+            .parse()
+            .map_err(|_| StoreError::Corrupt(format!("status {status:?}")))?,
+        rule,
+    }))
 }
 
 impl Store {
@@ -361,28 +388,23 @@ impl Store {
         msg: &Inbound,
         flags: &mut Vec<String>,
     ) -> Result<Option<Target>> {
+        if let Some(reference) = &msg.explicit_case {
+            match case_target(tx, reference, "cover_sheet").await? {
+                Some(target) => return Ok(Some(target)),
+                None => {
+                    if !flags.iter().any(|f| f == flags::UNKNOWN_REFERENCE) {
+                        flags.push(flags::UNKNOWN_REFERENCE.to_owned());
+                    }
+                }
+            }
+        }
         for (text, rule) in [
             (&msg.subject, "reference_in_subject"),
             (&msg.text, "reference_in_text"),
         ] {
             for reference in Reference::find_all(text) {
-                let reference = reference.to_string();
-                let row = sqlx::query("SELECT id, status FROM cases WHERE reference = $1")
-                    .bind(&reference)
-                    .fetch_optional(&mut **tx)
-                    .await?;
-                match row {
-                    Some(row) => {
-                        let status = get_str(&row, "status")?;
-                        return Ok(Some(Target {
-                            case_id: get_i64(&row, "id")?,
-                            reference,
-                            status: status
-                                .parse()
-                                .map_err(|_| StoreError::Corrupt(format!("status {status:?}")))?,
-                            rule,
-                        }));
-                    }
+                match case_target(tx, &reference.to_string(), rule).await? {
+                    Some(target) => return Ok(Some(target)),
                     None => {
                         if !flags.iter().any(|f| f == flags::UNKNOWN_REFERENCE) {
                             flags.push(flags::UNKNOWN_REFERENCE.to_owned());
@@ -552,6 +574,7 @@ mod tests {
 
     fn message(key: &str, subject: &str, text: &str) -> Inbound {
         Inbound {
+            explicit_case: None,
             channel: Channel::Email,
             source: format!("{key}.eml"),
             dedupe_key: format!("email:{key}"),

@@ -229,6 +229,7 @@ mod tests {
 
     fn message(key: &str, subject: &str, attachments: usize) -> Inbound {
         Inbound {
+            explicit_case: None,
             channel: Channel::Email,
             source: format!("{key}.eml"),
             dedupe_key: format!("email:{key}"),

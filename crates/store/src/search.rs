@@ -773,6 +773,7 @@ mod tests {
                 .await
                 .unwrap();
             let msg = Inbound {
+                explicit_case: None,
                 channel: Channel::Email,
                 source: "m.eml".into(),
                 dedupe_key: "email:m1".into(),

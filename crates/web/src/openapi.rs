@@ -23,6 +23,7 @@ use crate::api::{cases, documents, health, inbound, messages, search};
         documents::upload_document,
         documents::download_document,
         documents::document_text,
+        documents::cover_sheet,
         documents::retry_document_text,
         search::search,
         inbound::whatsapp_handshake,

@@ -17,5 +17,6 @@ mod mailbox;
 mod messages;
 mod roles;
 mod s3;
+mod scan;
 mod search;
 mod webhooks;

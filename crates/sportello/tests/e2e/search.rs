@@ -6,31 +6,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use sportello_store::testing::services_required;
 
-use crate::harness::{Install, file_form};
-
-fn tools_present(tools: &[&str]) -> bool {
-    let missing: Vec<&&str> = tools
-        .iter()
-        .filter(|t| {
-            !std::process::Command::new("sh")
-                .arg("-c")
-                .arg(format!("command -v {t}"))
-                .status()
-                .is_ok_and(|s| s.success())
-        })
-        .collect();
-    if missing.is_empty() {
-        return true;
-    }
-    assert!(
-        !services_required(),
-        "SPORTELLO_REQUIRE_SERVICES=1 but {missing:?} missing"
-    );
-    eprintln!("skipped: {missing:?} not installed");
-    false
-}
+use crate::harness::{Install, file_form, tools_present};
 
 /// A scanned-looking page with `lines` of text.
 fn page(dir: &Path, name: &str, lines: &[&str]) -> PathBuf {

@@ -6,9 +6,9 @@
 -- 'done', 'none' (a kind of file with no text) or 'failed' (text_error says why).
 ALTER TABLE documents ADD COLUMN text_status TEXT NOT NULL DEFAULT 'pending';
 ALTER TABLE documents ADD COLUMN text_error TEXT;
-ALTER TABLE documents ADD COLUMN text_attempts INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE documents ADD COLUMN text_attempts BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE documents ADD COLUMN text_claimed_until BIGINT;
-ALTER TABLE documents ADD COLUMN text_pages INTEGER;
+ALTER TABLE documents ADD COLUMN text_pages BIGINT;
 CREATE INDEX documents_text_queue ON documents(text_status, uploaded_at);
 
 -- The text of an inbound message, for the snippets of search results.
@@ -17,7 +17,7 @@ ALTER TABLE inbound_messages ADD COLUMN body_text TEXT;
 -- Text per content hash and page: the same bytes are read once, however many cases hold them.
 CREATE TABLE document_texts (
     sha256 TEXT    NOT NULL,
-    page   INTEGER NOT NULL,
+    page   BIGINT  NOT NULL,
     method TEXT    NOT NULL,
     text   TEXT    NOT NULL,
     PRIMARY KEY (sha256, page)

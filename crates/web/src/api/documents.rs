@@ -276,3 +276,58 @@ pub async fn retry_document_text(
         }),
     ))
 }
+
+/// `GET /api/v1/cases/{ref}/cover-sheet`: the PDF cover sheet of a case, with the QR code
+/// the scanner folder recognises, to lay on top of the case's papers before scanning.
+#[utoipa::path(get, path = "/api/v1/cases/{reference}/cover-sheet", tag = "documents",
+    params(("reference" = String, Path, description = "Case reference")),
+    security(("bearer" = [])),
+    responses((status = 200, description = "The cover sheet", content_type = "application/pdf"),
+              (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn cover_sheet(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(reference): ApiPath<String>,
+) -> Result<Response, ApiError> {
+    let user = caller.require(Permission::ReadCase)?;
+    if Reference::parse(&reference).is_none() {
+        return Err(ApiError::NotFound(format!(
+            "'{}' is not a case reference",
+            reference.chars().take(40).collect::<String>()
+        )));
+    }
+    let case = state.store.get_case(&reference).await?;
+    let type_name = state
+        .store
+        .case_type(&case.summary.case_type)
+        .map_or_else(|| case.summary.case_type.clone(), |t| t.name.clone());
+    let now = state.store.clock().now();
+    let printed_at = sportello_store::cases::rome_rfc3339(now);
+    let printed_at = chrono::DateTime::parse_from_rfc3339(&printed_at)
+        .map_or(printed_at, |t| t.format("%d/%m/%Y %H:%M").to_string());
+    let pdf = sportello_scan::cover_sheet_pdf(&sportello_scan::CoverSheet {
+        reference: &case.summary.reference,
+        case_type: &type_name,
+        subject: &case.summary.subject,
+        printed_at: &printed_at,
+    });
+    state
+        .store
+        .record_access(&user.login, "print_cover_sheet", &reference)
+        .await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/pdf".to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!(
+                    "inline; filename=\"copertina-{}.pdf\"",
+                    case.summary.reference
+                ),
+            ),
+            (header::CACHE_CONTROL, "private, no-store".to_owned()),
+        ],
+        pdf,
+    )
+        .into_response())
+}

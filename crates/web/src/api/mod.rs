@@ -33,6 +33,10 @@ pub fn routes(upload_limit: usize) -> Router<AppState> {
             post(documents::upload_document).layer(DefaultBodyLimit::max(upload_limit)),
         )
         .route(
+            "/api/v1/cases/{reference}/cover-sheet",
+            get(documents::cover_sheet),
+        )
+        .route(
             "/api/v1/cases/{reference}/messages",
             get(messages::case_messages),
         )

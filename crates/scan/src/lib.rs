@@ -1,0 +1,45 @@
+//! The paper path: cover sheets printed for a case, and scanned batches read page by page
+//! and split at those cover sheets.
+//!
+//! The flow the office follows: print a [cover sheet](cover_sheet_pdf) per case, lay it on
+//! top of that case's papers, scan the whole pile as one batch. Then [`Batch`] hands out the
+//! pages one at a time (a batch can have a thousand pages, so only one decoded page is held
+//! at a time), [`cover_reference`] tells which pages are cover sheets,
+//! [`split_at_covers`] groups the other pages by case, and [`PdfAssembler`] writes each
+//! group back out as a PDF.
+//!
+//! PDF batches are rendered with poppler-utils (`pdfinfo`, `pdftoppm`) run as subprocesses
+//! under a time limit; TIFF (including CCITT Group 4), PNG and JPEG are decoded in Rust,
+//! except the TIFF pages the Rust decoder cannot handle (Group 3 fax, palettes, gray JPEG),
+//! which go through libtiff-tools (`tiffcp`, `tiff2rgba`). Only a PDF batch split with
+//! [`extract_pdf_pages`] uses `pdfseparate` and `pdfunite`.
+
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+mod assemble;
+mod batch;
+mod cover;
+mod metrics;
+mod qr;
+mod raster;
+mod split;
+mod text;
+mod tools;
+
+pub use assemble::PdfAssembler;
+pub use batch::{Batch, Format, Limits, MAX_DPI, MIN_DPI, ScanError, extract_pdf_pages};
+pub use cover::{COVER_QR_PREFIX, CoverSheet, cover_sheet_pdf};
+pub use qr::cover_reference;
+pub use split::{Part, split_at_covers};
+
+#[cfg(test)]
+mod tests {
+    /// Batches are opened in one task and read in a blocking worker.
+    #[test]
+    fn handles_can_move_between_threads() {
+        fn send<T: Send>() {}
+        send::<super::Batch>();
+        send::<super::PdfAssembler>();
+        send::<super::ScanError>();
+    }
+}

@@ -32,11 +32,16 @@ const LEASE: Duration = Duration::from_secs(60);
 pub async fn read_file(path: &Path, media_type: &str, ocr: &OcrSettings) -> TextOutcome {
     match media_type {
         "application/pdf" => read_pdf(path, ocr).await,
-        "image/tiff" | "image/png" | "image/jpeg" | "image/bmp" | "image/gif" | "image/webp"
-        | "image/jp2" => match ocr_image(path, ocr).await {
+        "image/tiff" | "image/png" | "image/jpeg" => match ocr_raster(path, ocr).await {
             Ok(pages) => TextOutcome::Pages(pages),
             Err(why) => TextOutcome::Failed(why),
         },
+        "image/bmp" | "image/gif" | "image/webp" | "image/jp2" => {
+            match ocr_image(path, ocr).await {
+                Ok(pages) => TextOutcome::Pages(pages),
+                Err(why) => TextOutcome::Failed(why),
+            }
+        }
         "text/plain" | "text/html" | "text/csv" | "message/rfc822" => read_text(path).await,
         _ => TextOutcome::NoText,
     }
@@ -140,6 +145,7 @@ async fn read_pdf(path: &Path, ocr: &OcrSettings) -> TextOutcome {
             return TextOutcome::Failed(format!("pagina {page} non leggibile: {e}"));
         }
         let image = prefix.with_extension("png");
+        clean_page(&image).await;
         match ocr_image(&image, ocr).await {
             Ok(read) => pages.push(PageText {
                 page: page as i64,
@@ -189,6 +195,66 @@ async fn scan_resolution(pdf: &Path, page: usize) -> u32 {
         })
         .max()
         .map_or(300, |ppi| ppi.clamp(100, 400))
+}
+
+/// Removes scanner speckle from a page image before OCR, when it has any (a failure
+/// leaves the page as it was: OCR of a speckled page beats none).
+async fn clean_page(image: &Path) {
+    let path = image.to_owned();
+    let cleaned =
+        tokio::task::spawn_blocking(move || sportello_scan::clean_image_file_for_ocr(&path)).await;
+    if let Ok(Err(e)) = cleaned {
+        tracing::debug!(error = %e, "page not cleaned before OCR");
+    }
+}
+
+/// Resolution raster pages (scans, faxes, photos) are brought to before OCR: faxes' uneven
+/// 204×98 dpi becomes square, a photo without a recorded resolution is sized as an A4 page.
+const RASTER_DPI: u32 = 200;
+
+/// OCR of a raster file page by page (every page of a multi-page TIFF), each page
+/// brought to [`RASTER_DPI`] and cleaned of speckle first.
+async fn ocr_raster(path: &Path, ocr: &OcrSettings) -> Result<Vec<PageText>, String> {
+    let dir = tempfile::tempdir().map_err(|e| format!("cartella temporanea: {e}"))?;
+    let source = path.to_owned();
+    let out_dir = dir.path().to_owned();
+    // Decode and clean every page off the async threads, one page in memory at a time.
+    let images = tokio::task::spawn_blocking(move || -> Result<Vec<PathBuf>, String> {
+        let limits = sportello_scan::Limits {
+            max_pages: MAX_OCR_PAGES,
+            ..sportello_scan::Limits::default()
+        };
+        let mut batch = sportello_scan::Batch::open(&source, limits).map_err(|e| e.to_string())?;
+        let mut images = Vec::with_capacity(batch.page_count());
+        for i in 0..batch.page_count() {
+            let page = batch
+                .page(i, RASTER_DPI)
+                .map_err(|e| format!("pagina {}: {e}", i + 1))?;
+            let page = sportello_scan::clean_for_ocr(&page).unwrap_or(page);
+            let file = out_dir.join(format!("page-{i:05}.png"));
+            page.save(&file)
+                .map_err(|e| format!("pagina {}: {e}", i + 1))?;
+            images.push(file);
+        }
+        Ok(images)
+    })
+    .await
+    .map_err(|e| format!("lettura interrotta: {e}"))??;
+    let mut pages = Vec::with_capacity(images.len());
+    for (i, image) in images.iter().enumerate() {
+        let read = ocr_image(image, ocr).await?;
+        pages.push(PageText {
+            page: i as i64 + 1,
+            method: "ocr".into(),
+            text: read
+                .into_iter()
+                .map(|p| p.text)
+                .collect::<Vec<_>>()
+                .join("\n"),
+        });
+        let _ = tokio::fs::remove_file(image).await;
+    }
+    Ok(pages)
 }
 
 /// OCR of an image file (every page of a multi-page TIFF), in the bounded pool.
@@ -600,7 +666,7 @@ mod tests {
             TextOutcome::Failed(_)
         ));
         let missing = OcrSettings::new("/nonexistent/tesseract", "ita", 1);
-        match read_file(&empty, "image/png", &missing).await {
+        match read_file(&empty, "image/gif", &missing).await {
             TextOutcome::Failed(why) => assert!(why.contains("non è installato"), "{why}"),
             other => panic!("{other:?}"),
         }

@@ -18,6 +18,7 @@
 
 mod assemble;
 mod batch;
+mod clean;
 mod cover;
 mod metrics;
 mod qr;
@@ -28,6 +29,7 @@ mod tools;
 
 pub use assemble::PdfAssembler;
 pub use batch::{Batch, Format, Limits, MAX_DPI, MIN_DPI, ScanError, extract_pdf_pages};
+pub use clean::{clean_for_ocr, clean_image_file_for_ocr};
 pub use cover::{COVER_QR_PREFIX, CoverSheet, cover_sheet_pdf};
 pub use qr::cover_reference;
 pub use split::{Part, split_at_covers};

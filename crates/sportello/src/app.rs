@@ -133,31 +133,54 @@ pub async fn register_verify(config: &Config) -> anyhow::Result<ExitCode> {
 
 /// `sportello documents verify`.
 pub async fn documents_verify(config: &Config) -> anyhow::Result<ExitCode> {
+    use futures::StreamExt;
     let store = open_store(config).await?;
     let blobs = open_blobs(config)?;
     let hashes = store.all_document_hashes().await?;
     store.close().await;
-    let mut bad = 0usize;
-    for (sha, size) in &hashes {
-        match blobs.get(sha).await {
-            Ok(bytes) => {
-                let actual = hex::encode(Sha256::digest(&bytes));
-                if &actual != sha || bytes.len() as i64 != *size {
-                    bad += 1;
-                    println!(
-                        "ALTERED {sha} (now hashes to {actual}, {} bytes)",
-                        bytes.len()
-                    );
-                }
+    let progress = indicatif::ProgressBar::new(hashes.len() as u64);
+    progress.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} verifica documenti {bar:30} {pos}/{len} ({eta})",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    // Each object is hashed as it streams in, a few at a time (object stores answer
+    // faster in parallel); memory does not grow with the size of a document.
+    let checks = futures::stream::iter(hashes.iter().cloned())
+        .map(|(sha, size)| {
+            let blobs = blobs.clone();
+            async move {
+                let verdict = rehash(&blobs, &sha).await.map(|found| match found {
+                    None => Some(format!("MISSING {sha}")),
+                    Some((actual, len)) if actual != sha || size.is_some_and(|s| s != len) => Some(
+                        format!("ALTERED {sha} (now hashes to {actual}, {len} bytes)"),
+                    ),
+                    Some(_) => None,
+                });
+                (sha, verdict)
             }
-            Err(sportello_store::StoreError::NotFound(_)) => {
-                bad += 1;
-                println!("MISSING {sha}");
+        })
+        .buffer_unordered(4);
+    futures::pin_mut!(checks);
+    let mut problems = Vec::new();
+    while let Some((sha, verdict)) = checks.next().await {
+        progress.inc(1);
+        match verdict {
+            Ok(None) => {}
+            Ok(Some(line)) => problems.push(line),
+            Err(e) => {
+                progress.abandon();
+                return Err(anyhow::Error::from(e).context(format!("reading document {sha}")));
             }
-            Err(e) => return Err(e.into()),
         }
     }
-    if bad == 0 {
+    progress.finish_and_clear();
+    problems.sort();
+    for line in &problems {
+        println!("{line}");
+    }
+    if problems.is_empty() {
         println!(
             "documents intact: {} verified in {}",
             hashes.len(),
@@ -165,7 +188,33 @@ pub async fn documents_verify(config: &Config) -> anyhow::Result<ExitCode> {
         );
         Ok(ExitCode::SUCCESS)
     } else {
-        println!("{bad} of {} documents missing or altered", hashes.len());
+        println!(
+            "{} of {} documents missing or altered",
+            problems.len(),
+            hashes.len()
+        );
         Ok(ExitCode::FAILURE)
     }
+}
+
+/// The SHA-256 and size of what is stored under `sha`, read as a stream; `None` when
+/// nothing is stored there.
+async fn rehash(
+    blobs: &sportello_store::documents::BlobStore,
+    sha: &str,
+) -> Result<Option<(String, i64)>, sportello_store::StoreError> {
+    use futures::StreamExt;
+    let mut stream = match blobs.get_stream(sha).await {
+        Ok(stream) => stream,
+        Err(sportello_store::StoreError::NotFound(_)) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut hasher = Sha256::new();
+    let mut len: i64 = 0;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| sportello_store::StoreError::Blob(e.to_string()))?;
+        len += chunk.len() as i64;
+        hasher.update(&chunk);
+    }
+    Ok(Some((hex::encode(hasher.finalize()), len)))
 }

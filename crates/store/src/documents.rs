@@ -221,19 +221,30 @@ impl BlobStore {
             .map_err(|e| StoreError::Blob(e.to_string()))?;
         let mut writer = object_store::WriteMultipart::new_with_chunk_size(upload, PART);
         let mut buf = vec![0u8; 256 * 1024];
-        loop {
-            let n = file
-                .read(&mut buf)
-                .await
-                .map_err(|e| StoreError::Blob(e.to_string()))?;
-            if n == 0 {
-                break;
+        let copied: Result<()> = async {
+            loop {
+                let n = file
+                    .read(&mut buf)
+                    .await
+                    .map_err(|e| StoreError::Blob(e.to_string()))?;
+                if n == 0 {
+                    return Ok(());
+                }
+                writer
+                    .wait_for_capacity(2)
+                    .await
+                    .map_err(|e| StoreError::Blob(e.to_string()))?;
+                writer.write(&buf[..n]);
             }
-            writer
-                .wait_for_capacity(2)
-                .await
-                .map_err(|e| StoreError::Blob(e.to_string()))?;
-            writer.write(&buf[..n]);
+        }
+        .await;
+        if let Err(e) = copied {
+            // An abandoned multipart upload keeps its parts in the bucket, unseen and
+            // billed, until a lifecycle rule removes them: abort it.
+            if let Err(abort) = writer.abort().await {
+                tracing::warn!(error = %abort, "could not abort a failed multipart upload");
+            }
+            return Err(e);
         }
         writer
             .finish()
@@ -401,15 +412,20 @@ impl Store {
         Ok((document_view(&row)?, crate::get_opt_str(&row, "reference")?))
     }
 
-    /// Every distinct stored hash with its size, for `sportello documents verify`.
-    pub async fn all_document_hashes(&self) -> Result<Vec<(String, i64)>> {
+    /// Every distinct hash the records point to (documents and the raw bytes of every
+    /// inbound message), with the size when a document records it, for `sportello
+    /// documents verify`.
+    pub async fn all_document_hashes(&self) -> Result<Vec<(String, Option<i64>)>> {
         let rows = sqlx::query(
-            "SELECT sha256, MAX(size) AS size FROM documents GROUP BY sha256 ORDER BY sha256",
+            "SELECT sha256, MAX(size) AS size FROM ( \
+               SELECT sha256, size FROM documents \
+               UNION ALL SELECT raw_sha256 AS sha256, NULL AS size FROM inbound_messages \
+             ) stored GROUP BY sha256 ORDER BY sha256",
         )
         .fetch_all(&self.read)
         .await?;
         rows.iter()
-            .map(|r| Ok((get_str(r, "sha256")?, get_i64(r, "size")?)))
+            .map(|r| Ok((get_str(r, "sha256")?, crate::get_opt_i64(r, "size")?)))
             .collect()
     }
 }

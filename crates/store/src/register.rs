@@ -190,6 +190,26 @@ impl Store {
         Ok(verifier.finish(Some((&head_hash, head_count as u64))))
     }
 
+    /// The protocol entries of a document: those that register its very bytes (a scanned
+    /// part, an uploaded request) and that of the message it came with (an attachment).
+    pub async fn register_entries_of_document(
+        &self,
+        document_id: &str,
+        sha256: &str,
+    ) -> Result<Vec<(RegisterEntry, String)>> {
+        let sql = format!(
+            "SELECT {ENTRY_COLUMNS} FROM protocol_register WHERE document_sha256 = $1 \
+             OR number = (SELECT m.protocol FROM documents d JOIN inbound_messages m ON m.id = d.inbound_message_id WHERE d.id = $2) \
+             ORDER BY id LIMIT 100"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(sha256)
+            .bind(document_id)
+            .fetch_all(&self.read)
+            .await?;
+        rows.iter().map(entry_from_row).collect()
+    }
+
     /// The entries registered on a local (Europe/Rome) day, in order: the daily register.
     pub async fn register_entries_on(
         &self,

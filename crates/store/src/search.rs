@@ -809,3 +809,100 @@ mod tests {
         .await;
     }
 }
+
+#[cfg(test)]
+mod retention_tests {
+    #![allow(clippy::unwrap_used)]
+
+    use crate::testing::with_test_store;
+
+    /// Whatever asks (a bug, a person at the SQL prompt), the database keeps a document
+    /// whose case is open or whose bytes the protocol register names.
+    #[tokio::test]
+    async fn documents_are_retained_while_their_case_is_open_or_registered() {
+        with_test_store(|store, _clock| async move {
+            let case = store
+                .create_case(crate::cases::NewCase {
+                    case_type: "ztl_permit".into(),
+                    subject: "Domanda".into(),
+                    description: String::new(),
+                    channel: sportello_domain::case::Channel::Counter,
+                    citizen: crate::cases::CitizenInput::default(),
+                    fields: serde_json::Map::new(),
+                    flags: Vec::new(),
+                    actor: "op".into(),
+                    document_sha256: None,
+                    registered_as: None,
+                })
+                .await
+                .unwrap();
+            let reference = case.summary.reference.clone();
+            let doc = store
+                .add_document(
+                    &reference,
+                    &"ab".repeat(32),
+                    3,
+                    "a.pdf",
+                    "application/pdf",
+                    "op",
+                )
+                .await
+                .unwrap();
+            let delete = |id: String| {
+                let store = store.clone();
+                async move {
+                    sqlx::query("DELETE FROM documents WHERE id = $1")
+                        .bind(id)
+                        .execute(&store.write)
+                        .await
+                }
+            };
+            let refused = delete(doc.id.clone()).await.unwrap_err();
+            assert!(
+                refused.to_string().contains("document retained"),
+                "{refused}"
+            );
+            // Closed, the case no longer holds it, but a registered document stays.
+            sqlx::query("UPDATE cases SET status = 'closed' WHERE reference = $1")
+                .bind(&reference)
+                .execute(&store.write)
+                .await
+                .unwrap();
+            delete(doc.id.clone()).await.unwrap();
+            let registered = store
+                .add_document(
+                    &reference,
+                    &"cd".repeat(32),
+                    3,
+                    "b.pdf",
+                    "application/pdf",
+                    "op",
+                )
+                .await
+                .unwrap();
+            sqlx::query("UPDATE protocol_register SET document_sha256 = $1")
+                .bind("cd".repeat(32))
+                .execute(&store.write)
+                .await
+                .unwrap_err();
+            // The register is append-only; a registered document is one whose hash it holds.
+            let registered_sha: String =
+                sqlx::query_scalar("SELECT document_sha256 FROM protocol_register LIMIT 1")
+                    .fetch_one(&store.write)
+                    .await
+                    .unwrap();
+            sqlx::query("UPDATE documents SET sha256 = $1 WHERE id = $2")
+                .bind(&registered_sha)
+                .bind(&registered.id)
+                .execute(&store.write)
+                .await
+                .unwrap();
+            let refused = delete(registered.id.clone()).await.unwrap_err();
+            assert!(
+                refused.to_string().contains("document retained"),
+                "{refused}"
+            );
+        })
+        .await;
+    }
+}

@@ -54,6 +54,8 @@ pub enum ApiError {
     TooLarge(u64),
     /// 413 for a request body over the JSON limit.
     BodyTooLarge,
+    /// 415: the document cannot be shown that way.
+    UnsupportedMediaType(String),
     /// 422: field errors.
     Invalid(Vec<FieldError>),
     /// 429: too many failed attempts.
@@ -125,6 +127,13 @@ impl IntoResponse for ApiError {
                 StatusCode::BAD_REQUEST,
                 "bad-request",
                 "Bad request",
+                detail,
+                vec![],
+            ),
+            ApiError::UnsupportedMediaType(detail) => problem(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "Cannot be shown this way",
                 detail,
                 vec![],
             ),

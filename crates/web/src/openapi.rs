@@ -24,6 +24,8 @@ use crate::api::{cases, documents, health, inbound, messages, search};
         documents::download_document,
         documents::document_text,
         documents::cover_sheet,
+        documents::document_info,
+        documents::view_document,
         documents::retry_document_text,
         search::search,
         inbound::whatsapp_handshake,

@@ -369,11 +369,28 @@ async fn documents_upload_download_and_limits() {
         .await;
     assert_eq!(full["documents"].as_array().unwrap().len(), 1);
 
-    // The CLI re-hashes what was stored.
+    // The CLI re-hashes what was stored: documents and the raw bytes of messages.
     install.stop();
+    let eml = install.dir.path().join("m.eml");
+    std::fs::write(
+        &eml,
+        "From: a@example.it\r\nSubject: Ciao\r\nMessage-ID: <v@example.it>\r\n\r\nCiao\r\n",
+    )
+    .unwrap();
+    assert!(
+        install
+            .cli(&["ingest", eml.to_str().unwrap()])
+            .status
+            .success()
+    );
     let out = install.cli(&["documents", "verify"]);
     assert!(
         out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("documents intact: 2 verified"),
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );

@@ -92,6 +92,18 @@ async fn every_endpoint_enforces_the_matrix() {
         ),
         (
             "GET",
+            format!("/api/v1/documents/{doc_id}/info"),
+            None,
+            Permission::ReadDocument,
+        ),
+        (
+            "GET",
+            format!("/api/v1/cases/{reference}/cover-sheet"),
+            None,
+            Permission::ReadCase,
+        ),
+        (
+            "GET",
             format!("/api/v1/documents/{doc_id}/text"),
             None,
             Permission::ReadDocument,
@@ -146,7 +158,7 @@ async fn every_endpoint_enforces_the_matrix() {
         }
         checked += 1;
     }
-    assert_eq!(checked, 11 * Role::ALL.len());
+    assert_eq!(checked, 13 * Role::ALL.len());
     // Public endpoints need no token.
     for path in ["/healthz", "/api/openapi.json", "/metrics"] {
         let (status, _, _) = install.call("GET", path, None, None).await;

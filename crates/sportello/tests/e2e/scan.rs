@@ -94,6 +94,17 @@ async fn dump(install: &Install, token: &str) -> String {
             out.push_str(&format!("\n    {t}"));
         }
     }
+    for entry in std::fs::read_dir(install.dir.path()).unwrap().flatten() {
+        if entry.file_name().to_string_lossy().starts_with("serve-") {
+            let log = std::fs::read_to_string(entry.path()).unwrap_or_default();
+            for line in log
+                .lines()
+                .filter(|l| l.contains("WARN") || l.contains("ERROR") || l.contains("scan"))
+            {
+                out.push_str(&format!("\n  log: {line}"));
+            }
+        }
+    }
     out
 }
 
@@ -242,6 +253,17 @@ async fn a_scanned_batch_is_split_at_its_cover_sheets_and_found_by_ocr() {
             .unwrap()
             .ends_with(".pdf")
     );
+    let part = case["documents"][0]["id"].as_str().unwrap();
+    let (_, _, info) = install
+        .call(
+            "GET",
+            &format!("/api/v1/documents/{part}/info"),
+            Some(&op),
+            None,
+        )
+        .await;
+    assert_eq!(info["protocol"].as_array().unwrap().len(), 1, "{info}");
+    assert_eq!(info["protocol"][0]["direction"], "in");
 
     // The stray page and the broken file each opened a case for triage.
     let (_, _, list) = install

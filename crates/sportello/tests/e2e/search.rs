@@ -133,6 +133,78 @@ async fn documents_are_read_in_the_background_and_found() {
         .await;
     assert_eq!(case["documents"][0]["text_status"], "done", "{case}");
 
+    // Viewed inline: images as they are (sandboxed), TIFF faxes as PDF, text is 415.
+    let view = |id: String, token: String| {
+        let install = &install;
+        async move {
+            install
+                .client
+                .get(format!("{}/api/v1/documents/{id}/view", install.base()))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let png = view(scan_doc.clone(), op.clone()).await;
+    assert_eq!(png.status(), 200);
+    assert_eq!(png.headers()["content-type"], "image/png");
+    assert!(
+        png.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("inline")
+    );
+    assert!(
+        png.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("sandbox")
+    );
+    assert_eq!(view(text_doc.clone(), op.clone()).await.status(), 415);
+    assert_eq!(view(scan_doc.clone(), police.clone()).await.status(), 403);
+    let tiff = install.dir.path().join("fax.tif");
+    assert!(
+        std::process::Command::new("convert")
+            .arg(&scan)
+            .args(["-monochrome", "-compress", "Group4"])
+            .arg(&tiff)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let resp = install
+        .upload(
+            &second,
+            Some(&op),
+            file_form(std::fs::read(&tiff).unwrap(), "fax.tif"),
+        )
+        .await;
+    let tiff_doc = resp.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let pdf = view(tiff_doc.clone(), op.clone()).await;
+    assert_eq!(pdf.status(), 200);
+    assert_eq!(pdf.headers()["content-type"], "application/pdf");
+    assert!(pdf.bytes().await.unwrap().starts_with(b"%PDF"));
+    // Its facts: hash, size, case, where to view and download it.
+    let (status, _, info) = install
+        .call(
+            "GET",
+            &format!("/api/v1/documents/{tiff_doc}/info"),
+            Some(&op),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{info}");
+    assert_eq!(info["case"], second.as_str());
+    assert_eq!(info["sha256"].as_str().unwrap().len(), 64);
+    assert_eq!(
+        info["download_url"],
+        format!("/api/v1/documents/{tiff_doc}")
+    );
+
     // Filters and paging.
     let none = search(&install, &op, "q=ornitorinco&status=closed").await;
     assert_eq!(none["items"].as_array().unwrap().len(), 0);

@@ -331,3 +331,204 @@ pub async fn cover_sheet(
     )
         .into_response())
 }
+
+/// A protocol register entry naming a document.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProtocolEntry {
+    /// Protocol number.
+    pub number: String,
+    /// When it was registered (RFC 3339, Europe/Rome).
+    pub registered_at: String,
+    /// `in` or `out`.
+    pub direction: String,
+    /// Sender or addressee.
+    pub correspondent: String,
+    /// Subject.
+    pub subject: String,
+    /// The SHA-256 the entry registers.
+    pub document_sha256: String,
+}
+
+/// What staff see about a document beside its view.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DocumentInfo {
+    /// The document.
+    #[serde(flatten)]
+    pub document: sportello_store::documents::DocumentView,
+    /// Its case.
+    pub case: Option<String>,
+    /// The protocol entries naming it (its own bytes, or the message it came with).
+    pub protocol: Vec<ProtocolEntry>,
+    /// Where to view it in the browser.
+    pub view_url: String,
+    /// Where to download the original.
+    pub download_url: String,
+}
+
+/// `GET /api/v1/documents/{id}/info`: hash, size, type, case, text status and the
+/// protocol entries of a document; audited.
+#[utoipa::path(get, path = "/api/v1/documents/{id}/info", tag = "documents",
+    params(("id" = String, Path, description = "Document id")),
+    security(("bearer" = [])),
+    responses((status = 200, body = DocumentInfo), (status = 401, body = Problem), (status = 403, body = Problem),
+              (status = 404, body = Problem)))]
+pub async fn document_info(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<DocumentInfo>, ApiError> {
+    let user = caller.require(Permission::ReadDocument)?;
+    check_document_id(&id)?;
+    let (doc, case) = state.store.document(&id).await?;
+    let protocol = state
+        .store
+        .register_entries_of_document(&id, &doc.sha256)
+        .await?
+        .into_iter()
+        .map(|(e, _)| ProtocolEntry {
+            number: e.number.to_string(),
+            registered_at: sportello_store::cases::rome_rfc3339(e.registered_at),
+            direction: e.direction.as_str().to_owned(),
+            correspondent: e.correspondent,
+            subject: e.subject,
+            document_sha256: e.document_sha256,
+        })
+        .collect();
+    state
+        .store
+        .record_access(&user.login, "read_document_info", &id)
+        .await?;
+    Ok(Json(DocumentInfo {
+        view_url: format!("/api/v1/documents/{id}/view"),
+        download_url: format!("/api/v1/documents/{id}"),
+        document: doc,
+        case,
+        protocol,
+    }))
+}
+
+/// Media types a browser shows inline without running anything of the document's.
+const INLINE_TYPES: &[&str] = &[
+    "application/pdf",
+    "image/png",
+    "image/jpeg",
+    "image/gif",
+    "image/webp",
+];
+
+/// `GET /api/v1/documents/{id}/view`: the document in a form a browser shows inline: PDF
+/// and common images as they are, TIFF (scans, faxes) converted to PDF; anything else is
+/// 415 (download it instead). Served sandboxed, never sniffed; audited.
+#[utoipa::path(get, path = "/api/v1/documents/{id}/view", tag = "documents",
+    params(("id" = String, Path, description = "Document id")),
+    security(("bearer" = [])),
+    responses((status = 200, description = "PDF or image, inline"), (status = 401, body = Problem),
+              (status = 403, body = Problem), (status = 404, body = Problem), (status = 415, body = Problem)))]
+pub async fn view_document(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Response, ApiError> {
+    let user = caller.require(Permission::ReadDocument)?;
+    check_document_id(&id)?;
+    let (doc, _case) = state.store.document(&id).await?;
+    let inline_headers = |media_type: &str, length: Option<u64>| {
+        let mut headers = vec![
+            (header::CONTENT_TYPE, media_type.to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("inline; filename*=UTF-8''{}", percent_encode(&doc.filename)),
+            ),
+            (header::CACHE_CONTROL, "private, no-store".to_owned()),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_owned()),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "sandbox; default-src 'none'; img-src 'self'; object-src 'self'".to_owned(),
+            ),
+        ];
+        if let Some(n) = length {
+            headers.push((header::CONTENT_LENGTH, n.to_string()));
+        }
+        headers
+    };
+    let response = if INLINE_TYPES.contains(&doc.media_type.as_str()) {
+        let stream = state.blobs.get_stream(&doc.sha256).await?;
+        let headers = inline_headers(&doc.media_type, Some(doc.size as u64));
+        let mut response = Body::from_stream(stream).into_response();
+        for (name, value) in headers {
+            if let Ok(value) = axum::http::HeaderValue::from_str(&value) {
+                response.headers_mut().insert(name, value);
+            }
+        }
+        response
+    } else if doc.media_type == "image/tiff" {
+        let pdf = tiff_to_pdf(&state, &doc.sha256).await?;
+        let headers = inline_headers("application/pdf", Some(pdf.len() as u64));
+        let mut response = Body::from(pdf).into_response();
+        for (name, value) in headers {
+            if let Ok(value) = axum::http::HeaderValue::from_str(&value) {
+                response.headers_mut().insert(name, value);
+            }
+        }
+        response
+    } else {
+        return Err(ApiError::UnsupportedMediaType(format!(
+            "a {} document cannot be shown in the browser: download it",
+            doc.media_type
+        )));
+    };
+    state
+        .store
+        .record_access(&user.login, "view_document", &id)
+        .await?;
+    Ok(response)
+}
+
+/// A TIFF (every page) as a PDF, with libtiff's `tiff2pdf`, which keeps fax compression
+/// as it is, so the PDF is about the size of the TIFF.
+async fn tiff_to_pdf(state: &AppState, sha256: &str) -> Result<Vec<u8>, ApiError> {
+    use futures::StreamExt;
+    use tokio::io::AsyncWriteExt;
+    let dir =
+        tempfile::tempdir().map_err(|e| ApiError::Internal(format!("temporary folder: {e}")))?;
+    let input = dir.path().join("document.tif");
+    let output = dir.path().join("document.pdf");
+    let mut file = tokio::fs::File::create(&input)
+        .await
+        .map_err(|e| ApiError::Internal(format!("temporary file: {e}")))?;
+    let mut stream = state.blobs.get_stream(sha256).await?;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| ApiError::Internal(format!("document content: {e}")))?;
+        file.write_all(&chunk)
+            .await
+            .map_err(|e| ApiError::Internal(format!("temporary file: {e}")))?;
+    }
+    file.flush()
+        .await
+        .map_err(|e| ApiError::Internal(format!("temporary file: {e}")))?;
+    let run = tokio::process::Command::new("tiff2pdf")
+        .arg("-o")
+        .arg(&output)
+        .arg(&input)
+        .kill_on_drop(true)
+        .output();
+    match tokio::time::timeout(std::time::Duration::from_secs(60), run).await {
+        Ok(Ok(out)) if out.status.success() => tokio::fs::read(&output)
+            .await
+            .map_err(|e| ApiError::Internal(format!("converted file: {e}"))),
+        Ok(Ok(out)) => Err(ApiError::UnsupportedMediaType(format!(
+            "this TIFF cannot be converted for the browser ({}): download it",
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .next()
+                .unwrap_or("")
+                .trim()
+        ))),
+        Ok(Err(e)) => Err(ApiError::Internal(format!(
+            "tiff2pdf (libtiff-tools) is not available: {e}"
+        ))),
+        Err(_) => Err(ApiError::Internal(
+            "converting the TIFF took too long".into(),
+        )),
+    }
+}

@@ -44,6 +44,8 @@ pub fn routes(upload_limit: usize) -> Router<AppState> {
         .route("/api/v1/messages/{id}/split", post(messages::split_message))
         .route("/api/v1/search", get(search::search))
         .route("/api/v1/documents/{id}", get(documents::download_document))
+        .route("/api/v1/documents/{id}/info", get(documents::document_info))
+        .route("/api/v1/documents/{id}/view", get(documents::view_document))
         .route(
             "/api/v1/documents/{id}/text",
             get(documents::document_text).post(documents::retry_document_text),

@@ -260,6 +260,10 @@ async fn openapi_health_and_metrics() {
         "{text}"
     );
     assert!(
+        text.contains("sportello_document_text{state=\"failed\"} 0"),
+        "{text}"
+    );
+    assert!(
         text.contains("http_request_duration_seconds_bucket"),
         "{text}"
     );

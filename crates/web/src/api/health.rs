@@ -34,5 +34,22 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         }
         Err(e) => tracing::warn!(error = %e, "case gauges unavailable"),
     }
+    match state.store.text_queue().await {
+        Ok(q) => {
+            text.push_str("# HELP sportello_document_text Documents by the state of reading their text (OCR backlog and failures).\n# TYPE sportello_document_text gauge\n");
+            for (name, value) in [
+                ("pending", q.pending),
+                ("running", q.running),
+                ("done", q.done),
+                ("none", q.none),
+                ("failed", q.failed),
+            ] {
+                text.push_str(&format!(
+                    "sportello_document_text{{state=\"{name}\"}} {value}\n"
+                ));
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "document text gauges unavailable"),
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }

@@ -217,6 +217,7 @@ async fn run_tesseract(image: &Path, ocr: &OcrSettings) -> Option<String> {
     let output = tokio::time::timeout(
         Duration::from_secs(120),
         tokio::process::Command::new(&ocr.command)
+            .env("OMP_THREAD_LIMIT", "1")
             .arg(image)
             .arg("stdout")
             .arg("-l")

@@ -310,6 +310,9 @@ async fn run_tool(
 ) -> Result<Vec<u8>, ToolError> {
     let child = tokio::process::Command::new(program)
         .args(args)
+        // tesseract would start a thread per core for each page; the pool already runs
+        // one process per core, so more threads only fight over the cores.
+        .env("OMP_THREAD_LIMIT", "1")
         .stdin(std::process::Stdio::null())
         .kill_on_drop(true)
         .output();

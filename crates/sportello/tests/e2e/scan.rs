@@ -310,3 +310,51 @@ async fn a_scanned_batch_is_split_at_its_cover_sheets_and_found_by_ocr() {
     assert!(watch.path().join("processed/rotto.pdf").exists());
     assert!(!watch.path().join("rotto.pdf").exists());
 }
+
+/// A scanner share that is missing at start (or goes away) is reported, not fatal: the
+/// server runs, and batches are taken as soon as the folder is back.
+#[tokio::test]
+async fn a_missing_scanner_folder_is_waited_for() {
+    if !tools_present(&["convert"]) {
+        return;
+    }
+    let base = tempfile::tempdir().unwrap();
+    let watch = base.path().join("scanner");
+    let mut install = Install::new(&format!(
+        "[scan]\nwatch_dir = \"{}\"\npoll_seconds = 1\n",
+        watch.display()
+    ))
+    .await;
+    let op = install.user("op", "operator");
+    install.start(&[]).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (status, _, _) = install.call("GET", "/healthz", None, None).await;
+    assert_eq!(status, 200);
+    std::fs::create_dir(&watch).unwrap();
+    let page = base.path().join("page.png");
+    text_page(&page, &["Lettera senza copertina"]);
+    std::fs::copy(&page, watch.join("lettera.png")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, _, list) = install
+            .call("GET", "/api/v1/cases?per_page=10", Some(&op), None)
+            .await;
+        let unsorted = list["items"].as_array().into_iter().flatten().any(|c| {
+            c["channel"] == "scan"
+                && c["flags"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|f| f == "unsorted_scan")
+        });
+        if unsorted {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the batch was never taken: {list}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(watch.join("processed/lettera.png").exists());
+}

@@ -14,3 +14,4 @@ pub mod roles;
 pub mod sla;
 pub mod text;
 pub mod workflow;
+pub mod ztl;

@@ -12,6 +12,7 @@ mod ingest;
 mod pdf;
 mod scan_watch;
 mod serve;
+mod ztl;
 
 /// Exit status for bad usage or configuration (CONTRACT §4).
 const EXIT_USAGE: u8 = 2;
@@ -72,6 +73,67 @@ enum Command {
     /// Configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// The ZTL policy.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// The permit register.
+    #[command(subcommand)]
+    Permits(PermitsCommand),
+    /// The whitelist of the gate cameras.
+    #[command(subcommand)]
+    Whitelist(WhitelistCommand),
+    /// Gate transits.
+    #[command(subcommand)]
+    Transits(TransitsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum PolicyCommand {
+    /// Validates a policy draft (exit 2 naming line and field) and says what it would change.
+    Check {
+        /// The draft (TOML, CONTRACT §6.1).
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PermitsCommand {
+    /// Loads an existing permit register (CSV, CONTRACT §6.2); idempotent; exit 3 listing refused lines.
+    Import {
+        /// The register.
+        #[arg(value_name = "FILE.csv")]
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum WhitelistCommand {
+    /// The plates allowed at an instant (CONTRACT §6.3).
+    Export {
+        /// The instant (RFC 3339, or a date meaning its local midnight); default now.
+        #[arg(long, value_name = "T")]
+        at: Option<String>,
+        /// csv or json.
+        #[arg(long, default_value = "csv")]
+        format: String,
+        /// Output file; standard output when absent.
+        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TransitsCommand {
+    /// Reads gate transits (CONTRACT §6.4) and writes the violations (§6.5); exit 3 listing refused lines.
+    Check {
+        /// The transits.
+        #[arg(value_name = "FILE.csv")]
+        file: PathBuf,
+        /// Output file; standard output when absent.
+        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -170,6 +232,16 @@ async fn run(cli: Cli) -> ExitCode {
             Ok(ExitCode::SUCCESS)
         }
         Command::Config(ConfigCommand::Example) => Ok(ExitCode::SUCCESS),
+        Command::Policy(PolicyCommand::Check { file }) => ztl::policy_check(&config, &file).await,
+        Command::Permits(PermitsCommand::Import { file }) => {
+            ztl::permits_import(&config, &file).await
+        }
+        Command::Whitelist(WhitelistCommand::Export { at, format, output }) => {
+            ztl::whitelist_export(&config, at.as_deref(), &format, output.as_deref()).await
+        }
+        Command::Transits(TransitsCommand::Check { file, output }) => {
+            ztl::transits_check(&config, &file, output.as_deref()).await
+        }
     };
     match result {
         Ok(code) => code,

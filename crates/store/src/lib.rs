@@ -25,6 +25,7 @@ pub mod documents;
 pub mod intake;
 pub mod mailboxes;
 pub mod messages;
+pub mod permits;
 pub mod register;
 pub mod search;
 pub mod texts;

@@ -1,0 +1,371 @@
+//! Reconciliation of gate transits against the permit register (CONTRACT §6.4–§6.5): which
+//! passages through an active zone no permit covered, and why. Streams the transits (a
+//! million rows are never held as strings), keeps only the violations, and rejects
+//! malformed rows with their line numbers instead of guessing.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+
+use chrono::DateTime;
+
+use super::policy::{Policy, any_window};
+use crate::plate::Plate;
+
+/// One row of the permit register: one plate of one permit over one validity period.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PermitRow {
+    /// Permit number.
+    pub permit: String,
+    /// Category id (from the policy).
+    pub category: String,
+    /// Normalised plate.
+    pub plate: String,
+    /// Country code.
+    pub country: String,
+    /// Valid from this instant (Unix milliseconds, inclusive).
+    pub valid_from: i64,
+    /// Valid until this instant (Unix milliseconds, exclusive).
+    pub valid_to: i64,
+    /// Status `active` (suspended and revoked permits authorise nothing).
+    pub active: bool,
+}
+
+/// What the check knows of one permit row, compactly.
+#[derive(Debug, Clone)]
+struct Entry {
+    category: Option<usize>,
+    valid_from: i64,
+    valid_to: i64,
+    active: bool,
+}
+
+/// The permit register indexed by plate and country.
+#[derive(Debug, Default)]
+pub struct PermitIndex {
+    rows: HashMap<(String, String), Vec<Entry>>,
+}
+
+impl PermitIndex {
+    /// Indexes the rows; rows of a category the policy does not know authorise nothing.
+    pub fn new(policy: &Policy, rows: impl IntoIterator<Item = PermitRow>) -> PermitIndex {
+        let mut index = PermitIndex::default();
+        for row in rows {
+            let category = policy.categories.iter().position(|c| c.id == row.category);
+            index
+                .rows
+                .entry((row.plate, row.country))
+                .or_default()
+                .push(Entry {
+                    category,
+                    valid_from: row.valid_from,
+                    valid_to: row.valid_to,
+                    active: row.active,
+                });
+        }
+        index
+    }
+}
+
+/// Why a transit is a violation (CONTRACT §6.5), in the order they are tried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// A permit covers everything but the time window.
+    OutsideWindow,
+    /// A permit covers everything but the validity period.
+    NotValidAtTime,
+    /// A permit covers everything but the zone.
+    WrongZone,
+    /// A permit covers everything but is suspended or revoked.
+    SuspendedOrRevoked,
+    /// Nothing comes close.
+    NoPermit,
+}
+
+impl Reason {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::OutsideWindow => "outside_window",
+            Reason::NotValidAtTime => "not_valid_at_time",
+            Reason::WrongZone => "wrong_zone",
+            Reason::SuspendedOrRevoked => "suspended_or_revoked",
+            Reason::NoPermit => "no_permit",
+        }
+    }
+}
+
+/// One passage through a gate, as the verdict needs it.
+#[derive(Debug, Clone, Copy)]
+pub struct Passage<'a> {
+    /// Normalised plate.
+    pub plate: &'a str,
+    /// Country code.
+    pub country: &'a str,
+    /// The gate's zone.
+    pub zone: &'a str,
+    /// The instant (Unix milliseconds).
+    pub at_ms: i64,
+    /// Local weekday, Monday = 0.
+    pub weekday: usize,
+    /// Local minute after midnight.
+    pub minute: u16,
+}
+
+/// The verdict on one passage: `None` when authorised.
+pub fn verdict(policy: &Policy, index: &PermitIndex, passage: &Passage<'_>) -> Option<Reason> {
+    let Passage {
+        plate,
+        country,
+        zone,
+        at_ms,
+        weekday,
+        minute,
+    } = *passage;
+    let Some(rows) = index.rows.get(&(plate.to_owned(), country.to_owned())) else {
+        return Some(Reason::NoPermit);
+    };
+    let mut near = [false; 4];
+    for row in rows {
+        let (zone_ok, window_ok) = match row.category.map(|i| &policy.categories[i]) {
+            Some(c) => (c.covers(zone), any_window(&c.windows, weekday, minute)),
+            None => (false, false),
+        };
+        let valid_ok = row.valid_from <= at_ms && at_ms < row.valid_to;
+        let conditions = [row.active, valid_ok, zone_ok, window_ok];
+        if conditions.iter().all(|c| *c) {
+            return None;
+        }
+        // Every condition but one: which one.
+        near[0] |= row.active && valid_ok && zone_ok && !window_ok;
+        near[1] |= row.active && !valid_ok && zone_ok && window_ok;
+        near[2] |= row.active && valid_ok && !zone_ok && window_ok;
+        near[3] |= !row.active && valid_ok && zone_ok && window_ok;
+    }
+    Some(
+        [
+            Reason::OutsideWindow,
+            Reason::NotValidAtTime,
+            Reason::WrongZone,
+            Reason::SuspendedOrRevoked,
+        ]
+        .into_iter()
+        .zip(near)
+        .find_map(|(reason, hit)| hit.then_some(reason))
+        .unwrap_or(Reason::NoPermit),
+    )
+}
+
+/// A transit row refused as malformed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejected {
+    /// 1-based line in the input file.
+    pub line: u64,
+    /// Why.
+    pub reason: String,
+}
+
+/// What a check did.
+#[derive(Debug, Default)]
+pub struct CheckSummary {
+    /// Rows read (header excluded).
+    pub transits: u64,
+    /// Rows in an active zone (the others are not checked).
+    pub in_active_zone: u64,
+    /// Violations written.
+    pub violations: u64,
+    /// Malformed rows and unknown gates (the first [`MAX_REJECTS_KEPT`]).
+    pub rejected: Vec<Rejected>,
+    /// How many rows were rejected in all.
+    pub rejected_count: u64,
+}
+
+/// Rejected rows kept for the report; the count goes on beyond.
+pub const MAX_REJECTS_KEPT: usize = 1_000;
+
+/// Why a whole file cannot be checked.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    /// The header is not the one of CONTRACT §6.4.
+    #[error("the header must be exactly transit_id,gate,plate,country,timestamp (found {0:?})")]
+    BadHeader(String),
+    /// Reading or writing failed.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// The CSV itself is broken (e.g. an unclosed quote), at a line.
+    #[error("line {line}: {message}")]
+    Csv {
+        /// Line.
+        line: u64,
+        /// What.
+        message: String,
+    },
+}
+
+struct Violation {
+    at_nanos: i128,
+    transit_id: String,
+    gate: String,
+    zone: String,
+    plate: String,
+    country: String,
+    timestamp: String,
+    reason: Reason,
+}
+
+/// Reads transits (§6.4) from `input` and writes the violations (§6.5) to `output`,
+/// sorted by instant then transit id. Malformed rows and unknown gates are reported in
+/// the summary, never turned into violations; `progress` is called with the bytes read
+/// so far every few thousand rows.
+pub fn check_transits<R: Read, W: Write>(
+    policy: &Policy,
+    index: &PermitIndex,
+    input: R,
+    output: W,
+    mut progress: impl FnMut(u64),
+) -> Result<CheckSummary, CheckError> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(input);
+    let mut record = csv::ByteRecord::new();
+    let mut summary = CheckSummary::default();
+    let mut violations: Vec<Violation> = Vec::new();
+    let csv_error = |e: csv::Error| match e.kind() {
+        csv::ErrorKind::Io(_) => match e.into_kind() {
+            csv::ErrorKind::Io(io) => CheckError::Io(io),
+            _ => CheckError::Csv {
+                line: 0,
+                message: "unreadable".into(),
+            },
+        },
+        _ => CheckError::Csv {
+            line: e.position().map_or(0, |p| p.line()),
+            message: e.to_string(),
+        },
+    };
+    if !reader.read_byte_record(&mut record).map_err(csv_error)? {
+        return Err(CheckError::BadHeader(String::new()));
+    }
+    let header: Vec<String> = record
+        .iter()
+        .map(|f| {
+            String::from_utf8_lossy(f)
+                .trim()
+                .trim_start_matches('\u{feff}')
+                .to_owned()
+        })
+        .collect();
+    if header != ["transit_id", "gate", "plate", "country", "timestamp"] {
+        return Err(CheckError::BadHeader(header.join(",")));
+    }
+    let reject = |summary: &mut CheckSummary, line: u64, reason: String| {
+        summary.rejected_count += 1;
+        if summary.rejected.len() < MAX_REJECTS_KEPT {
+            summary.rejected.push(Rejected { line, reason });
+        }
+    };
+    while reader.read_byte_record(&mut record).map_err(csv_error)? {
+        summary.transits += 1;
+        let line = record.position().map_or(0, |p| p.line());
+        if summary.transits % 8192 == 0 {
+            progress(record.position().map_or(0, |p| p.byte()));
+        }
+        if record.len() != 5 {
+            reject(
+                &mut summary,
+                line,
+                format!("{} columns instead of 5", record.len()),
+            );
+            continue;
+        }
+        let field = |i: usize| std::str::from_utf8(&record[i]).map(str::trim);
+        let (Ok(id), Ok(gate), Ok(plate), Ok(country), Ok(timestamp)) =
+            (field(0), field(1), field(2), field(3), field(4))
+        else {
+            reject(&mut summary, line, "not valid UTF-8".into());
+            continue;
+        };
+        if id.is_empty() {
+            reject(&mut summary, line, "empty transit_id".into());
+            continue;
+        }
+        let Some(zone) = policy.zone_of_gate(gate) else {
+            reject(&mut summary, line, format!("unknown gate {gate:?}"));
+            continue;
+        };
+        let plate = match Plate::parse(plate, Some(country)) {
+            Ok(p) => p,
+            Err(e) => {
+                reject(&mut summary, line, e.to_string());
+                continue;
+            }
+        };
+        let Ok(at) = DateTime::parse_from_rfc3339(timestamp) else {
+            reject(
+                &mut summary,
+                line,
+                format!("timestamp {timestamp:?} is not RFC 3339 with an offset"),
+            );
+            continue;
+        };
+        let (weekday, minute) = policy.local(&at);
+        if !any_window(&zone.active, weekday, minute) {
+            continue;
+        }
+        summary.in_active_zone += 1;
+        let at_ms = at.timestamp_millis();
+        let passage = Passage {
+            plate: &plate.number,
+            country: &plate.country,
+            zone: &zone.id,
+            at_ms,
+            weekday,
+            minute,
+        };
+        if let Some(reason) = verdict(policy, index, &passage) {
+            violations.push(Violation {
+                at_nanos: i128::from(at.timestamp()) * 1_000_000_000
+                    + i128::from(at.timestamp_subsec_nanos()),
+                transit_id: id.to_owned(),
+                gate: gate.to_owned(),
+                zone: zone.id.clone(),
+                plate: plate.number,
+                country: plate.country,
+                timestamp: timestamp.to_owned(),
+                reason,
+            });
+        }
+    }
+    violations.sort_by(|a, b| (a.at_nanos, &a.transit_id).cmp(&(b.at_nanos, &b.transit_id)));
+    let mut writer = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::Any(b'\n'))
+        .from_writer(output);
+    let io = |e: csv::Error| CheckError::Io(std::io::Error::other(e));
+    writer
+        .write_record([
+            "transit_id",
+            "gate",
+            "zone",
+            "plate",
+            "country",
+            "timestamp",
+            "reason",
+        ])
+        .map_err(io)?;
+    for v in &violations {
+        writer
+            .write_record([
+                v.transit_id.as_str(),
+                &v.gate,
+                &v.zone,
+                &v.plate,
+                &v.country,
+                &v.timestamp,
+                v.reason.as_str(),
+            ])
+            .map_err(io)?;
+    }
+    writer.flush()?;
+    summary.violations = violations.len() as u64;
+    Ok(summary)
+}

@@ -1,0 +1,136 @@
+//! The ZTL commands through the real binary, on the shared fixtures: the permit register
+//! import (idempotent, refusals by line), the transit check reproducing the expected
+//! violations byte for byte, the whitelist export, the policy check.
+
+use std::path::PathBuf;
+
+use crate::harness::Install;
+
+fn fixture(name: &str) -> Option<PathBuf> {
+    let path = PathBuf::from(format!(
+        "{}/../../../shared/fixtures/ztl/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ));
+    path.exists().then_some(path)
+}
+
+#[tokio::test]
+async fn permits_transits_and_whitelist_from_the_fixtures() {
+    let (Some(policy), Some(permits), Some(transits), Some(expected)) = (
+        fixture("policy.toml"),
+        fixture("permits.csv"),
+        fixture("transits.csv"),
+        fixture("violations.expected.csv"),
+    ) else {
+        eprintln!("skipped: ../shared/fixtures not present");
+        return;
+    };
+    let install = Install::new(&format!("[policy]\nfile = \"{}\"\n", policy.display())).await;
+    let out = install.cli(&["permits", "import", permits.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("82 rows added, 0 already present"));
+    let again = install.cli(&["permits", "import", permits.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&again.stdout).starts_with("0 rows added, 82 already present"));
+
+    let violations = install.dir.path().join("violations.csv");
+    let out = install.cli(&[
+        "transits",
+        "check",
+        transits.to_str().unwrap(),
+        "-o",
+        violations.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read(&violations).unwrap(),
+        std::fs::read(&expected).unwrap()
+    );
+    if let (Some(bad), Some(bad_expected)) = (
+        fixture("transits-bad.csv"),
+        fixture("transits-bad.violations.expected.csv"),
+    ) {
+        let out = install.cli(&["transits", "check", bad.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(3));
+        assert_eq!(out.stdout, std::fs::read(&bad_expected).unwrap());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        for line in [3, 4, 5, 6, 8, 9] {
+            assert!(stderr.contains(&format!("line {line}:")), "{stderr}");
+        }
+    }
+
+    // A register with broken rows: the good ones go in, the bad ones are named.
+    let broken = install.dir.path().join("broken.csv");
+    std::fs::write(
+        &broken,
+        "permit,category,holder_fiscal_code,holder_name,plate,country,valid_from,valid_to,status\n\
+         X1,residenti,RSSMRA85T10A562S,Mario Rossi,AB123CD,IT,2026-01-01,2026-12-31,active\n\
+         X2,nessuna,RSSMRA85T10A562S,Mario Rossi,AB123CE,IT,2026-01-01,2026-12-31,active\n\
+         X3,residenti,RSSMRA85T10A562X,Mario Rossi,AB123CF,IT,2026-01-01,2026-12-31,active\n\
+         X4,residenti,RSSMRA85T10A562S,Mario Rossi,AB<1>,IT,2026-01-01,2026-12-31,active\n\
+         X5,residenti,RSSMRA85T10A562S,Mario Rossi,AB123CG,IT,2026-12-31,2026-01-01,active\n\
+         X6,residenti,RSSMRA85T10A562S,Mario Rossi,AB123CH,IT,2026-01-01,2026-12-31,sospeso\n\
+         X7,residenti\n",
+    )
+    .unwrap();
+    let out = install.cli(&["permits", "import", broken.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for line in 3..=8 {
+        assert!(stderr.contains(&format!("line {line}:")), "{stderr}");
+    }
+    assert!(!stderr.contains("line 2:"), "{stderr}");
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("1 rows added"));
+
+    // The whitelist at an instant: the imported plate is in, as CSV and JSON.
+    let out = install.cli(&["whitelist", "export", "--at", "2026-06-01T12:00:00+02:00"]);
+    assert!(out.status.success());
+    let csv = String::from_utf8_lossy(&out.stdout);
+    assert!(csv.starts_with("plate,country,permit,category,zones,windows,valid_from,valid_to\n"));
+    assert!(
+        csv.contains(
+            "AB123CD,IT,X1,residenti,A,,2026-01-01T00:00:00+01:00,2027-01-01T00:00:00+01:00"
+        ),
+        "{csv}"
+    );
+    let out = install.cli(&[
+        "whitelist",
+        "export",
+        "--at",
+        "2026-06-01",
+        "--format",
+        "json",
+    ]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        json.as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["plate"] == "AB123CD" && r["zones"][0] == "A")
+    );
+    let out = install.cli(&["whitelist", "export", "--format", "xml"]);
+    assert_eq!(out.status.code(), Some(2));
+
+    // A draft policy with a mistake is refused naming the line and the field.
+    let draft = install.dir.path().join("draft.toml");
+    let text = std::fs::read_to_string(&policy)
+        .unwrap()
+        .replace("zones = [\"A\", \"B\", \"N\"]", "zones = [\"A\", \"Q\"]");
+    std::fs::write(&draft, &text).unwrap();
+    let out = install.cli(&["policy", "check", draft.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("line ") && stderr.contains("zones[1]") && stderr.contains("unknown zone"),
+        "{stderr}"
+    );
+    let out = install.cli(&["policy", "check", policy.to_str().unwrap()]);
+    assert!(out.status.success());
+}

@@ -1,0 +1,132 @@
+//! The permit register in the database: bulk import (idempotent by permit number, plate
+//! and start of validity), the rows the transit check and the whitelist read.
+
+use sportello_domain::ztl::permits::RegisterRow;
+use sportello_domain::ztl::transits::PermitRow;
+
+use crate::{Result, Store, get_i64, get_str, to_ms};
+
+/// A row of the whitelist (CONTRACT §6.3) before the policy adds zones and windows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WhitelistRow {
+    /// Plate.
+    pub plate: String,
+    /// Country.
+    pub country: String,
+    /// Permit number.
+    pub permit: String,
+    /// Category id.
+    pub category: String,
+    /// Valid from (Unix ms).
+    pub valid_from: i64,
+    /// Valid to (Unix ms).
+    pub valid_to: i64,
+}
+
+/// What an import did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ImportCounts {
+    /// Rows added.
+    pub added: u64,
+    /// Rows already there (same permit, plate and start of validity).
+    pub already_present: u64,
+}
+
+impl Store {
+    /// Adds register rows in batches, in one transaction; rows already present are left
+    /// as they are, so importing the same file twice changes nothing.
+    pub async fn import_permit_rows(
+        &self,
+        rows: &[RegisterRow],
+        actor: &str,
+    ) -> Result<ImportCounts> {
+        const COLUMNS: usize = 12;
+        let now = to_ms(self.clock.now());
+        let mut tx = self.write.begin().await?;
+        let mut added = 0u64;
+        for chunk in rows.chunks(500) {
+            let values: Vec<String> = (0..chunk.len())
+                .map(|i| {
+                    let p: Vec<String> = (1..=COLUMNS)
+                        .map(|k| format!("${}", i * COLUMNS + k))
+                        .collect();
+                    format!("({})", p.join(", "))
+                })
+                .collect();
+            let sql = format!(
+                "INSERT INTO permit_rows (permit, category, holder_fiscal_code, holder_name, plate, country, \
+                 valid_from, valid_to, status, source, recorded_at, recorded_by) VALUES {} \
+                 ON CONFLICT (permit, plate, valid_from) DO NOTHING",
+                values.join(", ")
+            );
+            let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for r in chunk {
+                insert = insert
+                    .bind(r.row.permit.clone())
+                    .bind(r.row.category.clone())
+                    .bind(r.holder_fiscal_code.clone())
+                    .bind(r.holder_name.clone())
+                    .bind(r.row.plate.clone())
+                    .bind(r.row.country.clone())
+                    .bind(r.row.valid_from)
+                    .bind(r.row.valid_to)
+                    .bind(r.status.clone())
+                    .bind("import")
+                    .bind(now)
+                    .bind(actor.to_owned());
+            }
+            added += insert.execute(&mut *tx).await?.rows_affected();
+        }
+        tx.commit().await?;
+        Ok(ImportCounts {
+            added,
+            already_present: rows.len() as u64 - added,
+        })
+    }
+
+    /// Every row of the register, for the transit check.
+    pub async fn permit_rows(&self) -> Result<Vec<PermitRow>> {
+        let rows = sqlx::query(
+            "SELECT permit, category, plate, country, valid_from, valid_to, status FROM permit_rows",
+        )
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(PermitRow {
+                    permit: get_str(r, "permit")?,
+                    category: get_str(r, "category")?,
+                    plate: get_str(r, "plate")?,
+                    country: get_str(r, "country")?,
+                    valid_from: get_i64(r, "valid_from")?,
+                    valid_to: get_i64(r, "valid_to")?,
+                    active: get_str(r, "status")? == "active",
+                })
+            })
+            .collect()
+    }
+
+    /// The plates of active permits valid at an instant (CONTRACT §6.3), by plate.
+    pub async fn whitelist_at(&self, at_ms: i64) -> Result<Vec<WhitelistRow>> {
+        let rows = sqlx::query(
+            "SELECT plate, country, permit, category, valid_from, valid_to FROM permit_rows \
+             WHERE status = 'active' AND valid_from <= $1 AND valid_to > $1 \
+             ORDER BY plate, country, permit, valid_from",
+        )
+        .bind(at_ms)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(WhitelistRow {
+                    plate: get_str(r, "plate")?,
+                    country: get_str(r, "country")?,
+                    permit: get_str(r, "permit")?,
+                    category: get_str(r, "category")?,
+                    valid_from: get_i64(r, "valid_from")?,
+                    valid_to: get_i64(r, "valid_to")?,
+                })
+            })
+            .collect()
+    }
+}

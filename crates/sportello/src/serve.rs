@@ -120,7 +120,9 @@ pub async fn run(
                 tokio::spawn(watcher.run())
             },
         );
+    let policy = crate::ztl::load_policy(&config)?;
     let mut state = AppState::new(store.clone(), blobs, config.clone());
+    state.policy = std::sync::Arc::new(policy);
     state.pec_trust_anchors = pec_trust_anchors;
     state.ocr = ocr;
     let app = router(state);

@@ -6,7 +6,6 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use chrono::{DateTime, TimeZone, Utc};
 use sportello_config::Config;
 use sportello_domain::ztl::permits::{read_register, register_instant};
 use sportello_domain::ztl::policy::{EXAMPLE_POLICY, Policy};
@@ -145,12 +144,6 @@ pub async fn whitelist_export(
     }
     let rows = store.whitelist_at(at_ms).await?;
     store.close().await;
-    let instant = |ms: i64| -> String {
-        Utc.timestamp_millis_opt(ms)
-            .single()
-            .map(|t: DateTime<Utc>| t.with_timezone(&policy.timezone).to_rfc3339())
-            .unwrap_or_default()
-    };
     let mut out: Box<dyn Write> = match output {
         Some(path) => Box::new(BufWriter::new(
             std::fs::File::create(path)
@@ -158,61 +151,7 @@ pub async fn whitelist_export(
         )),
         None => Box::new(BufWriter::new(std::io::stdout().lock())),
     };
-    let described = rows.iter().map(|r| {
-        let (zones, windows) = policy.category(&r.category).map_or_else(
-            || (Vec::new(), Vec::new()),
-            |c| {
-                (
-                    c.zones.clone(),
-                    c.windows
-                        .iter()
-                        .map(|w| w.as_str().to_owned())
-                        .collect::<Vec<_>>(),
-                )
-            },
-        );
-        (r, zones, windows)
-    });
-    if format == "json" {
-        let items: Vec<serde_json::Value> = described
-            .map(|(r, zones, windows)| {
-                serde_json::json!({
-                    "plate": r.plate, "country": r.country, "permit": r.permit, "category": r.category,
-                    "zones": zones, "windows": windows,
-                    "valid_from": instant(r.valid_from), "valid_to": instant(r.valid_to),
-                })
-            })
-            .collect();
-        serde_json::to_writer(&mut out, &items)?;
-        writeln!(out)?;
-    } else {
-        let mut writer = csv::WriterBuilder::new()
-            .terminator(csv::Terminator::Any(b'\n'))
-            .from_writer(&mut out);
-        writer.write_record([
-            "plate",
-            "country",
-            "permit",
-            "category",
-            "zones",
-            "windows",
-            "valid_from",
-            "valid_to",
-        ])?;
-        for (r, zones, windows) in described {
-            writer.write_record([
-                r.plate.as_str(),
-                &r.country,
-                &r.permit,
-                &r.category,
-                &zones.join(";"),
-                &windows.join(";"),
-                &instant(r.valid_from),
-                &instant(r.valid_to),
-            ])?;
-        }
-        writer.flush()?;
-    }
+    sportello_store::permits::write_whitelist(&policy, &rows, format == "json", &mut out)?;
     out.flush()?;
     Ok(ExitCode::SUCCESS)
 }

@@ -91,19 +91,20 @@ impl Store {
         )
         .fetch_all(&self.read)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(PermitRow {
-                    permit: get_str(r, "permit")?,
-                    category: get_str(r, "category")?,
-                    plate: get_str(r, "plate")?,
-                    country: get_str(r, "country")?,
-                    valid_from: get_i64(r, "valid_from")?,
-                    valid_to: get_i64(r, "valid_to")?,
-                    active: get_str(r, "status")? == "active",
-                })
-            })
-            .collect()
+        rows.iter().map(permit_row).collect()
+    }
+
+    /// The rows of one plate, for a patrol's check.
+    pub async fn permit_rows_of(&self, plate: &str, country: &str) -> Result<Vec<PermitRow>> {
+        let rows = sqlx::query(
+            "SELECT permit, category, plate, country, valid_from, valid_to, status FROM permit_rows \
+             WHERE plate = $1 AND country = $2",
+        )
+        .bind(plate)
+        .bind(country)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter().map(permit_row).collect()
     }
 
     /// The plates of active permits valid at an instant (CONTRACT §6.3), by plate.
@@ -129,4 +130,89 @@ impl Store {
             })
             .collect()
     }
+}
+
+fn permit_row(r: &sqlx::any::AnyRow) -> Result<PermitRow> {
+    Ok(PermitRow {
+        permit: get_str(r, "permit")?,
+        category: get_str(r, "category")?,
+        plate: get_str(r, "plate")?,
+        country: get_str(r, "country")?,
+        valid_from: get_i64(r, "valid_from")?,
+        valid_to: get_i64(r, "valid_to")?,
+        active: get_str(r, "status")? == "active",
+    })
+}
+
+/// Writes the whitelist (CONTRACT §6.3) as `csv` or `json`: zones and windows from the
+/// policy (joined with `;` in CSV), instants in the policy's time zone.
+pub fn write_whitelist<W: std::io::Write>(
+    policy: &sportello_domain::ztl::policy::Policy,
+    rows: &[WhitelistRow],
+    json: bool,
+    mut out: W,
+) -> std::io::Result<()> {
+    use chrono::TimeZone;
+    let instant = |ms: i64| -> String {
+        chrono::Utc
+            .timestamp_millis_opt(ms)
+            .single()
+            .map(|t| t.with_timezone(&policy.timezone).to_rfc3339())
+            .unwrap_or_default()
+    };
+    let described = rows.iter().map(|r| {
+        let (zones, windows) = policy.category(&r.category).map_or_else(
+            || (Vec::new(), Vec::new()),
+            |c| {
+                (
+                    c.zones.clone(),
+                    c.windows
+                        .iter()
+                        .map(|w| w.as_str().to_owned())
+                        .collect::<Vec<_>>(),
+                )
+            },
+        );
+        (r, zones, windows)
+    });
+    if json {
+        let items: Vec<serde_json::Value> = described
+            .map(|(r, zones, windows)| {
+                serde_json::json!({
+                    "plate": r.plate, "country": r.country, "permit": r.permit, "category": r.category,
+                    "zones": zones, "windows": windows,
+                    "valid_from": instant(r.valid_from), "valid_to": instant(r.valid_to),
+                })
+            })
+            .collect();
+        serde_json::to_writer(&mut out, &items)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    let mut writer = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::Any(b'\n'))
+        .from_writer(out);
+    writer.write_record([
+        "plate",
+        "country",
+        "permit",
+        "category",
+        "zones",
+        "windows",
+        "valid_from",
+        "valid_to",
+    ])?;
+    for (r, zones, windows) in described {
+        writer.write_record([
+            r.plate.as_str(),
+            &r.country,
+            &r.permit,
+            &r.category,
+            &zones.join(";"),
+            &windows.join(";"),
+            &instant(r.valid_from),
+            &instant(r.valid_to),
+        ])?;
+    }
+    writer.flush()
 }

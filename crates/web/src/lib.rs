@@ -45,6 +45,8 @@ pub struct AppState {
     pub pec_trust_anchors: Option<Arc<Vec<u8>>>,
     /// OCR settings and the process's one pool of OCR workers (shared with the pollers).
     pub ocr: sportello_intake::pipeline::OcrSettings,
+    /// The ZTL policy in force (the built-in example until `serve` loads `policy.file`).
+    pub policy: Arc<sportello_domain::ztl::policy::Policy>,
 }
 
 impl AppState {
@@ -61,6 +63,12 @@ impl AppState {
             auth_failures: Arc::new(auth::FailureLimiter::default()),
             metrics: metrics::Metrics::install(),
             pec_trust_anchors: None,
+            policy: Arc::new(
+                sportello_domain::ztl::policy::Policy::parse(
+                    sportello_domain::ztl::policy::EXAMPLE_POLICY,
+                )
+                .expect("the built-in policy is valid (tested in sportello-domain)"),
+            ),
         }
     }
 }

@@ -4,7 +4,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::api::{cases, documents, health, inbound, messages, search};
+use crate::api::{cases, documents, health, inbound, messages, search, ztl};
 
 /// The API description.
 #[derive(OpenApi)]
@@ -28,6 +28,9 @@ use crate::api::{cases, documents, health, inbound, messages, search};
         documents::view_document,
         documents::retry_document_text,
         search::search,
+        ztl::verify,
+        ztl::whitelist,
+        ztl::check,
         inbound::whatsapp_handshake,
         inbound::whatsapp_notification,
         inbound::telegram_update,
@@ -39,6 +42,7 @@ use crate::api::{cases, documents, health, inbound, messages, search};
     modifiers(&BearerAuth),
     tags((name = "cases", description = "Cases (pratiche) and their workflow"),
          (name = "documents", description = "Documents attached to cases"),
+         (name = "ztl", description = "Permits, whitelist and transits, for the municipal police"),
          (name = "inbound", description = "Messages and calls arriving from the channels"),
          (name = "system", description = "Health and metrics"))
 )]

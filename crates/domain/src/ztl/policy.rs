@@ -482,6 +482,12 @@ mod tests {
     }
 
     #[test]
+    fn the_built_in_policy_loads() {
+        let p = Policy::parse(EXAMPLE_POLICY).unwrap();
+        assert!(p.category("cude").unwrap().person_bound);
+    }
+
+    #[test]
     fn the_fixture_policy_loads() {
         let Ok(text) = std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),

@@ -33,6 +33,7 @@ pub struct PermitRow {
 /// What the check knows of one permit row, compactly.
 #[derive(Debug, Clone)]
 struct Entry {
+    permit: String,
     category: Option<usize>,
     valid_from: i64,
     valid_to: i64,
@@ -56,6 +57,7 @@ impl PermitIndex {
                 .entry((row.plate, row.country))
                 .or_default()
                 .push(Entry {
+                    permit: row.permit,
                     category,
                     valid_from: row.valid_from,
                     valid_to: row.valid_to,
@@ -113,6 +115,15 @@ pub struct Passage<'a> {
 
 /// The verdict on one passage: `None` when authorised.
 pub fn verdict(policy: &Policy, index: &PermitIndex, passage: &Passage<'_>) -> Option<Reason> {
+    authorise(policy, index, passage).err()
+}
+
+/// The permit that authorises a passage, or why none does.
+pub fn authorise<'i>(
+    policy: &Policy,
+    index: &'i PermitIndex,
+    passage: &Passage<'_>,
+) -> Result<&'i str, Reason> {
     let Passage {
         plate,
         country,
@@ -122,7 +133,7 @@ pub fn verdict(policy: &Policy, index: &PermitIndex, passage: &Passage<'_>) -> O
         minute,
     } = *passage;
     let Some(rows) = index.rows.get(&(plate.to_owned(), country.to_owned())) else {
-        return Some(Reason::NoPermit);
+        return Err(Reason::NoPermit);
     };
     let mut near = [false; 4];
     for row in rows {
@@ -133,7 +144,7 @@ pub fn verdict(policy: &Policy, index: &PermitIndex, passage: &Passage<'_>) -> O
         let valid_ok = row.valid_from <= at_ms && at_ms < row.valid_to;
         let conditions = [row.active, valid_ok, zone_ok, window_ok];
         if conditions.iter().all(|c| *c) {
-            return None;
+            return Ok(&row.permit);
         }
         // Every condition but one: which one.
         near[0] |= row.active && valid_ok && zone_ok && !window_ok;
@@ -141,18 +152,16 @@ pub fn verdict(policy: &Policy, index: &PermitIndex, passage: &Passage<'_>) -> O
         near[2] |= row.active && valid_ok && !zone_ok && window_ok;
         near[3] |= !row.active && valid_ok && zone_ok && window_ok;
     }
-    Some(
-        [
-            Reason::OutsideWindow,
-            Reason::NotValidAtTime,
-            Reason::WrongZone,
-            Reason::SuspendedOrRevoked,
-        ]
-        .into_iter()
-        .zip(near)
-        .find_map(|(reason, hit)| hit.then_some(reason))
-        .unwrap_or(Reason::NoPermit),
-    )
+    Err([
+        Reason::OutsideWindow,
+        Reason::NotValidAtTime,
+        Reason::WrongZone,
+        Reason::SuspendedOrRevoked,
+    ]
+    .into_iter()
+    .zip(near)
+    .find_map(|(reason, hit)| hit.then_some(reason))
+    .unwrap_or(Reason::NoPermit))
 }
 
 /// A transit row refused as malformed.

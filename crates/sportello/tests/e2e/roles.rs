@@ -114,6 +114,18 @@ async fn every_endpoint_enforces_the_matrix() {
             None,
             Permission::ActOnCase,
         ),
+        (
+            "GET",
+            "/api/v1/permits/verify?plate=AB123CD&gate=V04".to_owned(),
+            None,
+            Permission::VerifyPermit,
+        ),
+        (
+            "GET",
+            "/api/v1/whitelist?format=json".to_owned(),
+            None,
+            Permission::ReadWhitelist,
+        ),
         // Each allowed role splits the message off into yet another case.
         (
             "POST",
@@ -158,7 +170,7 @@ async fn every_endpoint_enforces_the_matrix() {
         }
         checked += 1;
     }
-    assert_eq!(checked, 13 * Role::ALL.len());
+    assert_eq!(checked, 15 * Role::ALL.len());
     // Public endpoints need no token.
     for path in ["/healthz", "/api/openapi.json", "/metrics"] {
         let (status, _, _) = install.call("GET", path, None, None).await;

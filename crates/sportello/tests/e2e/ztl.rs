@@ -134,3 +134,117 @@ async fn permits_transits_and_whitelist_from_the_fixtures() {
     let out = install.cli(&["policy", "check", policy.to_str().unwrap()]);
     assert!(out.status.success());
 }
+
+#[tokio::test]
+async fn the_police_check_plates_read_the_whitelist_and_reconcile_over_http() {
+    let (Some(policy), Some(permits), Some(transits), Some(expected)) = (
+        fixture("policy.toml"),
+        fixture("permits.csv"),
+        fixture("transits.csv"),
+        fixture("violations.expected.csv"),
+    ) else {
+        eprintln!("skipped: ../shared/fixtures not present");
+        return;
+    };
+    let mut install = Install::new(&format!("[policy]\nfile = \"{}\"\n", policy.display())).await;
+    assert!(
+        install
+            .cli(&["permits", "import", permits.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let police = install.user("vigile", "police");
+    install.start(&[]).await;
+    // P0000000: residenti (zone A), SR483YN, 2026-08-06 to the end of 2026-09-04.
+    let verify = |q: &str| {
+        let install = &install;
+        let police = police.clone();
+        let q = q.to_owned();
+        async move {
+            install
+                .call(
+                    "GET",
+                    &format!("/api/v1/permits/verify?{q}"),
+                    Some(&police),
+                    None,
+                )
+                .await
+        }
+    };
+    let (status, _, ok) =
+        verify("plate=sr%20483%20yn&gate=V01&at=2026-08-10T09:00:00%2B02:00").await;
+    assert_eq!(status, 200, "{ok}");
+    assert_eq!(
+        (
+            ok["authorized"].as_bool(),
+            ok["reason"].as_str(),
+            ok["permit"].as_str()
+        ),
+        (Some(true), Some("permit"), Some("P0000000"))
+    );
+    let (_, _, zone) = verify("plate=SR483YN&gate=V04&at=2026-08-10T09:00:00%2B02:00").await;
+    assert_eq!(
+        (zone["authorized"].as_bool(), zone["reason"].as_str()),
+        (Some(false), Some("wrong_zone")),
+        "{zone}"
+    );
+    let (_, _, late) = verify("plate=SR483YN&gate=V01&at=2026-09-07T09:00:00%2B02:00").await;
+    assert_eq!(late["reason"], "not_valid_at_time", "{late}");
+    let (_, _, night) = verify("plate=ZZ999ZZ&gate=V01&at=2026-08-10T23:00:00%2B02:00").await;
+    assert_eq!(
+        (night["authorized"].as_bool(), night["reason"].as_str()),
+        (Some(true), Some("zone_not_active")),
+        "{night}"
+    );
+    let (_, _, nobody) = verify("plate=ZZ999ZZ&gate=V01&at=2026-08-10T09:00:00%2B02:00").await;
+    assert_eq!(nobody["reason"], "no_permit");
+    for bad in [
+        "plate=&gate=V01",
+        "plate=AB1&gate=V99",
+        "plate=AB1&gate=V01&at=ieri",
+    ] {
+        let (status, _, body) = verify(bad).await;
+        assert_eq!(status, 422, "{bad}: {body}");
+    }
+    // The whitelist, as the CLI writes it.
+    let resp = install
+        .client
+        .get(format!("{}/api/v1/whitelist?at=2026-08-10", install.base()))
+        .bearer_auth(&police)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let csv = resp.text().await.unwrap();
+    assert!(csv.starts_with("plate,country,permit,category,zones,windows,valid_from,valid_to\n"));
+    assert!(csv.contains("SR483YN,IT,P0000000,residenti,A,,"), "{csv}");
+    // The reconciliation over HTTP gives the same bytes as the command line.
+    let resp = install
+        .client
+        .post(format!("{}/api/v1/transits/check", install.base()))
+        .bearer_auth(&police)
+        .header("content-type", "text/csv")
+        .body(std::fs::read(&transits).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.bytes().await.unwrap().as_ref(),
+        std::fs::read(&expected).unwrap().as_slice()
+    );
+    if let Some(bad) = fixture("transits-bad.csv") {
+        let resp = install
+            .client
+            .post(format!("{}/api/v1/transits/check", install.base()))
+            .bearer_auth(&police)
+            .body(std::fs::read(&bad).unwrap())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 422);
+        let problem: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(problem["errors"].as_array().unwrap().len(), 6, "{problem}");
+        assert_eq!(problem["errors"][0]["field"], "line 3");
+    }
+}

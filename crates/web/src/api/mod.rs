@@ -12,6 +12,7 @@ pub mod health;
 pub mod inbound;
 pub mod messages;
 pub mod search;
+pub mod ztl;
 
 /// Every API route; `upload_limit` bounds multipart bodies.
 pub fn routes(upload_limit: usize) -> Router<AppState> {
@@ -43,6 +44,12 @@ pub fn routes(upload_limit: usize) -> Router<AppState> {
         .route("/api/v1/messages/{id}/move", post(messages::move_message))
         .route("/api/v1/messages/{id}/split", post(messages::split_message))
         .route("/api/v1/search", get(search::search))
+        .route("/api/v1/permits/verify", get(ztl::verify))
+        .route("/api/v1/whitelist", get(ztl::whitelist))
+        .route(
+            "/api/v1/transits/check",
+            post(ztl::check).layer(DefaultBodyLimit::max(upload_limit)),
+        )
         .route("/api/v1/documents/{id}", get(documents::download_document))
         .route("/api/v1/documents/{id}/info", get(documents::document_info))
         .route("/api/v1/documents/{id}/view", get(documents::view_document))

@@ -223,3 +223,151 @@ pub fn write_whitelist<W: std::io::Write>(
     }
     writer.flush()
 }
+
+/// One row of a permit as shown to staff.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct PermitPlate {
+    /// Plate.
+    pub plate: String,
+    /// Country.
+    pub country: String,
+    /// Valid from (Unix ms).
+    pub valid_from: i64,
+    /// Valid to (Unix ms).
+    pub valid_to: i64,
+    /// `active`, `suspended` or `revoked`.
+    pub status: String,
+    /// `import`, `issued` or `temporary`.
+    pub source: String,
+    /// When it was recorded (Unix ms).
+    pub recorded_at: i64,
+    /// Who recorded it.
+    pub recorded_by: String,
+}
+
+/// A permit: its holder, category and plate rows.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct PermitView {
+    /// Permit number.
+    pub number: String,
+    /// Category id.
+    pub category: String,
+    /// Holder's fiscal code.
+    pub holder_fiscal_code: String,
+    /// Holder's name.
+    pub holder_name: String,
+    /// Every plate row, oldest first.
+    pub plates: Vec<PermitPlate>,
+}
+
+impl Store {
+    /// A permit with all its rows.
+    pub async fn permit(&self, number: &str) -> Result<PermitView> {
+        let rows = sqlx::query(
+            "SELECT category, holder_fiscal_code, holder_name, plate, country, valid_from, valid_to, status, source, \
+             recorded_at, recorded_by FROM permit_rows WHERE permit = $1 ORDER BY recorded_at, id",
+        )
+        .bind(number)
+        .fetch_all(&self.read)
+        .await?;
+        let first = rows
+            .first()
+            .ok_or_else(|| crate::StoreError::NotFound(format!("permit {number}")))?;
+        let mut view = PermitView {
+            number: number.to_owned(),
+            category: get_str(first, "category")?,
+            holder_fiscal_code: get_str(first, "holder_fiscal_code")?,
+            holder_name: get_str(first, "holder_name")?,
+            plates: Vec::with_capacity(rows.len()),
+        };
+        for r in &rows {
+            view.plates.push(PermitPlate {
+                plate: get_str(r, "plate")?,
+                country: get_str(r, "country")?,
+                valid_from: get_i64(r, "valid_from")?,
+                valid_to: get_i64(r, "valid_to")?,
+                status: get_str(r, "status")?,
+                source: get_str(r, "source")?,
+                recorded_at: get_i64(r, "recorded_at")?,
+                recorded_by: get_str(r, "recorded_by")?,
+            });
+        }
+        Ok(view)
+    }
+
+    /// Adds a temporary plate to a person-bound (CUDE) permit: the vehicle a disabled
+    /// citizen travelled in, communicated afterwards. The category's rules are enforced:
+    /// person-bound only, reaching back at most `temporary_plate_hours`, forward at most
+    /// 24 hours, on a permit active and valid over that time.
+    pub async fn add_temporary_plate(
+        &self,
+        policy: &sportello_domain::ztl::policy::Policy,
+        number: &str,
+        plate: &sportello_domain::plate::Plate,
+        from_ms: i64,
+        to_ms_: i64,
+        actor: &str,
+    ) -> Result<PermitView> {
+        let permit = self.permit(number).await?;
+        let category = policy.category(&permit.category).ok_or_else(|| {
+            crate::StoreError::Conflict(format!(
+                "the category {} is not in the policy in force",
+                permit.category
+            ))
+        })?;
+        let invalid = |field: &str, m: String| crate::StoreError::invalid(field, m);
+        if !category.person_bound {
+            return Err(crate::StoreError::Conflict(format!(
+                "temporary plates are for person-bound permits (CUDE); {} is {}",
+                number, category.name
+            )));
+        }
+        let now = to_ms(self.clock.now());
+        let back = i64::from(category.temporary_plate_hours) * 3_600_000;
+        if from_ms < now - back {
+            return Err(invalid(
+                "from",
+                format!(
+                    "may reach back at most {} hours",
+                    category.temporary_plate_hours
+                ),
+            ));
+        }
+        if to_ms_ > now + 24 * 3_600_000 {
+            return Err(invalid("to", "may reach forward at most 24 hours".into()));
+        }
+        if to_ms_ <= from_ms {
+            return Err(invalid("to", "must be after from".into()));
+        }
+        let covered = permit.plates.iter().any(|p| {
+            p.status == "active"
+                && p.source != "temporary"
+                && p.valid_from <= from_ms
+                && to_ms_ <= p.valid_to
+        });
+        if !covered {
+            return Err(crate::StoreError::Conflict(format!(
+                "permit {number} is not active and valid over that time"
+            )));
+        }
+        sqlx::query(
+            "INSERT INTO permit_rows (permit, category, holder_fiscal_code, holder_name, plate, country, \
+             valid_from, valid_to, status, source, recorded_at, recorded_by) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'active', 'temporary', $9, $10) \
+             ON CONFLICT (permit, plate, valid_from) DO NOTHING",
+        )
+        .bind(number)
+        .bind(&permit.category)
+        .bind(&permit.holder_fiscal_code)
+        .bind(&permit.holder_name)
+        .bind(&plate.number)
+        .bind(&plate.country)
+        .bind(from_ms)
+        .bind(to_ms_)
+        .bind(now)
+        .bind(actor)
+        .execute(&self.write)
+        .await?;
+        self.permit(number).await
+    }
+}

@@ -29,6 +29,8 @@ use crate::api::{cases, documents, health, inbound, messages, search, ztl};
         documents::retry_document_text,
         search::search,
         ztl::verify,
+        ztl::permit,
+        ztl::temporary_plate,
         ztl::whitelist,
         ztl::check,
         inbound::whatsapp_handshake,

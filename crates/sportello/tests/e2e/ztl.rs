@@ -248,3 +248,120 @@ async fn the_police_check_plates_read_the_whitelist_and_reconcile_over_http() {
         assert_eq!(problem["errors"][0]["field"], "line 3");
     }
 }
+
+/// A disabled citizen communicates the car they used: the plate joins their CUDE permit
+/// for that time, within the category's limits (48 h back, 24 h forward).
+#[tokio::test]
+async fn cude_temporary_plates_follow_the_category_rules() {
+    let Some(policy) = fixture("policy.toml") else {
+        eprintln!("skipped: ../shared/fixtures not present");
+        return;
+    };
+    let mut install = Install::new(&format!("[policy]\nfile = \"{}\"\n", policy.display())).await;
+    let register = install.dir.path().join("register.csv");
+    std::fs::write(
+        &register,
+        "permit,category,holder_fiscal_code,holder_name,plate,country,valid_from,valid_to,status\n\
+         CUD1,cude,RSSMRA85T10A562S,Mario Rossi,AA111AA,IT,2020-01-01,2099-12-31,active\n\
+         RES1,residenti,RSSMRA85T10A562S,Mario Rossi,BB222BB,IT,2020-01-01,2099-12-31,active\n",
+    )
+    .unwrap();
+    assert!(
+        install
+            .cli(&["permits", "import", register.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let op = install.user("op", "operator");
+    let police = install.user("vigile", "police");
+    install.start(&[]).await;
+    let now = sportello_domain::clock::Clock::now(&sportello_domain::clock::SystemClock);
+    let at = |hours: i64| (now + chrono::Duration::hours(hours)).to_rfc3339();
+    let post = |number: &str, body: serde_json::Value| {
+        let install = &install;
+        let op = op.clone();
+        let path = format!("/api/v1/permits/{number}/temporary-plates");
+        async move { install.call("POST", &path, Some(&op), Some(body)).await }
+    };
+    let (status, _, permit) = post(
+        "CUD1",
+        serde_json::json!({"plate": "cc 333 cc", "from": at(-2), "to": at(3)}),
+    )
+    .await;
+    assert_eq!(status, 201, "{permit}");
+    let temporary = permit["plates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["source"] == "temporary")
+        .unwrap();
+    assert_eq!(temporary["plate"], "CC333CC");
+    assert_eq!(temporary["recorded_by"], "op");
+    // The police see the car as authorised in an always-active zone, under the CUDE permit.
+    let (_, _, verdict) = install
+        .call(
+            "GET",
+            &format!(
+                "/api/v1/permits/verify?plate=CC333CC&gate=V04&at={}",
+                at(0).replace('+', "%2B")
+            ),
+            Some(&police),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (verdict["authorized"].as_bool(), verdict["permit"].as_str()),
+        (Some(true), Some("CUD1")),
+        "{verdict}"
+    );
+    // Outside the rules: clear refusals.
+    let (status, _, body) = post(
+        "CUD1",
+        serde_json::json!({"plate": "DD444DD", "from": at(-49), "to": at(-47)}),
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["errors"][0]["field"], "from");
+    let (status, _, body) = post(
+        "CUD1",
+        serde_json::json!({"plate": "DD444DD", "from": at(0), "to": at(25)}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["errors"][0]["field"].as_str()),
+        (422, Some("to")),
+        "{body}"
+    );
+    let (status, _, _) = post(
+        "CUD1",
+        serde_json::json!({"plate": "D<D", "from": at(0), "to": at(1)}),
+    )
+    .await;
+    assert_eq!(status, 422);
+    let (status, _, body) = post(
+        "RES1",
+        serde_json::json!({"plate": "DD444DD", "from": at(0), "to": at(1)}),
+    )
+    .await;
+    assert_eq!(status, 409, "not person-bound: {body}");
+    let (status, _, _) = post(
+        "NOPE",
+        serde_json::json!({"plate": "DD444DD", "from": at(0), "to": at(1)}),
+    )
+    .await;
+    assert_eq!(status, 404);
+    // The police may read permits but not register plates.
+    let (status, _, _) = install
+        .call("GET", "/api/v1/permits/CUD1", Some(&police), None)
+        .await;
+    assert_eq!(status, 200);
+    let (status, _, _) = install
+        .call(
+            "POST",
+            "/api/v1/permits/CUD1/temporary-plates",
+            Some(&police),
+            Some(serde_json::json!({"plate": "EE555EE", "from": at(0), "to": at(1)})),
+        )
+        .await;
+    assert_eq!(status, 403);
+}

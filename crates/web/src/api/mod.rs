@@ -45,6 +45,11 @@ pub fn routes(upload_limit: usize) -> Router<AppState> {
         .route("/api/v1/messages/{id}/split", post(messages::split_message))
         .route("/api/v1/search", get(search::search))
         .route("/api/v1/permits/verify", get(ztl::verify))
+        .route("/api/v1/permits/{number}", get(ztl::permit))
+        .route(
+            "/api/v1/permits/{number}/temporary-plates",
+            post(ztl::temporary_plate),
+        )
         .route("/api/v1/whitelist", get(ztl::whitelist))
         .route(
             "/api/v1/transits/check",

@@ -204,3 +204,75 @@ pub async fn check(
     }
     Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], out).into_response())
 }
+
+/// `GET /api/v1/permits/{number}`: a permit with its plates, validity, status and
+/// history (every row, with who recorded it and when).
+#[utoipa::path(get, path = "/api/v1/permits/{number}", tag = "ztl",
+    params(("number" = String, Path, description = "Permit number")),
+    security(("bearer" = [])),
+    responses((status = 200, body = sportello_store::permits::PermitView), (status = 401, body = Problem),
+              (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn permit(
+    State(state): State<AppState>,
+    caller: Caller,
+    crate::extract::ApiPath(number): crate::extract::ApiPath<String>,
+) -> Result<Json<sportello_store::permits::PermitView>, ApiError> {
+    let user = caller.require(Permission::VerifyPermit)?;
+    let view = state.store.permit(number.trim()).await?;
+    state
+        .store
+        .record_access(&user.login, "read_permit", &view.number)
+        .await?;
+    Ok(Json(view))
+}
+
+/// Body of `POST /api/v1/permits/{number}/temporary-plates`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct TemporaryPlate {
+    /// The plate of the vehicle used.
+    pub plate: String,
+    /// Its country; Italy when absent.
+    pub country: Option<String>,
+    /// From (RFC 3339).
+    pub from: String,
+    /// To (RFC 3339).
+    pub to: String,
+}
+
+/// `POST /api/v1/permits/{number}/temporary-plates`: a disabled citizen's communication of
+/// the vehicle they used (CUDE), within the category's rules; the plate joins the
+/// whitelist for that time.
+#[utoipa::path(post, path = "/api/v1/permits/{number}/temporary-plates", tag = "ztl",
+    params(("number" = String, Path, description = "Permit number")),
+    request_body = TemporaryPlate,
+    security(("bearer" = [])),
+    responses((status = 201, body = sportello_store::permits::PermitView), (status = 401, body = Problem),
+              (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem),
+              (status = 422, body = Problem)))]
+pub async fn temporary_plate(
+    State(state): State<AppState>,
+    caller: Caller,
+    crate::extract::ApiPath(number): crate::extract::ApiPath<String>,
+    crate::extract::ApiJson(body): crate::extract::ApiJson<TemporaryPlate>,
+) -> Result<
+    (
+        axum::http::StatusCode,
+        Json<sportello_store::permits::PermitView>,
+    ),
+    ApiError,
+> {
+    let user = caller.require(Permission::ActOnCase)?;
+    let plate = Plate::parse(&body.plate, body.country.as_deref())
+        .map_err(|e| ApiError::field("plate", e.to_string()))?;
+    let instant = |field: &str, text: &str| {
+        DateTime::parse_from_rfc3339(text.trim())
+            .map(|t| t.timestamp_millis())
+            .map_err(|_| ApiError::field(field, "must be an RFC 3339 instant with its offset"))
+    };
+    let (from, to) = (instant("from", &body.from)?, instant("to", &body.to)?);
+    let view = state
+        .store
+        .add_temporary_plate(&state.policy, number.trim(), &plate, from, to, &user.login)
+        .await?;
+    Ok((axum::http::StatusCode::CREATED, Json(view)))
+}

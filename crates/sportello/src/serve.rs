@@ -120,9 +120,11 @@ pub async fn run(
                 tokio::spawn(watcher.run())
             },
         );
-    let policy = crate::ztl::load_policy(&config)?;
+    let (policy, policy_text) = crate::ztl::load_policy_text(&config)?;
+    let policy_version = store.record_policy_version(&policy_text, "serve").await?;
     let mut state = AppState::new(store.clone(), blobs, config.clone());
     state.policy = std::sync::Arc::new(policy);
+    state.policy_version = Some(policy_version);
     state.pec_trust_anchors = pec_trust_anchors;
     state.ocr = ocr;
     let app = router(state);

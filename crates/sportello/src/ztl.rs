@@ -19,12 +19,21 @@ const EXIT_REJECTED: u8 = 3;
 /// The configured policy, or the built-in example; a policy that does not load is a
 /// configuration error naming its line and field.
 pub fn load_policy(config: &Config) -> anyhow::Result<Policy> {
+    load_policy_text(config).map(|(policy, _)| policy)
+}
+
+/// The policy and its text (whose hash names its version).
+pub fn load_policy_text(config: &Config) -> anyhow::Result<(Policy, String)> {
     match &config.policy.file {
-        None => Policy::parse(EXAMPLE_POLICY).map_err(|e| anyhow::anyhow!("built-in policy: {e}")),
+        None => Policy::parse(EXAMPLE_POLICY)
+            .map(|p| (p, EXAMPLE_POLICY.to_owned()))
+            .map_err(|e| anyhow::anyhow!("built-in policy: {e}")),
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .map_err(|e| UsageError(format!("policy.file {}: {e}", path.display())))?;
-            Policy::parse(&text).map_err(|e| UsageError(format!("{}: {e}", path.display())).into())
+            let policy =
+                Policy::parse(&text).map_err(|e| UsageError(format!("{}: {e}", path.display())))?;
+            Ok((policy, text))
         }
     }
 }
@@ -42,13 +51,16 @@ fn progress_bar(len: u64, what: &str) -> indicatif::ProgressBar {
 
 /// `sportello permits import FILE.csv`.
 pub async fn permits_import(config: &Config, file: &Path) -> anyhow::Result<ExitCode> {
-    let policy = load_policy(config)?;
+    let (policy, text) = load_policy_text(config)?;
     let input =
         std::fs::File::open(file).map_err(|e| UsageError(format!("{}: {e}", file.display())))?;
     let (rows, rejected) = read_register(&policy, BufReader::new(input))
         .map_err(|e| UsageError(format!("{}: {e}", file.display())))?;
     let store = open_store(config).await?;
-    let counts = store.import_permit_rows(&rows, "import").await?;
+    let version = store.record_policy_version(&text, "import").await?;
+    let counts = store
+        .import_permit_rows(&rows, Some(version), "import")
+        .await?;
     store.close().await;
     for r in &rejected {
         eprintln!("{}: line {}: {}", file.display(), r.line, r.reason);
@@ -72,11 +84,12 @@ pub async fn transits_check(
     file: &Path,
     output: Option<&Path>,
 ) -> anyhow::Result<ExitCode> {
-    let policy = load_policy(config)?;
+    let (policy, text) = load_policy_text(config)?;
     let input =
         std::fs::File::open(file).map_err(|e| UsageError(format!("{}: {e}", file.display())))?;
     let size = input.metadata().map(|m| m.len()).unwrap_or(0);
     let store = open_store(config).await?;
+    let version = store.record_policy_version(&text, "transits check").await?;
     let rows = store.permit_rows().await?;
     store.close().await;
     let index = PermitIndex::new(&policy, rows);
@@ -114,7 +127,7 @@ pub async fn transits_check(
         );
     }
     eprintln!(
-        "{} transits read, {} in an active zone, {} violations, {} refused",
+        "{} transits read, {} in an active zone, {} violations, {} refused (policy version {version})",
         summary.transits, summary.in_active_zone, summary.violations, summary.rejected_count
     );
     Ok(if summary.rejected_count == 0 {

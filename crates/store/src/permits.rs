@@ -38,9 +38,10 @@ impl Store {
     pub async fn import_permit_rows(
         &self,
         rows: &[RegisterRow],
+        policy_version: Option<i64>,
         actor: &str,
     ) -> Result<ImportCounts> {
-        const COLUMNS: usize = 12;
+        const COLUMNS: usize = 13;
         let now = to_ms(self.clock.now());
         let mut tx = self.write.begin().await?;
         let mut added = 0u64;
@@ -57,7 +58,7 @@ impl Store {
                 .collect();
             let sql = format!(
                 "INSERT INTO permit_rows (permit, category, holder_fiscal_code, holder_name, plate, country, \
-                 valid_from, valid_to, status, source, recorded_at, recorded_by) VALUES {} \
+                 valid_from, valid_to, status, source, recorded_at, recorded_by, policy_version) VALUES {} \
                  ON CONFLICT (permit, plate, valid_from) DO NOTHING",
                 values.join(", ")
             );
@@ -75,7 +76,8 @@ impl Store {
                     .bind(r.status.clone())
                     .bind("import")
                     .bind(now)
-                    .bind(actor.to_owned());
+                    .bind(actor.to_owned())
+                    .bind(policy_version);
             }
             added += insert.execute(&mut *tx).await?.rows_affected();
         }
@@ -243,6 +245,19 @@ pub struct PermitPlate {
     pub recorded_at: i64,
     /// Who recorded it.
     pub recorded_by: String,
+    /// The policy version it was recorded under (`policy_versions`), when known.
+    pub policy_version: Option<i64>,
+}
+
+/// A temporary plate communicated for a person-bound permit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemporaryPlate {
+    /// The plate.
+    pub plate: sportello_domain::plate::Plate,
+    /// From (Unix ms).
+    pub from_ms: i64,
+    /// To (Unix ms).
+    pub to_ms: i64,
 }
 
 /// A permit: its holder, category and plate rows.
@@ -265,7 +280,7 @@ impl Store {
     pub async fn permit(&self, number: &str) -> Result<PermitView> {
         let rows = sqlx::query(
             "SELECT category, holder_fiscal_code, holder_name, plate, country, valid_from, valid_to, status, source, \
-             recorded_at, recorded_by FROM permit_rows WHERE permit = $1 ORDER BY recorded_at, id",
+             recorded_at, recorded_by, policy_version FROM permit_rows WHERE permit = $1 ORDER BY recorded_at, id",
         )
         .bind(number)
         .fetch_all(&self.read)
@@ -290,6 +305,7 @@ impl Store {
                 source: get_str(r, "source")?,
                 recorded_at: get_i64(r, "recorded_at")?,
                 recorded_by: get_str(r, "recorded_by")?,
+                policy_version: crate::get_opt_i64(r, "policy_version")?,
             });
         }
         Ok(view)
@@ -303,11 +319,16 @@ impl Store {
         &self,
         policy: &sportello_domain::ztl::policy::Policy,
         number: &str,
-        plate: &sportello_domain::plate::Plate,
-        from_ms: i64,
-        to_ms_: i64,
+        request: &TemporaryPlate,
+        policy_version: Option<i64>,
         actor: &str,
     ) -> Result<PermitView> {
+        let TemporaryPlate {
+            plate,
+            from_ms,
+            to_ms: to_ms_,
+        } = request;
+        let (from_ms, to_ms_) = (*from_ms, *to_ms_);
         let permit = self.permit(number).await?;
         let category = policy.category(&permit.category).ok_or_else(|| {
             crate::StoreError::Conflict(format!(
@@ -352,8 +373,8 @@ impl Store {
         }
         sqlx::query(
             "INSERT INTO permit_rows (permit, category, holder_fiscal_code, holder_name, plate, country, \
-             valid_from, valid_to, status, source, recorded_at, recorded_by) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'active', 'temporary', $9, $10) \
+             valid_from, valid_to, status, source, recorded_at, recorded_by, policy_version) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'active', 'temporary', $9, $10, $11) \
              ON CONFLICT (permit, plate, valid_from) DO NOTHING",
         )
         .bind(number)
@@ -366,8 +387,33 @@ impl Store {
         .bind(to_ms_)
         .bind(now)
         .bind(actor)
+        .bind(policy_version)
         .execute(&self.write)
         .await?;
         self.permit(number).await
+    }
+}
+
+impl Store {
+    /// Records the text of the policy in force (once per distinct text) and returns its
+    /// version number, so that every decision can say which rules it was taken under.
+    pub async fn record_policy_version(&self, text: &str, actor: &str) -> Result<i64> {
+        use sha2::Digest;
+        let sha = hex::encode(sha2::Sha256::digest(text.as_bytes()));
+        sqlx::query(
+            "INSERT INTO policy_versions (sha256, text, first_loaded_at, loaded_by) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (sha256) DO NOTHING",
+        )
+        .bind(&sha)
+        .bind(text)
+        .bind(to_ms(self.clock.now()))
+        .bind(actor)
+        .execute(&self.write)
+        .await?;
+        let row = sqlx::query("SELECT id FROM policy_versions WHERE sha256 = $1")
+            .bind(&sha)
+            .fetch_one(&self.read)
+            .await?;
+        get_i64(&row, "id")
     }
 }

@@ -47,6 +47,8 @@ pub struct AppState {
     pub ocr: sportello_intake::pipeline::OcrSettings,
     /// The ZTL policy in force (the built-in example until `serve` loads `policy.file`).
     pub policy: Arc<sportello_domain::ztl::policy::Policy>,
+    /// Its version in `policy_versions`, recorded by `serve` at start.
+    pub policy_version: Option<i64>,
 }
 
 impl AppState {
@@ -69,6 +71,7 @@ impl AppState {
                 )
                 .expect("the built-in policy is valid (tested in sportello-domain)"),
             ),
+            policy_version: None,
         }
     }
 }

@@ -53,6 +53,8 @@ async fn permits_transits_and_whitelist_from_the_fixtures() {
         std::fs::read(&violations).unwrap(),
         std::fs::read(&expected).unwrap()
     );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("(policy version 1)"), "{stderr}");
     if let (Some(bad), Some(bad_expected)) = (
         fixture("transits-bad.csv"),
         fixture("transits-bad.violations.expected.csv"),
@@ -297,6 +299,18 @@ async fn cude_temporary_plates_follow_the_category_rules() {
         .unwrap();
     assert_eq!(temporary["plate"], "CC333CC");
     assert_eq!(temporary["recorded_by"], "op");
+    // Every row says which policy it was recorded under (the import and the server load
+    // the same file: one version).
+    let versions: Vec<&serde_json::Value> = permit["plates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| &p["policy_version"])
+        .collect();
+    assert!(
+        versions.iter().all(|v| v.is_i64() && *v == versions[0]),
+        "{permit}"
+    );
     // The police see the car as authorised in an always-active zone, under the CUDE permit.
     let (_, _, verdict) = install
         .call(

@@ -272,7 +272,17 @@ pub async fn temporary_plate(
     let (from, to) = (instant("from", &body.from)?, instant("to", &body.to)?);
     let view = state
         .store
-        .add_temporary_plate(&state.policy, number.trim(), &plate, from, to, &user.login)
+        .add_temporary_plate(
+            &state.policy,
+            number.trim(),
+            &sportello_store::permits::TemporaryPlate {
+                plate,
+                from_ms: from,
+                to_ms: to,
+            },
+            state.policy_version,
+            &user.login,
+        )
         .await?;
     Ok((axum::http::StatusCode::CREATED, Json(view)))
 }

@@ -114,6 +114,9 @@ enum WhitelistCommand {
         /// The instant (RFC 3339, or a date meaning its local midnight); default now.
         #[arg(long, value_name = "T")]
         at: Option<String>,
+        /// Only what changed since this instant: rows `added` and `removed` (first column `change`).
+        #[arg(long, value_name = "T")]
+        since: Option<String>,
         /// csv or json.
         #[arg(long, default_value = "csv")]
         format: String,
@@ -236,8 +239,19 @@ async fn run(cli: Cli) -> ExitCode {
         Command::Permits(PermitsCommand::Import { file }) => {
             ztl::permits_import(&config, &file).await
         }
-        Command::Whitelist(WhitelistCommand::Export { at, format, output }) => {
-            ztl::whitelist_export(&config, at.as_deref(), &format, output.as_deref()).await
+        Command::Whitelist(WhitelistCommand::Export {
+            at,
+            since,
+            format,
+            output,
+        }) => {
+            ztl::whitelist_export(
+                &config,
+                (at.as_deref(), since.as_deref()),
+                &format,
+                output.as_deref(),
+            )
+            .await
         }
         Command::Transits(TransitsCommand::Check { file, output }) => {
             ztl::transits_check(&config, &file, output.as_deref()).await

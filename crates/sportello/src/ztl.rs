@@ -140,7 +140,7 @@ pub async fn transits_check(
 /// `sportello whitelist export [--at T] [--format csv|json] [-o FILE]`.
 pub async fn whitelist_export(
     config: &Config,
-    at: Option<&str>,
+    (at, since): (Option<&str>, Option<&str>),
     format: &str,
     output: Option<&Path>,
 ) -> anyhow::Result<ExitCode> {
@@ -155,7 +155,14 @@ pub async fn whitelist_export(
     if !matches!(format, "csv" | "json") {
         return Err(UsageError(format!("--format must be csv or json, not {format:?}")).into());
     }
-    let rows = store.whitelist_at(at_ms).await?;
+    let rows = match since {
+        Some(text) => {
+            let since_ms = register_instant(&policy, text, false)
+                .map_err(|e| UsageError(format!("--since: {e}")))?;
+            store.whitelist_delta(since_ms, at_ms).await?
+        }
+        None => store.whitelist_at(at_ms).await?,
+    };
     store.close().await;
     let mut out: Box<dyn Write> = match output {
         Some(path) => Box::new(BufWriter::new(
@@ -164,7 +171,13 @@ pub async fn whitelist_export(
         )),
         None => Box::new(BufWriter::new(std::io::stdout().lock())),
     };
-    sportello_store::permits::write_whitelist(&policy, &rows, format == "json", &mut out)?;
+    sportello_store::permits::write_whitelist(
+        &policy,
+        &rows,
+        format == "json",
+        since.is_some(),
+        &mut out,
+    )?;
     out.flush()?;
     Ok(ExitCode::SUCCESS)
 }

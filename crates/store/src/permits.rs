@@ -21,6 +21,8 @@ pub struct WhitelistRow {
     pub valid_from: i64,
     /// Valid to (Unix ms).
     pub valid_to: i64,
+    /// In a delta export: `added` or `removed`.
+    pub change: Option<&'static str>,
 }
 
 /// What an import did.
@@ -135,9 +137,54 @@ impl Store {
                     category: get_str(r, "category")?,
                     valid_from: get_i64(r, "valid_from")?,
                     valid_to: get_i64(r, "valid_to")?,
+                    change: None,
                 })
             })
             .collect()
+    }
+
+    /// What changed in the whitelist between two instants: rows allowed at `at` and not at
+    /// `since` (`added`), and the other way round (`removed`), by plate. The cameras apply
+    /// it instead of reloading the whole list.
+    pub async fn whitelist_delta(&self, since_ms: i64, at_ms: i64) -> Result<Vec<WhitelistRow>> {
+        let key = |r: &WhitelistRow| {
+            (
+                r.plate.clone(),
+                r.country.clone(),
+                r.permit.clone(),
+                r.valid_from,
+            )
+        };
+        let before = self.whitelist_at(since_ms).await?;
+        let after = self.whitelist_at(at_ms).await?;
+        let before_keys: std::collections::HashSet<_> = before.iter().map(key).collect();
+        let after_keys: std::collections::HashSet<_> = after.iter().map(key).collect();
+        let mut delta: Vec<WhitelistRow> = after
+            .into_iter()
+            .filter(|r| !before_keys.contains(&key(r)))
+            .map(|r| WhitelistRow {
+                change: Some("added"),
+                ..r
+            })
+            .chain(
+                before
+                    .into_iter()
+                    .filter(|r| !after_keys.contains(&key(r)))
+                    .map(|r| WhitelistRow {
+                        change: Some("removed"),
+                        ..r
+                    }),
+            )
+            .collect();
+        delta.sort_by(|a, b| {
+            (&a.plate, &a.country, &a.permit, a.valid_from).cmp(&(
+                &b.plate,
+                &b.country,
+                &b.permit,
+                b.valid_from,
+            ))
+        });
+        Ok(delta)
     }
 }
 
@@ -154,11 +201,13 @@ fn permit_row(r: &sqlx::any::AnyRow) -> Result<PermitRow> {
 }
 
 /// Writes the whitelist (CONTRACT §6.3) as `csv` or `json`: zones and windows from the
-/// policy (joined with `;` in CSV), instants in the policy's time zone.
+/// policy (joined with `;` in CSV), instants in the policy's time zone. A `delta` starts
+/// every row with its `change` (`added` or `removed`).
 pub fn write_whitelist<W: std::io::Write>(
     policy: &sportello_domain::ztl::policy::Policy,
     rows: &[WhitelistRow],
     json: bool,
+    delta: bool,
     mut out: W,
 ) -> std::io::Result<()> {
     use chrono::TimeZone;
@@ -187,11 +236,15 @@ pub fn write_whitelist<W: std::io::Write>(
     if json {
         let items: Vec<serde_json::Value> = described
             .map(|(r, zones, windows)| {
-                serde_json::json!({
+                let mut item = serde_json::json!({
                     "plate": r.plate, "country": r.country, "permit": r.permit, "category": r.category,
                     "zones": zones, "windows": windows,
                     "valid_from": instant(r.valid_from), "valid_to": instant(r.valid_to),
-                })
+                });
+                if let (Some(change), Some(map)) = (r.change, item.as_object_mut()) {
+                    map.insert("change".into(), change.into());
+                }
+                item
             })
             .collect();
         serde_json::to_writer(&mut out, &items)?;
@@ -201,7 +254,7 @@ pub fn write_whitelist<W: std::io::Write>(
     let mut writer = csv::WriterBuilder::new()
         .terminator(csv::Terminator::Any(b'\n'))
         .from_writer(out);
-    writer.write_record([
+    let header = [
         "plate",
         "country",
         "permit",
@@ -210,8 +263,15 @@ pub fn write_whitelist<W: std::io::Write>(
         "windows",
         "valid_from",
         "valid_to",
-    ])?;
+    ];
+    if delta {
+        writer.write_field("change")?;
+    }
+    writer.write_record(header)?;
     for (r, zones, windows) in described {
+        if delta {
+            writer.write_field(r.change.unwrap_or_default())?;
+        }
         writer.write_record([
             r.plate.as_str(),
             &r.country,

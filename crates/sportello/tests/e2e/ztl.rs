@@ -117,6 +117,32 @@ async fn permits_transits_and_whitelist_from_the_fixtures() {
             .iter()
             .any(|r| r["plate"] == "AB123CD" && r["zones"][0] == "A")
     );
+    // The delta for the cameras: X1 starts on 2026-01-01.
+    let out = install.cli(&[
+        "whitelist",
+        "export",
+        "--since",
+        "2025-12-31",
+        "--at",
+        "2026-01-02",
+    ]);
+    let delta = String::from_utf8_lossy(&out.stdout);
+    assert!(delta.starts_with("change,plate,country,permit,"), "{delta}");
+    assert!(delta.contains("added,AB123CD,IT,X1,residenti"), "{delta}");
+    assert!(!delta.contains("removed,AB123CD"), "{delta}");
+    let out = install.cli(&[
+        "whitelist",
+        "export",
+        "--since",
+        "2026-12-31",
+        "--at",
+        "2027-01-02",
+    ]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("removed,AB123CD,IT,X1"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let out = install.cli(&["whitelist", "export", "--format", "xml"]);
     assert_eq!(out.status.code(), Some(2));
 

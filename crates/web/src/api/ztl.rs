@@ -129,6 +129,8 @@ pub struct WhitelistQuery {
     pub at: Option<String>,
     /// `csv` (default) or `json`.
     pub format: Option<String>,
+    /// Only what changed since this instant (`added` / `removed` rows).
+    pub since: Option<String>,
 }
 
 /// `GET /api/v1/whitelist?at=&format=csv|json`: the plates allowed at an instant
@@ -154,10 +156,28 @@ pub async fn whitelist(
         }
         None => state.store.clock().now().timestamp_millis(),
     };
-    let rows = state.store.whitelist_at(at_ms).await?;
+    let rows = match query
+        .since
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        Some(text) => {
+            let since_ms = register_instant(&state.policy, text, false)
+                .map_err(|e| ApiError::field("since", e))?;
+            state.store.whitelist_delta(since_ms, at_ms).await?
+        }
+        None => state.store.whitelist_at(at_ms).await?,
+    };
     let mut body = Vec::new();
-    sportello_store::permits::write_whitelist(&state.policy, &rows, json, &mut body)
-        .map_err(|e| ApiError::Internal(format!("whitelist: {e}")))?;
+    sportello_store::permits::write_whitelist(
+        &state.policy,
+        &rows,
+        json,
+        query.since.is_some(),
+        &mut body,
+    )
+    .map_err(|e| ApiError::Internal(format!("whitelist: {e}")))?;
     let media = if json {
         "application/json"
     } else {

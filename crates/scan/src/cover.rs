@@ -28,15 +28,15 @@ pub struct CoverSheet<'a> {
     pub printed_at: &'a str,
 }
 
-const MM: f32 = 72.0 / 25.4;
-const PAGE_W: f32 = 595.28;
-const PAGE_H: f32 = 841.89;
-const MARGIN: f32 = 20.0 * MM;
+pub(crate) const MM: f32 = 72.0 / 25.4;
+pub(crate) const PAGE_W: f32 = 595.28;
+pub(crate) const PAGE_H: f32 = 841.89;
+pub(crate) const MARGIN: f32 = 20.0 * MM;
 /// Side of the QR code's modules area (without quiet zone): large enough to survive a poor
 /// scan at 150 dpi.
-const QR_SIDE: f32 = 65.0 * MM;
+pub(crate) const QR_SIDE: f32 = 65.0 * MM;
 /// Free space around the QR code, well beyond the 4 modules the standard asks for.
-const QR_QUIET: f32 = 12.0 * MM;
+pub(crate) const QR_QUIET: f32 = 12.0 * MM;
 
 /// Renders the cover sheet as a one-page A4 PDF. The QR code (error correction Q, falling
 /// back to lower levels only for absurdly long references) is drawn as vector squares so it
@@ -160,7 +160,7 @@ pub fn cover_sheet_pdf(sheet: &CoverSheet) -> Vec<u8> {
 
 /// Writes "label value" lines starting at baseline `y`, the value wrapped to at most
 /// `max_lines`; returns the baseline below the last line.
-fn labelled(
+pub(crate) fn labelled(
     content: &mut Content,
     (regular, bold): (Name, Name),
     label: &str,
@@ -192,7 +192,7 @@ fn labelled(
     line_y
 }
 
-fn show_at(content: &mut Content, font: Name, size: f32, text: &[u8], x: f32, y: f32) {
+pub(crate) fn show_at(content: &mut Content, font: Name, size: f32, text: &[u8], x: f32, y: f32) {
     content.begin_text();
     content.set_font(font, size);
     content.set_text_matrix([1.0, 0.0, 0.0, 1.0, x, y]);
@@ -200,7 +200,14 @@ fn show_at(content: &mut Content, font: Name, size: f32, text: &[u8], x: f32, y:
     content.end_text();
 }
 
-fn show_centered(content: &mut Content, font: Name, face: Face, size: f32, text: &[u8], y: f32) {
+pub(crate) fn show_centered(
+    content: &mut Content,
+    font: Name,
+    face: Face,
+    size: f32,
+    text: &[u8],
+    y: f32,
+) {
     let w = text::width(text, face, size);
     show_at(content, font, size, text, (PAGE_W - w) / 2.0, y);
 }
@@ -208,7 +215,7 @@ fn show_centered(content: &mut Content, font: Name, face: Face, size: f32, text:
 /// Draws the QR code for `data` with its lower-left corner at (`x`, `y`), merging each row's
 /// runs of dark modules into one rectangle (fewer operators, no hairline seams between
 /// modules).
-fn draw_qr(content: &mut Content, data: &str, x: f32, y: f32, font: Name) {
+pub(crate) fn draw_qr(content: &mut Content, data: &str, x: f32, y: f32, font: Name) {
     let code = [EcLevel::Q, EcLevel::M, EcLevel::L]
         .into_iter()
         .find_map(|level| QrCode::with_error_correction_level(data.as_bytes(), level).ok());

@@ -21,6 +21,7 @@ mod batch;
 mod clean;
 mod cover;
 mod metrics;
+mod permit;
 mod qr;
 mod raster;
 mod split;
@@ -31,6 +32,7 @@ pub use assemble::PdfAssembler;
 pub use batch::{Batch, Format, Limits, MAX_DPI, MIN_DPI, ScanError, extract_pdf_pages};
 pub use clean::{clean_for_ocr, clean_image_file_for_ocr};
 pub use cover::{COVER_QR_PREFIX, CoverSheet, cover_sheet_pdf};
+pub use permit::{PrintedPermit, permit_pdf};
 pub use qr::cover_reference;
 pub use split::{Part, split_at_covers};
 

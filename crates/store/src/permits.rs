@@ -333,6 +333,10 @@ pub struct PermitView {
     pub holder_name: String,
     /// Every plate row, oldest first.
     pub plates: Vec<PermitPlate>,
+    /// For permits issued here: the token of the public verification page
+    /// (`/permits/v/{token}`), printed as the permit's QR code.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verify_token: Option<String>,
 }
 
 impl Store {
@@ -340,7 +344,7 @@ impl Store {
     pub async fn permit(&self, number: &str) -> Result<PermitView> {
         let rows = sqlx::query(
             "SELECT category, holder_fiscal_code, holder_name, plate, country, valid_from, valid_to, status, source, \
-             recorded_at, recorded_by, policy_version FROM permit_rows WHERE permit = $1 ORDER BY recorded_at, id",
+             recorded_at, recorded_by, policy_version, verify_token FROM permit_rows WHERE permit = $1 ORDER BY recorded_at, id",
         )
         .bind(number)
         .fetch_all(&self.read)
@@ -354,6 +358,7 @@ impl Store {
             holder_fiscal_code: get_str(first, "holder_fiscal_code")?,
             holder_name: get_str(first, "holder_name")?,
             plates: Vec::with_capacity(rows.len()),
+            verify_token: None,
         };
         for r in &rows {
             view.plates.push(PermitPlate {
@@ -367,6 +372,9 @@ impl Store {
                 recorded_by: get_str(r, "recorded_by")?,
                 policy_version: crate::get_opt_i64(r, "policy_version")?,
             });
+            if view.verify_token.is_none() {
+                view.verify_token = crate::get_opt_str(r, "verify_token")?;
+            }
         }
         Ok(view)
     }
@@ -475,5 +483,150 @@ impl Store {
             .fetch_one(&self.read)
             .await?;
         get_i64(&row, "id")
+    }
+}
+
+/// A permit to issue from a case, already checked against the policy.
+#[derive(Debug, Clone)]
+pub struct NewPermit {
+    /// Category id.
+    pub category: String,
+    /// Its number prefix (e.g. `RES`).
+    pub prefix: String,
+    /// Holder's fiscal code.
+    pub holder_fiscal_code: String,
+    /// Holder's name.
+    pub holder_name: String,
+    /// The plates.
+    pub plates: Vec<sportello_domain::plate::Plate>,
+    /// Valid from (Unix ms).
+    pub valid_from: i64,
+    /// Valid to (Unix ms).
+    pub valid_to: i64,
+    /// The policy version it is decided under.
+    pub policy_version: Option<i64>,
+}
+
+/// A permit just issued.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuedPermit {
+    /// Its number, e.g. `RES-2026-000001`.
+    pub number: String,
+    /// The token of its public verification page.
+    pub verify_token: String,
+}
+
+impl Store {
+    /// Issues a permit from a case, in one transaction: refuses a plate that already has
+    /// an active permit of the same category overlapping the validity, numbers the permit
+    /// without gaps per prefix and year, writes its rows (the whitelist) and journals it.
+    pub async fn issue_permit(
+        &self,
+        case_reference: &str,
+        new: &NewPermit,
+        actor: &str,
+    ) -> Result<IssuedPermit> {
+        let now = self.clock.now();
+        let mut tx = self.write.begin().await?;
+        for plate in &new.plates {
+            let clash = sqlx::query(
+                "SELECT permit FROM permit_rows WHERE plate = $1 AND country = $2 AND category = $3 \
+                 AND status = 'active' AND valid_from < $4 AND valid_to > $5 LIMIT 1",
+            )
+            .bind(&plate.number)
+            .bind(&plate.country)
+            .bind(&new.category)
+            .bind(new.valid_to)
+            .bind(new.valid_from)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(row) = clash {
+                return Err(crate::StoreError::Conflict(format!(
+                    "the plate {} already has permit {} of this category for that time",
+                    plate.number,
+                    get_str(&row, "permit")?
+                )));
+            }
+        }
+        let year = sportello_domain::calendar::rome_date(now)
+            .format("%Y")
+            .to_string();
+        let row = sqlx::query(
+            "INSERT INTO sequences (name, value) VALUES ($1, 1) \
+             ON CONFLICT (name) DO UPDATE SET value = sequences.value + 1 RETURNING value",
+        )
+        .bind(format!("permit:{}:{year}", new.prefix))
+        .fetch_one(&mut *tx)
+        .await?;
+        let number = format!("{}-{year}-{:06}", new.prefix, get_i64(&row, "value")?);
+        let verify_token = format!("{:032x}", rand::random::<u128>());
+        for plate in &new.plates {
+            sqlx::query(
+                "INSERT INTO permit_rows (permit, category, holder_fiscal_code, holder_name, plate, country, \
+                 valid_from, valid_to, status, source, recorded_at, recorded_by, policy_version, case_reference, verify_token) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'active', 'issued', $9, $10, $11, $12, $13)",
+            )
+            .bind(&number)
+            .bind(&new.category)
+            .bind(&new.holder_fiscal_code)
+            .bind(&new.holder_name)
+            .bind(&plate.number)
+            .bind(&plate.country)
+            .bind(new.valid_from)
+            .bind(new.valid_to)
+            .bind(to_ms(now))
+            .bind(actor)
+            .bind(new.policy_version)
+            .bind(case_reference)
+            .bind(&verify_token)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let case_id = crate::cases::touch_case(&mut tx, case_reference, now).await?;
+        let detail = serde_json::json!({
+            "permit": number,
+            "category": new.category,
+            "plates": new.plates.iter().map(|p| format!("{} {}", p.number, p.country)).collect::<Vec<_>>(),
+            "valid_from": crate::cases::rome_rfc3339(crate::from_ms(new.valid_from)?),
+            "valid_to": crate::cases::rome_rfc3339(crate::from_ms(new.valid_to)?),
+            "policy_version": new.policy_version,
+        });
+        crate::cases::insert_event(&mut tx, case_id, now, actor, "permit_issued", &detail).await?;
+        tx.commit().await?;
+        Ok(IssuedPermit {
+            number,
+            verify_token,
+        })
+    }
+
+    /// What the public verification page may show of a permit: its number, whether it is
+    /// valid now, and its plates; `None` for an unknown token.
+    pub async fn permit_by_token(
+        &self,
+        token: &str,
+    ) -> Result<Option<(String, bool, Vec<String>)>> {
+        let now = to_ms(self.clock.now());
+        let rows = sqlx::query(
+            "SELECT permit, plate, status, valid_from, valid_to FROM permit_rows WHERE verify_token = $1 ORDER BY id",
+        )
+        .bind(token)
+        .fetch_all(&self.read)
+        .await?;
+        let Some(first) = rows.first() else {
+            return Ok(None);
+        };
+        let number = get_str(first, "permit")?;
+        let mut valid = false;
+        let mut plates = Vec::new();
+        for r in &rows {
+            let active = get_str(r, "status")? == "active"
+                && get_i64(r, "valid_from")? <= now
+                && now < get_i64(r, "valid_to")?;
+            if active {
+                valid = true;
+                plates.push(get_str(r, "plate")?);
+            }
+        }
+        Ok(Some((number, valid, plates)))
     }
 }

@@ -405,3 +405,146 @@ async fn cude_temporary_plates_follow_the_category_rules() {
         .await;
     assert_eq!(status, 403);
 }
+
+/// From the request to the car passing the gate: a ZTL case issued under the policy gets
+/// its permit number, its whitelist rows, its printed PDF with a QR code, and a public
+/// verification page; the category's rules are enforced before the case changes state.
+#[tokio::test]
+async fn issuing_a_case_creates_the_permit_its_pdf_and_its_verification_page() {
+    let mut install = Install::new("").await;
+    let op = install.user("op", "operator");
+    let police = install.user("vigile", "police");
+    install.start(&[]).await;
+    let create = |fields: serde_json::Value| {
+        let install = &install;
+        let op = op.clone();
+        async move {
+            let body = serde_json::json!({"case_type": "ztl_permit", "subject": "Permesso residenti", "channel": "counter",
+                "citizen": crate::harness::citizen(), "fields": fields});
+            let (status, _, case) = install
+                .call("POST", "/api/v1/cases", Some(&op), Some(body))
+                .await;
+            assert_eq!(status, 201, "{case}");
+            case["reference"].as_str().unwrap().to_owned()
+        }
+    };
+    let act = |reference: String, action: &'static str| {
+        let install = &install;
+        let op = op.clone();
+        async move {
+            install
+                .call(
+                    "POST",
+                    &format!("/api/v1/cases/{reference}/actions"),
+                    Some(&op),
+                    Some(serde_json::json!({"action": action})),
+                )
+                .await
+        }
+    };
+    let good = create(serde_json::json!({"category": "residenti", "plates": ["ab 123 cd"], "documents": ["documento_identita", "carta_circolazione"]})).await;
+    for action in ["start_review", "approve"] {
+        let (status, _, body) = act(good.clone(), action).await;
+        assert_eq!(status, 200, "{action}: {body}");
+    }
+    let (status, _, case) = act(good.clone(), "issue").await;
+    assert_eq!(status, 200, "{case}");
+    assert_eq!(case["status"], "issued");
+    let issued = case["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "permit_issued")
+        .expect("journaled");
+    let number = issued["detail"]["permit"].as_str().unwrap().to_owned();
+    assert!(
+        number.starts_with("RES-") && number.ends_with("-000001"),
+        "{number}"
+    );
+    let pdf = case["documents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["filename"] == format!("permesso-{number}.pdf"))
+        .expect("the printed permit");
+    assert_eq!(pdf["media_type"], "application/pdf");
+    // The police see it at once.
+    let (_, _, verdict) = install
+        .call(
+            "GET",
+            "/api/v1/permits/verify?plate=AB123CD&gate=V04",
+            Some(&police),
+            None,
+        )
+        .await;
+    assert_eq!(
+        verdict["reason"], "wrong_zone",
+        "residenti cover zone A only: {verdict}"
+    );
+    let (_, _, permit) = install
+        .call(
+            "GET",
+            &format!("/api/v1/permits/{number}"),
+            Some(&police),
+            None,
+        )
+        .await;
+    assert_eq!(permit["plates"][0]["plate"], "AB123CD");
+    assert_eq!(permit["plates"][0]["source"], "issued");
+    // The verification page behind the QR code: valid, the plate, nothing personal.
+    let token = permit["verify_token"]
+        .as_str()
+        .expect("a verification token")
+        .to_owned();
+    let page = install
+        .client
+        .get(format!("{}/permits/v/{token}", install.base()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("VALIDO") && !html.contains("NON VALIDO") && html.contains("AB123CD"),
+        "{html}"
+    );
+    assert!(
+        !html.contains("Rossi") && !html.contains("RSSMRA"),
+        "no personal data: {html}"
+    );
+    let resp = install
+        .client
+        .get(format!("{}/permits/v/{}", install.base(), "0".repeat(32)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    // Refusals leave the case as it was.
+    let too_many = create(serde_json::json!({"category": "residenti", "plates": ["AA111AA", "BB222BB", "CC333CC"], "documents": ["documento_identita", "carta_circolazione"]})).await;
+    let missing_docs = create(serde_json::json!({"category": "residenti", "plates": ["DD444DD"], "documents": ["documento_identita"]})).await;
+    let duplicate = create(serde_json::json!({"category": "residenti", "plates": ["AB-123-CD"], "documents": ["documento_identita", "carta_circolazione"]})).await;
+    for (reference, why) in [
+        (too_many, "at most 2"),
+        (missing_docs, "carta_circolazione"),
+        (duplicate, "already has permit"),
+    ] {
+        for action in ["start_review", "approve"] {
+            act(reference.clone(), action).await;
+        }
+        let (status, _, problem) = act(reference.clone(), "issue").await;
+        assert_eq!(status, 409, "{problem}");
+        assert!(
+            problem["detail"].as_str().unwrap().contains(why),
+            "{problem}"
+        );
+        let (_, _, case) = install
+            .call(
+                "GET",
+                &format!("/api/v1/cases/{reference}"),
+                Some(&op),
+                None,
+            )
+            .await;
+        assert_eq!(case["status"], "approved");
+    }
+}

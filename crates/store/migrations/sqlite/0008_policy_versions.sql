@@ -9,3 +9,9 @@ CREATE TABLE policy_versions (
     loaded_by       TEXT NOT NULL
 );
 ALTER TABLE permit_rows ADD COLUMN policy_version INTEGER REFERENCES policy_versions(id);
+-- Permits issued here: the case they were issued from, and the unguessable token of their
+-- public verification page (the QR code on the printed permit).
+ALTER TABLE permit_rows ADD COLUMN case_reference TEXT;
+ALTER TABLE permit_rows ADD COLUMN verify_token TEXT;
+CREATE INDEX permit_rows_token ON permit_rows(verify_token);
+CREATE INDEX permit_rows_permit ON permit_rows(permit);

@@ -573,9 +573,26 @@ pub async fn act_on_case(
     let user = caller.require(Permission::ActOnCase)?;
     check_reference(&reference)?;
     let (action, note) = body.into_action()?;
-    let case = state
+    // Issuing a ZTL or CUDE case creates its permit: checked against the policy before
+    // the case changes state, so a refused permit leaves the case as it was.
+    // (Only from `approved`: from anywhere else the workflow's own refusal is the answer.)
+    let permit = if matches!(action, sportello_domain::workflow::Action::Issue) {
+        let case = state.store.get_case(&reference).await?;
+        if case.summary.status == "approved" {
+            crate::api::ztl::plan_permit(&state, &case).await?
+        } else {
+            None
+        }
+    } else {
+        None
+    };
+    let mut case = state
         .store
         .apply_action(&reference, &action, note.as_deref(), &user.login)
         .await?;
+    if let Some(permit) = permit {
+        crate::api::ztl::issue_permit(&state, &reference, &permit, &user.login).await?;
+        case = state.store.get_case(&reference).await?;
+    }
     Ok(Json(case))
 }

@@ -44,6 +44,7 @@ pub fn routes(upload_limit: usize) -> Router<AppState> {
         .route("/api/v1/messages/{id}/move", post(messages::move_message))
         .route("/api/v1/messages/{id}/split", post(messages::split_message))
         .route("/api/v1/search", get(search::search))
+        .route("/permits/v/{token}", get(ztl::public_verification))
         .route("/api/v1/permits/verify", get(ztl::verify))
         .route("/api/v1/permits/{number}", get(ztl::permit))
         .route(

@@ -306,3 +306,251 @@ pub async fn temporary_plate(
         .await?;
     Ok((axum::http::StatusCode::CREATED, Json(view)))
 }
+
+/// The permit a ZTL or CUDE case asks for, checked against the policy in force: the
+/// category (`fields.category`; `cude` for CUDE cases), the plates (`fields.plates`, at most
+/// the category's `max_vehicles`), the documents the category requires
+/// (`fields.documents` must name each), the holder (the case's citizen, with a fiscal
+/// code) and no active permit of the same category for those plates. `None` for other
+/// case types, which issue nothing.
+pub async fn plan_permit(
+    state: &AppState,
+    case: &sportello_store::cases::CaseView,
+) -> Result<Option<sportello_store::permits::NewPermit>, ApiError> {
+    let case_type = case.summary.case_type.as_str();
+    if !matches!(case_type, "ztl_permit" | "cude") {
+        return Ok(None);
+    }
+    let fields = &case.fields;
+    let category_id = fields
+        .get("category")
+        .and_then(|v| v.as_str())
+        .map(str::to_owned)
+        .or_else(|| (case_type == "cude").then(|| "cude".to_owned()))
+        .ok_or_else(|| {
+            ApiError::Conflict(
+                "the case does not say which permit category it asks for (fields.category)".into(),
+            )
+        })?;
+    let category = state.policy.category(&category_id).ok_or_else(|| {
+        ApiError::Conflict(format!(
+            "the category {category_id:?} is not in the policy in force"
+        ))
+    })?;
+    let texts: Vec<String> = match fields.get("plates").or_else(|| fields.get("plate")) {
+        Some(serde_json::Value::Array(items)) => items
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect(),
+        Some(serde_json::Value::String(s)) => s
+            .split([',', ';'])
+            .map(|p| p.trim().to_owned())
+            .filter(|p| !p.is_empty())
+            .collect(),
+        _ => Vec::new(),
+    };
+    if texts.is_empty() {
+        return Err(ApiError::Conflict(
+            "the case has no plates to authorise (fields.plates)".into(),
+        ));
+    }
+    if texts.len() > category.max_vehicles as usize {
+        return Err(ApiError::Conflict(format!(
+            "{} plates, but the category {} allows at most {}",
+            texts.len(),
+            category.name,
+            category.max_vehicles
+        )));
+    }
+    let mut plates = Vec::with_capacity(texts.len());
+    for text in &texts {
+        let plate = Plate::parse(text, None)
+            .map_err(|e| ApiError::Conflict(format!("the plate {text:?} is not valid: {e}")))?;
+        if !plates.contains(&plate) {
+            plates.push(plate);
+        }
+    }
+    let given: Vec<&str> = fields
+        .get("documents")
+        .and_then(|v| v.as_array())
+        .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
+        .unwrap_or_default();
+    let missing: Vec<&str> = category
+        .documents
+        .iter()
+        .map(String::as_str)
+        .filter(|d| !given.contains(d))
+        .collect();
+    if !missing.is_empty() {
+        return Err(ApiError::Conflict(format!(
+            "the category {} requires documents not yet received: {}",
+            category.name,
+            missing.join(", ")
+        )));
+    }
+    let holder_fiscal_code = case.citizen.fiscal_code.clone().ok_or_else(|| {
+        ApiError::Conflict(
+            "the citizen of the case has no fiscal code: the permit needs a holder".into(),
+        )
+    })?;
+    let now = state.store.clock().now();
+    let valid_from = now.timestamp_millis();
+    let valid_to =
+        (now + chrono::Duration::days(i64::from(category.validity_days))).timestamp_millis();
+    for plate in &plates {
+        let rows = state
+            .store
+            .permit_rows_of(&plate.number, &plate.country)
+            .await?;
+        if let Some(clash) = rows.iter().find(|r| {
+            r.active
+                && r.category == category.id
+                && r.valid_from < valid_to
+                && r.valid_to > valid_from
+        }) {
+            return Err(ApiError::Conflict(format!(
+                "the plate {} already has permit {} of this category",
+                plate.number, clash.permit
+            )));
+        }
+    }
+    Ok(Some(sportello_store::permits::NewPermit {
+        category: category.id.clone(),
+        prefix: category.prefix.clone(),
+        holder_name: case
+            .citizen
+            .name
+            .clone()
+            .unwrap_or_else(|| holder_fiscal_code.clone()),
+        holder_fiscal_code,
+        plates,
+        valid_from,
+        valid_to,
+        policy_version: state.policy_version,
+    }))
+}
+
+/// Issues a planned permit: its rows (the whitelist), then its printed PDF with the QR
+/// code of its verification page, attached to the case.
+pub async fn issue_permit(
+    state: &AppState,
+    reference: &str,
+    permit: &sportello_store::permits::NewPermit,
+    actor: &str,
+) -> Result<(), ApiError> {
+    let issued = state.store.issue_permit(reference, permit, actor).await?;
+    let day = |ms: i64| {
+        chrono::DateTime::from_timestamp_millis(ms)
+            .map(|t| {
+                t.with_timezone(&state.policy.timezone)
+                    .format("%d/%m/%Y %H:%M")
+                    .to_string()
+            })
+            .unwrap_or_default()
+    };
+    let category = state.policy.category(&permit.category);
+    let zones = category.map_or_else(String::new, |c| {
+        c.zones
+            .iter()
+            .map(|z| {
+                if z == "*" {
+                    "tutte le zone".to_owned()
+                } else {
+                    state
+                        .policy
+                        .zones
+                        .iter()
+                        .find(|k| &k.id == z)
+                        .map_or_else(|| z.clone(), |k| k.name.clone())
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    });
+    let plates: Vec<String> = permit.plates.iter().map(|p| p.number.clone()).collect();
+    let verify_url = format!(
+        "{}/permits/v/{}",
+        state.config.public_url.trim_end_matches('/'),
+        issued.verify_token
+    );
+    let pdf = sportello_scan::permit_pdf(&sportello_scan::PrintedPermit {
+        number: &issued.number,
+        category: category.map_or(permit.category.as_str(), |c| c.name.as_str()),
+        holder: &permit.holder_name,
+        plates: &plates,
+        zones: &zones,
+        valid_from: &day(permit.valid_from),
+        valid_to: &day(permit.valid_to),
+        verify_url: &verify_url,
+    });
+    let size = pdf.len() as u64;
+    let sha = state.blobs.put(Bytes::from(pdf)).await?;
+    state
+        .store
+        .add_document(
+            reference,
+            &sha,
+            size,
+            &format!("permesso-{}.pdf", issued.number),
+            "application/pdf",
+            actor,
+        )
+        .await?;
+    Ok(())
+}
+
+/// `GET /permits/v/{token}`: the public page behind a permit's QR code: valid or not
+/// valid now, and the plates — nothing else about the holder.
+pub async fn public_verification(
+    State(state): State<AppState>,
+    crate::extract::ApiPath(token): crate::extract::ApiPath<String>,
+) -> Response {
+    let found = if token.len() == 32 && token.bytes().all(|b| b.is_ascii_hexdigit()) {
+        state.store.permit_by_token(&token).await.ok().flatten()
+    } else {
+        None
+    };
+    let (status, body) = match found {
+        Some((number, valid, plates)) => {
+            let verdict = if valid {
+                "<p class=\"esito valido\"><strong>VALIDO</strong> in questo momento</p>"
+            } else {
+                "<p class=\"esito non-valido\"><strong>NON VALIDO</strong> in questo momento</p>"
+            };
+            let plates = if plates.is_empty() {
+                String::new()
+            } else {
+                format!("<p>Targhe: {}</p>", html_escape(&plates.join(", ")))
+            };
+            (
+                axum::http::StatusCode::OK,
+                format!("<h1>Permesso ZTL {}</h1>{verdict}{plates}", html_escape(&number)),
+            )
+        }
+        None => (
+            axum::http::StatusCode::NOT_FOUND,
+            "<h1>Permesso non trovato</h1><p>Il codice non corrisponde ad alcun permesso rilasciato.</p>".to_owned(),
+        ),
+    };
+    let page = format!(
+        "<!doctype html><html lang=\"it\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>Verifica permesso ZTL</title></head><body><main>{body}</main></body></html>"
+    );
+    (
+        status,
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+            (header::CONTENT_SECURITY_POLICY, "default-src 'none'"),
+        ],
+        page,
+    )
+        .into_response()
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}

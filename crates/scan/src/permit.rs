@@ -1,0 +1,170 @@
+//! The printed ZTL permit: what the holder keeps behind the windscreen. Its QR code points
+//! to the public verification page (`/permits/v/{token}`), so a patrol or a citizen can
+//! check it is genuine and valid without any personal data beyond the plate.
+
+use pdf_writer::{Content, Finish, Name, Pdf, Rect, Ref, TextStr};
+
+use crate::cover::{
+    MARGIN, MM, PAGE_H, PAGE_W, QR_QUIET, QR_SIDE, draw_qr, labelled, show_centered,
+};
+use crate::text::{self, Face};
+
+/// What is printed on a permit.
+#[derive(Clone, Copy, Debug)]
+pub struct PrintedPermit<'a> {
+    /// Permit number.
+    pub number: &'a str,
+    /// Category name.
+    pub category: &'a str,
+    /// Holder's name.
+    pub holder: &'a str,
+    /// Plates, already normalised.
+    pub plates: &'a [String],
+    /// Zones covered, as named in the policy.
+    pub zones: &'a str,
+    /// Validity, already formatted in the office's time zone.
+    pub valid_from: &'a str,
+    /// Validity end.
+    pub valid_to: &'a str,
+    /// The verification address the QR code points to.
+    pub verify_url: &'a str,
+}
+
+/// Renders the permit as a one-page A4 PDF with its verification QR code.
+pub fn permit_pdf(permit: &PrintedPermit) -> Vec<u8> {
+    let (catalog_id, page_tree_id, page_id, content_id, font_id, bold_id, info_id) = (
+        Ref::new(1),
+        Ref::new(2),
+        Ref::new(3),
+        Ref::new(4),
+        Ref::new(5),
+        Ref::new(6),
+        Ref::new(7),
+    );
+    let (regular, bold) = (Name(b"F1"), Name(b"F2"));
+    let mut pdf = Pdf::new();
+    pdf.catalog(catalog_id).pages(page_tree_id);
+    pdf.pages(page_tree_id).kids([page_id]).count(1);
+    let mut page = pdf.page(page_id);
+    page.media_box(Rect::new(0.0, 0.0, PAGE_W, PAGE_H));
+    page.parent(page_tree_id);
+    page.contents(content_id);
+    {
+        let mut resources = page.resources();
+        let mut fonts = resources.fonts();
+        fonts.pair(regular, font_id);
+        fonts.pair(bold, bold_id);
+    }
+    page.finish();
+    pdf.type1_font(font_id)
+        .base_font(Name(b"Helvetica"))
+        .encoding_predefined(Name(b"WinAnsiEncoding"));
+    pdf.type1_font(bold_id)
+        .base_font(Name(b"Helvetica-Bold"))
+        .encoding_predefined(Name(b"WinAnsiEncoding"));
+    let title = format!("Permesso ZTL {}", permit.number);
+    pdf.document_info(info_id)
+        .title(TextStr(&title))
+        .producer(TextStr("Sportello"));
+
+    let mut content = Content::new();
+    let mut y = PAGE_H - MARGIN;
+    let header = text::to_winansi("PERMESSO DI ACCESSO ALLA ZONA A TRAFFICO LIMITATO");
+    show_centered(&mut content, bold, Face::Bold, 14.0, &header, y);
+    y -= 14.0 * MM;
+    let number = text::to_winansi(permit.number);
+    show_centered(&mut content, bold, Face::Bold, 30.0, &number, y);
+    y -= 14.0 * MM;
+    y = labelled(
+        &mut content,
+        (regular, bold),
+        "Categoria",
+        permit.category,
+        2,
+        y,
+    );
+    y = labelled(
+        &mut content,
+        (regular, bold),
+        "Titolare",
+        permit.holder,
+        2,
+        y - 2.0,
+    );
+    y = labelled(
+        &mut content,
+        (regular, bold),
+        "Targhe",
+        &permit.plates.join("  "),
+        2,
+        y - 2.0,
+    );
+    y = labelled(
+        &mut content,
+        (regular, bold),
+        "Zone",
+        permit.zones,
+        2,
+        y - 2.0,
+    );
+    y = labelled(
+        &mut content,
+        (regular, bold),
+        "Valido dal",
+        permit.valid_from,
+        1,
+        y - 2.0,
+    );
+    y = labelled(
+        &mut content,
+        (regular, bold),
+        "al",
+        permit.valid_to,
+        1,
+        y - 2.0,
+    );
+    let qr_bottom = y - QR_QUIET - QR_SIDE;
+    draw_qr(
+        &mut content,
+        permit.verify_url,
+        (PAGE_W - QR_SIDE) / 2.0,
+        qr_bottom,
+        bold,
+    );
+    let note = text::to_winansi(
+        "Inquadrare il codice per verificare che il permesso sia autentico e valido.",
+    );
+    let note = text::truncate(&note, Face::Regular, 11.0, PAGE_W - 2.0 * MARGIN);
+    show_centered(
+        &mut content,
+        regular,
+        Face::Regular,
+        11.0,
+        &note,
+        qr_bottom - QR_QUIET / 2.0,
+    );
+    pdf.stream(content_id, &content.finish());
+    pdf.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_permit_is_a_one_page_pdf_with_its_number() {
+        let plates = vec!["AB123CD".to_owned()];
+        let pdf = permit_pdf(&PrintedPermit {
+            number: "RES-2026-000001",
+            category: "Residenti",
+            holder: "Maria Rossi",
+            plates: &plates,
+            zones: "ZTL Centro Storico",
+            valid_from: "29/11/2026",
+            valid_to: "29/11/2028",
+            verify_url: "https://comune.example.it/permits/v/abc",
+        });
+        assert!(pdf.starts_with(b"%PDF"));
+        assert!(String::from_utf8_lossy(&pdf).contains("RES-2026-000001"));
+    }
+}

@@ -43,16 +43,19 @@ pub(crate) const QR_QUIET: f32 = 12.0 * MM;
 /// prints sharply at any printer resolution; all text uses the standard Helvetica fonts, so
 /// no font files are needed.
 pub fn cover_sheet_pdf(sheet: &CoverSheet) -> Vec<u8> {
-    let catalog_id = Ref::new(1);
-    let page_tree_id = Ref::new(2);
-    let page_id = Ref::new(3);
-    let content_id = Ref::new(4);
-    let font_id = Ref::new(5);
-    let bold_id = Ref::new(6);
-    let info_id = Ref::new(7);
-    let regular = Name(b"F1");
-    let bold = Name(b"F2");
+    let title = format!("Foglio di accompagnamento {}", sheet.reference);
+    one_page_pdf(&title, |content, regular, bold| {
+        draw_cover(content, sheet, regular, bold)
+    })
+}
 
+/// One A4 page with the standard Helvetica fonts (`regular`, `bold`: WinAnsi), its content
+/// drawn by `draw`: the frame every printed document of Sportello shares.
+pub(crate) fn one_page_pdf(title: &str, draw: impl FnOnce(&mut Content, Name, Name)) -> Vec<u8> {
+    let (catalog_id, page_tree_id, page_id, content_id) =
+        (Ref::new(1), Ref::new(2), Ref::new(3), Ref::new(4));
+    let (font_id, bold_id, info_id) = (Ref::new(5), Ref::new(6), Ref::new(7));
+    let (regular, bold) = (Name(b"F1"), Name(b"F2"));
     let mut pdf = Pdf::new();
     pdf.catalog(catalog_id).pages(page_tree_id);
     pdf.pages(page_tree_id).kids([page_id]).count(1);
@@ -73,25 +76,29 @@ pub fn cover_sheet_pdf(sheet: &CoverSheet) -> Vec<u8> {
     pdf.type1_font(bold_id)
         .base_font(Name(b"Helvetica-Bold"))
         .encoding_predefined(Name(b"WinAnsiEncoding"));
-    let title = format!("Foglio di accompagnamento {}", sheet.reference);
     pdf.document_info(info_id)
-        .title(TextStr(&title))
+        .title(TextStr(title))
         .producer(TextStr("Sportello"));
-
     let mut content = Content::new();
+    draw(&mut content, regular, bold);
+    pdf.stream(content_id, &content.finish());
+    pdf.finish()
+}
+
+fn draw_cover(content: &mut Content, sheet: &CoverSheet, regular: Name, bold: Name) {
     let text_width = PAGE_W - 2.0 * MARGIN;
 
     // Header line.
     let mut y = PAGE_H - MARGIN;
     let header = text::to_winansi("SPORTELLO - FOGLIO DI ACCOMPAGNAMENTO PER LA SCANSIONE");
     let header = text::truncate(&header, Face::Bold, 11.0, text_width);
-    show_centered(&mut content, bold, Face::Bold, 11.0, &header, y);
+    show_centered(content, bold, Face::Bold, 11.0, &header, y);
 
     // QR code, centered, with its quiet zone kept free of anything else.
     let qr_top = y - 8.0 * MM - QR_QUIET;
     let qr_bottom = qr_top - QR_SIDE;
     draw_qr(
-        &mut content,
+        content,
         &format!("{COVER_QR_PREFIX}{}", sheet.reference),
         (PAGE_W - QR_SIDE) / 2.0,
         qr_bottom,
@@ -108,12 +115,12 @@ pub fn cover_sheet_pdf(sheet: &CoverSheet) -> Vec<u8> {
     }
     let reference = text::truncate(&reference, Face::Bold, size, text_width);
     y -= size * 0.75;
-    show_centered(&mut content, bold, Face::Bold, size, &reference, y);
+    show_centered(content, bold, Face::Bold, size, &reference, y);
     y -= 14.0 * MM;
 
     // Case type and subject.
     y = labelled(
-        &mut content,
+        content,
         (regular, bold),
         "Tipo di pratica:",
         sheet.case_type,
@@ -121,17 +128,10 @@ pub fn cover_sheet_pdf(sheet: &CoverSheet) -> Vec<u8> {
         y,
     );
     y -= 4.0 * MM;
-    y = labelled(
-        &mut content,
-        (regular, bold),
-        "Oggetto:",
-        sheet.subject,
-        3,
-        y,
-    );
+    y = labelled(content, (regular, bold), "Oggetto:", sheet.subject, 3, y);
     y -= 4.0 * MM;
     y = labelled(
-        &mut content,
+        content,
         (regular, bold),
         "Stampato il:",
         sheet.printed_at,
@@ -150,12 +150,9 @@ pub fn cover_sheet_pdf(sheet: &CoverSheet) -> Vec<u8> {
     content.stroke();
     let mut line_y = y - 3.0 * MM - 15.0;
     for line in &lines {
-        show_centered(&mut content, bold, Face::Bold, 15.0, line, line_y);
+        show_centered(content, bold, Face::Bold, 15.0, line, line_y);
         line_y -= line_gap;
     }
-
-    pdf.stream(content_id, &content.finish());
-    pdf.finish()
 }
 
 /// Writes "label value" lines starting at baseline `y`, the value wrapped to at most

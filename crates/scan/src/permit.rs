@@ -2,10 +2,10 @@
 //! to the public verification page (`/permits/v/{token}`), so a patrol or a citizen can
 //! check it is genuine and valid without any personal data beyond the plate.
 
-use pdf_writer::{Content, Finish, Name, Pdf, Rect, Ref, TextStr};
+use pdf_writer::{Content, Name};
 
 use crate::cover::{
-    MARGIN, MM, PAGE_H, PAGE_W, QR_QUIET, QR_SIDE, draw_qr, labelled, show_centered,
+    MARGIN, MM, PAGE_H, PAGE_W, QR_QUIET, QR_SIDE, draw_qr, labelled, one_page_pdf, show_centered,
 };
 use crate::text::{self, Face};
 
@@ -32,59 +32,23 @@ pub struct PrintedPermit<'a> {
 
 /// Renders the permit as a one-page A4 PDF with its verification QR code.
 pub fn permit_pdf(permit: &PrintedPermit) -> Vec<u8> {
-    let (catalog_id, page_tree_id, page_id, content_id, font_id, bold_id, info_id) = (
-        Ref::new(1),
-        Ref::new(2),
-        Ref::new(3),
-        Ref::new(4),
-        Ref::new(5),
-        Ref::new(6),
-        Ref::new(7),
-    );
-    let (regular, bold) = (Name(b"F1"), Name(b"F2"));
-    let mut pdf = Pdf::new();
-    pdf.catalog(catalog_id).pages(page_tree_id);
-    pdf.pages(page_tree_id).kids([page_id]).count(1);
-    let mut page = pdf.page(page_id);
-    page.media_box(Rect::new(0.0, 0.0, PAGE_W, PAGE_H));
-    page.parent(page_tree_id);
-    page.contents(content_id);
-    {
-        let mut resources = page.resources();
-        let mut fonts = resources.fonts();
-        fonts.pair(regular, font_id);
-        fonts.pair(bold, bold_id);
-    }
-    page.finish();
-    pdf.type1_font(font_id)
-        .base_font(Name(b"Helvetica"))
-        .encoding_predefined(Name(b"WinAnsiEncoding"));
-    pdf.type1_font(bold_id)
-        .base_font(Name(b"Helvetica-Bold"))
-        .encoding_predefined(Name(b"WinAnsiEncoding"));
     let title = format!("Permesso ZTL {}", permit.number);
-    pdf.document_info(info_id)
-        .title(TextStr(&title))
-        .producer(TextStr("Sportello"));
+    one_page_pdf(&title, |content, regular, bold| {
+        draw_permit(content, permit, regular, bold)
+    })
+}
 
-    let mut content = Content::new();
+fn draw_permit(content: &mut Content, permit: &PrintedPermit, regular: Name, bold: Name) {
     let mut y = PAGE_H - MARGIN;
     let header = text::to_winansi("PERMESSO DI ACCESSO ALLA ZONA A TRAFFICO LIMITATO");
-    show_centered(&mut content, bold, Face::Bold, 14.0, &header, y);
+    show_centered(content, bold, Face::Bold, 14.0, &header, y);
     y -= 14.0 * MM;
     let number = text::to_winansi(permit.number);
-    show_centered(&mut content, bold, Face::Bold, 30.0, &number, y);
+    show_centered(content, bold, Face::Bold, 30.0, &number, y);
     y -= 14.0 * MM;
+    y = labelled(content, (regular, bold), "Categoria", permit.category, 2, y);
     y = labelled(
-        &mut content,
-        (regular, bold),
-        "Categoria",
-        permit.category,
-        2,
-        y,
-    );
-    y = labelled(
-        &mut content,
+        content,
         (regular, bold),
         "Titolare",
         permit.holder,
@@ -92,40 +56,26 @@ pub fn permit_pdf(permit: &PrintedPermit) -> Vec<u8> {
         y - 2.0,
     );
     y = labelled(
-        &mut content,
+        content,
         (regular, bold),
         "Targhe",
         &permit.plates.join("  "),
         2,
         y - 2.0,
     );
+    y = labelled(content, (regular, bold), "Zone", permit.zones, 2, y - 2.0);
     y = labelled(
-        &mut content,
-        (regular, bold),
-        "Zone",
-        permit.zones,
-        2,
-        y - 2.0,
-    );
-    y = labelled(
-        &mut content,
+        content,
         (regular, bold),
         "Valido dal",
         permit.valid_from,
         1,
         y - 2.0,
     );
-    y = labelled(
-        &mut content,
-        (regular, bold),
-        "al",
-        permit.valid_to,
-        1,
-        y - 2.0,
-    );
+    y = labelled(content, (regular, bold), "al", permit.valid_to, 1, y - 2.0);
     let qr_bottom = y - QR_QUIET - QR_SIDE;
     draw_qr(
-        &mut content,
+        content,
         permit.verify_url,
         (PAGE_W - QR_SIDE) / 2.0,
         qr_bottom,
@@ -136,15 +86,13 @@ pub fn permit_pdf(permit: &PrintedPermit) -> Vec<u8> {
     );
     let note = text::truncate(&note, Face::Regular, 11.0, PAGE_W - 2.0 * MARGIN);
     show_centered(
-        &mut content,
+        content,
         regular,
         Face::Regular,
         11.0,
         &note,
         qr_bottom - QR_QUIET / 2.0,
     );
-    pdf.stream(content_id, &content.finish());
-    pdf.finish()
 }
 
 #[cfg(test)]

@@ -337,6 +337,22 @@ pub struct PermitView {
     /// (`/permits/v/{token}`), printed as the permit's QR code.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verify_token: Option<String>,
+    /// What happened to it, oldest first: who, when, what and why.
+    pub history: Vec<PermitEvent>,
+}
+
+/// One entry of a permit's history.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct PermitEvent {
+    /// When (RFC 3339, Europe/Rome).
+    pub at: String,
+    /// Who.
+    pub actor: String,
+    /// `issued`, `temporary_plate`, `suspended`, `revoked`, `reinstated`.
+    pub kind: String,
+    /// Details (plates, reason…).
+    #[schema(value_type = Object)]
+    pub detail: serde_json::Value,
 }
 
 impl Store {
@@ -359,6 +375,7 @@ impl Store {
             holder_name: get_str(first, "holder_name")?,
             plates: Vec::with_capacity(rows.len()),
             verify_token: None,
+            history: Vec::new(),
         };
         for r in &rows {
             view.plates.push(PermitPlate {
@@ -376,7 +393,69 @@ impl Store {
                 view.verify_token = crate::get_opt_str(r, "verify_token")?;
             }
         }
+        let events = sqlx::query(
+            "SELECT at, actor, kind, detail FROM permit_events WHERE permit = $1 ORDER BY at, id",
+        )
+        .bind(number)
+        .fetch_all(&self.read)
+        .await?;
+        for e in &events {
+            view.history.push(PermitEvent {
+                at: crate::cases::rome_rfc3339(crate::from_ms(get_i64(e, "at")?)?),
+                actor: get_str(e, "actor")?,
+                kind: get_str(e, "kind")?,
+                detail: serde_json::from_str(&get_str(e, "detail")?).unwrap_or_default(),
+            });
+        }
         Ok(view)
+    }
+
+    /// Suspends, revokes or reinstates a permit (every plate row), with who and why in
+    /// its history; the whitelist follows at once.
+    pub async fn set_permit_status(
+        &self,
+        number: &str,
+        status: &str,
+        reason: &str,
+        actor: &str,
+    ) -> Result<PermitView> {
+        let kind = match status {
+            "suspended" => "suspended",
+            "revoked" => "revoked",
+            "active" => "reinstated",
+            other => {
+                return Err(crate::StoreError::invalid(
+                    "status",
+                    format!("{other:?} is not active, suspended or revoked"),
+                ));
+            }
+        };
+        if reason.trim().is_empty() {
+            return Err(crate::StoreError::invalid("reason", "say why"));
+        }
+        let current = self.permit(number).await?;
+        if current.plates.iter().all(|p| p.status == "revoked") && status != "revoked" {
+            return Err(crate::StoreError::Conflict(format!(
+                "permit {number} is revoked: a revoked permit is not reinstated, a new one is issued"
+            )));
+        }
+        let mut tx = self.write.begin().await?;
+        sqlx::query("UPDATE permit_rows SET status = $1 WHERE permit = $2")
+            .bind(status)
+            .bind(number)
+            .execute(&mut *tx)
+            .await?;
+        record_permit_event(
+            &mut tx,
+            number,
+            to_ms(self.clock.now()),
+            actor,
+            kind,
+            &serde_json::json!({ "reason": reason.trim() }),
+        )
+        .await?;
+        tx.commit().await?;
+        self.permit(number).await
     }
 
     /// Adds a temporary plate to a person-bound (CUDE) permit: the vehicle a disabled
@@ -458,6 +537,14 @@ impl Store {
         .bind(policy_version)
         .execute(&self.write)
         .await?;
+        let mut tx = self.write.begin().await?;
+        let detail = serde_json::json!({
+            "plate": plate.number, "country": plate.country,
+            "from": crate::cases::rome_rfc3339(crate::from_ms(from_ms)?),
+            "to": crate::cases::rome_rfc3339(crate::from_ms(to_ms_)?),
+        });
+        record_permit_event(&mut tx, number, now, actor, "temporary_plate", &detail).await?;
+        tx.commit().await?;
         self.permit(number).await
     }
 }
@@ -592,6 +679,19 @@ impl Store {
             "policy_version": new.policy_version,
         });
         crate::cases::insert_event(&mut tx, case_id, now, actor, "permit_issued", &detail).await?;
+        let mut permit_detail = detail.clone();
+        if let Some(map) = permit_detail.as_object_mut() {
+            map.insert("case".into(), case_reference.into());
+        }
+        record_permit_event(
+            &mut tx,
+            &number,
+            to_ms(now),
+            actor,
+            "issued",
+            &permit_detail,
+        )
+        .await?;
         tx.commit().await?;
         Ok(IssuedPermit {
             number,
@@ -629,4 +729,25 @@ impl Store {
         }
         Ok(Some((number, valid, plates)))
     }
+}
+
+async fn record_permit_event(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    permit: &str,
+    at: i64,
+    actor: &str,
+    kind: &str,
+    detail: &serde_json::Value,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO permit_events (permit, at, actor, kind, detail) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(permit)
+    .bind(at)
+    .bind(actor)
+    .bind(kind)
+    .bind(detail.to_string())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }

@@ -31,6 +31,7 @@ use crate::api::{cases, documents, health, inbound, messages, search, ztl};
         ztl::verify,
         ztl::permit,
         ztl::temporary_plate,
+        ztl::permit_status,
         ztl::whitelist,
         ztl::check,
         inbound::whatsapp_handshake,

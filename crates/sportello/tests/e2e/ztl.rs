@@ -547,4 +547,55 @@ async fn issuing_a_case_creates_the_permit_its_pdf_and_its_verification_page() {
             .await;
         assert_eq!(case["status"], "approved");
     }
+    // Suspended: the patrol's check and the public page say so at once; the history says
+    // who and why; a revoked permit is not reinstated.
+    let status = |value: &'static str, reason: &'static str| {
+        let install = &install;
+        let op = op.clone();
+        let number = number.clone();
+        async move {
+            install
+                .call(
+                    "POST",
+                    &format!("/api/v1/permits/{number}/status"),
+                    Some(&op),
+                    Some(serde_json::json!({"status": value, "reason": reason})),
+                )
+                .await
+        }
+    };
+    let (code, _, suspended) = status("suspended", "veicolo venduto, in verifica").await;
+    assert_eq!(code, 200, "{suspended}");
+    let kinds: Vec<&str> = suspended["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["issued", "suspended"]);
+    assert_eq!(suspended["history"][1]["actor"], "op");
+    let (_, _, verdict) = install
+        .call(
+            "GET",
+            "/api/v1/permits/verify?plate=AB123CD&gate=V01&at=2026-12-02T10:00:00%2B01:00",
+            Some(&police),
+            None,
+        )
+        .await;
+    assert_eq!(verdict["reason"], "suspended_or_revoked", "{verdict}");
+    let html = install
+        .client
+        .get(format!("{}/permits/v/{token}", install.base()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("NON VALIDO"), "{html}");
+    assert_eq!(status("active", "verifica conclusa").await.0, 200);
+    assert_eq!(status("sospeso", "x").await.0, 422);
+    assert_eq!(status("suspended", " ").await.0, 422);
+    assert_eq!(status("revoked", "richiesta del titolare").await.0, 200);
+    assert_eq!(status("active", "ripensamento").await.0, 409);
 }

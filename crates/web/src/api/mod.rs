@@ -51,6 +51,7 @@ pub fn routes(upload_limit: usize) -> Router<AppState> {
             "/api/v1/permits/{number}/temporary-plates",
             post(ztl::temporary_plate),
         )
+        .route("/api/v1/permits/{number}/status", post(ztl::permit_status))
         .route("/api/v1/whitelist", get(ztl::whitelist))
         .route(
             "/api/v1/transits/check",

@@ -554,3 +554,36 @@ fn html_escape(s: &str) -> String {
         .replace('>', "&gt;")
         .replace('"', "&quot;")
 }
+
+/// Body of `POST /api/v1/permits/{number}/status`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct PermitStatusChange {
+    /// `suspended`, `revoked` or `active` (reinstated after a suspension).
+    pub status: String,
+    /// Why: kept in the permit's history.
+    pub reason: String,
+}
+
+/// `POST /api/v1/permits/{number}/status`: suspends, revokes or reinstates a permit, with
+/// the reason in its history; the whitelist and the patrols' checks follow at once.
+#[utoipa::path(post, path = "/api/v1/permits/{number}/status", tag = "ztl",
+    params(("number" = String, Path, description = "Permit number")),
+    request_body = PermitStatusChange,
+    security(("bearer" = [])),
+    responses((status = 200, body = sportello_store::permits::PermitView), (status = 401, body = Problem),
+              (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem),
+              (status = 422, body = Problem)))]
+pub async fn permit_status(
+    State(state): State<AppState>,
+    caller: Caller,
+    crate::extract::ApiPath(number): crate::extract::ApiPath<String>,
+    crate::extract::ApiJson(body): crate::extract::ApiJson<PermitStatusChange>,
+) -> Result<Json<sportello_store::permits::PermitView>, ApiError> {
+    let user = caller.require(Permission::ActOnCase)?;
+    let reason: String = body.reason.chars().take(1000).collect();
+    let view = state
+        .store
+        .set_permit_status(number.trim(), body.status.trim(), &reason, &user.login)
+        .await?;
+    Ok(Json(view))
+}

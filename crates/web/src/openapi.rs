@@ -32,6 +32,7 @@ use crate::api::{cases, documents, health, inbound, messages, search, ztl};
         ztl::permit,
         ztl::temporary_plate,
         ztl::permit_status,
+        ztl::evidence,
         ztl::whitelist,
         ztl::check,
         inbound::whatsapp_handshake,

@@ -390,6 +390,67 @@ async fn cude_temporary_plates_follow_the_category_rules() {
     )
     .await;
     assert_eq!(status, 404);
+    // The citizen is fined anyway and contests it: the SEG case shows, for each transit,
+    // what covered it, and every permit of the plate with its history.
+    let seg = serde_json::json!({"case_type": "seg", "subject": "Contestazione multa ZTL", "channel": "counter",
+        "citizen": crate::harness::citizen(),
+        "fields": {"plate": "CC333CC", "transits": [
+            {"transit_id": "T1", "gate": "V04", "timestamp": at(-1)},
+            {"transit_id": "T2", "gate": "V04", "timestamp": at(-5)},
+            {"transit_id": "T3", "gate": "V99", "timestamp": at(-1)}]}});
+    let (status, _, case) = install
+        .call("POST", "/api/v1/cases", Some(&op), Some(seg))
+        .await;
+    assert_eq!(status, 201, "{case}");
+    let reference = case["reference"].as_str().unwrap();
+    let (status, _, evidence) = install
+        .call(
+            "GET",
+            &format!("/api/v1/cases/{reference}/evidence"),
+            Some(&op),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{evidence}");
+    let verdicts: Vec<(&str, &str)> = evidence["transits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["transit_id"].as_str().unwrap(),
+                t["verdict"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        verdicts,
+        [
+            ("T1", "permit"),
+            ("T2", "not_valid_at_time"),
+            ("T3", "unreadable")
+        ],
+        "{evidence}"
+    );
+    assert_eq!(evidence["transits"][0]["permit"], "CUD1");
+    assert_eq!(evidence["permits"][0]["number"], "CUD1");
+    assert!(
+        evidence["permits"][0]["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "temporary_plate"),
+        "{evidence}"
+    );
+    let (status, _, _) = install
+        .call(
+            "GET",
+            &format!("/api/v1/cases/{reference}/evidence"),
+            Some(&police),
+            None,
+        )
+        .await;
+    assert_eq!(status, 403, "the police do not read case files");
     // The police may read permits but not register plates.
     let (status, _, _) = install
         .call("GET", "/api/v1/permits/CUD1", Some(&police), None)

@@ -33,6 +33,7 @@ pub fn routes(upload_limit: usize) -> Router<AppState> {
             "/api/v1/cases/{reference}/documents",
             post(documents::upload_document).layer(DefaultBodyLimit::max(upload_limit)),
         )
+        .route("/api/v1/cases/{reference}/evidence", get(ztl::evidence))
         .route(
             "/api/v1/cases/{reference}/cover-sheet",
             get(documents::cover_sheet),

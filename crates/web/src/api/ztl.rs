@@ -587,3 +587,140 @@ pub async fn permit_status(
         .await?;
     Ok(Json(view))
 }
+
+/// One contested passage, judged again with everything the office knows.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TransitEvidence {
+    /// The transit id, as the gate system gave it.
+    pub transit_id: String,
+    /// The gate.
+    pub gate: String,
+    /// Its zone, when the gate is known.
+    pub zone: Option<String>,
+    /// The instant, as given.
+    pub timestamp: String,
+    /// Whether the zone was enforced at that time.
+    pub zone_active: bool,
+    /// The verdict today: `permit` (covered), `zone_not_active`, a violation reason, or
+    /// `unreadable` when the transit cannot be judged.
+    pub verdict: String,
+    /// The permit that covered it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub permit: Option<String>,
+}
+
+/// What a contested-fine (SEG) case needs on one screen.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Evidence {
+    /// The plate, normalised.
+    pub plate: String,
+    /// Its country.
+    pub country: String,
+    /// Each contested transit, judged under the policy in force.
+    pub transits: Vec<TransitEvidence>,
+    /// Every permit that ever named the plate (temporary plates included), with its rows
+    /// and history.
+    pub permits: Vec<sportello_store::permits::PermitView>,
+    /// The policy version the verdicts were computed under.
+    pub policy_version: Option<i64>,
+}
+
+/// `GET /api/v1/cases/{ref}/evidence`: for a contested transit or fine (fields `plate`,
+/// `country`, `transits: [{transit_id, gate, timestamp}]`), the verdict on each passage
+/// today and every permit and temporary plate of that plate with its history — the
+/// evidence to confirm or annul in one screen.
+#[utoipa::path(get, path = "/api/v1/cases/{reference}/evidence", tag = "ztl",
+    params(("reference" = String, Path, description = "Case reference")),
+    security(("bearer" = [])),
+    responses((status = 200, body = Evidence), (status = 401, body = Problem), (status = 403, body = Problem),
+              (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub async fn evidence(
+    State(state): State<AppState>,
+    caller: Caller,
+    crate::extract::ApiPath(reference): crate::extract::ApiPath<String>,
+) -> Result<Json<Evidence>, ApiError> {
+    let user = caller.require(Permission::ReadCase)?;
+    let case = state.store.get_case(reference.trim()).await?;
+    let fields = &case.fields;
+    let text = |v: &serde_json::Value, k: &str| {
+        v.get(k)
+            .and_then(|x| x.as_str())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let plate = Plate::parse(
+        &text(fields, "plate"),
+        fields.get("country").and_then(|c| c.as_str()),
+    )
+    .map_err(|e| {
+        ApiError::Conflict(format!("the case names no valid plate (fields.plate): {e}"))
+    })?;
+    let rows = state
+        .store
+        .permit_rows_of(&plate.number, &plate.country)
+        .await?;
+    let mut numbers: Vec<String> = rows.iter().map(|r| r.permit.clone()).collect();
+    numbers.sort();
+    numbers.dedup();
+    let policy = Arc::clone(&state.policy);
+    let index = PermitIndex::new(&policy, rows);
+    let mut transits = Vec::new();
+    for t in fields
+        .get("transits")
+        .and_then(|t| t.as_array())
+        .into_iter()
+        .flatten()
+    {
+        let (transit_id, gate, timestamp) =
+            (text(t, "transit_id"), text(t, "gate"), text(t, "timestamp"));
+        let zone = policy.zone_of_gate(&gate);
+        let mut judged = TransitEvidence {
+            transit_id,
+            gate: gate.clone(),
+            zone: zone.map(|z| z.id.clone()),
+            timestamp: timestamp.clone(),
+            zone_active: false,
+            verdict: "unreadable".into(),
+            permit: None,
+        };
+        if let (Some(zone), Ok(at)) = (zone, DateTime::parse_from_rfc3339(&timestamp)) {
+            let (weekday, minute) = policy.local(&at);
+            judged.zone_active = any_window(&zone.active, weekday, minute);
+            if !judged.zone_active {
+                judged.verdict = "zone_not_active".into();
+            } else {
+                let passage = Passage {
+                    plate: &plate.number,
+                    country: &plate.country,
+                    zone: &zone.id,
+                    at_ms: at.timestamp_millis(),
+                    weekday,
+                    minute,
+                };
+                match authorise(&policy, &index, &passage) {
+                    Ok(permit) => {
+                        judged.verdict = "permit".into();
+                        judged.permit = Some(permit.to_owned());
+                    }
+                    Err(reason) => judged.verdict = reason.as_str().to_owned(),
+                }
+            }
+        }
+        transits.push(judged);
+    }
+    let mut permits = Vec::with_capacity(numbers.len());
+    for number in &numbers {
+        permits.push(state.store.permit(number).await?);
+    }
+    state
+        .store
+        .record_access(&user.login, "read_evidence", &case.summary.reference)
+        .await?;
+    Ok(Json(Evidence {
+        plate: plate.number,
+        country: plate.country,
+        transits,
+        permits,
+        policy_version: state.policy_version,
+    }))
+}

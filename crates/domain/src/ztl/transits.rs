@@ -387,3 +387,156 @@ pub fn check_transits<R: Read, W: Write>(
     summary.violations = keys.len() as u64;
     Ok(summary)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const POLICY: &str = r#"
+timezone = "Europe/Rome"
+[[zone]]
+id = "A"
+name = "Centro"
+gates = ["V01"]
+active = ["mon-fri 07:30-20:00"]
+[[zone]]
+id = "N"
+name = "Notte"
+gates = ["N01"]
+active = ["fri,sat 23:00-03:00"]
+[[category]]
+id = "residenti"
+name = "Residenti"
+prefix = "RES"
+zones = ["A"]
+max_vehicles = 2
+validity_days = 365
+term_days = 30
+service_days = 15
+[[category]]
+id = "cude"
+name = "CUDE"
+prefix = "CUD"
+zones = ["*"]
+max_vehicles = 2
+validity_days = 365
+person_bound = true
+temporary_plate_hours = 48
+term_days = 30
+service_days = 5
+[[category]]
+id = "carico"
+name = "Carico"
+prefix = "CS"
+zones = ["A"]
+windows = ["mon-sat 10:00-12:00"]
+max_vehicles = 1
+validity_days = 365
+term_days = 30
+service_days = 10
+"#;
+
+    fn ms(rfc3339: &str) -> i64 {
+        DateTime::parse_from_rfc3339(rfc3339)
+            .unwrap()
+            .timestamp_millis()
+    }
+
+    fn check(rows: Vec<PermitRow>, transits: &str) -> String {
+        let policy = Policy::parse(POLICY).unwrap();
+        let index = PermitIndex::new(&policy, rows);
+        let mut out = Vec::new();
+        let input = format!("transit_id,gate,plate,country,timestamp\n{transits}");
+        check_transits(&policy, &index, input.as_bytes(), &mut out, |_| {}).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    fn row(
+        permit: &str,
+        category: &str,
+        plate: &str,
+        from: &str,
+        to: &str,
+        active: bool,
+    ) -> PermitRow {
+        PermitRow {
+            permit: permit.into(),
+            category: category.into(),
+            plate: plate.into(),
+            country: "IT".into(),
+            valid_from: ms(from),
+            valid_to: ms(to),
+            active,
+        }
+    }
+
+    #[test]
+    fn daylight_saving_days_use_the_local_wall_clock() {
+        // Monday 30 March 2026, the day after the clocks went forward: 07:45 local is
+        // 05:45Z (zone active), 07:15 local is 05:15Z (not yet).
+        let out = check(
+            Vec::new(),
+            "T1,V01,AA000AA,,2026-03-30T05:45:00Z\nT2,V01,AA000AA,,2026-03-30T05:15:00Z\n\
+             T3,V01,AA000AA,,2026-10-26T06:45:00Z\nT4,V01,AA000AA,,2026-10-26T06:15:00Z\n",
+        );
+        // Monday 26 October, after the clocks went back: 07:45 local is 06:45Z.
+        assert_eq!(
+            out,
+            "transit_id,gate,zone,plate,country,timestamp,reason\n\
+             T1,V01,A,AA000AA,IT,2026-03-30T05:45:00Z,no_permit\n\
+             T3,V01,A,AA000AA,IT,2026-10-26T06:45:00Z,no_permit\n"
+        );
+    }
+
+    #[test]
+    fn overnight_windows_run_into_the_next_day_across_the_clock_change() {
+        // Saturday night 28→29 March 2026: 02:00 CET jumps to 03:00 CEST. 01:59 CET is
+        // inside Saturday's 23:00-03:00; 03:00 CEST is past its end.
+        let out = check(
+            Vec::new(),
+            "N1,N01,BB000BB,,2026-03-29T00:59:00Z\nN2,N01,BB000BB,,2026-03-29T01:00:00Z\n\
+             N3,N01,BB000BB,,2026-03-27T22:30:00+01:00\nN4,N01,BB000BB,,2026-03-26T23:30:00+01:00\n",
+        );
+        // Friday 22:30 is before the window, Thursday night is not a window day.
+        assert_eq!(
+            out,
+            "transit_id,gate,zone,plate,country,timestamp,reason\n\
+             N1,N01,N,BB000BB,IT,2026-03-29T00:59:00Z,no_permit\n"
+        );
+    }
+
+    #[test]
+    fn star_zones_windows_and_reasons_in_order() {
+        let year = ("2026-01-01T00:00:00+01:00", "2027-01-01T00:00:00+01:00");
+        let rows = vec![
+            row("C1", "cude", "CC000CC", year.0, year.1, true),
+            row("R1", "residenti", "RR000RR", year.0, year.1, true),
+            row("S1", "residenti", "SS000SS", year.0, year.1, false),
+            row("W1", "carico", "WW000WW", year.0, year.1, true),
+            row(
+                "E1",
+                "residenti",
+                "EE000EE",
+                "2025-01-01T00:00:00+01:00",
+                "2026-01-01T00:00:00+01:00",
+                true,
+            ),
+        ];
+        // Friday 6 March 2026: zone A active all day, zone N on Friday night.
+        let out = check(
+            rows,
+            "1,N01,CC000CC,,2026-03-06T23:30:00+01:00\n2,N01,RR000RR,,2026-03-06T23:30:00+01:00\n\
+             3,V01,SS000SS,,2026-03-06T09:00:00+01:00\n4,V01,WW000WW,,2026-03-06T09:00:00+01:00\n\
+             5,V01,WW000WW,,2026-03-06T11:00:00+01:00\n6,V01,EE000EE,,2026-03-06T09:00:00+01:00\n\
+             7,V01,rr 000 rr,it,2026-03-06T09:00:00+01:00\n",
+        );
+        assert_eq!(
+            out,
+            "transit_id,gate,zone,plate,country,timestamp,reason\n\
+             3,V01,A,SS000SS,IT,2026-03-06T09:00:00+01:00,suspended_or_revoked\n\
+             4,V01,A,WW000WW,IT,2026-03-06T09:00:00+01:00,outside_window\n\
+             6,V01,A,EE000EE,IT,2026-03-06T09:00:00+01:00,not_valid_at_time\n\
+             2,N01,N,RR000RR,IT,2026-03-06T23:30:00+01:00,wrong_zone\n"
+        );
+    }
+}

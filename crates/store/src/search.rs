@@ -192,29 +192,52 @@ impl Store {
             .last()
             .is_some_and(char::is_alphanumeric)
             && terms.last().is_some_and(|t| t.chars().count() >= 3);
-        let (match_sql, match_arg, score) = match self.backend {
+        let match_arg = match self.backend {
             Backend::Sqlite => {
                 let mut expr: Vec<String> = terms.iter().map(|t| format!("\"{t}\"")).collect();
                 if prefix_last && let Some(last) = expr.last_mut() {
                     last.push('*');
                 }
-                ("search_fts MATCH $1", expr.join(" "), "bm25(search_fts)")
+                expr.join(" ")
             }
             Backend::Postgres => {
                 let mut expr: Vec<String> = terms.clone();
                 if prefix_last && let Some(last) = expr.last_mut() {
                     last.push_str(":*");
                 }
-                (
-                    "e.tsv @@ to_tsquery('simple', $1)",
-                    expr.join(" & "),
-                    "-ts_rank(e.tsv, to_tsquery('simple', $1))",
-                )
+                expr.join(" & ")
             }
         };
-        let from_sql = match self.backend {
-            Backend::Sqlite => "search_fts JOIN search_entries e ON e.id = search_fts.rowid",
-            Backend::Postgres => "search_entries e",
+        // Ranking every match of a common word costs seconds (every match scored and
+        // joined before the LIMIT): the newest RANK_WINDOW matches are ranked first, and
+        // only when they do not fill the page is everything ranked.
+        let hits = self.search_window(query, &match_arg, Some(RANK_WINDOW)).await?;
+        let hits = if hits.len() < query.limit.clamp(1, 200) as usize {
+            self.search_window(query, &match_arg, None).await?
+        } else {
+            hits
+        };
+        self.with_snippets(hits, &terms).await
+    }
+
+    /// One page of ranked matches among the newest `window` matching entries (all when
+    /// `None`), filtered.
+    async fn search_window(
+        &self,
+        query: &SearchQuery,
+        match_arg: &str,
+        window: Option<u32>,
+    ) -> Result<Vec<RawHit>> {
+        let cap = window.map_or_else(String::new, |w| format!(" LIMIT {w}"));
+        let matches = match self.backend {
+            Backend::Sqlite => format!(
+                "(SELECT rowid AS id, bm25(search_fts) AS score FROM search_fts \
+                 WHERE search_fts MATCH $1 ORDER BY rowid DESC{cap}) f"
+            ),
+            Backend::Postgres => format!(
+                "(SELECT e0.id, -ts_rank(e0.tsv, q) AS score FROM search_entries e0, to_tsquery('simple', $1) q \
+                 WHERE e0.tsv @@ q ORDER BY e0.id DESC{cap}) f"
+            ),
         };
         let mut filters = String::new();
         let mut n = 1;
@@ -240,15 +263,15 @@ impl Store {
         let (limit, offset) = (next(), next());
         let sql = format!(
             "SELECT e.kind, e.case_id AS entry_case, e.document_id, e.message_id, c.reference, c.id AS case_id, \
-             {score} AS score \
-             FROM {from_sql} \
+             f.score AS score \
+             FROM {matches} JOIN search_entries e ON e.id = f.id \
              LEFT JOIN documents d ON d.id = e.document_id \
              LEFT JOIN inbound_messages m ON m.id = e.message_id \
              JOIN cases c ON c.id = COALESCE(e.case_id, d.case_id, m.case_id) \
-             WHERE {match_sql}{filters} \
-             ORDER BY score, e.id DESC LIMIT {limit} OFFSET {offset}"
+             WHERE 1 = 1{filters} \
+             ORDER BY f.score, e.id DESC LIMIT {limit} OFFSET {offset}"
         );
-        let mut select = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(match_arg);
+        let mut select = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(match_arg.to_owned());
         if let Some(v) = &query.case_type {
             select = select.bind(v.clone());
         }
@@ -276,7 +299,7 @@ impl Store {
                 message_id: crate::get_opt_i64(row, "message_id")?,
             });
         }
-        self.with_snippets(hits, &terms).await
+        Ok(hits)
     }
 
     /// Cuts a snippet for each hit from the original text, reading the texts of the whole
@@ -429,6 +452,9 @@ impl Store {
         Ok(total)
     }
 }
+
+/// How many of the newest matching entries are ranked before looking further.
+const RANK_WINDOW: u32 = 2_000;
 
 /// The columns [`case_text_of_row`] reads (cases as `c`, citizens as `z`).
 const CASE_TEXT_COLUMNS: &str = "c.id, c.reference, c.subject, c.description, c.fields, \

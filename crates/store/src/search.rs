@@ -211,7 +211,9 @@ impl Store {
         // Ranking every match of a common word costs seconds (every match scored and
         // joined before the LIMIT): the newest RANK_WINDOW matches are ranked first, and
         // only when they do not fill the page is everything ranked.
-        let hits = self.search_window(query, &match_arg, Some(RANK_WINDOW)).await?;
+        let hits = self
+            .search_window(query, &match_arg, Some(RANK_WINDOW))
+            .await?;
         let hits = if hits.len() < query.limit.clamp(1, 200) as usize {
             self.search_window(query, &match_arg, None).await?
         } else {

@@ -150,11 +150,7 @@ async fn read_pdf(path: &Path, ocr: &OcrSettings) -> TextOutcome {
             Ok(read) => pages.push(PageText {
                 page: page as i64,
                 method: "ocr".into(),
-                text: read
-                    .into_iter()
-                    .map(|p| p.text)
-                    .collect::<Vec<_>>()
-                    .join("\n"),
+                text: one_text(read),
             }),
             Err(why) => return TextOutcome::Failed(format!("pagina {page}: {why}")),
         }
@@ -246,15 +242,19 @@ async fn ocr_raster(path: &Path, ocr: &OcrSettings) -> Result<Vec<PageText>, Str
         pages.push(PageText {
             page: i as i64 + 1,
             method: "ocr".into(),
-            text: read
-                .into_iter()
-                .map(|p| p.text)
-                .collect::<Vec<_>>()
-                .join("\n"),
+            text: one_text(read),
         });
         let _ = tokio::fs::remove_file(image).await;
     }
     Ok(pages)
+}
+
+/// The text of one image read by OCR (tesseract may split it in pages), as one text.
+fn one_text(read: Vec<PageText>) -> String {
+    read.into_iter()
+        .map(|p| p.text)
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// OCR of an image file (every page of a multi-page TIFF), in the bounded pool.

@@ -113,11 +113,6 @@ pub struct Passage<'a> {
     pub minute: u16,
 }
 
-/// The verdict on one passage: `None` when authorised.
-pub fn verdict(policy: &Policy, index: &PermitIndex, passage: &Passage<'_>) -> Option<Reason> {
-    authorise(policy, index, passage).err()
-}
-
 /// The permit that authorises a passage, or why none does.
 pub fn authorise<'i>(
     policy: &Policy,
@@ -162,6 +157,44 @@ pub fn authorise<'i>(
     .zip(near)
     .find_map(|(reason, hit)| hit.then_some(reason))
     .unwrap_or(Reason::NoPermit))
+}
+
+/// What the rules say of one plate passing one zone at one instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Judgement<'i> {
+    /// The zone is not enforced at that time: anyone may pass.
+    ZoneNotActive,
+    /// Covered by this permit.
+    Authorised(&'i str),
+    /// A violation, and why.
+    Violation(Reason),
+}
+
+/// Judges one passage: the zone's active hours first, then the permit register. The one
+/// place where a transit check, a patrol's question and a contested fine are decided.
+pub fn judge<'i, Tz: chrono::TimeZone>(
+    policy: &Policy,
+    index: &'i PermitIndex,
+    plate: &Plate,
+    zone: &super::policy::Zone,
+    at: &DateTime<Tz>,
+) -> Judgement<'i> {
+    let (weekday, minute) = policy.local(at);
+    if !any_window(&zone.active, weekday, minute) {
+        return Judgement::ZoneNotActive;
+    }
+    let passage = Passage {
+        plate: &plate.number,
+        country: &plate.country,
+        zone: &zone.id,
+        at_ms: at.timestamp_millis(),
+        weekday,
+        minute,
+    };
+    match authorise(policy, index, &passage) {
+        Ok(permit) => Judgement::Authorised(permit),
+        Err(reason) => Judgement::Violation(reason),
+    }
 }
 
 /// A transit row refused as malformed.
@@ -336,21 +369,13 @@ pub fn check_transits<R: Read, W: Write>(
             );
             continue;
         };
-        let (weekday, minute) = policy.local(&at);
-        if !any_window(&zone.active, weekday, minute) {
-            continue;
-        }
-        summary.in_active_zone += 1;
-        let at_ms = at.timestamp_millis();
-        let passage = Passage {
-            plate: &plate.number,
-            country: &plate.country,
-            zone: &zone.id,
-            at_ms,
-            weekday,
-            minute,
+        let reason = match judge(policy, index, &plate, zone, &at) {
+            Judgement::ZoneNotActive => continue,
+            Judgement::Authorised(_) => None,
+            Judgement::Violation(reason) => Some(reason),
         };
-        if let Some(reason) = verdict(policy, index, &passage) {
+        summary.in_active_zone += 1;
+        if let Some(reason) = reason {
             let start = arena.len();
             push_field(&mut arena, id);
             let id_len = (arena.len() - start) as u32;

@@ -13,8 +13,7 @@ use serde::{Deserialize, Serialize};
 use sportello_domain::plate::Plate;
 use sportello_domain::roles::Permission;
 use sportello_domain::ztl::permits::register_instant;
-use sportello_domain::ztl::policy::any_window;
-use sportello_domain::ztl::transits::{Passage, PermitIndex, authorise, check_transits};
+use sportello_domain::ztl::transits::{Judgement, PermitIndex, check_transits, judge};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
@@ -76,48 +75,30 @@ pub async fn verify(
     let zone = policy
         .zone_of_gate(gate)
         .ok_or_else(|| ApiError::field("gate", format!("unknown gate {gate:?}")))?;
-    let at_ms = match query.at.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+    let at = match query.at.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
         Some(text) => DateTime::parse_from_rfc3339(text)
             .map_err(|_| ApiError::field("at", "must be an RFC 3339 instant with its offset"))?
-            .timestamp_millis(),
-        None => state.store.clock().now().timestamp_millis(),
+            .with_timezone(&chrono::Utc),
+        None => state.store.clock().now(),
     };
-    let at = chrono::DateTime::from_timestamp_millis(at_ms)
-        .ok_or_else(|| ApiError::field("at", "out of range"))?;
-    let (weekday, minute) = policy.local(&at);
-    let mut answer = Verification {
-        authorized: true,
-        reason: "zone_not_active".into(),
-        permit: None,
+    let rows = state
+        .store
+        .permit_rows_of(&plate.number, &plate.country)
+        .await?;
+    let index = PermitIndex::new(&policy, rows);
+    let (authorized, reason, permit) = match judge(&policy, &index, &plate, zone, &at) {
+        Judgement::ZoneNotActive => (true, "zone_not_active", None),
+        Judgement::Authorised(permit) => (true, "permit", Some(permit.to_owned())),
+        Judgement::Violation(reason) => (false, reason.as_str(), None),
+    };
+    let answer = Verification {
+        authorized,
+        reason: reason.to_owned(),
+        permit,
         plate: plate.number.clone(),
         country: plate.country.clone(),
         zone: zone.id.clone(),
     };
-    if any_window(&zone.active, weekday, minute) {
-        let rows = state
-            .store
-            .permit_rows_of(&plate.number, &plate.country)
-            .await?;
-        let index = PermitIndex::new(&policy, rows);
-        let passage = Passage {
-            plate: &plate.number,
-            country: &plate.country,
-            zone: &zone.id,
-            at_ms,
-            weekday,
-            minute,
-        };
-        match authorise(&policy, &index, &passage) {
-            Ok(permit) => {
-                answer.reason = "permit".into();
-                answer.permit = Some(permit.to_owned());
-            }
-            Err(reason) => {
-                answer.authorized = false;
-                answer.reason = reason.as_str().to_owned();
-            }
-        }
-    }
     Ok(Json(answer))
 }
 
@@ -684,27 +665,16 @@ pub async fn evidence(
             permit: None,
         };
         if let (Some(zone), Ok(at)) = (zone, DateTime::parse_from_rfc3339(&timestamp)) {
-            let (weekday, minute) = policy.local(&at);
-            judged.zone_active = any_window(&zone.active, weekday, minute);
-            if !judged.zone_active {
-                judged.verdict = "zone_not_active".into();
-            } else {
-                let passage = Passage {
-                    plate: &plate.number,
-                    country: &plate.country,
-                    zone: &zone.id,
-                    at_ms: at.timestamp_millis(),
-                    weekday,
-                    minute,
-                };
-                match authorise(&policy, &index, &passage) {
-                    Ok(permit) => {
-                        judged.verdict = "permit".into();
-                        judged.permit = Some(permit.to_owned());
-                    }
-                    Err(reason) => judged.verdict = reason.as_str().to_owned(),
+            let judgement = judge(&policy, &index, &plate, zone, &at);
+            judged.zone_active = judgement != Judgement::ZoneNotActive;
+            judged.verdict = match judgement {
+                Judgement::ZoneNotActive => "zone_not_active".into(),
+                Judgement::Authorised(permit) => {
+                    judged.permit = Some(permit.to_owned());
+                    "permit".into()
                 }
-            }
+                Judgement::Violation(reason) => reason.as_str().to_owned(),
+            };
         }
         transits.push(judged);
     }

@@ -455,29 +455,7 @@ mod tests {
 
     use super::*;
 
-    /// Whether the tools are here; without them the test is skipped, unless CI says
-    /// every service is required.
-    fn tools_present(tools: &[&str]) -> bool {
-        let missing: Vec<&&str> = tools
-            .iter()
-            .filter(|t| {
-                std::process::Command::new("sh")
-                    .arg("-c")
-                    .arg(format!("command -v {t}"))
-                    .output()
-                    .map_or(true, |o| !o.status.success())
-            })
-            .collect();
-        if missing.is_empty() {
-            return true;
-        }
-        assert!(
-            !sportello_store::testing::services_required(),
-            "SPORTELLO_REQUIRE_SERVICES=1 but {missing:?} missing"
-        );
-        eprintln!("skipped: {missing:?} not installed");
-        false
-    }
+    use sportello_store::testing::tools_present;
 
     fn text_page(dir: &Path, name: &str, lines: &[&str]) -> PathBuf {
         let out = dir.join(name);

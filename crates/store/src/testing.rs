@@ -73,3 +73,28 @@ where
     test(store.clone(), clock).await;
     store.close().await;
 }
+
+/// Whether the outside programs a test needs are installed; without them the test is
+/// skipped (with a line saying so), unless CI requires every service
+/// (`SPORTELLO_REQUIRE_SERVICES=1`), where a missing one fails the test.
+pub fn tools_present(tools: &[&str]) -> bool {
+    let missing: Vec<&&str> = tools
+        .iter()
+        .filter(|t| {
+            !std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!("command -v {t}"))
+                .status()
+                .is_ok_and(|s| s.success())
+        })
+        .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    assert!(
+        !services_required(),
+        "SPORTELLO_REQUIRE_SERVICES=1 but {missing:?} missing"
+    );
+    eprintln!("skipped: {missing:?} not installed");
+    false
+}

@@ -177,11 +177,6 @@ impl Store {
             .map(Some)
     }
 
-    /// The text read from a document, page by page (empty until it has been read).
-    pub async fn document_pages(&self, sha256: &str) -> Result<Vec<PageText>> {
-        Ok(self.known_text(sha256).await?.unwrap_or_default())
-    }
-
     /// Records what reading a claimed document gave, and makes it searchable (its name
     /// always, its text when there is one), in one transaction.
     pub async fn finish_text_job(&self, job: &TextJob, outcome: TextOutcome) -> Result<()> {

@@ -306,26 +306,4 @@ pub fn case_body() -> Value {
     serde_json::json!({"case_type": "ztl_permit", "subject": "Permesso residenti", "channel": "counter", "citizen": citizen()})
 }
 
-/// Whether the outside programs a test needs are installed; without them the test is
-/// skipped, unless CI requires every service (`SPORTELLO_REQUIRE_SERVICES=1`), where it fails.
-pub fn tools_present(tools: &[&str]) -> bool {
-    let missing: Vec<&&str> = tools
-        .iter()
-        .filter(|t| {
-            !Command::new("sh")
-                .arg("-c")
-                .arg(format!("command -v {t}"))
-                .status()
-                .is_ok_and(|s| s.success())
-        })
-        .collect();
-    if missing.is_empty() {
-        return true;
-    }
-    assert!(
-        !sportello_store::testing::services_required(),
-        "SPORTELLO_REQUIRE_SERVICES=1 but {missing:?} missing"
-    );
-    eprintln!("skipped: {missing:?} not installed");
-    false
-}
+pub use sportello_store::testing::tools_present;

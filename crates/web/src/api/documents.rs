@@ -228,7 +228,11 @@ pub async fn document_text(
     check_document_id(&id)?;
     let (doc, _case) = state.store.document(&id).await?;
     let pages = if doc.text_status == "done" {
-        state.store.document_pages(&doc.sha256).await?
+        state
+            .store
+            .known_text(&doc.sha256)
+            .await?
+            .unwrap_or_default()
     } else {
         Vec::new()
     };

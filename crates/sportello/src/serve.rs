@@ -98,11 +98,17 @@ pub async fn run(
             tokio::spawn(p.run())
         })
         .collect();
-    // Cases and messages from before the search index existed become searchable.
-    match store.index_backlog().await {
-        Ok(0) => {}
-        Ok(n) => println!("Search index: {n} existing cases indexed"),
-        Err(e) => tracing::warn!(error = %e, "search backlog not indexed"),
+    // Cases from before the search index existed become searchable, in the background:
+    // a scan of every case must not delay start-up.
+    {
+        let store = store.clone();
+        tokio::spawn(async move {
+            match store.index_backlog().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(cases = n, "search index: existing cases indexed"),
+                Err(e) => tracing::warn!(error = %e, "search backlog not indexed"),
+            }
+        });
     }
     // Documents wait in the database for their text; this instance reads its share.
     let text_worker = tokio::spawn(sportello_intake::reading::run_text_worker(

@@ -214,12 +214,33 @@ impl Store {
         let hits = self
             .search_window(query, &match_arg, Some(RANK_WINDOW))
             .await?;
-        let hits = if hits.len() < query.limit.clamp(1, 200) as usize {
+        // A short page means more only if the window was full: a rare word's few matches
+        // were all ranked already, and ranking them again would only repeat the work.
+        let hits = if hits.len() < query.limit.clamp(1, 200) as usize
+            && self.window_is_full(&match_arg).await?
+        {
             self.search_window(query, &match_arg, None).await?
         } else {
             hits
         };
         self.with_snippets(hits, &terms).await
+    }
+
+    /// Whether a query has at least [`RANK_WINDOW`] matching entries (counting stops there).
+    async fn window_is_full(&self, match_arg: &str) -> Result<bool> {
+        let sql = match self.backend {
+            Backend::Sqlite => format!(
+                "SELECT COUNT(*) AS n FROM (SELECT rowid FROM search_fts WHERE search_fts MATCH $1 LIMIT {RANK_WINDOW}) w"
+            ),
+            Backend::Postgres => format!(
+                "SELECT COUNT(*) AS n FROM (SELECT id FROM search_entries WHERE tsv @@ to_tsquery('simple', $1) LIMIT {RANK_WINDOW}) w"
+            ),
+        };
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(match_arg.to_owned())
+            .fetch_one(&self.read)
+            .await?;
+        Ok(get_i64(&row, "n")? >= i64::from(RANK_WINDOW))
     }
 
     /// One page of ranked matches among the newest `window` matching entries (all when

@@ -686,7 +686,6 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-    use std::time::{Duration, Instant};
 
     const ENVELOPE: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
 <!DOCTYPE postacert SYSTEM "Docs.dtd">
@@ -906,9 +905,7 @@ mod tests {
              <intestazione><mittente>&xxe;</mittente><oggetto>a &lol9; b &amp; &#233;&#x20AC;</oggetto>\
              </intestazione></postacert>"
         );
-        let started = Instant::now();
         let d = parse(xml.as_bytes()).unwrap();
-        assert!(started.elapsed() < Duration::from_secs(2));
         assert_eq!(d.subject.as_deref(), Some("a &lol9; b & é€"));
         assert_eq!(d.sender.as_deref(), Some("&xxe;"));
         assert_eq!(d.kind, "&lol9;");
@@ -929,9 +926,7 @@ mod tests {
         xml.push_str(&"&a;".repeat(100));
         xml.push_str("</oggetto></intestazione></postacert>");
         assert!(xml.len() <= MAX_INPUT_BYTES);
-        let started = Instant::now();
         let d = parse(xml.as_bytes()).unwrap();
-        assert!(started.elapsed() < Duration::from_secs(2));
         assert_eq!(d.subject.as_deref(), Some("&a;".repeat(100).as_str()));
     }
 
@@ -1003,9 +998,7 @@ mod tests {
         assert!(n > 35_000, "{n}");
         let xml = doc(r#"tipo="accettazione""#, &short.repeat(n), &delivered);
         assert!(xml.len() <= MAX_INPUT_BYTES);
-        let started = Instant::now();
         let d = parse(xml.as_bytes()).unwrap();
-        assert!(started.elapsed() < Duration::from_secs(5));
         assert_eq!(d.recipients.len(), MAX_REPEATED);
         assert_eq!(d.delivered_to.len(), MAX_REPEATED);
         assert!(
@@ -1101,9 +1094,7 @@ mod tests {
         assert_eq!(d.receipt_kind.as_deref(), Some("sintetica"));
         // A million bare ampersands in an attribute: capped, and read in linear time.
         let xml = format!("<postacert tipo=\"{}\"/>", "&".repeat(MAX_INPUT_BYTES - 30));
-        let started = Instant::now();
         let d = parse(xml.as_bytes()).unwrap();
-        assert!(started.elapsed() < Duration::from_secs(2));
         assert_eq!(d.kind, "&".repeat(MAX_VALUE_CHARS));
     }
 
@@ -1113,9 +1104,7 @@ mod tests {
         let attrs: String = (0..90_000).map(|i| format!(" a{i}=\"\"")).collect();
         let xml = format!("<postacert{attrs} tipo=\"accettazione\"/>");
         assert!(xml.len() <= MAX_INPUT_BYTES);
-        let started = Instant::now();
         let d = parse(xml.as_bytes()).unwrap();
-        assert!(started.elapsed() < Duration::from_secs(2));
         assert_eq!(d.kind, "accettazione");
     }
 }

@@ -121,6 +121,8 @@ pub struct Config {
     pub case_type: Vec<CaseTypeConfig>,
     /// Request limits.
     pub limits: LimitsConfig,
+    /// Who the office is, for letters it signs.
+    pub office: OfficeConfig,
 }
 
 impl Default for Config {
@@ -142,6 +144,7 @@ impl Default for Config {
             scan: ScanConfig::default(),
             case_type: Vec::new(),
             limits: LimitsConfig::default(),
+            office: OfficeConfig::default(),
         }
     }
 }
@@ -389,6 +392,29 @@ impl Default for ScanConfig {
             watch_dir: None,
             default_case_type: default_case_type(),
             poll_seconds: 2,
+        }
+    }
+}
+
+/// `[office]`: the names printed on the letters the office signs (annulment requests to
+/// the police, letters to citizens).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OfficeConfig {
+    /// The administration, first line of the letterhead.
+    pub authority: String,
+    /// The office, second line of the letterhead and signature.
+    pub name: String,
+    /// Recipient of annulment requests: the municipal police command.
+    pub police: String,
+}
+
+impl Default for OfficeConfig {
+    fn default() -> Self {
+        OfficeConfig {
+            authority: "Comune".into(),
+            name: "Ufficio Permessi ZTL".into(),
+            police: "Comando di Polizia Locale".into(),
         }
     }
 }

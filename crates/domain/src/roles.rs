@@ -61,9 +61,16 @@ impl Role {
                     | SendMessage
                     | LookupCaller
                     | VerifyPermit
+                    | ContestTransit
             ),
-            Police => matches!(permission, VerifyPermit | ReadWhitelist | CheckTransits),
-            Integration => matches!(permission, CreateCase | PostInbound | UploadDocument),
+            Police => matches!(
+                permission,
+                VerifyPermit | ReadWhitelist | CheckTransits | ContestTransit
+            ),
+            Integration => matches!(
+                permission,
+                CreateCase | PostInbound | UploadDocument | ContestTransit
+            ),
         }
     }
 }
@@ -97,6 +104,8 @@ pub enum Permission {
     CheckTransits,
     /// Manage permits (temporary plates, suspensions).
     ManagePermits,
+    /// Report a contested transit or fine (opens an SEG case without reading any file).
+    ContestTransit,
     /// Create and disable users.
     ManageUsers,
 }
@@ -117,6 +126,7 @@ impl Permission {
         Permission::ReadWhitelist,
         Permission::CheckTransits,
         Permission::ManagePermits,
+        Permission::ContestTransit,
         Permission::ManageUsers,
     ];
 }

@@ -52,24 +52,47 @@ pub fn cover_sheet_pdf(sheet: &CoverSheet) -> Vec<u8> {
 /// One A4 page with the standard Helvetica fonts (`regular`, `bold`: WinAnsi), its content
 /// drawn by `draw`: the frame every printed document of Sportello shares.
 pub(crate) fn one_page_pdf(title: &str, draw: impl FnOnce(&mut Content, Name, Name)) -> Vec<u8> {
-    let (catalog_id, page_tree_id, page_id, content_id) =
-        (Ref::new(1), Ref::new(2), Ref::new(3), Ref::new(4));
-    let (font_id, bold_id, info_id) = (Ref::new(5), Ref::new(6), Ref::new(7));
-    let (regular, bold) = (Name(b"F1"), Name(b"F2"));
+    let mut content = Content::new();
+    draw(&mut content, REGULAR, BOLD);
+    pages_pdf(title, vec![content.finish().to_vec()])
+}
+
+/// The regular and bold font resources of every page [`pages_pdf`] writes.
+pub(crate) const REGULAR: Name<'static> = Name(b"F1");
+/// See [`REGULAR`].
+pub(crate) const BOLD: Name<'static> = Name(b"F2");
+
+/// A4 pages, each drawn with [`REGULAR`] and [`BOLD`] (Helvetica, WinAnsi), in one PDF.
+pub(crate) fn pages_pdf(title: &str, contents: Vec<Vec<u8>>) -> Vec<u8> {
+    let (catalog_id, page_tree_id, font_id, bold_id, info_id) = (
+        Ref::new(1),
+        Ref::new(2),
+        Ref::new(3),
+        Ref::new(4),
+        Ref::new(5),
+    );
+    let ids: Vec<(Ref, Ref)> = (0..contents.len() as i32)
+        .map(|i| (Ref::new(6 + 2 * i), Ref::new(7 + 2 * i)))
+        .collect();
     let mut pdf = Pdf::new();
     pdf.catalog(catalog_id).pages(page_tree_id);
-    pdf.pages(page_tree_id).kids([page_id]).count(1);
-    let mut page = pdf.page(page_id);
-    page.media_box(Rect::new(0.0, 0.0, PAGE_W, PAGE_H));
-    page.parent(page_tree_id);
-    page.contents(content_id);
-    {
-        let mut resources = page.resources();
-        let mut fonts = resources.fonts();
-        fonts.pair(regular, font_id);
-        fonts.pair(bold, bold_id);
+    pdf.pages(page_tree_id)
+        .kids(ids.iter().map(|(page, _)| *page))
+        .count(ids.len() as i32);
+    for ((page_id, content_id), content) in ids.iter().zip(contents) {
+        let mut page = pdf.page(*page_id);
+        page.media_box(Rect::new(0.0, 0.0, PAGE_W, PAGE_H));
+        page.parent(page_tree_id);
+        page.contents(*content_id);
+        {
+            let mut resources = page.resources();
+            let mut fonts = resources.fonts();
+            fonts.pair(REGULAR, font_id);
+            fonts.pair(BOLD, bold_id);
+        }
+        page.finish();
+        pdf.stream(*content_id, &content);
     }
-    page.finish();
     pdf.type1_font(font_id)
         .base_font(Name(b"Helvetica"))
         .encoding_predefined(Name(b"WinAnsiEncoding"));
@@ -79,9 +102,6 @@ pub(crate) fn one_page_pdf(title: &str, draw: impl FnOnce(&mut Content, Name, Na
     pdf.document_info(info_id)
         .title(TextStr(title))
         .producer(TextStr("Sportello"));
-    let mut content = Content::new();
-    draw(&mut content, regular, bold);
-    pdf.stream(content_id, &content.finish());
     pdf.finish()
 }
 

@@ -888,6 +888,23 @@ impl Store {
         note: Option<&str>,
         actor: &str,
     ) -> Result<CaseView> {
+        self.apply_action_with(reference, action, note, actor, &[])
+            .await
+    }
+
+    /// [`Store::apply_action`] for an action that produces documents (an annulment
+    /// request, a letter): they are attached to the case, and registered outgoing in the
+    /// protocol register when asked, in the same transaction as the change of status, so
+    /// the outcome never exists without its documents nor the documents without it. The
+    /// bytes must already be in the blob store.
+    pub async fn apply_action_with(
+        &self,
+        reference: &str,
+        action: &Action,
+        note: Option<&str>,
+        actor: &str,
+        outgoing: &[OutgoingDocument],
+    ) -> Result<CaseView> {
         let now = self.clock.now();
         let today = rome_date(now);
         let mut tx = self.write.begin().await?;
@@ -1024,6 +1041,7 @@ impl Store {
             "action"
         };
         insert_event(&mut tx, case_id, now, actor, kind, &detail).await?;
+        attach_outgoing(&mut tx, case_id, reference, now, actor, outgoing).await?;
         tx.commit().await?;
         self.get_case(reference).await
     }
@@ -1398,6 +1416,102 @@ fn request_digest(new: &NewCase) -> String {
 
 /// Marks a case as changed now (last event, version) inside `tx`, taking its row lock,
 /// and returns its id; the first statement of every change that adds to a case.
+/// A document an action produces, already stored in the blob store.
+#[derive(Debug, Clone)]
+pub struct OutgoingDocument {
+    /// SHA-256 of the bytes.
+    pub sha256: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// File name shown on the case.
+    pub filename: String,
+    /// Media type.
+    pub media_type: String,
+    /// `Some((recipient, subject))` to register it outgoing in the protocol register.
+    pub register: Option<(String, String)>,
+}
+
+/// Attaches documents to the locked case and registers those that ask for it, each with
+/// its journal entry (naming the protocol number when there is one); returns their ids.
+pub(crate) async fn attach_outgoing(
+    tx: &mut Transaction<'static, Any>,
+    case_id: i64,
+    reference: &str,
+    now: DateTime<Utc>,
+    actor: &str,
+    outgoing: &[OutgoingDocument],
+) -> Result<Vec<String>> {
+    let registrations: Vec<Registration<'_>> = outgoing
+        .iter()
+        .filter_map(|doc| {
+            doc.register
+                .as_ref()
+                .map(|(recipient, subject)| Registration {
+                    direction: Direction::Out,
+                    correspondent: recipient,
+                    subject,
+                    document_sha256: &doc.sha256,
+                    case_reference: Some(reference),
+                })
+        })
+        .collect();
+    let mut numbers = register_many_in(tx, now, &registrations).await?.into_iter();
+    let mut ids = Vec::with_capacity(outgoing.len());
+    for doc in outgoing {
+        let (id, filename) = insert_document(
+            tx,
+            case_id,
+            (&doc.sha256, doc.size, &doc.filename, &doc.media_type),
+            now,
+            actor,
+            None,
+        )
+        .await?;
+        let mut detail = serde_json::json!({
+            "document_id": id, "filename": filename, "sha256": doc.sha256, "size": doc.size,
+        });
+        if doc.register.is_some()
+            && let Some(number) = numbers.next()
+        {
+            detail["protocol"] = number.to_string().into();
+        }
+        insert_event(tx, case_id, now, actor, "document_added", &detail).await?;
+        ids.push(id);
+    }
+    Ok(ids)
+}
+
+/// Inserts one document row (`sha256, size, filename, media_type`), the file name cleaned
+/// for display, linked to the inbound message it came with, if any; returns its new id
+/// and the cleaned name.
+pub(crate) async fn insert_document(
+    tx: &mut Transaction<'static, Any>,
+    case_id: i64,
+    (sha256, size, filename, media_type): (&str, u64, &str, &str),
+    now: DateTime<Utc>,
+    actor: &str,
+    inbound_message: Option<i64>,
+) -> Result<(String, String)> {
+    let id = format!("{:032x}", rand::random::<u128>());
+    let filename = crate::documents::display_filename(filename);
+    sqlx::query(
+        "INSERT INTO documents (id, case_id, sha256, filename, media_type, size, uploaded_at, uploaded_by, inbound_message_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(&id)
+    .bind(case_id)
+    .bind(sha256)
+    .bind(&filename)
+    .bind(media_type)
+    .bind(size as i64)
+    .bind(to_ms(now))
+    .bind(actor)
+    .bind(inbound_message)
+    .execute(&mut **tx)
+    .await?;
+    Ok((id, filename))
+}
+
 pub(crate) async fn touch_case(
     tx: &mut Transaction<'static, Any>,
     reference: &str,

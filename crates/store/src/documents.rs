@@ -15,8 +15,8 @@ use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use utoipa::ToSchema;
 
-use crate::cases::{insert_event, rome_rfc3339, touch_case};
-use crate::{Result, Store, StoreError, from_ms, get_i64, get_str, to_ms};
+use crate::cases::{rome_rfc3339, touch_case};
+use crate::{Result, Store, StoreError, from_ms, get_i64, get_str};
 
 /// A document's metadata, as the API returns it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -375,27 +375,22 @@ impl Store {
         actor: &str,
     ) -> Result<DocumentView> {
         let now = self.clock.now();
-        let id = format!("{:032x}", rand::random::<u128>());
-        let filename = display_filename(filename);
         let mut tx = self.write.begin().await?;
         let case_id = touch_case(&mut tx, reference, now).await?;
-        sqlx::query(
-            "INSERT INTO documents (id, case_id, sha256, filename, media_type, size, uploaded_at, uploaded_by) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(&id)
-        .bind(case_id)
-        .bind(sha256)
-        .bind(&filename)
-        .bind(media_type)
-        .bind(size as i64)
-        .bind(to_ms(now))
-        .bind(actor)
-        .execute(&mut *tx)
-        .await?;
-        let detail = serde_json::json!({ "document_id": id, "filename": filename, "sha256": sha256, "size": size });
-        insert_event(&mut tx, case_id, now, actor, "document_added", &detail).await?;
+        let doc = crate::cases::OutgoingDocument {
+            sha256: sha256.to_owned(),
+            size,
+            filename: filename.to_owned(),
+            media_type: media_type.to_owned(),
+            register: None,
+        };
+        let ids =
+            crate::cases::attach_outgoing(&mut tx, case_id, reference, now, actor, &[doc]).await?;
         tx.commit().await?;
+        let id = ids
+            .into_iter()
+            .next()
+            .ok_or_else(|| StoreError::Corrupt("no document recorded".into()))?;
         self.document(&id).await.map(|(view, _)| view)
     }
 

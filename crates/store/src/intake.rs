@@ -488,21 +488,14 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<()> {
         for doc in documents {
-            let id = format!("{:032x}", rand::random::<u128>());
-            let filename = crate::documents::display_filename(&doc.filename);
-            sqlx::query(
-                "INSERT INTO documents (id, case_id, sha256, filename, media_type, size, uploaded_at, uploaded_by, inbound_message_id) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, 'system', $8)",
+            let (id, filename) = crate::cases::insert_document(
+                tx,
+                case_id,
+                (&doc.sha256, doc.size, &doc.filename, &doc.media_type),
+                now,
+                "system",
+                Some(message),
             )
-            .bind(&id)
-            .bind(case_id)
-            .bind(&doc.sha256)
-            .bind(&filename)
-            .bind(&doc.media_type)
-            .bind(doc.size as i64)
-            .bind(to_ms(now))
-            .bind(message)
-            .execute(&mut **tx)
             .await?;
             let detail = serde_json::json!({ "document_id": id, "filename": filename, "sha256": doc.sha256, "size": doc.size, "message": message });
             insert_event(tx, case_id, now, "system", "document_added", &detail).await?;

@@ -112,6 +112,7 @@ fn describe(p: Permission) -> &'static str {
         Permission::ReadWhitelist => "read the whitelist",
         Permission::CheckTransits => "check transits",
         Permission::ManagePermits => "manage permits",
+        Permission::ContestTransit => "report contested transits",
         Permission::ManageUsers => "manage users",
     }
 }

@@ -4,7 +4,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::api::{cases, documents, health, inbound, messages, search, ztl};
+use crate::api::{cases, documents, health, inbound, messages, remedy, search, ztl};
 
 /// The API description.
 #[derive(OpenApi)]
@@ -32,7 +32,8 @@ use crate::api::{cases, documents, health, inbound, messages, search, ztl};
         ztl::permit,
         ztl::temporary_plate,
         ztl::permit_status,
-        ztl::evidence,
+        remedy::evidence,
+        remedy::contest,
         ztl::whitelist,
         ztl::check,
         inbound::whatsapp_handshake,

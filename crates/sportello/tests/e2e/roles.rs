@@ -46,6 +46,19 @@ async fn every_endpoint_enforces_the_matrix() {
         )
         .await;
     let message = messages[0]["id"].as_i64().unwrap();
+    // A contested fine, for the remedy endpoints.
+    let contest = json!({"plate": "AB123CD", "fine": "V-1",
+        "transits": [{"transit_id": "T1", "gate": "V01", "timestamp": "2026-03-02T09:00:00+01:00"}]});
+    let (status, _, receipt) = install
+        .call(
+            "POST",
+            "/api/v1/transits/contest",
+            Some(&admin),
+            Some(contest.clone()),
+        )
+        .await;
+    assert_eq!(status, 201, "{receipt}");
+    let seg = receipt["reference"].as_str().unwrap().to_owned();
 
     let json_endpoints = [
         (
@@ -126,6 +139,18 @@ async fn every_endpoint_enforces_the_matrix() {
             None,
             Permission::ReadWhitelist,
         ),
+        (
+            "POST",
+            "/api/v1/transits/contest".to_owned(),
+            Some(contest),
+            Permission::ContestTransit,
+        ),
+        (
+            "GET",
+            format!("/api/v1/cases/{seg}/evidence"),
+            None,
+            Permission::ReadCase,
+        ),
         // Each allowed role splits the message off into yet another case.
         (
             "POST",
@@ -170,7 +195,7 @@ async fn every_endpoint_enforces_the_matrix() {
         }
         checked += 1;
     }
-    assert_eq!(checked, 15 * Role::ALL.len());
+    assert_eq!(checked, 17 * Role::ALL.len());
     // Public endpoints need no token.
     for path in ["/healthz", "/api/openapi.json", "/metrics"] {
         let (status, _, _) = install.call("GET", path, None, None).await;

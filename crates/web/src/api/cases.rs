@@ -163,7 +163,8 @@ fn check_phone(value: &Option<String>, field: &str, errors: &mut Vec<FieldError>
 }
 
 impl CreateCaseBody {
-    fn validate(self, state: &AppState, actor: &str) -> Result<NewCase, ApiError> {
+    /// Checks every field and builds the case to open (422 naming each bad field).
+    pub(crate) fn validate(self, state: &AppState, actor: &str) -> Result<NewCase, ApiError> {
         let mut errors = Vec::new();
         let case_type = clean(self.case_type, "case_type", 64, &mut errors);
         match &case_type {
@@ -586,9 +587,28 @@ pub async fn act_on_case(
     } else {
         None
     };
+    // Annulling a contested fine produces the annulment request for the police: its
+    // documents are prepared first and registered with the decision, atomically.
+    let outgoing = match &action {
+        sportello_domain::workflow::Action::Annul { reasons }
+            if reasons.iter().any(|r| !r.trim().is_empty()) =>
+        {
+            let case = state.store.get_case(&reference).await?;
+            let is_report = state
+                .store
+                .case_type(&case.summary.case_type)
+                .is_some_and(|t| t.workflow == sportello_domain::case::WorkflowKind::Report);
+            if is_report && case.summary.status == "in_review" {
+                crate::api::remedy::annulment_request(&state, &case, reasons).await?
+            } else {
+                Vec::new()
+            }
+        }
+        _ => Vec::new(),
+    };
     let mut case = state
         .store
-        .apply_action(&reference, &action, note.as_deref(), &user.login)
+        .apply_action_with(&reference, &action, note.as_deref(), &user.login, &outgoing)
         .await?;
     if let Some(permit) = permit {
         crate::api::ztl::issue_permit(&state, &reference, &permit, &user.login).await?;

@@ -11,6 +11,7 @@ pub mod documents;
 pub mod health;
 pub mod inbound;
 pub mod messages;
+pub mod remedy;
 pub mod search;
 pub mod ztl;
 
@@ -33,7 +34,8 @@ pub fn routes(upload_limit: usize) -> Router<AppState> {
             "/api/v1/cases/{reference}/documents",
             post(documents::upload_document).layer(DefaultBodyLimit::max(upload_limit)),
         )
-        .route("/api/v1/cases/{reference}/evidence", get(ztl::evidence))
+        .route("/api/v1/cases/{reference}/evidence", get(remedy::evidence))
+        .route("/api/v1/transits/contest", post(remedy::contest))
         .route(
             "/api/v1/cases/{reference}/cover-sheet",
             get(documents::cover_sheet),

@@ -1,0 +1,273 @@
+//! The remedy of errors, end to end: a contested fine reported by the police becomes an
+//! SEG case, its evidence is judged again, and `annul` produces the annulment request
+//! (letter, CSV rows, corrected whitelist rows) registered in the protocol register.
+
+use serde_json::{Value, json};
+
+use crate::harness::Install;
+
+async fn bytes(install: &Install, token: &str, path: &str) -> Vec<u8> {
+    let resp = install
+        .client
+        .get(format!("{}{path}", install.base()))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{path}");
+    resp.bytes().await.unwrap().to_vec()
+}
+
+/// The text of the case's document whose file name starts with `prefix`.
+async fn document_text(install: &Install, token: &str, case: &Value, prefix: &str) -> String {
+    let id = document(case, prefix)["id"].as_str().unwrap().to_owned();
+    String::from_utf8(bytes(install, token, &format!("/api/v1/documents/{id}")).await).unwrap()
+}
+
+/// The case's document whose file name starts with `prefix`.
+fn document<'a>(case: &'a Value, prefix: &str) -> &'a Value {
+    case["documents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["filename"].as_str().unwrap().starts_with(prefix))
+        .unwrap_or_else(|| panic!("no document {prefix}* in {case}"))
+}
+
+#[tokio::test]
+async fn a_contested_fine_goes_from_the_police_report_to_the_annulment_letter() {
+    let mut install = Install::new("[office]\nauthority = \"Comune di Prova\"\n").await;
+    let register = install.dir.path().join("register.csv");
+    std::fs::write(
+        &register,
+        "permit,category,holder_fiscal_code,holder_name,plate,country,valid_from,valid_to,status\n\
+         CUD9,cude,RSSMRA85T10A562S,Mario Rossi,AA111AA,IT,2020-01-01,2099-12-31,active\n",
+    )
+    .unwrap();
+    assert!(
+        install
+            .cli(&["permits", "import", register.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let op = install.user("op", "operator");
+    let police = install.user("vigile", "police");
+    install.start(&[]).await;
+    let now = sportello_domain::clock::Clock::now(&sportello_domain::clock::SystemClock);
+    let at = |hours: i64| (now + chrono::Duration::hours(hours)).to_rfc3339();
+    // The holder drove a friend's car and communicated its plate afterwards, within the
+    // 48 hours the CUDE category allows; the camera had fined it meanwhile.
+    let (status, _, permit) = install
+        .call(
+            "POST",
+            "/api/v1/permits/CUD9/temporary-plates",
+            Some(&op),
+            Some(json!({"plate": "CC 333 CC", "from": at(-3), "to": at(2)})),
+        )
+        .await;
+    assert_eq!(status, 201, "{permit}");
+
+    // The police forward the contested fine: an SEG case, without reading any file.
+    let bad = json!({"plate": "C<C", "transits": [{"transit_id": "", "gate": "V99", "timestamp": "ieri"}]});
+    let (status, _, problem) = install
+        .call("POST", "/api/v1/transits/contest", Some(&police), Some(bad))
+        .await;
+    assert_eq!(status, 422);
+    let fields: Vec<&str> = problem["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "plate",
+            "transits[0].transit_id",
+            "transits[0].gate",
+            "transits[0].timestamp"
+        ],
+        "{problem}"
+    );
+    let t1 = at(-1);
+    let t2 = at(-30);
+    let report = json!({"plate": "cc333cc", "fine": "VB-2026-77", "channel": "pec",
+        "note": "Il titolare CUDE era a bordo.",
+        "transits": [{"transit_id": "T1", "gate": "V04", "timestamp": t1},
+                     {"transit_id": "T2", "gate": "V05", "timestamp": t2}]});
+    let (status, _, receipt) = install
+        .call(
+            "POST",
+            "/api/v1/transits/contest",
+            Some(&police),
+            Some(report),
+        )
+        .await;
+    assert_eq!(status, 201, "{receipt}");
+    let reference = receipt["reference"].as_str().unwrap().to_owned();
+    assert!(reference.starts_with("SEG-"), "{receipt}");
+    assert!(receipt["protocol"].is_string(), "{receipt}");
+    assert!(
+        receipt.get("citizen").is_none(),
+        "the police get no file back"
+    );
+
+    let (_, _, case) = install
+        .call(
+            "GET",
+            &format!("/api/v1/cases/{reference}"),
+            Some(&op),
+            None,
+        )
+        .await;
+    assert_eq!(case["case_type"], "seg");
+    assert_eq!(case["fields"]["plate"], "CC333CC");
+    assert_eq!(case["fields"]["fine"], "VB-2026-77");
+    let actions = format!("/api/v1/cases/{reference}/actions");
+    let act = |body: Value| {
+        let install = &install;
+        let op = op.clone();
+        let actions = actions.clone();
+        async move { install.call("POST", &actions, Some(&op), Some(body)).await }
+    };
+    let (status, _, _) = act(json!({"action": "start_review"})).await;
+    assert_eq!(status, 200);
+    // No reasons, no annulment, and nothing produced.
+    let (status, _, _) = act(json!({"action": "annul", "reasons": ["  "]})).await;
+    assert_eq!(status, 422);
+    let (_, _, case) = install
+        .call(
+            "GET",
+            &format!("/api/v1/cases/{reference}"),
+            Some(&op),
+            None,
+        )
+        .await;
+    assert_eq!(case["documents"].as_array().unwrap().len(), 0, "{case}");
+
+    let reason = "Targa comunicata entro 48 ore dal titolare del CUDE CUD9";
+    let (status, _, case) = act(json!({"action": "annul", "reasons": [reason]})).await;
+    assert_eq!(status, 200, "{case}");
+    assert_eq!(case["status"], "closed");
+    assert_eq!(case["documents"].as_array().unwrap().len(), 3, "{case}");
+
+    // The CSV row of each transit, for the police's records.
+    let csv = document_text(
+        &install,
+        &op,
+        &case,
+        &format!("richiesta-annullamento-{reference}.csv"),
+    )
+    .await;
+    let protocol = case["protocol"].as_str().unwrap();
+    assert_eq!(
+        csv,
+        format!(
+            "case,protocol,fine,transit_id,gate,zone,plate,country,timestamp,verdict,permit,reasons\n\
+             {reference},{protocol},VB-2026-77,T1,V04,B,CC333CC,IT,{t1},permit,CUD9,{reason}\n\
+             {reference},{protocol},VB-2026-77,T2,V05,B,CC333CC,IT,{t2},not_valid_at_time,,{reason}\n"
+        )
+    );
+
+    // The corrected whitelist rows: the temporary plate, as §6.3.
+    let rows = document_text(&install, &op, &case, "righe-corrette-").await;
+    let lines: Vec<&str> = rows.lines().collect();
+    assert_eq!(
+        lines[0],
+        "plate,country,permit,category,zones,windows,valid_from,valid_to"
+    );
+    assert_eq!(lines.len(), 2, "{rows}");
+    assert!(lines[1].starts_with("CC333CC,IT,CUD9,cude,*,,"), "{rows}");
+
+    // The letter: a PDF naming the plate, the fine and the transits, registered outgoing
+    // to the police like the two CSV files.
+    let letter = document(&case, &format!("richiesta-annullamento-{reference}.pdf"));
+    let pdf = bytes(
+        &install,
+        &op,
+        &format!("/api/v1/documents/{}", letter["id"].as_str().unwrap()),
+    )
+    .await;
+    assert!(pdf.starts_with(b"%PDF"));
+    let text = String::from_utf8_lossy(&pdf);
+    for needle in [
+        "Comune di Prova",
+        "Comando di Polizia Locale",
+        "CC333CC",
+        "VB-2026-77",
+        "T2",
+        reference.as_str(),
+    ] {
+        assert!(text.contains(needle), "the letter names {needle}");
+    }
+    let mut numbers = Vec::new();
+    for doc in case["documents"].as_array().unwrap() {
+        let (status, _, info) = install
+            .call(
+                "GET",
+                &format!("/api/v1/documents/{}/info", doc["id"].as_str().unwrap()),
+                Some(&op),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{info}");
+        let entry = &info["protocol"][0];
+        assert_eq!(entry["direction"], "out", "{info}");
+        assert_eq!(entry["correspondent"], "Comando di Polizia Locale");
+        assert_eq!(entry["document_sha256"], doc["sha256"]);
+        numbers.push(entry["number"].as_str().unwrap().to_owned());
+    }
+    numbers.sort();
+    numbers.dedup();
+    assert_eq!(numbers.len(), 3, "three protocol numbers: {numbers:?}");
+    // The decision and each document are on the timeline; the register's chain holds.
+    let timeline = case["timeline"].as_array().unwrap();
+    assert!(
+        timeline
+            .iter()
+            .any(|e| e["detail"]["action"] == "annul" && e["detail"]["reasons"][0] == reason),
+        "{case}"
+    );
+    assert_eq!(
+        timeline
+            .iter()
+            .filter(|e| e["kind"] == "document_added" && e["detail"]["protocol"].is_string())
+            .count(),
+        3,
+        "{case}"
+    );
+    let out = install.cli(&["register", "verify"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // A violation that stands: confirmed with its reasons, nothing sent to the police.
+    let report = json!({"plate": "ZZ999ZZ",
+        "transits": [{"transit_id": "T9", "gate": "V04", "timestamp": at(-2)}]});
+    let (_, _, receipt) = install
+        .call("POST", "/api/v1/transits/contest", Some(&op), Some(report))
+        .await;
+    let other = receipt["reference"].as_str().unwrap();
+    let path = format!("/api/v1/cases/{other}/actions");
+    install
+        .call(
+            "POST",
+            &path,
+            Some(&op),
+            Some(json!({"action": "start_review"})),
+        )
+        .await;
+    let (status, _, case) = install
+        .call(
+            "POST",
+            &path,
+            Some(&op),
+            Some(json!({"action": "confirm", "reasons": ["Nessun permesso per la targa"]})),
+        )
+        .await;
+    assert_eq!(status, 200, "{case}");
+    assert_eq!(case["status"], "closed");
+    assert!(case["documents"].as_array().unwrap().is_empty(), "{case}");
+}

@@ -1,0 +1,617 @@
+//! The remedy of errors: a contested transit or fine becomes an SEG case linked to the
+//! plate, the transits and the permit; its evidence (every permit and temporary plate of
+//! the plate, judged again) is gathered automatically; `annul` produces the annulment
+//! request for the police — a letter and a CSV row per transit, plus the corrected
+//! whitelist rows when the register covers the transits — registered in the protocol
+//! register together with the decision.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use chrono::DateTime;
+use serde::{Deserialize, Serialize};
+use sportello_domain::plate::Plate;
+use sportello_domain::roles::Permission;
+use sportello_domain::ztl::transits::{Judgement, PermitIndex, judge};
+use sportello_store::cases::{CaseView, OutgoingDocument};
+use sportello_store::permits::{PermitView, WhitelistRow, write_whitelist};
+use utoipa::ToSchema;
+
+use crate::AppState;
+use crate::api::cases::{CitizenBody, CreateCaseBody};
+use crate::auth::Caller;
+use crate::error::{ApiError, FieldError, Problem};
+use crate::extract::{ApiJson, ApiPath};
+
+/// At most this many transits in one report: a fine concerns one or a handful.
+const MAX_CONTESTED: usize = 200;
+
+/// One contested passage, as the gate system recorded it.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+pub struct ContestedTransit {
+    /// The gate system's transit id.
+    pub transit_id: String,
+    /// The gate.
+    pub gate: String,
+    /// RFC 3339 with offset.
+    pub timestamp: String,
+}
+
+/// Body of `POST /api/v1/transits/contest`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ContestBody {
+    /// The plate fined.
+    pub plate: String,
+    /// Its country (default `IT`).
+    pub country: Option<String>,
+    /// The passages contested (1 to 200).
+    pub transits: Vec<ContestedTransit>,
+    /// The fine (verbale) number, when there is one.
+    pub fine: Option<String>,
+    /// The permit the citizen says covered the passage.
+    pub permit: Option<String>,
+    /// What the citizen or the patrol says.
+    pub note: Option<String>,
+    /// Where the report came from (default `web`; the police use `counter` or `pec`).
+    pub channel: Option<String>,
+    /// The citizen, when known.
+    pub citizen: Option<CitizenBody>,
+}
+
+/// What the reporter gets back: enough to follow the case, nothing of the file.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ContestReceipt {
+    /// The SEG case opened.
+    pub reference: String,
+    /// Its protocol number.
+    pub protocol: Option<String>,
+    /// Its legal due date.
+    pub due_at: String,
+}
+
+/// `POST /api/v1/transits/contest`: opens an SEG case for contested transits or a fine,
+/// from the portal's backend, the police or an operator. The transits are checked for
+/// form (known gate, instant with offset) so the evidence can judge them.
+#[utoipa::path(post, path = "/api/v1/transits/contest", tag = "ztl", request_body = ContestBody,
+    security(("bearer" = [])),
+    responses((status = 201, body = ContestReceipt), (status = 401, body = Problem), (status = 403, body = Problem),
+              (status = 422, body = Problem)))]
+pub async fn contest(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<ContestBody>,
+) -> Result<(StatusCode, Json<ContestReceipt>), ApiError> {
+    let user = caller.require(Permission::ContestTransit)?;
+    let mut errors = Vec::new();
+    let plate = Plate::parse(&body.plate, body.country.as_deref())
+        .map_err(|e| {
+            errors.push(FieldError {
+                field: "plate".into(),
+                message: e.to_string(),
+            })
+        })
+        .ok();
+    if body.transits.is_empty() || body.transits.len() > MAX_CONTESTED {
+        errors.push(FieldError {
+            field: "transits".into(),
+            message: format!("must list between 1 and {MAX_CONTESTED} transits"),
+        });
+    }
+    for (i, t) in body.transits.iter().enumerate().take(MAX_CONTESTED) {
+        let id = t.transit_id.trim();
+        if id.is_empty() || id.chars().count() > 64 || id.chars().any(char::is_control) {
+            errors.push(FieldError {
+                field: format!("transits[{i}].transit_id"),
+                message: "must be 1 to 64 printable characters".into(),
+            });
+        }
+        if state.policy.zone_of_gate(t.gate.trim()).is_none() {
+            errors.push(FieldError {
+                field: format!("transits[{i}].gate"),
+                message: format!(
+                    "unknown gate '{}'",
+                    t.gate.chars().take(20).collect::<String>()
+                ),
+            });
+        }
+        if DateTime::parse_from_rfc3339(t.timestamp.trim()).is_err() {
+            errors.push(FieldError {
+                field: format!("transits[{i}].timestamp"),
+                message: "must be RFC 3339 with an offset, e.g. 2026-03-29T09:15:00+02:00".into(),
+            });
+        }
+    }
+    let short = |field: &str, v: &Option<String>, errors: &mut Vec<FieldError>| {
+        let v = v.as_deref().map(str::trim).filter(|v| !v.is_empty())?;
+        if v.chars().count() > 64 || v.chars().any(char::is_control) {
+            errors.push(FieldError {
+                field: field.into(),
+                message: "must be at most 64 printable characters".into(),
+            });
+            return None;
+        }
+        Some(v.to_owned())
+    };
+    let fine = short("fine", &body.fine, &mut errors);
+    let permit = short("permit", &body.permit, &mut errors);
+    let (Some(plate), true) = (plate, errors.is_empty()) else {
+        return Err(ApiError::Invalid(errors));
+    };
+    let transits: Vec<ContestedTransit> = body
+        .transits
+        .into_iter()
+        .map(|t| ContestedTransit {
+            transit_id: t.transit_id.trim().to_owned(),
+            gate: t.gate.trim().to_owned(),
+            timestamp: t.timestamp.trim().to_owned(),
+        })
+        .collect();
+    let mut fields = serde_json::json!({
+        "plate": plate.number, "country": plate.country, "transits": transits,
+    });
+    if let Some(fine) = &fine {
+        fields["fine"] = fine.as_str().into();
+    }
+    if let Some(permit) = &permit {
+        fields["permit"] = permit.as_str().into();
+    }
+    let subject = match &fine {
+        Some(fine) => format!("Contestazione verbale {fine}, targa {}", plate.number),
+        None => format!(
+            "Contestazione di {} transit{} in ZTL, targa {}",
+            transits.len(),
+            if transits.len() == 1 { "o" } else { "i" },
+            plate.number
+        ),
+    };
+    let request = CreateCaseBody {
+        case_type: Some("seg".into()),
+        subject: Some(subject),
+        description: body.note,
+        channel: body.channel.or_else(|| Some("web".into())),
+        citizen: body.citizen,
+        fields: Some(fields),
+    };
+    let case = state
+        .store
+        .create_case(request.validate(&state, &user.login)?)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(ContestReceipt {
+            reference: case.summary.reference,
+            protocol: case.summary.protocol,
+            due_at: case.summary.due_at,
+        }),
+    ))
+}
+
+/// One contested passage, judged again with everything the office knows.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TransitEvidence {
+    /// The transit id, as the gate system gave it.
+    pub transit_id: String,
+    /// The gate.
+    pub gate: String,
+    /// Its zone, when the gate is known.
+    pub zone: Option<String>,
+    /// The instant, as given.
+    pub timestamp: String,
+    /// Whether the zone was enforced at that time.
+    pub zone_active: bool,
+    /// The verdict today: `permit` (covered), `zone_not_active`, a violation reason, or
+    /// `unreadable` when the transit cannot be judged.
+    pub verdict: String,
+    /// The permit that covered it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub permit: Option<String>,
+}
+
+/// What a contested-fine (SEG) case needs on one screen.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Evidence {
+    /// The plate, normalised.
+    pub plate: String,
+    /// Its country.
+    pub country: String,
+    /// Each contested transit, judged under the policy in force.
+    pub transits: Vec<TransitEvidence>,
+    /// Every permit that ever named the plate (temporary plates included), with its rows
+    /// and history.
+    pub permits: Vec<PermitView>,
+    /// The policy version the verdicts were computed under.
+    pub policy_version: Option<i64>,
+    /// The plate's register rows that cover a contested transit now: what the police's
+    /// whitelist must contain (sent with an annulment as the corrected rows).
+    #[serde(skip)]
+    covering_rows: Vec<WhitelistRow>,
+}
+
+fn text_field(v: &serde_json::Value, k: &str) -> String {
+    v.get(k)
+        .and_then(|x| x.as_str())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Judges the case's transits (fields `plate`, `country`, `transits`) again under the
+/// policy in force, with every permit of the plate.
+async fn gather_evidence(state: &AppState, case: &CaseView) -> Result<Evidence, ApiError> {
+    let fields = &case.fields;
+    let plate = Plate::parse(
+        &text_field(fields, "plate"),
+        fields.get("country").and_then(|c| c.as_str()),
+    )
+    .map_err(|e| {
+        ApiError::Conflict(format!("the case names no valid plate (fields.plate): {e}"))
+    })?;
+    let rows = state
+        .store
+        .permit_rows_of(&plate.number, &plate.country)
+        .await?;
+    let mut numbers: Vec<String> = rows.iter().map(|r| r.permit.clone()).collect();
+    numbers.sort();
+    numbers.dedup();
+    let policy = Arc::clone(&state.policy);
+    let index = PermitIndex::new(&policy, rows.clone());
+    let mut transits = Vec::new();
+    let mut covering: Vec<String> = Vec::new();
+    for t in fields
+        .get("transits")
+        .and_then(|t| t.as_array())
+        .into_iter()
+        .flatten()
+    {
+        let (transit_id, gate, timestamp) = (
+            text_field(t, "transit_id"),
+            text_field(t, "gate"),
+            text_field(t, "timestamp"),
+        );
+        let zone = policy.zone_of_gate(&gate);
+        let mut judged = TransitEvidence {
+            transit_id,
+            gate: gate.clone(),
+            zone: zone.map(|z| z.id.clone()),
+            timestamp: timestamp.clone(),
+            zone_active: false,
+            verdict: "unreadable".into(),
+            permit: None,
+        };
+        if let (Some(zone), Ok(at)) = (zone, DateTime::parse_from_rfc3339(&timestamp)) {
+            let judgement = judge(&policy, &index, &plate, zone, &at);
+            judged.zone_active = judgement != Judgement::ZoneNotActive;
+            judged.verdict = match judgement {
+                Judgement::ZoneNotActive => "zone_not_active".into(),
+                Judgement::Authorised(permit) => {
+                    judged.permit = Some(permit.to_owned());
+                    covering.push(permit.to_owned());
+                    "permit".into()
+                }
+                Judgement::Violation(reason) => reason.as_str().to_owned(),
+            };
+        }
+        transits.push(judged);
+    }
+    let covering_rows = rows
+        .into_iter()
+        .filter(|r| r.active && covering.contains(&r.permit))
+        .map(|r| WhitelistRow {
+            plate: r.plate,
+            country: r.country,
+            permit: r.permit,
+            category: r.category,
+            valid_from: r.valid_from,
+            valid_to: r.valid_to,
+            change: None,
+        })
+        .collect();
+    let mut permits = Vec::with_capacity(numbers.len());
+    for number in &numbers {
+        permits.push(state.store.permit(number).await?);
+    }
+    Ok(Evidence {
+        plate: plate.number,
+        country: plate.country,
+        transits,
+        permits,
+        policy_version: state.policy_version,
+        covering_rows,
+    })
+}
+
+/// `GET /api/v1/cases/{ref}/evidence`: for a contested transit or fine (fields `plate`,
+/// `country`, `transits: [{transit_id, gate, timestamp}]`), the verdict on each passage
+/// today and every permit and temporary plate of that plate with its history — the
+/// evidence to confirm or annul in one screen.
+#[utoipa::path(get, path = "/api/v1/cases/{reference}/evidence", tag = "ztl",
+    params(("reference" = String, Path, description = "Case reference")),
+    security(("bearer" = [])),
+    responses((status = 200, body = Evidence), (status = 401, body = Problem), (status = 403, body = Problem),
+              (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub async fn evidence(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(reference): ApiPath<String>,
+) -> Result<Json<Evidence>, ApiError> {
+    let user = caller.require(Permission::ReadCase)?;
+    let case = state.store.get_case(reference.trim()).await?;
+    let evidence = gather_evidence(&state, &case).await?;
+    state
+        .store
+        .record_access(&user.login, "read_evidence", &case.summary.reference)
+        .await?;
+    Ok(Json(evidence))
+}
+
+/// Italian label of a verdict, for the letter.
+fn verdict_label(verdict: &str) -> &'static str {
+    match verdict {
+        "permit" => "coperto da permesso",
+        "zone_not_active" => "ZTL non attiva",
+        "outside_window" => "fuori fascia oraria",
+        "not_valid_at_time" => "permesso non valido in quel momento",
+        "wrong_zone" => "permesso per altra zona",
+        "suspended_or_revoked" => "permesso sospeso o revocato",
+        "no_permit" => "nessun permesso",
+        _ => "non verificabile",
+    }
+}
+
+/// The annulment request an `annul` decision produces on an SEG case: the letter to the
+/// police, the CSV rows of the annulled transits and, when the register now covers some
+/// of them, the corrected whitelist rows. The bytes are stored here; the caller attaches
+/// and registers them with the decision, in one transaction.
+pub async fn annulment_request(
+    state: &AppState,
+    case: &CaseView,
+    reasons: &[String],
+) -> Result<Vec<OutgoingDocument>, ApiError> {
+    let evidence = gather_evidence(state, case).await?;
+    let reference = case.summary.reference.as_str();
+    let fine = text_field(&case.fields, "fine");
+    let reasons: Vec<String> = reasons
+        .iter()
+        .map(|r| r.trim().to_owned())
+        .filter(|r| !r.is_empty())
+        .collect();
+    let zone = state.policy.timezone;
+    let local = |ts: &str| {
+        DateTime::parse_from_rfc3339(ts)
+            .map(|t| {
+                t.with_timezone(&zone)
+                    .format("%d/%m/%Y %H:%M:%S")
+                    .to_string()
+            })
+            .unwrap_or_else(|_| ts.to_owned())
+    };
+
+    // The CSV: one row per annulled transit, for the police's records system.
+    let mut csv_out = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::Any(b'\n'))
+        .from_writer(Vec::new());
+    let csv_error = |e: csv::Error| ApiError::Internal(format!("writing the CSV: {e}"));
+    csv_out
+        .write_record([
+            "case",
+            "protocol",
+            "fine",
+            "transit_id",
+            "gate",
+            "zone",
+            "plate",
+            "country",
+            "timestamp",
+            "verdict",
+            "permit",
+            "reasons",
+        ])
+        .map_err(csv_error)?;
+    let protocol = case.summary.protocol.clone().unwrap_or_default();
+    let joined_reasons = reasons.join("; ");
+    for t in &evidence.transits {
+        csv_out
+            .write_record([
+                reference,
+                &protocol,
+                &fine,
+                &t.transit_id,
+                &t.gate,
+                t.zone.as_deref().unwrap_or_default(),
+                &evidence.plate,
+                &evidence.country,
+                &t.timestamp,
+                &t.verdict,
+                t.permit.as_deref().unwrap_or_default(),
+                &joined_reasons,
+            ])
+            .map_err(csv_error)?;
+    }
+    let csv_bytes = csv_out
+        .into_inner()
+        .map_err(|e| ApiError::Internal(format!("writing the CSV: {e}")))?;
+
+    // The corrected whitelist rows (CONTRACT §6.3), when the register covers a transit.
+    let corrected = if evidence.covering_rows.is_empty() {
+        None
+    } else {
+        let mut out = Vec::new();
+        write_whitelist(
+            &state.policy,
+            &evidence.covering_rows,
+            false,
+            false,
+            &mut out,
+        )
+        .map_err(|e| ApiError::Internal(format!("writing the corrected rows: {e}")))?;
+        Some(out)
+    };
+
+    // The letter.
+    use sportello_scan::Block;
+    let office = &state.config.office;
+    let letterhead = vec![office.authority.clone(), office.name.clone()];
+    let recipient = vec![
+        format!("Al {}", office.police),
+        "Ufficio Verbali".to_owned(),
+    ];
+    let today = state
+        .store
+        .clock()
+        .now()
+        .with_timezone(&zone)
+        .format("%d/%m/%Y")
+        .to_string();
+    let mut body = vec![Block::Paragraph(format!(
+        "Con riferimento alla segnalazione della pratica {reference}{}{}, ricevuta il {}, \
+         si chiede l'annullamento in autotutela dell'accertamento{} relativo ai transiti \
+         sotto elencati del veicolo targato {} ({}).",
+        if protocol.is_empty() {
+            String::new()
+        } else {
+            format!(" (protocollo {protocol})")
+        },
+        if fine.is_empty() {
+            String::new()
+        } else {
+            format!(", verbale n. {fine}")
+        },
+        local(&case.summary.received_at)
+            .get(..10)
+            .unwrap_or_default(),
+        if evidence.transits.len() == 1 {
+            ""
+        } else {
+            "i"
+        },
+        evidence.plate,
+        evidence.country,
+    ))];
+    body.push(Block::Heading("Transiti".into()));
+    body.push(Block::Table {
+        columns: vec![
+            ("Transito".into(), 0.16),
+            ("Varco".into(), 0.08),
+            ("Zona".into(), 0.07),
+            ("Data e ora".into(), 0.22),
+            ("Esito della verifica".into(), 0.33),
+            ("Permesso".into(), 0.14),
+        ],
+        rows: evidence
+            .transits
+            .iter()
+            .map(|t| {
+                vec![
+                    t.transit_id.clone(),
+                    t.gate.clone(),
+                    t.zone.clone().unwrap_or_default(),
+                    local(&t.timestamp),
+                    verdict_label(&t.verdict).to_owned(),
+                    t.permit.clone().unwrap_or_default(),
+                ]
+            })
+            .collect(),
+    });
+    body.push(Block::Heading("Motivazione".into()));
+    body.extend(reasons.iter().cloned().map(Block::Paragraph));
+    if !evidence.permits.is_empty() {
+        let day = |ms: i64| {
+            DateTime::from_timestamp_millis(ms)
+                .map(|t| t.with_timezone(&zone).format("%d/%m/%Y").to_string())
+                .unwrap_or_default()
+        };
+        body.push(Block::Heading("Permessi del veicolo".into()));
+        body.push(Block::Table {
+            columns: vec![
+                ("Permesso".into(), 0.25),
+                ("Categoria".into(), 0.2),
+                ("Stato".into(), 0.15),
+                ("Valido dal".into(), 0.2),
+                ("al".into(), 0.2),
+            ],
+            rows: evidence
+                .permits
+                .iter()
+                .flat_map(|p| {
+                    p.plates
+                        .iter()
+                        .filter(|r| r.plate == evidence.plate && r.country == evidence.country)
+                        .map(|r| {
+                            vec![
+                                p.number.clone(),
+                                p.category.clone(),
+                                r.status.clone(),
+                                day(r.valid_from),
+                                day(r.valid_to),
+                            ]
+                        })
+                })
+                .collect(),
+        });
+    }
+    let data_name = format!("richiesta-annullamento-{reference}.csv");
+    let corrected_name = format!("righe-corrette-{reference}.csv");
+    body.push(Block::Paragraph(format!(
+        "Si allegano i dati dei transiti in formato CSV ({data_name}).{}",
+        if corrected.is_some() {
+            format!(
+                " Il registro dei permessi copre i transiti indicati: si allegano le righe \
+                 della lista bianca da caricare nel sistema dei varchi ({corrected_name})."
+            )
+        } else {
+            String::new()
+        }
+    )));
+    let subject = format!(
+        "Richiesta di annullamento in autotutela - targa {}",
+        evidence.plate
+    );
+    let signature = office.name.clone();
+    let pdf = sportello_scan::letter_pdf(&sportello_scan::Letter {
+        letterhead: &letterhead,
+        recipient: &recipient,
+        place_date: &format!("Data: {today}"),
+        reference,
+        subject: &subject,
+        body: &body,
+        signature: &signature,
+    });
+
+    let mut documents = vec![
+        (
+            format!("richiesta-annullamento-{reference}.pdf"),
+            "application/pdf",
+            pdf,
+            subject.clone(),
+        ),
+        (
+            data_name,
+            "text/csv",
+            csv_bytes,
+            format!("{subject} - dati dei transiti"),
+        ),
+    ];
+    if let Some(rows) = corrected {
+        documents.push((
+            corrected_name,
+            "text/csv",
+            rows,
+            format!("{subject} - righe corrette della lista bianca"),
+        ));
+    }
+    let mut outgoing = Vec::with_capacity(documents.len());
+    for (filename, media_type, bytes, subject) in documents {
+        let size = bytes.len() as u64;
+        let sha256 = state.blobs.put(Bytes::from(bytes)).await?;
+        outgoing.push(OutgoingDocument {
+            sha256,
+            size,
+            filename,
+            media_type: media_type.to_owned(),
+            register: Some((office.police.clone(), subject)),
+        });
+    }
+    Ok(outgoing)
+}

@@ -172,7 +172,8 @@ fn instance_name() -> String {
     )
 }
 
-/// Closes lapsed suspensions every minute (and once at start).
+/// Every minute (and once at start): closes lapsed suspensions and journals the expiry
+/// of permits whose validity has ended.
 async fn sla_ticker(store: sportello_store::Store) {
     let mut interval = tokio::time::interval(Duration::from_secs(60));
     loop {
@@ -181,6 +182,11 @@ async fn sla_ticker(store: sportello_store::Store) {
             Ok(0) => {}
             Ok(n) => tracing::info!(cases = n, "suspensions lapsed"),
             Err(e) => tracing::warn!(error = %e, "SLA tick failed"),
+        }
+        match store.mark_expired_permits().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(permits = n, "permits expired"),
+            Err(e) => tracing::warn!(error = %e, "permit expiry tick failed"),
         }
     }
 }

@@ -1046,6 +1046,69 @@ impl Store {
         self.get_case(reference).await
     }
 
+    /// Changes a case's type-specific fields (JSON merge patch: `null` removes a key),
+    /// journaling each change with its old and new value and re-indexing the case for
+    /// search, in one transaction. A closed case is not changed (reopen it first).
+    pub async fn update_case_fields(
+        &self,
+        reference: &str,
+        patch: &serde_json::Map<String, serde_json::Value>,
+        actor: &str,
+    ) -> Result<CaseView> {
+        let before = self.get_case(reference).await?;
+        let now = self.clock.now();
+        let mut tx = self.write.begin().await?;
+        let row = sqlx::query(
+            "UPDATE cases SET version = version + 1 WHERE reference = $1 RETURNING id, status, fields",
+        )
+        .bind(reference)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("case {reference}")))?;
+        if get_str(&row, "status")? == Status::Closed.as_str() {
+            return Err(StoreError::Conflict(format!(
+                "case {reference} is closed: reopen it to change its fields"
+            )));
+        }
+        let case_id = get_i64(&row, "id")?;
+        let mut fields: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&get_str(&row, "fields")?).unwrap_or_default();
+        let mut changes = serde_json::Map::new();
+        for (key, value) in patch {
+            let old = fields.get(key).cloned().unwrap_or(serde_json::Value::Null);
+            if &old == value {
+                continue;
+            }
+            if value.is_null() {
+                fields.remove(key);
+            } else {
+                fields.insert(key.clone(), value.clone());
+            }
+            changes.insert(key.clone(), serde_json::json!({ "from": old, "to": value }));
+        }
+        if changes.is_empty() {
+            return Ok(before);
+        }
+        sqlx::query("UPDATE cases SET fields = $1, last_event_at = $2 WHERE id = $3")
+            .bind(json_text(&fields))
+            .bind(to_ms(now))
+            .bind(case_id)
+            .execute(&mut *tx)
+            .await?;
+        let detail = serde_json::json!({ "changes": changes });
+        insert_event(&mut tx, case_id, now, actor, "fields_changed", &detail).await?;
+        let text = crate::search::case_text(
+            reference,
+            &before.summary.subject,
+            &before.description,
+            &serde_json::Value::Object(fields),
+            &before.citizen,
+        );
+        crate::search::insert_case_entries(&mut tx, &[(case_id, text)]).await?;
+        tx.commit().await?;
+        self.get_case(reference).await
+    }
+
     /// Ends the open pause of a locked case row; returns the days it counted.
     async fn end_pause(
         &self,

@@ -331,6 +331,9 @@ pub struct PermitView {
     pub holder_fiscal_code: String,
     /// Holder's name.
     pub holder_name: String,
+    /// Where it stands now: `active` (a plate may pass), `suspended`, `revoked`,
+    /// `not_yet_valid` or `expired`.
+    pub state: String,
     /// Every plate row, oldest first.
     pub plates: Vec<PermitPlate>,
     /// For permits issued here: the token of the public verification page
@@ -373,6 +376,7 @@ impl Store {
             category: get_str(first, "category")?,
             holder_fiscal_code: get_str(first, "holder_fiscal_code")?,
             holder_name: get_str(first, "holder_name")?,
+            state: String::new(),
             plates: Vec::with_capacity(rows.len()),
             verify_token: None,
             history: Vec::new(),
@@ -393,6 +397,7 @@ impl Store {
                 view.verify_token = crate::get_opt_str(r, "verify_token")?;
             }
         }
+        view.state = permit_state(&view.plates, to_ms(self.clock.now())).to_owned();
         let events = sqlx::query(
             "SELECT at, actor, kind, detail FROM permit_events WHERE permit = $1 ORDER BY at, id",
         )
@@ -592,6 +597,9 @@ pub struct NewPermit {
     pub valid_to: i64,
     /// The policy version it is decided under.
     pub policy_version: Option<i64>,
+    /// The permit this one renews: it does not count as a clash, and its history
+    /// records the renewal.
+    pub renews: Option<String>,
 }
 
 /// A permit just issued.
@@ -618,13 +626,14 @@ impl Store {
         for plate in &new.plates {
             let clash = sqlx::query(
                 "SELECT permit FROM permit_rows WHERE plate = $1 AND country = $2 AND category = $3 \
-                 AND status = 'active' AND valid_from < $4 AND valid_to > $5 LIMIT 1",
+                 AND status = 'active' AND valid_from < $4 AND valid_to > $5 AND permit <> $6 LIMIT 1",
             )
             .bind(&plate.number)
             .bind(&plate.country)
             .bind(&new.category)
             .bind(new.valid_to)
             .bind(new.valid_from)
+            .bind(new.renews.as_deref().unwrap_or_default())
             .fetch_optional(&mut *tx)
             .await?;
             if let Some(row) = clash {
@@ -678,6 +687,19 @@ impl Store {
             "valid_to": crate::cases::rome_rfc3339(crate::from_ms(new.valid_to)?),
             "policy_version": new.policy_version,
         });
+        let mut detail = detail;
+        if let Some(old) = &new.renews {
+            detail["renews"] = old.as_str().into();
+            record_permit_event(
+                &mut tx,
+                old,
+                to_ms(now),
+                actor,
+                "renewed",
+                &serde_json::json!({ "by": number, "case": case_reference }),
+            )
+            .await?;
+        }
         crate::cases::insert_event(&mut tx, case_id, now, actor, "permit_issued", &detail).await?;
         let mut permit_detail = detail.clone();
         if let Some(map) = permit_detail.as_object_mut() {
@@ -697,6 +719,24 @@ impl Store {
             number,
             verify_token,
         })
+    }
+
+    /// Journals the expiry of every permit whose validity has ended (its last plate row,
+    /// temporary plates aside) and that was not yet marked: one `expired` event each, by
+    /// `system`, dated when the validity ended. Idempotent; returns how many were marked.
+    pub async fn mark_expired_permits(&self) -> Result<u64> {
+        let now = to_ms(self.clock.now());
+        let done = sqlx::query(
+            "INSERT INTO permit_events (permit, at, actor, kind, detail) \
+             SELECT r.permit, MAX(r.valid_to), 'system', 'expired', '{\"reason\":\"validity ended\"}' \
+             FROM permit_rows r WHERE r.source <> 'temporary' GROUP BY r.permit \
+             HAVING MAX(r.valid_to) <= $1 \
+             AND NOT EXISTS (SELECT 1 FROM permit_events e WHERE e.permit = r.permit AND e.kind = 'expired')",
+        )
+        .bind(now)
+        .execute(&self.write)
+        .await?;
+        Ok(done.rows_affected())
     }
 
     /// What the public verification page may show of a permit: its number, whether it is
@@ -731,6 +771,26 @@ impl Store {
     }
 }
 
+/// Where a permit stands at `now` (Unix ms), from its plate rows.
+fn permit_state(rows: &[PermitPlate], now: i64) -> &'static str {
+    let current = |r: &&PermitPlate| r.valid_from <= now && now < r.valid_to;
+    if rows.iter().all(|r| r.status == "revoked") {
+        "revoked"
+    } else if rows.iter().filter(current).any(|r| r.status == "active") {
+        "active"
+    } else if rows.iter().filter(current).any(|r| r.status == "suspended") {
+        "suspended"
+    } else if rows
+        .iter()
+        .any(|r| r.status == "active" && r.valid_from > now)
+    {
+        // Not started, or between two periods (a temporary plate to come).
+        "not_yet_valid"
+    } else {
+        "expired"
+    }
+}
+
 async fn record_permit_event(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     permit: &str,
@@ -750,4 +810,101 @@ async fn record_permit_event(
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{fixture_now, with_test_store};
+    use sportello_domain::clock::Clock;
+
+    fn register_row(permit: &str, plate: &str, valid_to: i64) -> RegisterRow {
+        RegisterRow {
+            line: 2,
+            row: PermitRow {
+                permit: permit.into(),
+                category: "residenti".into(),
+                plate: plate.into(),
+                country: "IT".into(),
+                valid_from: 0,
+                valid_to,
+                active: true,
+            },
+            holder_fiscal_code: "RSSMRA85T10A562S".into(),
+            holder_name: "Mario Rossi".into(),
+            status: "active".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn expiry_is_journaled_once_when_the_validity_ends() {
+        with_test_store(|store, clock| async move {
+            let day = 86_400_000;
+            let now = fixture_now().timestamp_millis();
+            let rows = [
+                register_row("RES1", "AA111AA", now + day),
+                register_row("RES2", "BB222BB", now - day),
+            ];
+            store
+                .import_permit_rows(&rows, None, "import")
+                .await
+                .unwrap();
+            assert_eq!(store.mark_expired_permits().await.unwrap(), 1);
+            assert_eq!(store.mark_expired_permits().await.unwrap(), 0, "idempotent");
+            let expired = store.permit("RES2").await.unwrap();
+            assert_eq!(expired.state, "expired");
+            assert_eq!(expired.history.len(), 1);
+            assert_eq!(
+                (
+                    expired.history[0].kind.as_str(),
+                    expired.history[0].actor.as_str()
+                ),
+                ("expired", "system")
+            );
+            assert_eq!(store.permit("RES1").await.unwrap().state, "active");
+            clock.advance(chrono::Duration::days(2));
+            assert_eq!(store.mark_expired_permits().await.unwrap(), 1);
+            let later = store.permit("RES1").await.unwrap();
+            assert_eq!(later.state, "expired");
+            // Dated when the validity ended, not when the tick noticed.
+            assert_eq!(
+                later.history[0].at,
+                crate::cases::rome_rfc3339(crate::from_ms(now + day).unwrap())
+            );
+            assert!(clock.now().timestamp_millis() > now + day);
+        })
+        .await;
+    }
+
+    fn row(status: &str, valid_from: i64, valid_to: i64) -> PermitPlate {
+        PermitPlate {
+            plate: "AB123CD".into(),
+            country: "IT".into(),
+            valid_from,
+            valid_to,
+            status: status.into(),
+            source: "issued".into(),
+            recorded_at: 0,
+            recorded_by: "op".into(),
+            policy_version: None,
+        }
+    }
+
+    #[test]
+    fn a_permit_state_follows_its_rows_at_the_instant_asked() {
+        let rows = [row("active", 100, 200)];
+        assert_eq!(permit_state(&rows, 50), "not_yet_valid");
+        assert_eq!(permit_state(&rows, 100), "active");
+        assert_eq!(permit_state(&rows, 200), "expired", "the end is exclusive");
+        assert_eq!(
+            permit_state(&[row("suspended", 100, 200)], 150),
+            "suspended"
+        );
+        assert_eq!(permit_state(&[row("suspended", 100, 200)], 250), "expired");
+        assert_eq!(permit_state(&[row("revoked", 100, 200)], 150), "revoked");
+        // A temporary plate still to come on an otherwise ended permit.
+        let rows = [row("active", 100, 200), row("active", 300, 310)];
+        assert_eq!(permit_state(&rows, 250), "not_yet_valid");
+        assert_eq!(permit_state(&rows, 305), "active");
+    }
 }

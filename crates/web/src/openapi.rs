@@ -4,7 +4,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::api::{cases, documents, health, inbound, messages, remedy, search, ztl};
+use crate::api::{cases, documents, health, inbound, messages, permits, remedy, search, ztl};
 
 /// The API description.
 #[derive(OpenApi)]
@@ -17,6 +17,7 @@ use crate::api::{cases, documents, health, inbound, messages, remedy, search, zt
         cases::list_cases,
         cases::get_case,
         cases::act_on_case,
+        cases::patch_fields,
         messages::case_messages,
         messages::move_message,
         messages::split_message,
@@ -29,9 +30,10 @@ use crate::api::{cases, documents, health, inbound, messages, remedy, search, zt
         documents::retry_document_text,
         search::search,
         ztl::verify,
-        ztl::permit,
-        ztl::temporary_plate,
-        ztl::permit_status,
+        permits::permit,
+        permits::temporary_plate,
+        permits::permit_status,
+        permits::renew,
         remedy::evidence,
         remedy::contest,
         ztl::whitelist,

@@ -140,6 +140,12 @@ async fn every_endpoint_enforces_the_matrix() {
             Permission::ReadWhitelist,
         ),
         (
+            "PATCH",
+            format!("/api/v1/cases/{reference}/fields"),
+            Some(json!({"documents": ["documento_identita"]})),
+            Permission::ActOnCase,
+        ),
+        (
             "POST",
             "/api/v1/transits/contest".to_owned(),
             Some(contest),
@@ -195,7 +201,7 @@ async fn every_endpoint_enforces_the_matrix() {
         }
         checked += 1;
     }
-    assert_eq!(checked, 17 * Role::ALL.len());
+    assert_eq!(checked, 18 * Role::ALL.len());
     // Public endpoints need no token.
     for path in ["/healthz", "/api/openapi.json", "/metrics"] {
         let (status, _, _) = install.call("GET", path, None, None).await;

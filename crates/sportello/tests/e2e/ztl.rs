@@ -660,3 +660,139 @@ async fn issuing_a_case_creates_the_permit_its_pdf_and_its_verification_page() {
     assert_eq!(status("revoked", "richiesta del titolare").await.0, 200);
     assert_eq!(status("active", "ripensamento").await.0, 409);
 }
+
+/// A renewal is a new case prefilled from the old permit; once issued, the new permit
+/// starts when the old one ends and both histories say so.
+#[tokio::test]
+async fn renewing_a_permit_opens_a_prefilled_case_and_continues_the_validity() {
+    let mut install = Install::new("").await;
+    let op = install.user("op", "operator");
+    let police = install.user("vigile", "police");
+    install.start(&[]).await;
+    let call = |method: &'static str, path: String, body: Option<serde_json::Value>| {
+        let install = &install;
+        let op = op.clone();
+        async move { install.call(method, &path, Some(&op), body).await }
+    };
+    let act = |reference: String, action: &'static str| {
+        call(
+            "POST",
+            format!("/api/v1/cases/{reference}/actions"),
+            Some(serde_json::json!({"action": action})),
+        )
+    };
+    let body = serde_json::json!({"case_type": "ztl_permit", "subject": "Permesso residenti", "channel": "counter",
+        "citizen": crate::harness::citizen(),
+        "fields": {"category": "residenti", "plates": ["AB123CD"], "documents": ["documento_identita", "carta_circolazione"]}});
+    let (_, _, case) = call("POST", "/api/v1/cases".into(), Some(body)).await;
+    let first = case["reference"].as_str().unwrap().to_owned();
+    for action in ["start_review", "approve", "issue"] {
+        let (status, _, body) = act(first.clone(), action).await;
+        assert_eq!(status, 200, "{action}: {body}");
+    }
+    let (_, _, case) = call("GET", format!("/api/v1/cases/{first}"), None).await;
+    let old = case["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "permit_issued")
+        .unwrap()["detail"]["permit"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let renew = format!("/api/v1/permits/{old}/renew");
+    let (status, _, _) = install
+        .call("POST", &renew, Some(&police), Some(serde_json::json!({})))
+        .await;
+    assert_eq!(status, 403, "the police do not open cases");
+    let (status, _, renewal) = call("POST", renew.clone(), Some(serde_json::json!({}))).await;
+    assert_eq!(status, 201, "{renewal}");
+    assert_eq!(renewal["case_type"], "ztl_permit");
+    assert_eq!(
+        renewal["citizen"]["fiscal_code"],
+        crate::harness::citizen()["fiscal_code"]
+    );
+    assert_eq!(
+        renewal["fields"],
+        serde_json::json!({"category": "residenti", "plates": [{"plate": "AB123CD", "country": "IT"}],
+            "renews": old, "documents": []})
+    );
+    let reference = renewal["reference"].as_str().unwrap().to_owned();
+    for action in ["start_review", "approve"] {
+        act(reference.clone(), action).await;
+    }
+    let (status, _, problem) = act(reference.clone(), "issue").await;
+    assert_eq!(status, 409, "the documents are asked again: {problem}");
+    // The operator ticks the documents received: a journaled change of the fields.
+    let fields = format!("/api/v1/cases/{reference}/fields");
+    let (status, _, problem) = call(
+        "PATCH",
+        fields.clone(),
+        Some(serde_json::json!({"bad key": 1})),
+    )
+    .await;
+    assert_eq!(status, 422, "{problem}");
+    let (status, _, case) = call(
+        "PATCH",
+        fields.clone(),
+        Some(serde_json::json!({"documents": ["documento_identita", "carta_circolazione"]})),
+    )
+    .await;
+    assert_eq!(status, 200, "{case}");
+    let change = case["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "fields_changed")
+        .expect("journaled");
+    assert_eq!(
+        change["detail"]["changes"]["documents"]["from"],
+        serde_json::json!([])
+    );
+    assert_eq!(change["actor"], "op");
+    let (status, _, case) = act(reference.clone(), "issue").await;
+    assert_eq!(status, 200, "{case}");
+    let issued = &case["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "permit_issued")
+        .unwrap()["detail"];
+    assert_eq!(issued["renews"], old.as_str());
+    let new = issued["permit"].as_str().unwrap();
+    assert_ne!(new, old);
+    let (_, _, old_permit) = call("GET", format!("/api/v1/permits/{old}"), None).await;
+    let (_, _, new_permit) = call("GET", format!("/api/v1/permits/{new}"), None).await;
+    assert_eq!(
+        new_permit["plates"][0]["valid_from"], old_permit["plates"][0]["valid_to"],
+        "the renewal starts when the old permit ends"
+    );
+    assert_eq!(old_permit["state"], "active");
+    assert_eq!(new_permit["state"], "not_yet_valid");
+    let renewed = old_permit["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "renewed")
+        .expect("the old permit's history says it was renewed");
+    assert_eq!(renewed["detail"]["by"], new);
+    // A closed case's fields stay as they were; a revoked permit is not renewed.
+    act(reference.clone(), "close").await;
+    let (status, _, _) = call("PATCH", fields, Some(serde_json::json!({"documents": []}))).await;
+    assert_eq!(status, 409);
+    let (status, _, _) = call(
+        "POST",
+        format!("/api/v1/permits/{new}/status"),
+        Some(serde_json::json!({"status": "revoked", "reason": "trasferimento di residenza"})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _, problem) = call(
+        "POST",
+        format!("/api/v1/permits/{new}/renew"),
+        Some(serde_json::json!({})),
+    )
+    .await;
+    assert_eq!(status, 409, "{problem}");
+}

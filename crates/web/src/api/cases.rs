@@ -580,7 +580,7 @@ pub async fn act_on_case(
     let permit = if matches!(action, sportello_domain::workflow::Action::Issue) {
         let case = state.store.get_case(&reference).await?;
         if case.summary.status == "approved" {
-            crate::api::ztl::plan_permit(&state, &case).await?
+            crate::api::permits::plan_permit(&state, &case).await?
         } else {
             None
         }
@@ -611,8 +611,56 @@ pub async fn act_on_case(
         .apply_action_with(&reference, &action, note.as_deref(), &user.login, &outgoing)
         .await?;
     if let Some(permit) = permit {
-        crate::api::ztl::issue_permit(&state, &reference, &permit, &user.login).await?;
+        crate::api::permits::issue_permit(&state, &reference, &permit, &user.login).await?;
         case = state.store.get_case(&reference).await?;
     }
+    Ok(Json(case))
+}
+
+/// `PATCH /api/v1/cases/{ref}/fields`: changes the case's type-specific fields with a
+/// JSON merge patch (`null` removes a key) — the documents received, a corrected plate,
+/// the category asked — each change journaled with its old and new value.
+#[utoipa::path(patch, path = "/api/v1/cases/{reference}/fields", tag = "cases",
+    params(("reference" = String, Path, description = "Case reference")),
+    request_body(content = Object, description = "Merge patch of the fields"),
+    security(("bearer" = [])),
+    responses((status = 200, description = "The case after the change", body = CaseView),
+              (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
+              (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn patch_fields(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(reference): ApiPath<String>,
+    ApiJson(patch): ApiJson<serde_json::Value>,
+) -> Result<Json<CaseView>, ApiError> {
+    let user = caller.require(Permission::ActOnCase)?;
+    check_reference(&reference)?;
+    let serde_json::Value::Object(patch) = patch else {
+        return Err(ApiError::field("fields", "must be a JSON object"));
+    };
+    if patch.len() > 50 {
+        return Err(ApiError::field("fields", "at most 50 fields at once"));
+    }
+    let mut errors = Vec::new();
+    for key in patch.keys() {
+        if key.is_empty()
+            || key.len() > 64
+            || !key
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            errors.push(FieldError {
+                field: format!("fields.{}", key.chars().take(64).collect::<String>()),
+                message: "a field name is 1-64 letters, digits, '_' or '-'".into(),
+            });
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::Invalid(errors));
+    }
+    let case = state
+        .store
+        .update_case_fields(&reference, &patch, &user.login)
+        .await?;
     Ok(Json(case))
 }

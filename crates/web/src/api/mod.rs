@@ -11,6 +11,7 @@ pub mod documents;
 pub mod health;
 pub mod inbound;
 pub mod messages;
+pub mod permits;
 pub mod remedy;
 pub mod search;
 pub mod ztl;
@@ -31,6 +32,10 @@ pub fn routes(upload_limit: usize) -> Router<AppState> {
             post(cases::act_on_case),
         )
         .route(
+            "/api/v1/cases/{reference}/fields",
+            axum::routing::patch(cases::patch_fields),
+        )
+        .route(
             "/api/v1/cases/{reference}/documents",
             post(documents::upload_document).layer(DefaultBodyLimit::max(upload_limit)),
         )
@@ -49,12 +54,16 @@ pub fn routes(upload_limit: usize) -> Router<AppState> {
         .route("/api/v1/search", get(search::search))
         .route("/permits/v/{token}", get(ztl::public_verification))
         .route("/api/v1/permits/verify", get(ztl::verify))
-        .route("/api/v1/permits/{number}", get(ztl::permit))
+        .route("/api/v1/permits/{number}", get(permits::permit))
         .route(
             "/api/v1/permits/{number}/temporary-plates",
-            post(ztl::temporary_plate),
+            post(permits::temporary_plate),
         )
-        .route("/api/v1/permits/{number}/status", post(ztl::permit_status))
+        .route(
+            "/api/v1/permits/{number}/status",
+            post(permits::permit_status),
+        )
+        .route("/api/v1/permits/{number}/renew", post(permits::renew))
         .route("/api/v1/whitelist", get(ztl::whitelist))
         .route(
             "/api/v1/transits/check",

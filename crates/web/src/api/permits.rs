@@ -1,0 +1,447 @@
+//! The permit's life in the office: reading a permit, CUDE temporary plates, planning
+//! and issuing the permit of an approved case (with its printed PDF), renewal,
+//! suspension, revocation and reinstatement — each journaled with who and why.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use chrono::DateTime;
+use serde::Deserialize;
+use sportello_domain::plate::Plate;
+use sportello_domain::roles::Permission;
+use utoipa::ToSchema;
+
+use crate::AppState;
+use crate::auth::Caller;
+use crate::error::{ApiError, Problem};
+
+/// `GET /api/v1/permits/{number}`: a permit with its plates, validity, status and
+/// history (every row, with who recorded it and when).
+#[utoipa::path(get, path = "/api/v1/permits/{number}", tag = "ztl",
+    params(("number" = String, Path, description = "Permit number")),
+    security(("bearer" = [])),
+    responses((status = 200, body = sportello_store::permits::PermitView), (status = 401, body = Problem),
+              (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn permit(
+    State(state): State<AppState>,
+    caller: Caller,
+    crate::extract::ApiPath(number): crate::extract::ApiPath<String>,
+) -> Result<Json<sportello_store::permits::PermitView>, ApiError> {
+    let user = caller.require(Permission::VerifyPermit)?;
+    let view = state.store.permit(number.trim()).await?;
+    state
+        .store
+        .record_access(&user.login, "read_permit", &view.number)
+        .await?;
+    Ok(Json(view))
+}
+
+/// Body of `POST /api/v1/permits/{number}/temporary-plates`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct TemporaryPlate {
+    /// The plate of the vehicle used.
+    pub plate: String,
+    /// Its country; Italy when absent.
+    pub country: Option<String>,
+    /// From (RFC 3339).
+    pub from: String,
+    /// To (RFC 3339).
+    pub to: String,
+}
+
+/// `POST /api/v1/permits/{number}/temporary-plates`: a disabled citizen's communication of
+/// the vehicle they used (CUDE), within the category's rules; the plate joins the
+/// whitelist for that time.
+#[utoipa::path(post, path = "/api/v1/permits/{number}/temporary-plates", tag = "ztl",
+    params(("number" = String, Path, description = "Permit number")),
+    request_body = TemporaryPlate,
+    security(("bearer" = [])),
+    responses((status = 201, body = sportello_store::permits::PermitView), (status = 401, body = Problem),
+              (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem),
+              (status = 422, body = Problem)))]
+pub async fn temporary_plate(
+    State(state): State<AppState>,
+    caller: Caller,
+    crate::extract::ApiPath(number): crate::extract::ApiPath<String>,
+    crate::extract::ApiJson(body): crate::extract::ApiJson<TemporaryPlate>,
+) -> Result<
+    (
+        axum::http::StatusCode,
+        Json<sportello_store::permits::PermitView>,
+    ),
+    ApiError,
+> {
+    let user = caller.require(Permission::ActOnCase)?;
+    let plate = Plate::parse(&body.plate, body.country.as_deref())
+        .map_err(|e| ApiError::field("plate", e.to_string()))?;
+    let instant = |field: &str, text: &str| {
+        DateTime::parse_from_rfc3339(text.trim())
+            .map(|t| t.timestamp_millis())
+            .map_err(|_| ApiError::field(field, "must be an RFC 3339 instant with its offset"))
+    };
+    let (from, to) = (instant("from", &body.from)?, instant("to", &body.to)?);
+    let view = state
+        .store
+        .add_temporary_plate(
+            &state.policy,
+            number.trim(),
+            &sportello_store::permits::TemporaryPlate {
+                plate,
+                from_ms: from,
+                to_ms: to,
+            },
+            state.policy_version,
+            &user.login,
+        )
+        .await?;
+    Ok((axum::http::StatusCode::CREATED, Json(view)))
+}
+
+/// The permit a ZTL or CUDE case asks for, checked against the policy in force: the
+/// category (`fields.category`; `cude` for CUDE cases), the plates (`fields.plates`, at most
+/// the category's `max_vehicles`), the documents the category requires
+/// (`fields.documents` must name each), the holder (the case's citizen, with a fiscal
+/// code) and no active permit of the same category for those plates. `None` for other
+/// case types, which issue nothing.
+pub async fn plan_permit(
+    state: &AppState,
+    case: &sportello_store::cases::CaseView,
+) -> Result<Option<sportello_store::permits::NewPermit>, ApiError> {
+    let case_type = case.summary.case_type.as_str();
+    if !matches!(case_type, "ztl_permit" | "cude") {
+        return Ok(None);
+    }
+    let fields = &case.fields;
+    let category_id = fields
+        .get("category")
+        .and_then(|v| v.as_str())
+        .map(str::to_owned)
+        .or_else(|| (case_type == "cude").then(|| "cude".to_owned()))
+        .ok_or_else(|| {
+            ApiError::Conflict(
+                "the case does not say which permit category it asks for (fields.category)".into(),
+            )
+        })?;
+    let category = state.policy.category(&category_id).ok_or_else(|| {
+        ApiError::Conflict(format!(
+            "the category {category_id:?} is not in the policy in force"
+        ))
+    })?;
+    // Plates as text ("AB123CD", or a list), or as {plate, country} for foreign ones.
+    let texts: Vec<(String, Option<String>)> =
+        match fields.get("plates").or_else(|| fields.get("plate")) {
+            Some(serde_json::Value::Array(items)) => items
+                .iter()
+                .filter_map(|v| match v {
+                    serde_json::Value::String(s) => Some((s.clone(), None)),
+                    serde_json::Value::Object(o) => Some((
+                        o.get("plate")?.as_str()?.to_owned(),
+                        o.get("country").and_then(|c| c.as_str()).map(str::to_owned),
+                    )),
+                    _ => None,
+                })
+                .collect(),
+            Some(serde_json::Value::String(s)) => s
+                .split([',', ';'])
+                .map(|p| (p.trim().to_owned(), None))
+                .filter(|(p, _)| !p.is_empty())
+                .collect(),
+            _ => Vec::new(),
+        };
+    if texts.is_empty() {
+        return Err(ApiError::Conflict(
+            "the case has no plates to authorise (fields.plates)".into(),
+        ));
+    }
+    if texts.len() > category.max_vehicles as usize {
+        return Err(ApiError::Conflict(format!(
+            "{} plates, but the category {} allows at most {}",
+            texts.len(),
+            category.name,
+            category.max_vehicles
+        )));
+    }
+    let mut plates = Vec::with_capacity(texts.len());
+    for (text, country) in &texts {
+        let plate = Plate::parse(text, country.as_deref())
+            .map_err(|e| ApiError::Conflict(format!("the plate {text:?} is not valid: {e}")))?;
+        if !plates.contains(&plate) {
+            plates.push(plate);
+        }
+    }
+    let given: Vec<&str> = fields
+        .get("documents")
+        .and_then(|v| v.as_array())
+        .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
+        .unwrap_or_default();
+    let missing: Vec<&str> = category
+        .documents
+        .iter()
+        .map(String::as_str)
+        .filter(|d| !given.contains(d))
+        .collect();
+    if !missing.is_empty() {
+        return Err(ApiError::Conflict(format!(
+            "the category {} requires documents not yet received: {}",
+            category.name,
+            missing.join(", ")
+        )));
+    }
+    let holder_fiscal_code = case.citizen.fiscal_code.clone().ok_or_else(|| {
+        ApiError::Conflict(
+            "the citizen of the case has no fiscal code: the permit needs a holder".into(),
+        )
+    })?;
+    let now = state.store.clock().now();
+    // A renewal (fields.renews) continues the old permit: it starts when the old one ends
+    // (now, if it has ended already), and the old permit's rows are no clash.
+    let renews = fields
+        .get("renews")
+        .and_then(|v| v.as_str())
+        .map(str::to_owned);
+    let mut valid_from = now.timestamp_millis();
+    if let Some(old) = &renews {
+        let previous = state.store.permit(old).await.map_err(|_| {
+            ApiError::Conflict(format!("the permit {old:?} to renew does not exist"))
+        })?;
+        if previous.holder_fiscal_code != holder_fiscal_code {
+            return Err(ApiError::Conflict(format!(
+                "the permit {old} belongs to another holder"
+            )));
+        }
+        if previous.state == "revoked" {
+            return Err(ApiError::Conflict(format!(
+                "the permit {old} is revoked: it cannot be renewed"
+            )));
+        }
+        if let Some(end) = previous
+            .plates
+            .iter()
+            .filter(|r| r.source != "temporary" && r.status == "active")
+            .map(|r| r.valid_to)
+            .max()
+        {
+            valid_from = valid_from.max(end);
+        }
+    }
+    let valid_to = valid_from + i64::from(category.validity_days) * 86_400_000;
+    for plate in &plates {
+        let rows = state
+            .store
+            .permit_rows_of(&plate.number, &plate.country)
+            .await?;
+        if let Some(clash) = rows.iter().find(|r| {
+            r.active
+                && Some(&r.permit) != renews.as_ref()
+                && r.category == category.id
+                && r.valid_from < valid_to
+                && r.valid_to > valid_from
+        }) {
+            return Err(ApiError::Conflict(format!(
+                "the plate {} already has permit {} of this category",
+                plate.number, clash.permit
+            )));
+        }
+    }
+    Ok(Some(sportello_store::permits::NewPermit {
+        category: category.id.clone(),
+        prefix: category.prefix.clone(),
+        holder_name: case
+            .citizen
+            .name
+            .clone()
+            .unwrap_or_else(|| holder_fiscal_code.clone()),
+        holder_fiscal_code,
+        plates,
+        valid_from,
+        valid_to,
+        policy_version: state.policy_version,
+        renews,
+    }))
+}
+
+/// Issues a planned permit: its rows (the whitelist), then its printed PDF with the QR
+/// code of its verification page, attached to the case.
+pub async fn issue_permit(
+    state: &AppState,
+    reference: &str,
+    permit: &sportello_store::permits::NewPermit,
+    actor: &str,
+) -> Result<(), ApiError> {
+    let issued = state.store.issue_permit(reference, permit, actor).await?;
+    let day = |ms: i64| {
+        chrono::DateTime::from_timestamp_millis(ms)
+            .map(|t| {
+                t.with_timezone(&state.policy.timezone)
+                    .format("%d/%m/%Y %H:%M")
+                    .to_string()
+            })
+            .unwrap_or_default()
+    };
+    let category = state.policy.category(&permit.category);
+    let zones = category.map_or_else(String::new, |c| {
+        c.zones
+            .iter()
+            .map(|z| {
+                if z == "*" {
+                    "tutte le zone".to_owned()
+                } else {
+                    state
+                        .policy
+                        .zones
+                        .iter()
+                        .find(|k| &k.id == z)
+                        .map_or_else(|| z.clone(), |k| k.name.clone())
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    });
+    let plates: Vec<String> = permit.plates.iter().map(|p| p.number.clone()).collect();
+    let verify_url = format!(
+        "{}/permits/v/{}",
+        state.config.public_url.trim_end_matches('/'),
+        issued.verify_token
+    );
+    let pdf = sportello_scan::permit_pdf(&sportello_scan::PrintedPermit {
+        number: &issued.number,
+        category: category.map_or(permit.category.as_str(), |c| c.name.as_str()),
+        holder: &permit.holder_name,
+        plates: &plates,
+        zones: &zones,
+        valid_from: &day(permit.valid_from),
+        valid_to: &day(permit.valid_to),
+        verify_url: &verify_url,
+    });
+    let size = pdf.len() as u64;
+    let sha = state.blobs.put(Bytes::from(pdf)).await?;
+    state
+        .store
+        .add_document(
+            reference,
+            &sha,
+            size,
+            &format!("permesso-{}.pdf", issued.number),
+            "application/pdf",
+            actor,
+        )
+        .await?;
+    Ok(())
+}
+
+/// Body of `POST /api/v1/permits/{number}/status`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct PermitStatusChange {
+    /// `suspended`, `revoked` or `active` (reinstated after a suspension).
+    pub status: String,
+    /// Why: kept in the permit's history.
+    pub reason: String,
+}
+
+/// `POST /api/v1/permits/{number}/status`: suspends, revokes or reinstates a permit, with
+/// the reason in its history; the whitelist and the patrols' checks follow at once.
+#[utoipa::path(post, path = "/api/v1/permits/{number}/status", tag = "ztl",
+    params(("number" = String, Path, description = "Permit number")),
+    request_body = PermitStatusChange,
+    security(("bearer" = [])),
+    responses((status = 200, body = sportello_store::permits::PermitView), (status = 401, body = Problem),
+              (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem),
+              (status = 422, body = Problem)))]
+pub async fn permit_status(
+    State(state): State<AppState>,
+    caller: Caller,
+    crate::extract::ApiPath(number): crate::extract::ApiPath<String>,
+    crate::extract::ApiJson(body): crate::extract::ApiJson<PermitStatusChange>,
+) -> Result<Json<sportello_store::permits::PermitView>, ApiError> {
+    let user = caller.require(Permission::ActOnCase)?;
+    let reason: String = body.reason.chars().take(1000).collect();
+    let view = state
+        .store
+        .set_permit_status(number.trim(), body.status.trim(), &reason, &user.login)
+        .await?;
+    Ok(Json(view))
+}
+
+/// Body of `POST /api/v1/permits/{number}/renew`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct RenewalRequest {
+    /// Where the request came from (default `counter`).
+    pub channel: Option<String>,
+    /// What the holder asked, kept as the case description.
+    pub note: Option<String>,
+}
+
+/// `POST /api/v1/permits/{number}/renew`: opens the renewal case of a permit, prefilled
+/// from it — the holder, the category, the plates (temporary ones aside) and the link to
+/// the old permit. Its documents are asked again (the category's list); once issued, the
+/// new permit starts when the old one ends and the old one's history says so.
+#[utoipa::path(post, path = "/api/v1/permits/{number}/renew", tag = "ztl",
+    params(("number" = String, Path, description = "Permit number")),
+    request_body = RenewalRequest,
+    security(("bearer" = [])),
+    responses((status = 201, body = sportello_store::cases::CaseView), (status = 401, body = Problem),
+              (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem),
+              (status = 422, body = Problem)))]
+pub async fn renew(
+    State(state): State<AppState>,
+    caller: Caller,
+    crate::extract::ApiPath(number): crate::extract::ApiPath<String>,
+    crate::extract::ApiJson(body): crate::extract::ApiJson<RenewalRequest>,
+) -> Result<(StatusCode, Json<sportello_store::cases::CaseView>), ApiError> {
+    let user = caller.require(Permission::ActOnCase)?;
+    let permit = state.store.permit(number.trim()).await?;
+    if permit.state == "revoked" {
+        return Err(ApiError::Conflict(format!(
+            "the permit {} is revoked: a new request is needed, not a renewal",
+            permit.number
+        )));
+    }
+    let category = state.policy.category(&permit.category).ok_or_else(|| {
+        ApiError::Conflict(format!(
+            "the category {:?} of permit {} is no longer in the policy",
+            permit.category, permit.number
+        ))
+    })?;
+    // The plates of the latest period (a plate replaced earlier is not renewed).
+    let lasting = permit.plates.iter().filter(|r| r.source != "temporary");
+    let last_end = lasting
+        .clone()
+        .map(|r| r.valid_to)
+        .max()
+        .unwrap_or_default();
+    let mut plates: Vec<serde_json::Value> = Vec::new();
+    for row in lasting.filter(|r| r.valid_to == last_end) {
+        let plate = serde_json::json!({"plate": row.plate, "country": row.country});
+        if !plates.contains(&plate) {
+            plates.push(plate);
+        }
+    }
+    let case_type = if category.person_bound {
+        "cude"
+    } else {
+        "ztl_permit"
+    };
+    let request = crate::api::cases::CreateCaseBody {
+        case_type: Some(case_type.into()),
+        subject: Some(format!(
+            "Rinnovo del permesso {} ({})",
+            permit.number, category.name
+        )),
+        description: body.note,
+        channel: body.channel.or_else(|| Some("counter".into())),
+        citizen: Some(crate::api::cases::CitizenBody {
+            fiscal_code: Some(permit.holder_fiscal_code.clone()),
+            name: Some(permit.holder_name.clone()),
+            ..Default::default()
+        }),
+        fields: Some(serde_json::json!({
+            "category": category.id, "plates": plates, "renews": permit.number, "documents": [],
+        })),
+    };
+    let case = state
+        .store
+        .create_case(request.validate(&state, &user.login)?)
+        .await?;
+    Ok((StatusCode::CREATED, Json(case)))
+}

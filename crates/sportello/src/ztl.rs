@@ -91,8 +91,21 @@ pub async fn transits_check(
     let store = open_store(config).await?;
     let version = store.record_policy_version(&text, "transits check").await?;
     let rows = store.permit_rows().await?;
-    store.close().await;
     let index = PermitIndex::new(&policy, rows);
+    // A copy of the file goes to the blob store while it is checked, so a policy draft
+    // can later be replayed against the transits actually seen.
+    let keep = {
+        let blobs = crate::app::open_blobs(config)?;
+        let staging = config.data_dir.join("tmp");
+        let path = file.to_owned();
+        tokio::spawn(async move {
+            let reader = tokio::fs::File::open(&path).await?;
+            let staged =
+                sportello_store::documents::BlobStore::stage(&staging, reader, u64::MAX).await?;
+            blobs.put_staged(&staged).await?;
+            anyhow::Ok((staged.sha256.clone(), staged.size))
+        })
+    };
     let bar = progress_bar(size, "controllo transiti");
     let summary = tokio::task::block_in_place(|| -> anyhow::Result<_> {
         let reader = BufReader::with_capacity(1 << 20, input);
@@ -116,6 +129,28 @@ pub async fn transits_check(
         summary.map_err(|e| UsageError(format!("{}: {e}", file.display())).into())
     })?;
     bar.finish_and_clear();
+    let kept = match keep.await {
+        Ok(Ok((sha256, size))) => {
+            store
+                .record_transit_check(&sportello_store::transits::TransitCheck {
+                    sha256,
+                    size,
+                    actor: "cli".into(),
+                    policy_version: Some(version),
+                    transits: summary.transits,
+                    in_active_zone: summary.in_active_zone,
+                    violations: summary.violations,
+                    rejected: summary.rejected_count,
+                })
+                .await
+        }
+        Ok(Err(e)) => Err(sportello_store::StoreError::Blob(e.to_string())),
+        Err(e) => Err(sportello_store::StoreError::Blob(e.to_string())),
+    };
+    store.close().await;
+    if let Err(e) = kept {
+        eprintln!("warning: the file was checked but no copy was kept for policy checks: {e}");
+    }
     for r in &summary.rejected {
         eprintln!("{}: line {}: {}", file.display(), r.line, r.reason);
     }
@@ -237,14 +272,218 @@ pub async fn policy_check(config: &Config, file: &Path) -> anyhow::Result<ExitCo
     }
     let store = open_store(config).await?;
     let rows = store.permit_rows().await?;
+    permit_impact(&current, &draft, &rows);
+    // The transits of the last 30 days, judged under both policies.
+    let files = store.transit_files_checked_since(REPLAY_DAYS).await?;
+    let blobs = crate::app::open_blobs(config)?;
+    let current_index = PermitIndex::new(&current, rows.clone());
+    let draft_index = PermitIndex::new(&draft, rows);
+    let mut replay = Replay::default();
+    let bar = indicatif::ProgressBar::new(files.len() as u64);
+    for (sha256, _) in &files {
+        let bytes = match blobs.get(sha256).await {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                eprintln!("warning: checked file {sha256} cannot be read: {e}");
+                replay.unreadable += 1;
+                continue;
+            }
+        };
+        tokio::task::block_in_place(|| {
+            replay.file(&bytes, (&current, &current_index), (&draft, &draft_index))
+        })?;
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
     store.close().await;
-    let orphaned = rows
+    replay.report(files.len());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// How far back `policy check` replays checked transits.
+const REPLAY_DAYS: i64 = 30;
+/// Examples listed per kind of change.
+const EXAMPLES: usize = 10;
+
+/// What a draft changes for the permits on record: rows of a category it drops or whose
+/// zones or windows it changes, and permits with more plates than it allows.
+fn permit_impact(
+    current: &Policy,
+    draft: &Policy,
+    rows: &[sportello_domain::ztl::transits::PermitRow],
+) {
+    use std::collections::{BTreeMap, BTreeSet};
+    let mut orphaned = 0;
+    let mut reshaped = 0;
+    let mut plates: BTreeMap<(&str, &str), BTreeSet<&str>> = BTreeMap::new();
+    for r in rows {
+        match (current.category(&r.category), draft.category(&r.category)) {
+            (_, None) => orphaned += 1,
+            (Some(c), Some(d)) if c.zones != d.zones || c.windows != d.windows => reshaped += 1,
+            _ => {}
+        }
+        if r.active {
+            plates
+                .entry((&r.permit, &r.category))
+                .or_default()
+                .insert(&r.plate);
+        }
+    }
+    let over: Vec<&str> = plates
         .iter()
-        .filter(|r| draft.category(&r.category).is_none())
-        .count();
+        .filter(|((_, category), set)| {
+            draft
+                .category(category)
+                .is_some_and(|d| set.len() > d.max_vehicles as usize)
+        })
+        .map(|((permit, _), _)| *permit)
+        .collect();
     println!(
-        "  permit rows on record: {}; whose category the draft no longer has: {orphaned}",
+        "  permit rows on record: {}; whose category the draft no longer has: {orphaned}; \
+         whose zones or windows it changes: {reshaped}",
         rows.len()
     );
-    Ok(ExitCode::SUCCESS)
+    println!(
+        "  permits with more plates than the draft allows: {}{}",
+        over.len(),
+        if over.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " (e.g. {})",
+                over.iter()
+                    .take(EXAMPLES)
+                    .copied()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        }
+    );
+}
+
+/// One violation of a replayed file: its row, and the reason.
+type Violation = (String, String);
+
+/// The outcome of replaying checked files under the policy in force and the draft.
+#[derive(Default)]
+struct Replay {
+    transits: u64,
+    current_violations: u64,
+    draft_violations: u64,
+    current_rejected: u64,
+    draft_rejected: u64,
+    unreadable: usize,
+    /// (transit, reason now) that the draft would no longer fine.
+    cleared: Vec<Violation>,
+    cleared_count: u64,
+    /// (transit, reason under the draft) that the draft would fine anew.
+    added: Vec<Violation>,
+    added_count: u64,
+    /// (transit, "reason now -> reason under the draft").
+    changed: Vec<Violation>,
+    changed_count: u64,
+}
+
+/// The violations a file yields under one policy, by transit id.
+fn violations_of(
+    policy: &Policy,
+    index: &PermitIndex,
+    bytes: &[u8],
+) -> anyhow::Result<(std::collections::HashMap<String, Violation>, u64, u64)> {
+    let mut out = Vec::new();
+    let summary = check_transits(policy, index, bytes, &mut out, |_| {})?;
+    let mut reader = csv::Reader::from_reader(out.as_slice());
+    let mut found = std::collections::HashMap::with_capacity(summary.violations as usize);
+    for record in reader.records() {
+        let record = record?;
+        let (id, reason) = (&record[0], &record[6]);
+        let row = format!("{id} {} {} {}", &record[1], &record[3], &record[5]);
+        found.insert(id.to_owned(), (row, reason.to_owned()));
+    }
+    Ok((found, summary.transits, summary.rejected_count))
+}
+
+impl Replay {
+    fn file(
+        &mut self,
+        bytes: &[u8],
+        (current, current_index): (&Policy, &PermitIndex),
+        (draft, draft_index): (&Policy, &PermitIndex),
+    ) -> anyhow::Result<()> {
+        let (now, transits, rejected_now) = violations_of(current, current_index, bytes)?;
+        let (then, _, rejected_then) = violations_of(draft, draft_index, bytes)?;
+        self.transits += transits;
+        self.current_violations += now.len() as u64;
+        self.draft_violations += then.len() as u64;
+        self.current_rejected += rejected_now;
+        self.draft_rejected += rejected_then;
+        // In transit id order, so the examples are the same from one run to the next.
+        let mut ids: Vec<&String> = now.keys().chain(then.keys()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        for id in ids {
+            let Some((row, reason)) = now.get(id) else {
+                if let Some((row, reason)) = then.get(id) {
+                    self.added_count += 1;
+                    if self.added.len() < EXAMPLES {
+                        self.added.push((row.clone(), reason.clone()));
+                    }
+                }
+                continue;
+            };
+            match then.get(id) {
+                None => {
+                    self.cleared_count += 1;
+                    if self.cleared.len() < EXAMPLES {
+                        self.cleared.push((row.clone(), reason.clone()));
+                    }
+                }
+                Some((_, other)) if other != reason => {
+                    self.changed_count += 1;
+                    if self.changed.len() < EXAMPLES {
+                        self.changed
+                            .push((row.clone(), format!("{reason} -> {other}")));
+                    }
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn report(&self, files: usize) {
+        println!(
+            "  transits checked in the last {REPLAY_DAYS} days: {} in {files} file(s){}",
+            self.transits,
+            if self.unreadable > 0 {
+                format!(" ({} file(s) unreadable)", self.unreadable)
+            } else {
+                String::new()
+            }
+        );
+        if files == 0 {
+            return;
+        }
+        println!(
+            "  violations: {} under the policy in force, {} under the draft; refused rows: {} -> {}",
+            self.current_violations,
+            self.draft_violations,
+            self.current_rejected,
+            self.draft_rejected
+        );
+        for (title, count, examples) in [
+            (
+                "would no longer be violations",
+                self.cleared_count,
+                &self.cleared,
+            ),
+            ("would become violations", self.added_count, &self.added),
+            ("would change reason", self.changed_count, &self.changed),
+        ] {
+            println!("  {title}: {count}");
+            for (row, reason) in examples {
+                println!("    {row}: {reason}");
+            }
+        }
+    }
 }

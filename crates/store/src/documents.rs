@@ -407,14 +407,15 @@ impl Store {
         Ok((document_view(&row)?, crate::get_opt_str(&row, "reference")?))
     }
 
-    /// Every distinct hash the records point to (documents and the raw bytes of every
-    /// inbound message), with the size when a document records it, for `sportello
-    /// documents verify`.
+    /// Every distinct hash the records point to (documents, the raw bytes of every
+    /// inbound message, the gate files checked), with the size when it is recorded, for
+    /// `sportello documents verify`.
     pub async fn all_document_hashes(&self) -> Result<Vec<(String, Option<i64>)>> {
         let rows = sqlx::query(
             "SELECT sha256, MAX(size) AS size FROM ( \
                SELECT sha256, size FROM documents \
                UNION ALL SELECT raw_sha256 AS sha256, NULL AS size FROM inbound_messages \
+               UNION ALL SELECT sha256, size FROM transit_checks \
              ) stored GROUP BY sha256 ORDER BY sha256",
         )
         .fetch_all(&self.read)

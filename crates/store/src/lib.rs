@@ -29,6 +29,7 @@ pub mod permits;
 pub mod register;
 pub mod search;
 pub mod texts;
+pub mod transits;
 pub mod users;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");

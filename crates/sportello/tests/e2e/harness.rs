@@ -66,12 +66,18 @@ impl Install {
 
     /// Runs a CLI command against this installation.
     pub fn cli(&self, args: &[&str]) -> Output {
+        self.cli_with_env(args, &[])
+    }
+
+    /// Runs a CLI command with configuration overridden by environment variables.
+    pub fn cli_with_env(&self, args: &[&str], envs: &[(&str, &str)]) -> Output {
         Command::new(binary())
             .arg("--config")
             .arg(&self.config)
             .args(args)
             .current_dir(self.dir.path())
             .env_remove("SPORTELLO_CONFIG")
+            .envs(envs.iter().copied())
             .output()
             .unwrap()
     }

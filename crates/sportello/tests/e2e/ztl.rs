@@ -159,8 +159,65 @@ async fn permits_transits_and_whitelist_from_the_fixtures() {
         stderr.contains("line ") && stderr.contains("zones[1]") && stderr.contains("unknown zone"),
         "{stderr}"
     );
+    // The policy in force, as a draft, changes nothing for the transits already checked
+    // (the fixture file, twice, and the bad one: two distinct files).
     let out = install.cli(&["policy", "check", policy.to_str().unwrap()]);
     assert!(out.status.success());
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(report.contains("in 2 file(s)"), "{report}");
+    for line in [
+        "would no longer be violations: 0",
+        "would become violations: 0",
+        "would change reason: 0",
+    ] {
+        assert!(report.contains(line), "{report}");
+    }
+    // A draft enforcing zone A around the clock: more violations, none cleared — exactly
+    // those the transit check finds under that draft.
+    let always = install.dir.path().join("always.toml");
+    let text = std::fs::read_to_string(&policy).unwrap().replacen(
+        "active = [\"mon-fri 07:30-20:00\", \"sat 10:00-20:00\"]",
+        "active = []",
+        1,
+    );
+    std::fs::write(&always, &text).unwrap();
+    let out = install.cli(&["policy", "check", always.to_str().unwrap()]);
+    assert!(out.status.success());
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    let figures = report
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("violations: "))
+        .unwrap_or_else(|| panic!("{report}"));
+    let numbers: Vec<u64> = figures
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    let violations_under = |policy_file: &str| -> u64 {
+        [&transits, &fixture("transits-bad.csv").unwrap()]
+            .iter()
+            .map(|file| {
+                let out = install.cli_with_env(
+                    &["transits", "check", file.to_str().unwrap()],
+                    &[("SPORTELLO_POLICY__FILE", policy_file)],
+                );
+                String::from_utf8_lossy(&out.stdout).lines().count() as u64 - 1
+            })
+            .sum()
+    };
+    let (now, draft) = (
+        violations_under(policy.to_str().unwrap()),
+        violations_under(always.to_str().unwrap()),
+    );
+    assert_eq!(&numbers[..2], [now, draft], "{report}");
+    assert!(draft > now, "{report}");
+    assert!(
+        report.contains("would no longer be violations: 0"),
+        "{report}"
+    );
+    assert!(
+        report.contains(&format!("would become violations: {}", draft - now)),
+        "{report}"
+    );
 }
 
 #[tokio::test]

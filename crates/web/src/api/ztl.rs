@@ -180,9 +180,10 @@ pub async fn check(
     caller: Caller,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    caller.require(Permission::CheckTransits)?;
+    let user = caller.require(Permission::CheckTransits)?;
     let rows = state.store.permit_rows().await?;
     let policy = Arc::clone(&state.policy);
+    let file = body.clone();
     let result = tokio::task::spawn_blocking(move || {
         let index = PermitIndex::new(&policy, rows);
         let mut out = Vec::new();
@@ -191,6 +192,22 @@ pub async fn check(
     .await
     .map_err(|e| ApiError::Internal(format!("transit check: {e}")))?;
     let (summary, out) = result.map_err(|e| ApiError::field("body", e.to_string()))?;
+    // The file is kept, so a policy draft can be replayed against it.
+    let size = file.len() as u64;
+    let sha256 = state.blobs.put(file).await?;
+    state
+        .store
+        .record_transit_check(&sportello_store::transits::TransitCheck {
+            sha256,
+            size,
+            actor: user.login.clone(),
+            policy_version: state.policy_version,
+            transits: summary.transits,
+            in_active_zone: summary.in_active_zone,
+            violations: summary.violations,
+            rejected: summary.rejected_count,
+        })
+        .await?;
     if summary.rejected_count > 0 {
         return Err(ApiError::Invalid(
             summary

@@ -289,6 +289,7 @@ async fn seed_cases(
                 },
                 document_sha256: None,
                 registered_as: None,
+                terms: None,
             })
             .await?;
         let reference = case.summary.reference;

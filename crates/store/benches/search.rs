@@ -504,6 +504,7 @@ fn case_specs(cfg: &Config, vocab: &Vocab) -> Vec<CaseSpec> {
                 actor: "bench".into(),
                 document_sha256: None,
                 registered_as: None,
+                terms: None,
             };
             CaseSpec {
                 new,

@@ -64,6 +64,17 @@ pub struct NewCase {
     /// The protocol number of a document already registered (a message split off into a
     /// case of its own keeps its entry); `None` registers the request now.
     pub registered_as: Option<String>,
+    /// Terms of its own instead of the case type's (the permit category asked for).
+    pub terms: Option<CaseTerms>,
+}
+
+/// The legal term and the office's service standard of one case, in calendar days.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CaseTerms {
+    /// Legal term of the procedure.
+    pub term_days: u32,
+    /// The office's own service standard.
+    pub service_days: u32,
 }
 
 /// The citizen as shown on a case.
@@ -392,9 +403,18 @@ impl Store {
         let now = self.clock.now();
         let received_at = crate::from_ms(to_ms(now))?;
         let received_on = rome_date(now);
+        // The case type's terms, unless the request names terms of its own (a permit
+        // category's legal term and service standard).
         let types: Vec<CaseType> = batch
             .iter()
-            .map(|n| self.case_type_or_invalid(&n.case_type).cloned())
+            .map(|n| {
+                let mut case_type = self.case_type_or_invalid(&n.case_type)?.clone();
+                if let Some(terms) = n.terms {
+                    case_type.term_days = terms.term_days;
+                    case_type.service_days = terms.service_days;
+                }
+                Ok(case_type)
+            })
             .collect::<Result<_>>()?;
         let tx = &mut *tx;
 
@@ -1635,6 +1655,7 @@ mod tests {
             actor: "op1".into(),
             document_sha256: None,
             registered_as: None,
+            terms: None,
         }
     }
 

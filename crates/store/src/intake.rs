@@ -337,6 +337,7 @@ impl Store {
                     actor: "system".into(),
                     document_sha256: Some(msg.raw_sha256.clone()),
                     registered_as: None,
+                    terms: None,
                 };
                 let created = self.insert_cases(&mut tx, vec![new]).await?;
                 let created = created

@@ -169,6 +169,7 @@ impl Store {
                     actor: actor.to_owned(),
                     document_sha256: Some(get_str(&row, "raw_sha256")?),
                     registered_as: protocol.clone(),
+                    terms: None,
                 };
                 let created = self
                     .insert_cases(&mut tx, vec![new])

@@ -561,6 +561,7 @@ mod tests {
             actor: "op".into(),
             document_sha256: None,
             registered_as: None,
+            terms: None,
         }
     }
 
@@ -882,6 +883,7 @@ mod retention_tests {
                     actor: "op".into(),
                     document_sha256: None,
                     registered_as: None,
+                    terms: None,
                 })
                 .await
                 .unwrap();

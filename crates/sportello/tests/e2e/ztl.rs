@@ -447,6 +447,35 @@ async fn cude_temporary_plates_follow_the_category_rules() {
     )
     .await;
     assert_eq!(status, 404);
+    // A CUDE request: high priority, and the CUDE category's short service standard
+    // (5 days in the fixture policy) instead of the case type's default; an unknown
+    // category is refused.
+    let request = serde_json::json!({"case_type": "cude", "subject": "Contrassegno", "channel": "web",
+        "citizen": crate::harness::citizen()});
+    let (status, _, case) = install
+        .call("POST", "/api/v1/cases", Some(&op), Some(request))
+        .await;
+    assert_eq!(status, 201, "{case}");
+    assert_eq!(case["priority"], "high");
+    let received =
+        chrono::NaiveDate::parse_from_str(&case["received_at"].as_str().unwrap()[..10], "%Y-%m-%d")
+            .unwrap();
+    let service = chrono::NaiveDate::parse_from_str(
+        case["sla"]["service_due_at"].as_str().unwrap(),
+        "%Y-%m-%d",
+    )
+    .unwrap();
+    assert_eq!((service - received).num_days(), 5, "{case}");
+    let request = serde_json::json!({"case_type": "ztl_permit", "subject": "Permesso", "channel": "web",
+        "citizen": crate::harness::citizen(), "fields": {"category": "astronauti"}});
+    let (status, _, problem) = install
+        .call("POST", "/api/v1/cases", Some(&op), Some(request))
+        .await;
+    assert_eq!(status, 422);
+    assert_eq!(
+        problem["errors"][0]["field"], "fields.category",
+        "{problem}"
+    );
     // The citizen is fined anyway and contests it: the SEG case shows, for each transit,
     // what covered it, and every permit of the plate with its history.
     let seg = serde_json::json!({"case_type": "seg", "subject": "Contestazione multa ZTL", "channel": "counter",

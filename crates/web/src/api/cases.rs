@@ -256,6 +256,33 @@ impl CreateCaseBody {
                 serde_json::Map::new()
             }
         };
+        // A permit request takes the legal term and service standard of the category it
+        // asks for (a CUDE request: the CUDE category's short one).
+        let mut terms = None;
+        if let Some(t) = case_type.as_deref()
+            && matches!(t, "ztl_permit" | "cude")
+        {
+            let asked = fields
+                .get("category")
+                .and_then(|c| c.as_str())
+                .or((t == "cude").then_some("cude"));
+            match asked.map(|id| (id, state.policy.category(id))) {
+                Some((_, Some(category))) => {
+                    terms = Some(sportello_store::cases::CaseTerms {
+                        term_days: category.term_days,
+                        service_days: category.service_days,
+                    })
+                }
+                Some((id, None)) if fields.contains_key("category") => errors.push(FieldError {
+                    field: "fields.category".into(),
+                    message: format!(
+                        "'{}' is not a category of the policy in force",
+                        id.chars().take(40).collect::<String>()
+                    ),
+                }),
+                _ => {}
+            }
+        }
         if !errors.is_empty() {
             return Err(ApiError::Invalid(errors));
         }
@@ -280,6 +307,7 @@ impl CreateCaseBody {
             actor: actor.to_owned(),
             document_sha256: None,
             registered_as: None,
+            terms,
         })
     }
 }

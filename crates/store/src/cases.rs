@@ -1632,13 +1632,13 @@ pub(crate) async fn insert_event(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::testing::with_test_store;
     use sportello_domain::roles::Role;
     use sportello_domain::workflow::WorkflowError;
 
-    fn request(case_type: &str) -> NewCase {
+    pub(crate) fn request(case_type: &str) -> NewCase {
         NewCase {
             case_type: case_type.into(),
             subject: "Permesso residenti".into(),

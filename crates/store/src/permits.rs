@@ -299,7 +299,7 @@ pub struct PermitPlate {
     pub valid_to: i64,
     /// `active`, `suspended` or `revoked`.
     pub status: String,
-    /// `import`, `issued` or `temporary`.
+    /// `import`, `issued`, `changed` (a plate changed by a case) or `temporary`.
     pub source: String,
     /// When it was recorded (Unix ms).
     pub recorded_at: i64,
@@ -623,6 +623,20 @@ impl Store {
     ) -> Result<IssuedPermit> {
         let now = self.clock.now();
         let mut tx = self.write.begin().await?;
+        // Idempotent per case: issuing again (a retry after a crash) returns the permit
+        // this case already has.
+        if let Some(row) = sqlx::query(
+            "SELECT permit, verify_token FROM permit_rows WHERE case_reference = $1 AND source = 'issued' LIMIT 1",
+        )
+        .bind(case_reference)
+        .fetch_optional(&mut *tx)
+        .await?
+        {
+            return Ok(IssuedPermit {
+                number: get_str(&row, "permit")?,
+                verify_token: crate::get_opt_str(&row, "verify_token")?.unwrap_or_default(),
+            });
+        }
         for plate in &new.plates {
             let clash = sqlx::query(
                 "SELECT permit FROM permit_rows WHERE plate = $1 AND country = $2 AND category = $3 \
@@ -721,6 +735,118 @@ impl Store {
         })
     }
 
+    /// Changes the plates of a permit as a case decided (a CUDE holder's new car, a
+    /// resident's sold one): rows of plates no longer listed end now, new plates get rows
+    /// from now to the permit's end; journaled on the permit and the case. Idempotent per
+    /// case: a second call for the same case changes nothing.
+    pub async fn change_permit_plates(
+        &self,
+        number: &str,
+        plates: &[sportello_domain::plate::Plate],
+        case_reference: &str,
+        actor: &str,
+        policy_version: Option<i64>,
+    ) -> Result<()> {
+        let now = to_ms(self.clock.now());
+        let mut tx = self.write.begin().await?;
+        let done = sqlx::query(
+            "SELECT 1 AS done FROM case_events e JOIN cases c ON c.id = e.case_id \
+             WHERE c.reference = $1 AND e.kind = 'permit_plates_changed' LIMIT 1",
+        )
+        .bind(case_reference)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if done.is_some() {
+            return Ok(());
+        }
+        let rows = sqlx::query(
+            "SELECT id, category, holder_fiscal_code, holder_name, plate, country, valid_from, valid_to, status, verify_token \
+             FROM permit_rows WHERE permit = $1 AND source <> 'temporary' AND valid_to > $2 ORDER BY id",
+        )
+        .bind(number)
+        .bind(now)
+        .fetch_all(&mut *tx)
+        .await?;
+        let first = rows.first().ok_or_else(|| {
+            crate::StoreError::Conflict(format!("permit {number} has no current plates to change"))
+        })?;
+        let end = rows
+            .iter()
+            .map(|r| get_i64(r, "valid_to"))
+            .collect::<Result<Vec<_>>>()?
+            .into_iter()
+            .max()
+            .unwrap_or(now);
+        let keeps = |plate: &str, country: &str| {
+            plates
+                .iter()
+                .any(|p| p.number == plate && p.country == country)
+        };
+        let mut removed = Vec::new();
+        for r in &rows {
+            let (plate, country) = (get_str(r, "plate")?, get_str(r, "country")?);
+            if !keeps(&plate, &country) {
+                sqlx::query("UPDATE permit_rows SET valid_to = $1 WHERE id = $2")
+                    .bind(now.max(get_i64(r, "valid_from")?))
+                    .bind(get_i64(r, "id")?)
+                    .execute(&mut *tx)
+                    .await?;
+                removed.push(format!("{plate} {country}"));
+            }
+        }
+        let mut added = Vec::new();
+        for p in plates {
+            let present = rows.iter().any(|r| {
+                get_str(r, "plate").is_ok_and(|x| x == p.number)
+                    && get_str(r, "country").is_ok_and(|x| x == p.country)
+            });
+            if present {
+                continue;
+            }
+            sqlx::query(
+                "INSERT INTO permit_rows (permit, category, holder_fiscal_code, holder_name, plate, country, \
+                 valid_from, valid_to, status, source, recorded_at, recorded_by, policy_version, case_reference, verify_token) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'changed', $10, $11, $12, $13, $14)",
+            )
+            .bind(number)
+            .bind(get_str(first, "category")?)
+            .bind(get_str(first, "holder_fiscal_code")?)
+            .bind(get_str(first, "holder_name")?)
+            .bind(&p.number)
+            .bind(&p.country)
+            .bind(now)
+            .bind(end)
+            .bind(get_str(first, "status")?)
+            .bind(now)
+            .bind(actor)
+            .bind(policy_version)
+            .bind(case_reference)
+            .bind(crate::get_opt_str(first, "verify_token")?)
+            .execute(&mut *tx)
+            .await?;
+            added.push(format!("{} {}", p.number, p.country));
+        }
+        let detail = serde_json::json!({
+            "case": case_reference, "removed": removed, "added": added, "policy_version": policy_version,
+        });
+        record_permit_event(&mut tx, number, now, actor, "plates_changed", &detail).await?;
+        let case_id =
+            crate::cases::touch_case(&mut tx, case_reference, crate::from_ms(now)?).await?;
+        let mut case_detail = detail;
+        case_detail["permit"] = number.into();
+        crate::cases::insert_event(
+            &mut tx,
+            case_id,
+            crate::from_ms(now)?,
+            actor,
+            "permit_plates_changed",
+            &case_detail,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Journals the expiry of every permit whose validity has ended (its last plate row,
     /// temporary plates aside) and that was not yet marked: one `expired` event each, by
     /// `system`, dated when the validity ended. Idempotent; returns how many were marked.
@@ -737,6 +863,17 @@ impl Store {
         .execute(&self.write)
         .await?;
         Ok(done.rows_affected())
+    }
+
+    /// The permit a case issued, if it did.
+    pub async fn permit_issued_for_case(&self, case_reference: &str) -> Result<Option<String>> {
+        let row = sqlx::query(
+            "SELECT permit FROM permit_rows WHERE case_reference = $1 AND source = 'issued' LIMIT 1",
+        )
+        .bind(case_reference)
+        .fetch_optional(&self.read)
+        .await?;
+        row.map(|r| get_str(&r, "permit")).transpose()
     }
 
     /// What the public verification page may show of a permit: its number, whether it is
@@ -834,6 +971,92 @@ mod tests {
             holder_name: "Mario Rossi".into(),
             status: "active".into(),
         }
+    }
+
+    #[tokio::test]
+    async fn issuing_and_changing_plates_are_idempotent_per_case() {
+        use sportello_domain::plate::Plate;
+        with_test_store(|store, clock| async move {
+            let case = store
+                .create_case(crate::cases::tests::request("cude"))
+                .await
+                .unwrap();
+            let reference = case.summary.reference.clone();
+            let now = fixture_now().timestamp_millis();
+            let new = NewPermit {
+                category: "cude".into(),
+                prefix: "CUD".into(),
+                holder_fiscal_code: "RSSMRA80A01H501U".into(),
+                holder_name: "Mario Rossi".into(),
+                plates: vec![Plate::parse("AA111AA", None).unwrap()],
+                valid_from: now,
+                valid_to: now + 365 * 86_400_000,
+                policy_version: None,
+                renews: None,
+            };
+            let first = store.issue_permit(&reference, &new, "op").await.unwrap();
+            let again = store.issue_permit(&reference, &new, "op").await.unwrap();
+            assert_eq!(first, again, "a retry finds the permit the case issued");
+            assert_eq!(
+                store.permit_issued_for_case(&reference).await.unwrap(),
+                Some(first.number.clone())
+            );
+            assert_eq!(store.permit(&first.number).await.unwrap().plates.len(), 1);
+
+            // A later case changes the car: the old plate ends now, the new one runs to
+            // the permit's end; a second call for the same case changes nothing more.
+            clock.advance(chrono::Duration::days(10));
+            let change = store
+                .create_case(crate::cases::tests::request("cude"))
+                .await
+                .unwrap();
+            let plates = [Plate::parse("BB222BB", None).unwrap()];
+            for _ in 0..2 {
+                store
+                    .change_permit_plates(
+                        &first.number,
+                        &plates,
+                        &change.summary.reference,
+                        "op",
+                        None,
+                    )
+                    .await
+                    .unwrap();
+            }
+            let view = store.permit(&first.number).await.unwrap();
+            let changed = clock.now().timestamp_millis();
+            let rows: Vec<(&str, i64, i64, &str)> = view
+                .plates
+                .iter()
+                .map(|r| {
+                    (
+                        r.plate.as_str(),
+                        r.valid_from,
+                        r.valid_to,
+                        r.source.as_str(),
+                    )
+                })
+                .collect();
+            assert_eq!(
+                rows,
+                [
+                    ("AA111AA", now, changed, "issued"),
+                    ("BB222BB", changed, now + 365 * 86_400_000, "changed"),
+                ]
+            );
+            assert_eq!(
+                view.history
+                    .iter()
+                    .filter(|e| e.kind == "plates_changed")
+                    .count(),
+                1
+            );
+            assert_eq!(
+                view.verify_token.as_deref(),
+                Some(first.verify_token.as_str())
+            );
+        })
+        .await;
     }
 
     #[tokio::test]

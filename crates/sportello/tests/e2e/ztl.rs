@@ -863,6 +863,46 @@ async fn renewing_a_permit_opens_a_prefilled_case_and_continues_the_validity() {
         .find(|e| e["kind"] == "renewed")
         .expect("the old permit's history says it was renewed");
     assert_eq!(renewed["detail"]["by"], new);
+    // The holder sells the car: a case amending the old permit changes its plate from
+    // now on (no documents asked), and prints the permit again.
+    let body = serde_json::json!({"case_type": "ztl_permit", "subject": "Cambio targa", "channel": "counter",
+        "citizen": crate::harness::citizen(), "fields": {"amends": old, "plates": ["ZZ 999 ZZ"]}});
+    let (_, _, change) = call("POST", "/api/v1/cases".into(), Some(body)).await;
+    let change = change["reference"].as_str().unwrap().to_owned();
+    for action in ["start_review", "approve", "issue"] {
+        let (status, _, body) = act(change.clone(), action).await;
+        assert_eq!(status, 200, "{action}: {body}");
+    }
+    let (_, _, changed) = call("GET", format!("/api/v1/permits/{old}"), None).await;
+    let rows: Vec<(&str, &str)> = changed["plates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["plate"].as_str().unwrap(), r["source"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        rows,
+        [("AB123CD", "issued"), ("ZZ999ZZ", "changed")],
+        "{changed}"
+    );
+    assert_eq!(
+        changed["plates"][0]["valid_to"], changed["plates"][1]["valid_from"],
+        "the old plate ends when the new one starts"
+    );
+    let (_, _, case) = call("GET", format!("/api/v1/cases/{change}"), None).await;
+    let printed = case["documents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["filename"] == format!("permesso-{old}.pdf"))
+        .expect("the permit printed again");
+    let (_, _, info) = call(
+        "GET",
+        format!("/api/v1/documents/{}/info", printed["id"].as_str().unwrap()),
+        None,
+    )
+    .await;
+    assert_eq!(info["protocol"][0]["direction"], "out", "{info}");
     // A closed case's fields stay as they were; a revoked permit is not renewed.
     act(reference.clone(), "close").await;
     let (status, _, _) = call("PATCH", fields, Some(serde_json::json!({"documents": []}))).await;

@@ -602,22 +602,27 @@ pub async fn act_on_case(
     let user = caller.require(Permission::ActOnCase)?;
     check_reference(&reference)?;
     let (action, note) = body.into_action()?;
-    // Issuing a ZTL or CUDE case creates its permit: checked against the policy before
-    // the case changes state, so a refused permit leaves the case as it was.
-    // (Only from `approved`: from anywhere else the workflow's own refusal is the answer.)
-    let permit = if matches!(action, sportello_domain::workflow::Action::Issue) {
-        let case = state.store.get_case(&reference).await?;
-        if case.summary.status == "approved" {
-            crate::api::permits::plan_permit(&state, &case).await?
-        } else {
-            None
-        }
-    } else {
-        None
-    };
+    // Issuing a ZTL or CUDE case creates its permit (or changes the plates of the one it
+    // amends): checked against the policy before the case changes state, so a refused
+    // permit leaves the case as it was; the printed permit is attached and registered
+    // with the change of status. (Only from `approved`: from anywhere else the workflow's
+    // own refusal is the answer.)
     // Annulling a contested fine produces the annulment request for the police: its
     // documents are prepared first and registered with the decision, atomically.
     let outgoing = match &action {
+        sportello_domain::workflow::Action::Issue => {
+            let case = state.store.get_case(&reference).await?;
+            match case.summary.status.as_str() {
+                "approved" => match crate::api::permits::plan_permit(&state, &case).await? {
+                    Some(plan) => vec![
+                        crate::api::permits::carry_out(&state, &reference, &plan, &user.login)
+                            .await?,
+                    ],
+                    None => Vec::new(),
+                },
+                _ => Vec::new(),
+            }
+        }
         sportello_domain::workflow::Action::Annul { reasons }
             if reasons.iter().any(|r| !r.trim().is_empty()) =>
         {
@@ -634,14 +639,10 @@ pub async fn act_on_case(
         }
         _ => Vec::new(),
     };
-    let mut case = state
+    let case = state
         .store
         .apply_action_with(&reference, &action, note.as_deref(), &user.login, &outgoing)
         .await?;
-    if let Some(permit) = permit {
-        crate::api::permits::issue_permit(&state, &reference, &permit, &user.login).await?;
-        case = state.store.get_case(&reference).await?;
-    }
     Ok(Json(case))
 }
 

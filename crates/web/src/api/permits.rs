@@ -15,6 +15,7 @@ use utoipa::ToSchema;
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, Problem};
+use sportello_store::cases::OutgoingDocument;
 
 /// `GET /api/v1/permits/{number}`: a permit with its plates, validity, status and
 /// history (every row, with who recorded it and when).
@@ -98,25 +99,64 @@ pub async fn temporary_plate(
     Ok((axum::http::StatusCode::CREATED, Json(view)))
 }
 
+/// What issuing a permit case does.
+#[derive(Debug)]
+pub enum PermitPlan {
+    /// A new permit (or a renewal).
+    Issue(sportello_store::permits::NewPermit),
+    /// New plates on an existing permit (`fields.amends`): a CUDE holder's new car, a
+    /// resident's sold one.
+    ChangePlates {
+        /// The permit changed.
+        number: String,
+        /// Its plates from now on.
+        plates: Vec<Plate>,
+    },
+    /// The case already has its permit (a retry after an interruption).
+    Done(String),
+}
+
 /// The permit a ZTL or CUDE case asks for, checked against the policy in force: the
 /// category (`fields.category`; `cude` for CUDE cases), the plates (`fields.plates`, at most
 /// the category's `max_vehicles`), the documents the category requires
-/// (`fields.documents` must name each), the holder (the case's citizen, with a fiscal
-/// code) and no active permit of the same category for those plates. `None` for other
-/// case types, which issue nothing.
+/// (`fields.documents` must name each; not for a change of plates), the holder (the
+/// case's citizen, with a fiscal code) and no active permit of the same category for those
+/// plates. `None` for other case types, which issue nothing.
 pub async fn plan_permit(
     state: &AppState,
     case: &sportello_store::cases::CaseView,
-) -> Result<Option<sportello_store::permits::NewPermit>, ApiError> {
+) -> Result<Option<PermitPlan>, ApiError> {
     let case_type = case.summary.case_type.as_str();
     if !matches!(case_type, "ztl_permit" | "cude") {
         return Ok(None);
     }
+    if let Some(number) = state
+        .store
+        .permit_issued_for_case(&case.summary.reference)
+        .await?
+    {
+        return Ok(Some(PermitPlan::Done(number)));
+    }
     let fields = &case.fields;
-    let category_id = fields
-        .get("category")
+    let amends = fields
+        .get("amends")
         .and_then(|v| v.as_str())
-        .map(str::to_owned)
+        .map(str::to_owned);
+    let amended = match &amends {
+        Some(number) => Some(state.store.permit(number).await.map_err(|_| {
+            ApiError::Conflict(format!("the permit {number:?} to change does not exist"))
+        })?),
+        None => None,
+    };
+    let category_id = amended
+        .as_ref()
+        .map(|p| p.category.clone())
+        .or_else(|| {
+            fields
+                .get("category")
+                .and_then(|v| v.as_str())
+                .map(str::to_owned)
+        })
         .or_else(|| (case_type == "cude").then(|| "cude".to_owned()))
         .ok_or_else(|| {
             ApiError::Conflict(
@@ -179,7 +219,7 @@ pub async fn plan_permit(
         .documents
         .iter()
         .map(String::as_str)
-        .filter(|d| !given.contains(d))
+        .filter(|d| amended.is_none() && !given.contains(d))
         .collect();
     if !missing.is_empty() {
         return Err(ApiError::Conflict(format!(
@@ -193,6 +233,24 @@ pub async fn plan_permit(
             "the citizen of the case has no fiscal code: the permit needs a holder".into(),
         )
     })?;
+    if let Some(permit) = amended {
+        if permit.holder_fiscal_code != holder_fiscal_code {
+            return Err(ApiError::Conflict(format!(
+                "the permit {} belongs to another holder",
+                permit.number
+            )));
+        }
+        if !matches!(permit.state.as_str(), "active" | "suspended") {
+            return Err(ApiError::Conflict(format!(
+                "the permit {} is {}: its plates cannot be changed",
+                permit.number, permit.state
+            )));
+        }
+        return Ok(Some(PermitPlan::ChangePlates {
+            number: permit.number,
+            plates,
+        }));
+    }
     let now = state.store.clock().now();
     // A renewal (fields.renews) continues the old permit: it starts when the old one ends
     // (now, if it has ended already), and the old permit's rows are no clash.
@@ -244,32 +302,68 @@ pub async fn plan_permit(
             )));
         }
     }
-    Ok(Some(sportello_store::permits::NewPermit {
-        category: category.id.clone(),
-        prefix: category.prefix.clone(),
-        holder_name: case
-            .citizen
-            .name
-            .clone()
-            .unwrap_or_else(|| holder_fiscal_code.clone()),
-        holder_fiscal_code,
-        plates,
-        valid_from,
-        valid_to,
-        policy_version: state.policy_version,
-        renews,
-    }))
+    Ok(Some(PermitPlan::Issue(
+        sportello_store::permits::NewPermit {
+            category: category.id.clone(),
+            prefix: category.prefix.clone(),
+            holder_name: case
+                .citizen
+                .name
+                .clone()
+                .unwrap_or_else(|| holder_fiscal_code.clone()),
+            holder_fiscal_code,
+            plates,
+            valid_from,
+            valid_to,
+            policy_version: state.policy_version,
+            renews,
+        },
+    )))
 }
 
-/// Issues a planned permit: its rows (the whitelist), then its printed PDF with the QR
-/// code of its verification page, attached to the case.
-pub async fn issue_permit(
+/// Carries out a planned permit — its rows first (idempotent per case, so a retry after
+/// an interruption finds them) — and prints it: the PDF with the QR code of its
+/// verification page, returned to be attached and registered outgoing together with the
+/// case's change of status.
+pub async fn carry_out(
     state: &AppState,
     reference: &str,
-    permit: &sportello_store::permits::NewPermit,
+    plan: &PermitPlan,
     actor: &str,
-) -> Result<(), ApiError> {
-    let issued = state.store.issue_permit(reference, permit, actor).await?;
+) -> Result<OutgoingDocument, ApiError> {
+    let number = match plan {
+        PermitPlan::Issue(permit) => {
+            state
+                .store
+                .issue_permit(reference, permit, actor)
+                .await?
+                .number
+        }
+        PermitPlan::ChangePlates { number, plates } => {
+            state
+                .store
+                .change_permit_plates(number, plates, reference, actor, state.policy_version)
+                .await?;
+            number.clone()
+        }
+        PermitPlan::Done(number) => number.clone(),
+    };
+    let view = state.store.permit(&number).await?;
+    let pdf = printed_permit(state, &view);
+    let size = pdf.len() as u64;
+    let sha256 = state.blobs.put(Bytes::from(pdf)).await?;
+    Ok(OutgoingDocument {
+        sha256,
+        size,
+        filename: format!("permesso-{number}.pdf"),
+        media_type: "application/pdf".into(),
+        register: Some((view.holder_name.clone(), format!("Permesso ZTL {number}"))),
+    })
+}
+
+/// The printed permit: its current plates (the rows of its latest period, temporary
+/// plates aside), zones by name, validity in the office's time zone, and the QR code.
+fn printed_permit(state: &AppState, view: &sportello_store::permits::PermitView) -> Vec<u8> {
     let day = |ms: i64| {
         chrono::DateTime::from_timestamp_millis(ms)
             .map(|t| {
@@ -279,7 +373,7 @@ pub async fn issue_permit(
             })
             .unwrap_or_default()
     };
-    let category = state.policy.category(&permit.category);
+    let category = state.policy.category(&view.category);
     let zones = category.map_or_else(String::new, |c| {
         c.zones
             .iter()
@@ -298,36 +392,40 @@ pub async fn issue_permit(
             .collect::<Vec<_>>()
             .join(", ")
     });
-    let plates: Vec<String> = permit.plates.iter().map(|p| p.number.clone()).collect();
+    let lasting: Vec<&sportello_store::permits::PermitPlate> = view
+        .plates
+        .iter()
+        .filter(|r| r.source != "temporary")
+        .collect();
+    let end = lasting.iter().map(|r| r.valid_to).max().unwrap_or_default();
+    let current: Vec<&&sportello_store::permits::PermitPlate> =
+        lasting.iter().filter(|r| r.valid_to == end).collect();
+    let start = current
+        .iter()
+        .map(|r| r.valid_from)
+        .min()
+        .unwrap_or_default();
+    let mut plates: Vec<String> = Vec::new();
+    for r in &current {
+        if !plates.contains(&r.plate) {
+            plates.push(r.plate.clone());
+        }
+    }
     let verify_url = format!(
         "{}/permits/v/{}",
         state.config.public_url.trim_end_matches('/'),
-        issued.verify_token
+        view.verify_token.as_deref().unwrap_or_default()
     );
-    let pdf = sportello_scan::permit_pdf(&sportello_scan::PrintedPermit {
-        number: &issued.number,
-        category: category.map_or(permit.category.as_str(), |c| c.name.as_str()),
-        holder: &permit.holder_name,
+    sportello_scan::permit_pdf(&sportello_scan::PrintedPermit {
+        number: &view.number,
+        category: category.map_or(view.category.as_str(), |c| c.name.as_str()),
+        holder: &view.holder_name,
         plates: &plates,
         zones: &zones,
-        valid_from: &day(permit.valid_from),
-        valid_to: &day(permit.valid_to),
+        valid_from: &day(start),
+        valid_to: &day(end),
         verify_url: &verify_url,
-    });
-    let size = pdf.len() as u64;
-    let sha = state.blobs.put(Bytes::from(pdf)).await?;
-    state
-        .store
-        .add_document(
-            reference,
-            &sha,
-            size,
-            &format!("permesso-{}.pdf", issued.number),
-            "application/pdf",
-            actor,
-        )
-        .await?;
-    Ok(())
+    })
 }
 
 /// Body of `POST /api/v1/permits/{number}/status`.

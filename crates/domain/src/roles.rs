@@ -157,6 +157,7 @@ mod tests {
                     ReadWhitelist,
                     CheckTransits,
                     ManagePermits,
+                    ContestTransit,
                 ],
             ),
             (
@@ -170,12 +171,16 @@ mod tests {
                     SendMessage,
                     LookupCaller,
                     VerifyPermit,
+                    ContestTransit,
                 ],
             ),
-            (Role::Police, &[VerifyPermit, ReadWhitelist, CheckTransits]),
+            (
+                Role::Police,
+                &[VerifyPermit, ReadWhitelist, CheckTransits, ContestTransit],
+            ),
             (
                 Role::Integration,
-                &[CreateCase, PostInbound, UploadDocument],
+                &[CreateCase, PostInbound, UploadDocument, ContestTransit],
             ),
         ];
         for (role, allowed) in expected {

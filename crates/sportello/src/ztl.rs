@@ -9,7 +9,7 @@ use anyhow::Context;
 use sportello_config::Config;
 use sportello_domain::ztl::permits::{read_register, register_instant};
 use sportello_domain::ztl::policy::{EXAMPLE_POLICY, Policy};
-use sportello_domain::ztl::transits::{PermitIndex, check_transits};
+use sportello_domain::ztl::transits::{Part, PermitIndex, check_transits, check_transits_in_parts};
 
 use crate::app::{UsageError, open_store};
 
@@ -107,25 +107,26 @@ pub async fn transits_check(
         })
     };
     let bar = progress_bar(size, "controllo transiti");
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
     let summary = tokio::task::block_in_place(|| -> anyhow::Result<_> {
-        let reader = BufReader::with_capacity(1 << 20, input);
-        let summary = match output {
-            Some(path) => {
-                let out = std::fs::File::create(path)
-                    .with_context(|| format!("cannot write {}", path.display()))?;
-                let mut out = BufWriter::with_capacity(1 << 20, out);
-                let s = check_transits(&policy, &index, reader, &mut out, |b| bar.set_position(b));
-                out.flush()?;
-                s
+        let mut out: Box<dyn Write> = match output {
+            Some(path) => Box::new(BufWriter::with_capacity(
+                1 << 20,
+                std::fs::File::create(path)
+                    .with_context(|| format!("cannot write {}", path.display()))?,
+            )),
+            None => Box::new(BufWriter::with_capacity(1 << 20, std::io::stdout().lock())),
+        };
+        let summary = match split_at_lines(file, size, threads)? {
+            Some(parts) => {
+                check_transits_in_parts(&policy, &index, parts, &mut out, &|b| bar.inc(b))
             }
             None => {
-                let stdout = std::io::stdout();
-                let mut out = BufWriter::with_capacity(1 << 20, stdout.lock());
-                let s = check_transits(&policy, &index, reader, &mut out, |b| bar.set_position(b));
-                out.flush()?;
-                s
+                let reader = BufReader::with_capacity(1 << 20, input);
+                check_transits(&policy, &index, reader, &mut out, |b| bar.set_position(b))
             }
         };
+        out.flush()?;
         summary.map_err(|e| UsageError(format!("{}: {e}", file.display())).into())
     })?;
     bar.finish_and_clear();
@@ -170,6 +171,65 @@ pub async fn transits_check(
     } else {
         ExitCode::from(EXIT_REJECTED)
     })
+}
+
+/// A stretch of a transits file on disk.
+type FileStretch = Part<std::io::Take<BufReader<std::fs::File>>>;
+
+/// Files smaller than this are checked in one piece.
+const PARALLEL_FROM_BYTES: u64 = 4 << 20;
+
+/// Splits a transits file into `parts` stretches at line ends, for a check on several
+/// cores; `None` for a small file or one with any quote (a quoted field may hold a line
+/// end, so only the CSV reader can tell where its records end). One pass over the file,
+/// counting lines so that every stretch knows its first line number.
+fn split_at_lines(
+    path: &Path,
+    size: u64,
+    parts: usize,
+) -> anyhow::Result<Option<Vec<FileStretch>>> {
+    use std::io::{Read, Seek, SeekFrom};
+    if parts < 2 || size < PARALLEL_FROM_BYTES {
+        return Ok(None);
+    }
+    let mut targets: Vec<u64> = (1..parts as u64).map(|k| size * k / parts as u64).collect();
+    targets.reverse();
+    // (start offset, first line) of each stretch.
+    let mut starts: Vec<(u64, u64)> = vec![(0, 1)];
+    let mut reader = std::fs::File::open(path)?;
+    let mut buf = vec![0u8; 1 << 20];
+    let (mut offset, mut lines) = (0u64, 0u64);
+    loop {
+        let n = reader.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        let chunk = &buf[..n];
+        if memchr::memchr(b'"', chunk).is_some() {
+            return Ok(None);
+        }
+        for at in memchr::memchr_iter(b'\n', chunk) {
+            lines += 1;
+            let end = offset + at as u64 + 1;
+            if targets.last().is_some_and(|&t| end > t) {
+                targets.pop();
+                starts.push((end, lines + 1));
+            }
+        }
+        offset += n as u64;
+    }
+    let mut stretches = Vec::with_capacity(starts.len());
+    for (i, &(start, first_line)) in starts.iter().enumerate() {
+        let end = starts.get(i + 1).map_or(offset, |next| next.0);
+        let mut file = std::fs::File::open(path)?;
+        file.seek(SeekFrom::Start(start))?;
+        stretches.push(Part {
+            input: BufReader::with_capacity(1 << 20, file).take(end - start),
+            header: i == 0,
+            first_line,
+        });
+    }
+    Ok(Some(stretches))
 }
 
 /// `sportello whitelist export [--at T] [--format csv|json] [-o FILE]`.
@@ -485,5 +545,85 @@ impl Replay {
                 println!("    {row}: {reason}");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sportello_domain::ztl::transits::PermitRow;
+
+    /// A transits file above the parallel threshold, with bad rows in every stretch: the
+    /// split check must give the same bytes and the same rejected lines as one piece.
+    #[test]
+    fn a_file_checked_in_parts_gives_the_same_result_as_in_one_piece() {
+        let policy = Policy::parse(EXAMPLE_POLICY).unwrap();
+        let rows = (0..500).map(|i| PermitRow {
+            permit: format!("P{i}"),
+            category: if i % 2 == 0 { "residenti" } else { "cude" }.into(),
+            plate: format!("AB{i:03}CD"),
+            country: "IT".into(),
+            valid_from: 1_767_225_600_000,
+            valid_to: 1_798_761_600_000,
+            active: i % 7 != 0,
+        });
+        let index = PermitIndex::new(&policy, rows);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("transits.csv");
+        let mut text = String::from("transit_id,gate,plate,country,timestamp\n");
+        let gates = ["V01", "V04", "N01", "V02"];
+        let mut i = 0u64;
+        while (text.len() as u64) < PARALLEL_FROM_BYTES + (1 << 20) {
+            let line = match i % 25_013 {
+                17 => format!("T{i},V99,AB001CD,IT,2026-03-02T09:00:00+01:00\n"),
+                18 => format!("T{i},V01,A*B,IT,2026-03-02T09:00:00+01:00\n"),
+                _ => format!(
+                    "T{i},{},ab {:03} cd,,2026-{:02}-{:02}T{:02}:{:02}:00+0{}:00\n",
+                    gates[(i % 4) as usize],
+                    i % 600,
+                    1 + i % 12,
+                    1 + i % 28,
+                    i % 24,
+                    i % 60,
+                    1 + i % 2
+                ),
+            };
+            text.push_str(&line);
+            i += 1;
+        }
+        std::fs::write(&path, &text).unwrap();
+        let size = text.len() as u64;
+
+        let mut whole = Vec::new();
+        let one = check_transits(&policy, &index, text.as_bytes(), &mut whole, |_| {}).unwrap();
+        let parts = split_at_lines(&path, size, 3).unwrap().expect("split");
+        assert_eq!(parts.len(), 3);
+        let mut split = Vec::new();
+        let read = std::sync::atomic::AtomicU64::new(0);
+        let many = check_transits_in_parts(&policy, &index, parts, &mut split, &|b| {
+            read.fetch_add(b, std::sync::atomic::Ordering::Relaxed);
+        })
+        .unwrap();
+        assert!(one.violations > 1000 && one.rejected_count >= 8, "{one:?}");
+        assert_eq!(whole, split);
+        assert_eq!(
+            (
+                one.transits,
+                one.in_active_zone,
+                one.violations,
+                one.rejected_count
+            ),
+            (
+                many.transits,
+                many.in_active_zone,
+                many.violations,
+                many.rejected_count
+            )
+        );
+        assert_eq!(one.rejected, many.rejected, "same lines, same reasons");
+        assert_eq!(read.into_inner(), size, "progress covers the file");
+        // A quote anywhere: one piece.
+        std::fs::write(&path, text.replacen("T1,", "\"T1\",", 1)).unwrap();
+        assert!(split_at_lines(&path, size + 2, 3).unwrap().is_none());
     }
 }

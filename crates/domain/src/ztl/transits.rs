@@ -35,36 +35,95 @@ pub struct PermitRow {
 struct Entry {
     permit: String,
     category: Option<usize>,
+    /// The zones its category covers, one bit per zone of the policy (all for `*`).
+    zones: u64,
     valid_from: i64,
     valid_to: i64,
     active: bool,
 }
 
+/// A normalised plate and its country packed in 16 bytes (country, length, plate), so a
+/// lookup builds its key on the stack: the check looks up a million of them.
+type PlateKey = [u8; 16];
+
+fn plate_key(plate: &str, country: &str) -> Option<PlateKey> {
+    let (plate, country) = (plate.as_bytes(), country.as_bytes());
+    if plate.len() > 13 || country.len() != 2 {
+        return None;
+    }
+    let mut key = [0u8; 16];
+    key[..2].copy_from_slice(country);
+    key[2] = plate.len() as u8;
+    key[3..3 + plate.len()].copy_from_slice(plate);
+    Some(key)
+}
+
 /// The permit register indexed by plate and country.
 #[derive(Debug, Default)]
 pub struct PermitIndex {
-    rows: HashMap<(String, String), Vec<Entry>>,
+    rows: rustc_hash::FxHashMap<PlateKey, Vec<Entry>>,
+    /// Rows whose plate or country does not fit a [`PlateKey`] (none after validation;
+    /// kept so that no row is ever silently ignored).
+    other: HashMap<(String, String), Vec<Entry>>,
+}
+
+/// The bit of a zone in a category's zone mask, when the policy has at most 64 zones.
+fn zone_bit(policy: &Policy, zone: &str) -> Option<u64> {
+    policy
+        .zones
+        .iter()
+        .position(|z| z.id == zone)
+        .filter(|&i| i < 64)
+        .map(|i| 1u64 << i)
 }
 
 impl PermitIndex {
     /// Indexes the rows; rows of a category the policy does not know authorise nothing.
     pub fn new(policy: &Policy, rows: impl IntoIterator<Item = PermitRow>) -> PermitIndex {
+        let masks: Vec<u64> = policy
+            .categories
+            .iter()
+            .map(|c| {
+                c.zones
+                    .iter()
+                    .map(|z| {
+                        if z == "*" {
+                            u64::MAX
+                        } else {
+                            zone_bit(policy, z).unwrap_or(0)
+                        }
+                    })
+                    .fold(0, |mask, bit| mask | bit)
+            })
+            .collect();
         let mut index = PermitIndex::default();
         for row in rows {
             let category = policy.categories.iter().position(|c| c.id == row.category);
-            index
-                .rows
-                .entry((row.plate, row.country))
-                .or_default()
-                .push(Entry {
-                    permit: row.permit,
-                    category,
-                    valid_from: row.valid_from,
-                    valid_to: row.valid_to,
-                    active: row.active,
-                });
+            let entry = Entry {
+                permit: row.permit,
+                category,
+                zones: category.map_or(0, |i| masks[i]),
+                valid_from: row.valid_from,
+                valid_to: row.valid_to,
+                active: row.active,
+            };
+            match plate_key(&row.plate, &row.country) {
+                Some(key) => index.rows.entry(key).or_default().push(entry),
+                None => index
+                    .other
+                    .entry((row.plate, row.country))
+                    .or_default()
+                    .push(entry),
+            }
         }
         index
+    }
+
+    fn rows_of(&self, plate: &str, country: &str) -> Option<&Vec<Entry>> {
+        match plate_key(plate, country) {
+            Some(key) => self.rows.get(&key),
+            None => self.other.get(&(plate.to_owned(), country.to_owned())),
+        }
     }
 }
 
@@ -127,13 +186,17 @@ pub fn authorise<'i>(
         weekday,
         minute,
     } = *passage;
-    let Some(rows) = index.rows.get(&(plate.to_owned(), country.to_owned())) else {
+    let Some(rows) = index.rows_of(plate, country) else {
         return Err(Reason::NoPermit);
     };
+    let bit = zone_bit(policy, zone);
     let mut near = [false; 4];
     for row in rows {
         let (zone_ok, window_ok) = match row.category.map(|i| &policy.categories[i]) {
-            Some(c) => (c.covers(zone), any_window(&c.windows, weekday, minute)),
+            Some(c) => (
+                bit.map_or_else(|| c.covers(zone), |bit| row.zones & bit != 0),
+                any_window(&c.windows, weekday, minute),
+            ),
             None => (false, false),
         };
         let valid_ok = row.valid_from <= at_ms && at_ms < row.valid_to;
@@ -283,10 +346,92 @@ pub fn check_transits<R: Read, W: Write>(
     output: W,
     mut progress: impl FnMut(u64),
 ) -> Result<CheckSummary, CheckError> {
+    let part = check_part(policy, index, Part::whole(input), &mut progress)?;
+    write_violations(vec![part], output)
+}
+
+/// A stretch of a transits file, checked on its own: the whole file (header first), or
+/// the records from a record boundary on, whose first record is on line `first_line`.
+#[derive(Debug)]
+pub struct Part<R> {
+    /// The bytes of the stretch.
+    pub input: R,
+    /// Whether it starts with the header line.
+    pub header: bool,
+    /// The line number of its first line in the whole file (1 for the whole file).
+    pub first_line: u64,
+}
+
+impl<R> Part<R> {
+    /// The whole file.
+    pub fn whole(input: R) -> Part<R> {
+        Part {
+            input,
+            header: true,
+            first_line: 1,
+        }
+    }
+}
+
+/// [`check_transits`] on stretches of one file read in parallel, one thread each (the
+/// caller splits the file at record boundaries; the first stretch holds the header). The
+/// output is the same as checking the whole file at once. `progress` receives the bytes
+/// read since its last call, from any thread.
+pub fn check_transits_in_parts<R: Read + Send, W: Write>(
+    policy: &Policy,
+    index: &PermitIndex,
+    parts: Vec<Part<R>>,
+    output: W,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<CheckSummary, CheckError> {
+    let checked: Vec<Result<Checked, CheckError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = parts
+            .into_iter()
+            .map(|part| {
+                scope.spawn(move || {
+                    let mut read = 0;
+                    check_part(policy, index, part, &mut |bytes| {
+                        progress(bytes - read);
+                        read = bytes;
+                    })
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(CheckError::Csv {
+                        line: 0,
+                        message: "a checking thread failed".into(),
+                    })
+                })
+            })
+            .collect()
+    });
+    write_violations(checked.into_iter().collect::<Result<_, _>>()?, output)
+}
+
+/// What checking one stretch found: its counts, and its violations as output lines in
+/// one arena with a sort key each.
+struct Checked {
+    summary: CheckSummary,
+    keys: Vec<ViolationKey>,
+    arena: Vec<u8>,
+}
+
+fn check_part<R: Read>(
+    policy: &Policy,
+    index: &PermitIndex,
+    part: Part<R>,
+    progress: &mut dyn FnMut(u64),
+) -> Result<Checked, CheckError> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
-        .from_reader(input);
+        .from_reader(part.input);
+    let line_of =
+        |position: Option<&csv::Position>| position.map_or(0, |p| p.line()) + part.first_line - 1;
     let mut record = csv::ByteRecord::new();
     let mut summary = CheckSummary::default();
     let mut keys: Vec<ViolationKey> = Vec::new();
@@ -300,24 +445,26 @@ pub fn check_transits<R: Read, W: Write>(
             },
         },
         _ => CheckError::Csv {
-            line: e.position().map_or(0, |p| p.line()),
+            line: line_of(e.position()),
             message: e.to_string(),
         },
     };
-    if !reader.read_byte_record(&mut record).map_err(csv_error)? {
-        return Err(CheckError::BadHeader(String::new()));
-    }
-    let header: Vec<String> = record
-        .iter()
-        .map(|f| {
-            String::from_utf8_lossy(f)
-                .trim()
-                .trim_start_matches('\u{feff}')
-                .to_owned()
-        })
-        .collect();
-    if header != ["transit_id", "gate", "plate", "country", "timestamp"] {
-        return Err(CheckError::BadHeader(header.join(",")));
+    if part.header {
+        if !reader.read_byte_record(&mut record).map_err(csv_error)? {
+            return Err(CheckError::BadHeader(String::new()));
+        }
+        let header: Vec<String> = record
+            .iter()
+            .map(|f| {
+                String::from_utf8_lossy(f)
+                    .trim()
+                    .trim_start_matches('\u{feff}')
+                    .to_owned()
+            })
+            .collect();
+        if header != ["transit_id", "gate", "plate", "country", "timestamp"] {
+            return Err(CheckError::BadHeader(header.join(",")));
+        }
     }
     let reject = |summary: &mut CheckSummary, line: u64, reason: String| {
         summary.rejected_count += 1;
@@ -327,7 +474,7 @@ pub fn check_transits<R: Read, W: Write>(
     };
     while reader.read_byte_record(&mut record).map_err(csv_error)? {
         summary.transits += 1;
-        let line = record.position().map_or(0, |p| p.line());
+        let line = line_of(record.position());
         if summary.transits % 8192 == 0 {
             progress(record.position().map_or(0, |p| p.byte()));
         }
@@ -401,12 +548,45 @@ pub fn check_transits<R: Read, W: Write>(
             });
         }
     }
-    let id = |k: &ViolationKey| &arena[k.start..k.start + k.id_len as usize];
-    keys.sort_unstable_by(|a, b| a.at_nanos.cmp(&b.at_nanos).then_with(|| id(a).cmp(id(b))));
-    let mut output = output;
+    progress(reader.position().byte());
+    Ok(Checked {
+        summary,
+        keys,
+        arena,
+    })
+}
+
+/// Sorts the violations of every stretch by instant, then transit id, writes them under
+/// the header, and adds up the counts (rejected rows in line order).
+fn write_violations<W: Write>(
+    parts: Vec<Checked>,
+    mut output: W,
+) -> Result<CheckSummary, CheckError> {
+    let mut summary = CheckSummary::default();
+    let mut keys: Vec<(usize, &ViolationKey)> = Vec::new();
+    for (i, part) in parts.iter().enumerate() {
+        summary.transits += part.summary.transits;
+        summary.in_active_zone += part.summary.in_active_zone;
+        summary.rejected_count += part.summary.rejected_count;
+        for r in &part.summary.rejected {
+            if summary.rejected.len() < MAX_REJECTS_KEPT {
+                summary.rejected.push(r.clone());
+            }
+        }
+        keys.extend(part.keys.iter().map(|k| (i, k)));
+    }
+    let line =
+        |(i, k): &(usize, &ViolationKey)| &parts[*i].arena[k.start..k.start + k.len as usize];
+    let id =
+        |(i, k): &(usize, &ViolationKey)| &parts[*i].arena[k.start..k.start + k.id_len as usize];
+    keys.sort_unstable_by(|a, b| {
+        a.1.at_nanos
+            .cmp(&b.1.at_nanos)
+            .then_with(|| id(a).cmp(id(b)))
+    });
     output.write_all(b"transit_id,gate,zone,plate,country,timestamp,reason\n")?;
     for k in &keys {
-        output.write_all(&arena[k.start..k.start + k.len as usize])?;
+        output.write_all(line(k))?;
     }
     output.flush()?;
     summary.violations = keys.len() as u64;

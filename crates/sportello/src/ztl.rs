@@ -92,18 +92,18 @@ pub async fn transits_check(
     let version = store.record_policy_version(&text, "transits check").await?;
     let rows = store.permit_rows().await?;
     let index = PermitIndex::new(&policy, rows);
-    // A copy of the file goes to the blob store while it is checked, so a policy draft
-    // can later be replayed against the transits actually seen.
-    let keep = {
-        let blobs = crate::app::open_blobs(config)?;
+    // A copy of the file goes to the blob store, so a policy draft can later be replayed
+    // against the transits actually seen: hashed and staged while the file is checked,
+    // stored after (the store's upload buffers would otherwise add to the check's peak).
+    let blobs = crate::app::open_blobs(config)?;
+    let staging = {
         let staging = config.data_dir.join("tmp");
         let path = file.to_owned();
         tokio::spawn(async move {
-            let reader = tokio::fs::File::open(&path).await?;
-            let staged =
-                sportello_store::documents::BlobStore::stage(&staging, reader, u64::MAX).await?;
-            blobs.put_staged(&staged).await?;
-            anyhow::Ok((staged.sha256.clone(), staged.size))
+            let reader = tokio::fs::File::open(&path)
+                .await
+                .map_err(|e| sportello_store::StoreError::Blob(e.to_string()))?;
+            sportello_store::documents::BlobStore::stage(&staging, reader, u64::MAX).await
         })
     };
     let bar = progress_bar(size, "controllo transiti");
@@ -130,12 +130,17 @@ pub async fn transits_check(
         summary.map_err(|e| UsageError(format!("{}: {e}", file.display())).into())
     })?;
     bar.finish_and_clear();
-    let kept = match keep.await {
-        Ok(Ok((sha256, size))) => {
+    let staged = match staging.await {
+        Ok(Ok(staged)) => blobs.put_staged(&staged).await.map(|()| staged),
+        Ok(Err(e)) => Err(e),
+        Err(e) => Err(sportello_store::StoreError::Blob(e.to_string())),
+    };
+    let kept = match staged {
+        Ok(staged) => {
             store
                 .record_transit_check(&sportello_store::transits::TransitCheck {
-                    sha256,
-                    size,
+                    sha256: staged.sha256.clone(),
+                    size: staged.size,
                     actor: "cli".into(),
                     policy_version: Some(version),
                     transits: summary.transits,
@@ -145,8 +150,7 @@ pub async fn transits_check(
                 })
                 .await
         }
-        Ok(Err(e)) => Err(sportello_store::StoreError::Blob(e.to_string())),
-        Err(e) => Err(sportello_store::StoreError::Blob(e.to_string())),
+        Err(e) => Err(e),
     };
     store.close().await;
     if let Err(e) = kept {

@@ -25,7 +25,59 @@ pub struct TransitCheck {
     pub rejected: u64,
 }
 
+/// A recorded check, as listed for the police.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct TransitCheckView {
+    /// When (RFC 3339, Europe/Rome).
+    pub checked_at: String,
+    /// Who ran it.
+    pub actor: String,
+    /// SHA-256 of the file.
+    pub sha256: String,
+    /// Its size in bytes.
+    pub size: i64,
+    /// The policy version it was judged under.
+    pub policy_version: Option<i64>,
+    /// Rows read.
+    pub transits: i64,
+    /// Rows in an active zone.
+    pub in_active_zone: i64,
+    /// Violations found.
+    pub violations: i64,
+    /// Rows refused.
+    pub rejected: i64,
+}
+
 impl Store {
+    /// The latest checks, newest first.
+    pub async fn transit_checks(&self, limit: i64) -> Result<Vec<TransitCheckView>> {
+        let rows = sqlx::query(
+            "SELECT checked_at, actor, sha256, size, policy_version, transits, in_active_zone, violations, rejected \
+             FROM transit_checks ORDER BY checked_at DESC, id DESC LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(TransitCheckView {
+                    checked_at: crate::cases::rome_rfc3339(crate::from_ms(get_i64(
+                        r,
+                        "checked_at",
+                    )?)?),
+                    actor: get_str(r, "actor")?,
+                    sha256: get_str(r, "sha256")?,
+                    size: get_i64(r, "size")?,
+                    policy_version: crate::get_opt_i64(r, "policy_version")?,
+                    transits: get_i64(r, "transits")?,
+                    in_active_zone: get_i64(r, "in_active_zone")?,
+                    violations: get_i64(r, "violations")?,
+                    rejected: get_i64(r, "rejected")?,
+                })
+            })
+            .collect()
+    }
+
     /// Records a check whose file is already in the blob store.
     pub async fn record_transit_check(&self, check: &TransitCheck) -> Result<()> {
         sqlx::query(
@@ -99,6 +151,9 @@ mod tests {
                 .map(|(sha, _)| sha)
                 .collect();
             assert_eq!(files, ["b", "a"], "the old one is out of the window");
+            let listed = store.transit_checks(10).await.unwrap();
+            assert_eq!(listed.len(), 4);
+            assert_eq!((listed[0].sha256.as_str(), listed[0].violations), ("a", 1));
         })
         .await;
     }

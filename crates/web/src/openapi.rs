@@ -38,6 +38,7 @@ use crate::api::{cases, documents, health, inbound, messages, permits, remedy, s
         remedy::contest,
         ztl::whitelist,
         ztl::check,
+        ztl::checks,
         inbound::whatsapp_handshake,
         inbound::whatsapp_notification,
         inbound::telegram_update,

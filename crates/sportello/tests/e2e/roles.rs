@@ -140,6 +140,12 @@ async fn every_endpoint_enforces_the_matrix() {
             Permission::ReadWhitelist,
         ),
         (
+            "GET",
+            "/api/v1/transits/checks".to_owned(),
+            None,
+            Permission::CheckTransits,
+        ),
+        (
             "PATCH",
             format!("/api/v1/cases/{reference}/fields"),
             Some(json!({"documents": ["documento_identita"]})),
@@ -201,7 +207,7 @@ async fn every_endpoint_enforces_the_matrix() {
         }
         checked += 1;
     }
-    assert_eq!(checked, 18 * Role::ALL.len());
+    assert_eq!(checked, 19 * Role::ALL.len());
     // Public endpoints need no token.
     for path in ["/healthz", "/api/openapi.json", "/metrics"] {
         let (status, _, _) = install.call("GET", path, None, None).await;

@@ -332,6 +332,17 @@ async fn the_police_check_plates_read_the_whitelist_and_reconcile_over_http() {
         assert_eq!(problem["errors"].as_array().unwrap().len(), 6, "{problem}");
         assert_eq!(problem["errors"][0]["field"], "line 3");
     }
+    // The police see the files they checked, with the outcome and the policy version.
+    let (status, _, checks) = install
+        .call("GET", "/api/v1/transits/checks", Some(&police), None)
+        .await;
+    assert_eq!(status, 200, "{checks}");
+    // Newest first: the good file was checked before the bad one.
+    let good = checks.as_array().unwrap().last().unwrap();
+    assert_eq!(good["actor"], "vigile", "{checks}");
+    assert_eq!(good["transits"], 600, "{checks}");
+    assert_eq!(good["violations"], 295, "{checks}");
+    assert!(good["policy_version"].is_i64(), "{checks}");
 }
 
 /// A disabled citizen communicates the car they used: the plate joins their CUDE permit

@@ -41,6 +41,7 @@ pub fn routes(upload_limit: usize) -> Router<AppState> {
         )
         .route("/api/v1/cases/{reference}/evidence", get(remedy::evidence))
         .route("/api/v1/transits/contest", post(remedy::contest))
+        .route("/api/v1/transits/checks", get(ztl::checks))
         .route(
             "/api/v1/cases/{reference}/cover-sheet",
             get(documents::cover_sheet),

@@ -52,6 +52,8 @@ pub struct Verification {
     pub country: String,
     /// The zone of the gate.
     pub zone: String,
+    /// The policy version the answer was decided under.
+    pub policy_version: Option<i64>,
 }
 
 /// `GET /api/v1/permits/verify?plate=&country=&gate=&at=`: whether a plate may pass.
@@ -98,6 +100,7 @@ pub async fn verify(
         plate: plate.number.clone(),
         country: plate.country.clone(),
         zone: zone.id.clone(),
+        policy_version: state.policy_version,
     };
     Ok(Json(answer))
 }
@@ -277,4 +280,18 @@ fn html_escape(s: &str) -> String {
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
+}
+
+/// `GET /api/v1/transits/checks`: the gate files checked (newest first, at most 200):
+/// when, by whom, under which policy version, with what outcome.
+#[utoipa::path(get, path = "/api/v1/transits/checks", tag = "ztl",
+    security(("bearer" = [])),
+    responses((status = 200, body = Vec<sportello_store::transits::TransitCheckView>), (status = 401, body = Problem),
+              (status = 403, body = Problem)))]
+pub async fn checks(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Vec<sportello_store::transits::TransitCheckView>>, ApiError> {
+    caller.require(Permission::CheckTransits)?;
+    Ok(Json(state.store.transit_checks(200).await?))
 }

@@ -208,6 +208,13 @@ pub struct CaseFilter {
     pub overdue: bool,
     /// Only orphan cases.
     pub orphan: bool,
+    /// Only open cases (not closed).
+    pub open: bool,
+    /// Only cases whose clock runs and whose legal term ends within this many days (late
+    /// ones excluded).
+    pub due_within_days: Option<i64>,
+    /// Only cases carrying this flag (e.g. `unsorted_scan`, `ocr_failed`).
+    pub flag: Option<String>,
     /// Free text in reference, subject, citizen name or fiscal code.
     pub q: Option<String>,
     /// Page, from 1.
@@ -851,6 +858,30 @@ impl Store {
                 "c.status <> 'closed' AND ((c.assignee_id IS NULL AND c.received_on <= {}) OR ({running} AND c.last_event_at <= {}))",
                 bind(&mut args, Arg::Text(date_text(cutoff))),
                 bind(&mut args, Arg::Int(to_ms(idle)))
+            ));
+        }
+        if filter.open {
+            clauses.push("c.status <> 'closed'".into());
+        }
+        if let Some(days) = filter.due_within_days {
+            clauses.push(format!(
+                "{running} AND c.due_on >= {} AND c.due_on <= {}",
+                bind(&mut args, Arg::Text(date_text(today))),
+                bind(
+                    &mut args,
+                    Arg::Text(date_text(today + Duration::days(days)))
+                )
+            ));
+        }
+        if let Some(flag) = filter.flag.as_deref() {
+            // Flags are a JSON array of names; a name is matched with its quotes.
+            let quoted = json_text(&flag)
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
+            clauses.push(format!(
+                "c.flags LIKE {} ESCAPE '\\'",
+                bind(&mut args, Arg::Text(format!("%{quoted}%")))
             ));
         }
         if let Some(q) = filter.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
@@ -1657,6 +1688,71 @@ pub(crate) mod tests {
             registered_as: None,
             terms: None,
         }
+    }
+
+    #[tokio::test]
+    async fn queues_filter_by_flag_open_and_coming_due_date() {
+        with_test_store(|store, clock| async move {
+            let mut flagged = request("ztl_permit");
+            flagged.flags = vec!["unsorted_scan".into()];
+            let flagged = store.create_case(flagged).await.unwrap().summary.reference;
+            clock.advance(Duration::days(27));
+            let young = store
+                .create_case(request("ztl_permit"))
+                .await
+                .unwrap()
+                .summary
+                .reference;
+            let closed = store
+                .create_case(request("ztl_permit"))
+                .await
+                .unwrap()
+                .summary
+                .reference;
+            store
+                .apply_action(&closed, &Action::Withdraw, Some("ritirata"), "op1")
+                .await
+                .unwrap();
+            let refs = |filter: CaseFilter| {
+                let store = store.clone();
+                async move {
+                    let (items, total) = store
+                        .list_cases(&CaseFilter {
+                            per_page: 50,
+                            ..filter
+                        })
+                        .await
+                        .unwrap();
+                    assert_eq!(total as usize, items.len());
+                    let mut refs: Vec<String> = items.into_iter().map(|c| c.reference).collect();
+                    refs.sort();
+                    refs
+                }
+            };
+            let flag = |f: &str| CaseFilter {
+                flag: Some(f.into()),
+                ..CaseFilter::default()
+            };
+            assert_eq!(refs(flag("unsorted_scan")).await, std::slice::from_ref(&flagged));
+            assert!(refs(flag("unsorted")).await.is_empty(), "whole names only");
+            assert!(refs(flag("unsorted%scan")).await.is_empty(), "no wildcards");
+            let open = CaseFilter {
+                open: true,
+                ..CaseFilter::default()
+            };
+            assert_eq!(refs(open).await, [flagged.clone(), young.clone()]);
+            // The first case is due in 3 days (its 30 days end on a working day or later).
+            let soon = CaseFilter {
+                due_within_days: Some(5),
+                ..CaseFilter::default()
+            };
+            let due_soon = refs(soon).await;
+            assert!(
+                due_soon.contains(&flagged) && !due_soon.contains(&young),
+                "{due_soon:?}"
+            );
+        })
+        .await;
     }
 
     #[tokio::test]

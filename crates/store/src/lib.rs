@@ -28,6 +28,7 @@ pub mod messages;
 pub mod permits;
 pub mod register;
 pub mod search;
+pub mod sessions;
 pub mod texts;
 pub mod transits;
 pub mod users;

@@ -46,7 +46,7 @@ fn random_string(len: usize) -> String {
         .collect()
 }
 
-fn new_token() -> String {
+pub(crate) fn new_token() -> String {
     let bytes: [u8; 32] = rand::rng().random();
     format!("spt_{}", hex::encode(bytes))
 }
@@ -77,7 +77,7 @@ fn check_login(login: &str) -> Result<()> {
     }
 }
 
-fn user_from_row(row: &sqlx::any::AnyRow) -> Result<AuthUser> {
+pub(crate) fn user_from_row(row: &sqlx::any::AnyRow) -> Result<AuthUser> {
     let role = get_str(row, "role")?;
     Ok(AuthUser {
         id: get_i64(row, "id")?,

@@ -142,11 +142,13 @@ impl FromRequestParts<AppState> for Caller {
 /// Resolves the bearer token; an address that is `blocked` for guessing gets only tokens
 /// already known valid (from the cache), everything else is 429.
 async fn authenticate(parts: &Parts, state: &AppState, blocked: bool) -> Result<Caller, ApiError> {
-    let value = parts
+    let Some(value) = parts
         .headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .ok_or(ApiError::Unauthorized)?;
+    else {
+        return from_session(parts, state).await;
+    };
     let token = value
         .strip_prefix("Bearer ")
         .or_else(|| value.strip_prefix("bearer "))
@@ -167,4 +169,35 @@ async fn authenticate(parts: &Parts, state: &AppState, blocked: bool) -> Result<
         .ok_or(ApiError::Unauthorized)?;
     state.tokens.put(hash, user.clone());
     Ok(Caller(user))
+}
+
+/// The back office's session cookie, for the API called from its pages (a document
+/// opened from a case page). A request that changes state must also carry the session's
+/// CSRF token in `X-CSRF-Token`, which another site cannot read.
+async fn from_session(parts: &Parts, state: &AppState) -> Result<Caller, ApiError> {
+    let token = crate::pages::cookie(&parts.headers, crate::pages::office::SESSION_COOKIE)
+        .filter(|t| !t.is_empty() && t.len() <= 200)
+        .ok_or(ApiError::Unauthorized)?;
+    let session = state
+        .store
+        .session(&token)
+        .await?
+        .ok_or(ApiError::Unauthorized)?;
+    let safe = matches!(
+        parts.method,
+        axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
+    );
+    if !safe {
+        let sent = parts
+            .headers
+            .get("x-csrf-token")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        if !crate::pages::same_token(sent, &session.csrf_token) {
+            return Err(ApiError::Forbidden(
+                "change data without the session's CSRF token",
+            ));
+        }
+    }
+    Ok(Caller(session.user))
 }

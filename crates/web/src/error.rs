@@ -67,6 +67,29 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// What went wrong, in one line for a person (the pages show it; internal errors stay
+    /// unexplained, as in the API).
+    pub fn detail(&self) -> String {
+        match self {
+            ApiError::BadRequest(d)
+            | ApiError::NotFound(d)
+            | ApiError::Conflict(d)
+            | ApiError::UnsupportedMediaType(d) => d.clone(),
+            ApiError::Invalid(errors) => errors
+                .iter()
+                .map(|e| format!("{}: {}", e.field, e.message))
+                .collect::<Vec<_>>()
+                .join("; "),
+            ApiError::Forbidden(what) => format!("your role may not {what}"),
+            ApiError::Unauthorized => "not signed in".into(),
+            ApiError::TooManyRequests => "too many attempts: wait a minute".into(),
+            ApiError::TooLarge(limit) => format!("larger than {limit} bytes"),
+            ApiError::BodyTooLarge => "the request is too large".into(),
+            ApiError::MethodNotAllowed => "not allowed".into(),
+            ApiError::Internal(_) | ApiError::Unavailable(_) => "an internal error occurred".into(),
+        }
+    }
+
     /// A 422 naming one field.
     pub fn field(field: &str, message: impl Into<String>) -> ApiError {
         ApiError::Invalid(vec![FieldError {

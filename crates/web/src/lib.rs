@@ -23,6 +23,7 @@ pub mod error;
 pub mod extract;
 pub mod metrics;
 pub mod openapi;
+pub mod pages;
 
 /// Everything a request handler may need, shared by all requests.
 #[derive(Clone)]
@@ -49,6 +50,8 @@ pub struct AppState {
     pub policy: Arc<sportello_domain::ztl::policy::Policy>,
     /// Its version in `policy_versions`, recorded by `serve` at start.
     pub policy_version: Option<i64>,
+    /// Attempts of the pages' guessable forms (sign-in, case status), per address and key.
+    pub page_limits: Arc<pages::portal::Throttle>,
 }
 
 impl AppState {
@@ -72,6 +75,7 @@ impl AppState {
                 .expect("the built-in policy is valid (tested in sportello-domain)"),
             ),
             policy_version: None,
+            page_limits: Arc::new(pages::portal::Throttle::default()),
         }
     }
 }
@@ -84,6 +88,7 @@ pub fn router(state: AppState) -> Router {
     let json_limit = state.config.limits.max_json_bytes;
     Router::new()
         .merge(api::routes(upload_limit))
+        .merge(pages::routes())
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(json_limit))

@@ -84,6 +84,11 @@ impl Install {
 
     /// Adds a user and returns its API token.
     pub fn user(&self, login: &str, role: &str) -> String {
+        self.user_with_password(login, role).1
+    }
+
+    /// Adds a user and returns its password and API token.
+    pub fn user_with_password(&self, login: &str, role: &str) -> (String, String) {
         let out = self.cli(&["user", "add", login, "--role", role]);
         assert!(
             out.status.success(),
@@ -91,11 +96,14 @@ impl Install {
             String::from_utf8_lossy(&out.stderr)
         );
         let stdout = String::from_utf8_lossy(&out.stdout);
-        stdout
-            .lines()
-            .find_map(|l| l.strip_prefix("token: "))
-            .map(str::to_owned)
-            .expect("a token line")
+        let line = |prefix: &str| {
+            stdout
+                .lines()
+                .find_map(|l| l.strip_prefix(prefix))
+                .map(str::to_owned)
+                .expect("the line")
+        };
+        (line("password: "), line("token: "))
     }
 
     /// Starts `serve` (with extra arguments) and waits until `/healthz` answers.

@@ -498,6 +498,7 @@ pub async fn list_cases(
             state.config.limits.max_per_page,
             &mut errors,
         ),
+        ..CaseFilter::default()
     };
     if !errors.is_empty() {
         return Err(ApiError::Invalid(errors));
@@ -600,7 +601,20 @@ pub async fn act_on_case(
     ApiJson(body): ApiJson<ActionBody>,
 ) -> Result<Json<CaseView>, ApiError> {
     let user = caller.require(Permission::ActOnCase)?;
-    check_reference(&reference)?;
+    perform_action(&state, user, &reference, body)
+        .await
+        .map(Json)
+}
+
+/// Applies a workflow action for `user` (already allowed to act), with what the action
+/// produces: the API and the back-office buttons share it.
+pub async fn perform_action(
+    state: &AppState,
+    user: &sportello_store::users::AuthUser,
+    reference: &str,
+    body: ActionBody,
+) -> Result<CaseView, ApiError> {
+    check_reference(reference)?;
     let (action, note) = body.into_action()?;
     // Issuing a ZTL or CUDE case creates its permit (or changes the plates of the one it
     // amends): checked against the policy before the case changes state, so a refused
@@ -611,11 +625,11 @@ pub async fn act_on_case(
     // documents are prepared first and registered with the decision, atomically.
     let outgoing = match &action {
         sportello_domain::workflow::Action::Issue => {
-            let case = state.store.get_case(&reference).await?;
+            let case = state.store.get_case(reference).await?;
             match case.summary.status.as_str() {
-                "approved" => match crate::api::permits::plan_permit(&state, &case).await? {
+                "approved" => match crate::api::permits::plan_permit(state, &case).await? {
                     Some(plan) => vec![
-                        crate::api::permits::carry_out(&state, &reference, &plan, &user.login)
+                        crate::api::permits::carry_out(state, reference, &plan, &user.login)
                             .await?,
                     ],
                     None => Vec::new(),
@@ -626,13 +640,13 @@ pub async fn act_on_case(
         sportello_domain::workflow::Action::Annul { reasons }
             if reasons.iter().any(|r| !r.trim().is_empty()) =>
         {
-            let case = state.store.get_case(&reference).await?;
+            let case = state.store.get_case(reference).await?;
             let is_report = state
                 .store
                 .case_type(&case.summary.case_type)
                 .is_some_and(|t| t.workflow == sportello_domain::case::WorkflowKind::Report);
             if is_report && case.summary.status == "in_review" {
-                crate::api::remedy::annulment_request(&state, &case, reasons).await?
+                crate::api::remedy::annulment_request(state, &case, reasons).await?
             } else {
                 Vec::new()
             }
@@ -641,9 +655,9 @@ pub async fn act_on_case(
     };
     let case = state
         .store
-        .apply_action_with(&reference, &action, note.as_deref(), &user.login, &outgoing)
+        .apply_action_with(reference, &action, note.as_deref(), &user.login, &outgoing)
         .await?;
-    Ok(Json(case))
+    Ok(case)
 }
 
 /// `PATCH /api/v1/cases/{ref}/fields`: changes the case's type-specific fields with a

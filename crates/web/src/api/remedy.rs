@@ -239,7 +239,7 @@ fn text_field(v: &serde_json::Value, k: &str) -> String {
 
 /// Judges the case's transits (fields `plate`, `country`, `transits`) again under the
 /// policy in force, with every permit of the plate.
-async fn gather_evidence(state: &AppState, case: &CaseView) -> Result<Evidence, ApiError> {
+pub(crate) async fn gather(state: &AppState, case: &CaseView) -> Result<Evidence, ApiError> {
     let fields = &case.fields;
     let plate = Plate::parse(
         &text_field(fields, "plate"),
@@ -338,7 +338,7 @@ pub async fn evidence(
 ) -> Result<Json<Evidence>, ApiError> {
     let user = caller.require(Permission::ReadCase)?;
     let case = state.store.get_case(reference.trim()).await?;
-    let evidence = gather_evidence(&state, &case).await?;
+    let evidence = gather(&state, &case).await?;
     state
         .store
         .record_access(&user.login, "read_evidence", &case.summary.reference)
@@ -369,7 +369,7 @@ pub async fn annulment_request(
     case: &CaseView,
     reasons: &[String],
 ) -> Result<Vec<OutgoingDocument>, ApiError> {
-    let evidence = gather_evidence(state, case).await?;
+    let evidence = gather(state, case).await?;
     let reference = case.summary.reference.as_str();
     let fine = text_field(&case.fields, "fine");
     let reasons: Vec<String> = reasons

@@ -1,0 +1,567 @@
+//! The web pages through the real server: the citizen portal (apply, follow the case,
+//! enumeration-proof status, uploads that resume the clock) and the back office (sign-in
+//! with CSRF and lockout, queues, the case page and its action buttons, the session
+//! cookie on the API).
+
+use reqwest::multipart::{Form, Part};
+use serde_json::json;
+
+use crate::harness::Install;
+
+/// A browser-like client that does not follow redirects and keeps its own cookies.
+struct Browser {
+    client: reqwest::Client,
+    base: String,
+    cookies: Vec<(String, String)>,
+}
+
+/// What a page answered.
+struct Answer {
+    status: u16,
+    location: String,
+    body: String,
+    csp: String,
+}
+
+impl Browser {
+    fn new(install: &Install) -> Browser {
+        Browser {
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            base: install.base(),
+            cookies: Vec::new(),
+        }
+    }
+
+    fn cookie(&self, name: &str) -> Option<String> {
+        self.cookies
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    }
+
+    async fn send(&mut self, req: reqwest::RequestBuilder) -> Answer {
+        let header = self
+            .cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let resp = req.header("cookie", header).send().await.unwrap();
+        for value in resp.headers().get_all("set-cookie") {
+            let text = value.to_str().unwrap();
+            let (pair, attrs) = text.split_once(';').unwrap_or((text, ""));
+            let (k, v) = pair.split_once('=').unwrap();
+            self.cookies.retain(|(name, _)| name != k);
+            if !attrs.contains("Max-Age=0") {
+                self.cookies.push((k.to_owned(), v.to_owned()));
+            }
+        }
+        Answer {
+            status: resp.status().as_u16(),
+            location: resp
+                .headers()
+                .get("location")
+                .map(|v| v.to_str().unwrap().to_owned())
+                .unwrap_or_default(),
+            csp: resp
+                .headers()
+                .get("content-security-policy")
+                .map(|v| v.to_str().unwrap().to_owned())
+                .unwrap_or_default(),
+            body: resp.text().await.unwrap(),
+        }
+    }
+
+    async fn get(&mut self, path: &str) -> Answer {
+        let req = self.client.get(format!("{}{path}", self.base));
+        self.send(req).await
+    }
+
+    async fn post_form(&mut self, path: &str, form: &[(&str, &str)]) -> Answer {
+        let encode = |s: &str| {
+            s.bytes()
+                .map(|b| match b {
+                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => {
+                        (b as char).to_string()
+                    }
+                    _ => format!("%{b:02X}"),
+                })
+                .collect::<String>()
+        };
+        let body = form
+            .iter()
+            .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+            .collect::<Vec<_>>()
+            .join("&");
+        let req = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body);
+        self.send(req).await
+    }
+
+    async fn post_multipart(&mut self, path: &str, form: Form) -> Answer {
+        let req = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .multipart(form);
+        self.send(req).await
+    }
+}
+
+/// The value of the hidden `csrf` field of a page's first form.
+fn csrf_of(body: &str) -> String {
+    let at = body
+        .find("name=\"csrf\" value=\"")
+        .expect("a form with a CSRF token")
+        + 19;
+    body[at..at + body[at..].find('"').unwrap()].to_owned()
+}
+
+fn text_form(fields: &[(&str, &str)]) -> Form {
+    fields.iter().fold(Form::new(), |form, (k, v)| {
+        form.text(k.to_string(), v.to_string())
+    })
+}
+
+fn file(name: &str) -> Part {
+    Part::bytes(b"%PDF-1.4 documento di prova".to_vec())
+        .file_name(name.to_owned())
+        .mime_str("application/pdf")
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_portal_answers_in_italian_and_english_without_scripts() {
+    let mut install = Install::new("[office]\nauthority = \"Comune di Prova\"\n").await;
+    install.start(&[]).await;
+    let mut browser = Browser::new(&install);
+    for path in [
+        "/",
+        "/domanda",
+        "/stato",
+        "/contesta",
+        "/accessibilita",
+        "/privacy",
+    ] {
+        let page = browser.get(path).await;
+        assert_eq!(page.status, 200, "{path}");
+        assert!(
+            page.body.starts_with("<!doctype html>\n<html lang=\"it\">"),
+            "{path}"
+        );
+        assert!(page.body.contains("Comune di Prova"), "{path}");
+        assert!(!page.body.contains("<script"), "{path}: no script at all");
+        assert!(!page.body.contains(" style="), "{path}: no inline style");
+        assert!(
+            page.csp.contains("default-src 'self'") && !page.csp.contains("unsafe-inline"),
+            "{path}: {}",
+            page.csp
+        );
+        assert!(page.body.contains("href=\"/accessibilita\""), "{path}");
+    }
+    let english = browser.get("/?lang=en").await;
+    assert!(english.body.contains("<html lang=\"en\">"));
+    assert!(english.body.contains("Apply for a permit"));
+    assert_eq!(browser.cookie("lang").as_deref(), Some("en"));
+    // The language is remembered.
+    let again = browser.get("/stato").await;
+    assert!(again.body.contains("Case status"), "{}", again.body);
+    let css = browser.get("/static/sportello.css").await;
+    assert_eq!(css.status, 200);
+    assert!(css.body.contains(":focus-visible"));
+}
+
+#[tokio::test]
+async fn a_citizen_applies_online_follows_the_case_and_sends_what_is_missing() {
+    let mut install = Install::new("").await;
+    let op = install.user("op", "operator");
+    install.start(&[]).await;
+    let mut browser = Browser::new(&install);
+    let form = browser.get("/domanda").await;
+    let csrf = csrf_of(&form.body);
+    assert_eq!(browser.cookie("csrf").as_deref(), Some(csrf.as_str()));
+    assert!(
+        form.body.contains("Residenti"),
+        "categories from the policy"
+    );
+
+    // Incomplete: each problem named, nothing registered.
+    let incomplete = text_form(&[
+        ("csrf", &csrf),
+        ("category", "residenti"),
+        ("name", "Mario Rossi"),
+        ("fiscal_code", "RSSMRA80A01H501X"),
+        ("plates", "AB123CD, A*B"),
+    ])
+    .part("doc_documento_identita", file("ci.pdf"));
+    let page = browser.post_multipart("/domanda", incomplete).await;
+    assert_eq!(page.status, 422);
+    for text in [
+        "Il codice fiscale non è valido.",
+        "La targa A*B non è valida.",
+        "Manca il documento: Carta di circolazione.",
+        "devi dichiarare di aver letto",
+    ] {
+        assert!(page.body.contains(text), "{text}");
+    }
+    assert!(
+        page.body.contains("value=\"Mario Rossi\""),
+        "typed values kept"
+    );
+    let (_, _, list) = install.call("GET", "/api/v1/cases", Some(&op), None).await;
+    assert_eq!(list["total"], 0);
+    // A forged form (no CSRF cookie match) is refused.
+    let forged = text_form(&[("csrf", "0".repeat(32).as_str())]);
+    assert_eq!(browser.post_multipart("/domanda", forged).await.status, 403);
+
+    let complete = text_form(&[
+        ("csrf", &csrf),
+        ("category", "residenti"),
+        ("name", "Mario Rossi"),
+        ("fiscal_code", "RSSMRA80A01H501U"),
+        ("email", "mario.rossi@example.it"),
+        ("plates", "ab 123 cd"),
+        ("privacy", "yes"),
+    ])
+    .part("doc_documento_identita", file("carta-identita.pdf"))
+    .part("doc_carta_circolazione", file("libretto.pdf"));
+    let done = browser.post_multipart("/domanda", complete).await;
+    assert_eq!(done.status, 201, "{}", done.body);
+    let at = done.body.find("ZTL-").expect("the case number is shown");
+    let reference = done.body[at..at + 15].to_owned();
+    let (_, _, case) = install
+        .call(
+            "GET",
+            &format!("/api/v1/cases/{reference}"),
+            Some(&op),
+            None,
+        )
+        .await;
+    assert_eq!(case["channel"], "web");
+    assert_eq!(
+        case["fields"],
+        json!({"category": "residenti", "plates": ["AB123CD"], "documents": ["documento_identita", "carta_circolazione"]})
+    );
+    assert_eq!(case["documents"].as_array().unwrap().len(), 2);
+    assert!(case["protocol"].is_string());
+
+    // Following it: the right pair shows the case; any wrong pair gets one answer.
+    let lookup = |reference: &str, code: &str| {
+        text_form(&[
+            ("csrf", &csrf),
+            ("reference", reference),
+            ("fiscal_code", code),
+        ])
+    };
+    let status = browser
+        .post_multipart("/stato", lookup(&reference, "rssmra80a01h501u"))
+        .await;
+    assert_eq!(status.status, 200);
+    assert!(status.body.contains(&reference) && status.body.contains("ricevuta"));
+    let wrong_code = browser
+        .post_multipart("/stato", lookup(&reference, "BNCGNN75C12F205K"))
+        .await;
+    let unknown = browser
+        .post_multipart("/stato", lookup("ZTL-2026-999999", "RSSMRA80A01H501U"))
+        .await;
+    let malformed = browser.post_multipart("/stato", lookup("boh", "boh")).await;
+    for answer in [&wrong_code, &unknown, &malformed] {
+        assert_eq!(answer.status, 200);
+        assert!(
+            answer
+                .body
+                .contains("Non troviamo una pratica con questi dati")
+        );
+        assert!(!answer.body.contains("Mario"), "nothing of the case");
+    }
+
+    // The office asks for a document; the citizen sees what is missing and sends it,
+    // which resumes the clock.
+    for body in [
+        json!({"action": "start_review"}),
+        json!({"action": "request_integration", "missing": ["Carta di circolazione leggibile"]}),
+    ] {
+        let (status, _, answer) = install
+            .call(
+                "POST",
+                &format!("/api/v1/cases/{reference}/actions"),
+                Some(&op),
+                Some(body),
+            )
+            .await;
+        assert_eq!(status, 200, "{answer}");
+    }
+    let waiting = browser
+        .post_multipart("/stato", lookup(&reference, "RSSMRA80A01H501U"))
+        .await;
+    assert!(waiting.body.contains("Carta di circolazione leggibile"));
+    let upload = lookup(&reference, "RSSMRA80A01H501U").part("file", file("libretto-nuovo.pdf"));
+    let sent = browser.post_multipart("/stato", upload).await;
+    assert!(
+        sent.body.contains("Abbiamo ricevuto 1 documenti"),
+        "{}",
+        sent.body
+    );
+    let (_, _, case) = install
+        .call(
+            "GET",
+            &format!("/api/v1/cases/{reference}"),
+            Some(&op),
+            None,
+        )
+        .await;
+    assert_eq!(case["status"], "in_review", "the clock runs again");
+    assert_eq!(case["documents"].as_array().unwrap().len(), 3);
+
+    // Guessing is rate limited per reference.
+    let mut limited = false;
+    for _ in 0..12 {
+        let answer = browser
+            .post_multipart("/stato", lookup(&reference, "BNCGNN75C12F205K"))
+            .await;
+        if answer.status == 429 {
+            assert!(answer.body.contains("Troppi tentativi"));
+            limited = true;
+            break;
+        }
+    }
+    assert!(limited, "lookups of one reference are limited");
+}
+
+#[tokio::test]
+async fn staff_sign_in_work_a_case_from_its_page_and_sign_out() {
+    let mut install = Install::new("").await;
+    let (op_password, op) = install.user_with_password("op", "operator");
+    let (police_password, _) = install.user_with_password("vigile", "police");
+    install.start(&[]).await;
+    let reference = install.create_case(&op).await;
+    let mut browser = Browser::new(&install);
+
+    let gate = browser.get("/ufficio").await;
+    assert_eq!(
+        (gate.status, gate.location.as_str()),
+        (303, "/ufficio/login?next=/ufficio")
+    );
+    let login = browser.get("/ufficio/login?next=/ufficio").await;
+    assert_eq!(
+        browser.cookie("csrf_login").as_deref(),
+        Some(csrf_of(&login.body).as_str()),
+        "the form's token is also its cookie"
+    );
+    // Without the form's token: refused.
+    let forged = browser
+        .post_form(
+            "/ufficio/login",
+            &[("login", "op"), ("password", "x"), ("csrf", "0000")],
+        )
+        .await;
+    assert_eq!(forged.status, 403);
+    // Every answer of the form carries a fresh token for the next attempt.
+    let csrf = csrf_of(&forged.body);
+    assert_eq!(browser.cookie("csrf_login").as_deref(), Some(csrf.as_str()));
+    let wrong = browser
+        .post_form(
+            "/ufficio/login",
+            &[("login", "op"), ("password", "sbagliata"), ("csrf", &csrf)],
+        )
+        .await;
+    assert!(wrong.body.contains("Nome utente o password non corretti."));
+    let unknown = browser
+        .post_form(
+            "/ufficio/login",
+            &[
+                ("login", "nessuno"),
+                ("password", "sbagliata"),
+                ("csrf", &csrf_of(&wrong.body)),
+            ],
+        )
+        .await;
+    assert!(
+        unknown
+            .body
+            .contains("Nome utente o password non corretti."),
+        "one message whatever was wrong"
+    );
+    let signed_in = browser
+        .post_form(
+            "/ufficio/login",
+            &[
+                ("login", "op"),
+                ("password", &op_password),
+                ("csrf", &csrf_of(&unknown.body)),
+                ("next", "/ufficio"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        (signed_in.status, signed_in.location.as_str()),
+        (303, "/ufficio")
+    );
+    let session = browser
+        .cookie("sportello_session")
+        .expect("a session cookie");
+    assert!(session.starts_with("spt_"));
+
+    let home = browser.get("/ufficio").await;
+    assert_eq!(home.status, 200);
+    assert!(home.body.contains("Nuove non assegnate"));
+    assert!(
+        home.body
+            .contains("<span class=\"count\">1</span><span class=\"label\">Nuove non assegnate"),
+        "{}",
+        home.body
+    );
+    let page = browser.get(&format!("/ufficio/pratiche/{reference}")).await;
+    assert_eq!(page.status, 200);
+    assert!(
+        page.body.contains("Avvia l&#39;istruttoria") || page.body.contains("Avvia l'istruttoria")
+    );
+    let token = csrf_of(&page.body);
+    // A button without the session's token changes nothing.
+    let forged = browser
+        .post_form(
+            &format!("/ufficio/pratiche/{reference}/azioni"),
+            &[("csrf", "x"), ("action", "start_review")],
+        )
+        .await;
+    assert!(forged.body.contains("Il modulo è scaduto"));
+    let acted = browser
+        .post_form(
+            &format!("/ufficio/pratiche/{reference}/azioni"),
+            &[("csrf", &token), ("action", "start_review")],
+        )
+        .await;
+    assert_eq!(acted.status, 303);
+    assert_eq!(
+        acted.location,
+        format!("/ufficio/pratiche/{reference}?esito=start_review")
+    );
+    let (_, _, case) = install
+        .call(
+            "GET",
+            &format!("/api/v1/cases/{reference}"),
+            Some(&op),
+            None,
+        )
+        .await;
+    assert_eq!(case["status"], "in_review");
+    assert_eq!(
+        case["timeline"].as_array().unwrap().last().unwrap()["actor"],
+        "op"
+    );
+    // A refused action shows why.
+    let refused = browser
+        .post_form(
+            &format!("/ufficio/pratiche/{reference}/azioni"),
+            &[("csrf", &token), ("action", "issue")],
+        )
+        .await;
+    assert_eq!(refused.status, 200);
+    assert!(refused.body.contains("notice error"), "{}", refused.body);
+    // Search jumps to a reference.
+    let jump = browser
+        .get(&format!("/ufficio/cerca?q={}", reference.to_lowercase()))
+        .await;
+    assert_eq!(jump.location, format!("/ufficio/pratiche/{reference}"));
+
+    // The API from the pages: reads with the cookie; changes only with the CSRF header.
+    let api = format!("{}/api/v1/cases/{reference}/actions", install.base());
+    let cookie = format!("sportello_session={session}");
+    let read = install
+        .client
+        .get(format!("{}/api/v1/cases/{reference}", install.base()))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.status(), 200);
+    let no_token = install
+        .client
+        .post(&api)
+        .header("cookie", &cookie)
+        .json(&json!({"action": "approve"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no_token.status(), 403);
+    let with_token = install
+        .client
+        .post(&api)
+        .header("cookie", &cookie)
+        .header("x-csrf-token", &token)
+        .json(&json!({"action": "approve"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(with_token.status(), 200);
+
+    // Signing out ends the session everywhere.
+    browser
+        .post_form("/ufficio/logout", &[("csrf", &token)])
+        .await;
+    assert!(browser.cookie("sportello_session").is_none());
+    let after = install
+        .client
+        .get(format!("{}/api/v1/cases/{reference}", install.base()))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(after.status(), 401);
+
+    // The police land on the permits desk; repeated wrong passwords lock the login.
+    let mut police = Browser::new(&install);
+    let login = police.get("/ufficio/login").await;
+    let signed = police
+        .post_form(
+            "/ufficio/login",
+            &[
+                ("login", "vigile"),
+                ("password", &police_password),
+                ("csrf", &csrf_of(&login.body)),
+            ],
+        )
+        .await;
+    assert_eq!(signed.status, 303);
+    let home = police.get("/ufficio").await;
+    assert_eq!(home.location, "/ufficio/permessi");
+    let check = police.get("/ufficio/permessi?plate=AB123CD&gate=V04").await;
+    assert!(check.body.contains("Non autorizzato"), "{}", check.body);
+    let case = police.get(&format!("/ufficio/pratiche/{reference}")).await;
+    assert_eq!(
+        case.location, "/ufficio/permessi",
+        "no case files for the police"
+    );
+
+    let mut guesser = Browser::new(&install);
+    let mut page = guesser.get("/ufficio/login").await;
+    for _ in 0..5 {
+        page = guesser
+            .post_form(
+                "/ufficio/login",
+                &[
+                    ("login", "op"),
+                    ("password", "no"),
+                    ("csrf", &csrf_of(&page.body)),
+                ],
+            )
+            .await;
+    }
+    let locked = guesser
+        .post_form(
+            "/ufficio/login",
+            &[
+                ("login", "op"),
+                ("password", &op_password),
+                ("csrf", &csrf_of(&page.body)),
+            ],
+        )
+        .await;
+    assert_eq!(locked.status, 429);
+    assert!(locked.body.contains("Troppi tentativi di accesso"));
+}

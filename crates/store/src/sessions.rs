@@ -1,0 +1,140 @@
+//! Sessions of the web pages: the browser holds a random token in an `HttpOnly` cookie,
+//! the database only its SHA-256, with the session's CSRF token and its expiry. A
+//! session lapses after [`IDLE_HOURS`] without use and after [`MAX_HOURS`] in any case.
+
+use chrono::Duration;
+
+use crate::users::{AuthUser, new_token, token_hash, user_from_row};
+use crate::{Result, Store, get_i64, get_str, to_ms};
+
+/// Hours of inactivity after which a session lapses.
+pub const IDLE_HOURS: i64 = 2;
+/// Hours after which a session lapses however busy (a working day).
+pub const MAX_HOURS: i64 = 12;
+
+/// A live session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    /// Who is signed in.
+    pub user: AuthUser,
+    /// The token every state-changing form of this session must carry.
+    pub csrf_token: String,
+}
+
+impl Store {
+    /// Opens a session for a user who has just proved who they are; returns the cookie
+    /// token (shown once, stored hashed) and the CSRF token.
+    pub async fn create_session(&self, user_id: i64) -> Result<(String, String)> {
+        let now = self.clock.now();
+        let token = new_token();
+        let csrf = hex::encode(rand::random::<[u8; 32]>());
+        sqlx::query(
+            "INSERT INTO sessions (token_hash, user_id, csrf_token, created_at, last_seen_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $4, $5)",
+        )
+        .bind(token_hash(&token))
+        .bind(user_id)
+        .bind(&csrf)
+        .bind(to_ms(now))
+        .bind(to_ms(now + Duration::hours(MAX_HOURS)))
+        .execute(&self.write)
+        .await?;
+        Ok((token, csrf))
+    }
+
+    /// The live session of a cookie token, its use recorded (at most once a minute, so
+    /// page views do not each write); `None` when unknown, lapsed, or the user disabled.
+    pub async fn session(&self, token: &str) -> Result<Option<Session>> {
+        let now = to_ms(self.clock.now());
+        let hash = token_hash(token);
+        let row = sqlx::query(
+            "SELECT u.id, u.login, u.name, u.role, s.csrf_token, s.last_seen_at FROM sessions s \
+             JOIN users u ON u.id = s.user_id \
+             WHERE s.token_hash = $1 AND s.expires_at > $2 AND s.last_seen_at > $3 AND u.active = 1",
+        )
+        .bind(&hash)
+        .bind(now)
+        .bind(now - IDLE_HOURS * 3_600_000)
+        .fetch_optional(&self.read)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        if now - get_i64(&row, "last_seen_at")? > 60_000 {
+            sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE token_hash = $2")
+                .bind(now)
+                .bind(&hash)
+                .execute(&self.write)
+                .await?;
+        }
+        Ok(Some(Session {
+            user: user_from_row(&row)?,
+            csrf_token: get_str(&row, "csrf_token")?,
+        }))
+    }
+
+    /// Ends a session (logout); ending an unknown one is not an error.
+    pub async fn end_session(&self, token: &str) -> Result<()> {
+        sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
+            .bind(token_hash(token))
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
+    /// Forgets lapsed sessions; returns how many.
+    pub async fn purge_sessions(&self) -> Result<u64> {
+        let now = to_ms(self.clock.now());
+        let done = sqlx::query("DELETE FROM sessions WHERE expires_at <= $1 OR last_seen_at <= $2")
+            .bind(now)
+            .bind(now - IDLE_HOURS * 3_600_000)
+            .execute(&self.write)
+            .await?;
+        Ok(done.rows_affected())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::with_test_store;
+    use sportello_domain::roles::Role;
+
+    #[tokio::test]
+    async fn a_session_lives_while_used_and_lapses_when_idle_or_old() {
+        with_test_store(|store, clock| async move {
+            store
+                .add_user("anna", "Anna Blu", Role::Operator)
+                .await
+                .unwrap();
+            let user = store.user_by_login("anna").await.unwrap().unwrap();
+            let (token, csrf) = store.create_session(user.id).await.unwrap();
+            let session = store.session(&token).await.unwrap().unwrap();
+            assert_eq!(
+                (session.user.login.as_str(), session.csrf_token.as_str()),
+                ("anna", csrf.as_str())
+            );
+            assert!(store.session("spt_wrong").await.unwrap().is_none());
+            // Used every 90 minutes: alive until the 12 hours are up.
+            for _ in 0..7 {
+                clock.advance(Duration::minutes(90));
+                assert!(store.session(&token).await.unwrap().is_some());
+            }
+            clock.advance(Duration::minutes(90));
+            assert!(
+                store.session(&token).await.unwrap().is_none(),
+                "12 hours at most"
+            );
+            // Idle for more than 2 hours: gone.
+            let (idle, _) = store.create_session(user.id).await.unwrap();
+            clock.advance(Duration::minutes(121));
+            assert!(store.session(&idle).await.unwrap().is_none());
+            assert_eq!(store.purge_sessions().await.unwrap(), 2);
+            // Logout.
+            let (other, _) = store.create_session(user.id).await.unwrap();
+            store.end_session(&other).await.unwrap();
+            assert!(store.session(&other).await.unwrap().is_none());
+        })
+        .await;
+    }
+}

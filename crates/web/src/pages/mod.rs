@@ -1,0 +1,180 @@
+//! The web pages of CONTRACT §5, rendered on the server: the citizen portal (`/`) and the
+//! back office (`/ufficio`). Italian first, English complete (`i18n`); no script at all,
+//! so the Content-Security-Policy forbids every script; every form that changes state
+//! carries a CSRF token (the session's, or a double-submit cookie before login).
+
+use askama::Template;
+use axum::Router;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+
+use crate::AppState;
+
+pub mod i18n;
+pub mod office;
+pub mod portal;
+
+use i18n::{Lang, Tr};
+
+/// What every page's frame shows: the office's names, who is signed in, the CSRF token
+/// of its forms and the section of the menu to mark.
+#[derive(Debug, Clone)]
+pub struct Frame {
+    /// The administration (letterhead).
+    pub authority: String,
+    /// The office.
+    pub office: String,
+    /// The signed-in user's name, on back-office pages.
+    pub user: Option<String>,
+    /// The token the page's forms carry.
+    pub csrf: String,
+    /// The menu entry of this page.
+    pub section: &'static str,
+}
+
+impl Frame {
+    /// A frame for `section`.
+    pub fn new(
+        state: &AppState,
+        section: &'static str,
+        user: Option<String>,
+        csrf: String,
+    ) -> Frame {
+        Frame {
+            authority: state.config.office.authority.clone(),
+            office: state.config.office.name.clone(),
+            user,
+            csrf,
+            section,
+        }
+    }
+}
+
+/// The routes of the pages and their stylesheet.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/static/sportello.css", get(stylesheet))
+        .merge(portal::routes())
+        .merge(office::routes())
+}
+
+async fn stylesheet() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("../../static/sportello.css"),
+    )
+        .into_response()
+}
+
+/// A cookie's value from the request headers.
+pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim().to_owned())
+}
+
+/// A `Set-Cookie` value: `HttpOnly`, `SameSite=Lax`, `Path=/`, and `Secure` when the
+/// office is served over https.
+pub fn set_cookie(
+    state: &AppState,
+    name: &str,
+    value: &str,
+    max_age_secs: Option<i64>,
+) -> HeaderValue {
+    let secure = if state.config.public_url.starts_with("https://") {
+        "; Secure"
+    } else {
+        ""
+    };
+    let age = max_age_secs.map_or(String::new(), |s| format!("; Max-Age={s}"));
+    HeaderValue::from_str(&format!(
+        "{name}={value}; Path=/; HttpOnly; SameSite=Lax{secure}{age}"
+    ))
+    .unwrap_or_else(|_| HeaderValue::from_static("invalid=1; Max-Age=0"))
+}
+
+/// Renders a template as a page (`no-store`: pages may show personal data).
+pub fn page<T: Template>(status: StatusCode, template: &T) -> Response {
+    match template.render() {
+        Ok(body) => (status, [(header::CACHE_CONTROL, "no-store")], Html(body)).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "a page failed to render");
+            (StatusCode::INTERNAL_SERVER_ERROR, "errore interno").into_response()
+        }
+    }
+}
+
+/// The language of a request, with a `Set-Cookie` to remember an explicit `?lang=`.
+pub fn language(
+    state: &AppState,
+    query_lang: Option<&str>,
+    headers: &HeaderMap,
+) -> (Tr, Option<HeaderValue>) {
+    let lang = Lang::negotiate(query_lang, headers);
+    let remember = query_lang
+        .and_then(Lang::parse)
+        .map(|l| set_cookie(state, "lang", l.code(), Some(365 * 86_400)));
+    (Tr { lang }, remember)
+}
+
+/// A fresh random token (CSRF before login, double-submit).
+pub fn random_token() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
+
+/// Constant-time comparison of two tokens.
+pub fn same_token(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && !a.is_empty()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+/// Formats an RFC 3339 instant as a local date and time for people.
+pub fn when(rfc3339: &str) -> String {
+    chrono::DateTime::parse_from_rfc3339(rfc3339)
+        .map(|t| {
+            t.with_timezone(&sportello_domain::calendar::ROME)
+                .format("%d/%m/%Y %H:%M")
+                .to_string()
+        })
+        .unwrap_or_else(|_| rfc3339.to_owned())
+}
+
+/// Formats a `YYYY-MM-DD` date for people.
+pub fn day(date: &str) -> String {
+    chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d")
+        .map(|d| d.format("%d/%m/%Y").to_string())
+        .unwrap_or_else(|_| date.to_owned())
+}
+
+/// The client's address as text (`unknown` without connection info, e.g. in tests that
+/// call the router directly), for rate limits.
+pub struct ClientIp(pub String);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(ClientIp(
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string()),
+        ))
+    }
+}

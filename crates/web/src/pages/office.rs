@@ -1,0 +1,1159 @@
+//! The back office (`/ufficio`): sign-in with a session cookie, the queues that matter
+//! with their counts, the case list, the case page (status, legal clock, the timeline of
+//! every channel, the actions allowed now, the citizen's other cases), search that jumps
+//! straight to a reference or a plate's case, and the permits desk.
+
+use askama::Template;
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use sportello_domain::case::{Reference, Status};
+use sportello_domain::roles::Permission;
+use sportello_store::cases::{CaseFilter, CaseSummary, CaseView};
+use sportello_store::sessions::Session;
+
+use super::i18n::Tr;
+use super::{
+    ClientIp, Frame, cookie, day, language, page, random_token, same_token, set_cookie, when,
+};
+use crate::AppState;
+
+/// The session cookie's name.
+pub const SESSION_COOKIE: &str = "sportello_session";
+/// Failed sign-ins allowed per address and per login in [`LOGIN_WINDOW`].
+const LOGIN_ATTEMPTS: u32 = 5;
+/// The window of those limits (a lockout lasts at most this long).
+const LOGIN_WINDOW: std::time::Duration = std::time::Duration::from_secs(900);
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/ufficio/login", get(login_form).post(login))
+        .route("/ufficio/logout", post(logout))
+        .route("/ufficio", get(home))
+        .route("/ufficio/pratiche", get(case_list))
+        .route("/ufficio/pratiche/{reference}", get(case_page))
+        .route("/ufficio/pratiche/{reference}/azioni", post(act))
+        .route("/ufficio/cerca", get(search))
+        .route("/ufficio/permessi", get(permits))
+}
+
+/// Query of the pages: the language, and a message to show after a redirect.
+#[derive(Debug, Default, Deserialize)]
+pub struct PageQuery {
+    lang: Option<String>,
+    esito: Option<String>,
+    next: Option<String>,
+}
+
+/// The signed-in staff member of a page request, or the redirect to the sign-in page.
+async fn staff(state: &AppState, headers: &HeaderMap, here: &str) -> Result<Session, Response> {
+    let session = match cookie(headers, SESSION_COOKIE) {
+        Some(token) if token.len() <= 200 => state.store.session(&token).await.ok().flatten(),
+        _ => None,
+    };
+    match session {
+        Some(s)
+            if s.user.role.can(Permission::ReadCase)
+                || s.user.role.can(Permission::VerifyPermit) =>
+        {
+            Ok(s)
+        }
+        _ => Err(Redirect::to(&format!("/ufficio/login?next={}", urlencode(here))).into_response()),
+    }
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'/' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// A local path to go back to after signing in (never another site).
+fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n) if n.starts_with("/ufficio") && !n.starts_with("//") && !n.contains("\\") => {
+            n.to_owned()
+        }
+        _ => "/ufficio".to_owned(),
+    }
+}
+
+// ----- sign-in -----
+
+#[derive(Template)]
+#[template(path = "office_login.html")]
+struct LoginPage {
+    tr: Tr,
+    frame: Frame,
+    login: String,
+    next: String,
+    error: Option<String>,
+}
+
+async fn login_form(
+    State(state): State<AppState>,
+    Query(query): Query<PageQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let (tr, remember) = language(&state, query.lang.as_deref(), &headers);
+    let csrf = random_token();
+    let page_ = LoginPage {
+        tr,
+        frame: Frame::new(&state, "login", None, csrf.clone()),
+        login: String::new(),
+        next: safe_next(query.next.as_deref()),
+        error: None,
+    };
+    let mut response = page(StatusCode::OK, &page_);
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(&state, "csrf_login", &csrf, None),
+    );
+    if let Some(c) = remember {
+        response.headers_mut().append(header::SET_COOKIE, c);
+    }
+    response
+}
+
+/// The sign-in form.
+#[derive(Debug, Deserialize)]
+pub struct LoginForm {
+    login: String,
+    password: String,
+    csrf: String,
+    next: Option<String>,
+}
+
+/// `POST /ufficio/login`: one message for any wrong pair; after [`LOGIN_ATTEMPTS`]
+/// failures from an address or on a login, sign-ins wait out the window.
+async fn login(
+    State(state): State<AppState>,
+    Query(query): Query<PageQuery>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    axum::Form(form): axum::Form<LoginForm>,
+) -> Response {
+    let (tr, _) = language(&state, query.lang.as_deref(), &headers);
+    let csrf = random_token();
+    let login_name = form.login.trim().chars().take(100).collect::<String>();
+    let mut page_ = LoginPage {
+        tr,
+        frame: Frame::new(&state, "login", None, csrf.clone()),
+        login: login_name.clone(),
+        next: safe_next(form.next.as_deref()),
+        error: None,
+    };
+    let fail = |mut page_: LoginPage, key: &str, status: StatusCode| {
+        page_.error = Some(tr.t(key).to_owned());
+        let mut response = page(status, &page_);
+        response.headers_mut().append(
+            header::SET_COOKIE,
+            set_cookie(&state, "csrf_login", &csrf, None),
+        );
+        response
+    };
+    let expected = cookie(&headers, "csrf_login").unwrap_or_default();
+    if !same_token(&form.csrf, &expected) {
+        return fail(page_, "form.expired", StatusCode::FORBIDDEN);
+    }
+    let limits = &state.page_limits;
+    let ip_key = format!("login-ip:{ip}");
+    let user_key = format!("login-user:{}", login_name.to_lowercase());
+    if limits.used_up(&ip_key, LOGIN_ATTEMPTS, LOGIN_WINDOW)
+        || limits.used_up(&user_key, LOGIN_ATTEMPTS, LOGIN_WINDOW)
+    {
+        return fail(page_, "login.locked", StatusCode::TOO_MANY_REQUESTS);
+    }
+    let user = state
+        .store
+        .user_by_password(&login_name, &form.password)
+        .await
+        .ok()
+        .flatten()
+        .filter(|u| u.role.can(Permission::ReadCase) || u.role.can(Permission::VerifyPermit));
+    let Some(user) = user else {
+        limits.allow(&ip_key, u32::MAX, LOGIN_WINDOW);
+        limits.allow(&user_key, u32::MAX, LOGIN_WINDOW);
+        page_.login = login_name;
+        return fail(page_, "login.wrong", StatusCode::OK);
+    };
+    let Ok((token, _)) = state.store.create_session(user.id).await else {
+        return fail(page_, "form.failed", StatusCode::INTERNAL_SERVER_ERROR);
+    };
+    let _ = state
+        .store
+        .record_access(&user.login, "login", "ufficio")
+        .await;
+    let mut response = Redirect::to(&page_.next).into_response();
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(&state, SESSION_COOKIE, &token, None),
+    );
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(&state, "csrf_login", "", Some(0)),
+    );
+    response
+}
+
+/// A form carrying only its CSRF token.
+#[derive(Debug, Deserialize)]
+pub struct CsrfForm {
+    csrf: String,
+}
+
+async fn logout(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::Form(form): axum::Form<CsrfForm>,
+) -> Response {
+    if let Ok(session) = staff(&state, &headers, "/ufficio").await
+        && same_token(&form.csrf, &session.csrf_token)
+        && let Some(token) = cookie(&headers, SESSION_COOKIE)
+    {
+        let _ = state.store.end_session(&token).await;
+    }
+    let mut response = Redirect::to("/ufficio/login").into_response();
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(&state, SESSION_COOKIE, "", Some(0)),
+    );
+    response
+}
+
+// ----- queues -----
+
+/// One queue of the home page.
+struct Queue {
+    label: String,
+    count: i64,
+    href: String,
+    alert: bool,
+}
+
+#[derive(Template)]
+#[template(path = "office_home.html")]
+struct HomePage {
+    tr: Tr,
+    frame: Frame,
+    queues: Vec<Queue>,
+    mine: Vec<Row>,
+}
+
+/// A case in a list, in words.
+struct Row {
+    reference: String,
+    subject: String,
+    case_type: String,
+    status: String,
+    citizen: String,
+    due: String,
+    late: bool,
+    flags: Vec<String>,
+}
+
+fn row(tr: &Tr, c: &CaseSummary) -> Row {
+    Row {
+        reference: c.reference.clone(),
+        subject: c.subject.clone(),
+        case_type: tr.name("case_type", &c.case_type),
+        status: tr.name("status", &c.status),
+        citizen: c.citizen_name.clone().unwrap_or_default(),
+        due: day(&c.due_at),
+        late: c.overdue,
+        flags: c.flags.iter().map(|f| tr.name("flag", f)).collect(),
+    }
+}
+
+/// The queues: (key, filter, link query, alerting when not empty).
+fn queue_filters(login: &str) -> Vec<(&'static str, CaseFilter, String, bool)> {
+    let base = CaseFilter {
+        per_page: 1,
+        page: 1,
+        ..CaseFilter::default()
+    };
+    vec![
+        (
+            "queue.new",
+            CaseFilter {
+                status: Some(Status::Received),
+                assignee: Some("none".into()),
+                ..base.clone()
+            },
+            "status=received&assignee=none".into(),
+            false,
+        ),
+        (
+            "queue.mine",
+            CaseFilter {
+                assignee: Some(login.to_owned()),
+                open: true,
+                ..base.clone()
+            },
+            format!("assignee={login}&open=true"),
+            false,
+        ),
+        (
+            "queue.waiting",
+            CaseFilter {
+                status: Some(Status::WaitingCitizen),
+                ..base.clone()
+            },
+            "status=waiting_citizen".into(),
+            false,
+        ),
+        (
+            "queue.due_soon",
+            CaseFilter {
+                due_within_days: Some(5),
+                ..base.clone()
+            },
+            "due_within=5".into(),
+            true,
+        ),
+        (
+            "queue.overdue",
+            CaseFilter {
+                overdue: true,
+                ..base.clone()
+            },
+            "overdue=true".into(),
+            true,
+        ),
+        (
+            "queue.orphan",
+            CaseFilter {
+                orphan: true,
+                ..base.clone()
+            },
+            "orphan=true".into(),
+            true,
+        ),
+        (
+            "queue.attention",
+            CaseFilter {
+                flag: Some("needs_attention".into()),
+                open: true,
+                ..base.clone()
+            },
+            "flag=needs_attention".into(),
+            true,
+        ),
+        (
+            "queue.ocr_failed",
+            CaseFilter {
+                flag: Some("ocr_failed".into()),
+                open: true,
+                ..base.clone()
+            },
+            "flag=ocr_failed".into(),
+            true,
+        ),
+        (
+            "queue.unsorted",
+            CaseFilter {
+                flag: Some("unsorted_scan".into()),
+                open: true,
+                ..base
+            },
+            "flag=unsorted_scan".into(),
+            true,
+        ),
+    ]
+}
+
+async fn home(
+    State(state): State<AppState>,
+    Query(query): Query<PageQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let session = match staff(&state, &headers, "/ufficio").await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let (tr, _) = language(&state, query.lang.as_deref(), &headers);
+    if !session.user.role.can(Permission::ReadCase) {
+        return Redirect::to("/ufficio/permessi").into_response();
+    }
+    let mut queues = Vec::new();
+    for (key, filter, link, alert) in queue_filters(&session.user.login) {
+        let count = state.store.list_cases(&filter).await.map_or(0, |(_, n)| n);
+        queues.push(Queue {
+            label: tr.t(key).to_owned(),
+            count,
+            href: format!("/ufficio/pratiche?{link}"),
+            alert: alert && count > 0,
+        });
+    }
+    let mine = state
+        .store
+        .list_cases(&CaseFilter {
+            assignee: Some(session.user.login.clone()),
+            open: true,
+            page: 1,
+            per_page: 20,
+            ..CaseFilter::default()
+        })
+        .await
+        .map(|(items, _)| items.iter().map(|c| row(&tr, c)).collect())
+        .unwrap_or_default();
+    let page_ = HomePage {
+        tr,
+        frame: Frame::new(
+            &state,
+            "home",
+            Some(session.user.name.clone()),
+            session.csrf_token,
+        ),
+        queues,
+        mine,
+    };
+    page(StatusCode::OK, &page_)
+}
+
+// ----- case list -----
+
+/// Filters of `/ufficio/pratiche`, as links and the filter form send them.
+#[derive(Debug, Default, Deserialize)]
+pub struct ListQuery {
+    lang: Option<String>,
+    status: Option<String>,
+    case_type: Option<String>,
+    assignee: Option<String>,
+    overdue: Option<String>,
+    orphan: Option<String>,
+    open: Option<String>,
+    due_within: Option<String>,
+    flag: Option<String>,
+    q: Option<String>,
+    page: Option<u32>,
+}
+
+#[derive(Template)]
+#[template(path = "office_cases.html")]
+struct ListPage {
+    tr: Tr,
+    frame: Frame,
+    rows: Vec<Row>,
+    total: i64,
+    page: u32,
+    pages: u32,
+    query: String,
+    statuses: Vec<(String, String)>,
+    status: String,
+    q: String,
+}
+
+async fn case_list(
+    State(state): State<AppState>,
+    Query(query): Query<ListQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let session = match staff(&state, &headers, "/ufficio/pratiche").await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let (tr, _) = language(&state, query.lang.as_deref(), &headers);
+    if !session.user.role.can(Permission::ReadCase) {
+        return Redirect::to("/ufficio/permessi").into_response();
+    }
+    let text = |v: &Option<String>| {
+        v.as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    };
+    let per_page = 50;
+    let page_no = query.page.unwrap_or(1).clamp(1, 100_000);
+    let filter = CaseFilter {
+        status: text(&query.status).and_then(|s| s.parse().ok()),
+        case_type: text(&query.case_type),
+        assignee: text(&query.assignee),
+        overdue: query.overdue.as_deref() == Some("true"),
+        orphan: query.orphan.as_deref() == Some("true"),
+        open: query.open.as_deref() == Some("true"),
+        due_within_days: text(&query.due_within).and_then(|d| d.parse().ok()),
+        flag: text(&query.flag),
+        q: text(&query.q).map(|q| q.chars().take(200).collect()),
+        page: page_no,
+        per_page,
+        ..CaseFilter::default()
+    };
+    let (items, total) = match state.store.list_cases(&filter).await {
+        Ok(found) => found,
+        Err(e) => {
+            tracing::error!(error = %e, "case list");
+            (Vec::new(), 0)
+        }
+    };
+    let _ = state
+        .store
+        .record_access(&session.user.login, "list_cases", "ufficio/pratiche")
+        .await;
+    let mut kept: Vec<String> = Vec::new();
+    for (k, v) in [
+        ("status", &query.status),
+        ("case_type", &query.case_type),
+        ("assignee", &query.assignee),
+        ("overdue", &query.overdue),
+        ("orphan", &query.orphan),
+        ("open", &query.open),
+        ("due_within", &query.due_within),
+        ("flag", &query.flag),
+        ("q", &query.q),
+    ] {
+        if let Some(v) = text(v) {
+            kept.push(format!("{k}={}", urlencode(&v)));
+        }
+    }
+    let statuses = [
+        "received",
+        "in_review",
+        "waiting_citizen",
+        "rejection_notice",
+        "approved",
+        "issued",
+        "rejected",
+        "closed",
+    ]
+    .iter()
+    .map(|s| ((*s).to_owned(), tr.name("status", s)))
+    .collect();
+    let page_ = ListPage {
+        rows: items.iter().map(|c| row(&tr, c)).collect(),
+        total,
+        page: page_no,
+        pages: u32::try_from((total + i64::from(per_page) - 1) / i64::from(per_page))
+            .unwrap_or(1)
+            .max(1),
+        query: kept.join("&"),
+        statuses,
+        status: text(&query.status).unwrap_or_default(),
+        q: text(&query.q).unwrap_or_default(),
+        frame: Frame::new(
+            &state,
+            "cases",
+            Some(session.user.name.clone()),
+            session.csrf_token,
+        ),
+        tr,
+    };
+    page(StatusCode::OK, &page_)
+}
+
+// ----- case page -----
+
+/// One entry of the timeline, in words.
+struct Entry {
+    at: String,
+    actor: String,
+    what: String,
+    details: Vec<String>,
+    link: Option<(String, String)>,
+}
+
+/// An action button of the case page.
+struct ActionButton {
+    name: &'static str,
+    label: String,
+    /// `note`, `reasons`, `missing`, `user` or nothing: the field it asks for.
+    asks: &'static str,
+}
+
+#[derive(Template)]
+#[template(path = "office_case.html")]
+struct CasePage {
+    tr: Tr,
+    frame: Frame,
+    case: CaseView,
+    status: String,
+    case_type: String,
+    received: String,
+    due: String,
+    service_due: String,
+    clock: String,
+    entries: Vec<Entry>,
+    actions: Vec<ActionButton>,
+    others: Vec<Row>,
+    fields: Vec<(String, String)>,
+    flags: Vec<String>,
+    notice: Option<String>,
+    error: Option<String>,
+    evidence: Vec<(String, String, String, String)>,
+}
+
+/// The actions a case's status allows, with the field each asks for (the workflow
+/// decides for good when one is pressed).
+fn actions_for(tr: &Tr, case: &CaseView, report: bool) -> Vec<ActionButton> {
+    let names: &[(&str, &str)] = match (case.summary.status.as_str(), report) {
+        ("received", _) => &[
+            ("assign", "user"),
+            ("start_review", ""),
+            ("withdraw", "note"),
+        ],
+        ("in_review", false) => &[
+            ("assign", "user"),
+            ("request_integration", "missing"),
+            ("notify_rejection", "reasons"),
+            ("approve", ""),
+            ("reject", "reasons"),
+        ],
+        ("in_review", true) => &[
+            ("assign", "user"),
+            ("request_integration", "missing"),
+            ("confirm", "reasons"),
+            ("annul", "reasons"),
+        ],
+        ("waiting_citizen", _) => &[("integration_received", "")],
+        ("rejection_notice", _) => &[("observations_received", ""), ("reject", "reasons")],
+        ("approved", _) => &[("issue", "")],
+        ("issued", _) | ("rejected", _) => &[("close", "")],
+        ("closed", _) => &[("reopen", "note")],
+        _ => &[],
+    };
+    names
+        .iter()
+        .map(|(name, asks)| ActionButton {
+            name,
+            label: tr.name("action", name),
+            asks,
+        })
+        .collect()
+}
+
+fn describe(tr: &Tr, event: &sportello_store::cases::EventView) -> Entry {
+    let d = &event.detail;
+    let text = |k: &str| d.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+    let list = |k: &str| {
+        d.get(k)
+            .and_then(|v| v.as_array())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            })
+            .filter(|s| !s.is_empty())
+    };
+    let mut details = Vec::new();
+    let what = match event.kind.as_str() {
+        "action" | "assigned" => {
+            let action = text("action").unwrap_or_default();
+            if let (Some(from), Some(to)) = (text("from"), text("to"))
+                && from != to
+            {
+                details.push(format!(
+                    "{} → {}",
+                    tr.name("status", &from),
+                    tr.name("status", &to)
+                ));
+            }
+            tr.name("action", &action)
+        }
+        kind => tr.name("event", kind),
+    };
+    for (key, label) in [
+        ("user", "timeline.user"),
+        ("note", "timeline.note"),
+        ("protocol", "timeline.protocol"),
+        ("permit", "timeline.permit"),
+        ("filename", "timeline.document"),
+        ("rule", "timeline.rule"),
+    ] {
+        if let Some(v) = text(key) {
+            details.push(format!("{}: {v}", tr.t(label)));
+        }
+    }
+    for (key, label) in [
+        ("reasons", "timeline.reasons"),
+        ("missing", "timeline.missing"),
+    ] {
+        if let Some(v) = list(key) {
+            details.push(format!("{}: {v}", tr.t(label)));
+        }
+    }
+    let link = text("document_id").map(|id| {
+        (
+            format!("/api/v1/documents/{id}/view"),
+            tr.t("timeline.view").to_owned(),
+        )
+    });
+    Entry {
+        at: when(&event.at),
+        actor: event.actor.clone(),
+        what,
+        details,
+        link,
+    }
+}
+
+async fn case_page(
+    State(state): State<AppState>,
+    Path(reference): Path<String>,
+    Query(query): Query<PageQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let here = format!("/ufficio/pratiche/{}", urlencode(&reference));
+    let session = match staff(&state, &headers, &here).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let (tr, _) = language(&state, query.lang.as_deref(), &headers);
+    if !session.user.role.can(Permission::ReadCase) {
+        return Redirect::to("/ufficio/permessi").into_response();
+    }
+    render_case(
+        &state,
+        &session,
+        tr,
+        &reference,
+        query
+            .esito
+            .as_deref()
+            .map(|a| tr.f("case.done", &[("action", &tr.name("action", a))])),
+        None,
+    )
+    .await
+}
+
+async fn render_case(
+    state: &AppState,
+    session: &Session,
+    tr: Tr,
+    reference: &str,
+    notice: Option<String>,
+    error: Option<String>,
+) -> Response {
+    let Some(case) = (match Reference::parse(reference) {
+        Some(_) => state.store.get_case(reference).await.ok(),
+        None => None,
+    }) else {
+        let page_ = NotFoundPage {
+            frame: Frame::new(
+                state,
+                "cases",
+                Some(session.user.name.clone()),
+                session.csrf_token.clone(),
+            ),
+            tr,
+        };
+        return page(StatusCode::NOT_FOUND, &page_);
+    };
+    let _ = state
+        .store
+        .record_access(&session.user.login, "read_case", &case.summary.reference)
+        .await;
+    let report = state
+        .store
+        .case_type(&case.summary.case_type)
+        .is_some_and(|t| t.workflow == sportello_domain::case::WorkflowKind::Report);
+    let mut entries: Vec<Entry> = case.timeline.iter().map(|e| describe(&tr, e)).collect();
+    if let Ok(messages) = state.store.case_messages(&case.summary.reference).await {
+        for m in messages {
+            entries.push(Entry {
+                at: when(&m.received_at),
+                actor: m.sender.clone(),
+                what: format!(
+                    "{} ({})",
+                    tr.t("timeline.message"),
+                    tr.name("channel", &m.channel)
+                ),
+                details: [
+                    Some(m.subject.clone()).filter(|s| !s.is_empty()),
+                    m.protocol
+                        .as_ref()
+                        .map(|p| format!("{}: {p}", tr.t("timeline.protocol"))),
+                    Some(format!(
+                        "{}: {}",
+                        tr.t("timeline.rule"),
+                        tr.name("rule", &m.rule)
+                    )),
+                ]
+                .into_iter()
+                .flatten()
+                .collect(),
+                link: None,
+            });
+        }
+    }
+    entries.sort_by(|a, b| {
+        let key = |e: &Entry| chrono::NaiveDateTime::parse_from_str(&e.at, "%d/%m/%Y %H:%M").ok();
+        key(a).cmp(&key(b))
+    });
+    let others = match case.citizen.fiscal_code.as_deref() {
+        Some(code) => state
+            .store
+            .list_cases(&CaseFilter {
+                q: Some(code.to_owned()),
+                page: 1,
+                per_page: 20,
+                ..CaseFilter::default()
+            })
+            .await
+            .map(|(items, _)| {
+                items
+                    .iter()
+                    .filter(|c| c.reference != case.summary.reference)
+                    .map(|c| row(&tr, c))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        None => Vec::new(),
+    };
+    let fields = case
+        .fields
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| {
+                    let value = match v {
+                        serde_json::Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    };
+                    (tr.name("field", k), value)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let evidence = if report {
+        seg_evidence(state, &tr, &case).await
+    } else {
+        Vec::new()
+    };
+    let page_ = CasePage {
+        status: tr.name("status", &case.summary.status),
+        case_type: tr.name("case_type", &case.summary.case_type),
+        received: when(&case.summary.received_at),
+        due: day(&case.summary.due_at),
+        service_due: day(&case.summary.sla.service_due_at),
+        clock: tr.name("clock", &case.summary.sla.state),
+        actions: actions_for(&tr, &case, report),
+        flags: case
+            .summary
+            .flags
+            .iter()
+            .map(|f| tr.name("flag", f))
+            .collect(),
+        entries,
+        others,
+        fields,
+        notice,
+        error,
+        evidence,
+        frame: Frame::new(
+            state,
+            "cases",
+            Some(session.user.name.clone()),
+            session.csrf_token.clone(),
+        ),
+        case,
+        tr,
+    };
+    page(StatusCode::OK, &page_)
+}
+
+/// The verdict on each contested transit of an SEG case, for its page.
+async fn seg_evidence(
+    state: &AppState,
+    tr: &Tr,
+    case: &CaseView,
+) -> Vec<(String, String, String, String)> {
+    let Ok(evidence) = crate::api::remedy::gather(state, case).await else {
+        return Vec::new();
+    };
+    evidence
+        .transits
+        .iter()
+        .map(|t| {
+            (
+                t.transit_id.clone(),
+                format!("{} {}", t.gate, when(&t.timestamp)),
+                tr.name("verdict", &t.verdict),
+                t.permit.clone().unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+#[derive(Template)]
+#[template(path = "office_not_found.html")]
+struct NotFoundPage {
+    tr: Tr,
+    frame: Frame,
+}
+
+/// The action form of the case page.
+#[derive(Debug, Deserialize)]
+pub struct ActionForm {
+    csrf: String,
+    action: String,
+    note: Option<String>,
+    /// One per line.
+    reasons: Option<String>,
+    /// One per line.
+    missing: Option<String>,
+    user: Option<String>,
+}
+
+/// `POST /ufficio/pratiche/{ref}/azioni`: the same action as the API, from a button; on
+/// success back to the case page (so a reload does not act twice), else the page again
+/// with the reason.
+async fn act(
+    State(state): State<AppState>,
+    Path(reference): Path<String>,
+    Query(query): Query<PageQuery>,
+    headers: HeaderMap,
+    axum::Form(form): axum::Form<ActionForm>,
+) -> Response {
+    let here = format!("/ufficio/pratiche/{}", urlencode(&reference));
+    let session = match staff(&state, &headers, &here).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let (tr, _) = language(&state, query.lang.as_deref(), &headers);
+    if !same_token(&form.csrf, &session.csrf_token) {
+        return render_case(
+            &state,
+            &session,
+            tr,
+            &reference,
+            None,
+            Some(tr.t("form.expired").to_owned()),
+        )
+        .await;
+    }
+    if !session.user.role.can(Permission::ActOnCase) {
+        return render_case(
+            &state,
+            &session,
+            tr,
+            &reference,
+            None,
+            Some(tr.t("case.forbidden").to_owned()),
+        )
+        .await;
+    }
+    let lines = |v: &Option<String>| {
+        v.as_deref().map(|s| {
+            s.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+    };
+    let body = crate::api::cases::ActionBody {
+        action: Some(form.action.clone()),
+        note: form.note.clone().filter(|n| !n.trim().is_empty()),
+        user: form.user.clone().filter(|u| !u.trim().is_empty()),
+        missing: lines(&form.missing),
+        reasons: lines(&form.reasons),
+    };
+    match crate::api::cases::perform_action(&state, &session.user, &reference, body).await {
+        Ok(_) => Redirect::to(&format!("{here}?esito={}", urlencode(&form.action))).into_response(),
+        Err(e) => {
+            let message = e.detail();
+            render_case(&state, &session, tr, &reference, None, Some(message)).await
+        }
+    }
+}
+
+// ----- search -----
+
+/// Query of `/ufficio/cerca`.
+#[derive(Debug, Default, Deserialize)]
+pub struct SearchQuery {
+    lang: Option<String>,
+    q: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "office_search.html")]
+struct SearchPage {
+    tr: Tr,
+    frame: Frame,
+    q: String,
+    hits: Vec<sportello_store::search::SearchHit>,
+}
+
+/// `GET /ufficio/cerca?q=`: a reference, or a plate with exactly one case, opens that
+/// case; anything else is a full-text search.
+async fn search(
+    State(state): State<AppState>,
+    Query(query): Query<SearchQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let q = query
+        .q
+        .clone()
+        .unwrap_or_default()
+        .trim()
+        .chars()
+        .take(200)
+        .collect::<String>();
+    let session = match staff(
+        &state,
+        &headers,
+        &format!("/ufficio/cerca?q={}", urlencode(&q)),
+    )
+    .await
+    {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let (tr, _) = language(&state, query.lang.as_deref(), &headers);
+    if !session.user.role.can(Permission::ReadCase) {
+        return Redirect::to("/ufficio/permessi").into_response();
+    }
+    let upper = q.to_ascii_uppercase();
+    if Reference::parse(&upper).is_some() && state.store.get_case(&upper).await.is_ok() {
+        return Redirect::to(&format!("/ufficio/pratiche/{upper}")).into_response();
+    }
+    let hits = if q.is_empty() {
+        Vec::new()
+    } else {
+        state
+            .store
+            .search(&sportello_store::search::SearchQuery {
+                q: q.clone(),
+                case_type: None,
+                status: None,
+                from: None,
+                to: None,
+                include_documents: session.user.role.can(Permission::ReadDocument),
+                limit: 50,
+                offset: 0,
+            })
+            .await
+            .unwrap_or_default()
+    };
+    let _ = state
+        .store
+        .record_access(&session.user.login, "search", &q)
+        .await;
+    if let Ok(plate) = sportello_domain::plate::Plate::parse(&q, None) {
+        let mut cases: Vec<&str> = hits.iter().map(|h| h.reference.as_str()).collect();
+        cases.dedup();
+        if cases.len() == 1 && plate.number.len() >= 5 && q.chars().any(|c| c.is_ascii_digit()) {
+            return Redirect::to(&format!("/ufficio/pratiche/{}", cases[0])).into_response();
+        }
+    }
+    let page_ = SearchPage {
+        frame: Frame::new(
+            &state,
+            "",
+            Some(session.user.name.clone()),
+            session.csrf_token,
+        ),
+        tr,
+        q,
+        hits,
+    };
+    page(StatusCode::OK, &page_)
+}
+
+// ----- permits desk -----
+
+/// Query of `/ufficio/permessi`.
+#[derive(Debug, Default, Deserialize)]
+pub struct PermitQuery {
+    lang: Option<String>,
+    plate: Option<String>,
+    gate: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "office_permits.html")]
+struct PermitsPage {
+    tr: Tr,
+    frame: Frame,
+    gates: Vec<String>,
+    plate: String,
+    gate: String,
+    verdict: Option<(bool, String, String)>,
+    error: Option<String>,
+}
+
+/// `GET /ufficio/permessi`: a plate's check at a gate now, and the whitelist downloads.
+async fn permits(
+    State(state): State<AppState>,
+    Query(query): Query<PermitQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let session = match staff(&state, &headers, "/ufficio/permessi").await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let (tr, _) = language(&state, query.lang.as_deref(), &headers);
+    let gates: Vec<String> = state
+        .policy
+        .zones
+        .iter()
+        .flat_map(|z| z.gates.clone())
+        .collect();
+    let plate = query.plate.clone().unwrap_or_default().trim().to_owned();
+    let gate = query.gate.clone().unwrap_or_default();
+    let mut verdict = None;
+    let mut error = None;
+    if !plate.is_empty() {
+        match (
+            sportello_domain::plate::Plate::parse(&plate, None),
+            state.policy.zone_of_gate(&gate),
+        ) {
+            (Ok(p), Some(zone)) => {
+                let rows = state
+                    .store
+                    .permit_rows_of(&p.number, &p.country)
+                    .await
+                    .unwrap_or_default();
+                let index = sportello_domain::ztl::transits::PermitIndex::new(&state.policy, rows);
+                let now = state.store.clock().now();
+                use sportello_domain::ztl::transits::Judgement;
+                verdict = Some(
+                    match sportello_domain::ztl::transits::judge(
+                        &state.policy,
+                        &index,
+                        &p,
+                        zone,
+                        &now,
+                    ) {
+                        Judgement::ZoneNotActive => {
+                            (true, tr.name("verdict", "zone_not_active"), String::new())
+                        }
+                        Judgement::Authorised(permit) => {
+                            (true, tr.name("verdict", "permit"), permit.to_owned())
+                        }
+                        Judgement::Violation(reason) => {
+                            (false, tr.name("verdict", reason.as_str()), String::new())
+                        }
+                    },
+                );
+            }
+            (Err(_), _) => error = Some(tr.t("permits.bad_plate").to_owned()),
+            (_, None) => error = Some(tr.t("permits.bad_gate").to_owned()),
+        }
+    }
+    let page_ = PermitsPage {
+        frame: Frame::new(
+            &state,
+            "permits",
+            Some(session.user.name.clone()),
+            session.csrf_token,
+        ),
+        tr,
+        gates,
+        plate,
+        gate,
+        verdict,
+        error,
+    };
+    page(StatusCode::OK, &page_)
+}

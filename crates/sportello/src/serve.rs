@@ -172,8 +172,8 @@ fn instance_name() -> String {
     )
 }
 
-/// Every minute (and once at start): closes lapsed suspensions and journals the expiry
-/// of permits whose validity has ended.
+/// Every minute (and once at start): closes lapsed suspensions, journals the expiry of
+/// permits whose validity has ended, and forgets lapsed sessions.
 async fn sla_ticker(store: sportello_store::Store) {
     let mut interval = tokio::time::interval(Duration::from_secs(60));
     loop {
@@ -187,6 +187,9 @@ async fn sla_ticker(store: sportello_store::Store) {
             Ok(0) => {}
             Ok(n) => tracing::info!(permits = n, "permits expired"),
             Err(e) => tracing::warn!(error = %e, "permit expiry tick failed"),
+        }
+        if let Err(e) = store.purge_sessions().await {
+            tracing::warn!(error = %e, "session purge failed");
         }
     }
 }

@@ -142,6 +142,38 @@ impl Store {
         }
     }
 
+    /// The latest reads, newest first, of one actor or one target if given: the
+    /// supervisor's view of who opened which citizen's data.
+    pub async fn recent_accesses(
+        &self,
+        actor: Option<&str>,
+        target: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<(DateTime<Utc>, String, String, String)>> {
+        if let Some(sender) = &self.audit {
+            sender.flush().await;
+        }
+        let rows = sqlx::query(
+            "SELECT at, actor, action, target FROM access_log \
+             WHERE ($1 = '' OR actor = $1) AND ($2 = '' OR target = $2) ORDER BY id DESC LIMIT $3",
+        )
+        .bind(actor.unwrap_or_default())
+        .bind(target.unwrap_or_default())
+        .bind(limit)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    crate::from_ms(crate::get_i64(r, "at")?)?,
+                    crate::get_str(r, "actor")?,
+                    crate::get_str(r, "action")?,
+                    crate::get_str(r, "target")?,
+                ))
+            })
+            .collect()
+    }
+
     /// Who read `target`, newest first.
     pub async fn accesses_of(&self, target: &str) -> Result<Vec<(DateTime<Utc>, String, String)>> {
         if let Some(sender) = &self.audit {

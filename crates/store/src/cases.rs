@@ -1733,7 +1733,10 @@ pub(crate) mod tests {
                 flag: Some(f.into()),
                 ..CaseFilter::default()
             };
-            assert_eq!(refs(flag("unsorted_scan")).await, std::slice::from_ref(&flagged));
+            assert_eq!(
+                refs(flag("unsorted_scan")).await,
+                std::slice::from_ref(&flagged)
+            );
             assert!(refs(flag("unsorted")).await.is_empty(), "whole names only");
             assert!(refs(flag("unsorted%scan")).await.is_empty(), "no wildcards");
             let open = CaseFilter {

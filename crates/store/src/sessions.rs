@@ -82,6 +82,33 @@ impl Store {
         Ok(())
     }
 
+    /// A private link to a case for its citizen (shown once after applying online): the
+    /// token to put in `/stato/{token}`, stored hashed.
+    pub async fn create_case_link(&self, reference: &str) -> Result<String> {
+        let token = hex::encode(rand::random::<[u8; 24]>());
+        sqlx::query(
+            "INSERT INTO case_links (token_hash, case_id, created_at) \
+             SELECT $1, id, $2 FROM cases WHERE reference = $3",
+        )
+        .bind(token_hash(&token))
+        .bind(to_ms(self.clock.now()))
+        .bind(reference)
+        .execute(&self.write)
+        .await?;
+        Ok(token)
+    }
+
+    /// The reference of the case a private link opens.
+    pub async fn case_of_link(&self, token: &str) -> Result<Option<String>> {
+        let row = sqlx::query(
+            "SELECT c.reference FROM case_links l JOIN cases c ON c.id = l.case_id WHERE l.token_hash = $1",
+        )
+        .bind(token_hash(token))
+        .fetch_optional(&self.read)
+        .await?;
+        row.map(|r| get_str(&r, "reference")).transpose()
+    }
+
     /// Forgets lapsed sessions; returns how many.
     pub async fn purge_sessions(&self) -> Result<u64> {
         let now = to_ms(self.clock.now());
@@ -130,6 +157,21 @@ mod tests {
             clock.advance(Duration::minutes(121));
             assert!(store.session(&idle).await.unwrap().is_none());
             assert_eq!(store.purge_sessions().await.unwrap(), 2);
+            // A private link opens its case, and nothing else.
+            let case = store
+                .create_case(crate::cases::tests::request("ztl_permit"))
+                .await
+                .unwrap();
+            let link = store
+                .create_case_link(&case.summary.reference)
+                .await
+                .unwrap();
+            assert_eq!(link.len(), 48);
+            assert_eq!(
+                store.case_of_link(&link).await.unwrap(),
+                Some(case.summary.reference.clone())
+            );
+            assert_eq!(store.case_of_link("0").await.unwrap(), None);
             // Logout.
             let (other, _) = store.create_session(user.id).await.unwrap();
             store.end_session(&other).await.unwrap();

@@ -250,6 +250,17 @@ async fn a_citizen_applies_online_follows_the_case_and_sends_what_is_missing() {
     assert_eq!(case["documents"].as_array().unwrap().len(), 2);
     assert!(case["protocol"].is_string());
 
+    // The private link shown once opens the case without typing anything.
+    let at = done.body.find("/stato/").expect("a private link");
+    let link = done.body[at..at + 7 + 48].to_owned();
+    let linked = browser.get(&link).await;
+    assert_eq!(linked.status, 200);
+    assert!(linked.body.contains(&reference));
+    let unknown_link = browser.get(&format!("/stato/{}", "ab".repeat(24))).await;
+    assert_eq!(unknown_link.status, 404);
+    assert!(!unknown_link.body.contains(&reference));
+    assert!(unknown_link.body.contains("non corrisponde ad alcuna pratica"));
+
     // Following it: the right pair shows the case; any wrong pair gets one answer.
     let lookup = |reference: &str, code: &str| {
         text_form(&[
@@ -564,4 +575,122 @@ async fn staff_sign_in_work_a_case_from_its_page_and_sign_out() {
         .await;
     assert_eq!(locked.status, 429);
     assert!(locked.body.contains("Troppi tentativi di accesso"));
+}
+
+/// Posts the CUDE temporary-plate form for permit CUD-7 and plate ZZ 123 ZZ.
+async fn send_cude(
+    browser: &mut Browser,
+    csrf: &str,
+    fiscal_code: &str,
+    (date_from, time_from): (String, String),
+    (date_to, time_to): (String, String),
+) -> Answer {
+    browser
+        .post_form(
+            "/cude",
+            &[
+                ("csrf", csrf),
+                ("permit", "cud-7"),
+                ("fiscal_code", fiscal_code),
+                ("plate", "ZZ 123 ZZ"),
+                ("date_from", &date_from),
+                ("time_from", &time_from),
+                ("date_to", &date_to),
+                ("time_to", &time_to),
+            ],
+        )
+        .await
+}
+
+#[tokio::test]
+async fn a_cude_holder_communicates_a_temporary_plate_and_the_supervisor_sees_who_read_what() {
+    let mut install = Install::new("").await;
+    let register = install.dir.path().join("register.csv");
+    std::fs::write(
+        &register,
+        "permit,category,holder_fiscal_code,holder_name,plate,country,valid_from,valid_to,status\n\
+         CUD-7,cude,RSSMRA80A01H501U,Mario Rossi,AA111AA,IT,2020-01-01,2099-12-31,active\n",
+    )
+    .unwrap();
+    assert!(
+        install
+            .cli(&["permits", "import", register.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let (supervisor_password, _) = install.user_with_password("capo", "supervisor");
+    let op = install.user("op", "operator");
+    install.start(&[]).await;
+    let mut browser = Browser::new(&install);
+    let form = browser.get("/cude").await;
+    let csrf = csrf_of(&form.body);
+    let now = sportello_domain::clock::Clock::now(&sportello_domain::clock::SystemClock)
+        .with_timezone(&sportello_domain::calendar::ROME);
+    let at = |hours: i64| {
+        let t = now + chrono::Duration::hours(hours);
+        (
+            t.format("%Y-%m-%d").to_string(),
+            t.format("%H:%M").to_string(),
+        )
+    };
+    let wrong_holder = send_cude(&mut browser, &csrf, "BNCGNN75C12F205K", at(-2), at(2)).await;
+    assert_eq!(wrong_holder.status, 422);
+    assert!(wrong_holder.body.contains("non corrispondono"));
+    let too_early = send_cude(&mut browser, &csrf, "RSSMRA80A01H501U", at(-60), at(1)).await;
+    assert_eq!(too_early.status, 422);
+    assert!(
+        too_early.body.contains("48"),
+        "the limit is named: {}",
+        too_early.body
+    );
+    let done = send_cude(&mut browser, &csrf, "RSSMRA80A01H501U", at(-3), at(5)).await;
+    assert_eq!(done.status, 201, "{}", done.body);
+    assert!(done.body.contains("ZZ123ZZ"));
+    let (_, _, permit) = install
+        .call("GET", "/api/v1/permits/CUD-7", Some(&op), None)
+        .await;
+    let temporary = permit["plates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["source"] == "temporary")
+        .expect("the plate is on the permit");
+    assert_eq!(temporary["plate"], "ZZ123ZZ");
+    assert_eq!(temporary["recorded_by"], "cittadino");
+
+    // Someone reads a case; the supervisor's log says who.
+    let reference = install.create_case(&op).await;
+    install
+        .call(
+            "GET",
+            &format!("/api/v1/cases/{reference}"),
+            Some(&op),
+            None,
+        )
+        .await;
+    let mut supervisor = Browser::new(&install);
+    let login = supervisor.get("/ufficio/login").await;
+    supervisor
+        .post_form(
+            "/ufficio/login",
+            &[
+                ("login", "capo"),
+                ("password", &supervisor_password),
+                ("csrf", &csrf_of(&login.body)),
+            ],
+        )
+        .await;
+    let log = supervisor
+        .get(&format!("/ufficio/accessi?target={reference}"))
+        .await;
+    assert_eq!(log.status, 200);
+    assert!(
+        log.body.contains("<td>op</td><td>read_case</td>"),
+        "{}",
+        log.body
+    );
+    assert!(
+        log.body.contains("href=\"/ufficio/accessi\""),
+        "in the supervisor's menu"
+    );
 }

@@ -31,6 +31,8 @@ pub struct Frame {
     pub csrf: String,
     /// The menu entry of this page.
     pub section: &'static str,
+    /// Whether the signed-in user may see the reports and the access log.
+    pub supervisor: bool,
 }
 
 impl Frame {
@@ -47,6 +49,27 @@ impl Frame {
             user,
             csrf,
             section,
+            supervisor: false,
+        }
+    }
+
+    /// The frame of a back-office page for a signed-in user.
+    pub fn staff(
+        state: &AppState,
+        section: &'static str,
+        session: &sportello_store::sessions::Session,
+    ) -> Frame {
+        Frame {
+            supervisor: session
+                .user
+                .role
+                .can(sportello_domain::roles::Permission::ReadReports),
+            ..Frame::new(
+                state,
+                section,
+                Some(session.user.name.clone()),
+                session.csrf_token.clone(),
+            )
         }
     }
 }

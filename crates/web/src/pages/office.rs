@@ -38,6 +38,7 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/ufficio/pratiche/{reference}/azioni", post(act))
         .route("/ufficio/cerca", get(search))
         .route("/ufficio/permessi", get(permits))
+        .route("/ufficio/accessi", get(audit))
 }
 
 /// Query of the pages: the language, and a message to show after a redirect.
@@ -407,12 +408,7 @@ async fn home(
         .unwrap_or_default();
     let page_ = HomePage {
         tr,
-        frame: Frame::new(
-            &state,
-            "home",
-            Some(session.user.name.clone()),
-            session.csrf_token,
-        ),
+        frame: Frame::staff(&state, "home", &session),
         queues,
         mine,
     };
@@ -538,12 +534,7 @@ async fn case_list(
         statuses,
         status: text(&query.status).unwrap_or_default(),
         q: text(&query.q).unwrap_or_default(),
-        frame: Frame::new(
-            &state,
-            "cases",
-            Some(session.user.name.clone()),
-            session.csrf_token,
-        ),
+        frame: Frame::staff(&state, "cases", &session),
         tr,
     };
     page(StatusCode::OK, &page_)
@@ -737,12 +728,7 @@ async fn render_case(
         None => None,
     }) else {
         let page_ = NotFoundPage {
-            frame: Frame::new(
-                state,
-                "cases",
-                Some(session.user.name.clone()),
-                session.csrf_token.clone(),
-            ),
+            frame: Frame::staff(state, "cases", session),
             tr,
         };
         return page(StatusCode::NOT_FOUND, &page_);
@@ -848,12 +834,7 @@ async fn render_case(
         notice,
         error,
         evidence,
-        frame: Frame::new(
-            state,
-            "cases",
-            Some(session.user.name.clone()),
-            session.csrf_token.clone(),
-        ),
+        frame: Frame::staff(state, "cases", session),
         case,
         tr,
     };
@@ -1047,12 +1028,7 @@ async fn search(
         }
     }
     let page_ = SearchPage {
-        frame: Frame::new(
-            &state,
-            "",
-            Some(session.user.name.clone()),
-            session.csrf_token,
-        ),
+        frame: Frame::staff(&state, "", &session),
         tr,
         q,
         hits,
@@ -1142,18 +1118,87 @@ async fn permits(
         }
     }
     let page_ = PermitsPage {
-        frame: Frame::new(
-            &state,
-            "permits",
-            Some(session.user.name.clone()),
-            session.csrf_token,
-        ),
+        frame: Frame::staff(&state, "permits", &session),
         tr,
         gates,
         plate,
         gate,
         verdict,
         error,
+    };
+    page(StatusCode::OK, &page_)
+}
+
+// ----- audit -----
+
+/// Query of `/ufficio/accessi`.
+#[derive(Debug, Default, Deserialize)]
+pub struct AuditQuery {
+    lang: Option<String>,
+    actor: Option<String>,
+    target: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "office_audit.html")]
+struct AuditPage {
+    tr: Tr,
+    frame: Frame,
+    actor: String,
+    target: String,
+    rows: Vec<(String, String, String, String)>,
+}
+
+/// `GET /ufficio/accessi`: who opened which citizen's data, for the supervisor.
+async fn audit(
+    State(state): State<AppState>,
+    Query(query): Query<AuditQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let session = match staff(&state, &headers, "/ufficio/accessi").await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let (tr, _) = language(&state, query.lang.as_deref(), &headers);
+    if !session.user.role.can(Permission::ReadReports) {
+        return Redirect::to("/ufficio").into_response();
+    }
+    let clean = |v: &Option<String>| {
+        v.as_deref()
+            .map(str::trim)
+            .unwrap_or_default()
+            .chars()
+            .take(200)
+            .collect::<String>()
+    };
+    let (actor, target) = (clean(&query.actor), clean(&query.target));
+    let rows = state
+        .store
+        .recent_accesses(
+            Some(actor.as_str()).filter(|a| !a.is_empty()),
+            Some(target.as_str()).filter(|t| !t.is_empty()),
+            500,
+        )
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(at, who, action, what)| {
+            (
+                at.with_timezone(&sportello_domain::calendar::ROME)
+                    .format("%d/%m/%Y %H:%M:%S")
+                    .to_string(),
+                who,
+                action,
+                what,
+            )
+        })
+        .collect();
+    let page_ = AuditPage {
+        frame: Frame::staff(&state, "audit", &session),
+        tr,
+        actor,
+        target,
+        rows,
     };
     page(StatusCode::OK, &page_)
 }

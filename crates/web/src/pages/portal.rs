@@ -68,6 +68,11 @@ pub(super) fn routes() -> Router<AppState> {
     Router::new()
         .route("/", get(home))
         .route("/stato", get(status_form).post(status_lookup))
+        .route(
+            "/stato/{token}",
+            get(status_by_link).post(status_by_link_upload),
+        )
+        .route("/cude", get(cude_form).post(cude_plate))
         .route("/domanda", get(apply_form).post(apply))
         .route("/contesta", get(contest_form).post(contest))
         .route("/accessibilita", get(accessibility))
@@ -199,6 +204,8 @@ struct StatusPage {
     error: Option<String>,
     notice: Option<String>,
     case: Option<CitizenCase>,
+    /// The private link the page was opened with (its forms post back to it).
+    link: Option<String>,
 }
 
 async fn status_form(
@@ -215,6 +222,7 @@ async fn status_form(
         error: None,
         notice: None,
         case: None,
+        link: None,
     };
     with_cookies(page(StatusCode::OK, &page_), cookies)
 }
@@ -305,6 +313,7 @@ async fn status_lookup(
         error: None,
         notice: None,
         case: None,
+        link: None,
     };
     let form = match form {
         Ok(form) => form,
@@ -330,33 +339,7 @@ async fn status_lookup(
             StatusCode::OK
         }
         Ok(Some(case)) => {
-            let mut case = case;
-            if !form.files.is_empty() && case.summary.status != "closed" {
-                match attach_files(&state, &case.summary.reference, form.files, "cittadino").await {
-                    Ok(n) => {
-                        if case.summary.status == "waiting_citizen" {
-                            let _ = state
-                                .store
-                                .apply_action(
-                                    &case.summary.reference,
-                                    &sportello_domain::workflow::Action::IntegrationReceived,
-                                    Some("documenti caricati dal portale"),
-                                    "cittadino",
-                                )
-                                .await;
-                        }
-                        page_.notice = Some(tr.f("status.uploaded", &[("n", &n.to_string())]));
-                        if let Ok(fresh) = state.store.get_case(&case.summary.reference).await {
-                            case = fresh;
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "portal upload failed");
-                        page_.error = Some(tr.t("form.upload_failed").to_owned());
-                    }
-                }
-            }
-            page_.case = Some(citizen_view(&tr, &case));
+            show_case(&state, &mut page_, case, form.files).await;
             StatusCode::OK
         }
     };
@@ -364,6 +347,319 @@ async fn status_lookup(
         tokio::time::sleep(rest).await;
     }
     with_cookies(page(status, &page_), cookies)
+}
+
+/// Fills the status page with the citizen's case, after attaching the files they sent
+/// (which resumes the clock when the office waits for them).
+async fn show_case(
+    state: &AppState,
+    page_: &mut StatusPage,
+    mut case: CaseView,
+    files: Vec<(String, String, StagedBlob)>,
+) {
+    let tr = page_.tr;
+    if !files.is_empty() && case.summary.status != "closed" {
+        match attach_files(state, &case.summary.reference, files, "cittadino").await {
+            Ok(n) => {
+                if case.summary.status == "waiting_citizen" {
+                    let _ = state
+                        .store
+                        .apply_action(
+                            &case.summary.reference,
+                            &sportello_domain::workflow::Action::IntegrationReceived,
+                            Some("documenti caricati dal portale"),
+                            "cittadino",
+                        )
+                        .await;
+                }
+                page_.notice = Some(tr.f("status.uploaded", &[("n", &n.to_string())]));
+                if let Ok(fresh) = state.store.get_case(&case.summary.reference).await {
+                    case = fresh;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "portal upload failed");
+                page_.error = Some(tr.t("form.upload_failed").to_owned());
+            }
+        }
+    }
+    page_.case = Some(citizen_view(&tr, &case));
+}
+
+/// The case a private link opens, within the address's limit of lookups.
+async fn case_by_link(
+    state: &AppState,
+    ip: &str,
+    token: &str,
+) -> Result<Option<CaseView>, &'static str> {
+    if !state
+        .page_limits
+        .allow(&format!("link-ip:{ip}"), STATUS_LOOKUPS * 3, STATUS_WINDOW)
+    {
+        return Err("status.too_many");
+    }
+    if token.len() != 48 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Ok(None);
+    }
+    match state.store.case_of_link(token).await {
+        Ok(Some(reference)) => Ok(state.store.get_case(&reference).await.ok()),
+        _ => Ok(None),
+    }
+}
+
+/// `GET /stato/{token}`: the case behind a private link.
+async fn status_by_link(
+    State(state): State<AppState>,
+    axum::extract::Path(token): axum::extract::Path<String>,
+    Query(query): Query<LangQuery>,
+    super::ClientIp(ip): super::ClientIp,
+    headers: HeaderMap,
+) -> Response {
+    link_page(&state, &token, &query, &ip, &headers, None).await
+}
+
+/// `POST /stato/{token}`: documents sent from the private link's page.
+async fn status_by_link_upload(
+    State(state): State<AppState>,
+    axum::extract::Path(token): axum::extract::Path<String>,
+    Query(query): Query<LangQuery>,
+    super::ClientIp(ip): super::ClientIp,
+    headers: HeaderMap,
+    multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
+) -> Response {
+    let form = match multipart {
+        Ok(m) => read_form(&state, m).await,
+        Err(_) => Err("form.unreadable"),
+    };
+    link_page(&state, &token, &query, &ip, &headers, Some(form)).await
+}
+
+async fn link_page(
+    state: &AppState,
+    token: &str,
+    query: &LangQuery,
+    ip: &str,
+    headers: &HeaderMap,
+    form: Option<Result<Form, &'static str>>,
+) -> Response {
+    let (tr, frame, cookies) = portal_frame(state, "status", query, headers);
+    let mut page_ = StatusPage {
+        tr,
+        frame,
+        reference: String::new(),
+        fiscal_code: String::new(),
+        error: None,
+        notice: None,
+        case: None,
+        link: Some(token.to_owned()),
+    };
+    let files = match form {
+        None => Vec::new(),
+        Some(Err(key)) => {
+            page_.error = Some(tr.t(key).to_owned());
+            Vec::new()
+        }
+        Some(Ok(form)) if !same_token(form.text("csrf"), &page_.frame.csrf) => {
+            page_.error = Some(tr.t("form.expired").to_owned());
+            Vec::new()
+        }
+        Some(Ok(form)) => form.files,
+    };
+    let status = match case_by_link(state, ip, token).await {
+        Err(key) => {
+            page_.error = Some(tr.t(key).to_owned());
+            page_.link = None;
+            StatusCode::TOO_MANY_REQUESTS
+        }
+        Ok(None) => {
+            page_.error = Some(tr.t("status.link_unknown").to_owned());
+            page_.link = None;
+            StatusCode::NOT_FOUND
+        }
+        Ok(Some(case)) => {
+            show_case(state, &mut page_, case, files).await;
+            StatusCode::OK
+        }
+    };
+    with_cookies(page(status, &page_), cookies)
+}
+
+// ----- /cude: temporary plates -----
+
+#[derive(Template)]
+#[template(path = "portal_cude.html")]
+struct CudePage {
+    tr: Tr,
+    frame: Frame,
+    values: HashMap<String, String>,
+    errors: Vec<(String, String)>,
+    done: Option<String>,
+}
+
+impl CudePage {
+    fn value(&self, name: &str) -> &str {
+        self.values.get(name).map_or("", String::as_str)
+    }
+
+    fn error(&self, field: &str) -> Option<&str> {
+        self.errors
+            .iter()
+            .find(|(f, _)| f == field)
+            .map(|(_, m)| m.as_str())
+    }
+}
+
+async fn cude_form(
+    State(state): State<AppState>,
+    Query(query): Query<LangQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let (tr, frame, cookies) = portal_frame(&state, "cude", &query, &headers);
+    let page_ = CudePage {
+        tr,
+        frame,
+        values: HashMap::new(),
+        errors: Vec::new(),
+        done: None,
+    };
+    with_cookies(page(StatusCode::OK, &page_), cookies)
+}
+
+/// The temporary-plate form.
+#[derive(Debug, Deserialize)]
+pub struct CudeForm {
+    csrf: String,
+    permit: String,
+    fiscal_code: String,
+    plate: String,
+    date_from: String,
+    time_from: String,
+    date_to: String,
+    time_to: String,
+}
+
+/// `POST /cude`: a CUDE holder communicates the plate of the vehicle they travel in
+/// (the permit number and the holder's fiscal code prove it is theirs); the category's
+/// limits apply (48 hours back, 24 forward in the example policy), with clear errors.
+async fn cude_plate(
+    State(state): State<AppState>,
+    Query(query): Query<LangQuery>,
+    super::ClientIp(ip): super::ClientIp,
+    headers: HeaderMap,
+    axum::Form(form): axum::Form<CudeForm>,
+) -> Response {
+    let started = Instant::now();
+    let (tr, frame, cookies) = portal_frame(&state, "cude", &query, &headers);
+    let mut page_ = CudePage {
+        tr,
+        frame,
+        values: HashMap::new(),
+        errors: Vec::new(),
+        done: None,
+    };
+    for (k, v) in [
+        ("permit", &form.permit),
+        ("fiscal_code", &form.fiscal_code),
+        ("plate", &form.plate),
+        ("date_from", &form.date_from),
+        ("time_from", &form.time_from),
+        ("date_to", &form.date_to),
+        ("time_to", &form.time_to),
+    ] {
+        page_.values.insert(k.to_owned(), v.trim().to_owned());
+    }
+    if !same_token(&form.csrf, &page_.frame.csrf) {
+        page_
+            .errors
+            .push(("form".into(), tr.t("form.expired").to_owned()));
+        return with_cookies(page(StatusCode::FORBIDDEN, &page_), cookies);
+    }
+    let number = form.permit.trim().to_ascii_uppercase();
+    let limits = &state.page_limits;
+    if !limits.allow(&format!("cude-ip:{ip}"), STATUS_LOOKUPS, STATUS_WINDOW)
+        || !limits.allow(
+            &format!("cude-permit:{number}"),
+            STATUS_LOOKUPS,
+            STATUS_WINDOW,
+        )
+    {
+        page_
+            .errors
+            .push(("form".into(), tr.t("status.too_many").to_owned()));
+        return with_cookies(page(StatusCode::TOO_MANY_REQUESTS, &page_), cookies);
+    }
+    let local = |date: &str, time: &str| {
+        chrono::NaiveDateTime::parse_from_str(
+            &format!("{} {}", date.trim(), time.trim()),
+            "%Y-%m-%d %H:%M",
+        )
+        .ok()
+        .and_then(|t| t.and_local_timezone(state.policy.timezone).earliest())
+    };
+    let from = local(&form.date_from, &form.time_from);
+    let to = local(&form.date_to, &form.time_to);
+    let plate = Plate::parse(&form.plate, None);
+    if plate.is_err() {
+        page_
+            .errors
+            .push(("plate".into(), tr.t("contest.error.plate").to_owned()));
+    }
+    if from.is_none() {
+        page_
+            .errors
+            .push(("date_from".into(), tr.t("cude.error.when").to_owned()));
+    }
+    if to.is_none() {
+        page_
+            .errors
+            .push(("date_to".into(), tr.t("cude.error.when").to_owned()));
+    }
+    let owner = match state.store.permit(&number).await {
+        Ok(p) => FiscalCode::parse(form.fiscal_code.trim())
+            .is_ok_and(|f| f.as_str().eq_ignore_ascii_case(&p.holder_fiscal_code)),
+        Err(_) => false,
+    };
+    if !owner {
+        page_
+            .errors
+            .push(("permit".into(), tr.t("cude.error.permit").to_owned()));
+    }
+    let (Ok(plate), Some(from), Some(to), true) = (plate, from, to, page_.errors.is_empty()) else {
+        if let Some(rest) = STATUS_ANSWER_TIME.checked_sub(started.elapsed()) {
+            tokio::time::sleep(rest).await;
+        }
+        return with_cookies(page(StatusCode::UNPROCESSABLE_ENTITY, &page_), cookies);
+    };
+    let result = state
+        .store
+        .add_temporary_plate(
+            &state.policy,
+            &number,
+            &sportello_store::permits::TemporaryPlate {
+                plate: plate.clone(),
+                from_ms: from.timestamp_millis(),
+                to_ms: to.timestamp_millis(),
+            },
+            state.policy_version,
+            "cittadino",
+        )
+        .await;
+    match result {
+        Ok(_) => {
+            page_.done = Some(plate.number);
+            with_cookies(page(StatusCode::CREATED, &page_), cookies)
+        }
+        Err(e) => {
+            // The category's rules, said as the store says them (which limit, which field).
+            let field = match &e {
+                sportello_store::StoreError::Invalid { field, .. } => field.clone(),
+                _ => "form".into(),
+            };
+            let message = crate::error::ApiError::from(e).detail();
+            page_.errors.push((field, message));
+            with_cookies(page(StatusCode::UNPROCESSABLE_ENTITY, &page_), cookies)
+        }
+    }
 }
 
 // ----- forms with files -----
@@ -470,7 +766,7 @@ struct ApplyPage {
     document_kinds: Vec<String>,
     values: HashMap<String, String>,
     errors: Vec<(String, String)>,
-    done: Option<(String, String)>,
+    done: Option<(String, String, String)>,
 }
 
 impl ApplyPage {
@@ -689,7 +985,8 @@ async fn apply(
             if let Err(e) = attach_files(&state, &reference, form.files, "portale").await {
                 tracing::warn!(error = %e, %reference, "documents of an application not stored");
             }
-            page_.done = Some((reference, day(&case.summary.due_at)));
+            let link = private_link(&state, &reference).await;
+            page_.done = Some((reference, day(&case.summary.due_at), link));
             with_cookies(page(StatusCode::CREATED, &page_), cookies)
         }
         Err(e) => {
@@ -712,7 +1009,7 @@ struct ContestPage {
     gates: Vec<(String, String)>,
     values: HashMap<String, String>,
     errors: Vec<(String, String)>,
-    done: Option<String>,
+    done: Option<(String, String)>,
 }
 
 impl ContestPage {
@@ -876,7 +1173,8 @@ async fn contest(
             if let Err(e) = attach_files(&state, &reference, form.files, "portale").await {
                 tracing::warn!(error = %e, %reference, "documents of a contest not stored");
             }
-            page_.done = Some(reference);
+            let link = private_link(&state, &reference).await;
+            page_.done = Some((reference, link));
             with_cookies(page(StatusCode::CREATED, &page_), cookies)
         }
         Err(e) => {
@@ -885,6 +1183,21 @@ async fn contest(
                 .errors
                 .push(("form".into(), tr.t("form.failed").to_owned()));
             with_cookies(page(StatusCode::UNPROCESSABLE_ENTITY, &page_), cookies)
+        }
+    }
+}
+
+/// The private link of a new case, as a full address (empty if it could not be made: the
+/// reference and fiscal code still work).
+async fn private_link(state: &AppState, reference: &str) -> String {
+    match state.store.create_case_link(reference).await {
+        Ok(token) => format!(
+            "{}/stato/{token}",
+            state.config.public_url.trim_end_matches('/')
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, %reference, "no private link");
+            String::new()
         }
     }
 }

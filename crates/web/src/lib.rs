@@ -88,7 +88,7 @@ pub fn router(state: AppState) -> Router {
     let json_limit = state.config.limits.max_json_bytes;
     Router::new()
         .merge(api::routes(upload_limit))
-        .merge(pages::routes())
+        .merge(pages::routes(state.clone()))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(json_limit))

@@ -171,6 +171,13 @@ async fn the_portal_answers_in_italian_and_english_without_scripts() {
     // The language is remembered.
     let again = browser.get("/stato").await;
     assert!(again.body.contains("Case status"), "{}", again.body);
+    // The other language's link keeps the page's query.
+    let list = browser.get("/stato?x=1").await;
+    assert!(
+        list.body.contains("href=\"/stato?x=1&#38;lang=it\""),
+        "{}",
+        list.body
+    );
     let css = browser.get("/static/sportello.css").await;
     assert_eq!(css.status, 200);
     assert!(css.body.contains(":focus-visible"));
@@ -259,7 +266,11 @@ async fn a_citizen_applies_online_follows_the_case_and_sends_what_is_missing() {
     let unknown_link = browser.get(&format!("/stato/{}", "ab".repeat(24))).await;
     assert_eq!(unknown_link.status, 404);
     assert!(!unknown_link.body.contains(&reference));
-    assert!(unknown_link.body.contains("non corrisponde ad alcuna pratica"));
+    assert!(
+        unknown_link
+            .body
+            .contains("non corrisponde ad alcuna pratica")
+    );
 
     // Following it: the right pair shows the case; any wrong pair gets one answer.
     let lookup = |reference: &str, code: &str| {

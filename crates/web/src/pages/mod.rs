@@ -33,6 +33,8 @@ pub struct Frame {
     pub section: &'static str,
     /// Whether the signed-in user may see the reports and the access log.
     pub supervisor: bool,
+    /// This page in the other language (same path and query, `lang` switched).
+    pub other_language: String,
 }
 
 impl Frame {
@@ -50,7 +52,19 @@ impl Frame {
             csrf,
             section,
             supervisor: false,
+            other_language: String::new(),
         }
+    }
+
+    /// The link to this page in the other language than `tr`'s.
+    pub fn with_language(mut self, tr: &Tr) -> Frame {
+        let other = if tr.lang == Lang::It { "en" } else { "it" };
+        let here = HERE
+            .try_with(String::clone)
+            .unwrap_or_else(|_| "/".to_owned());
+        let sep = if here.contains('?') { "&" } else { "?" };
+        self.other_language = format!("{here}{sep}lang={other}");
+        self
     }
 
     /// The frame of a back-office page for a signed-in user.
@@ -74,12 +88,59 @@ impl Frame {
     }
 }
 
+tokio::task_local! {
+    /// The path and query of the page being rendered, `lang` removed: the other
+    /// language's link keeps the search, the filters and the page number.
+    static HERE: String;
+}
+
 /// The routes of the pages and their stylesheet.
-pub fn routes() -> Router<AppState> {
+pub fn routes(state: AppState) -> Router<AppState> {
     Router::new()
         .route("/static/sportello.css", get(stylesheet))
         .merge(portal::routes())
         .merge(office::routes())
+        .layer(axum::middleware::from_fn_with_state(
+            state,
+            remember_language,
+        ))
+}
+
+/// Runs a page with its address at hand, and remembers a `?lang=` choice in a cookie
+/// so that every later page speaks that language.
+async fn remember_language(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let uri = request.uri();
+    let mut chosen = None;
+    let kept: Vec<&str> = uri
+        .query()
+        .unwrap_or_default()
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .filter(|pair| match pair.strip_prefix("lang=") {
+            Some(code) => {
+                chosen = Lang::parse(code);
+                false
+            }
+            None => true,
+        })
+        .collect();
+    let here = if kept.is_empty() {
+        uri.path().to_owned()
+    } else {
+        format!("{}?{}", uri.path(), kept.join("&"))
+    };
+    let mut response = HERE.scope(here, next.run(request)).await;
+    if let Some(lang) = chosen {
+        response.headers_mut().append(
+            header::SET_COOKIE,
+            set_cookie(&state, "lang", lang.code(), Some(365 * 86_400)),
+        );
+    }
+    response
 }
 
 async fn stylesheet() -> Response {
@@ -136,17 +197,12 @@ pub fn page<T: Template>(status: StatusCode, template: &T) -> Response {
     }
 }
 
-/// The language of a request, with a `Set-Cookie` to remember an explicit `?lang=`.
-pub fn language(
-    state: &AppState,
-    query_lang: Option<&str>,
-    headers: &HeaderMap,
-) -> (Tr, Option<HeaderValue>) {
-    let lang = Lang::negotiate(query_lang, headers);
-    let remember = query_lang
-        .and_then(Lang::parse)
-        .map(|l| set_cookie(state, "lang", l.code(), Some(365 * 86_400)));
-    (Tr { lang }, remember)
+/// The language of a request (`?lang=`, the cookie, `Accept-Language`; the choice is
+/// remembered by the pages' middleware).
+pub fn language(query_lang: Option<&str>, headers: &HeaderMap) -> Tr {
+    Tr {
+        lang: Lang::negotiate(query_lang, headers),
+    }
 }
 
 /// A fresh random token (CSRF before login, double-submit).

@@ -104,11 +104,11 @@ async fn login_form(
     Query(query): Query<PageQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let (tr, remember) = language(&state, query.lang.as_deref(), &headers);
+    let tr = language(query.lang.as_deref(), &headers);
     let csrf = random_token();
     let page_ = LoginPage {
         tr,
-        frame: Frame::new(&state, "login", None, csrf.clone()),
+        frame: Frame::new(&state, "login", None, csrf.clone()).with_language(&tr),
         login: String::new(),
         next: safe_next(query.next.as_deref()),
         error: None,
@@ -118,9 +118,6 @@ async fn login_form(
         header::SET_COOKIE,
         set_cookie(&state, "csrf_login", &csrf, None),
     );
-    if let Some(c) = remember {
-        response.headers_mut().append(header::SET_COOKIE, c);
-    }
     response
 }
 
@@ -142,12 +139,12 @@ async fn login(
     headers: HeaderMap,
     axum::Form(form): axum::Form<LoginForm>,
 ) -> Response {
-    let (tr, _) = language(&state, query.lang.as_deref(), &headers);
+    let tr = language(query.lang.as_deref(), &headers);
     let csrf = random_token();
     let login_name = form.login.trim().chars().take(100).collect::<String>();
     let mut page_ = LoginPage {
         tr,
-        frame: Frame::new(&state, "login", None, csrf.clone()),
+        frame: Frame::new(&state, "login", None, csrf.clone()).with_language(&tr),
         login: login_name.clone(),
         next: safe_next(form.next.as_deref()),
         error: None,
@@ -380,7 +377,7 @@ async fn home(
         Ok(s) => s,
         Err(r) => return r,
     };
-    let (tr, _) = language(&state, query.lang.as_deref(), &headers);
+    let tr = language(query.lang.as_deref(), &headers);
     if !session.user.role.can(Permission::ReadCase) {
         return Redirect::to("/ufficio/permessi").into_response();
     }
@@ -408,7 +405,7 @@ async fn home(
         .unwrap_or_default();
     let page_ = HomePage {
         tr,
-        frame: Frame::staff(&state, "home", &session),
+        frame: Frame::staff(&state, "home", &session).with_language(&tr),
         queues,
         mine,
     };
@@ -457,7 +454,7 @@ async fn case_list(
         Ok(s) => s,
         Err(r) => return r,
     };
-    let (tr, _) = language(&state, query.lang.as_deref(), &headers);
+    let tr = language(query.lang.as_deref(), &headers);
     if !session.user.role.can(Permission::ReadCase) {
         return Redirect::to("/ufficio/permessi").into_response();
     }
@@ -534,7 +531,7 @@ async fn case_list(
         statuses,
         status: text(&query.status).unwrap_or_default(),
         q: text(&query.q).unwrap_or_default(),
-        frame: Frame::staff(&state, "cases", &session),
+        frame: Frame::staff(&state, "cases", &session).with_language(&tr),
         tr,
     };
     page(StatusCode::OK, &page_)
@@ -697,7 +694,7 @@ async fn case_page(
         Ok(s) => s,
         Err(r) => return r,
     };
-    let (tr, _) = language(&state, query.lang.as_deref(), &headers);
+    let tr = language(query.lang.as_deref(), &headers);
     if !session.user.role.can(Permission::ReadCase) {
         return Redirect::to("/ufficio/permessi").into_response();
     }
@@ -728,7 +725,7 @@ async fn render_case(
         None => None,
     }) else {
         let page_ = NotFoundPage {
-            frame: Frame::staff(state, "cases", session),
+            frame: Frame::staff(state, "cases", session).with_language(&tr),
             tr,
         };
         return page(StatusCode::NOT_FOUND, &page_);
@@ -834,7 +831,7 @@ async fn render_case(
         notice,
         error,
         evidence,
-        frame: Frame::staff(state, "cases", session),
+        frame: Frame::staff(state, "cases", session).with_language(&tr),
         case,
         tr,
     };
@@ -899,7 +896,7 @@ async fn act(
         Ok(s) => s,
         Err(r) => return r,
     };
-    let (tr, _) = language(&state, query.lang.as_deref(), &headers);
+    let tr = language(query.lang.as_deref(), &headers);
     if !same_token(&form.csrf, &session.csrf_token) {
         return render_case(
             &state,
@@ -990,7 +987,7 @@ async fn search(
         Ok(s) => s,
         Err(r) => return r,
     };
-    let (tr, _) = language(&state, query.lang.as_deref(), &headers);
+    let tr = language(query.lang.as_deref(), &headers);
     if !session.user.role.can(Permission::ReadCase) {
         return Redirect::to("/ufficio/permessi").into_response();
     }
@@ -1028,7 +1025,7 @@ async fn search(
         }
     }
     let page_ = SearchPage {
-        frame: Frame::staff(&state, "", &session),
+        frame: Frame::staff(&state, "", &session).with_language(&tr),
         tr,
         q,
         hits,
@@ -1068,7 +1065,7 @@ async fn permits(
         Ok(s) => s,
         Err(r) => return r,
     };
-    let (tr, _) = language(&state, query.lang.as_deref(), &headers);
+    let tr = language(query.lang.as_deref(), &headers);
     let gates: Vec<String> = state
         .policy
         .zones
@@ -1118,7 +1115,7 @@ async fn permits(
         }
     }
     let page_ = PermitsPage {
-        frame: Frame::staff(&state, "permits", &session),
+        frame: Frame::staff(&state, "permits", &session).with_language(&tr),
         tr,
         gates,
         plate,
@@ -1159,7 +1156,7 @@ async fn audit(
         Ok(s) => s,
         Err(r) => return r,
     };
-    let (tr, _) = language(&state, query.lang.as_deref(), &headers);
+    let tr = language(query.lang.as_deref(), &headers);
     if !session.user.role.can(Permission::ReadReports) {
         return Redirect::to("/ufficio").into_response();
     }
@@ -1194,7 +1191,7 @@ async fn audit(
         })
         .collect();
     let page_ = AuditPage {
-        frame: Frame::staff(&state, "audit", &session),
+        frame: Frame::staff(&state, "audit", &session).with_language(&tr),
         tr,
         actor,
         target,

@@ -93,8 +93,8 @@ fn portal_frame(
     query: &LangQuery,
     headers: &HeaderMap,
 ) -> (Tr, Frame, Vec<axum::http::HeaderValue>) {
-    let (tr, remember) = language(state, query.lang.as_deref(), headers);
-    let mut cookies: Vec<_> = remember.into_iter().collect();
+    let tr = language(query.lang.as_deref(), headers);
+    let mut cookies = Vec::new();
     let csrf = match cookie(headers, "csrf") {
         Some(token) if token.len() == 32 && token.bytes().all(|b| b.is_ascii_hexdigit()) => token,
         _ => {
@@ -103,7 +103,11 @@ fn portal_frame(
             token
         }
     };
-    (tr, Frame::new(state, section, None, csrf), cookies)
+    (
+        tr,
+        Frame::new(state, section, None, csrf).with_language(&tr),
+        cookies,
+    )
 }
 
 fn with_cookies(mut response: Response, cookies: Vec<axum::http::HeaderValue>) -> Response {

@@ -36,6 +36,9 @@ pub struct MessageView {
     pub flags: Vec<String>,
     /// SHA-256 of the raw message in the document store.
     pub raw_sha256: String,
+    /// The beginning of its text as read (plain text: HTML bodies were converted, so it is
+    /// shown escaped, never as markup), at most 2,000 characters.
+    pub excerpt: String,
 }
 
 /// Where a message goes.
@@ -71,7 +74,7 @@ impl Store {
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("case {reference}")))?;
         let rows = sqlx::query(
-            "SELECT id, channel, sender, subject, received_at, protocol, rule, flags, raw_sha256 \
+            "SELECT id, channel, sender, subject, received_at, protocol, rule, flags, raw_sha256, body_text \
              FROM inbound_messages WHERE case_id = $1 ORDER BY id",
         )
         .bind(get_i64(&case, "id")?)
@@ -89,6 +92,11 @@ impl Store {
                     rule: get_str(row, "rule")?,
                     flags: serde_json::from_str(&get_str(row, "flags")?).unwrap_or_default(),
                     raw_sha256: get_str(row, "raw_sha256")?,
+                    excerpt: get_opt_str(row, "body_text")?
+                        .unwrap_or_default()
+                        .chars()
+                        .take(2000)
+                        .collect(),
                 })
             })
             .collect()

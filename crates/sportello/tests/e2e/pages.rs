@@ -485,6 +485,36 @@ async fn staff_sign_in_work_a_case_from_its_page_and_sign_out() {
         .await;
     assert_eq!(refused.status, 200);
     assert!(refused.body.contains("notice error"), "{}", refused.body);
+    // A message's text is on the timeline, as text: markup from outside never runs.
+    let eml = install.dir.path().join("hostile.eml");
+    std::fs::write(
+        &eml,
+        "From: anna@example.it\r\nSubject: Documenti\r\nMessage-ID: <pages@example.it>\r\n\
+         Content-Type: text/html; charset=utf-8\r\n\r\n\
+         <p>Allego il libretto <b>richiesto</b> &lt;script&gt;alert(1)&lt;/script&gt;</p><script>alert(2)</script>\r\n",
+    )
+    .unwrap();
+    let out = install.cli(&["ingest", eml.to_str().unwrap()]);
+    let line: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let hostile = browser
+        .get(&format!(
+            "/ufficio/pratiche/{}",
+            line["case"].as_str().unwrap()
+        ))
+        .await;
+    assert!(
+        hostile.body.contains("Allego il libretto"),
+        "{}",
+        hostile.body
+    );
+    assert!(
+        !hostile.body.contains("<script"),
+        "no script from a message"
+    );
+    assert!(
+        !hostile.body.contains("<b>richiesto"),
+        "no markup from a message"
+    );
     // Search jumps to a reference.
     let jump = browser
         .get(&format!("/ufficio/cerca?q={}", reference.to_lowercase()))

@@ -546,6 +546,8 @@ struct Entry {
     what: String,
     details: Vec<String>,
     link: Option<(String, String)>,
+    /// A message's text, shown escaped in its own block.
+    body: Option<String>,
 }
 
 /// An action button of the case page.
@@ -680,6 +682,7 @@ fn describe(tr: &Tr, event: &sportello_store::cases::EventView) -> Entry {
         what,
         details,
         link,
+        body: None,
     }
 }
 
@@ -764,6 +767,7 @@ async fn render_case(
                 .flatten()
                 .collect(),
                 link: None,
+                body: Some(m.excerpt.clone()).filter(|t| !t.trim().is_empty()),
             });
         }
     }

@@ -27,6 +27,7 @@ pub mod mailboxes;
 pub mod messages;
 pub mod permits;
 pub mod register;
+pub mod reports;
 pub mod search;
 pub mod sessions;
 pub mod texts;

@@ -4,7 +4,9 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::api::{cases, documents, health, inbound, messages, permits, remedy, search, ztl};
+use crate::api::{
+    cases, documents, health, inbound, messages, permits, remedy, reports, search, ztl,
+};
 
 /// The API description.
 #[derive(OpenApi)]
@@ -29,6 +31,8 @@ use crate::api::{cases, documents, health, inbound, messages, permits, remedy, s
         documents::view_document,
         documents::retry_document_text,
         search::search,
+        reports::throughput,
+        reports::sla,
         ztl::verify,
         permits::permit,
         permits::temporary_plate,
@@ -52,6 +56,7 @@ use crate::api::{cases, documents, health, inbound, messages, permits, remedy, s
          (name = "documents", description = "Documents attached to cases"),
          (name = "ztl", description = "Permits, whitelist and transits, for the municipal police"),
          (name = "inbound", description = "Messages and calls arriving from the channels"),
+         (name = "reports", description = "The office's measurements: throughput, lead times, terms met"),
          (name = "system", description = "Health and metrics"))
 )]
 pub struct ApiDoc;

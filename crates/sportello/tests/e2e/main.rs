@@ -17,6 +17,7 @@ mod mailbox;
 mod messages;
 mod pages;
 mod remedy;
+mod reports;
 mod roles;
 mod s3;
 mod scan;

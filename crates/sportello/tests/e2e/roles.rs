@@ -105,6 +105,18 @@ async fn every_endpoint_enforces_the_matrix() {
         ),
         (
             "GET",
+            "/api/v1/reports/throughput?group_by=channel".to_owned(),
+            None,
+            Permission::ReadReports,
+        ),
+        (
+            "GET",
+            "/api/v1/reports/sla?format=csv".to_owned(),
+            None,
+            Permission::ReadReports,
+        ),
+        (
+            "GET",
             format!("/api/v1/documents/{doc_id}/info"),
             None,
             Permission::ReadDocument,
@@ -207,7 +219,7 @@ async fn every_endpoint_enforces_the_matrix() {
         }
         checked += 1;
     }
-    assert_eq!(checked, 19 * Role::ALL.len());
+    assert_eq!(checked, 21 * Role::ALL.len());
     // Public endpoints need no token.
     for path in ["/healthz", "/api/openapi.json", "/metrics"] {
         let (status, _, _) = install.call("GET", path, None, None).await;

@@ -2,7 +2,7 @@
 -- only its SHA-256; each session has its CSRF token. Keep in step with
 -- ../postgres/0013_sessions.sql.
 CREATE TABLE sessions (
-    token_hash   TEXT    PRIMARY KEY,
+    token_hash   TEXT    NOT NULL PRIMARY KEY,
     user_id      INTEGER NOT NULL REFERENCES users(id),
     csrf_token   TEXT    NOT NULL,
     created_at   INTEGER NOT NULL,

@@ -2,7 +2,7 @@
 -- holds a random token, the database only its SHA-256. Keep in step with
 -- ../postgres/0015_case_links.sql.
 CREATE TABLE case_links (
-    token_hash TEXT    PRIMARY KEY,
+    token_hash TEXT    NOT NULL PRIMARY KEY,
     case_id    INTEGER NOT NULL REFERENCES cases(id),
     created_at INTEGER NOT NULL
 );

@@ -13,6 +13,7 @@ pub mod inbound;
 pub mod messages;
 pub mod permits;
 pub mod remedy;
+pub mod reports;
 pub mod search;
 pub mod ztl;
 
@@ -53,6 +54,8 @@ pub fn routes(upload_limit: usize) -> Router<AppState> {
         .route("/api/v1/messages/{id}/move", post(messages::move_message))
         .route("/api/v1/messages/{id}/split", post(messages::split_message))
         .route("/api/v1/search", get(search::search))
+        .route("/api/v1/reports/throughput", get(reports::throughput))
+        .route("/api/v1/reports/sla", get(reports::sla))
         .route("/permits/v/{token}", get(ztl::public_verification))
         .route("/api/v1/permits/verify", get(ztl::verify))
         .route("/api/v1/permits/{number}", get(permits::permit))

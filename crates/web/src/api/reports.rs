@@ -1,0 +1,711 @@
+//! `GET /api/v1/reports/throughput` and `GET /api/v1/reports/sla`: the office's
+//! measurements over a period (definitions in [`sportello_store::reports`]), as JSON or,
+//! with `format=csv|xlsx`, as tables to take into a spreadsheet. Only roles with
+//! `ReadReports` (admin, supervisor) may read them: they show every operator's load and,
+//! in the SLA lists, cases' subjects, so reading the SLA report is written in the access log.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use chrono::{Duration, NaiveDate};
+use serde::Deserialize;
+use sportello_domain::calendar::rome_date;
+use sportello_domain::roles::Permission;
+use sportello_store::StoreError;
+use sportello_store::reports::{GroupBy, Period, SlaReport, ThroughputReport};
+use utoipa::IntoParams;
+
+use crate::AppState;
+use crate::auth::Caller;
+use crate::error::{ApiError, FieldError, Problem};
+use crate::extract::ApiQuery;
+
+/// Days of the default period: the last 365 days, today included.
+pub const DEFAULT_PERIOD_DAYS: i64 = 365;
+
+/// Query of `GET /api/v1/reports/throughput`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ThroughputParams {
+    /// First day (YYYY-MM-DD, Europe/Rome); default: 364 days before `to`.
+    pub from: Option<String>,
+    /// Last day, included; default: today.
+    pub to: Option<String>,
+    /// `case_type` (default), `channel` or `month`.
+    pub group_by: Option<String>,
+    /// `json` (default), `csv` or `xlsx` (every table, one sheet each).
+    pub format: Option<String>,
+    /// With `format=csv`, the table: `groups` (default, with the totals as last row),
+    /// `weekly`, `backlog` or `operators`.
+    pub table: Option<String>,
+}
+
+/// Query of `GET /api/v1/reports/sla`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SlaParams {
+    /// First day (YYYY-MM-DD, Europe/Rome); default: 364 days before `to`.
+    pub from: Option<String>,
+    /// Last day, included; default: today.
+    pub to: Option<String>,
+    /// `json` (default), `csv` or `xlsx`.
+    pub format: Option<String>,
+    /// With `format=csv`, the table: `overdue` (default), `orphans` or `summary`.
+    pub table: Option<String>,
+}
+
+/// How a report is returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Json,
+    Csv,
+    Xlsx,
+}
+
+fn day(value: Option<&str>, field: &str, errors: &mut Vec<FieldError>) -> Option<NaiveDate> {
+    let v = value.map(str::trim).filter(|v| !v.is_empty())?;
+    match NaiveDate::parse_from_str(v, "%Y-%m-%d") {
+        Ok(d) => Some(d),
+        Err(_) => {
+            errors.push(FieldError {
+                field: field.into(),
+                message: "must be a day as YYYY-MM-DD".into(),
+            });
+            None
+        }
+    }
+}
+
+/// The period asked for; without `to` it ends today, without `from` it is the
+/// [`DEFAULT_PERIOD_DAYS`] days ending with `to`.
+fn period(
+    from: Option<&str>,
+    to: Option<&str>,
+    today: NaiveDate,
+    errors: &mut Vec<FieldError>,
+) -> Option<Period> {
+    let before = errors.len();
+    let from = day(from, "from", errors);
+    let to = day(to, "to", errors);
+    if errors.len() > before {
+        return None;
+    }
+    let to = to.unwrap_or(today);
+    let from = from.unwrap_or(to - Duration::days(DEFAULT_PERIOD_DAYS - 1));
+    match Period::new(from, to) {
+        Ok(p) => Some(p),
+        Err(StoreError::Invalid { field, message }) => {
+            errors.push(FieldError { field, message });
+            None
+        }
+        Err(e) => {
+            errors.push(FieldError {
+                field: "to".into(),
+                message: e.to_string(),
+            });
+            None
+        }
+    }
+}
+
+fn format(value: Option<&str>, errors: &mut Vec<FieldError>) -> Format {
+    match value.map(str::trim).unwrap_or_default() {
+        "" | "json" => Format::Json,
+        "csv" => Format::Csv,
+        "xlsx" => Format::Xlsx,
+        _ => {
+            errors.push(FieldError {
+                field: "format".into(),
+                message: "must be json, csv or xlsx".into(),
+            });
+            Format::Json
+        }
+    }
+}
+
+/// The CSV table asked for: one of `tables` (the first is the default), only with CSV.
+fn table<'a>(
+    value: Option<&str>,
+    format: Format,
+    tables: &[&'a str],
+    errors: &mut Vec<FieldError>,
+) -> &'a str {
+    let first = tables.first().copied().unwrap_or_default();
+    match value.map(str::trim).filter(|v| !v.is_empty()) {
+        None => first,
+        Some(_) if format != Format::Csv => {
+            errors.push(FieldError {
+                field: "table".into(),
+                message: "only with format=csv (xlsx has every table, json everything)".into(),
+            });
+            first
+        }
+        Some(v) => match tables.iter().find(|t| **t == v) {
+            Some(t) => t,
+            None => {
+                errors.push(FieldError {
+                    field: "table".into(),
+                    message: format!("must be one of {}", tables.join(", ")),
+                });
+                first
+            }
+        },
+    }
+}
+
+/// `GET /api/v1/reports/throughput`: per group the cases received, closed and open, the
+/// lead times (median and p90, gross and net of suspensions), the time to first answer and
+/// the terms met; and for the whole office the weekly opened/closed/work in progress, the
+/// backlog by age, and the orphans and each operator's load now.
+#[utoipa::path(get, path = "/api/v1/reports/throughput", tag = "reports", params(ThroughputParams),
+    security(("bearer" = [])),
+    responses((status = 200, body = ThroughputReport,
+               description = "JSON; with format=csv one table (text/csv), with format=xlsx every table (one sheet each)"),
+              (status = 401, body = Problem), (status = 403, body = Problem), (status = 422, body = Problem)))]
+pub async fn throughput(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(params): ApiQuery<ThroughputParams>,
+) -> Result<Response, ApiError> {
+    caller.require(Permission::ReadReports)?;
+    let today = rome_date(state.store.clock().now());
+    let mut errors = Vec::new();
+    let period = period(
+        params.from.as_deref(),
+        params.to.as_deref(),
+        today,
+        &mut errors,
+    );
+    let group_by = match params
+        .group_by
+        .as_deref()
+        .map(str::trim)
+        .filter(|g| !g.is_empty())
+    {
+        None => GroupBy::CaseType,
+        Some(g) => GroupBy::parse(g).unwrap_or_else(|| {
+            errors.push(FieldError {
+                field: "group_by".into(),
+                message: "must be case_type, channel or month".into(),
+            });
+            GroupBy::CaseType
+        }),
+    };
+    let format = format(params.format.as_deref(), &mut errors);
+    let table = table(
+        params.table.as_deref(),
+        format,
+        &["groups", "weekly", "backlog", "operators"],
+        &mut errors,
+    );
+    let Some(period) = period.filter(|_| errors.is_empty()) else {
+        return Err(ApiError::Invalid(errors));
+    };
+    let report = state.store.throughput_report(period, group_by).await?;
+    let name = format!(
+        "throughput-{}-{}-{}",
+        group_by.as_str(),
+        report.from,
+        report.to
+    );
+    match format {
+        Format::Json => Ok(Json(report).into_response()),
+        Format::Csv => {
+            let tables = throughput_tables(&report);
+            let chosen = tables
+                .into_iter()
+                .find(|t| t.name == table)
+                .ok_or_else(|| ApiError::Internal(format!("no table {table}")))?;
+            csv_response(&chosen, &format!("{name}-{table}"))
+        }
+        Format::Xlsx => xlsx_response(&throughput_tables(&report), &name),
+    }
+}
+
+/// `GET /api/v1/reports/sla`: the share of the cases closed in the period that met the
+/// legal term and the service standard, and the cases late or orphan now.
+#[utoipa::path(get, path = "/api/v1/reports/sla", tag = "reports", params(SlaParams),
+    security(("bearer" = [])),
+    responses((status = 200, body = SlaReport,
+               description = "JSON; with format=csv one table (text/csv), with format=xlsx every table (one sheet each)"),
+              (status = 401, body = Problem), (status = 403, body = Problem), (status = 422, body = Problem)))]
+pub async fn sla(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(params): ApiQuery<SlaParams>,
+) -> Result<Response, ApiError> {
+    let user = caller.require(Permission::ReadReports)?;
+    let today = rome_date(state.store.clock().now());
+    let mut errors = Vec::new();
+    let period = period(
+        params.from.as_deref(),
+        params.to.as_deref(),
+        today,
+        &mut errors,
+    );
+    let format = format(params.format.as_deref(), &mut errors);
+    let table = table(
+        params.table.as_deref(),
+        format,
+        &["overdue", "orphans", "summary"],
+        &mut errors,
+    );
+    let Some(period) = period.filter(|_| errors.is_empty()) else {
+        return Err(ApiError::Invalid(errors));
+    };
+    let report = state.store.sla_report(period).await?;
+    state
+        .store
+        .record_access(
+            &user.login,
+            "read_report",
+            &format!("reports/sla?from={}&to={}", report.from, report.to),
+        )
+        .await?;
+    let name = format!("sla-{}-{}", report.from, report.to);
+    match format {
+        Format::Json => Ok(Json(report).into_response()),
+        Format::Csv => {
+            let tables = sla_tables(&report);
+            let chosen = tables
+                .into_iter()
+                .find(|t| t.name == table)
+                .ok_or_else(|| ApiError::Internal(format!("no table {table}")))?;
+            csv_response(&chosen, &format!("{name}-{table}"))
+        }
+        Format::Xlsx => xlsx_response(&sla_tables(&report), &name),
+    }
+}
+
+/// One cell of an exported table.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell {
+    /// Text.
+    Text(String),
+    /// A whole number.
+    Int(i64),
+    /// A measure; `None` is an empty cell (no case to measure).
+    Num(Option<f64>),
+}
+
+impl From<&str> for Cell {
+    fn from(s: &str) -> Cell {
+        Cell::Text(s.to_owned())
+    }
+}
+
+impl From<String> for Cell {
+    fn from(s: String) -> Cell {
+        Cell::Text(s)
+    }
+}
+
+impl From<Option<String>> for Cell {
+    fn from(s: Option<String>) -> Cell {
+        Cell::Text(s.unwrap_or_default())
+    }
+}
+
+impl From<i64> for Cell {
+    fn from(n: i64) -> Cell {
+        Cell::Int(n)
+    }
+}
+
+impl From<Option<f64>> for Cell {
+    fn from(n: Option<f64>) -> Cell {
+        Cell::Num(n)
+    }
+}
+
+/// A table of a report, as exported: a name (CSV `table=`, XLSX sheet), its column names
+/// and its rows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Table {
+    /// Name.
+    pub name: &'static str,
+    /// Column names.
+    pub columns: Vec<&'static str>,
+    /// Rows, each as long as `columns`.
+    pub rows: Vec<Vec<Cell>>,
+}
+
+/// The throughput report's tables: groups (with the totals last), weeks, backlog ages and
+/// operators.
+pub fn throughput_tables(r: &ThroughputReport) -> Vec<Table> {
+    let group_row = |g: &sportello_store::reports::GroupFigures| -> Vec<Cell> {
+        vec![
+            g.group.clone().into(),
+            g.opened.into(),
+            g.closed.into(),
+            g.open.into(),
+            g.lead_time_days.median.into(),
+            g.lead_time_days.p90.into(),
+            g.lead_time_days.median_net.into(),
+            g.lead_time_days.p90_net.into(),
+            g.first_answer_days.median.into(),
+            g.first_answer_days.p90.into(),
+            g.first_answer_days.answered.into(),
+            g.within_legal_term.into(),
+            g.within_legal_term_share.into(),
+            g.within_service.into(),
+            g.within_service_share.into(),
+        ]
+    };
+    vec![
+        Table {
+            name: "groups",
+            columns: vec![
+                r.group_by.as_str(),
+                "opened",
+                "closed",
+                "open",
+                "lead_time_median_days",
+                "lead_time_p90_days",
+                "lead_time_median_net_days",
+                "lead_time_p90_net_days",
+                "first_answer_median_days",
+                "first_answer_p90_days",
+                "answered",
+                "within_legal_term",
+                "within_legal_term_share",
+                "within_service",
+                "within_service_share",
+            ],
+            rows: r
+                .items
+                .iter()
+                .chain(std::iter::once(&r.totals))
+                .map(group_row)
+                .collect(),
+        },
+        Table {
+            name: "weekly",
+            columns: vec!["week", "starts_on", "opened", "closed", "open_at_end"],
+            rows: r
+                .weekly
+                .iter()
+                .map(|w| {
+                    vec![
+                        w.week.clone().into(),
+                        w.starts_on.clone().into(),
+                        w.opened.into(),
+                        w.closed.into(),
+                        w.open_at_end.into(),
+                    ]
+                })
+                .collect(),
+        },
+        Table {
+            name: "backlog",
+            columns: vec!["age_days", "min_days", "max_days", "open", "as_of"],
+            rows: r
+                .backlog
+                .age
+                .iter()
+                .map(|b| {
+                    vec![
+                        b.bucket.clone().into(),
+                        b.min_days.into(),
+                        b.max_days.map_or(Cell::Num(None), Cell::Int),
+                        b.open.into(),
+                        r.backlog.as_of.clone().into(),
+                    ]
+                })
+                .collect(),
+        },
+        Table {
+            name: "operators",
+            columns: vec!["assignee", "name", "open", "overdue", "orphan", "as_of"],
+            rows: r
+                .current
+                .operators
+                .iter()
+                .map(|o| {
+                    vec![
+                        o.assignee.clone().into(),
+                        o.name.clone().into(),
+                        o.open.into(),
+                        o.overdue.into(),
+                        o.orphan.into(),
+                        r.current.as_of.clone().into(),
+                    ]
+                })
+                .collect(),
+        },
+    ]
+}
+
+/// The SLA report's tables: the late cases, the orphan cases and a one-row summary.
+pub fn sla_tables(r: &SlaReport) -> Vec<Table> {
+    vec![
+        Table {
+            name: "overdue",
+            columns: vec![
+                "reference",
+                "subject",
+                "case_type",
+                "due_at",
+                "days_late",
+                "assignee",
+            ],
+            rows: r
+                .overdue
+                .iter()
+                .map(|c| {
+                    vec![
+                        c.reference.clone().into(),
+                        c.subject.clone().into(),
+                        c.case_type.clone().into(),
+                        c.due_at.clone().into(),
+                        c.days_late.into(),
+                        c.assignee.clone().into(),
+                    ]
+                })
+                .collect(),
+        },
+        Table {
+            name: "orphans",
+            columns: vec![
+                "reference",
+                "subject",
+                "case_type",
+                "received_at",
+                "assignee",
+                "reason",
+                "idle_days",
+            ],
+            rows: r
+                .orphans
+                .iter()
+                .map(|c| {
+                    vec![
+                        c.reference.clone().into(),
+                        c.subject.clone().into(),
+                        c.case_type.clone().into(),
+                        c.received_at.clone().into(),
+                        c.assignee.clone().into(),
+                        c.reason.clone().into(),
+                        c.idle_days.into(),
+                    ]
+                })
+                .collect(),
+        },
+        Table {
+            name: "summary",
+            columns: vec![
+                "from",
+                "to",
+                "closed",
+                "on_time",
+                "on_time_share",
+                "within_service",
+                "within_service_share",
+                "overdue",
+                "orphans",
+                "as_of",
+            ],
+            rows: vec![vec![
+                r.from.clone().into(),
+                r.to.clone().into(),
+                r.closed.into(),
+                r.on_time.into(),
+                r.on_time_share.into(),
+                r.within_service.into(),
+                r.within_service_share.into(),
+                (r.overdue.len() as i64).into(),
+                (r.orphans.len() as i64).into(),
+                r.as_of.clone().into(),
+            ]],
+        },
+    ]
+}
+
+/// Text that a spreadsheet would take for a formula (`=`, `+`, `-`, `@`, tab, carriage
+/// return first) gets a leading apostrophe: subjects come from citizens, and a CSV opened
+/// in a spreadsheet must not run what they wrote (OWASP "CSV injection").
+fn csv_text(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{s}").into()
+    } else {
+        s.into()
+    }
+}
+
+/// A table as CSV (RFC 4180, UTF-8, a header line, numbers with a decimal point).
+pub fn write_csv(t: &Table) -> Result<Vec<u8>, csv::Error> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(&t.columns)?;
+    for row in &t.rows {
+        let fields: Vec<String> = row
+            .iter()
+            .map(|c| match c {
+                Cell::Text(s) => csv_text(s).into_owned(),
+                Cell::Int(n) => n.to_string(),
+                Cell::Num(Some(x)) => x.to_string(),
+                Cell::Num(None) => String::new(),
+            })
+            .collect();
+        w.write_record(&fields)?;
+    }
+    w.into_inner().map_err(|e| e.into_error().into())
+}
+
+/// The tables as an XLSX workbook, one sheet each (named as the table), header in bold
+/// and frozen, numbers as numbers, text always as text (never a formula).
+pub fn write_xlsx(tables: &[Table]) -> Result<Vec<u8>, rust_xlsxwriter::XlsxError> {
+    let mut book = rust_xlsxwriter::Workbook::new();
+    let bold = rust_xlsxwriter::Format::new().set_bold();
+    for t in tables {
+        let sheet = book.add_worksheet();
+        sheet.set_name(t.name)?;
+        for (c, name) in t.columns.iter().enumerate() {
+            sheet.write_string_with_format(0, col(c), *name, &bold)?;
+        }
+        for (r, row) in t.rows.iter().enumerate() {
+            let r = u32::try_from(r + 1).unwrap_or(u32::MAX);
+            for (c, cell) in row.iter().enumerate() {
+                match cell {
+                    Cell::Text(s) => {
+                        sheet.write_string(r, col(c), s.as_str())?;
+                    }
+                    Cell::Int(n) => {
+                        sheet.write_number(r, col(c), *n as f64)?;
+                    }
+                    Cell::Num(Some(x)) => {
+                        sheet.write_number(r, col(c), *x)?;
+                    }
+                    Cell::Num(None) => {}
+                }
+            }
+        }
+        sheet.set_freeze_panes(1, 0)?;
+        sheet.autofit();
+    }
+    book.save_to_buffer()
+}
+
+fn col(c: usize) -> u16 {
+    u16::try_from(c).unwrap_or(u16::MAX)
+}
+
+fn attachment(media: &'static str, filename: &str, body: Vec<u8>) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, media.to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{filename}\""),
+            ),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+fn csv_response(t: &Table, name: &str) -> Result<Response, ApiError> {
+    let body = write_csv(t).map_err(|e| ApiError::Internal(format!("report CSV: {e}")))?;
+    Ok(attachment(
+        "text/csv; charset=utf-8",
+        &format!("{name}.csv"),
+        body,
+    ))
+}
+
+fn xlsx_response(tables: &[Table], name: &str) -> Result<Response, ApiError> {
+    let body = write_xlsx(tables).map_err(|e| ApiError::Internal(format!("report XLSX: {e}")))?;
+    Ok(attachment(
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        &format!("{name}.xlsx"),
+        body,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(y: i32, m: u32, day: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(y, m, day).unwrap()
+    }
+
+    #[test]
+    fn periods_default_to_the_last_365_days() {
+        let today = d(2026, 11, 29);
+        let mut errors = Vec::new();
+        let p = period(None, None, today, &mut errors).unwrap();
+        assert_eq!((p.from(), p.to()), (d(2025, 11, 30), today));
+        let p = period(None, Some("2026-06-30"), today, &mut errors).unwrap();
+        assert_eq!(p.from(), d(2025, 7, 1));
+        let p = period(Some("2026-01-01"), None, today, &mut errors).unwrap();
+        assert_eq!((p.from(), p.to()), (d(2026, 1, 1), today));
+        assert!(errors.is_empty());
+        assert!(period(Some("2026-13-01"), Some("x"), today, &mut errors).is_none());
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["from", "to"]);
+        errors.clear();
+        assert!(period(Some("2026-02-01"), Some("2026-01-01"), today, &mut errors).is_none());
+        assert_eq!(errors[0].field, "to");
+    }
+
+    #[test]
+    fn tables_and_formats() {
+        let mut errors = Vec::new();
+        assert_eq!(format(Some("xlsx"), &mut errors), Format::Xlsx);
+        assert_eq!(table(None, Format::Csv, &["a", "b"], &mut errors), "a");
+        assert_eq!(table(Some("b"), Format::Csv, &["a", "b"], &mut errors), "b");
+        assert!(errors.is_empty());
+        format(Some("pdf"), &mut errors);
+        table(Some("c"), Format::Csv, &["a", "b"], &mut errors);
+        table(Some("b"), Format::Json, &["a", "b"], &mut errors);
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["format", "table", "table"]);
+    }
+
+    #[test]
+    fn csv_is_quoted_and_defused() {
+        let t = Table {
+            name: "overdue",
+            columns: vec!["reference", "subject", "days_late", "share"],
+            rows: vec![
+                vec![
+                    "ZTL-2026-000001".into(),
+                    "=HYPERLINK(\"http://x\")".into(),
+                    3.into(),
+                    Some(0.75).into(),
+                ],
+                vec![
+                    "ZTL-2026-000002".into(),
+                    "Permesso, residenti \"centro\"".into(),
+                    (-1).into(),
+                    Cell::Num(None),
+                ],
+            ],
+        };
+        let text = String::from_utf8(write_csv(&t).unwrap()).unwrap();
+        assert_eq!(
+            text,
+            "reference,subject,days_late,share\n\
+             ZTL-2026-000001,\"'=HYPERLINK(\"\"http://x\"\")\",3,0.75\n\
+             ZTL-2026-000002,\"Permesso, residenti \"\"centro\"\"\",-1,\n"
+        );
+    }
+
+    #[test]
+    fn xlsx_is_a_workbook_with_one_sheet_per_table() {
+        let t = |name| Table {
+            name,
+            columns: vec!["a", "b"],
+            rows: vec![vec!["=1+1".into(), Some(1.5).into()]],
+        };
+        let bytes = write_xlsx(&[t("overdue"), t("orphans")]).unwrap();
+        assert_eq!(&bytes[..2], b"PK", "a zip container");
+        // The sheet names are stored uncompressed in the workbook part's name list only
+        // after inflating; the zip's directory names one part per sheet.
+        let names = String::from_utf8_lossy(&bytes);
+        assert!(names.contains("xl/worksheets/sheet1.xml"));
+        assert!(names.contains("xl/worksheets/sheet2.xml"));
+        assert!(!names.contains("xl/worksheets/sheet3.xml"));
+    }
+}

@@ -734,4 +734,37 @@ async fn a_cude_holder_communicates_a_temporary_plate_and_the_supervisor_sees_wh
         log.body.contains("href=\"/ufficio/accessi\""),
         "in the supervisor's menu"
     );
+    // The reports as a page: charts with their data, the figures, the exports.
+    let reports = supervisor.get("/ufficio/report?group_by=channel").await;
+    assert_eq!(reports.status, 200);
+    for needle in [
+        "<svg",
+        "role=\"img\"",
+        "Pratiche aperte e chiuse per settimana",
+        "<caption>",
+        "format=xlsx",
+        "<th scope=\"row\">Totale</th>",
+    ] {
+        assert!(reports.body.contains(needle), "{needle}");
+    }
+    assert!(!reports.body.contains("<script"));
+    let backwards = supervisor
+        .get("/ufficio/report?from=2026-05-01&to=2026-04-01")
+        .await;
+    assert_eq!(backwards.status, 422);
+    let mut operator = Browser::new(&install);
+    let (op_password, _) = install.user_with_password("op2", "operator");
+    let login = operator.get("/ufficio/login").await;
+    operator
+        .post_form(
+            "/ufficio/login",
+            &[
+                ("login", "op2"),
+                ("password", &op_password),
+                ("csrf", &csrf_of(&login.body)),
+            ],
+        )
+        .await;
+    assert_eq!(operator.get("/ufficio/report").await.location, "/ufficio");
+    assert_eq!(operator.get("/ufficio/accessi").await.location, "/ufficio");
 }

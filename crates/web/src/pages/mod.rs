@@ -14,6 +14,7 @@ use crate::AppState;
 pub mod i18n;
 pub mod office;
 pub mod portal;
+pub mod reports;
 
 use i18n::{Lang, Tr};
 
@@ -100,6 +101,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/static/sportello.css", get(stylesheet))
         .merge(portal::routes())
         .merge(office::routes())
+        .merge(reports::routes())
         .layer(axum::middleware::from_fn_with_state(
             state,
             remember_language,

@@ -50,7 +50,11 @@ pub struct PageQuery {
 }
 
 /// The signed-in staff member of a page request, or the redirect to the sign-in page.
-async fn staff(state: &AppState, headers: &HeaderMap, here: &str) -> Result<Session, Response> {
+pub(super) async fn staff(
+    state: &AppState,
+    headers: &HeaderMap,
+    here: &str,
+) -> Result<Session, Response> {
     let session = match cookie(headers, SESSION_COOKIE) {
         Some(token) if token.len() <= 200 => state.store.session(&token).await.ok().flatten(),
         _ => None,

@@ -1097,6 +1097,49 @@ impl Store {
         self.get_case(reference).await
     }
 
+    /// Removes a flag once staff have dealt with it (a message that arrived for a closed
+    /// case, a failed OCR), journaled with who and why; removing an absent flag changes
+    /// nothing.
+    pub async fn clear_flag(
+        &self,
+        reference: &str,
+        flag: &str,
+        note: Option<&str>,
+        actor: &str,
+    ) -> Result<CaseView> {
+        let now = self.clock.now();
+        let mut tx = self.write.begin().await?;
+        let row = sqlx::query(
+            "UPDATE cases SET version = version + 1 WHERE reference = $1 RETURNING id, flags",
+        )
+        .bind(reference)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("case {reference}")))?;
+        let mut flags: Vec<String> =
+            serde_json::from_str(&get_str(&row, "flags")?).unwrap_or_default();
+        let before = flags.len();
+        flags.retain(|f| f != flag);
+        if flags.len() == before {
+            drop(tx);
+            return self.get_case(reference).await;
+        }
+        let case_id = get_i64(&row, "id")?;
+        sqlx::query("UPDATE cases SET flags = $1, last_event_at = $2 WHERE id = $3")
+            .bind(json_text(&flags))
+            .bind(to_ms(now))
+            .bind(case_id)
+            .execute(&mut *tx)
+            .await?;
+        let mut detail = serde_json::json!({ "flag": flag });
+        if let Some(note) = note.map(str::trim).filter(|n| !n.is_empty()) {
+            detail["note"] = note.into();
+        }
+        insert_event(&mut tx, case_id, now, actor, "flag_cleared", &detail).await?;
+        tx.commit().await?;
+        self.get_case(reference).await
+    }
+
     /// Changes a case's type-specific fields (JSON merge patch: `null` removes a key),
     /// journaling each change with its old and new value and re-indexing the case for
     /// search, in one transaction. A closed case is not changed (reopen it first).
@@ -1753,6 +1796,36 @@ pub(crate) mod tests {
             assert!(
                 due_soon.contains(&flagged) && !due_soon.contains(&young),
                 "{due_soon:?}"
+            );
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn a_flag_dealt_with_is_cleared_and_journaled() {
+        with_test_store(|store, _clock| async move {
+            let mut flagged = request("ztl_permit");
+            flagged.flags = vec!["needs_attention".into(), "ocr_failed".into()];
+            let reference = store.create_case(flagged).await.unwrap().summary.reference;
+            let case = store
+                .clear_flag(&reference, "needs_attention", Some("risposto"), "op1")
+                .await
+                .unwrap();
+            assert_eq!(case.summary.flags, ["ocr_failed"]);
+            let last = case.timeline.last().unwrap();
+            assert_eq!(
+                (last.kind.as_str(), last.actor.as_str()),
+                ("flag_cleared", "op1")
+            );
+            assert_eq!(last.detail["note"], "risposto");
+            let again = store
+                .clear_flag(&reference, "needs_attention", None, "op1")
+                .await
+                .unwrap();
+            assert_eq!(
+                again.timeline.len(),
+                case.timeline.len(),
+                "nothing to clear"
             );
         })
         .await;

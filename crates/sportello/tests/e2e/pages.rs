@@ -515,6 +515,44 @@ async fn staff_sign_in_work_a_case_from_its_page_and_sign_out() {
         !hostile.body.contains("<b>richiesto"),
         "no markup from a message"
     );
+    // A message for a closed case waits in its queue until someone deals with it.
+    let closed = install.create_case(&op).await;
+    install
+        .call(
+            "POST",
+            &format!("/api/v1/cases/{closed}/actions"),
+            Some(&op),
+            Some(json!({"action": "withdraw", "note": "rinuncia"})),
+        )
+        .await;
+    let late = install.dir.path().join("late.eml");
+    std::fs::write(
+        &late,
+        format!("From: anna@example.it\r\nSubject: Re: {closed}\r\nMessage-ID: <late@example.it>\r\n\r\nAncora io\r\n"),
+    )
+    .unwrap();
+    assert!(
+        install
+            .cli(&["ingest", late.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let attention = "<span class=\"count\">1</span><span class=\"label\">Messaggi da verificare";
+    assert!(browser.get("/ufficio").await.body.contains(attention));
+    let cleared = browser
+        .post_form(
+            &format!("/ufficio/pratiche/{closed}/segnalazioni"),
+            &[("csrf", &token), ("flag", "needs_attention")],
+        )
+        .await;
+    assert_eq!(cleared.status, 303);
+    assert!(
+        browser
+            .get("/ufficio")
+            .await
+            .body
+            .contains("<span class=\"count\">0</span><span class=\"label\">Messaggi da verificare")
+    );
     // Search jumps to a reference.
     let jump = browser
         .get(&format!("/ufficio/cerca?q={}", reference.to_lowercase()))

@@ -36,6 +36,10 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/ufficio/pratiche", get(case_list))
         .route("/ufficio/pratiche/{reference}", get(case_page))
         .route("/ufficio/pratiche/{reference}/azioni", post(act))
+        .route(
+            "/ufficio/pratiche/{reference}/segnalazioni",
+            post(clear_flag),
+        )
         .route("/ufficio/cerca", get(search))
         .route("/ufficio/permessi", get(permits))
         .route("/ufficio/accessi", get(audit))
@@ -340,10 +344,10 @@ fn queue_filters(login: &str) -> Vec<(&'static str, CaseFilter, String, bool)> {
             true,
         ),
         (
+            // Something arrived for a closed case: it is in this queue although closed.
             "queue.attention",
             CaseFilter {
                 flag: Some("needs_attention".into()),
-                open: true,
                 ..base.clone()
             },
             "flag=needs_attention".into(),
@@ -578,7 +582,8 @@ struct CasePage {
     actions: Vec<ActionButton>,
     others: Vec<Row>,
     fields: Vec<(String, String)>,
-    flags: Vec<String>,
+    /// (flag, its name).
+    flags: Vec<(String, String)>,
     notice: Option<String>,
     error: Option<String>,
     evidence: Vec<(String, String, String, String)>,
@@ -831,7 +836,7 @@ async fn render_case(
             .summary
             .flags
             .iter()
-            .map(|f| tr.name("flag", f))
+            .map(|f| (f.clone(), tr.name("flag", f)))
             .collect(),
         entries,
         others,
@@ -947,6 +952,69 @@ async fn act(
         Ok(_) => Redirect::to(&format!("{here}?esito={}", urlencode(&form.action))).into_response(),
         Err(e) => {
             let message = e.detail();
+            render_case(&state, &session, tr, &reference, None, Some(message)).await
+        }
+    }
+}
+
+/// The form that clears a flag.
+#[derive(Debug, Deserialize)]
+pub struct FlagForm {
+    csrf: String,
+    flag: String,
+    note: Option<String>,
+}
+
+/// `POST /ufficio/pratiche/{ref}/segnalazioni`: a flag dealt with leaves the case (and
+/// its queue), journaled.
+async fn clear_flag(
+    State(state): State<AppState>,
+    Path(reference): Path<String>,
+    Query(query): Query<PageQuery>,
+    headers: HeaderMap,
+    axum::Form(form): axum::Form<FlagForm>,
+) -> Response {
+    let here = format!("/ufficio/pratiche/{}", urlencode(&reference));
+    let session = match staff(&state, &headers, &here).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let tr = language(query.lang.as_deref(), &headers);
+    if !same_token(&form.csrf, &session.csrf_token) {
+        return render_case(
+            &state,
+            &session,
+            tr,
+            &reference,
+            None,
+            Some(tr.t("form.expired").to_owned()),
+        )
+        .await;
+    }
+    if !session.user.role.can(Permission::ActOnCase) {
+        return render_case(
+            &state,
+            &session,
+            tr,
+            &reference,
+            None,
+            Some(tr.t("case.forbidden").to_owned()),
+        )
+        .await;
+    }
+    match state
+        .store
+        .clear_flag(
+            &reference,
+            form.flag.trim(),
+            form.note.as_deref(),
+            &session.user.login,
+        )
+        .await
+    {
+        Ok(_) => Redirect::to(&here).into_response(),
+        Err(e) => {
+            let message = crate::error::ApiError::from(e).detail();
             render_case(&state, &session, tr, &reference, None, Some(message)).await
         }
     }

@@ -173,7 +173,8 @@ fn instance_name() -> String {
 }
 
 /// Every minute (and once at start): closes lapsed suspensions, journals the expiry of
-/// permits whose validity has ended, and forgets lapsed sessions.
+/// permits whose validity has ended, forgets lapsed sessions, and records the day's
+/// gauges (open, overdue, orphan cases) once a day.
 async fn sla_ticker(store: sportello_store::Store) {
     let mut interval = tokio::time::interval(Duration::from_secs(60));
     loop {
@@ -190,6 +191,9 @@ async fn sla_ticker(store: sportello_store::Store) {
         }
         if let Err(e) = store.purge_sessions().await {
             tracing::warn!(error = %e, "session purge failed");
+        }
+        if let Err(e) = store.record_daily_gauges().await {
+            tracing::warn!(error = %e, "daily gauges not recorded");
         }
     }
 }

@@ -1372,6 +1372,69 @@ impl Store {
     }
 }
 
+/// The office's gauges of one day.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct DailyGauges {
+    /// The day (Europe/Rome).
+    pub day: String,
+    /// Open cases.
+    pub open: i64,
+    /// Open cases past their legal term.
+    pub overdue: i64,
+    /// Orphan cases.
+    pub orphan: i64,
+}
+
+impl Store {
+    /// Records today's gauges the first time it is called on a day (the minute tick calls
+    /// it); later calls that day change nothing. Returns whether it recorded.
+    pub async fn record_daily_gauges(&self) -> Result<bool> {
+        let now = self.clock.now();
+        let day = date_text(rome_date(now));
+        let seen = sqlx::query("SELECT 1 AS seen FROM daily_gauges WHERE day = $1")
+            .bind(&day)
+            .fetch_optional(&self.read)
+            .await?;
+        if seen.is_some() {
+            return Ok(false);
+        }
+        let gauges = self.case_gauges().await?;
+        let done = sqlx::query(
+            "INSERT INTO daily_gauges (day, open, overdue, orphan, recorded_at) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (day) DO NOTHING",
+        )
+        .bind(&day)
+        .bind(gauges.get("open").copied().unwrap_or_default())
+        .bind(gauges.get("overdue").copied().unwrap_or_default())
+        .bind(gauges.get("orphan").copied().unwrap_or_default())
+        .bind(to_ms(now))
+        .execute(&self.write)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// The recorded gauges of the days `from`..=`to`, in order.
+    pub async fn gauge_history(&self, from: NaiveDate, to: NaiveDate) -> Result<Vec<DailyGauges>> {
+        let rows = sqlx::query(
+            "SELECT day, open, overdue, orphan FROM daily_gauges WHERE day >= $1 AND day <= $2 ORDER BY day",
+        )
+        .bind(date_text(from))
+        .bind(date_text(to))
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(DailyGauges {
+                    day: get_str(r, "day")?,
+                    open: get_i64(r, "open")?,
+                    overdue: get_i64(r, "overdue")?,
+                    orphan: get_i64(r, "orphan")?,
+                })
+            })
+            .collect()
+    }
+}
+
 /// A value bound to a dynamically built query.
 enum Arg {
     Text(String),
@@ -1827,6 +1890,32 @@ pub(crate) mod tests {
                 case.timeline.len(),
                 "nothing to clear"
             );
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn the_gauges_are_recorded_once_a_day() {
+        use sportello_domain::clock::Clock;
+        with_test_store(|store, clock| async move {
+            store.create_case(request("ztl_permit")).await.unwrap();
+            assert!(store.record_daily_gauges().await.unwrap());
+            assert!(!store.record_daily_gauges().await.unwrap(), "once a day");
+            clock.advance(Duration::days(40));
+            store.create_case(request("ztl_permit")).await.unwrap();
+            assert!(store.record_daily_gauges().await.unwrap());
+            let today = rome_date(clock.now());
+            let history = store
+                .gauge_history(today - Duration::days(60), today)
+                .await
+                .unwrap();
+            let figures: Vec<(i64, i64, i64)> = history
+                .iter()
+                .map(|g| (g.open, g.overdue, g.orphan))
+                .collect();
+            // 40 days on, the first case is late and orphan (unassigned, no news).
+            assert_eq!(figures, [(1, 0, 0), (2, 1, 1)]);
+            assert_eq!(history[1].day, date_text(today));
         })
         .await;
     }

@@ -622,6 +622,34 @@ async fn staff_sign_in_work_a_case_from_its_page_and_sign_out() {
     assert_eq!(home.location, "/ufficio/permessi");
     let check = police.get("/ufficio/permessi?plate=AB123CD&gate=V04").await;
     assert!(check.body.contains("Non autorizzato"), "{}", check.body);
+    // The desk checks a gate file: the violations come back as a file; bad lines are named.
+    let desk = police.get("/ufficio/permessi").await;
+    let desk_csrf = csrf_of(&desk.body);
+    let upload = |body: &'static str| {
+        Form::new().text("csrf", desk_csrf.clone()).part(
+            "file",
+            Part::bytes(body.as_bytes().to_vec()).file_name("varchi.csv"),
+        )
+    };
+    let checked = police
+        .post_multipart(
+            "/ufficio/permessi/transiti",
+            upload("transit_id,gate,plate,country,timestamp\nT1,V04,ab 123 cd,,2026-03-02T09:00:00+01:00\n"),
+        )
+        .await;
+    assert_eq!(checked.status, 200);
+    assert_eq!(
+        checked.body,
+        "transit_id,gate,zone,plate,country,timestamp,reason\nT1,V04,B,AB123CD,IT,2026-03-02T09:00:00+01:00,no_permit\n"
+    );
+    let refused = police
+        .post_multipart(
+            "/ufficio/permessi/transiti",
+            upload("transit_id,gate,plate,country,timestamp\nT1,V99,AB123CD,,2026-03-02T09:00:00+01:00\n"),
+        )
+        .await;
+    assert_eq!(refused.status, 422);
+    assert!(refused.body.contains("riga 2"), "{}", refused.body);
     let case = police.get(&format!("/ufficio/pratiche/{reference}")).await;
     assert_eq!(
         case.location, "/ufficio/permessi",
@@ -782,6 +810,8 @@ async fn a_cude_holder_communicates_a_temporary_plate_and_the_supervisor_sees_wh
         "<caption>",
         "format=xlsx",
         "<th scope=\"row\">Totale</th>",
+        // The day's gauges, recorded by the server's tick at start.
+        "Pratiche orfane e scadute nel tempo",
     ] {
         assert!(reports.body.contains(needle), "{needle}");
     }

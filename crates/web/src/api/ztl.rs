@@ -184,6 +184,29 @@ pub async fn check(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let user = caller.require(Permission::CheckTransits)?;
+    let (summary, out) = run_check(&state, &user.login, body).await?;
+    if summary.rejected_count > 0 {
+        return Err(ApiError::Invalid(
+            summary
+                .rejected
+                .iter()
+                .map(|r| crate::error::FieldError {
+                    field: format!("line {}", r.line),
+                    message: r.reason.clone(),
+                })
+                .collect(),
+        ));
+    }
+    Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], out).into_response())
+}
+
+/// Checks a gate file against the register under the policy in force, keeps the file for
+/// later policy checks and records the check; the violations as CSV (§6.5).
+pub(crate) async fn run_check(
+    state: &AppState,
+    actor: &str,
+    body: Bytes,
+) -> Result<(sportello_domain::ztl::transits::CheckSummary, Vec<u8>), ApiError> {
     let rows = state.store.permit_rows().await?;
     let policy = Arc::clone(&state.policy);
     let file = body.clone();
@@ -203,7 +226,7 @@ pub async fn check(
         .record_transit_check(&sportello_store::transits::TransitCheck {
             sha256,
             size,
-            actor: user.login.clone(),
+            actor: actor.to_owned(),
             policy_version: state.policy_version,
             transits: summary.transits,
             in_active_zone: summary.in_active_zone,
@@ -211,19 +234,7 @@ pub async fn check(
             rejected: summary.rejected_count,
         })
         .await?;
-    if summary.rejected_count > 0 {
-        return Err(ApiError::Invalid(
-            summary
-                .rejected
-                .iter()
-                .map(|r| crate::error::FieldError {
-                    field: format!("line {}", r.line),
-                    message: r.reason.clone(),
-                })
-                .collect(),
-        ));
-    }
-    Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], out).into_response())
+    Ok((summary, out))
 }
 
 /// `GET /permits/v/{token}`: the public page behind a permit's QR code: valid or not

@@ -42,6 +42,7 @@ pub(super) fn routes() -> Router<AppState> {
         )
         .route("/ufficio/cerca", get(search))
         .route("/ufficio/permessi", get(permits))
+        .route("/ufficio/permessi/transiti", post(check_transits_page))
         .route("/ufficio/accessi", get(audit))
 }
 
@@ -1129,6 +1130,8 @@ struct PermitsPage {
     gate: String,
     verdict: Option<(bool, String, String)>,
     error: Option<String>,
+    /// Rejected lines of an uploaded gate file.
+    rejected: Vec<(u64, String)>,
 }
 
 /// `GET /ufficio/permessi`: a plate's check at a gate now, and the whitelist downloads.
@@ -1198,8 +1201,92 @@ async fn permits(
         gate,
         verdict,
         error,
+        rejected: Vec::new(),
     };
     page(StatusCode::OK, &page_)
+}
+
+/// `POST /ufficio/permessi/transiti`: a gate file (CONTRACT §6.4) checked from the desk;
+/// the violations come back as a CSV download, or the page names the refused lines.
+async fn check_transits_page(
+    State(state): State<AppState>,
+    Query(query): Query<PageQuery>,
+    headers: HeaderMap,
+    multipart: Result<axum::extract::Multipart, axum::extract::multipart::MultipartRejection>,
+) -> Response {
+    let session = match staff(&state, &headers, "/ufficio/permessi").await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let tr = language(query.lang.as_deref(), &headers);
+    let mut page_ = PermitsPage {
+        frame: Frame::staff(&state, "permits", &session).with_language(&tr),
+        tr,
+        gates: state
+            .policy
+            .zones
+            .iter()
+            .flat_map(|z| z.gates.clone())
+            .collect(),
+        plate: String::new(),
+        gate: String::new(),
+        verdict: None,
+        error: None,
+        rejected: Vec::new(),
+    };
+    if !session.user.role.can(Permission::CheckTransits) {
+        page_.error = Some(tr.t("case.forbidden").to_owned());
+        return page(StatusCode::FORBIDDEN, &page_);
+    }
+    let (mut csrf, mut file) = (String::new(), None);
+    if let Ok(mut multipart) = multipart {
+        while let Ok(Some(field)) = multipart.next_field().await {
+            match field.name() {
+                Some("csrf") => csrf = field.text().await.unwrap_or_default(),
+                Some("file") => file = field.bytes().await.ok(),
+                _ => {}
+            }
+        }
+    }
+    if !same_token(&csrf, &session.csrf_token) {
+        page_.error = Some(tr.t("form.expired").to_owned());
+        return page(StatusCode::FORBIDDEN, &page_);
+    }
+    let Some(file) = file.filter(|f| !f.is_empty()) else {
+        page_.error = Some(tr.t("permits.no_file").to_owned());
+        return page(StatusCode::UNPROCESSABLE_ENTITY, &page_);
+    };
+    match crate::api::ztl::run_check(&state, &session.user.login, file).await {
+        Ok((summary, _)) if summary.rejected_count > 0 => {
+            page_.error = Some(tr.f(
+                "permits.rejected",
+                &[("n", &summary.rejected_count.to_string())],
+            ));
+            page_.rejected = summary
+                .rejected
+                .iter()
+                .take(200)
+                .map(|r| (r.line, r.reason.clone()))
+                .collect();
+            page(StatusCode::UNPROCESSABLE_ENTITY, &page_)
+        }
+        Ok((_, out)) => (
+            [
+                (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+                (
+                    header::CONTENT_DISPOSITION,
+                    "attachment; filename=\"violazioni.csv\"",
+                ),
+                (header::CACHE_CONTROL, "no-store"),
+            ],
+            out,
+        )
+            .into_response(),
+        Err(e) => {
+            page_.error = Some(e.detail());
+            page(StatusCode::UNPROCESSABLE_ENTITY, &page_)
+        }
+    }
 }
 
 // ----- audit -----

@@ -146,6 +146,40 @@ async fn reports(
         .record_access(&session.user.login, "reports", "ufficio/report")
         .await;
     page_.charts = charts(&tr, style, &throughput, group_by);
+    let history = state
+        .store
+        .gauge_history(from, to)
+        .await
+        .unwrap_or_default();
+    if !history.is_empty() {
+        let over_time = ChartData {
+            id: "gauges".into(),
+            title: tr.t("reports.chart.gauges").to_owned(),
+            description: tr.f(
+                "reports.chart.gauges_desc",
+                &[("days", &history.len().to_string())],
+            ),
+            x_label: tr.t("reports.day").to_owned(),
+            y_label: tr.t("reports.cases").to_owned(),
+            categories: history.iter().map(|g| day(&g.day)).collect(),
+            series: vec![
+                Series {
+                    name: tr.t("queue.orphan").to_owned(),
+                    values: history.iter().map(|g| Some(g.orphan as f64)).collect(),
+                },
+                Series {
+                    name: tr.t("queue.overdue").to_owned(),
+                    values: history.iter().map(|g| Some(g.overdue as f64)).collect(),
+                },
+            ],
+            numbers: style,
+        };
+        page_.charts.push(Chart {
+            title: over_time.title.clone(),
+            svg: line_chart(&over_time),
+            table: data_table(&over_time),
+        });
+    }
     let name = |g: &str| match group_by {
         GroupBy::CaseType => tr.name("case_type", g),
         GroupBy::Channel => tr.name("channel", g),

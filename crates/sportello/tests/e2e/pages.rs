@@ -476,6 +476,21 @@ async fn staff_sign_in_work_a_case_from_its_page_and_sign_out() {
         case["timeline"].as_array().unwrap().last().unwrap()["actor"],
         "op"
     );
+    // The list as a file, subjects as text (a citizen's "=..." is not a formula).
+    let export = browser
+        .get("/ufficio/pratiche?status=in_review&format=csv")
+        .await;
+    assert_eq!(export.status, 200);
+    let lines: Vec<&str> = export.body.lines().collect();
+    assert!(
+        lines[0].starts_with("reference,case_type,status,subject"),
+        "{}",
+        export.body
+    );
+    assert_eq!(lines.len(), 2, "one case in review: {}", export.body);
+    assert!(lines[1].starts_with(&format!("{reference},Permesso ZTL,in istruttoria,")));
+    let xlsx = browser.get("/ufficio/pratiche?format=xlsx").await;
+    assert_eq!(xlsx.status, 200);
     // A refused action shows why.
     let refused = browser
         .post_form(

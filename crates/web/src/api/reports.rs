@@ -604,7 +604,8 @@ fn attachment(media: &'static str, filename: &str, body: Vec<u8>) -> Response {
         .into_response()
 }
 
-fn csv_response(t: &Table, name: &str) -> Result<Response, ApiError> {
+/// A table as a CSV download.
+pub(crate) fn csv_response(t: &Table, name: &str) -> Result<Response, ApiError> {
     let body = write_csv(t).map_err(|e| ApiError::Internal(format!("report CSV: {e}")))?;
     Ok(attachment(
         "text/csv; charset=utf-8",
@@ -613,7 +614,8 @@ fn csv_response(t: &Table, name: &str) -> Result<Response, ApiError> {
     ))
 }
 
-fn xlsx_response(tables: &[Table], name: &str) -> Result<Response, ApiError> {
+/// Tables as an XLSX download.
+pub(crate) fn xlsx_response(tables: &[Table], name: &str) -> Result<Response, ApiError> {
     let body = write_xlsx(tables).map_err(|e| ApiError::Internal(format!("report XLSX: {e}")))?;
     Ok(attachment(
         "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",

@@ -13,7 +13,7 @@ cargo build --release -q -p sportello-loadtest --bin sportello-load
 TARGET="${CARGO_TARGET_DIR:-target}/release"
 BIN="$TARGET/sportello"
 dir="$(mktemp -d /tmp/sportello-pages-bench.XXXXXX)"
-trap 'kill "${pid:-0}" 2>/dev/null || true; rm -rf "$dir"' EXIT
+trap 'kill "${pid:-0}" 2>/dev/null || true; [ -n "${KEEP:-}" ] && echo "kept $dir" || rm -rf "$dir"' EXIT
 printf 'data_dir = "%s/data"\nlisten = "127.0.0.1:%s"\n' "$dir" "$PORT" >"$dir/sportello.toml"
 if [ -n "${DATABASE_URL:-}" ]; then printf '[database]\nurl = "%s"\n' "$DATABASE_URL" >>"$dir/sportello.toml"; fi
 out="$("$BIN" --config "$dir/sportello.toml" user add op --role operator)"

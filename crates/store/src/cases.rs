@@ -215,11 +215,13 @@ pub struct CaseFilter {
     pub due_within_days: Option<i64>,
     /// Only cases carrying this flag (e.g. `unsorted_scan`, `ocr_failed`).
     pub flag: Option<String>,
+    /// Only cases of the citizen with this fiscal code (exactly).
+    pub citizen_fiscal_code: Option<String>,
     /// Free text in reference, subject, citizen name or fiscal code.
     pub q: Option<String>,
     /// Page, from 1.
     pub page: u32,
-    /// Page size.
+    /// Page size; 0 counts without listing.
     pub per_page: u32,
 }
 
@@ -844,7 +846,9 @@ impl Store {
             None => {}
         }
         // The clock runs: not decided, and no suspension in force.
-        let running = "c.status IN ('received', 'in_review', 'waiting_citizen', 'rejection_notice') AND c.pause_kind IS NULL";
+        // (`c.status || ''` keeps the engines from choosing the status index, which holds
+        // nearly every open case, over the selective due-date and idle-time ones.)
+        let running = "(c.status || '') IN ('received', 'in_review', 'waiting_citizen', 'rejection_notice') AND c.pause_kind IS NULL";
         if filter.overdue {
             clauses.push(format!(
                 "{running} AND c.due_on < {}",
@@ -879,9 +883,16 @@ impl Store {
                 .replace('\\', "\\\\")
                 .replace('%', "\\%")
                 .replace('_', "\\_");
+            // `flags <> '[]'` lets the engines read the small index of flagged cases.
             clauses.push(format!(
-                "c.flags LIKE {} ESCAPE '\\'",
+                "c.flags <> '[]' AND c.flags LIKE {} ESCAPE '\\'",
                 bind(&mut args, Arg::Text(format!("%{quoted}%")))
+            ));
+        }
+        if let Some(code) = filter.citizen_fiscal_code.as_deref() {
+            clauses.push(format!(
+                "c.citizen_id = (SELECT id FROM citizens WHERE fiscal_code = {})",
+                bind(&mut args, Arg::Text(code.to_owned()))
             ));
         }
         if let Some(q) = filter.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
@@ -913,10 +924,26 @@ impl Store {
             count_query = a.bind_to(count_query);
         }
         let total = get_i64(&count_query.fetch_one(&self.read).await?, "n")?;
+        if filter.per_page == 0 {
+            // Only the count was asked (a queue's number).
+            return Ok((Vec::new(), total));
+        }
         let per_page = filter.per_page.max(1);
         let offset = i64::from(filter.page.max(1) - 1) * i64::from(per_page);
+        // With a selective filter (late, due soon, flagged, orphan) the few matches are
+        // found by their own index and sorted; ordering by the bare column would walk the
+        // whole reception index looking for them.
+        let selective = filter.overdue
+            || filter.orphan
+            || filter.due_within_days.is_some()
+            || filter.flag.is_some();
+        let order = if selective {
+            "c.received_at + 0 DESC, c.id DESC"
+        } else {
+            "c.received_at DESC, c.id DESC"
+        };
         let list_sql = format!(
-            "SELECT {CASE_COLUMNS} FROM {CASE_FROM} {where_sql} ORDER BY c.received_at DESC, c.id DESC LIMIT {per_page} OFFSET {offset}"
+            "SELECT {CASE_COLUMNS} FROM {CASE_FROM} {where_sql} ORDER BY {order} LIMIT {per_page} OFFSET {offset}"
         );
         let mut list_query = sqlx::query(sqlx::AssertSqlSafe(list_sql));
         for a in &args {
@@ -1353,7 +1380,7 @@ impl Store {
                 "overdue",
                 CaseFilter {
                     overdue: true,
-                    per_page: 1,
+                    per_page: 0,
                     ..CaseFilter::default()
                 },
             ),
@@ -1361,7 +1388,7 @@ impl Store {
                 "orphan",
                 CaseFilter {
                     orphan: true,
-                    per_page: 1,
+                    per_page: 0,
                     ..CaseFilter::default()
                 },
             ),

@@ -283,7 +283,7 @@ fn row(tr: &Tr, c: &CaseSummary) -> Row {
 /// The queues: (key, filter, link query, alerting when not empty).
 fn queue_filters(login: &str) -> Vec<(&'static str, CaseFilter, String, bool)> {
     let base = CaseFilter {
-        per_page: 1,
+        per_page: 0,
         page: 1,
         ..CaseFilter::default()
     };
@@ -857,7 +857,7 @@ async fn render_case(
         Some(code) => state
             .store
             .list_cases(&CaseFilter {
-                q: Some(code.to_owned()),
+                citizen_fiscal_code: Some(code.to_owned()),
                 page: 1,
                 per_page: 20,
                 ..CaseFilter::default()

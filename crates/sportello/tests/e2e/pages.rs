@@ -851,3 +851,94 @@ async fn a_cude_holder_communicates_a_temporary_plate_and_the_supervisor_sees_wh
     assert_eq!(operator.get("/ufficio/report").await.location, "/ufficio");
     assert_eq!(operator.get("/ufficio/accessi").await.location, "/ufficio");
 }
+
+/// The whole job from the browser: a request from the counter gets its document, its
+/// permit data, the review, the approval and the permit, with buttons only.
+#[tokio::test]
+async fn an_operator_issues_a_permit_from_the_pages_alone() {
+    let mut install = Install::new("").await;
+    let (password, op) = install.user_with_password("op", "operator");
+    install.start(&[]).await;
+    let reference = install.create_case(&op).await;
+    let mut browser = Browser::new(&install);
+    let login = browser.get("/ufficio/login").await;
+    browser
+        .post_form(
+            "/ufficio/login",
+            &[
+                ("login", "op"),
+                ("password", &password),
+                ("csrf", &csrf_of(&login.body)),
+            ],
+        )
+        .await;
+    let case_path = format!("/ufficio/pratiche/{reference}");
+    let token = csrf_of(&browser.get(&case_path).await.body);
+    let upload = Form::new()
+        .text("csrf", token.clone())
+        .part("file", file("carta-identita.pdf"))
+        .part("file", file("libretto.pdf"));
+    let uploaded = browser
+        .post_multipart(&format!("{case_path}/documenti"), upload)
+        .await;
+    assert!(
+        uploaded.body.contains("Abbiamo ricevuto 2 documenti"),
+        "{}",
+        uploaded.body
+    );
+    let saved = browser
+        .post_form(
+            &format!("{case_path}/dati"),
+            &[
+                ("csrf", &token),
+                ("category", "residenti"),
+                ("plates", "AB123CD"),
+                ("documents", "documento_identita, carta_circolazione"),
+            ],
+        )
+        .await;
+    assert_eq!(saved.status, 303);
+    for action in ["start_review", "approve", "issue"] {
+        let done = browser
+            .post_form(
+                &format!("{case_path}/azioni"),
+                &[("csrf", &token), ("action", action)],
+            )
+            .await;
+        assert_eq!(done.status, 303, "{action}: {}", done.body);
+    }
+    let (_, _, case) = install
+        .call(
+            "GET",
+            &format!("/api/v1/cases/{reference}"),
+            Some(&op),
+            None,
+        )
+        .await;
+    assert_eq!(case["status"], "issued", "{case}");
+    assert_eq!(
+        case["fields"]["documents"],
+        json!(["documento_identita", "carta_circolazione"])
+    );
+    let names: Vec<&str> = case["documents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["filename"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), 3, "{names:?}");
+    assert!(
+        names.iter().any(|n| n.starts_with("permesso-RES-")),
+        "{names:?}"
+    );
+    // Without the session's token nothing is stored.
+    let forged = browser
+        .post_multipart(
+            &format!("{case_path}/documenti"),
+            Form::new()
+                .text("csrf", "x")
+                .part("file", file("altro.pdf")),
+        )
+        .await;
+    assert!(forged.body.contains("Il modulo è scaduto"));
+}

@@ -40,6 +40,11 @@ pub(super) fn routes() -> Router<AppState> {
             "/ufficio/pratiche/{reference}/segnalazioni",
             post(clear_flag),
         )
+        .route(
+            "/ufficio/pratiche/{reference}/documenti",
+            post(upload_document),
+        )
+        .route("/ufficio/pratiche/{reference}/dati", post(edit_fields))
         .route("/ufficio/cerca", get(search))
         .route("/ufficio/permessi", get(permits))
         .route("/ufficio/permessi/transiti", post(check_transits_page))
@@ -656,6 +661,10 @@ struct CasePage {
     notice: Option<String>,
     error: Option<String>,
     evidence: Vec<(String, String, String, String)>,
+    /// For permit requests: (category, plates, documents received) as the form shows them,
+    /// with the policy's categories.
+    permit_form: Option<(String, String, String)>,
+    categories: Vec<(String, String)>,
 }
 
 /// The actions a case's status allows, with the field each asks for (the workflow
@@ -893,6 +902,39 @@ async fn render_case(
     } else {
         Vec::new()
     };
+    let joined = |key: &str| match case.fields.get(key) {
+        Some(serde_json::Value::Array(items)) => items
+            .iter()
+            .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+            .collect::<Vec<_>>()
+            .join(", "),
+        Some(serde_json::Value::String(s)) => s.clone(),
+        _ => String::new(),
+    };
+    let permit_form = (matches!(case.summary.case_type.as_str(), "ztl_permit" | "cude")
+        && case.summary.status != "closed")
+        .then(|| {
+            (
+                case.fields
+                    .get("category")
+                    .and_then(|c| c.as_str())
+                    .unwrap_or_default()
+                    .to_owned(),
+                joined("plates"),
+                joined("documents"),
+            )
+        });
+    let categories = state
+        .policy
+        .categories
+        .iter()
+        .map(|c| {
+            (
+                c.id.clone(),
+                format!("{} ({})", c.name, c.documents.join(", ")),
+            )
+        })
+        .collect();
     let page_ = CasePage {
         status: tr.name("status", &case.summary.status),
         case_type: tr.name("case_type", &case.summary.case_type),
@@ -913,6 +955,8 @@ async fn render_case(
         notice,
         error,
         evidence,
+        permit_form,
+        categories,
         frame: Frame::staff(state, "cases", session).with_language(&tr),
         case,
         tr,
@@ -1079,6 +1123,233 @@ async fn clear_flag(
             form.note.as_deref(),
             &session.user.login,
         )
+        .await
+    {
+        Ok(_) => Redirect::to(&here).into_response(),
+        Err(e) => {
+            let message = crate::error::ApiError::from(e).detail();
+            render_case(&state, &session, tr, &reference, None, Some(message)).await
+        }
+    }
+}
+
+/// `POST /ufficio/pratiche/{ref}/documenti`: documents brought to the counter or received
+/// on paper, attached from the case page (multipart: `csrf`, one or more `file`).
+async fn upload_document(
+    State(state): State<AppState>,
+    Path(reference): Path<String>,
+    Query(query): Query<PageQuery>,
+    headers: HeaderMap,
+    multipart: Result<axum::extract::Multipart, axum::extract::multipart::MultipartRejection>,
+) -> Response {
+    use futures::TryStreamExt;
+    let here = format!("/ufficio/pratiche/{}", urlencode(&reference));
+    let session = match staff(&state, &headers, &here).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let tr = language(query.lang.as_deref(), &headers);
+    if !session.user.role.can(Permission::UploadDocument) {
+        return render_case(
+            &state,
+            &session,
+            tr,
+            &reference,
+            None,
+            Some(tr.t("case.forbidden").to_owned()),
+        )
+        .await;
+    }
+    let Ok(mut multipart) = multipart else {
+        return render_case(
+            &state,
+            &session,
+            tr,
+            &reference,
+            None,
+            Some(tr.t("form.unreadable").to_owned()),
+        )
+        .await;
+    };
+    let mut csrf_ok = false;
+    let mut added = 0;
+    loop {
+        let field = match multipart.next_field().await {
+            Ok(Some(field)) => field,
+            Ok(None) => break,
+            Err(_) => {
+                return render_case(
+                    &state,
+                    &session,
+                    tr,
+                    &reference,
+                    None,
+                    Some(tr.t("form.unreadable").to_owned()),
+                )
+                .await;
+            }
+        };
+        match (
+            field.name().map(str::to_owned),
+            field.file_name().map(str::to_owned),
+        ) {
+            (Some(name), None) if name == "csrf" => {
+                csrf_ok = same_token(&field.text().await.unwrap_or_default(), &session.csrf_token);
+            }
+            (_, Some(filename)) if !filename.is_empty() => {
+                if !csrf_ok {
+                    return render_case(
+                        &state,
+                        &session,
+                        tr,
+                        &reference,
+                        None,
+                        Some(tr.t("form.expired").to_owned()),
+                    )
+                    .await;
+                }
+                let stream = field.map_err(std::io::Error::other);
+                let stored = async {
+                    let staged = sportello_store::documents::BlobStore::stage(
+                        &state.staging_dir,
+                        tokio_util::io::StreamReader::new(stream),
+                        state.config.documents.max_upload_bytes,
+                    )
+                    .await?;
+                    if staged.size == 0 {
+                        return Ok(false);
+                    }
+                    state.blobs.put_staged(&staged).await?;
+                    state
+                        .store
+                        .add_document(
+                            &reference,
+                            &staged.sha256,
+                            staged.size,
+                            &filename,
+                            &staged.media_type,
+                            &session.user.login,
+                        )
+                        .await?;
+                    Ok::<bool, sportello_store::StoreError>(true)
+                }
+                .await;
+                match stored {
+                    Ok(true) => added += 1,
+                    Ok(false) => {}
+                    Err(e) => {
+                        let message = crate::error::ApiError::from(e).detail();
+                        return render_case(&state, &session, tr, &reference, None, Some(message))
+                            .await;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    if !csrf_ok {
+        return render_case(
+            &state,
+            &session,
+            tr,
+            &reference,
+            None,
+            Some(tr.t("form.expired").to_owned()),
+        )
+        .await;
+    }
+    render_case(
+        &state,
+        &session,
+        tr,
+        &reference,
+        Some(tr.f("status.uploaded", &[("n", &added.to_string())])),
+        None,
+    )
+    .await
+}
+
+/// The form of a permit request's data.
+#[derive(Debug, Deserialize)]
+pub struct FieldsForm {
+    csrf: String,
+    category: Option<String>,
+    plates: Option<String>,
+    /// Document kinds received, comma separated (the category's names).
+    documents: Option<String>,
+}
+
+/// `POST /ufficio/pratiche/{ref}/dati`: the permit request's category, plates and the
+/// documents received, as the operator checked them (a journaled change of the fields).
+async fn edit_fields(
+    State(state): State<AppState>,
+    Path(reference): Path<String>,
+    Query(query): Query<PageQuery>,
+    headers: HeaderMap,
+    axum::Form(form): axum::Form<FieldsForm>,
+) -> Response {
+    let here = format!("/ufficio/pratiche/{}", urlencode(&reference));
+    let session = match staff(&state, &headers, &here).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let tr = language(query.lang.as_deref(), &headers);
+    if !same_token(&form.csrf, &session.csrf_token) {
+        return render_case(
+            &state,
+            &session,
+            tr,
+            &reference,
+            None,
+            Some(tr.t("form.expired").to_owned()),
+        )
+        .await;
+    }
+    if !session.user.role.can(Permission::ActOnCase) {
+        return render_case(
+            &state,
+            &session,
+            tr,
+            &reference,
+            None,
+            Some(tr.t("case.forbidden").to_owned()),
+        )
+        .await;
+    }
+    let list = |v: &Option<String>| -> Vec<serde_json::Value> {
+        v.as_deref()
+            .unwrap_or_default()
+            .split([',', ';', '\n'])
+            .map(str::trim)
+            .filter(|x| !x.is_empty())
+            .map(|x| serde_json::Value::String(x.to_owned()))
+            .collect()
+    };
+    let mut patch = serde_json::Map::new();
+    if let Some(category) = form
+        .category
+        .as_deref()
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+    {
+        if state.policy.category(category).is_none() {
+            return render_case(
+                &state,
+                &session,
+                tr,
+                &reference,
+                None,
+                Some(tr.t("apply.error.category").to_owned()),
+            )
+            .await;
+        }
+        patch.insert("category".into(), category.into());
+    }
+    patch.insert("plates".into(), list(&form.plates).into());
+    patch.insert("documents".into(), list(&form.documents).into());
+    match state
+        .store
+        .update_case_fields(&reference, &patch, &session.user.login)
         .await
     {
         Ok(_) => Redirect::to(&here).into_response(),

@@ -994,6 +994,40 @@ struct NotFoundPage {
     frame: Frame,
 }
 
+/// The checks of every form of the case page that changes it: a signed-in user (else the
+/// sign-in page), the session's CSRF token and the right to act (else the case page again
+/// saying why).
+async fn case_form(
+    state: &AppState,
+    headers: &HeaderMap,
+    here: &str,
+    reference: &str,
+    lang: Option<&str>,
+    csrf: &str,
+) -> Result<(Session, Tr), Response> {
+    let session = staff(state, headers, here).await?;
+    let tr = language(lang, headers);
+    let refusal = if !same_token(csrf, &session.csrf_token) {
+        Some("form.expired")
+    } else if !session.user.role.can(Permission::ActOnCase) {
+        Some("case.forbidden")
+    } else {
+        None
+    };
+    match refusal {
+        Some(key) => Err(render_case(
+            state,
+            &session,
+            tr,
+            reference,
+            None,
+            Some(tr.t(key).to_owned()),
+        )
+        .await),
+        None => Ok((session, tr)),
+    }
+}
+
 /// The action form of the case page.
 #[derive(Debug, Deserialize)]
 pub struct ActionForm {
@@ -1018,33 +1052,19 @@ async fn act(
     axum::Form(form): axum::Form<ActionForm>,
 ) -> Response {
     let here = format!("/ufficio/pratiche/{}", urlencode(&reference));
-    let session = match staff(&state, &headers, &here).await {
-        Ok(s) => s,
+    let (session, tr) = match case_form(
+        &state,
+        &headers,
+        &here,
+        &reference,
+        query.lang.as_deref(),
+        &form.csrf,
+    )
+    .await
+    {
+        Ok(found) => found,
         Err(r) => return r,
     };
-    let tr = language(query.lang.as_deref(), &headers);
-    if !same_token(&form.csrf, &session.csrf_token) {
-        return render_case(
-            &state,
-            &session,
-            tr,
-            &reference,
-            None,
-            Some(tr.t("form.expired").to_owned()),
-        )
-        .await;
-    }
-    if !session.user.role.can(Permission::ActOnCase) {
-        return render_case(
-            &state,
-            &session,
-            tr,
-            &reference,
-            None,
-            Some(tr.t("case.forbidden").to_owned()),
-        )
-        .await;
-    }
     let lines = |v: &Option<String>| {
         v.as_deref().map(|s| {
             s.lines()
@@ -1088,33 +1108,19 @@ async fn clear_flag(
     axum::Form(form): axum::Form<FlagForm>,
 ) -> Response {
     let here = format!("/ufficio/pratiche/{}", urlencode(&reference));
-    let session = match staff(&state, &headers, &here).await {
-        Ok(s) => s,
+    let (session, tr) = match case_form(
+        &state,
+        &headers,
+        &here,
+        &reference,
+        query.lang.as_deref(),
+        &form.csrf,
+    )
+    .await
+    {
+        Ok(found) => found,
         Err(r) => return r,
     };
-    let tr = language(query.lang.as_deref(), &headers);
-    if !same_token(&form.csrf, &session.csrf_token) {
-        return render_case(
-            &state,
-            &session,
-            tr,
-            &reference,
-            None,
-            Some(tr.t("form.expired").to_owned()),
-        )
-        .await;
-    }
-    if !session.user.role.can(Permission::ActOnCase) {
-        return render_case(
-            &state,
-            &session,
-            tr,
-            &reference,
-            None,
-            Some(tr.t("case.forbidden").to_owned()),
-        )
-        .await;
-    }
     match state
         .store
         .clear_flag(
@@ -1289,33 +1295,19 @@ async fn edit_fields(
     axum::Form(form): axum::Form<FieldsForm>,
 ) -> Response {
     let here = format!("/ufficio/pratiche/{}", urlencode(&reference));
-    let session = match staff(&state, &headers, &here).await {
-        Ok(s) => s,
+    let (session, tr) = match case_form(
+        &state,
+        &headers,
+        &here,
+        &reference,
+        query.lang.as_deref(),
+        &form.csrf,
+    )
+    .await
+    {
+        Ok(found) => found,
         Err(r) => return r,
     };
-    let tr = language(query.lang.as_deref(), &headers);
-    if !same_token(&form.csrf, &session.csrf_token) {
-        return render_case(
-            &state,
-            &session,
-            tr,
-            &reference,
-            None,
-            Some(tr.t("form.expired").to_owned()),
-        )
-        .await;
-    }
-    if !session.user.role.can(Permission::ActOnCase) {
-        return render_case(
-            &state,
-            &session,
-            tr,
-            &reference,
-            None,
-            Some(tr.t("case.forbidden").to_owned()),
-        )
-        .await;
-    }
     let list = |v: &Option<String>| -> Vec<serde_json::Value> {
         v.as_deref()
             .unwrap_or_default()

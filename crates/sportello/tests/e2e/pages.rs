@@ -931,6 +931,54 @@ async fn an_operator_issues_a_permit_from_the_pages_alone() {
         names.iter().any(|n| n.starts_with("permesso-RES-")),
         "{names:?}"
     );
+    // The permit's page: its state and history, suspension with a reason, renewal.
+    let number = names
+        .iter()
+        .find_map(|n| {
+            n.strip_prefix("permesso-")
+                .and_then(|n| n.strip_suffix(".pdf"))
+        })
+        .unwrap()
+        .to_owned();
+    let permit_path = format!("/ufficio/permessi/{number}");
+    let permit_page = browser.get(&permit_path).await;
+    assert_eq!(permit_page.status, 200);
+    assert!(permit_page.body.contains("attivo") && permit_page.body.contains("AB123CD"));
+    let suspended = browser
+        .post_form(
+            &permit_path,
+            &[
+                ("csrf", &token),
+                ("change", "suspended"),
+                ("reason", "veicolo venduto"),
+            ],
+        )
+        .await;
+    assert_eq!(suspended.status, 303);
+    let (_, _, permit) = install
+        .call("GET", &format!("/api/v1/permits/{number}"), Some(&op), None)
+        .await;
+    assert_eq!(permit["state"], "suspended");
+    assert_eq!(
+        permit["history"].as_array().unwrap().last().unwrap()["detail"]["reason"],
+        "veicolo venduto"
+    );
+    let renewal = browser
+        .post_form(&permit_path, &[("csrf", &token), ("change", "renew")])
+        .await;
+    assert_eq!(renewal.status, 303);
+    assert!(
+        renewal.location.starts_with("/ufficio/pratiche/ZTL-"),
+        "{}",
+        renewal.location
+    );
+    let opened = browser
+        .get(&format!(
+            "/ufficio/permessi/apri?numero={}",
+            number.to_lowercase()
+        ))
+        .await;
+    assert_eq!(opened.location, permit_path);
     // Without the session's token nothing is stored.
     let forged = browser
         .post_multipart(

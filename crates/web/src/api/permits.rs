@@ -488,7 +488,20 @@ pub async fn renew(
     crate::extract::ApiJson(body): crate::extract::ApiJson<RenewalRequest>,
 ) -> Result<(StatusCode, Json<sportello_store::cases::CaseView>), ApiError> {
     let user = caller.require(Permission::ActOnCase)?;
-    let permit = state.store.permit(number.trim()).await?;
+    let case = open_renewal(&state, &user.login, number.trim(), body.channel, body.note).await?;
+    Ok((StatusCode::CREATED, Json(case)))
+}
+
+/// Opens the renewal case of a permit, prefilled from it (the API's and the permits
+/// page's renewal).
+pub(crate) async fn open_renewal(
+    state: &AppState,
+    actor: &str,
+    number: &str,
+    channel: Option<String>,
+    note: Option<String>,
+) -> Result<sportello_store::cases::CaseView, ApiError> {
+    let permit = state.store.permit(number).await?;
     if permit.state == "revoked" {
         return Err(ApiError::Conflict(format!(
             "the permit {} is revoked: a new request is needed, not a renewal",
@@ -526,8 +539,8 @@ pub async fn renew(
             "Rinnovo del permesso {} ({})",
             permit.number, category.name
         )),
-        description: body.note,
-        channel: body.channel.or_else(|| Some("counter".into())),
+        description: note,
+        channel: channel.or_else(|| Some("counter".into())),
         citizen: Some(crate::api::cases::CitizenBody {
             fiscal_code: Some(permit.holder_fiscal_code.clone()),
             name: Some(permit.holder_name.clone()),
@@ -539,7 +552,7 @@ pub async fn renew(
     };
     let case = state
         .store
-        .create_case(request.validate(&state, &user.login)?)
+        .create_case(request.validate(state, actor)?)
         .await?;
-    Ok((StatusCode::CREATED, Json(case)))
+    Ok(case)
 }

@@ -49,6 +49,11 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/ufficio/permessi", get(permits))
         .route("/ufficio/permessi/transiti", post(check_transits_page))
         .route("/ufficio/accessi", get(audit))
+        .route("/ufficio/permessi/apri", get(open_permit))
+        .route(
+            "/ufficio/permessi/{number}",
+            get(permit_page).post(permit_change),
+        )
 }
 
 /// Query of the pages: the language, and a message to show after a redirect.
@@ -1692,4 +1697,196 @@ async fn audit(
         rows,
     };
     page(StatusCode::OK, &page_)
+}
+
+// ----- a permit -----
+
+#[derive(Template)]
+#[template(path = "office_permit.html")]
+struct PermitPage {
+    tr: Tr,
+    frame: Frame,
+    permit: sportello_store::permits::PermitView,
+    /// (plate, country, from, to, status, source) per row, in words.
+    rows: Vec<(String, String, String, String, String, String)>,
+    /// (when, who, what, details) per history entry.
+    history: Vec<(String, String, String, String)>,
+    can_manage: bool,
+    error: Option<String>,
+}
+
+async fn render_permit(
+    state: &AppState,
+    session: &Session,
+    tr: Tr,
+    number: &str,
+    error: Option<String>,
+) -> Response {
+    let Ok(permit) = state.store.permit(number.trim()).await else {
+        let page_ = NotFoundPage {
+            frame: Frame::staff(state, "permits", session).with_language(&tr),
+            tr,
+        };
+        return page(StatusCode::NOT_FOUND, &page_);
+    };
+    let _ = state
+        .store
+        .record_access(&session.user.login, "read_permit", &permit.number)
+        .await;
+    let instant = |ms: i64| {
+        chrono::DateTime::from_timestamp_millis(ms)
+            .map(|t| {
+                t.with_timezone(&sportello_domain::calendar::ROME)
+                    .format("%d/%m/%Y %H:%M")
+                    .to_string()
+            })
+            .unwrap_or_default()
+    };
+    let rows = permit
+        .plates
+        .iter()
+        .map(|r| {
+            (
+                r.plate.clone(),
+                r.country.clone(),
+                instant(r.valid_from),
+                instant(r.valid_to),
+                tr.name("permit_status", &r.status),
+                tr.name("permit_source", &r.source),
+            )
+        })
+        .collect();
+    let history = permit
+        .history
+        .iter()
+        .map(|e| {
+            let details = e
+                .detail
+                .as_object()
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| {
+                            format!(
+                                "{k}: {}",
+                                v.as_str().map_or_else(|| v.to_string(), str::to_owned)
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                })
+                .unwrap_or_default();
+            (
+                when(&e.at),
+                e.actor.clone(),
+                tr.name("permit_event", &e.kind),
+                details,
+            )
+        })
+        .collect();
+    let page_ = PermitPage {
+        frame: Frame::staff(state, "permits", session).with_language(&tr),
+        can_manage: session.user.role.can(Permission::ActOnCase),
+        tr,
+        rows,
+        history,
+        permit,
+        error,
+    };
+    page(StatusCode::OK, &page_)
+}
+
+/// Query of the permit-number box.
+#[derive(Debug, Default, Deserialize)]
+pub struct OpenPermitQuery {
+    numero: Option<String>,
+}
+
+/// `GET /ufficio/permessi/apri?numero=`: the permit-number box of the desk.
+async fn open_permit(Query(query): Query<OpenPermitQuery>) -> Response {
+    let number = query.numero.unwrap_or_default().trim().to_ascii_uppercase();
+    Redirect::to(&format!("/ufficio/permessi/{}", urlencode(&number))).into_response()
+}
+
+/// `GET /ufficio/permessi/{number}`: a permit with its plates, state and history.
+async fn permit_page(
+    State(state): State<AppState>,
+    Path(number): Path<String>,
+    Query(query): Query<PageQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let here = format!("/ufficio/permessi/{}", urlencode(&number));
+    let session = match staff(&state, &headers, &here).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let tr = language(query.lang.as_deref(), &headers);
+    render_permit(&state, &session, tr, &number, None).await
+}
+
+/// The permit page's forms: a change of status with its reason, or a renewal.
+#[derive(Debug, Deserialize)]
+pub struct PermitForm {
+    csrf: String,
+    /// `suspended`, `revoked`, `active` or `renew`.
+    change: String,
+    reason: Option<String>,
+}
+
+/// `POST /ufficio/permessi/{number}`: suspends, revokes or reinstates the permit with a
+/// reason (journaled), or opens its renewal case and goes there.
+async fn permit_change(
+    State(state): State<AppState>,
+    Path(number): Path<String>,
+    Query(query): Query<PageQuery>,
+    headers: HeaderMap,
+    axum::Form(form): axum::Form<PermitForm>,
+) -> Response {
+    let here = format!("/ufficio/permessi/{}", urlencode(&number));
+    let session = match staff(&state, &headers, &here).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let tr = language(query.lang.as_deref(), &headers);
+    let refusal = if !same_token(&form.csrf, &session.csrf_token) {
+        Some("form.expired")
+    } else if !session.user.role.can(Permission::ActOnCase) {
+        Some("case.forbidden")
+    } else {
+        None
+    };
+    if let Some(key) = refusal {
+        return render_permit(&state, &session, tr, &number, Some(tr.t(key).to_owned())).await;
+    }
+    if form.change == "renew" {
+        return match crate::api::permits::open_renewal(
+            &state,
+            &session.user.login,
+            number.trim(),
+            None,
+            None,
+        )
+        .await
+        {
+            Ok(case) => Redirect::to(&format!("/ufficio/pratiche/{}", case.summary.reference))
+                .into_response(),
+            Err(e) => render_permit(&state, &session, tr, &number, Some(e.detail())).await,
+        };
+    }
+    let reason: String = form.reason.unwrap_or_default().chars().take(1000).collect();
+    match state
+        .store
+        .set_permit_status(
+            number.trim(),
+            form.change.trim(),
+            &reason,
+            &session.user.login,
+        )
+        .await
+    {
+        Ok(_) => Redirect::to(&here).into_response(),
+        Err(e) => {
+            let message = crate::error::ApiError::from(e).detail();
+            render_permit(&state, &session, tr, &number, Some(message)).await
+        }
+    }
 }

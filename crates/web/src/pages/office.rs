@@ -1012,14 +1012,7 @@ async fn case_form(
 ) -> Result<(Session, Tr), Response> {
     let session = staff(state, headers, here).await?;
     let tr = language(lang, headers);
-    let refusal = if !same_token(csrf, &session.csrf_token) {
-        Some("form.expired")
-    } else if !session.user.role.can(Permission::ActOnCase) {
-        Some("case.forbidden")
-    } else {
-        None
-    };
-    match refusal {
+    match refusal(&session, csrf) {
         Some(key) => Err(render_case(
             state,
             &session,
@@ -1030,6 +1023,18 @@ async fn case_form(
         )
         .await),
         None => Ok((session, tr)),
+    }
+}
+
+/// Why a form that changes data is refused (the words' key): a wrong CSRF token, or a
+/// role without the right to act; `None` when it may go ahead.
+fn refusal(session: &Session, csrf: &str) -> Option<&'static str> {
+    if !same_token(csrf, &session.csrf_token) {
+        Some("form.expired")
+    } else if !session.user.role.can(Permission::ActOnCase) {
+        Some("case.forbidden")
+    } else {
+        None
     }
 }
 
@@ -1847,14 +1852,7 @@ async fn permit_change(
         Err(r) => return r,
     };
     let tr = language(query.lang.as_deref(), &headers);
-    let refusal = if !same_token(&form.csrf, &session.csrf_token) {
-        Some("form.expired")
-    } else if !session.user.role.can(Permission::ActOnCase) {
-        Some("case.forbidden")
-    } else {
-        None
-    };
-    if let Some(key) = refusal {
+    if let Some(key) = refusal(&session, &form.csrf) {
         return render_permit(&state, &session, tr, &number, Some(tr.t(key).to_owned())).await;
     }
     if form.change == "renew" {

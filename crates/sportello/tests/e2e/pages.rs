@@ -530,6 +530,44 @@ async fn staff_sign_in_work_a_case_from_its_page_and_sign_out() {
         !hostile.body.contains("<b>richiesto"),
         "no markup from a message"
     );
+    // It belongs to the first case: moved there from its page, with a note.
+    let hostile_case = line["case"].as_str().unwrap().to_owned();
+    let (_, _, messages) = install
+        .call(
+            "GET",
+            &format!("/api/v1/cases/{hostile_case}/messages"),
+            Some(&op),
+            None,
+        )
+        .await;
+    let message = messages[0]["id"].as_i64().unwrap();
+    let moved = browser
+        .post_form(
+            &format!("/ufficio/pratiche/{hostile_case}/messaggi/{message}"),
+            &[
+                ("csrf", &token),
+                ("to", &reference.to_lowercase()),
+                ("note", "stessa richiesta"),
+            ],
+        )
+        .await;
+    assert_eq!(moved.location, format!("/ufficio/pratiche/{reference}"));
+    let (_, _, messages) = install
+        .call(
+            "GET",
+            &format!("/api/v1/cases/{reference}/messages"),
+            Some(&op),
+            None,
+        )
+        .await;
+    assert!(
+        messages
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["id"] == message),
+        "{messages}"
+    );
     // A message for a closed case waits in its queue until someone deals with it.
     let closed = install.create_case(&op).await;
     install

@@ -45,6 +45,10 @@ pub(super) fn routes() -> Router<AppState> {
             post(upload_document),
         )
         .route("/ufficio/pratiche/{reference}/dati", post(edit_fields))
+        .route(
+            "/ufficio/pratiche/{reference}/messaggi/{id}",
+            post(move_message),
+        )
         .route("/ufficio/cerca", get(search))
         .route("/ufficio/permessi", get(permits))
         .route("/ufficio/permessi/transiti", post(check_transits_page))
@@ -635,6 +639,8 @@ struct Entry {
     link: Option<(String, String)>,
     /// A message's text, shown escaped in its own block.
     body: Option<String>,
+    /// A message's id, for moving it to the right case.
+    message: Option<i64>,
 }
 
 /// An action button of the case page.
@@ -775,6 +781,7 @@ fn describe(tr: &Tr, event: &sportello_store::cases::EventView) -> Entry {
         details,
         link,
         body: None,
+        message: None,
     }
 }
 
@@ -860,6 +867,7 @@ async fn render_case(
                 .collect(),
                 link: None,
                 body: Some(m.excerpt.clone()).filter(|t| !t.trim().is_empty()),
+                message: Some(m.id),
             });
         }
     }
@@ -1355,6 +1363,71 @@ async fn edit_fields(
         .await
     {
         Ok(_) => Redirect::to(&here).into_response(),
+        Err(e) => {
+            let message = crate::error::ApiError::from(e).detail();
+            render_case(&state, &session, tr, &reference, None, Some(message)).await
+        }
+    }
+}
+
+/// The form that moves a message: to an existing case (`to`), or to a new one (`to`
+/// empty), with a note saying why.
+#[derive(Debug, Deserialize)]
+pub struct MoveForm {
+    csrf: String,
+    to: Option<String>,
+    note: String,
+}
+
+/// `POST /ufficio/pratiche/{ref}/messaggi/{id}`: a message linked to the wrong case goes
+/// where it belongs, with its attachments and its protocol entry (journaled on both).
+async fn move_message(
+    State(state): State<AppState>,
+    Path((reference, id)): Path<(String, i64)>,
+    Query(query): Query<PageQuery>,
+    headers: HeaderMap,
+    axum::Form(form): axum::Form<MoveForm>,
+) -> Response {
+    let here = format!("/ufficio/pratiche/{}", urlencode(&reference));
+    let (session, tr) = match case_form(
+        &state,
+        &headers,
+        &here,
+        &reference,
+        query.lang.as_deref(),
+        &form.csrf,
+    )
+    .await
+    {
+        Ok(found) => found,
+        Err(r) => return r,
+    };
+    let to = form
+        .to
+        .as_deref()
+        .map(|t| t.trim().to_ascii_uppercase())
+        .filter(|t| !t.is_empty());
+    let target = match &to {
+        Some(to) if Reference::parse(to).is_none() => {
+            return render_case(
+                &state,
+                &session,
+                tr,
+                &reference,
+                None,
+                Some(tr.t("case.bad_reference").to_owned()),
+            )
+            .await;
+        }
+        Some(to) => sportello_store::messages::MoveTarget::Case(to.clone()),
+        None => sportello_store::messages::MoveTarget::NewCase(None),
+    };
+    match state
+        .store
+        .move_message(id, target, &form.note, &session.user.login)
+        .await
+    {
+        Ok(moved) => Redirect::to(&format!("/ufficio/pratiche/{}", moved.to)).into_response(),
         Err(e) => {
             let message = crate::error::ApiError::from(e).detail();
             render_case(&state, &session, tr, &reference, None, Some(message)).await

@@ -853,6 +853,54 @@ async fn a_cude_holder_communicates_a_temporary_plate_and_the_supervisor_sees_wh
         log.body.contains("href=\"/ufficio/accessi\""),
         "in the supervisor's menu"
     );
+    // Staff register a temporary plate from the permit's page too.
+    let permit_page = supervisor.get("/ufficio/permessi/CUD-7").await;
+    assert!(permit_page.body.contains("Targa temporanea (CUDE)"));
+    let token = csrf_of(&permit_page.body);
+    let local = |hours: i64| {
+        (now + chrono::Duration::hours(hours))
+            .format("%Y-%m-%dT%H:%M")
+            .to_string()
+    };
+    let (from, to) = (local(-1), local(2));
+    let added = supervisor
+        .post_form(
+            "/ufficio/permessi/CUD-7",
+            &[
+                ("csrf", &token),
+                ("change", "temporary_plate"),
+                ("plate", "yy 111 yy"),
+                ("from", &from),
+                ("to", &to),
+            ],
+        )
+        .await;
+    assert_eq!(added.status, 303, "{}", added.body);
+    let (_, _, permit) = install
+        .call("GET", "/api/v1/permits/CUD-7", Some(&op), None)
+        .await;
+    assert!(
+        permit["plates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["plate"] == "YY111YY" && p["recorded_by"] == "capo"),
+        "{permit}"
+    );
+    let far = local(-100);
+    let refused = supervisor
+        .post_form(
+            "/ufficio/permessi/CUD-7",
+            &[
+                ("csrf", &token),
+                ("change", "temporary_plate"),
+                ("plate", "yy 222 yy"),
+                ("from", &far),
+                ("to", &to),
+            ],
+        )
+        .await;
+    assert!(refused.body.contains("notice error"), "{}", refused.body);
     // The reports as a page: charts with their data, the figures, the exports.
     let reports = supervisor.get("/ufficio/report?group_by=channel").await;
     assert_eq!(reports.status, 200);

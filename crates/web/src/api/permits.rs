@@ -82,20 +82,7 @@ pub async fn temporary_plate(
             .map_err(|_| ApiError::field(field, "must be an RFC 3339 instant with its offset"))
     };
     let (from, to) = (instant("from", &body.from)?, instant("to", &body.to)?);
-    let view = state
-        .store
-        .add_temporary_plate(
-            &state.policy,
-            number.trim(),
-            &sportello_store::permits::TemporaryPlate {
-                plate,
-                from_ms: from,
-                to_ms: to,
-            },
-            state.policy_version,
-            &user.login,
-        )
-        .await?;
+    let view = add_temporary(&state, number.trim(), plate, (from, to), &user.login).await?;
     Ok((axum::http::StatusCode::CREATED, Json(view)))
 }
 
@@ -555,4 +542,29 @@ pub(crate) async fn open_renewal(
         .create_case(request.validate(state, actor)?)
         .await?;
     Ok(case)
+}
+
+/// Adds a temporary plate to a person-bound permit for `from_ms..to_ms` under the policy
+/// in force (the API's, the permit page's and the portal's way in).
+pub(crate) async fn add_temporary(
+    state: &AppState,
+    number: &str,
+    plate: Plate,
+    (from_ms, to_ms): (i64, i64),
+    actor: &str,
+) -> Result<sportello_store::permits::PermitView, sportello_store::StoreError> {
+    state
+        .store
+        .add_temporary_plate(
+            &state.policy,
+            number,
+            &sportello_store::permits::TemporaryPlate {
+                plate,
+                from_ms,
+                to_ms,
+            },
+            state.policy_version,
+            actor,
+        )
+        .await
 }

@@ -1790,6 +1790,8 @@ struct PermitPage {
     /// (when, who, what, details) per history entry.
     history: Vec<(String, String, String, String)>,
     can_manage: bool,
+    /// Whether the permit's category takes temporary plates (CUDE).
+    person_bound: bool,
     error: Option<String>,
 }
 
@@ -1864,6 +1866,10 @@ async fn render_permit(
     let page_ = PermitPage {
         frame: Frame::staff(state, "permits", session).with_language(&tr),
         can_manage: session.user.role.can(Permission::ActOnCase),
+        person_bound: state
+            .policy
+            .category(&permit.category)
+            .is_some_and(|c| c.person_bound),
         tr,
         rows,
         history,
@@ -1905,9 +1911,13 @@ async fn permit_page(
 #[derive(Debug, Deserialize)]
 pub struct PermitForm {
     csrf: String,
-    /// `suspended`, `revoked`, `active` or `renew`.
+    /// `suspended`, `revoked`, `active`, `renew` or `temporary_plate`.
     change: String,
     reason: Option<String>,
+    /// A temporary plate (person-bound permits) and its period, local date and time.
+    plate: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
 }
 
 /// `POST /ufficio/permessi/{number}`: suspends, revokes or reinstates the permit with a
@@ -1941,6 +1951,43 @@ async fn permit_change(
             Ok(case) => Redirect::to(&format!("/ufficio/pratiche/{}", case.summary.reference))
                 .into_response(),
             Err(e) => render_permit(&state, &session, tr, &number, Some(e.detail())).await,
+        };
+    }
+    if form.change == "temporary_plate" {
+        let local = |v: &Option<String>| {
+            chrono::NaiveDateTime::parse_from_str(
+                v.as_deref().unwrap_or_default().trim(),
+                "%Y-%m-%dT%H:%M",
+            )
+            .ok()
+            .and_then(|t| t.and_local_timezone(state.policy.timezone).earliest())
+        };
+        let plate =
+            sportello_domain::plate::Plate::parse(form.plate.as_deref().unwrap_or_default(), None);
+        let (Ok(plate), Some(from), Some(to)) = (plate, local(&form.from), local(&form.to)) else {
+            return render_permit(
+                &state,
+                &session,
+                tr,
+                &number,
+                Some(tr.t("permit.temporary_invalid").to_owned()),
+            )
+            .await;
+        };
+        let added = crate::api::permits::add_temporary(
+            &state,
+            number.trim(),
+            plate,
+            (from.timestamp_millis(), to.timestamp_millis()),
+            &session.user.login,
+        )
+        .await;
+        return match added {
+            Ok(_) => Redirect::to(&here).into_response(),
+            Err(e) => {
+                let message = crate::error::ApiError::from(e).detail();
+                render_permit(&state, &session, tr, &number, Some(message)).await
+            }
         };
     }
     let reason: String = form.reason.unwrap_or_default().chars().take(1000).collect();

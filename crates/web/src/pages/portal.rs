@@ -634,20 +634,14 @@ async fn cude_plate(
         }
         return with_cookies(page(StatusCode::UNPROCESSABLE_ENTITY, &page_), cookies);
     };
-    let result = state
-        .store
-        .add_temporary_plate(
-            &state.policy,
-            &number,
-            &sportello_store::permits::TemporaryPlate {
-                plate: plate.clone(),
-                from_ms: from.timestamp_millis(),
-                to_ms: to.timestamp_millis(),
-            },
-            state.policy_version,
-            "cittadino",
-        )
-        .await;
+    let result = crate::api::permits::add_temporary(
+        &state,
+        &number,
+        plate.clone(),
+        (from.timestamp_millis(), to.timestamp_millis()),
+        "cittadino",
+    )
+    .await;
     match result {
         Ok(_) => {
             page_.done = Some(plate.number);

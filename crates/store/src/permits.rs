@@ -1194,7 +1194,6 @@ mod tests {
                 later.history[0].at,
                 crate::cases::rome_rfc3339(crate::from_ms(now + day).unwrap())
             );
-            assert!(clock.now().timestamp_millis() > now + day);
         })
         .await;
     }

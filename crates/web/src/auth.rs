@@ -51,34 +51,57 @@ const FAILURES_PER_MINUTE: u32 = 30;
 /// Counts failed authentications per client address, so tokens cannot be guessed at speed.
 #[derive(Debug, Default)]
 pub struct FailureLimiter {
-    windows: Mutex<HashMap<IpAddr, (Instant, u32)>>,
+    failures: Throttle,
 }
 
 impl FailureLimiter {
     /// Whether `ip` has used up its failures for the current minute.
     pub fn blocked(&self, ip: IpAddr) -> bool {
-        self.windows
-            .lock()
-            .map(|w| {
-                w.get(&ip).is_some_and(|(start, n)| {
-                    start.elapsed() < Duration::from_secs(60) && *n >= FAILURES_PER_MINUTE
-                })
-            })
-            .unwrap_or(false)
+        self.failures.used_up(
+            &ip.to_string(),
+            FAILURES_PER_MINUTE,
+            Duration::from_secs(60),
+        )
     }
 
     /// Counts one failure of `ip`.
     pub fn record(&self, ip: IpAddr) {
-        if let Ok(mut windows) = self.windows.lock() {
-            if windows.len() > 100_000 {
-                windows.retain(|_, (start, _)| start.elapsed() < Duration::from_secs(60));
-            }
-            let entry = windows.entry(ip).or_insert((Instant::now(), 0));
-            if entry.0.elapsed() >= Duration::from_secs(60) {
-                *entry = (Instant::now(), 0);
-            }
-            entry.1 += 1;
+        self.failures
+            .allow(&ip.to_string(), u32::MAX, Duration::from_secs(60));
+    }
+}
+
+/// Counts attempts per key (a client address, a login, a case reference) in a window
+/// that starts with the first attempt: the API's token guesses and the pages' sign-ins
+/// and status lookups share it.
+#[derive(Debug, Default)]
+pub struct Throttle {
+    seen: Mutex<HashMap<String, (Instant, u32)>>,
+}
+
+impl Throttle {
+    /// Whether `key` has used up `max` attempts in the current window (counts nothing).
+    pub fn used_up(&self, key: &str, max: u32, window: Duration) -> bool {
+        self.seen.lock().map_or(true, |seen| {
+            seen.get(key)
+                .is_some_and(|(start, n)| start.elapsed() < window && *n >= max)
+        })
+    }
+
+    /// Counts one attempt of `key`; false once the key has used up `max` in `window`.
+    pub fn allow(&self, key: &str, max: u32, window: Duration) -> bool {
+        let Ok(mut seen) = self.seen.lock() else {
+            return false;
+        };
+        if seen.len() > 100_000 {
+            seen.retain(|_, (start, _)| start.elapsed() < window);
         }
+        let entry = seen.entry(key.to_owned()).or_insert((Instant::now(), 0));
+        if entry.0.elapsed() >= window {
+            *entry = (Instant::now(), 0);
+        }
+        entry.1 += 1;
+        entry.1 <= max
     }
 }
 
@@ -200,4 +223,30 @@ async fn from_session(parts: &Parts, state: &AppState) -> Result<Caller, ApiErro
         }
     }
     Ok(Caller(session.user))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attempts_are_counted_per_key_within_the_window() {
+        let throttle = Throttle::default();
+        let window = Duration::from_secs(60);
+        assert!(throttle.allow("a", 2, window));
+        assert!(!throttle.used_up("a", 2, window), "one of two used");
+        assert!(throttle.allow("a", 2, window));
+        assert!(throttle.used_up("a", 2, window));
+        assert!(!throttle.allow("a", 2, window), "the third is refused");
+        assert!(throttle.allow("b", 2, window), "other keys are apart");
+        // A window that has passed starts again.
+        assert!(throttle.allow("a", 2, Duration::ZERO));
+        let limiter = FailureLimiter::default();
+        let ip: IpAddr = [10, 0, 0, 1].into();
+        for _ in 0..FAILURES_PER_MINUTE {
+            assert!(!limiter.blocked(ip));
+            limiter.record(ip);
+        }
+        assert!(limiter.blocked(ip));
+    }
 }

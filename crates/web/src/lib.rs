@@ -52,7 +52,7 @@ pub struct AppState {
     /// Its version in `policy_versions`, recorded by `serve` at start.
     pub policy_version: Option<i64>,
     /// Attempts of the pages' guessable forms (sign-in, case status), per address and key.
-    pub page_limits: Arc<pages::portal::Throttle>,
+    pub page_limits: Arc<auth::Throttle>,
 }
 
 impl AppState {
@@ -76,7 +76,7 @@ impl AppState {
                 .expect("the built-in policy is valid (tested in sportello-domain)"),
             ),
             policy_version: None,
-            page_limits: Arc::new(pages::portal::Throttle::default()),
+            page_limits: Arc::new(auth::Throttle::default()),
         }
     }
 }

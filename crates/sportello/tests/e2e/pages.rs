@@ -104,6 +104,17 @@ impl Browser {
         self.send(req).await
     }
 
+    /// Signs in through the form, as a person would; the answer of the form.
+    async fn sign_in(&mut self, login: &str, password: &str) -> Answer {
+        let page = self.get("/ufficio/login").await;
+        let csrf = csrf_of(&page.body);
+        self.post_form(
+            "/ufficio/login",
+            &[("login", login), ("password", password), ("csrf", &csrf)],
+        )
+        .await
+    }
+
     async fn post_multipart(&mut self, path: &str, form: Form) -> Answer {
         let req = self
             .client
@@ -659,17 +670,7 @@ async fn staff_sign_in_work_a_case_from_its_page_and_sign_out() {
 
     // The police land on the permits desk; repeated wrong passwords lock the login.
     let mut police = Browser::new(&install);
-    let login = police.get("/ufficio/login").await;
-    let signed = police
-        .post_form(
-            "/ufficio/login",
-            &[
-                ("login", "vigile"),
-                ("password", &police_password),
-                ("csrf", &csrf_of(&login.body)),
-            ],
-        )
-        .await;
+    let signed = police.sign_in("vigile", &police_password).await;
     assert_eq!(signed.status, 303);
     let home = police.get("/ufficio").await;
     assert_eq!(home.location, "/ufficio/permessi");
@@ -829,17 +830,7 @@ async fn a_cude_holder_communicates_a_temporary_plate_and_the_supervisor_sees_wh
         )
         .await;
     let mut supervisor = Browser::new(&install);
-    let login = supervisor.get("/ufficio/login").await;
-    supervisor
-        .post_form(
-            "/ufficio/login",
-            &[
-                ("login", "capo"),
-                ("password", &supervisor_password),
-                ("csrf", &csrf_of(&login.body)),
-            ],
-        )
-        .await;
+    supervisor.sign_in("capo", &supervisor_password).await;
     let log = supervisor
         .get(&format!("/ufficio/accessi?target={reference}"))
         .await;
@@ -923,17 +914,7 @@ async fn a_cude_holder_communicates_a_temporary_plate_and_the_supervisor_sees_wh
     assert_eq!(backwards.status, 422);
     let mut operator = Browser::new(&install);
     let (op_password, _) = install.user_with_password("op2", "operator");
-    let login = operator.get("/ufficio/login").await;
-    operator
-        .post_form(
-            "/ufficio/login",
-            &[
-                ("login", "op2"),
-                ("password", &op_password),
-                ("csrf", &csrf_of(&login.body)),
-            ],
-        )
-        .await;
+    operator.sign_in("op2", &op_password).await;
     assert_eq!(operator.get("/ufficio/report").await.location, "/ufficio");
     assert_eq!(operator.get("/ufficio/accessi").await.location, "/ufficio");
 }
@@ -947,17 +928,7 @@ async fn an_operator_issues_a_permit_from_the_pages_alone() {
     install.start(&[]).await;
     let reference = install.create_case(&op).await;
     let mut browser = Browser::new(&install);
-    let login = browser.get("/ufficio/login").await;
-    browser
-        .post_form(
-            "/ufficio/login",
-            &[
-                ("login", "op"),
-                ("password", &password),
-                ("csrf", &csrf_of(&login.body)),
-            ],
-        )
-        .await;
+    browser.sign_in("op", &password).await;
     let case_path = format!("/ufficio/pratiche/{reference}");
     let token = csrf_of(&browser.get(&case_path).await.body);
     let upload = Form::new()

@@ -258,11 +258,11 @@ pub async fn public_verification(
             let plates = if plates.is_empty() {
                 String::new()
             } else {
-                format!("<p>Targhe: {}</p>", html_escape(&plates.join(", ")))
+                format!("<p>Targhe: {}</p>", crate::charts::escape(&plates.join(", ")))
             };
             (
                 axum::http::StatusCode::OK,
-                format!("<h1>Permesso ZTL {}</h1>{verdict}{plates}", html_escape(&number)),
+                format!("<h1>Permesso ZTL {}</h1>{verdict}{plates}", crate::charts::escape(&number)),
             )
         }
         None => (
@@ -284,13 +284,6 @@ pub async fn public_verification(
         page,
     )
         .into_response()
-}
-
-fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 /// `GET /api/v1/transits/checks`: the gate files checked (newest first, at most 200):

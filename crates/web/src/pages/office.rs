@@ -791,7 +791,7 @@ async fn case_page(
     Query(query): Query<PageQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let here = format!("/ufficio/pratiche/{}", urlencode(&reference));
+    let here = case_path(&reference);
     let session = match staff(&state, &headers, &here).await {
         Ok(s) => s,
         Err(r) => return r,
@@ -1013,25 +1013,32 @@ struct NotFoundPage {
 async fn case_form(
     state: &AppState,
     headers: &HeaderMap,
-    here: &str,
     reference: &str,
     lang: Option<&str>,
     csrf: &str,
 ) -> Result<(Session, Tr), Response> {
-    let session = staff(state, headers, here).await?;
+    let session = staff(state, headers, &case_path(reference)).await?;
     let tr = language(lang, headers);
     match refusal(&session, csrf) {
-        Some(key) => Err(render_case(
-            state,
-            &session,
-            tr,
-            reference,
-            None,
-            Some(tr.t(key).to_owned()),
-        )
-        .await),
+        Some(key) => Err(case_error(state, &session, tr, reference, tr.t(key).to_owned()).await),
         None => Ok((session, tr)),
     }
+}
+
+/// The address of a case's page.
+fn case_path(reference: &str) -> String {
+    format!("/ufficio/pratiche/{}", urlencode(reference))
+}
+
+/// The case page again, saying why what was asked was not done.
+async fn case_error(
+    state: &AppState,
+    session: &Session,
+    tr: Tr,
+    reference: &str,
+    message: String,
+) -> Response {
+    render_case(state, session, tr, reference, None, Some(message)).await
 }
 
 /// Why a form that changes data is refused (the words' key): a wrong CSRF token, or a
@@ -1069,11 +1076,10 @@ async fn act(
     headers: HeaderMap,
     axum::Form(form): axum::Form<ActionForm>,
 ) -> Response {
-    let here = format!("/ufficio/pratiche/{}", urlencode(&reference));
+    let here = case_path(&reference);
     let (session, tr) = match case_form(
         &state,
         &headers,
-        &here,
         &reference,
         query.lang.as_deref(),
         &form.csrf,
@@ -1103,7 +1109,7 @@ async fn act(
         Ok(_) => Redirect::to(&format!("{here}?esito={}", urlencode(&form.action))).into_response(),
         Err(e) => {
             let message = e.detail();
-            render_case(&state, &session, tr, &reference, None, Some(message)).await
+            case_error(&state, &session, tr, &reference, message).await
         }
     }
 }
@@ -1125,11 +1131,10 @@ async fn clear_flag(
     headers: HeaderMap,
     axum::Form(form): axum::Form<FlagForm>,
 ) -> Response {
-    let here = format!("/ufficio/pratiche/{}", urlencode(&reference));
+    let here = case_path(&reference);
     let (session, tr) = match case_form(
         &state,
         &headers,
-        &here,
         &reference,
         query.lang.as_deref(),
         &form.csrf,
@@ -1152,7 +1157,7 @@ async fn clear_flag(
         Ok(_) => Redirect::to(&here).into_response(),
         Err(e) => {
             let message = crate::error::ApiError::from(e).detail();
-            render_case(&state, &session, tr, &reference, None, Some(message)).await
+            case_error(&state, &session, tr, &reference, message).await
         }
     }
 }
@@ -1167,31 +1172,29 @@ async fn upload_document(
     multipart: Result<axum::extract::Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> Response {
     use futures::TryStreamExt;
-    let here = format!("/ufficio/pratiche/{}", urlencode(&reference));
+    let here = case_path(&reference);
     let session = match staff(&state, &headers, &here).await {
         Ok(s) => s,
         Err(r) => return r,
     };
     let tr = language(query.lang.as_deref(), &headers);
     if !session.user.role.can(Permission::UploadDocument) {
-        return render_case(
+        return case_error(
             &state,
             &session,
             tr,
             &reference,
-            None,
-            Some(tr.t("case.forbidden").to_owned()),
+            tr.t("case.forbidden").to_owned(),
         )
         .await;
     }
     let Ok(mut multipart) = multipart else {
-        return render_case(
+        return case_error(
             &state,
             &session,
             tr,
             &reference,
-            None,
-            Some(tr.t("form.unreadable").to_owned()),
+            tr.t("form.unreadable").to_owned(),
         )
         .await;
     };
@@ -1202,13 +1205,12 @@ async fn upload_document(
             Ok(Some(field)) => field,
             Ok(None) => break,
             Err(_) => {
-                return render_case(
+                return case_error(
                     &state,
                     &session,
                     tr,
                     &reference,
-                    None,
-                    Some(tr.t("form.unreadable").to_owned()),
+                    tr.t("form.unreadable").to_owned(),
                 )
                 .await;
             }
@@ -1222,13 +1224,12 @@ async fn upload_document(
             }
             (_, Some(filename)) if !filename.is_empty() => {
                 if !csrf_ok {
-                    return render_case(
+                    return case_error(
                         &state,
                         &session,
                         tr,
                         &reference,
-                        None,
-                        Some(tr.t("form.expired").to_owned()),
+                        tr.t("form.expired").to_owned(),
                     )
                     .await;
                 }
@@ -1263,8 +1264,7 @@ async fn upload_document(
                     Ok(false) => {}
                     Err(e) => {
                         let message = crate::error::ApiError::from(e).detail();
-                        return render_case(&state, &session, tr, &reference, None, Some(message))
-                            .await;
+                        return case_error(&state, &session, tr, &reference, message).await;
                     }
                 }
             }
@@ -1272,13 +1272,12 @@ async fn upload_document(
         }
     }
     if !csrf_ok {
-        return render_case(
+        return case_error(
             &state,
             &session,
             tr,
             &reference,
-            None,
-            Some(tr.t("form.expired").to_owned()),
+            tr.t("form.expired").to_owned(),
         )
         .await;
     }
@@ -1312,11 +1311,10 @@ async fn edit_fields(
     headers: HeaderMap,
     axum::Form(form): axum::Form<FieldsForm>,
 ) -> Response {
-    let here = format!("/ufficio/pratiche/{}", urlencode(&reference));
+    let here = case_path(&reference);
     let (session, tr) = match case_form(
         &state,
         &headers,
-        &here,
         &reference,
         query.lang.as_deref(),
         &form.csrf,
@@ -1343,13 +1341,12 @@ async fn edit_fields(
         .filter(|c| !c.is_empty())
     {
         if state.policy.category(category).is_none() {
-            return render_case(
+            return case_error(
                 &state,
                 &session,
                 tr,
                 &reference,
-                None,
-                Some(tr.t("apply.error.category").to_owned()),
+                tr.t("apply.error.category").to_owned(),
             )
             .await;
         }
@@ -1365,7 +1362,7 @@ async fn edit_fields(
         Ok(_) => Redirect::to(&here).into_response(),
         Err(e) => {
             let message = crate::error::ApiError::from(e).detail();
-            render_case(&state, &session, tr, &reference, None, Some(message)).await
+            case_error(&state, &session, tr, &reference, message).await
         }
     }
 }
@@ -1388,11 +1385,9 @@ async fn move_message(
     headers: HeaderMap,
     axum::Form(form): axum::Form<MoveForm>,
 ) -> Response {
-    let here = format!("/ufficio/pratiche/{}", urlencode(&reference));
     let (session, tr) = match case_form(
         &state,
         &headers,
-        &here,
         &reference,
         query.lang.as_deref(),
         &form.csrf,
@@ -1409,13 +1404,12 @@ async fn move_message(
         .filter(|t| !t.is_empty());
     let target = match &to {
         Some(to) if Reference::parse(to).is_none() => {
-            return render_case(
+            return case_error(
                 &state,
                 &session,
                 tr,
                 &reference,
-                None,
-                Some(tr.t("case.bad_reference").to_owned()),
+                tr.t("case.bad_reference").to_owned(),
             )
             .await;
         }
@@ -1430,7 +1424,7 @@ async fn move_message(
         Ok(moved) => Redirect::to(&format!("/ufficio/pratiche/{}", moved.to)).into_response(),
         Err(e) => {
             let message = crate::error::ApiError::from(e).detail();
-            render_case(&state, &session, tr, &reference, None, Some(message)).await
+            case_error(&state, &session, tr, &reference, message).await
         }
     }
 }

@@ -32,38 +32,6 @@ const STATUS_WINDOW: Duration = Duration::from_secs(600);
 /// Files one form may carry.
 const MAX_FILES: usize = 10;
 
-/// Counts attempts per key (a client address, a case reference) in a sliding window.
-#[derive(Debug, Default)]
-pub struct Throttle {
-    seen: std::sync::Mutex<HashMap<String, (Instant, u32)>>,
-}
-
-impl Throttle {
-    /// Whether `key` has used up `max` attempts in the current window (counts nothing).
-    pub fn used_up(&self, key: &str, max: u32, window: Duration) -> bool {
-        self.seen.lock().map_or(true, |seen| {
-            seen.get(key)
-                .is_some_and(|(start, n)| start.elapsed() < window && *n >= max)
-        })
-    }
-
-    /// Counts one attempt of `key`; false once the key has used up `max` in `window`.
-    pub fn allow(&self, key: &str, max: u32, window: Duration) -> bool {
-        let Ok(mut seen) = self.seen.lock() else {
-            return false;
-        };
-        if seen.len() > 100_000 {
-            seen.retain(|_, (start, _)| start.elapsed() < window);
-        }
-        let entry = seen.entry(key.to_owned()).or_insert((Instant::now(), 0));
-        if entry.0.elapsed() >= window {
-            *entry = (Instant::now(), 0);
-        }
-        entry.1 += 1;
-        entry.1 <= max
-    }
-}
-
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
         .route("/", get(home))
@@ -181,6 +149,39 @@ async fn privacy(
     with_cookies(page(StatusCode::OK, &page_), cookies)
 }
 
+/// What a form page shows again after a refusal: the values typed and an error per
+/// field (`form` for the whole form).
+#[derive(Debug, Default)]
+struct FormState {
+    values: HashMap<String, String>,
+    errors: Vec<(String, String)>,
+}
+
+impl FormState {
+    fn value(&self, name: &str) -> &str {
+        self.values.get(name).map_or("", String::as_str)
+    }
+
+    fn error(&self, field: &str) -> Option<&str> {
+        self.errors
+            .iter()
+            .find(|(f, _)| f == field)
+            .map(|(_, m)| m.as_str())
+    }
+
+    fn checked(&self, name: &str, value: &str) -> bool {
+        self.value(name) == value
+    }
+
+    /// Keeps the submitted `names` (trimmed) to show them again.
+    fn keep(&mut self, form: &Form, names: &[&str]) {
+        for name in names {
+            self.values
+                .insert((*name).to_owned(), form.text(name).trim().to_owned());
+        }
+    }
+}
+
 // ----- /stato -----
 
 /// A case as the citizen sees it: no journal, no operator, no personal data beyond what
@@ -212,22 +213,28 @@ struct StatusPage {
     link: Option<String>,
 }
 
+impl StatusPage {
+    fn new(tr: Tr, frame: Frame) -> StatusPage {
+        StatusPage {
+            tr,
+            frame,
+            reference: String::new(),
+            fiscal_code: String::new(),
+            error: None,
+            notice: None,
+            case: None,
+            link: None,
+        }
+    }
+}
+
 async fn status_form(
     State(state): State<AppState>,
     Query(query): Query<LangQuery>,
     headers: HeaderMap,
 ) -> Response {
     let (tr, frame, cookies) = portal_frame(&state, "status", &query, &headers);
-    let page_ = StatusPage {
-        tr,
-        frame,
-        reference: String::new(),
-        fiscal_code: String::new(),
-        error: None,
-        notice: None,
-        case: None,
-        link: None,
-    };
+    let page_ = StatusPage::new(tr, frame);
     with_cookies(page(StatusCode::OK, &page_), cookies)
 }
 
@@ -305,31 +312,14 @@ async fn status_lookup(
 ) -> Response {
     let started = Instant::now();
     let (tr, frame, cookies) = portal_frame(&state, "status", &query, &headers);
-    let form = match multipart {
-        Ok(m) => read_form(&state, m).await,
-        Err(_) => Err("form.unreadable"),
-    };
-    let mut page_ = StatusPage {
-        tr,
-        frame,
-        reference: String::new(),
-        fiscal_code: String::new(),
-        error: None,
-        notice: None,
-        case: None,
-        link: None,
-    };
-    let form = match form {
+    let mut page_ = StatusPage::new(tr, frame);
+    let form = match checked_form(&state, multipart, &page_.frame.csrf).await {
         Ok(form) => form,
-        Err(key) => {
+        Err((status, key)) => {
             page_.error = Some(tr.t(key).to_owned());
-            return with_cookies(page(StatusCode::BAD_REQUEST, &page_), cookies);
+            return with_cookies(page(status, &page_), cookies);
         }
     };
-    if !same_token(form.text("csrf"), &page_.frame.csrf) {
-        page_.error = Some(tr.t("form.expired").to_owned());
-        return with_cookies(page(StatusCode::FORBIDDEN, &page_), cookies);
-    }
     page_.reference = form.text("reference").trim().to_owned();
     page_.fiscal_code = form.text("fiscal_code").trim().to_owned();
     let found = find_case(&state, &ip, &page_.reference, &page_.fiscal_code).await;
@@ -431,11 +421,7 @@ async fn status_by_link_upload(
     headers: HeaderMap,
     multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> Response {
-    let form = match multipart {
-        Ok(m) => read_form(&state, m).await,
-        Err(_) => Err("form.unreadable"),
-    };
-    link_page(&state, &token, &query, &ip, &headers, Some(form)).await
+    link_page(&state, &token, &query, &ip, &headers, Some(multipart)).await
 }
 
 async fn link_page(
@@ -444,30 +430,22 @@ async fn link_page(
     query: &LangQuery,
     ip: &str,
     headers: &HeaderMap,
-    form: Option<Result<Form, &'static str>>,
+    form: Option<Result<Multipart, axum::extract::multipart::MultipartRejection>>,
 ) -> Response {
     let (tr, frame, cookies) = portal_frame(state, "status", query, headers);
     let mut page_ = StatusPage {
-        tr,
-        frame,
-        reference: String::new(),
-        fiscal_code: String::new(),
-        error: None,
-        notice: None,
-        case: None,
         link: Some(token.to_owned()),
+        ..StatusPage::new(tr, frame)
     };
     let files = match form {
         None => Vec::new(),
-        Some(Err(key)) => {
-            page_.error = Some(tr.t(key).to_owned());
-            Vec::new()
-        }
-        Some(Ok(form)) if !same_token(form.text("csrf"), &page_.frame.csrf) => {
-            page_.error = Some(tr.t("form.expired").to_owned());
-            Vec::new()
-        }
-        Some(Ok(form)) => form.files,
+        Some(multipart) => match checked_form(state, multipart, &page_.frame.csrf).await {
+            Ok(form) => form.files,
+            Err((_, key)) => {
+                page_.error = Some(tr.t(key).to_owned());
+                Vec::new()
+            }
+        },
     };
     let status = match case_by_link(state, ip, token).await {
         Err(key) => {
@@ -495,22 +473,8 @@ async fn link_page(
 struct CudePage {
     tr: Tr,
     frame: Frame,
-    values: HashMap<String, String>,
-    errors: Vec<(String, String)>,
+    f: FormState,
     done: Option<String>,
-}
-
-impl CudePage {
-    fn value(&self, name: &str) -> &str {
-        self.values.get(name).map_or("", String::as_str)
-    }
-
-    fn error(&self, field: &str) -> Option<&str> {
-        self.errors
-            .iter()
-            .find(|(f, _)| f == field)
-            .map(|(_, m)| m.as_str())
-    }
 }
 
 async fn cude_form(
@@ -522,8 +486,7 @@ async fn cude_form(
     let page_ = CudePage {
         tr,
         frame,
-        values: HashMap::new(),
-        errors: Vec::new(),
+        f: FormState::default(),
         done: None,
     };
     with_cookies(page(StatusCode::OK, &page_), cookies)
@@ -557,8 +520,7 @@ async fn cude_plate(
     let mut page_ = CudePage {
         tr,
         frame,
-        values: HashMap::new(),
-        errors: Vec::new(),
+        f: FormState::default(),
         done: None,
     };
     for (k, v) in [
@@ -570,10 +532,11 @@ async fn cude_plate(
         ("date_to", &form.date_to),
         ("time_to", &form.time_to),
     ] {
-        page_.values.insert(k.to_owned(), v.trim().to_owned());
+        page_.f.values.insert(k.to_owned(), v.trim().to_owned());
     }
     if !same_token(&form.csrf, &page_.frame.csrf) {
         page_
+            .f
             .errors
             .push(("form".into(), tr.t("form.expired").to_owned()));
         return with_cookies(page(StatusCode::FORBIDDEN, &page_), cookies);
@@ -588,6 +551,7 @@ async fn cude_plate(
         )
     {
         page_
+            .f
             .errors
             .push(("form".into(), tr.t("status.too_many").to_owned()));
         return with_cookies(page(StatusCode::TOO_MANY_REQUESTS, &page_), cookies);
@@ -605,16 +569,19 @@ async fn cude_plate(
     let plate = Plate::parse(&form.plate, None);
     if plate.is_err() {
         page_
+            .f
             .errors
             .push(("plate".into(), tr.t("contest.error.plate").to_owned()));
     }
     if from.is_none() {
         page_
+            .f
             .errors
             .push(("date_from".into(), tr.t("cude.error.when").to_owned()));
     }
     if to.is_none() {
         page_
+            .f
             .errors
             .push(("date_to".into(), tr.t("cude.error.when").to_owned()));
     }
@@ -625,10 +592,12 @@ async fn cude_plate(
     };
     if !owner {
         page_
+            .f
             .errors
             .push(("permit".into(), tr.t("cude.error.permit").to_owned()));
     }
-    let (Ok(plate), Some(from), Some(to), true) = (plate, from, to, page_.errors.is_empty()) else {
+    let (Ok(plate), Some(from), Some(to), true) = (plate, from, to, page_.f.errors.is_empty())
+    else {
         if let Some(rest) = STATUS_ANSWER_TIME.checked_sub(started.elapsed()) {
             tokio::time::sleep(rest).await;
         }
@@ -654,7 +623,7 @@ async fn cude_plate(
                 _ => "form".into(),
             };
             let message = crate::error::ApiError::from(e).detail();
-            page_.errors.push((field, message));
+            page_.f.errors.push((field, message));
             with_cookies(page(StatusCode::UNPROCESSABLE_ENTITY, &page_), cookies)
         }
     }
@@ -762,26 +731,8 @@ struct ApplyPage {
     frame: Frame,
     categories: Vec<CategoryChoice>,
     document_kinds: Vec<String>,
-    values: HashMap<String, String>,
-    errors: Vec<(String, String)>,
+    f: FormState,
     done: Option<(String, String, String)>,
-}
-
-impl ApplyPage {
-    fn value(&self, name: &str) -> &str {
-        self.values.get(name).map_or("", String::as_str)
-    }
-
-    fn error(&self, field: &str) -> Option<&str> {
-        self.errors
-            .iter()
-            .find(|(f, _)| f == field)
-            .map(|(_, m)| m.as_str())
-    }
-
-    fn checked(&self, name: &str, value: &str) -> bool {
-        self.value(name) == value
-    }
 }
 
 fn apply_page(state: &AppState, tr: Tr, frame: Frame) -> ApplyPage {
@@ -807,8 +758,7 @@ fn apply_page(state: &AppState, tr: Tr, frame: Frame) -> ApplyPage {
         frame,
         categories,
         document_kinds,
-        values: HashMap::new(),
-        errors: Vec::new(),
+        f: FormState::default(),
         done: None,
     }
 }
@@ -836,35 +786,24 @@ async fn apply(
 ) -> Response {
     let (tr, frame, cookies) = portal_frame(&state, "apply", &query, &headers);
     let mut page_ = apply_page(&state, tr, frame);
-    let form = match multipart {
-        Ok(m) => read_form(&state, m).await,
-        Err(_) => Err("form.unreadable"),
-    };
-    let form = match form {
+    let form = match checked_form(&state, multipart, &page_.frame.csrf).await {
         Ok(form) => form,
-        Err(key) => {
-            page_.errors.push(("form".into(), tr.t(key).to_owned()));
-            return with_cookies(page(StatusCode::BAD_REQUEST, &page_), cookies);
+        Err((status, key)) => {
+            page_.f.errors.push(("form".into(), tr.t(key).to_owned()));
+            return with_cookies(page(status, &page_), cookies);
         }
     };
-    if !same_token(form.text("csrf"), &page_.frame.csrf) {
-        page_
-            .errors
-            .push(("form".into(), tr.t("form.expired").to_owned()));
-        return with_cookies(page(StatusCode::FORBIDDEN, &page_), cookies);
-    }
-    for key in [
-        "category",
-        "name",
-        "fiscal_code",
-        "email",
-        "phone",
-        "plates",
-    ] {
-        page_
-            .values
-            .insert(key.to_owned(), form.text(key).trim().to_owned());
-    }
+    page_.f.keep(
+        &form,
+        &[
+            "category",
+            "name",
+            "fiscal_code",
+            "email",
+            "phone",
+            "plates",
+        ],
+    );
     let mut errors: Vec<(String, String)> = Vec::new();
     let category = state.policy.category(form.text("category"));
     if category.is_none() {
@@ -930,7 +869,7 @@ async fn apply(
         errors.push(("privacy".into(), tr.t("apply.error.privacy").to_owned()));
     }
     if !errors.is_empty() {
-        page_.errors = errors;
+        page_.f.errors = errors;
         return with_cookies(page(StatusCode::UNPROCESSABLE_ENTITY, &page_), cookies);
     }
     let Some(category) = category else {
@@ -969,27 +908,16 @@ async fn apply(
             "category": category.id, "plates": plates, "documents": documents,
         })),
     };
-    let created = match request.validate(&state, "portale") {
-        Ok(new) => state
-            .store
-            .create_case(new)
-            .await
-            .map_err(|e| e.to_string()),
-        Err(e) => Err(format!("{e:?}")),
-    };
-    match created {
-        Ok(case) => {
+    match register_web_case(&state, request, form.files).await {
+        Ok((case, link)) => {
             let reference = case.summary.reference.clone();
-            if let Err(e) = attach_files(&state, &reference, form.files, "portale").await {
-                tracing::warn!(error = %e, %reference, "documents of an application not stored");
-            }
-            let link = private_link(&state, &reference).await;
             page_.done = Some((reference, day(&case.summary.due_at), link));
             with_cookies(page(StatusCode::CREATED, &page_), cookies)
         }
         Err(e) => {
             tracing::warn!(error = %e, "an application was refused");
             page_
+                .f
                 .errors
                 .push(("form".into(), tr.t("form.failed").to_owned()));
             with_cookies(page(StatusCode::UNPROCESSABLE_ENTITY, &page_), cookies)
@@ -1005,22 +933,8 @@ struct ContestPage {
     tr: Tr,
     frame: Frame,
     gates: Vec<(String, String)>,
-    values: HashMap<String, String>,
-    errors: Vec<(String, String)>,
+    f: FormState,
     done: Option<(String, String)>,
-}
-
-impl ContestPage {
-    fn value(&self, name: &str) -> &str {
-        self.values.get(name).map_or("", String::as_str)
-    }
-
-    fn error(&self, field: &str) -> Option<&str> {
-        self.errors
-            .iter()
-            .find(|(f, _)| f == field)
-            .map(|(_, m)| m.as_str())
-    }
 }
 
 fn contest_page(state: &AppState, tr: Tr, frame: Frame) -> ContestPage {
@@ -1038,8 +952,7 @@ fn contest_page(state: &AppState, tr: Tr, frame: Frame) -> ContestPage {
         tr,
         frame,
         gates,
-        values: HashMap::new(),
-        errors: Vec::new(),
+        f: FormState::default(),
         done: None,
     }
 }
@@ -1066,38 +979,27 @@ async fn contest(
 ) -> Response {
     let (tr, frame, cookies) = portal_frame(&state, "contest", &query, &headers);
     let mut page_ = contest_page(&state, tr, frame);
-    let form = match multipart {
-        Ok(m) => read_form(&state, m).await,
-        Err(_) => Err("form.unreadable"),
-    };
-    let form = match form {
+    let form = match checked_form(&state, multipart, &page_.frame.csrf).await {
         Ok(form) => form,
-        Err(key) => {
-            page_.errors.push(("form".into(), tr.t(key).to_owned()));
-            return with_cookies(page(StatusCode::BAD_REQUEST, &page_), cookies);
+        Err((status, key)) => {
+            page_.f.errors.push(("form".into(), tr.t(key).to_owned()));
+            return with_cookies(page(status, &page_), cookies);
         }
     };
-    if !same_token(form.text("csrf"), &page_.frame.csrf) {
-        page_
-            .errors
-            .push(("form".into(), tr.t("form.expired").to_owned()));
-        return with_cookies(page(StatusCode::FORBIDDEN, &page_), cookies);
-    }
-    for key in [
-        "plate",
-        "fine",
-        "gate",
-        "date",
-        "time",
-        "name",
-        "fiscal_code",
-        "email",
-        "reasons",
-    ] {
-        page_
-            .values
-            .insert(key.to_owned(), form.text(key).trim().to_owned());
-    }
+    page_.f.keep(
+        &form,
+        &[
+            "plate",
+            "fine",
+            "gate",
+            "date",
+            "time",
+            "name",
+            "fiscal_code",
+            "email",
+            "reasons",
+        ],
+    );
     let mut errors: Vec<(String, String)> = Vec::new();
     let plate = Plate::parse(form.text("plate"), None);
     if plate.is_err() {
@@ -1133,7 +1035,7 @@ async fn contest(
         errors.push(("reasons".into(), tr.t("contest.error.reasons").to_owned()));
     }
     let (Ok(plate), Some(at), true) = (plate, at, errors.is_empty()) else {
-        page_.errors = errors;
+        page_.f.errors = errors;
         return with_cookies(page(StatusCode::UNPROCESSABLE_ENTITY, &page_), cookies);
     };
     let email = form.text("email").trim();
@@ -1157,32 +1059,65 @@ async fn contest(
                           "timestamp": at.to_rfc3339()}],
         })),
     };
-    let created = match request.validate(&state, "portale") {
-        Ok(new) => state
-            .store
-            .create_case(new)
-            .await
-            .map_err(|e| e.to_string()),
-        Err(e) => Err(format!("{e:?}")),
-    };
-    match created {
-        Ok(case) => {
+    match register_web_case(&state, request, form.files).await {
+        Ok((case, link)) => {
             let reference = case.summary.reference.clone();
-            if let Err(e) = attach_files(&state, &reference, form.files, "portale").await {
-                tracing::warn!(error = %e, %reference, "documents of a contest not stored");
-            }
-            let link = private_link(&state, &reference).await;
             page_.done = Some((reference, link));
             with_cookies(page(StatusCode::CREATED, &page_), cookies)
         }
         Err(e) => {
             tracing::warn!(error = %e, "a contest was refused");
             page_
+                .f
                 .errors
                 .push(("form".into(), tr.t("form.failed").to_owned()));
             with_cookies(page(StatusCode::UNPROCESSABLE_ENTITY, &page_), cookies)
         }
     }
+}
+
+/// Reads a submitted form and checks its CSRF token against the page's; the status and
+/// the words' key of a refusal.
+async fn checked_form(
+    state: &AppState,
+    multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
+    csrf: &str,
+) -> Result<Form, (StatusCode, &'static str)> {
+    let Ok(multipart) = multipart else {
+        return Err((StatusCode::BAD_REQUEST, "form.unreadable"));
+    };
+    let form = read_form(state, multipart)
+        .await
+        .map_err(|key| (StatusCode::BAD_REQUEST, key))?;
+    if same_token(form.text("csrf"), csrf) {
+        Ok(form)
+    } else {
+        Err((StatusCode::FORBIDDEN, "form.expired"))
+    }
+}
+
+/// Registers a case the citizen submitted online, with its files, and makes its private
+/// link; the error is logged and only said to the citizen as a failure.
+async fn register_web_case(
+    state: &AppState,
+    request: crate::api::cases::CreateCaseBody,
+    files: Vec<(String, String, StagedBlob)>,
+) -> Result<(CaseView, String), String> {
+    let created = match request.validate(state, "portale") {
+        Ok(new) => state
+            .store
+            .create_case(new)
+            .await
+            .map_err(|e| e.to_string()),
+        Err(e) => Err(e.detail()),
+    };
+    let case = created?;
+    let reference = case.summary.reference.clone();
+    if let Err(e) = attach_files(state, &reference, files, "portale").await {
+        tracing::warn!(error = %e, %reference, "documents sent online not stored");
+    }
+    let link = private_link(state, &reference).await;
+    Ok((case, link))
 }
 
 /// The private link of a new case, as a full address (empty if it could not be made: the

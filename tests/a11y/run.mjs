@@ -613,6 +613,76 @@ async function office(browser, base, operator) {
   return seen;
 }
 
+/** Calls the API as `who` (a demo login with its token); throws unless the answer is 2xx. */
+async function api(base, who, method, pathAndQuery, body) {
+  const res = await fetch(base + pathAndQuery, {
+    method,
+    headers: { authorization: `Bearer ${who.token}`, 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`${method} ${pathAndQuery}: ${res.status} ${text}`);
+  return text ? JSON.parse(text) : null;
+}
+
+/**
+ * A permit's page (the demo has cases but no printed permits): a permit is issued through
+ * the API, then its page is audited in both languages, with a refused change (the error
+ * notice) and the CUDE temporary-plate form of a person-bound permit.
+ */
+async function permitPages(browser, base, operator) {
+  const issue = async (caseType, category, plate, documents) => {
+    const created = await api(base, operator, 'POST', '/api/v1/cases', {
+      case_type: caseType,
+      subject: `Permesso ${category} ${plate}`,
+      channel: 'counter',
+      citizen: { fiscal_code: 'RSSMRA80A01H501U', name: 'Mario Rossi' },
+      fields: { category, plates: [plate], documents },
+    });
+    for (const action of ['start_review', 'approve', 'issue']) {
+      await api(base, operator, 'POST', `/api/v1/cases/${created.reference}/actions`, { action });
+    }
+    // The printed permit is attached to the case as permesso-NUMBER.pdf.
+    const issued = await api(base, operator, 'GET', `/api/v1/cases/${created.reference}`);
+    const printed = issued.documents.map((d) => /^permesso-(.+)\.pdf$/.exec(d.filename)).find(Boolean);
+    if (!printed) throw new Error(`no printed permit on ${created.reference}`);
+    return printed[1];
+  };
+  const residents = await issue('ztl_permit', 'residenti', 'ZA111AA', ['documento_identita', 'carta_circolazione']);
+  const cude = await issue('cude', 'cude', 'ZB222BB', ['contrassegno_cude', 'documento_identita']);
+  for (const lang of ['it', 'en']) {
+    const context = await newContext(browser, lang);
+    const page = await context.newPage();
+    watchCsp(page);
+    await signIn(page, base, operator, lang);
+    await visit(page, base, `/ufficio/permessi/${residents}`, `office-permit-${lang}`);
+    await visit(page, base, `/ufficio/permessi/${cude}`, `office-permit-cude-${lang}`, { shot: lang === 'it' });
+    // A temporary plate that ends before it starts is refused: the page says why, in the
+    // page's language, and stays accessible.
+    const form = page.locator('form:has(input[name=change][value=temporary_plate])');
+    if ((await form.count()) === 0) {
+      fail(`office-permit-cude-${lang}: no temporary-plate form`);
+    } else {
+      await page.locator('details:has(input[value=temporary_plate]) summary').click();
+      const local = (hours) => {
+        const d = new Date(Date.now() + hours * 3600 * 1000);
+        const pad = (n) => String(n).padStart(2, '0');
+        return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
+      };
+      await form.locator('#temporary-plate').fill('ZC333CC');
+      await form.locator('#temporary-from').fill(local(3));
+      await form.locator('#temporary-to').fill(local(2));
+      await Promise.all([page.waitForNavigation(), form.locator('button[type=submit]').click()]);
+      const said = (await page.locator('main .notice.error').textContent()) || '';
+      const expected = lang === 'it' ? "La fine deve venire dopo l'inizio" : 'The end must come after the start';
+      if (said.includes(expected)) pass(`office-permit-refused-${lang}: "${said.trim()}"`);
+      else fail(`office-permit-refused-${lang}: the refusal says "${said.trim()}"`);
+      await audit(page, `office-permit-refused-${lang}`);
+    }
+    await context.close();
+  }
+}
+
 /**
  * Menu pages of the back office that the operator may not open (they land elsewhere),
  * audited as the supervisor.
@@ -684,6 +754,7 @@ async function main() {
     await portal(browser, server.base);
     await keyboardApplication(browser, server.base);
     const found = await office(browser, server.base, server.logins.operator);
+    await permitPages(browser, server.base, server.logins.operator);
     await statusFound(browser, server.base, found);
     await supervisorPages(browser, server.base, server.logins.supervisor);
   } catch (e) {

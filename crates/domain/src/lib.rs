@@ -9,6 +9,7 @@ pub mod case;
 pub mod clock;
 pub mod fiscal_code;
 pub mod plate;
+pub mod refusal;
 pub mod register;
 pub mod roles;
 pub mod sla;

@@ -220,6 +220,31 @@ impl WorkflowError {
     pub fn is_validation(&self) -> bool {
         matches!(self, WorkflowError::MissingArgument { .. })
     }
+
+    /// The refusal as data, for a message in the reader's language.
+    pub fn refusal(&self) -> crate::refusal::Refusal {
+        use crate::refusal::Refusal;
+        match self {
+            WorkflowError::NotAllowed { action, status } => {
+                Refusal::new("refusal.action_not_allowed")
+                    .named("action", "action", *action)
+                    .named("status", "status", status.as_str())
+            }
+            WorkflowError::WrongWorkflow { action } => {
+                Refusal::new("refusal.wrong_workflow").named("action", "action", *action)
+            }
+            WorkflowError::IntegrationAlreadyRequested => {
+                Refusal::new("refusal.integration_already_requested")
+            }
+            WorkflowError::NoRejectionNotice => Refusal::new("refusal.no_rejection_notice"),
+            WorkflowError::NoticePeriodOpen => Refusal::new("refusal.notice_period_open"),
+            WorkflowError::MissingArgument { action, field } => {
+                Refusal::new("refusal.missing_argument")
+                    .with("field", field)
+                    .named("action", "action", *action)
+            }
+        }
+    }
 }
 
 fn non_empty(list: &[String]) -> bool {

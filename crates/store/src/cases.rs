@@ -1187,9 +1187,10 @@ impl Store {
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("case {reference}")))?;
         if get_str(&row, "status")? == Status::Closed.as_str() {
-            return Err(StoreError::Conflict(format!(
-                "case {reference} is closed: reopen it to change its fields"
-            )));
+            return Err(StoreError::Refused(
+                sportello_domain::refusal::Refusal::new("refusal.closed_fields")
+                    .with("reference", reference),
+            ));
         }
         let case_id = get_i64(&row, "id")?;
         let mut fields: serde_json::Map<String, serde_json::Value> =

@@ -63,6 +63,17 @@ pub enum StoreError {
         /// What is wrong with it.
         message: String,
     },
+    /// A rule of the office refuses it (the web layer words it in the reader's language).
+    #[error("refused: {}", .0.key)]
+    Refused(sportello_domain::refusal::Refusal),
+    /// A rule of the office refuses one field's value.
+    #[error("{field}: refused: {}", .refusal.key)]
+    RefusedField {
+        /// The field.
+        field: String,
+        /// Why.
+        refusal: sportello_domain::refusal::Refusal,
+    },
     /// The request clashes with existing data (e.g. a login already taken).
     #[error("{0}")]
     Conflict(String),

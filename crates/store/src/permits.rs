@@ -1,6 +1,7 @@
 //! The permit register in the database: bulk import (idempotent by permit number, plate
 //! and start of validity), the rows the transit check and the whitelist read.
 
+use sportello_domain::refusal::Refusal;
 use sportello_domain::ztl::permits::RegisterRow;
 use sportello_domain::ztl::transits::PermitRow;
 
@@ -502,9 +503,9 @@ impl Store {
         }
         let current = self.permit(number).await?;
         if current.plates.iter().all(|p| p.status == "revoked") && status != "revoked" {
-            return Err(crate::StoreError::Conflict(format!(
-                "permit {number} is revoked: a revoked permit is not reinstated, a new one is issued"
-            )));
+            return Err(crate::StoreError::Refused(
+                Refusal::new("refusal.revoked_not_reinstated").with("number", number),
+            ));
         }
         let mut tx = self.write.begin().await?;
         sqlx::query("UPDATE permit_rows SET status = $1 WHERE permit = $2")
@@ -545,34 +546,37 @@ impl Store {
         let (from_ms, to_ms_) = (*from_ms, *to_ms_);
         let permit = self.permit(number).await?;
         let category = policy.category(&permit.category).ok_or_else(|| {
-            crate::StoreError::Conflict(format!(
-                "the category {} is not in the policy in force",
-                permit.category
-            ))
+            crate::StoreError::Refused(
+                Refusal::new("refusal.category_unknown").with("category", &permit.category),
+            )
         })?;
-        let invalid = |field: &str, m: String| crate::StoreError::invalid(field, m);
         if !category.person_bound {
-            return Err(crate::StoreError::Conflict(format!(
-                "temporary plates are for person-bound permits (CUDE); {} is {}",
-                number, category.name
-            )));
+            return Err(crate::StoreError::Refused(
+                Refusal::new("refusal.not_person_bound")
+                    .with("number", number)
+                    .with("category", &category.name),
+            ));
         }
         let now = to_ms(self.clock.now());
         let back = i64::from(category.temporary_plate_hours) * 3_600_000;
         if from_ms < now - back {
-            return Err(invalid(
-                "from",
-                format!(
-                    "may reach back at most {} hours",
-                    category.temporary_plate_hours
-                ),
-            ));
+            return Err(crate::StoreError::RefusedField {
+                field: "from".into(),
+                refusal: Refusal::new("refusal.temporary_too_early")
+                    .with("hours", category.temporary_plate_hours),
+            });
         }
         if to_ms_ > now + 24 * 3_600_000 {
-            return Err(invalid("to", "may reach forward at most 24 hours".into()));
+            return Err(crate::StoreError::RefusedField {
+                field: "to".into(),
+                refusal: Refusal::new("refusal.temporary_too_late"),
+            });
         }
         if to_ms_ <= from_ms {
-            return Err(invalid("to", "must be after from".into()));
+            return Err(crate::StoreError::RefusedField {
+                field: "to".into(),
+                refusal: Refusal::new("refusal.temporary_backwards"),
+            });
         }
         let covered = permit.plates.iter().any(|p| {
             p.status == "active"
@@ -581,9 +585,9 @@ impl Store {
                 && to_ms_ <= p.valid_to
         });
         if !covered {
-            return Err(crate::StoreError::Conflict(format!(
-                "permit {number} is not active and valid over that time"
-            )));
+            return Err(crate::StoreError::Refused(
+                Refusal::new("refusal.not_valid_then").with("number", number),
+            ));
         }
         sqlx::query(
             "INSERT INTO permit_rows (permit, category, holder_fiscal_code, holder_name, plate, country, \
@@ -713,11 +717,11 @@ impl Store {
             .fetch_optional(&mut *tx)
             .await?;
             if let Some(row) = clash {
-                return Err(crate::StoreError::Conflict(format!(
-                    "the plate {} already has permit {} of this category for that time",
-                    plate.number,
-                    get_str(&row, "permit")?
-                )));
+                return Err(crate::StoreError::Refused(
+                    Refusal::new("refusal.plate_has_permit")
+                        .with("plate", &plate.number)
+                        .with("number", get_str(&row, "permit")?),
+                ));
             }
         }
         let year = sportello_domain::calendar::rome_date(now)
@@ -830,7 +834,9 @@ impl Store {
         .fetch_all(&mut *tx)
         .await?;
         let first = rows.first().ok_or_else(|| {
-            crate::StoreError::Conflict(format!("permit {number} has no current plates to change"))
+            crate::StoreError::Refused(
+                Refusal::new("refusal.no_current_plates").with("number", number),
+            )
         })?;
         let end = rows
             .iter()

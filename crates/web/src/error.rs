@@ -6,7 +6,10 @@ use axum::Json;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use sportello_domain::refusal::Refusal;
 use sportello_store::StoreError;
+
+use crate::pages::i18n::{Lang, Tr};
 use utoipa::ToSchema;
 
 /// A field that failed validation.
@@ -48,6 +51,15 @@ pub enum ApiError {
     NotFound(String),
     /// 409: not allowed in the current state.
     Conflict(String),
+    /// 409: a rule of the office refuses it; the pages say why in the reader's language.
+    Refused(Refusal),
+    /// 422: one field's value is refused by a rule, said in the reader's language.
+    RefusedField {
+        /// The field, dotted.
+        field: String,
+        /// Why.
+        refusal: Refusal,
+    },
     /// 405.
     MethodNotAllowed,
     /// 413 with the limit.
@@ -71,6 +83,8 @@ impl ApiError {
     /// unexplained, as in the API).
     pub fn detail(&self) -> String {
         match self {
+            ApiError::Refused(refusal) => english(refusal),
+            ApiError::RefusedField { field, refusal } => format!("{field}: {}", english(refusal)),
             ApiError::BadRequest(d)
             | ApiError::NotFound(d)
             | ApiError::Conflict(d)
@@ -90,6 +104,17 @@ impl ApiError {
         }
     }
 
+    /// What went wrong, in the reader's language when a rule refused it (the pages' words);
+    /// otherwise as [`ApiError::detail`].
+    pub fn detail_in(&self, tr: Tr) -> String {
+        match self {
+            ApiError::Refused(refusal) | ApiError::RefusedField { refusal, .. } => {
+                tr.refusal(refusal)
+            }
+            other => other.detail(),
+        }
+    }
+
     /// A 422 naming one field.
     pub fn field(field: &str, message: impl Into<String>) -> ApiError {
         ApiError::Invalid(vec![FieldError {
@@ -103,13 +128,19 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound(what) => ApiError::NotFound(format!("{what} not found")),
-            StoreError::Workflow(w) if w.is_validation() => match &w {
+            StoreError::Workflow(w) => match &w {
                 sportello_domain::workflow::WorkflowError::MissingArgument { field, .. } => {
-                    ApiError::field(field, w.to_string())
+                    ApiError::RefusedField {
+                        field: (*field).to_owned(),
+                        refusal: w.refusal(),
+                    }
                 }
-                _ => ApiError::Conflict(w.to_string()),
+                _ => ApiError::Refused(w.refusal()),
             },
-            StoreError::Workflow(w) => ApiError::Conflict(w.to_string()),
+            StoreError::Refused(refusal) => ApiError::Refused(refusal),
+            StoreError::RefusedField { field, refusal } => {
+                ApiError::RefusedField { field, refusal }
+            }
             StoreError::Invalid { field, message } => {
                 ApiError::Invalid(vec![FieldError { field, message }])
             }
@@ -119,6 +150,12 @@ impl From<StoreError> for ApiError {
             other => ApiError::Internal(other.to_string()),
         }
     }
+}
+
+/// A refusal in the API's language: English words, identifiers as they are.
+fn english(refusal: &Refusal) -> String {
+    let tr = Tr { lang: Lang::En };
+    refusal.fill(tr.t(refusal.key), |_, id| id.to_owned())
 }
 
 fn problem(
@@ -195,6 +232,18 @@ impl IntoResponse for ApiError {
                 detail,
                 vec![],
             ),
+            ApiError::Refused(refusal) => problem(
+                StatusCode::CONFLICT,
+                "conflict",
+                "Not allowed in the current state",
+                english(&refusal),
+                vec![],
+            ),
+            ApiError::RefusedField { field, refusal } => ApiError::Invalid(vec![FieldError {
+                field,
+                message: english(&refusal),
+            }])
+            .into_response(),
             ApiError::TooLarge(limit) => problem(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "too-large",

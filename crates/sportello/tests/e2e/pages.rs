@@ -943,19 +943,70 @@ async fn an_operator_issues_a_permit_from_the_pages_alone() {
         "{}",
         uploaded.body
     );
+    let data_path = format!("{case_path}/dati");
+    let save_documents = |documents: &'static str| {
+        [
+            ("csrf", token.clone()),
+            ("category", "residenti".to_owned()),
+            ("plates", "AB123CD".to_owned()),
+            ("documents", documents.to_owned()),
+        ]
+    };
+    let form = save_documents("documento_identita");
     let saved = browser
-        .post_form(
-            &format!("{case_path}/dati"),
-            &[
-                ("csrf", &token),
-                ("category", "residenti"),
-                ("plates", "AB123CD"),
-                ("documents", "documento_identita, carta_circolazione"),
-            ],
-        )
+        .post_form(&data_path, &form.each_ref().map(|(k, v)| (*k, v.as_str())))
         .await;
     assert_eq!(saved.status, 303);
-    for action in ["start_review", "approve", "issue"] {
+    let actions = format!("{case_path}/azioni");
+    let started = browser
+        .post_form(&actions, &[("csrf", &token), ("action", "start_review")])
+        .await;
+    assert_eq!(started.status, 303, "{}", started.body);
+    // The rules' refusals are said in the page's language, names in words.
+    let early = browser
+        .post_form(&actions, &[("csrf", &token), ("action", "issue")])
+        .await;
+    assert!(
+        early.body.contains(
+            "L&#39;azione «Rilascia» non è consentita quando la pratica è «in istruttoria»"
+        ),
+        "{}",
+        early.body
+    );
+    let approved = browser
+        .post_form(&actions, &[("csrf", &token), ("action", "approve")])
+        .await;
+    assert_eq!(approved.status, 303, "{}", approved.body);
+    let issue = [("csrf", token.as_str()), ("action", "issue")];
+    let incomplete = browser
+        .post_form(&format!("{actions}?lang=en"), &issue)
+        .await;
+    assert!(
+        incomplete.body.contains(
+            "The category Residenti requires documents not yet received: Vehicle registration"
+        ),
+        "{}",
+        incomplete.body
+    );
+    let incomplete = browser
+        .post_form(&format!("{actions}?lang=it"), &issue)
+        .await;
+    assert!(
+        incomplete
+            .body
+            .contains("richiede documenti non ancora ricevuti: Carta di circolazione")
+            && incomplete
+                .body
+                .contains("<dd>Documento d&#39;identità</dd>"),
+        "{}",
+        incomplete.body
+    );
+    let form = save_documents("documento_identita, carta_circolazione");
+    let saved = browser
+        .post_form(&data_path, &form.each_ref().map(|(k, v)| (*k, v.as_str())))
+        .await;
+    assert_eq!(saved.status, 303);
+    for action in ["issue"] {
         let done = browser
             .post_form(
                 &format!("{case_path}/azioni"),

@@ -9,6 +9,7 @@ use axum::http::StatusCode;
 use chrono::DateTime;
 use serde::Deserialize;
 use sportello_domain::plate::Plate;
+use sportello_domain::refusal::Refusal;
 use sportello_domain::roles::Permission;
 use utoipa::ToSchema;
 
@@ -131,7 +132,9 @@ pub async fn plan_permit(
         .map(str::to_owned);
     let amended = match &amends {
         Some(number) => Some(state.store.permit(number).await.map_err(|_| {
-            ApiError::Conflict(format!("the permit {number:?} to change does not exist"))
+            ApiError::Refused(
+                Refusal::new("refusal.permit_to_change_unknown").with("number", number),
+            )
         })?),
         None => None,
     };
@@ -145,15 +148,9 @@ pub async fn plan_permit(
                 .map(str::to_owned)
         })
         .or_else(|| (case_type == "cude").then(|| "cude".to_owned()))
-        .ok_or_else(|| {
-            ApiError::Conflict(
-                "the case does not say which permit category it asks for (fields.category)".into(),
-            )
-        })?;
+        .ok_or_else(|| ApiError::Refused(Refusal::new("refusal.no_category")))?;
     let category = state.policy.category(&category_id).ok_or_else(|| {
-        ApiError::Conflict(format!(
-            "the category {category_id:?} is not in the policy in force"
-        ))
+        ApiError::Refused(Refusal::new("refusal.category_unknown").with("category", &category_id))
     })?;
     // Plates as text ("AB123CD", or a list), or as {plate, country} for foreign ones.
     let texts: Vec<(String, Option<String>)> =
@@ -177,22 +174,25 @@ pub async fn plan_permit(
             _ => Vec::new(),
         };
     if texts.is_empty() {
-        return Err(ApiError::Conflict(
-            "the case has no plates to authorise (fields.plates)".into(),
-        ));
+        return Err(ApiError::Refused(Refusal::new("refusal.no_plates")));
     }
     if texts.len() > category.max_vehicles as usize {
-        return Err(ApiError::Conflict(format!(
-            "{} plates, but the category {} allows at most {}",
-            texts.len(),
-            category.name,
-            category.max_vehicles
-        )));
+        return Err(ApiError::Refused(
+            Refusal::new("refusal.too_many_plates")
+                .with("count", texts.len())
+                .with("category", &category.name)
+                .with("max", category.max_vehicles),
+        ));
     }
     let mut plates = Vec::with_capacity(texts.len());
     for (text, country) in &texts {
-        let plate = Plate::parse(text, country.as_deref())
-            .map_err(|e| ApiError::Conflict(format!("the plate {text:?} is not valid: {e}")))?;
+        let plate = Plate::parse(text, country.as_deref()).map_err(|e| {
+            ApiError::Refused(
+                Refusal::new("refusal.plate_invalid")
+                    .with("plate", text)
+                    .with("reason", e),
+            )
+        })?;
         if !plates.contains(&plate) {
             plates.push(plate);
         }
@@ -209,29 +209,29 @@ pub async fn plan_permit(
         .filter(|d| amended.is_none() && !given.contains(d))
         .collect();
     if !missing.is_empty() {
-        return Err(ApiError::Conflict(format!(
-            "the category {} requires documents not yet received: {}",
-            category.name,
-            missing.join(", ")
-        )));
+        return Err(ApiError::Refused(
+            Refusal::new("refusal.documents_missing")
+                .with("category", &category.name)
+                .named_list("documents", "document", missing),
+        ));
     }
-    let holder_fiscal_code = case.citizen.fiscal_code.clone().ok_or_else(|| {
-        ApiError::Conflict(
-            "the citizen of the case has no fiscal code: the permit needs a holder".into(),
-        )
-    })?;
+    let holder_fiscal_code = case
+        .citizen
+        .fiscal_code
+        .clone()
+        .ok_or_else(|| ApiError::Refused(Refusal::new("refusal.no_holder")))?;
     if let Some(permit) = amended {
         if permit.holder_fiscal_code != holder_fiscal_code {
-            return Err(ApiError::Conflict(format!(
-                "the permit {} belongs to another holder",
-                permit.number
-            )));
+            return Err(ApiError::Refused(
+                Refusal::new("refusal.other_holder").with("number", &permit.number),
+            ));
         }
         if !matches!(permit.state.as_str(), "active" | "suspended") {
-            return Err(ApiError::Conflict(format!(
-                "the permit {} is {}: its plates cannot be changed",
-                permit.number, permit.state
-            )));
+            return Err(ApiError::Refused(
+                Refusal::new("refusal.plates_frozen")
+                    .with("number", &permit.number)
+                    .named("state", "permit_state", &permit.state),
+            ));
         }
         return Ok(Some(PermitPlan::ChangePlates {
             number: permit.number,
@@ -248,17 +248,17 @@ pub async fn plan_permit(
     let mut valid_from = now.timestamp_millis();
     if let Some(old) = &renews {
         let previous = state.store.permit(old).await.map_err(|_| {
-            ApiError::Conflict(format!("the permit {old:?} to renew does not exist"))
+            ApiError::Refused(Refusal::new("refusal.permit_to_renew_unknown").with("number", old))
         })?;
         if previous.holder_fiscal_code != holder_fiscal_code {
-            return Err(ApiError::Conflict(format!(
-                "the permit {old} belongs to another holder"
-            )));
+            return Err(ApiError::Refused(
+                Refusal::new("refusal.other_holder").with("number", old),
+            ));
         }
         if previous.state == "revoked" {
-            return Err(ApiError::Conflict(format!(
-                "the permit {old} is revoked: it cannot be renewed"
-            )));
+            return Err(ApiError::Refused(
+                Refusal::new("refusal.revoked_not_renewed").with("number", old),
+            ));
         }
         if let Some(end) = previous
             .plates
@@ -283,10 +283,11 @@ pub async fn plan_permit(
                 && r.valid_from < valid_to
                 && r.valid_to > valid_from
         }) {
-            return Err(ApiError::Conflict(format!(
-                "the plate {} already has permit {} of this category",
-                plate.number, clash.permit
-            )));
+            return Err(ApiError::Refused(
+                Refusal::new("refusal.plate_has_permit")
+                    .with("plate", &plate.number)
+                    .with("number", &clash.permit),
+            ));
         }
     }
     Ok(Some(PermitPlan::Issue(
@@ -490,16 +491,14 @@ pub(crate) async fn open_renewal(
 ) -> Result<sportello_store::cases::CaseView, ApiError> {
     let permit = state.store.permit(number).await?;
     if permit.state == "revoked" {
-        return Err(ApiError::Conflict(format!(
-            "the permit {} is revoked: a new request is needed, not a renewal",
-            permit.number
-        )));
+        return Err(ApiError::Refused(
+            Refusal::new("refusal.revoked_not_renewed").with("number", &permit.number),
+        ));
     }
     let category = state.policy.category(&permit.category).ok_or_else(|| {
-        ApiError::Conflict(format!(
-            "the category {:?} of permit {} is no longer in the policy",
-            permit.category, permit.number
-        ))
+        ApiError::Refused(
+            Refusal::new("refusal.category_unknown").with("category", &permit.category),
+        )
     })?;
     // The plates of the latest period (a plate replaced earlier is not renewed).
     let lasting = permit.plates.iter().filter(|r| r.source != "temporary");

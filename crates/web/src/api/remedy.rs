@@ -246,7 +246,10 @@ pub(crate) async fn gather(state: &AppState, case: &CaseView) -> Result<Evidence
         fields.get("country").and_then(|c| c.as_str()),
     )
     .map_err(|e| {
-        ApiError::Conflict(format!("the case names no valid plate (fields.plate): {e}"))
+        ApiError::Refused(
+            sportello_domain::refusal::Refusal::new("refusal.contest_plate_invalid")
+                .with("reason", e),
+        )
     })?;
     let rows = state
         .store

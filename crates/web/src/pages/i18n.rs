@@ -123,6 +123,17 @@ impl Tr {
         if text == key { id.to_owned() } else { text }
     }
 
+    /// Why a rule refused something, in this language, identifiers named in words.
+    pub fn refusal(&self, refusal: &sportello_domain::refusal::Refusal) -> String {
+        let text = refusal.fill(&self.t_owned(refusal.key), |group, id| self.name(group, id));
+        // The API's sentences start in lower case; on a page a sentence starts with a capital.
+        let mut chars = text.chars();
+        match chars.next() {
+            Some(first) => first.to_uppercase().chain(chars).collect(),
+            None => text,
+        }
+    }
+
     /// The language code.
     pub fn code(&self) -> &'static str {
         self.lang.code()

@@ -901,9 +901,18 @@ async fn render_case(
         .map(|m| {
             m.iter()
                 .map(|(k, v)| {
-                    let value = match v {
-                        serde_json::Value::String(s) => s.clone(),
+                    // Lists in words (documents by their names), values as they are.
+                    let group = if k == "documents" { "document" } else { "" };
+                    let shown = |v: &serde_json::Value| match v {
+                        serde_json::Value::String(s) if group.is_empty() => s.clone(),
+                        serde_json::Value::String(s) => tr.name(group, s),
                         other => other.to_string(),
+                    };
+                    let value = match v {
+                        serde_json::Value::Array(items) => {
+                            items.iter().map(shown).collect::<Vec<_>>().join(", ")
+                        }
+                        other => shown(other),
                     };
                     (tr.name("field", k), value)
                 })
@@ -1108,7 +1117,7 @@ async fn act(
     match crate::api::cases::perform_action(&state, &session.user, &reference, body).await {
         Ok(_) => Redirect::to(&format!("{here}?esito={}", urlencode(&form.action))).into_response(),
         Err(e) => {
-            let message = e.detail();
+            let message = e.detail_in(tr);
             case_error(&state, &session, tr, &reference, message).await
         }
     }
@@ -1156,7 +1165,7 @@ async fn clear_flag(
     {
         Ok(_) => Redirect::to(&here).into_response(),
         Err(e) => {
-            let message = crate::error::ApiError::from(e).detail();
+            let message = crate::error::ApiError::from(e).detail_in(tr);
             case_error(&state, &session, tr, &reference, message).await
         }
     }
@@ -1263,7 +1272,7 @@ async fn upload_document(
                     Ok(true) => added += 1,
                     Ok(false) => {}
                     Err(e) => {
-                        let message = crate::error::ApiError::from(e).detail();
+                        let message = crate::error::ApiError::from(e).detail_in(tr);
                         return case_error(&state, &session, tr, &reference, message).await;
                     }
                 }
@@ -1361,7 +1370,7 @@ async fn edit_fields(
     {
         Ok(_) => Redirect::to(&here).into_response(),
         Err(e) => {
-            let message = crate::error::ApiError::from(e).detail();
+            let message = crate::error::ApiError::from(e).detail_in(tr);
             case_error(&state, &session, tr, &reference, message).await
         }
     }
@@ -1423,7 +1432,7 @@ async fn move_message(
     {
         Ok(moved) => Redirect::to(&format!("/ufficio/pratiche/{}", moved.to)).into_response(),
         Err(e) => {
-            let message = crate::error::ApiError::from(e).detail();
+            let message = crate::error::ApiError::from(e).detail_in(tr);
             case_error(&state, &session, tr, &reference, message).await
         }
     }
@@ -1691,7 +1700,7 @@ async fn check_transits_page(
         )
             .into_response(),
         Err(e) => {
-            page_.error = Some(e.detail());
+            page_.error = Some(e.detail_in(tr));
             page(StatusCode::UNPROCESSABLE_ENTITY, &page_)
         }
     }
@@ -1944,7 +1953,7 @@ async fn permit_change(
         {
             Ok(case) => Redirect::to(&format!("/ufficio/pratiche/{}", case.summary.reference))
                 .into_response(),
-            Err(e) => render_permit(&state, &session, tr, &number, Some(e.detail())).await,
+            Err(e) => render_permit(&state, &session, tr, &number, Some(e.detail_in(tr))).await,
         };
     }
     if form.change == "temporary_plate" {
@@ -1979,7 +1988,7 @@ async fn permit_change(
         return match added {
             Ok(_) => Redirect::to(&here).into_response(),
             Err(e) => {
-                let message = crate::error::ApiError::from(e).detail();
+                let message = crate::error::ApiError::from(e).detail_in(tr);
                 render_permit(&state, &session, tr, &number, Some(message)).await
             }
         };
@@ -1997,7 +2006,7 @@ async fn permit_change(
     {
         Ok(_) => Redirect::to(&here).into_response(),
         Err(e) => {
-            let message = crate::error::ApiError::from(e).detail();
+            let message = crate::error::ApiError::from(e).detail_in(tr);
             render_permit(&state, &session, tr, &number, Some(message)).await
         }
     }

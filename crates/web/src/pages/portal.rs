@@ -619,10 +619,11 @@ async fn cude_plate(
         Err(e) => {
             // The category's rules, said as the store says them (which limit, which field).
             let field = match &e {
-                sportello_store::StoreError::Invalid { field, .. } => field.clone(),
+                sportello_store::StoreError::Invalid { field, .. }
+                | sportello_store::StoreError::RefusedField { field, .. } => field.clone(),
                 _ => "form".into(),
             };
-            let message = crate::error::ApiError::from(e).detail();
+            let message = crate::error::ApiError::from(e).detail_in(tr);
             page_.f.errors.push((field, message));
             with_cookies(page(StatusCode::UNPROCESSABLE_ENTITY, &page_), cookies)
         }

@@ -126,7 +126,7 @@ async fn reports(
     let period = match Period::new(from, to) {
         Ok(p) => p,
         Err(e) => {
-            page_.error = Some(crate::error::ApiError::from(e).detail());
+            page_.error = Some(crate::error::ApiError::from(e).detail_in(tr));
             return page(StatusCode::UNPROCESSABLE_ENTITY, &page_);
         }
     };

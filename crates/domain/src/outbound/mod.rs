@@ -1,0 +1,1 @@
+//! Writing to the citizen: the message templates and the choice of channel.

@@ -549,6 +549,11 @@ async function office(browser, base, operator) {
     // A case of the demo office (not one this run made).
     const demo = refs.find((r) => r !== keyboardCase) || refs[0];
     await visit(page, base, `/ufficio/pratiche/${demo}`, `office-case-${lang}`);
+    await visit(page, base, `/ufficio/pratiche/${demo}/scrivi`, `office-write-${lang}`);
+    // The preview of a template fills the form again.
+    await page.selectOption('#write-template', 'acknowledgement');
+    await Promise.all([page.waitForNavigation(), page.click('button[value=preview]')]);
+    await audit(page, `office-write-preview-${lang}`);
     // A contested fine (SEG), whose page has the transits' table, when the list has one.
     await visit(page, base, '/ufficio/pratiche?q=SEG', `office-cases-filtered-${lang}`, { shot: false });
     const seg = await page.$$eval('main table tbody tr td:first-child a', (as) => as.map((a) => a.textContent.trim()));

@@ -265,8 +265,8 @@ pub const DEFAULT_FAX_CALLER_PATTERNS: &[&str] = &[
     r"(?i)\bda[:\s]+(\+?[0-9][0-9 ./-]{4,})",
 ];
 
-/// `[outbound]`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// `[outbound]`: the transports of outbound messages and the queue that feeds them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct OutboundConfig {
     /// Ordinary e-mail.
@@ -277,15 +277,54 @@ pub struct OutboundConfig {
     pub fax: OutboundFaxConfig,
     /// SMS gateway.
     pub sms: SmsConfig,
+    /// WhatsApp Business Cloud API, for answers to citizens who wrote on WhatsApp.
+    pub whatsapp: OutboundWhatsappConfig,
+    /// Telegram Bot API, for answers to citizens who wrote to the bot.
+    pub telegram: OutboundTelegramConfig,
+    /// A message that failed this many times (retryable errors) is given up and flagged.
+    pub max_attempts: u32,
+    /// First wait before a retry, in seconds; it doubles at each further attempt.
+    pub retry_base_seconds: u64,
+    /// Queued messages taken at once by one sender pass.
+    pub batch: u32,
+    /// Days after which an unanswered request for a call-back is reminded to the office.
+    pub callback_after_days: u32,
+    /// Days before a permit expires at which the citizen is reminded.
+    pub reminder_days_before: u32,
+    /// Hours within which a PEC delivery receipt must arrive before the office is warned.
+    pub pec_delivery_hours: u32,
+    /// Domain of outbound `Message-ID`s; the domain of `outbound.email.from` when absent.
+    pub message_id_domain: Option<String>,
+}
+
+impl Default for OutboundConfig {
+    fn default() -> Self {
+        OutboundConfig {
+            email: SmtpConfig::default(),
+            pec: SmtpConfig::default(),
+            fax: OutboundFaxConfig::default(),
+            sms: SmsConfig::default(),
+            whatsapp: OutboundWhatsappConfig::default(),
+            telegram: OutboundTelegramConfig::default(),
+            max_attempts: 8,
+            retry_base_seconds: 30,
+            batch: 64,
+            callback_after_days: 7,
+            reminder_days_before: 5,
+            pec_delivery_hours: 24,
+            message_id_domain: None,
+        }
+    }
 }
 
 /// An SMTP route.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SmtpConfig {
-    /// `smtp://host:port` or `smtps://…`.
+    /// `smtp://[user:pass@]host:port` (plain; STARTTLS with `?starttls=true` or port 587)
+    /// or `smtps://user:pass@host:port` (TLS from the first byte).
     pub smtp_url: Option<SecretUrl>,
-    /// Sender address.
+    /// Sender address, `addr@example.it` or `Name <addr@example.it>`.
     pub from: Option<String>,
 }
 
@@ -297,12 +336,81 @@ pub struct OutboundFaxConfig {
     pub gateway: Option<String>,
 }
 
+/// The SMS gateway's default request body: JSON with the placeholders filled in.
+pub const DEFAULT_SMS_BODY: &str = r#"{"to":"{to}","text":"{text}","id":"{id}"}"#;
+
 /// `[outbound.sms]`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SmsConfig {
     /// HTTP SMS gateway endpoint.
     pub url: Option<SecretUrl>,
+    /// Request body template; `{to}`, `{text}`, `{id}` and `{subject}` are replaced, escaped
+    /// for the content type (JSON strings, form encoding, else as is).
+    pub body: String,
+    /// `Content-Type` of the request.
+    pub content_type: String,
+    /// Bearer token sent in `Authorization`, when the gateway wants one.
+    pub token: Option<Secret>,
+}
+
+impl Default for SmsConfig {
+    fn default() -> Self {
+        SmsConfig {
+            url: None,
+            body: DEFAULT_SMS_BODY.into(),
+            content_type: "application/json".into(),
+            token: None,
+        }
+    }
+}
+
+/// `[outbound.whatsapp]`: the Cloud API that sends the answers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutboundWhatsappConfig {
+    /// Graph API base, with its version.
+    pub base_url: String,
+    /// The business phone number's id (not the number itself).
+    pub phone_number_id: Option<String>,
+    /// System-user access token.
+    pub access_token: Option<Secret>,
+    /// Pre-approved template sent outside the 24-hour customer-service window; its body
+    /// has one parameter, the subject.
+    pub template_name: Option<String>,
+    /// Language code of that template.
+    pub template_language: String,
+}
+
+impl Default for OutboundWhatsappConfig {
+    fn default() -> Self {
+        OutboundWhatsappConfig {
+            base_url: "https://graph.facebook.com/v21.0".into(),
+            phone_number_id: None,
+            access_token: None,
+            template_name: None,
+            template_language: "it".into(),
+        }
+    }
+}
+
+/// `[outbound.telegram]`: the Bot API that sends the answers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutboundTelegramConfig {
+    /// Bot API base.
+    pub base_url: String,
+    /// The bot's token from BotFather.
+    pub bot_token: Option<Secret>,
+}
+
+impl Default for OutboundTelegramConfig {
+    fn default() -> Self {
+        OutboundTelegramConfig {
+            base_url: "https://api.telegram.org".into(),
+            bot_token: None,
+        }
+    }
 }
 
 /// `[webhooks]`.
@@ -661,10 +769,111 @@ impl Config {
                 }
             }
         }
+        self.validate_outbound()?;
         if self.limits.max_per_page == 0 {
             return Err(ConfigError::new(
                 "limits.max_per_page",
                 "must be at least 1",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks `[outbound]`: URL schemes, the fax gateway form and the queue's numbers.
+    fn validate_outbound(&self) -> Result<(), ConfigError> {
+        let o = &self.outbound;
+        for (name, route) in [("email", &o.email), ("pec", &o.pec)] {
+            if let Some(url) = &route.smtp_url {
+                let ok = url::Url::parse(url.expose()).is_ok_and(|u| {
+                    matches!(u.scheme(), "smtp" | "smtps")
+                        && u.host_str().is_some_and(|h| !h.is_empty())
+                });
+                if !ok {
+                    return Err(ConfigError::new(
+                        format!("outbound.{name}.smtp_url"),
+                        "must look like smtp://host:port or smtps://user:password@host:port",
+                    ));
+                }
+            }
+            if let Some(from) = &route.from
+                && !from.contains('@')
+            {
+                return Err(ConfigError::new(
+                    format!("outbound.{name}.from"),
+                    "must be an e-mail address",
+                ));
+            }
+        }
+        if let Some(gateway) = &o.fax.gateway {
+            let ok = match (
+                gateway.strip_prefix("mailto:"),
+                gateway.strip_prefix("spool:"),
+            ) {
+                (Some(template), _) => {
+                    template.contains('@')
+                        && (template.contains("{number}") || template.contains("{digits}"))
+                }
+                (_, Some(dir)) => !dir.trim().is_empty(),
+                _ => false,
+            };
+            if !ok {
+                return Err(ConfigError::new(
+                    "outbound.fax.gateway",
+                    "must be mailto:{number}@gateway (or {digits}) or spool:DIR",
+                ));
+            }
+        }
+        let http = |key: &str, value: &str| {
+            if url::Url::parse(value).is_ok_and(|u| matches!(u.scheme(), "http" | "https")) {
+                Ok(())
+            } else {
+                Err(ConfigError::new(key, "must be an http:// or https:// URL"))
+            }
+        };
+        if let Some(url) = &o.sms.url {
+            http("outbound.sms.url", url.expose())?;
+        }
+        if o.sms.body.trim().is_empty() {
+            return Err(ConfigError::new("outbound.sms.body", "must not be empty"));
+        }
+        if o.sms.content_type.trim().is_empty() {
+            return Err(ConfigError::new(
+                "outbound.sms.content_type",
+                "must not be empty",
+            ));
+        }
+        http("outbound.whatsapp.base_url", &o.whatsapp.base_url)?;
+        http("outbound.telegram.base_url", &o.telegram.base_url)?;
+        if o.whatsapp.template_language.trim().is_empty() {
+            return Err(ConfigError::new(
+                "outbound.whatsapp.template_language",
+                "must not be empty",
+            ));
+        }
+        if o.max_attempts == 0 {
+            return Err(ConfigError::new(
+                "outbound.max_attempts",
+                "must be at least 1",
+            ));
+        }
+        if o.retry_base_seconds == 0 {
+            return Err(ConfigError::new(
+                "outbound.retry_base_seconds",
+                "must be at least 1",
+            ));
+        }
+        if o.batch == 0 {
+            return Err(ConfigError::new("outbound.batch", "must be at least 1"));
+        }
+        if let Some(domain) = &o.message_id_domain
+            && (domain.is_empty()
+                || domain
+                    .chars()
+                    .any(|c| c.is_whitespace() || matches!(c, '@' | '<' | '>')))
+        {
+            return Err(ConfigError::new(
+                "outbound.message_id_domain",
+                "must be a domain name, e.g. sportello.comune.example.it",
             ));
         }
         Ok(())
@@ -925,6 +1134,34 @@ mod tests {
                 "[fax]\ncaller_patterns = [\"Fax da: \\\\d+\"]",
                 "fax.caller_patterns[0]",
             ),
+            (
+                "[outbound.email]\nsmtp_url = \"http://mail.example.it\"",
+                "outbound.email.smtp_url",
+            ),
+            ("[outbound.pec]\nfrom = \"nobody\"", "outbound.pec.from"),
+            (
+                "[outbound.fax]\ngateway = \"ftp://fax\"",
+                "outbound.fax.gateway",
+            ),
+            (
+                "[outbound.sms]\nurl = \"sms.example.it\"",
+                "outbound.sms.url",
+            ),
+            (
+                "[outbound.whatsapp]\nbase_url = \"graph\"",
+                "outbound.whatsapp.base_url",
+            ),
+            (
+                "[outbound.telegram]\nbase_url = \"\"",
+                "outbound.telegram.base_url",
+            ),
+            ("[outbound]\nmax_attempts = 0", "outbound.max_attempts"),
+            ("[outbound]\nbatch = 0", "outbound.batch"),
+            (
+                "[outbound]\nmessage_id_domain = \"a@b\"",
+                "outbound.message_id_domain",
+            ),
+            ("[outbound.telegram]\nbogus = 1", "bogus"),
         ];
         for (toml, key) in cases {
             let err = load(toml, &[]).unwrap_err();
@@ -932,6 +1169,60 @@ mod tests {
                 err.key == *key || err.to_string().contains(key),
                 "{toml}: got {err}"
             );
+        }
+    }
+
+    #[test]
+    fn outbound_defaults_and_secrets() {
+        let c = load("", &[]).unwrap();
+        let o = &c.outbound;
+        assert_eq!((o.max_attempts, o.retry_base_seconds, o.batch), (8, 30, 64));
+        assert_eq!(
+            (
+                o.callback_after_days,
+                o.reminder_days_before,
+                o.pec_delivery_hours
+            ),
+            (7, 5, 24)
+        );
+        assert_eq!(o.message_id_domain, None);
+        assert_eq!(o.sms.body, DEFAULT_SMS_BODY);
+        assert_eq!(o.sms.content_type, "application/json");
+        assert_eq!(o.whatsapp.base_url, "https://graph.facebook.com/v21.0");
+        assert_eq!(o.whatsapp.template_language, "it");
+        assert_eq!(o.telegram.base_url, "https://api.telegram.org");
+
+        let c = load(
+            "[outbound.email]\nsmtp_url = \"smtps://u:mailpw@smtp.example.it:465\"\n\
+             from = \"permessi@comune.example.it\"\n\
+             [outbound.sms]\nurl = \"https://sms.example.it/send\"\ntoken = \"smstoken\"\n\
+             [outbound.whatsapp]\nphone_number_id = \"1234\"\naccess_token = \"watoken\"\n\
+             template_name = \"risposta\"\n\
+             [outbound.fax]\ngateway = \"spool:/var/spool/fax\"\n",
+            &[
+                ("SPORTELLO_OUTBOUND__TELEGRAM__BOT_TOKEN", "123:tgtoken"),
+                ("SPORTELLO_OUTBOUND__MAX_ATTEMPTS", "3"),
+                (
+                    "SPORTELLO_OUTBOUND__MESSAGE_ID_DOMAIN",
+                    "sportello.comune.example.it",
+                ),
+            ],
+        )
+        .unwrap();
+        let o = &c.outbound;
+        assert_eq!(o.max_attempts, 3);
+        assert_eq!(
+            o.telegram.bot_token.as_ref().map(Secret::expose),
+            Some("123:tgtoken")
+        );
+        assert_eq!(o.whatsapp.template_name.as_deref(), Some("risposta"));
+        assert_eq!(
+            o.message_id_domain.as_deref(),
+            Some("sportello.comune.example.it")
+        );
+        let printed = format!("{c:?}");
+        for secret in ["mailpw", "smstoken", "watoken", "tgtoken"] {
+            assert!(!printed.contains(secret), "{secret} leaked in Debug");
         }
     }
 

@@ -201,6 +201,13 @@ pub fn parse_email(
             .or_else(|| daticert.as_ref().and_then(|d| d.msgid.clone()))
             .map(|id| bare_id(&id));
         let envelope_id = outer.message_id().map(bare_id);
+        // The provider's explanation of a failure: the extended error, else its code.
+        let receipt_error = daticert.as_ref().and_then(|d| {
+            d.extended_error
+                .clone()
+                .or_else(|| d.error.clone())
+                .filter(|e| !e.trim().is_empty())
+        });
         let inbound = Inbound {
             explicit_case: None,
             channel: Channel::Pec,
@@ -225,7 +232,11 @@ pub fn parse_email(
                 .to_owned(),
             subject: outer.subject().unwrap_or("Ricevuta PEC").to_owned(),
             text: String::new(),
-            receipt: Some(ReceiptInfo { kind, refers_to }),
+            receipt: Some(ReceiptInfo {
+                kind,
+                refers_to,
+                error: receipt_error,
+            }),
             flags,
             default_case_type: src.default_case_type.clone(),
             raw_sha256: raw_sha256.to_owned(),

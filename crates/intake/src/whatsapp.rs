@@ -131,6 +131,15 @@ struct Status {
     status: String,
     timestamp: Option<String>,
     recipient_id: Option<String>,
+    /// Why a message failed (`failed` statuses).
+    #[serde(default)]
+    errors: Vec<StatusError>,
+}
+
+#[derive(Deserialize)]
+struct StatusError {
+    title: Option<String>,
+    message: Option<String>,
 }
 
 /// Turns a notification into inbound messages and receipts, in the order they came.
@@ -234,6 +243,11 @@ pub fn parse_notification(
                 subject: format!("Stato WhatsApp: {}", s.status),
                 text: String::new(),
                 receipt: Some(ReceiptInfo {
+                    error: s
+                        .errors
+                        .iter()
+                        .filter_map(|e| e.title.clone().or_else(|| e.message.clone()))
+                        .next(),
                     kind: s.status,
                     refers_to: Some(s.id),
                 }),

@@ -133,6 +133,27 @@ pub async fn run(
     state.policy_version = Some(policy_version);
     state.pec_trust_anchors = pec_trust_anchors;
     state.ocr = ocr;
+    // Messages to citizens: sent by this instance's worker (several instances share the
+    // queue safely: each message is leased), and the contact centre's minute.
+    let sender = tokio::spawn(
+        sportello_outbound::worker::Worker::new(
+            store.clone(),
+            state.blobs.clone(),
+            state.transports.clone(),
+            sportello_outbound::worker::WorkerSettings::from_config(&config),
+        )
+        .run(state.outbound_wakeup.clone(), Duration::from_secs(2)),
+    );
+    let contact = {
+        let state = state.clone();
+        tokio::spawn(async move {
+            let mut interval = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                interval.tick().await;
+                sportello_web::api::outbound::contact_tick(&state).await;
+            }
+        })
+    };
     let app = router(state);
     axum::serve(
         listener,
@@ -142,6 +163,8 @@ pub async fn run(
     .await
     .context("the HTTP server stopped with an error")?;
     ticker.abort();
+    sender.abort();
+    contact.abort();
     text_worker.abort();
     if let Some(scanner) = scanner {
         scanner.abort();

@@ -983,12 +983,30 @@ impl Store {
         actor: &str,
         outgoing: &[OutgoingDocument],
     ) -> Result<CaseView> {
+        self.apply_action_writing(reference, action, note, actor, outgoing, &[])
+            .await
+            .map(|(case, _)| case)
+    }
+
+    /// [`Store::apply_action_with`], also queueing messages to the citizen in the same
+    /// transaction (a message without an idempotency key gets one naming this change of
+    /// the case, so a retried request cannot queue it twice). Returns the case and the
+    /// messages' ids.
+    pub async fn apply_action_writing(
+        &self,
+        reference: &str,
+        action: &Action,
+        note: Option<&str>,
+        actor: &str,
+        outgoing: &[OutgoingDocument],
+        messages: &[crate::outbound::NewOutbound],
+    ) -> Result<(CaseView, Vec<i64>)> {
         let now = self.clock.now();
         let today = rome_date(now);
         let mut tx = self.write.begin().await?;
         let row = sqlx::query(
             "UPDATE cases SET version = version + 1 WHERE reference = $1 RETURNING id, case_type, status, \
-             integration_requested, rejection_notified, pause_kind, pause_started_on, paused_days, received_on, term_days, flags",
+             integration_requested, rejection_notified, pause_kind, pause_started_on, paused_days, received_on, term_days, flags, version",
         )
         .bind(reference)
         .fetch_optional(&mut *tx)
@@ -1119,9 +1137,24 @@ impl Store {
             "action"
         };
         insert_event(&mut tx, case_id, now, actor, kind, &detail).await?;
-        attach_outgoing(&mut tx, case_id, reference, now, actor, outgoing).await?;
+        let documents = attach_outgoing(&mut tx, case_id, reference, now, actor, outgoing).await?;
+        let version = get_i64(&row, "version")?;
+        let mut queued = Vec::with_capacity(messages.len());
+        for (i, message) in messages.iter().enumerate() {
+            let mut message = message.clone();
+            if message.idempotency_key.is_empty() {
+                message.idempotency_key = format!("{reference}/v{version}/{i}");
+            }
+            if message.with_outgoing_documents {
+                message.attachments.extend(documents.iter().cloned());
+            }
+            let (id, _) =
+                crate::outbound::queue_in(&mut tx, case_id, reference, now, actor, &message)
+                    .await?;
+            queued.push(id);
+        }
         tx.commit().await?;
-        self.get_case(reference).await
+        Ok((self.get_case(reference).await?, queued))
     }
 
     /// Removes a flag once staff have dealt with it (a message that arrived for a closed

@@ -22,6 +22,8 @@ pub struct ReceiptInfo {
     pub kind: String,
     /// The id of the sent message it is about, when known.
     pub refers_to: Option<String>,
+    /// The provider's error, for a receipt saying the message was not delivered.
+    pub error: Option<String>,
 }
 
 /// One inbound message, normalised by its channel adapter.
@@ -228,9 +230,24 @@ impl Store {
         }
 
         if let Some(receipt) = &msg.receipt {
-            // Outbound messages are not recorded yet (outbound channels come later), so a
-            // receipt cannot be matched to what it confirms.
-            if !flags.iter().any(|f| f == "unmatched_receipt") {
+            // The receipt moves the sent message it names along (accepted, delivered,
+            // failed), in the same transaction; one that names no message of ours is kept
+            // and flagged.
+            let matched = match &receipt.refers_to {
+                Some(id) => {
+                    crate::outbound::receipt_in(
+                        &mut tx,
+                        id,
+                        crate::outbound::DeliveryStep::from_receipt(&receipt.kind),
+                        receipt.error.as_deref(),
+                        msg.received_at,
+                        now,
+                    )
+                    .await?
+                }
+                None => None,
+            };
+            if matched.is_none() && !flags.iter().any(|f| f == "unmatched_receipt") {
                 flags.push("unmatched_receipt".into());
             }
             self.record_message(&mut tx, &msg, "receipt", "receipt", None, None, &flags, now)
@@ -415,6 +432,7 @@ impl Store {
             }
         }
         for id in &msg.in_reply_to {
+            // A reply to a citizen's message of a case, or to one the office sent.
             let row = sqlx::query(
                 "SELECT c.id, c.reference, c.status FROM inbound_messages m JOIN cases c ON c.id = m.case_id \
                  WHERE m.message_id = $1 ORDER BY m.id DESC LIMIT 1",
@@ -422,6 +440,18 @@ impl Store {
             .bind(id)
             .fetch_optional(&mut **tx)
             .await?;
+            let row = match row {
+                Some(row) => Some(row),
+                None => {
+                    sqlx::query(
+                        "SELECT c.id, c.reference, c.status FROM outbound_messages o JOIN cases c ON c.id = o.case_id \
+                         WHERE o.message_id = $1 OR o.provider_ref = $1 ORDER BY o.id DESC LIMIT 1",
+                    )
+                    .bind(id)
+                    .fetch_optional(&mut **tx)
+                    .await?
+                }
+            };
             if let Some(row) = row {
                 let status = get_str(&row, "status")?;
                 return Ok(Some(Target {
@@ -660,6 +690,7 @@ mod tests {
 
             let mut receipt = message("r1", "ACCETTAZIONE", "");
             receipt.receipt = Some(ReceiptInfo {
+                error: None,
                 kind: "accettazione".into(),
                 refers_to: Some("<out-1@comune>".into()),
             });

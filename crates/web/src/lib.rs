@@ -53,12 +53,17 @@ pub struct AppState {
     pub policy_version: Option<i64>,
     /// Attempts of the pages' guessable forms (sign-in, case status), per address and key.
     pub page_limits: Arc<auth::Throttle>,
+    /// The outbound channels' transports (what is configured can be used).
+    pub transports: Arc<sportello_outbound::Transports>,
+    /// Wakes the sending worker when a message is queued.
+    pub outbound_wakeup: Arc<tokio::sync::Notify>,
 }
 
 impl AppState {
     /// Builds the state from its parts.
     pub fn new(store: Store, blobs: BlobStore, config: Arc<Config>) -> AppState {
         let staging_dir = config.data_dir.join("tmp");
+        let config_for_transports = config.clone();
         AppState {
             ocr: sportello_intake::pipeline::OcrSettings::from_config(&config),
             store,
@@ -77,8 +82,20 @@ impl AppState {
             ),
             policy_version: None,
             page_limits: Arc::new(auth::Throttle::default()),
+            transports: Arc::new(outbound_transports(&config_for_transports)),
+            outbound_wakeup: Arc::new(tokio::sync::Notify::new()),
         }
     }
+}
+
+/// The transports of the configured outbound channels; a configuration they cannot use
+/// (already refused by `sportello check`) leaves the channels unconfigured, logged.
+fn outbound_transports(config: &Config) -> sportello_outbound::Transports {
+    sportello_outbound::Transports::from_config(&config.outbound).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "outbound channels not usable: check [outbound]");
+        sportello_outbound::Transports::from_config(&Default::default())
+            .expect("no channel configured is a valid configuration")
+    })
 }
 
 /// The whole HTTP application.

@@ -5,7 +5,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::api::{
-    cases, documents, health, inbound, messages, permits, remedy, reports, search, ztl,
+    cases, documents, health, inbound, messages, outbound, permits, remedy, reports, search, ztl,
 };
 
 /// The API description.
@@ -23,6 +23,11 @@ use crate::api::{
         messages::case_messages,
         messages::move_message,
         messages::split_message,
+        outbound::send_message,
+        outbound::preview_message,
+        outbound::case_outbound,
+        outbound::case_channels,
+        outbound::outbound_pdf,
         documents::upload_document,
         documents::download_document,
         documents::document_text,
@@ -53,6 +58,7 @@ use crate::api::{
     components(schemas(crate::error::Problem, crate::error::FieldError)),
     modifiers(&BearerAuth),
     tags((name = "cases", description = "Cases (pratiche) and their workflow"),
+         (name = "messages", description = "Writing to the citizen on their channel"),
          (name = "documents", description = "Documents attached to cases"),
          (name = "ztl", description = "Permits, whitelist and transits, for the municipal police"),
          (name = "inbound", description = "Messages and calls arriving from the channels"),

@@ -15,6 +15,7 @@ mod demo;
 mod intake;
 mod mailbox;
 mod messages;
+mod outbound;
 mod pages;
 mod remedy;
 mod reports;

@@ -66,6 +66,14 @@ pub struct ActionBody {
     pub missing: Option<Vec<String>>,
     /// `notify_rejection`, `reject`, `confirm`, `annul`: the reasons.
     pub reasons: Option<Vec<String>>,
+    /// Write to the citizen about it (default `true`): the action's template on the
+    /// citizen's default channel, queued with the action; a citizen the office cannot
+    /// write to gets a call-back task instead when the case waits on them.
+    pub notify: Option<bool>,
+    /// The channel to write on instead of the default.
+    pub notify_channel: Option<String>,
+    /// The message's language, `it` (default) or `en`.
+    pub lang: Option<String>,
 }
 
 /// Query of `GET /api/v1/cases`.
@@ -615,6 +623,9 @@ pub async fn perform_action(
     body: ActionBody,
 ) -> Result<CaseView, ApiError> {
     check_reference(reference)?;
+    let notify = body.notify.unwrap_or(true);
+    let notify_channel = body.notify_channel.clone();
+    let lang = body.lang.clone();
     let (action, note) = body.into_action()?;
     // Issuing a ZTL or CUDE case creates its permit (or changes the plates of the one it
     // amends): checked against the policy before the case changes state, so a refused
@@ -653,10 +664,46 @@ pub async fn perform_action(
         }
         _ => Vec::new(),
     };
-    let case = state
+    let notice = if notify {
+        crate::api::outbound::notice_of_action(
+            state,
+            reference,
+            &action,
+            notify_channel.as_deref(),
+            lang.as_deref(),
+        )
+        .await?
+    } else {
+        crate::api::outbound::Notice::default()
+    };
+    let (case, queued) = state
         .store
-        .apply_action_with(reference, &action, note.as_deref(), &user.login, &outgoing)
+        .apply_action_writing(
+            reference,
+            &action,
+            note.as_deref(),
+            &user.login,
+            &outgoing,
+            &notice.messages,
+        )
         .await?;
+    if !queued.is_empty() {
+        state.outbound_wakeup.notify_one();
+    }
+    if let Some((phone, script)) = notice.call {
+        // Nobody to write to: the case waits on a citizen reached only by phone.
+        state
+            .store
+            .open_call_task(
+                reference,
+                "no_digital_contact",
+                Some(&phone),
+                &script,
+                &user.login,
+            )
+            .await?;
+        return Ok(state.store.get_case(reference).await?);
+    }
     Ok(case)
 }
 

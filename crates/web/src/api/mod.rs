@@ -11,6 +11,7 @@ pub mod documents;
 pub mod health;
 pub mod inbound;
 pub mod messages;
+pub mod outbound;
 pub mod permits;
 pub mod remedy;
 pub mod reports;
@@ -49,8 +50,21 @@ pub fn routes(upload_limit: usize) -> Router<AppState> {
         )
         .route(
             "/api/v1/cases/{reference}/messages",
-            get(messages::case_messages),
+            get(messages::case_messages).post(outbound::send_message),
         )
+        .route(
+            "/api/v1/cases/{reference}/messages/preview",
+            post(outbound::preview_message),
+        )
+        .route(
+            "/api/v1/cases/{reference}/outbound",
+            get(outbound::case_outbound),
+        )
+        .route(
+            "/api/v1/cases/{reference}/channels",
+            get(outbound::case_channels),
+        )
+        .route("/api/v1/outbound/{id}/pdf", get(outbound::outbound_pdf))
         .route("/api/v1/messages/{id}/move", post(messages::move_message))
         .route("/api/v1/messages/{id}/split", post(messages::split_message))
         .route("/api/v1/search", get(search::search))

@@ -15,6 +15,7 @@ pub mod i18n;
 pub mod office;
 pub mod portal;
 pub mod reports;
+pub mod write;
 
 use i18n::{Lang, Tr};
 

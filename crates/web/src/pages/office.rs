@@ -37,6 +37,10 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/ufficio/pratiche/{reference}", get(case_page))
         .route("/ufficio/pratiche/{reference}/azioni", post(act))
         .route(
+            "/ufficio/pratiche/{reference}/scrivi",
+            get(super::write::write_page).post(super::write::write_submit),
+        )
+        .route(
             "/ufficio/pratiche/{reference}/segnalazioni",
             post(clear_flag),
         )
@@ -755,6 +759,11 @@ fn describe(tr: &Tr, event: &sportello_store::cases::EventView) -> Entry {
         ("permit", "timeline.permit"),
         ("filename", "timeline.document"),
         ("rule", "timeline.rule"),
+        ("channel", "timeline.channel"),
+        ("to", "timeline.to"),
+        ("subject", "timeline.subject"),
+        ("status", "timeline.state"),
+        ("error", "timeline.error"),
     ] {
         if let Some(v) = text(key) {
             details.push(format!("{}: {v}", tr.t(label)));
@@ -1113,6 +1122,10 @@ async fn act(
         user: form.user.clone().filter(|u| !u.trim().is_empty()),
         missing: lines(&form.missing),
         reasons: lines(&form.reasons),
+        // The citizen is told on their default channel, in Italian.
+        notify: None,
+        notify_channel: None,
+        lang: None,
     };
     match crate::api::cases::perform_action(&state, &session.user, &reference, body).await {
         Ok(_) => Redirect::to(&format!("{here}?esito={}", urlencode(&form.action))).into_response(),

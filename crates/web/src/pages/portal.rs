@@ -1123,7 +1123,7 @@ async fn register_web_case(
 
 /// The private link of a new case, as a full address (empty if it could not be made: the
 /// reference and fiscal code still work).
-async fn private_link(state: &AppState, reference: &str) -> String {
+pub(crate) async fn private_link(state: &AppState, reference: &str) -> String {
     match state.store.create_case_link(reference).await {
         Ok(token) => format!(
             "{}/stato/{token}",

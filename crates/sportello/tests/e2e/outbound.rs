@@ -1,0 +1,651 @@
+//! Writing to the citizen through the real server (issue #7): e-mail into a real SMTP
+//! server (aiosmtpd) with threading headers and the reply coming back to the case; PEC
+//! followed to delivery by receipts signed with the fixture provider's key; a letter and a
+//! fax as PDFs; SMS, WhatsApp and Telegram into local gateways that record what they get;
+//! a message never queued twice and never lost across a kill of the server.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use sportello_outbound::testing::{HttpStub, SmtpSink};
+
+use crate::harness::Install;
+
+fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures")
+}
+
+/// A header of a raw message, unfolded.
+fn header(raw: &[u8], name: &str) -> Option<String> {
+    let message = mail_parser::MessageParser::default().parse(raw)?;
+    message
+        .header_raw(name)
+        .map(|v| v.split_whitespace().collect::<Vec<_>>().join(" "))
+}
+
+fn text_of(raw: &[u8]) -> String {
+    mail_parser::MessageParser::default()
+        .parse(raw)
+        .and_then(|m| m.body_text(0).map(|t| t.into_owned()))
+        .unwrap_or_default()
+}
+
+async fn new_case(install: &Install, token: &str, channel: &str, citizen: Value) -> String {
+    let (status, _, case) = install
+        .call(
+            "POST",
+            "/api/v1/cases",
+            Some(token),
+            Some(
+                json!({"case_type": "ztl_permit", "subject": "Permesso residenti",
+                        "channel": channel, "citizen": citizen}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 201, "{case}");
+    case["reference"].as_str().unwrap().to_owned()
+}
+
+async fn act(install: &Install, token: &str, reference: &str, body: Value) -> Value {
+    let (status, _, case) = install
+        .call(
+            "POST",
+            &format!("/api/v1/cases/{reference}/actions"),
+            Some(token),
+            Some(body),
+        )
+        .await;
+    assert_eq!(status, 200, "{case}");
+    case
+}
+
+/// The case's outbound messages once none is waiting to be sent.
+async fn settled(install: &Install, token: &str, reference: &str) -> Vec<Value> {
+    for _ in 0..200 {
+        let (_, _, list) = install
+            .call(
+                "GET",
+                &format!("/api/v1/cases/{reference}/outbound"),
+                Some(token),
+                None,
+            )
+            .await;
+        let items = list.as_array().cloned().unwrap_or_default();
+        if !items.is_empty()
+            && items
+                .iter()
+                .all(|m| !matches!(m["status"].as_str(), Some("queued" | "sending")))
+        {
+            return items;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the messages of {reference} were not sent");
+}
+
+async fn ingest_email(install: &Install, token: &str, raw: Vec<u8>) -> Value {
+    let response = install
+        .client
+        .post(format!("{}/api/v1/inbound/email", install.base()))
+        .bearer_auth(token)
+        .body(raw)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.unwrap();
+    assert!(status < 300, "{status} {body}");
+    body
+}
+
+#[tokio::test]
+async fn an_integration_request_reaches_the_citizen_by_email_and_the_reply_comes_back() {
+    let Some(sink) = SmtpSink::start() else {
+        return;
+    };
+    let mut install = Install::new(&format!(
+        "[outbound.email]\nsmtp_url = \"{}\"\nfrom = \"protocollo@comune.example.it\"\n",
+        sink.url()
+    ))
+    .await;
+    let op = install.user("op", "operator");
+    let mta = install.user("mta", "integration");
+    install.start(&[]).await;
+    let reference = new_case(
+        &install,
+        &op,
+        "email",
+        json!({"name": "Mario Rossi", "email": "mario.rossi@example.it"}),
+    )
+    .await;
+    act(&install, &op, &reference, json!({"action": "start_review"})).await;
+    let case = act(
+        &install,
+        &op,
+        &reference,
+        json!({"action": "request_integration", "missing": ["carta_circolazione"]}),
+    )
+    .await;
+    assert_eq!(case["status"], "waiting_citizen");
+    let messages = settled(&install, &op, &reference).await;
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    let sent = &messages[0];
+    assert_eq!(sent["status"], "sent", "{sent}");
+    assert_eq!(sent["channel"], "email");
+    assert_eq!(sent["template"], "integration_request");
+    assert!(sent["protocol"].is_string(), "registered outgoing: {sent}");
+    let received = sink.wait_for(1, Duration::from_secs(10));
+    assert_eq!(received.len(), 1);
+    let raw = &received[0];
+    assert_eq!(header(raw, "To").unwrap().trim(), "mario.rossi@example.it");
+    let subject = header(raw, "Subject").unwrap();
+    assert!(subject.contains(&reference), "{subject}");
+    let message_id = header(raw, "Message-ID").unwrap();
+    assert!(message_id.ends_with("@comune.example.it>"), "{message_id}");
+    assert_eq!(
+        message_id.trim_matches(['<', '>', ' ']),
+        sent["message_id"].as_str().unwrap()
+    );
+    let text = text_of(raw);
+    assert!(text.contains("Carta di circolazione"), "{text}");
+    assert!(text.contains("/stato/"), "the private link: {text}");
+    // The timeline says it was queued, with its protocol number, and sent.
+    let (_, _, case) = install
+        .call(
+            "GET",
+            &format!("/api/v1/cases/{reference}"),
+            Some(&op),
+            None,
+        )
+        .await;
+    let kinds: Vec<&str> = case["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert!(
+        kinds.contains(&"message_queued") && kinds.contains(&"message_sent"),
+        "{kinds:?}"
+    );
+    // The citizen answers without the reference: In-Reply-To brings it to the case, and
+    // the clock starts again.
+    let reply = format!(
+        "From: Mario Rossi <mario.rossi@example.it>\r\nTo: protocollo@comune.example.it\r\n\
+         Subject: Re: documenti\r\nMessage-ID: <risposta-1@example.it>\r\nIn-Reply-To: {message_id}\r\n\
+         MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nEcco la carta di circolazione.\r\n"
+    );
+    let outcome = ingest_email(&install, &mta, reply.into_bytes()).await;
+    assert_eq!(outcome["outcome"], "attached", "{outcome}");
+    assert_eq!(outcome["case"], reference.as_str());
+    let (_, _, case) = install
+        .call(
+            "GET",
+            &format!("/api/v1/cases/{reference}"),
+            Some(&op),
+            None,
+        )
+        .await;
+    assert_eq!(case["status"], "in_review", "{case}");
+}
+
+/// A PEC receipt as the provider sends it: S/MIME-signed with the fixture provider's key
+/// (by the `openssl` command), `daticert.xml` naming the message it is about.
+fn signed_receipt(kind: &str, refers_to: &str, error: &str, n: usize) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let daticert = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<postacert tipo=\"{kind}\" errore=\"{}\">\n\
+         <intestazione><mittente>protocollo@pec.comune.example.it</mittente>\
+         <destinatari tipo=\"certificato\">mario.rossi@pec.example.it</destinatari>\
+         <risposte>protocollo@pec.comune.example.it</risposte><oggetto>Risposta</oggetto></intestazione>\n\
+         <dati><gestore-emittente>Gestore PEC di Prova</gestore-emittente>\
+         <data zona=\"+0100\"><giorno>26/11/2026</giorno><ora>10:15:30</ora></data>\
+         <identificativo>opec.{n}@pec.gestore-prova.it</identificativo>\
+         <msgid>&lt;{refers_to}&gt;</msgid>{}</dati>\n</postacert>\n",
+        if error.is_empty() { "nessuno" } else { "altro" },
+        if error.is_empty() {
+            String::new()
+        } else {
+            format!("<errore-esteso>{error}</errore-esteso>")
+        }
+    );
+    let content = format!(
+        "Content-Type: multipart/mixed; boundary=\"inner\"\r\n\r\n--inner\r\n\
+         Content-Type: text/plain; charset=UTF-8\r\n\r\nRicevuta di {kind}\r\n--inner\r\n\
+         Content-Type: application/xml; name=\"daticert.xml\"\r\nContent-Disposition: inline; filename=\"daticert.xml\"\r\n\r\n\
+         {}\r\n--inner--\r\n",
+        daticert.replace('\n', "\r\n")
+    );
+    let input = dir.path().join("content.eml");
+    std::fs::write(&input, content).unwrap();
+    let pec = fixtures().join("pec");
+    let out = std::process::Command::new("openssl")
+        .args(["smime", "-sign", "-md", "sha256", "-crlfeol", "-in"])
+        .arg(&input)
+        .arg("-signer")
+        .arg(pec.join("pec-provider.pem"))
+        .arg("-inkey")
+        .arg(pec.join("pec-provider.key"))
+        .output()
+        .expect("openssl");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut raw = format!(
+        "Return-Path: <posta-certificata@pec.gestore-prova.it>\r\nMessage-ID: <opec.{n}@pec.gestore-prova.it>\r\n\
+         Date: Thu, 26 Nov 2026 10:15:30 +0100\r\nX-Ricevuta: {kind}\r\nSubject: {}: Risposta\r\n\
+         From: posta-certificata@pec.gestore-prova.it\r\nTo: protocollo@pec.comune.example.it\r\n\
+         X-Riferimento-Message-ID: <{refers_to}>\r\n",
+        kind.to_uppercase()
+    )
+    .into_bytes();
+    raw.extend_from_slice(&out.stdout);
+    raw
+}
+
+#[tokio::test]
+async fn a_pec_answer_is_accepted_then_delivered_by_signed_receipts() {
+    let Some(sink) = SmtpSink::start() else {
+        return;
+    };
+    let ca = fixtures().join("pec/pec-test-ca.pem");
+    let mut install = Install::new(&format!(
+        "[pec]\ntrust_anchors = \"{}\"\n[outbound.pec]\nsmtp_url = \"{}\"\nfrom = \"protocollo@pec.comune.example.it\"\n",
+        ca.display(),
+        sink.url()
+    ))
+    .await;
+    let op = install.user("op", "operator");
+    let mta = install.user("mta", "integration");
+    install.start(&[]).await;
+    let citizen = json!({"name": "Mario Rossi", "pec": "mario.rossi@pec.example.it", "email": "mario@example.it"});
+    let reference = new_case(&install, &op, "pec", citizen.clone()).await;
+    // A PEC must be answered by PEC: the default, and said why.
+    let (_, _, choice) = install
+        .call(
+            "GET",
+            &format!("/api/v1/cases/{reference}/channels"),
+            Some(&op),
+            None,
+        )
+        .await;
+    assert_eq!(choice["default"], "pec", "{choice}");
+    assert!(choice["reason"].as_str().unwrap().contains("PEC"));
+    let (status, _, sent) = install
+        .call(
+            "POST",
+            &format!("/api/v1/cases/{reference}/messages"),
+            Some(&op),
+            Some(json!({"template": "acknowledgement"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{sent}");
+    assert_eq!(sent["channel"], "pec");
+    let id = sent["message_id"].as_i64().unwrap();
+    let messages = settled(&install, &op, &reference).await;
+    assert_eq!(messages[0]["status"], "sent");
+    let message_id = messages[0]["message_id"].as_str().unwrap().to_owned();
+    let received = sink.wait_for(1, Duration::from_secs(10));
+    assert_eq!(
+        header(&received[0], "To").unwrap().trim(),
+        "mario.rossi@pec.example.it"
+    );
+    for (n, kind, expected) in [
+        (1, "accettazione", "accepted"),
+        (2, "avvenuta-consegna", "delivered"),
+    ] {
+        let outcome = ingest_email(&install, &mta, signed_receipt(kind, &message_id, "", n)).await;
+        assert_eq!(outcome["outcome"], "receipt", "{outcome}");
+        let flags: Vec<&str> = outcome["flags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f.as_str().unwrap())
+            .collect();
+        assert!(
+            !flags.contains(&"unmatched_receipt") && !flags.contains(&"pec_signature_invalid"),
+            "{outcome}"
+        );
+        let (_, _, list) = install
+            .call(
+                "GET",
+                &format!("/api/v1/cases/{reference}/outbound"),
+                Some(&op),
+                None,
+            )
+            .await;
+        let message = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["id"] == id)
+            .unwrap();
+        assert_eq!(message["status"], expected, "{message}");
+    }
+    // A second message that the provider cannot deliver: failed with its words, flagged.
+    let (_, _, second) = install
+        .call(
+            "POST",
+            &format!("/api/v1/cases/{reference}/messages"),
+            Some(&op),
+            Some(json!({"subject": "Chiarimento", "body": "Buongiorno, ci serve un chiarimento."})),
+        )
+        .await;
+    let second_id = second["message_id"].as_i64().unwrap();
+    let messages = settled(&install, &op, &reference).await;
+    let second_mid = messages.iter().find(|m| m["id"] == second_id).unwrap()["message_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    ingest_email(
+        &install,
+        &mta,
+        signed_receipt("errore-consegna", &second_mid, "casella piena", 3),
+    )
+    .await;
+    let (_, _, case) = install
+        .call(
+            "GET",
+            &format!("/api/v1/cases/{reference}"),
+            Some(&op),
+            None,
+        )
+        .await;
+    assert!(
+        case["flags"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("message_failed")),
+        "{case}"
+    );
+    let (_, _, list) = install
+        .call(
+            "GET",
+            &format!("/api/v1/cases/{reference}/outbound"),
+            Some(&op),
+            None,
+        )
+        .await;
+    let failed = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == second_id)
+        .unwrap();
+    assert_eq!(failed["status"], "failed");
+    assert_eq!(failed["last_error"], "casella piena");
+}
+
+#[tokio::test]
+async fn a_letter_and_a_fax_come_out_as_pdfs_with_the_protocol_number() {
+    let spool = tempfile::tempdir().unwrap();
+    let mut install = Install::new(&format!(
+        "[outbound.fax]\ngateway = \"spool:{}\"\n",
+        spool.path().display()
+    ))
+    .await;
+    let op = install.user("op", "operator");
+    install.start(&[]).await;
+    let reference = new_case(
+        &install,
+        &op,
+        "fax",
+        json!({"name": "Anna Bianchi", "fax": "+39 06 1234567"}),
+    )
+    .await;
+    let letter = install
+        .client
+        .post(format!(
+            "{}/api/v1/cases/{reference}/messages",
+            install.base()
+        ))
+        .bearer_auth(&op)
+        .json(&json!({"channel": "letter", "to": "Via Roma 1\n00100 Roma",
+                      "subject": "Documenti mancanti", "body": "Gentile Anna Bianchi,\nmanca la carta di circolazione."}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(letter.status().as_u16(), 201);
+    assert_eq!(
+        letter.headers()["content-type"].to_str().unwrap(),
+        "application/pdf"
+    );
+    let pdf = letter.bytes().await.unwrap();
+    assert!(pdf.starts_with(b"%PDF-"));
+    let (_, _, list) = install
+        .call(
+            "GET",
+            &format!("/api/v1/cases/{reference}/outbound"),
+            Some(&op),
+            None,
+        )
+        .await;
+    let printed = &list[0];
+    assert_eq!(printed["status"], "printed");
+    let protocol = printed["protocol"].as_str().unwrap();
+    assert!(
+        String::from_utf8_lossy(&pdf).contains(protocol),
+        "the protocol number {protocol} is printed"
+    );
+    // The fax: the default for a case that came by fax, a PDF job in the spool.
+    let (status, _, sent) = install
+        .call(
+            "POST",
+            &format!("/api/v1/cases/{reference}/messages"),
+            Some(&op),
+            Some(json!({"subject": "Documenti", "body": "Manca la carta di circolazione."})),
+        )
+        .await;
+    assert_eq!(status, 201, "{sent}");
+    assert_eq!(sent["channel"], "fax");
+    let messages = settled(&install, &op, &reference).await;
+    let fax = messages.iter().find(|m| m["channel"] == "fax").unwrap();
+    assert_eq!(fax["status"], "sent", "{fax}");
+    let files: Vec<String> = std::fs::read_dir(spool.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(files.iter().any(|f| f.ends_with(".pdf")), "{files:?}");
+    let job = files.iter().find(|f| !f.ends_with(".pdf")).unwrap();
+    let job = std::fs::read_to_string(spool.path().join(job)).unwrap();
+    assert!(
+        job.contains("061234567") || job.contains("39061234567"),
+        "{job}"
+    );
+}
+
+#[tokio::test]
+async fn sms_whatsapp_and_telegram_reach_their_gateways() {
+    let stub = HttpStub::start().await;
+    let mut install = Install::new(&format!(
+        "[outbound.sms]\nurl = \"{0}/sms\"\n[outbound.whatsapp]\nbase_url = \"{0}/wa\"\nphone_number_id = \"123\"\n\
+         access_token = \"wa-token\"\ntemplate_name = \"aggiornamento_pratica\"\n[outbound.telegram]\nbase_url = \"{0}/tg\"\n\
+         bot_token = \"tg-token\"\n",
+        stub.url()
+    ))
+    .await;
+    let op = install.user("op", "operator");
+    install.start(&[]).await;
+    let reference = new_case(
+        &install,
+        &op,
+        "phone",
+        json!({"name": "Luca Verdi", "phone": "+39 333 1234567"}),
+    )
+    .await;
+    for (channel, to) in [
+        ("sms", None),
+        ("whatsapp", None),
+        ("telegram", Some("987654")),
+    ] {
+        let mut body = json!({"channel": channel, "template": "reminder"});
+        if let Some(to) = to {
+            body["to"] = to.into();
+        }
+        // The reminder needs an integration request to remind of.
+        if channel == "sms" {
+            act(&install, &op, &reference, json!({"action": "start_review"})).await;
+            act(
+                &install,
+                &op,
+                &reference,
+                json!({"action": "request_integration", "missing": ["documento_identita"], "notify": false}),
+            )
+            .await;
+        }
+        let (status, _, sent) = install
+            .call(
+                "POST",
+                &format!("/api/v1/cases/{reference}/messages"),
+                Some(&op),
+                Some(body),
+            )
+            .await;
+        assert_eq!(status, 201, "{channel}: {sent}");
+    }
+    let messages = settled(&install, &op, &reference).await;
+    assert_eq!(messages.len(), 3, "{messages:?}");
+    for m in &messages {
+        assert_eq!(m["status"], "sent", "{m}");
+    }
+    let requests = stub.requests();
+    let sms = requests.iter().find(|r| r.path == "/sms").unwrap();
+    assert!(sms.text().contains(&reference), "{}", sms.text());
+    let whatsapp = requests
+        .iter()
+        .find(|r| r.path == "/wa/123/messages")
+        .unwrap();
+    assert_eq!(whatsapp.header("authorization"), Some("Bearer wa-token"));
+    // No message from the citizen on WhatsApp in the last 24 hours: the approved template.
+    assert_eq!(whatsapp.json()["type"], "template", "{}", whatsapp.text());
+    let telegram = requests
+        .iter()
+        .find(|r| r.path == "/tg/bottg-token/sendMessage")
+        .unwrap();
+    assert_eq!(telegram.json()["chat_id"], "987654");
+    let telegram_message = messages
+        .iter()
+        .find(|m| m["channel"] == "telegram")
+        .unwrap();
+    assert!(telegram_message["provider_ref"].is_string());
+}
+
+#[tokio::test]
+async fn a_message_is_queued_once_and_sent_once_across_a_kill_of_the_server() {
+    let Some(sink) = SmtpSink::start() else {
+        return;
+    };
+    // First the SMTP server is out of reach: the message waits in the queue.
+    let dead = sportello_outbound::testing::free_port();
+    let mut install = Install::new(
+        "[outbound]\nretry_base_seconds = 1\n[outbound.email]\nfrom = \"protocollo@comune.example.it\"\n",
+    )
+    .await;
+    let op = install.user("op", "operator");
+    let dead_url = format!("smtp://127.0.0.1:{dead}");
+    install
+        .start_with_env(&[], &[("SPORTELLO_OUTBOUND__EMAIL__SMTP_URL", &dead_url)])
+        .await;
+    let reference = new_case(
+        &install,
+        &op,
+        "email",
+        json!({"name": "Mario Rossi", "email": "mario.rossi@example.it"}),
+    )
+    .await;
+    let send = |key: &'static str| {
+        install
+            .client
+            .post(format!(
+                "{}/api/v1/cases/{reference}/messages",
+                install.base()
+            ))
+            .bearer_auth(&op)
+            .header("Idempotency-Key", key)
+            .json(&json!({"subject": "Promemoria", "body": "Buongiorno."}))
+            .send()
+    };
+    let first = send("k-1").await.unwrap();
+    assert_eq!(first.status().as_u16(), 201);
+    let first: Value = first.json().await.unwrap();
+    let again = send("k-1").await.unwrap();
+    assert_eq!(
+        again.status().as_u16(),
+        200,
+        "the same key: the same message"
+    );
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(first["message_id"], again["message_id"]);
+    // Wait for a failed attempt, then kill the server between queueing and sending.
+    for _ in 0..100 {
+        let (_, _, list) = install
+            .call(
+                "GET",
+                &format!("/api/v1/cases/{reference}/outbound"),
+                Some(&op),
+                None,
+            )
+            .await;
+        if list[0]["attempts"].as_i64().unwrap_or(0) >= 1 {
+            assert_eq!(list[0]["status"], "queued", "{}", list[0]);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    install.kill();
+    install
+        .start_with_env(&[], &[("SPORTELLO_OUTBOUND__EMAIL__SMTP_URL", &sink.url())])
+        .await;
+    let messages = settled(&install, &op, &reference).await;
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0]["status"], "sent", "{}", messages[0]);
+    let received = sink.wait_for(1, Duration::from_secs(10));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(sink.messages().len(), 1, "sent once: {received:?}");
+}
+
+#[tokio::test]
+async fn bad_requests_are_refused_with_reasons_and_roles_are_checked() {
+    let mut install = Install::new("").await;
+    let op = install.user("op", "operator");
+    let police = install.user("vigile", "police");
+    install.start(&[]).await;
+    let reference = new_case(
+        &install,
+        &op,
+        "counter",
+        json!({"name": "Mario Rossi", "email": "mario.rossi@example.it"}),
+    )
+    .await;
+    let path = format!("/api/v1/cases/{reference}/messages");
+    let (status, _, _) = install
+        .call("POST", &path, Some(&police), Some(json!({"body": "x"})))
+        .await;
+    assert_eq!(status, 403);
+    // E-mail is not configured on this installation.
+    let (status, _, problem) = install
+        .call(
+            "POST",
+            &path,
+            Some(&op),
+            Some(json!({"channel": "email", "body": "x"})),
+        )
+        .await;
+    assert_eq!(status, 503, "{problem}");
+    for (body, field) in [
+        (json!({"channel": "carrier-pigeon", "body": "x"}), "channel"),
+        (json!({"channel": "letter", "to": "Via Roma 1"}), "body"),
+        (
+            json!({"channel": "letter", "to": "Via Roma 1", "template": "nope"}),
+            "template",
+        ),
+        (json!({"channel": "letter", "body": "x"}), "to"),
+    ] {
+        let (status, _, problem) = install.call("POST", &path, Some(&op), Some(body)).await;
+        assert_eq!(status, 422, "{problem}");
+        assert_eq!(problem["errors"][0]["field"], field, "{problem}");
+    }
+}

@@ -1,0 +1,782 @@
+//! Messages to citizens: queued in the database in the same transaction as what caused
+//! them (so a crash cannot lose one), registered outgoing in the protocol register,
+//! taken by the sending worker under a lease, retried with backoff, never queued twice
+//! for one idempotency key, and followed to delivery by the receipts intake brings back.
+//!
+//! States: `queued` → `sending` (leased to a worker) → `sent` → `accepted` → `delivered`
+//! (PEC receipts; WhatsApp statuses), or `failed` (a permanent refusal, the provider's
+//! error, or too many attempts). A letter is `printed` at once: the office posts it.
+
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+use sqlx::{Any, Transaction};
+
+use crate::cases::insert_event;
+use crate::register::{Registration, register_many_in};
+use crate::{
+    Backend, Result, Store, StoreError, from_ms, get_i64, get_opt_i64, get_opt_str, get_str, to_ms,
+};
+use sportello_domain::register::Direction;
+
+/// The flag a case gets when one of its messages could not be delivered.
+pub const MESSAGE_FAILED: &str = "message_failed";
+/// The flag a case gets when a PEC it sent has no delivery receipt in time.
+pub const PEC_NOT_DELIVERED: &str = "pec_not_delivered";
+
+/// A message to queue.
+#[derive(Debug, Clone, Default)]
+pub struct NewOutbound {
+    /// `email`, `pec`, `fax`, `sms`, `whatsapp`, `telegram` or `letter`.
+    pub channel: String,
+    /// Address, number, chat id or postal address.
+    pub recipient: String,
+    /// Subject (with the case reference, so replies thread back).
+    pub subject: String,
+    /// Plain text.
+    pub body: String,
+    /// The template it was composed from, if any.
+    pub template: Option<String>,
+    /// `it` or `en`.
+    pub lang: String,
+    /// One message per key: the same key again returns the first message.
+    pub idempotency_key: String,
+    /// RFC 5322 Message-ID without brackets.
+    pub message_id: String,
+    /// The citizen's message this answers.
+    pub in_reply_to: Option<String>,
+    /// The thread's ids.
+    pub references: Vec<String>,
+    /// Ids of the case's documents sent along.
+    pub attachments: Vec<String>,
+    /// Also send the documents the same action attaches (the printed permit).
+    pub with_outgoing_documents: bool,
+    /// Send WhatsApp's pre-approved template (outside the 24-hour window).
+    pub whatsapp_template: bool,
+    /// SHA-256 of the registered content (already in the blob store).
+    pub content_sha256: String,
+    /// `true` for a letter: printed at once, nothing for the worker.
+    pub printed: bool,
+}
+
+/// A message as the office sees it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct OutboundView {
+    /// Its id (the API's `message_id`).
+    pub id: i64,
+    /// The case.
+    pub case: String,
+    /// Channel.
+    pub channel: String,
+    /// Recipient.
+    pub recipient: String,
+    /// Subject.
+    pub subject: String,
+    /// Text.
+    pub body: String,
+    /// Template, if any.
+    pub template: Option<String>,
+    /// Delivery state.
+    pub status: String,
+    /// Sending attempts so far.
+    pub attempts: i64,
+    /// The last error (the provider's words).
+    pub last_error: Option<String>,
+    /// The provider's id of the message.
+    pub provider_ref: Option<String>,
+    /// Protocol number (outgoing).
+    pub protocol: Option<String>,
+    /// RFC 5322 Message-ID.
+    pub message_id: String,
+    /// Documents sent along.
+    pub attachments: Vec<String>,
+    /// Who wrote it.
+    pub created_by: String,
+    /// When it was queued (RFC 3339).
+    pub created_at: String,
+    /// When the provider took it.
+    pub sent_at: Option<String>,
+    /// When the PEC provider accepted it.
+    pub accepted_at: Option<String>,
+    /// When it was delivered.
+    pub delivered_at: Option<String>,
+    /// When it failed for good.
+    pub failed_at: Option<String>,
+}
+
+/// A message taken by the worker, with what it needs to send it.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    /// Its id.
+    pub id: i64,
+    /// The case.
+    pub case: String,
+    /// Channel.
+    pub channel: String,
+    /// Recipient.
+    pub recipient: String,
+    /// Subject.
+    pub subject: String,
+    /// Text.
+    pub body: String,
+    /// Message-ID without brackets.
+    pub message_id: String,
+    /// The citizen's message answered.
+    pub in_reply_to: Option<String>,
+    /// Thread ids.
+    pub references: Vec<String>,
+    /// Documents to send along: `(sha256, filename, media_type)`.
+    pub attachments: Vec<(String, String, String)>,
+    /// WhatsApp template instead of text.
+    pub whatsapp_template: bool,
+    /// Attempts including this one.
+    pub attempts: i64,
+}
+
+/// What a receipt says of a sent message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryStep {
+    /// The provider took it (PEC `accettazione`, WhatsApp `sent`).
+    Accepted,
+    /// It reached the citizen's mailbox or phone (`avvenuta-consegna`, `delivered`, `read`).
+    Delivered,
+    /// It will not arrive (`non-accettazione`, `errore-consegna`, WhatsApp `failed`).
+    Failed,
+    /// A warning that carries no change (`preavviso-errore-consegna`, PEC `presa-in-carico`).
+    Noted,
+}
+
+impl DeliveryStep {
+    /// The step named by a PEC receipt type (`daticert.xml` `tipo`, `X-Ricevuta`) or a
+    /// WhatsApp status.
+    pub fn from_receipt(kind: &str) -> DeliveryStep {
+        match kind.trim().to_ascii_lowercase().as_str() {
+            "accettazione" | "sent" => DeliveryStep::Accepted,
+            "avvenuta-consegna" | "delivered" | "read" => DeliveryStep::Delivered,
+            "non-accettazione" | "errore-consegna" | "rilevazione-virus" | "failed" => {
+                DeliveryStep::Failed
+            }
+            _ => DeliveryStep::Noted,
+        }
+    }
+}
+
+const COLUMNS: &str = "o.id, c.reference, o.channel, o.recipient, o.subject, o.body, o.template, o.status, \
+     o.attempts, o.last_error, o.provider_ref, o.protocol, o.message_id, o.attachments, o.created_by, \
+     o.created_at, o.sent_at, o.accepted_at, o.delivered_at, o.failed_at";
+
+fn view_of(row: &sqlx::any::AnyRow) -> Result<OutboundView> {
+    let time = |col: &str| -> Result<Option<String>> {
+        get_opt_i64(row, col)?
+            .map(|ms| from_ms(ms).map(crate::cases::rome_rfc3339))
+            .transpose()
+    };
+    Ok(OutboundView {
+        id: get_i64(row, "id")?,
+        case: get_str(row, "reference")?,
+        channel: get_str(row, "channel")?,
+        recipient: get_str(row, "recipient")?,
+        subject: get_str(row, "subject")?,
+        body: get_str(row, "body")?,
+        template: get_opt_str(row, "template")?,
+        status: get_str(row, "status")?,
+        attempts: get_i64(row, "attempts")?,
+        last_error: get_opt_str(row, "last_error")?,
+        provider_ref: get_opt_str(row, "provider_ref")?,
+        protocol: get_opt_str(row, "protocol")?,
+        message_id: get_str(row, "message_id")?,
+        attachments: serde_json::from_str(&get_str(row, "attachments")?).unwrap_or_default(),
+        created_by: get_str(row, "created_by")?,
+        created_at: crate::cases::rome_rfc3339(from_ms(get_i64(row, "created_at")?)?),
+        sent_at: time("sent_at")?,
+        accepted_at: time("accepted_at")?,
+        delivered_at: time("delivered_at")?,
+        failed_at: time("failed_at")?,
+    })
+}
+
+/// Queues `new` on the locked case `case_id` inside `tx`: registers it outgoing, journals
+/// it on the timeline; returns its id and whether it is new (`false`: the key was used
+/// before, nothing changed).
+pub(crate) async fn queue_in(
+    tx: &mut Transaction<'static, Any>,
+    case_id: i64,
+    reference: &str,
+    now: DateTime<Utc>,
+    actor: &str,
+    new: &NewOutbound,
+) -> Result<(i64, bool)> {
+    if let Some(row) = sqlx::query("SELECT id FROM outbound_messages WHERE idempotency_key = $1")
+        .bind(&new.idempotency_key)
+        .fetch_optional(&mut **tx)
+        .await?
+    {
+        return Ok((get_i64(&row, "id")?, false));
+    }
+    for (field, value) in [
+        ("channel", &new.channel),
+        ("to", &new.recipient),
+        ("body", &new.body),
+    ] {
+        if value.trim().is_empty() {
+            return Err(StoreError::invalid(field, "is empty"));
+        }
+    }
+    let numbers = register_many_in(
+        tx,
+        now,
+        &[Registration {
+            direction: Direction::Out,
+            correspondent: &new.recipient,
+            subject: &new.subject,
+            document_sha256: &new.content_sha256,
+            case_reference: Some(reference),
+        }],
+    )
+    .await?;
+    let protocol = numbers.first().map(ToString::to_string);
+    let status = if new.printed { "printed" } else { "queued" };
+    let row = sqlx::query(
+        "INSERT INTO outbound_messages (case_id, idempotency_key, channel, recipient, subject, body, template, lang, \
+         message_id, in_reply_to, refs, attachments, whatsapp_template, content_sha256, protocol, status, attempts, \
+         next_attempt_at, created_at, created_by, sent_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, 0, $17, $17, $18, $19) RETURNING id",
+    )
+    .bind(case_id)
+    .bind(&new.idempotency_key)
+    .bind(&new.channel)
+    .bind(&new.recipient)
+    .bind(&new.subject)
+    .bind(&new.body)
+    .bind(new.template.as_deref())
+    .bind(&new.lang)
+    .bind(&new.message_id)
+    .bind(new.in_reply_to.as_deref())
+    .bind(serde_json::to_string(&new.references).unwrap_or_else(|_| "[]".into()))
+    .bind(serde_json::to_string(&new.attachments).unwrap_or_else(|_| "[]".into()))
+    .bind(i64::from(new.whatsapp_template))
+    .bind(&new.content_sha256)
+    .bind(protocol.as_deref())
+    .bind(status)
+    .bind(to_ms(now))
+    .bind(actor)
+    .bind(new.printed.then_some(to_ms(now)))
+    .fetch_one(&mut **tx)
+    .await?;
+    let id = get_i64(&row, "id")?;
+    let detail = serde_json::json!({
+        "outbound_id": id,
+        "channel": new.channel,
+        "to": new.recipient,
+        "subject": new.subject,
+        "text": new.body.chars().take(2000).collect::<String>(),
+        "template": new.template,
+        "protocol": protocol,
+        "status": status,
+    });
+    insert_event(tx, case_id, now, actor, "message_queued", &detail).await?;
+    sqlx::query("UPDATE cases SET last_event_at = $1 WHERE id = $2")
+        .bind(to_ms(now))
+        .bind(case_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok((id, true))
+}
+
+impl Store {
+    /// Queues a message to the case's citizen (registered and journaled in one
+    /// transaction); the same idempotency key again returns the first message unchanged.
+    /// Returns the message and whether it was new.
+    pub async fn queue_message(
+        &self,
+        reference: &str,
+        new: &NewOutbound,
+        actor: &str,
+    ) -> Result<(OutboundView, bool)> {
+        let now = self.clock.now();
+        let mut tx = self.write.begin().await?;
+        let row =
+            sqlx::query("UPDATE cases SET version = version + 1 WHERE reference = $1 RETURNING id")
+                .bind(reference)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or_else(|| StoreError::NotFound(format!("case {reference}")))?;
+        let (id, created) =
+            queue_in(&mut tx, get_i64(&row, "id")?, reference, now, actor, new).await?;
+        if created {
+            tx.commit().await?;
+        } else {
+            drop(tx);
+        }
+        Ok((self.outbound_message(id).await?, created))
+    }
+
+    /// One message.
+    pub async fn outbound_message(&self, id: i64) -> Result<OutboundView> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM outbound_messages o JOIN cases c ON c.id = o.case_id WHERE o.id = $1"
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&self.write)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("message {id}")))?;
+        view_of(&row)
+    }
+
+    /// The messages sent to a case's citizen, oldest first.
+    pub async fn outbound_of_case(&self, reference: &str) -> Result<Vec<OutboundView>> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM outbound_messages o JOIN cases c ON c.id = o.case_id \
+             WHERE c.reference = $1 ORDER BY o.id"
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(reference)
+            .fetch_all(&self.read)
+            .await?
+            .iter()
+            .map(view_of)
+            .collect()
+    }
+
+    /// Takes up to `limit` messages due now for sending, leasing them for `lease`: a
+    /// worker that dies mid-send leaves them to be taken again once the lease ends (sent
+    /// again with the same Message-ID, which the receiving side deduplicates).
+    pub async fn claim_outbound(&self, limit: i64, lease: Duration) -> Result<Vec<Claimed>> {
+        let now = self.clock.now();
+        let skip_locked = match self.backend {
+            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+            Backend::Sqlite => "",
+        };
+        let sql = format!(
+            "UPDATE outbound_messages SET status = 'sending', attempts = attempts + 1, next_attempt_at = $1 \
+             WHERE id IN (SELECT id FROM outbound_messages WHERE status IN ('queued', 'sending') \
+             AND next_attempt_at <= $2 ORDER BY next_attempt_at, id LIMIT $3{skip_locked}) \
+             RETURNING id, case_id, channel, recipient, subject, body, message_id, in_reply_to, refs, \
+             attachments, whatsapp_template, attempts"
+        );
+        let mut tx = self.write.begin().await?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(to_ms(now + lease))
+            .bind(to_ms(now))
+            .bind(limit)
+            .fetch_all(&mut *tx)
+            .await?;
+        let mut claimed = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let case_id = get_i64(row, "case_id")?;
+            let reference = sqlx::query("SELECT reference FROM cases WHERE id = $1")
+                .bind(case_id)
+                .fetch_one(&mut *tx)
+                .await?;
+            let ids: Vec<String> =
+                serde_json::from_str(&get_str(row, "attachments")?).unwrap_or_default();
+            let mut attachments = Vec::with_capacity(ids.len());
+            for doc in &ids {
+                if let Some(d) = sqlx::query(
+                    "SELECT sha256, filename, media_type FROM documents WHERE id = $1 AND case_id = $2",
+                )
+                .bind(doc)
+                .bind(case_id)
+                .fetch_optional(&mut *tx)
+                .await?
+                {
+                    attachments.push((
+                        get_str(&d, "sha256")?,
+                        get_str(&d, "filename")?,
+                        get_str(&d, "media_type")?,
+                    ));
+                }
+            }
+            claimed.push(Claimed {
+                id: get_i64(row, "id")?,
+                case: get_str(&reference, "reference")?,
+                channel: get_str(row, "channel")?,
+                recipient: get_str(row, "recipient")?,
+                subject: get_str(row, "subject")?,
+                body: get_str(row, "body")?,
+                message_id: get_str(row, "message_id")?,
+                in_reply_to: get_opt_str(row, "in_reply_to")?,
+                references: serde_json::from_str(&get_str(row, "refs")?).unwrap_or_default(),
+                attachments,
+                whatsapp_template: get_i64(row, "whatsapp_template")? != 0,
+                attempts: get_i64(row, "attempts")?,
+            });
+        }
+        tx.commit().await?;
+        claimed.sort_by_key(|c| c.id);
+        Ok(claimed)
+    }
+
+    /// The provider took the message: `sent`, journaled.
+    pub async fn outbound_sent(&self, id: i64, provider_ref: Option<&str>) -> Result<()> {
+        let now = self.clock.now();
+        let mut tx = self.write.begin().await?;
+        let Some(row) = sqlx::query(
+            "UPDATE outbound_messages SET status = 'sent', sent_at = $1, provider_ref = $2, last_error = NULL \
+             WHERE id = $3 AND status = 'sending' RETURNING case_id, channel",
+        )
+        .bind(to_ms(now))
+        .bind(provider_ref)
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?
+        else {
+            return Ok(());
+        };
+        let detail = serde_json::json!({
+            "outbound_id": id,
+            "channel": get_str(&row, "channel")?,
+            "provider_ref": provider_ref,
+        });
+        insert_event(
+            &mut tx,
+            get_i64(&row, "case_id")?,
+            now,
+            "system",
+            "message_sent",
+            &detail,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A send failed: tried again at `retry_at`, or (`None`) failed for good, the case
+    /// flagged `message_failed`; journaled either way.
+    pub async fn outbound_failed(
+        &self,
+        id: i64,
+        error: &str,
+        retry_at: Option<DateTime<Utc>>,
+    ) -> Result<()> {
+        let now = self.clock.now();
+        let error: String = error.chars().take(1000).collect();
+        let mut tx = self.write.begin().await?;
+        let row = match retry_at {
+            Some(at) => sqlx::query(
+                "UPDATE outbound_messages SET status = 'queued', next_attempt_at = $1, last_error = $2 \
+                 WHERE id = $3 AND status = 'sending' RETURNING case_id, channel, attempts",
+            )
+            .bind(to_ms(at))
+            .bind(&error)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?,
+            None => sqlx::query(
+                "UPDATE outbound_messages SET status = 'failed', failed_at = $1, last_error = $2 \
+                 WHERE id = $3 AND status = 'sending' RETURNING case_id, channel, attempts",
+            )
+            .bind(to_ms(now))
+            .bind(&error)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?,
+        };
+        let Some(row) = row else {
+            return Ok(());
+        };
+        let case_id = get_i64(&row, "case_id")?;
+        let mut detail = serde_json::json!({
+            "outbound_id": id,
+            "channel": get_str(&row, "channel")?,
+            "error": error,
+            "attempts": get_i64(&row, "attempts")?,
+        });
+        let kind = match retry_at {
+            Some(at) => {
+                detail["retry_at"] = crate::cases::rome_rfc3339(at).into();
+                "message_retry"
+            }
+            None => {
+                add_flag(&mut tx, case_id, MESSAGE_FAILED, now).await?;
+                "message_failed"
+            }
+        };
+        insert_event(&mut tx, case_id, now, "system", kind, &detail).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A receipt about a sent message (named by its Message-ID, or by the provider's id for
+    /// WhatsApp): moves it along (sent → accepted → delivered, or failed with the
+    /// provider's error, the case flagged), journaled. Returns the case's reference, or
+    /// `None` when no message of ours has that id (an unmatched receipt).
+    pub async fn outbound_receipt(
+        &self,
+        refers_to: &str,
+        step: DeliveryStep,
+        error: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Result<Option<String>> {
+        let now = self.clock.now();
+        let mut tx = self.write.begin().await?;
+        let found = receipt_in(&mut tx, refers_to, step, error, at, now).await?;
+        tx.commit().await?;
+        Ok(found)
+    }
+
+    /// PEC messages sent more than `hours` ago without a delivery receipt: each case gets
+    /// the flag `pec_not_delivered` once, journaled. Returns how many were flagged.
+    pub async fn flag_undelivered_pec(&self, hours: i64) -> Result<u64> {
+        let now = self.clock.now();
+        let mut tx = self.write.begin().await?;
+        let rows = sqlx::query(
+            "UPDATE outbound_messages SET overdue_flagged = 1 WHERE channel = 'pec' \
+             AND status IN ('sent', 'accepted') AND overdue_flagged = 0 AND sent_at < $1 \
+             RETURNING id, case_id",
+        )
+        .bind(to_ms(now - Duration::hours(hours)))
+        .fetch_all(&mut *tx)
+        .await?;
+        for row in &rows {
+            let case_id = get_i64(row, "case_id")?;
+            add_flag(&mut tx, case_id, PEC_NOT_DELIVERED, now).await?;
+            let detail = serde_json::json!({ "outbound_id": get_i64(row, "id")?, "hours": hours });
+            insert_event(
+                &mut tx,
+                case_id,
+                now,
+                "system",
+                "message_not_delivered",
+                &detail,
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(rows.len() as u64)
+    }
+
+    /// Messages waiting to be sent and messages that failed, for the metrics and the
+    /// office's home page.
+    pub async fn outbound_counts(&self) -> Result<(i64, i64)> {
+        let row = sqlx::query(
+            "SELECT (SELECT COUNT(*) FROM outbound_messages WHERE status IN ('queued', 'sending')) AS waiting, \
+             (SELECT COUNT(*) FROM outbound_messages WHERE status = 'failed') AS failed",
+        )
+        .fetch_one(&self.read)
+        .await?;
+        Ok((get_i64(&row, "waiting")?, get_i64(&row, "failed")?))
+    }
+
+    /// When the next queued message is due (the worker sleeps until then).
+    pub async fn next_outbound_due(&self) -> Result<Option<DateTime<Utc>>> {
+        let row = sqlx::query(
+            "SELECT MIN(next_attempt_at) AS due FROM outbound_messages WHERE status IN ('queued', 'sending')",
+        )
+        .fetch_one(&self.write)
+        .await?;
+        get_opt_i64(&row, "due")?.map(from_ms).transpose()
+    }
+}
+
+/// [`Store::outbound_receipt`] inside the caller's transaction (intake records the
+/// receipt and moves the message along atomically).
+pub(crate) async fn receipt_in(
+    tx: &mut Transaction<'static, Any>,
+    refers_to: &str,
+    step: DeliveryStep,
+    error: Option<&str>,
+    at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<Option<String>> {
+    let id = refers_to
+        .trim()
+        .trim_start_matches('<')
+        .trim_end_matches('>');
+    let Some(row) = sqlx::query(
+        "SELECT o.id, o.case_id, o.status, o.channel, c.reference FROM outbound_messages o \
+         JOIN cases c ON c.id = o.case_id WHERE o.message_id = $1 OR o.provider_ref = $1 \
+         ORDER BY o.id DESC LIMIT 1",
+    )
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await?
+    else {
+        return Ok(None);
+    };
+    let (outbound, case_id) = (get_i64(&row, "id")?, get_i64(&row, "case_id")?);
+    let reference = get_str(&row, "reference")?;
+    let status = get_str(&row, "status")?;
+    let rank = |s: &str| match s {
+        "queued" | "sending" => 0,
+        "sent" => 1,
+        "accepted" => 2,
+        "delivered" => 3,
+        _ => 4,
+    };
+    let (kind, change) = match step {
+        DeliveryStep::Accepted => ("message_accepted", Some(("accepted", "accepted_at"))),
+        DeliveryStep::Delivered => ("message_delivered", Some(("delivered", "delivered_at"))),
+        DeliveryStep::Failed => ("message_failed", Some(("failed", "failed_at"))),
+        DeliveryStep::Noted => ("message_receipt", None),
+    };
+    if let Some((to, column)) = change {
+        // Receipts may come out of order: a state is never moved backwards.
+        if rank(to) > rank(&status) || (to == "failed" && status != "failed") {
+            let sql = format!(
+                "UPDATE outbound_messages SET status = $1, {column} = $2, last_error = COALESCE($3, last_error) \
+                 WHERE id = $4"
+            );
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(to)
+                .bind(to_ms(at))
+                .bind(error)
+                .bind(outbound)
+                .execute(&mut **tx)
+                .await?;
+        }
+        if to == "failed" {
+            add_flag(tx, case_id, MESSAGE_FAILED, now).await?;
+        }
+    }
+    let detail = serde_json::json!({
+        "outbound_id": outbound,
+        "channel": get_str(&row, "channel")?,
+        "error": error,
+        "at": crate::cases::rome_rfc3339(at),
+    });
+    insert_event(tx, case_id, now, "system", kind, &detail).await?;
+    Ok(Some(reference))
+}
+
+/// Adds `flag` to the case unless it has it.
+pub(crate) async fn add_flag(
+    tx: &mut Transaction<'static, Any>,
+    case_id: i64,
+    flag: &str,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let row = sqlx::query("SELECT flags FROM cases WHERE id = $1")
+        .bind(case_id)
+        .fetch_one(&mut **tx)
+        .await?;
+    let mut flags: Vec<String> = serde_json::from_str(&get_str(&row, "flags")?).unwrap_or_default();
+    if flags.iter().any(|f| f == flag) {
+        return Ok(());
+    }
+    flags.push(flag.to_owned());
+    sqlx::query("UPDATE cases SET flags = $1, last_event_at = $2 WHERE id = $3")
+        .bind(serde_json::to_string(&flags).unwrap_or_else(|_| "[]".into()))
+        .bind(to_ms(now))
+        .bind(case_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// What the office knows of how to reach a case's citizen beyond the case itself.
+#[derive(Debug, Clone, Default)]
+pub struct ContactFacts {
+    /// Postal address (for letters).
+    pub address: Option<String>,
+    /// The channel the citizen said they prefer.
+    pub preferred_channel: Option<String>,
+    /// The citizen's messages on the case: `(channel, message_id, received_at)`, oldest
+    /// first (threading, the Telegram chat, WhatsApp's 24-hour window).
+    pub thread: Vec<(String, String, DateTime<Utc>)>,
+}
+
+impl Store {
+    /// The contact facts of a case's citizen.
+    pub async fn contact_facts(&self, reference: &str) -> Result<ContactFacts> {
+        let case = sqlx::query(
+            "SELECT c.id, z.address, z.preferred_channel FROM cases c LEFT JOIN citizens z ON z.id = c.citizen_id \
+             WHERE c.reference = $1",
+        )
+        .bind(reference)
+        .fetch_optional(&self.read)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("case {reference}")))?;
+        let rows = sqlx::query(
+            "SELECT channel, message_id, received_at FROM inbound_messages \
+             WHERE case_id = $1 AND message_id IS NOT NULL ORDER BY id",
+        )
+        .bind(get_i64(&case, "id")?)
+        .fetch_all(&self.read)
+        .await?;
+        let thread = rows
+            .iter()
+            .map(|r| {
+                Ok((
+                    get_str(r, "channel")?,
+                    get_str(r, "message_id")?,
+                    from_ms(get_i64(r, "received_at")?)?,
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(ContactFacts {
+            address: get_opt_str(&case, "address")?,
+            preferred_channel: get_opt_str(&case, "preferred_channel")?,
+            thread,
+        })
+    }
+
+    /// Records the citizen's postal address and preferred channel (`None` leaves a value
+    /// as it is), journaled on the case.
+    pub async fn set_contact_preferences(
+        &self,
+        reference: &str,
+        address: Option<&str>,
+        preferred_channel: Option<&str>,
+        actor: &str,
+    ) -> Result<()> {
+        let now = self.clock.now();
+        let mut tx = self.write.begin().await?;
+        let case = sqlx::query("SELECT id, citizen_id FROM cases WHERE reference = $1")
+            .bind(reference)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("case {reference}")))?;
+        let Some(citizen) = get_opt_i64(&case, "citizen_id")? else {
+            return Err(StoreError::invalid("citizen", "the case has no citizen"));
+        };
+        sqlx::query(
+            "UPDATE citizens SET address = COALESCE($1, address), preferred_channel = COALESCE($2, preferred_channel), \
+             updated_at = $3 WHERE id = $4",
+        )
+        .bind(address)
+        .bind(preferred_channel)
+        .bind(to_ms(now))
+        .bind(citizen)
+        .execute(&mut *tx)
+        .await?;
+        let detail =
+            serde_json::json!({ "address": address, "preferred_channel": preferred_channel });
+        insert_event(
+            &mut tx,
+            get_i64(&case, "id")?,
+            now,
+            actor,
+            "contact_updated",
+            &detail,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+impl Store {
+    /// Cases waiting for the citizen's documents whose integration request started on or
+    /// before `started_by` (so the 30-day limit is near) and that have had no reminder for
+    /// that request yet: `(reference, the request's day)`. The reminder's idempotency key
+    /// is `reminder:{reference}:{day}`.
+    pub async fn cases_due_for_reminder(
+        &self,
+        started_by: chrono::NaiveDate,
+    ) -> Result<Vec<(String, String)>> {
+        let rows = sqlx::query(
+            "SELECT c.reference, c.pause_started_on FROM cases c WHERE c.status = 'waiting_citizen' \
+             AND c.pause_kind = 'integration' AND c.pause_started_on <= $1 \
+             AND NOT EXISTS (SELECT 1 FROM outbound_messages o \
+                 WHERE o.idempotency_key = 'reminder:' || c.reference || ':' || c.pause_started_on) \
+             ORDER BY c.pause_started_on LIMIT 500",
+        )
+        .bind(crate::date_text(started_by))
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((get_str(r, "reference")?, get_str(r, "pause_started_on")?)))
+            .collect()
+    }
+}

@@ -1,0 +1,277 @@
+//! Writing to the citizen from the back office: the channels the office can use for this
+//! citizen, the default and why; a template of the occasion or free text; a preview;
+//! then the same queueing as the API (`POST /api/v1/cases/{ref}/messages`).
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use sportello_domain::outbound::templates::TemplateKind;
+use sportello_domain::roles::Permission;
+
+use super::i18n::Tr;
+use super::office::staff;
+use super::{Frame, language, page, same_token};
+use crate::AppState;
+use crate::api::outbound::{MessageBody, channel_choice, compose, preview_of};
+
+/// The page's data.
+#[derive(Template)]
+#[template(path = "office_write.html")]
+struct WritePage {
+    tr: Tr,
+    frame: Frame,
+    reference: String,
+    /// `(channel, label, address, available, why, selected)`.
+    channels: Vec<(String, String, String, bool, String, bool)>,
+    default_reason: String,
+    /// `(id, label, selected)`.
+    templates: Vec<(String, String, bool)>,
+    to: String,
+    subject: String,
+    body: String,
+    previewed: bool,
+    error: Option<String>,
+}
+
+/// The form.
+#[derive(Debug, Default, Deserialize)]
+pub struct WriteForm {
+    csrf: String,
+    channel: Option<String>,
+    template: Option<String>,
+    to: Option<String>,
+    subject: Option<String>,
+    body: Option<String>,
+    /// `preview` or `send`.
+    #[serde(rename = "do")]
+    act: Option<String>,
+}
+
+/// `?lang=`.
+#[derive(Debug, Default, Deserialize)]
+pub struct WriteQuery {
+    lang: Option<String>,
+}
+
+fn path_of(reference: &str) -> String {
+    format!("/ufficio/pratiche/{reference}/scrivi")
+}
+
+fn nonempty(v: &Option<String>) -> Option<String> {
+    v.as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+}
+
+async fn render(
+    state: &AppState,
+    session: &sportello_store::sessions::Session,
+    tr: Tr,
+    reference: &str,
+    form: &WriteForm,
+    previewed: bool,
+    error: Option<String>,
+) -> Response {
+    let Ok(case) = state.store.get_case(reference).await else {
+        return (StatusCode::NOT_FOUND, tr.t("case.not_found")).into_response();
+    };
+    let (_, choice) = match channel_choice(state, &case).await {
+        Ok(c) => c,
+        Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, e.detail()).into_response(),
+    };
+    let chosen = nonempty(&form.channel).unwrap_or_else(|| choice.default.as_str().to_owned());
+    let channels = choice
+        .options
+        .iter()
+        .filter(|o| o.channel.as_str() != "call")
+        .map(|o| {
+            let id = o.channel.as_str().to_owned();
+            (
+                id.clone(),
+                tr.name("out_channel", &id),
+                o.to.clone().unwrap_or_default(),
+                o.available || id == "letter",
+                crate::api::outbound::reason_text(o.reason, tr.code()),
+                id == chosen,
+            )
+        })
+        .collect();
+    let template = nonempty(&form.template).unwrap_or_default();
+    let templates = TemplateKind::ALL
+        .iter()
+        .map(|k| {
+            (
+                k.as_str().to_owned(),
+                tr.name("template", k.as_str()),
+                k.as_str() == template,
+            )
+        })
+        .collect();
+    let frame = Frame::staff(state, "cases", session).with_language(&tr);
+    page(
+        if error.is_some() {
+            StatusCode::UNPROCESSABLE_ENTITY
+        } else {
+            StatusCode::OK
+        },
+        &WritePage {
+            tr,
+            frame,
+            reference: reference.to_owned(),
+            channels,
+            default_reason: format!(
+                "{}: {}",
+                tr.name("out_channel", choice.default.as_str()),
+                crate::api::outbound::reason_text(choice.reason, tr.code())
+            ),
+            templates,
+            to: form.to.clone().unwrap_or_default(),
+            subject: form.subject.clone().unwrap_or_default(),
+            body: form.body.clone().unwrap_or_default(),
+            previewed,
+            error,
+        },
+    )
+}
+
+/// `GET /ufficio/pratiche/{ref}/scrivi`.
+pub async fn write_page(
+    State(state): State<AppState>,
+    Path(reference): Path<String>,
+    Query(query): Query<WriteQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let here = path_of(&reference);
+    let session = match staff(&state, &headers, &here).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let tr = language(query.lang.as_deref(), &headers);
+    render(
+        &state,
+        &session,
+        tr,
+        &reference,
+        &WriteForm::default(),
+        false,
+        None,
+    )
+    .await
+}
+
+/// `POST /ufficio/pratiche/{ref}/scrivi`: a preview (the form again, filled from the
+/// template) or the message queued (back to the case page).
+pub async fn write_submit(
+    State(state): State<AppState>,
+    Path(reference): Path<String>,
+    Query(query): Query<WriteQuery>,
+    headers: HeaderMap,
+    axum::Form(form): axum::Form<WriteForm>,
+) -> Response {
+    let here = path_of(&reference);
+    let session = match staff(&state, &headers, &here).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let tr = language(query.lang.as_deref(), &headers);
+    if !same_token(&form.csrf, &session.csrf_token) {
+        let message = tr.t("form.expired").to_owned();
+        return render(
+            &state,
+            &session,
+            tr,
+            &reference,
+            &form,
+            false,
+            Some(message),
+        )
+        .await;
+    }
+    if !session.user.role.can(Permission::SendMessage) {
+        let message = tr.t("case.forbidden").to_owned();
+        return render(
+            &state,
+            &session,
+            tr,
+            &reference,
+            &form,
+            false,
+            Some(message),
+        )
+        .await;
+    }
+    let Ok(case) = state.store.get_case(&reference).await else {
+        return (StatusCode::NOT_FOUND, tr.t("case.not_found")).into_response();
+    };
+    let body = MessageBody {
+        channel: nonempty(&form.channel),
+        to: nonempty(&form.to),
+        subject: nonempty(&form.subject),
+        body: nonempty(&form.body),
+        template: nonempty(&form.template),
+        lang: Some(tr.code().to_owned()),
+        idempotency_key: None,
+    };
+    if form.act.as_deref() == Some("preview") {
+        return match preview_of(&state, &case, &body, tr.lang).await {
+            Ok(p) => {
+                let filled = WriteForm {
+                    csrf: form.csrf.clone(),
+                    channel: Some(p.channel),
+                    template: form.template.clone(),
+                    to: Some(p.to),
+                    subject: Some(p.subject),
+                    body: Some(p.body),
+                    act: None,
+                };
+                render(&state, &session, tr, &reference, &filled, true, None).await
+            }
+            Err(e) => {
+                let message = e.detail_in(tr);
+                render(
+                    &state,
+                    &session,
+                    tr,
+                    &reference,
+                    &form,
+                    false,
+                    Some(message),
+                )
+                .await
+            }
+        };
+    }
+    let queued = match compose(&state, &case, &body, None, None).await {
+        Ok((mut message, _)) => {
+            message.idempotency_key = format!("page:{reference}:{:032x}", rand::random::<u128>());
+            state
+                .store
+                .queue_message(&reference, &message, &session.user.login)
+                .await
+                .map_err(crate::error::ApiError::from)
+        }
+        Err(e) => Err(e),
+    };
+    match queued {
+        Ok(_) => {
+            state.outbound_wakeup.notify_one();
+            Redirect::to(&format!("/ufficio/pratiche/{reference}?esito=message")).into_response()
+        }
+        Err(e) => {
+            let message = e.detail_in(tr);
+            render(
+                &state,
+                &session,
+                tr,
+                &reference,
+                &form,
+                false,
+                Some(message),
+            )
+            .await
+        }
+    }
+}

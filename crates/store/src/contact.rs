@@ -779,6 +779,20 @@ fn closed(id: i64, status: String) -> StoreError {
     )
 }
 
+impl Store {
+    /// The open call-back task of a case, if any (the screen pop names it).
+    pub async fn open_call_task_of(&self, reference: &str) -> Result<Option<i64>> {
+        let row = sqlx::query(
+            "SELECT t.id FROM call_tasks t JOIN cases c ON c.id = t.case_id \
+             WHERE c.reference = $1 AND t.status = 'open'",
+        )
+        .bind(reference)
+        .fetch_optional(&self.read)
+        .await?;
+        row.map(|r| get_i64(&r, "id")).transpose()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use chrono::TimeZone;

@@ -5,7 +5,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::api::{
-    cases, documents, health, inbound, messages, outbound, permits, remedy, reports, search, ztl,
+    cases, contact, documents, health, inbound, messages, outbound, permits, remedy, reports,
+    search, ztl,
 };
 
 /// The API description.
@@ -28,6 +29,14 @@ use crate::api::{
         outbound::case_outbound,
         outbound::case_channels,
         outbound::outbound_pdf,
+        contact::call_queue,
+        contact::log_call,
+        contact::open_callback,
+        contact::appointments_of_day,
+        contact::propose_appointment,
+        contact::case_appointments,
+        contact::confirm_appointment,
+        contact::cancel_appointment,
         documents::upload_document,
         documents::download_document,
         documents::document_text,

@@ -5,11 +5,13 @@
 // Test helpers may panic: a failed set-up is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod browser;
 mod dovecot;
 mod harness;
 
 mod api;
 mod cli;
+mod contact;
 mod crash;
 mod demo;
 mod intake;

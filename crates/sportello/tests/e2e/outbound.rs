@@ -60,18 +60,28 @@ async fn act(install: &Install, token: &str, reference: &str, body: Value) -> Va
     case
 }
 
+/// The case's outbound messages as the API lists them.
+async fn outbound_of(install: &Install, token: &str, reference: &str) -> Value {
+    let (status, _, list) = install
+        .call(
+            "GET",
+            &format!("/api/v1/cases/{reference}/outbound"),
+            Some(token),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{list}");
+    list
+}
+
 /// The case's outbound messages once none is waiting to be sent.
 async fn settled(install: &Install, token: &str, reference: &str) -> Vec<Value> {
     for _ in 0..200 {
-        let (_, _, list) = install
-            .call(
-                "GET",
-                &format!("/api/v1/cases/{reference}/outbound"),
-                Some(token),
-                None,
-            )
-            .await;
-        let items = list.as_array().cloned().unwrap_or_default();
+        let items = outbound_of(install, token, reference)
+            .await
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         if !items.is_empty()
             && items
                 .iter()
@@ -309,14 +319,7 @@ async fn a_pec_answer_is_accepted_then_delivered_by_signed_receipts() {
             !flags.contains(&"unmatched_receipt") && !flags.contains(&"pec_signature_invalid"),
             "{outcome}"
         );
-        let (_, _, list) = install
-            .call(
-                "GET",
-                &format!("/api/v1/cases/{reference}/outbound"),
-                Some(&op),
-                None,
-            )
-            .await;
+        let list = outbound_of(&install, &op, &reference).await;
         let message = list
             .as_array()
             .unwrap()
@@ -361,14 +364,7 @@ async fn a_pec_answer_is_accepted_then_delivered_by_signed_receipts() {
             .contains(&json!("message_failed")),
         "{case}"
     );
-    let (_, _, list) = install
-        .call(
-            "GET",
-            &format!("/api/v1/cases/{reference}/outbound"),
-            Some(&op),
-            None,
-        )
-        .await;
+    let list = outbound_of(&install, &op, &reference).await;
     let failed = list
         .as_array()
         .unwrap()
@@ -415,14 +411,7 @@ async fn a_letter_and_a_fax_come_out_as_pdfs_with_the_protocol_number() {
     );
     let pdf = letter.bytes().await.unwrap();
     assert!(pdf.starts_with(b"%PDF-"));
-    let (_, _, list) = install
-        .call(
-            "GET",
-            &format!("/api/v1/cases/{reference}/outbound"),
-            Some(&op),
-            None,
-        )
-        .await;
+    let list = outbound_of(&install, &op, &reference).await;
     let printed = &list[0];
     assert_eq!(printed["status"], "printed");
     let protocol = printed["protocol"].as_str().unwrap();
@@ -581,14 +570,7 @@ async fn a_message_is_queued_once_and_sent_once_across_a_kill_of_the_server() {
     assert_eq!(first["message_id"], again["message_id"]);
     // Wait for a failed attempt, then kill the server between queueing and sending.
     for _ in 0..100 {
-        let (_, _, list) = install
-            .call(
-                "GET",
-                &format!("/api/v1/cases/{reference}/outbound"),
-                Some(&op),
-                None,
-            )
-            .await;
+        let list = outbound_of(&install, &op, &reference).await;
         if list[0]["attempts"].as_i64().unwrap_or(0) >= 1 {
             assert_eq!(list[0]["status"], "queued", "{}", list[0]);
             break;
@@ -648,4 +630,66 @@ async fn bad_requests_are_refused_with_reasons_and_roles_are_checked() {
         assert_eq!(status, 422, "{problem}");
         assert_eq!(problem["errors"][0]["field"], field, "{problem}");
     }
+}
+
+#[tokio::test]
+async fn a_citizen_reached_only_by_phone_gets_a_call_back_and_the_screen_pop_says_why() {
+    let mut install = Install::new("").await;
+    let op = install.user("op", "operator");
+    install.start(&[]).await;
+    let reference = new_case(
+        &install,
+        &op,
+        "phone",
+        json!({"name": "Luca Verdi", "phone": "+39 333 7654321"}),
+    )
+    .await;
+    let (_, _, choice) = install
+        .call(
+            "GET",
+            &format!("/api/v1/cases/{reference}/channels"),
+            Some(&op),
+            None,
+        )
+        .await;
+    assert_eq!(choice["default"], "call", "{choice}");
+    act(&install, &op, &reference, json!({"action": "start_review"})).await;
+    act(
+        &install,
+        &op,
+        &reference,
+        json!({"action": "request_integration", "missing": ["carta_circolazione"]}),
+    )
+    .await;
+    // Nothing to write to: no message, a call-back task with what is missing.
+    let outbound = outbound_of(&install, &op, &reference).await;
+    assert_eq!(outbound, json!([]));
+    let (status, _, queue) = install
+        .call("GET", "/api/v1/callbacks", Some(&op), None)
+        .await;
+    assert_eq!(status, 200, "{queue}");
+    let task = &queue["items"][0];
+    assert_eq!(task["case"], reference.as_str(), "{queue}");
+    assert_eq!(task["reason"], "no_digital_contact");
+    assert!(
+        task["script"]
+            .as_str()
+            .unwrap()
+            .contains("Carta di circolazione"),
+        "{task}"
+    );
+    let (status, _, card) = install
+        .call(
+            "GET",
+            "/api/v1/cti/lookup?number=3337654321",
+            Some(&op),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{card}");
+    let waiting = &card["waiting"][0];
+    assert_eq!(waiting["reference"], reference.as_str());
+    assert_eq!(waiting["status"], "waiting_citizen");
+    assert_eq!(waiting["waiting_for"], json!(["carta_circolazione"]));
+    assert_eq!(waiting["call_task"], task["id"]);
 }

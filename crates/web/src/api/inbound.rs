@@ -259,6 +259,24 @@ pub struct CallerCard {
     pub citizen: CitizenView,
     /// Their open cases, newest first.
     pub open_cases: Vec<String>,
+    /// What each open case waits for (the first ten): what the operator says on the phone.
+    pub waiting: Vec<CaseWaiting>,
+}
+
+/// An open case on the screen pop: its state and what the office waits for.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CaseWaiting {
+    /// The case.
+    pub reference: String,
+    /// Its status.
+    pub status: String,
+    /// The legal due date.
+    pub due_at: String,
+    /// The documents asked in the last integration request, or the reasons of an
+    /// art. 10-bis notice, while the case waits on the citizen.
+    pub waiting_for: Vec<String>,
+    /// An open call-back task of the case, if any.
+    pub call_task: Option<i64>,
 }
 
 /// `GET /api/v1/cti/lookup?number=`: who is calling, and their open cases.
@@ -286,9 +304,40 @@ pub async fn cti_lookup(
         .store
         .record_access(&user.login, "cti_lookup", &number)
         .await?;
+    let mut waiting = Vec::new();
+    for reference in open_cases.iter().take(10) {
+        let case = state.store.get_case(reference).await?;
+        let asked = |action: &str, key: &str| {
+            case.timeline
+                .iter()
+                .rev()
+                .find(|e| e.kind == "action" && e.detail["action"] == action)
+                .and_then(|e| e.detail.get(key))
+                .and_then(|v| v.as_array())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(str::to_owned))
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default()
+        };
+        let waiting_for = match case.summary.status.as_str() {
+            "waiting_citizen" => asked("request_integration", "missing"),
+            "rejection_notice" => asked("notify_rejection", "reasons"),
+            _ => Vec::new(),
+        };
+        waiting.push(CaseWaiting {
+            reference: reference.clone(),
+            status: case.summary.status.clone(),
+            due_at: case.summary.due_at.clone(),
+            waiting_for,
+            call_task: state.store.open_call_task_of(reference).await?,
+        });
+    }
     Ok(Json(CallerCard {
         citizen,
         open_cases,
+        waiting,
     }))
 }
 

@@ -7,6 +7,7 @@ use axum::routing::{get, post};
 use crate::AppState;
 
 pub mod cases;
+pub mod contact;
 pub mod documents;
 pub mod health;
 pub mod inbound;
@@ -65,6 +66,25 @@ pub fn routes(upload_limit: usize) -> Router<AppState> {
             get(outbound::case_channels),
         )
         .route("/api/v1/outbound/{id}/pdf", get(outbound::outbound_pdf))
+        .route("/api/v1/callbacks", get(contact::call_queue))
+        .route("/api/v1/callbacks/{id}", post(contact::log_call))
+        .route(
+            "/api/v1/cases/{reference}/callbacks",
+            post(contact::open_callback),
+        )
+        .route("/api/v1/appointments", get(contact::appointments_of_day))
+        .route(
+            "/api/v1/cases/{reference}/appointments",
+            post(contact::propose_appointment).get(contact::case_appointments),
+        )
+        .route(
+            "/api/v1/appointments/{id}/confirm",
+            post(contact::confirm_appointment),
+        )
+        .route(
+            "/api/v1/appointments/{id}/cancel",
+            post(contact::cancel_appointment),
+        )
         .route("/api/v1/messages/{id}/move", post(messages::move_message))
         .route("/api/v1/messages/{id}/split", post(messages::split_message))
         .route("/api/v1/search", get(search::search))

@@ -161,6 +161,27 @@ pub(crate) async fn channel_choice(
             option.reason = "choice.not_configured";
         }
     }
+    // The suggested channel is not configured here: the next usable one, strongest first
+    // (a call-back when nothing can be written to).
+    let usable = |c: OutChannel| choice.options.iter().any(|o| o.channel == c && o.available);
+    if !usable(choice.default) {
+        let fallback = [
+            OutChannel::Pec,
+            OutChannel::Email,
+            OutChannel::Sms,
+            OutChannel::Whatsapp,
+            OutChannel::Telegram,
+            OutChannel::Fax,
+            OutChannel::Letter,
+            OutChannel::Call,
+        ]
+        .into_iter()
+        .find(|c| usable(*c));
+        if let Some(channel) = fallback {
+            choice.default = channel;
+            choice.reason = "choice.fallback_configured";
+        }
+    }
     Ok((contacts, choice))
 }
 
@@ -283,6 +304,28 @@ pub(crate) async fn template_context(
         }),
         None => None,
     };
+    let appointment = match state
+        .store
+        .next_appointment_of_case(&case.summary.reference)
+        .await
+    {
+        Ok(Some((at, place))) => {
+            let local = at.with_timezone(&chrono_tz::Europe::Rome);
+            Some(match lang {
+                Lang::It => format!(
+                    "{}, ore {}, {place}",
+                    local.format("%d/%m/%Y"),
+                    local.format("%H:%M")
+                ),
+                Lang::En => format!(
+                    "{} at {}, {place}",
+                    local.format("%d/%m/%Y"),
+                    local.format("%H:%M")
+                ),
+            })
+        }
+        _ => None,
+    };
     let office = &state.config.office;
     TemplateContext {
         reference: case.summary.reference.clone(),
@@ -300,7 +343,7 @@ pub(crate) async fn template_context(
         answer_by,
         permit_number: permit,
         permit_valid_to,
-        appointment: None,
+        appointment,
         status_link: None,
         protocol: case.summary.protocol.clone(),
     }

@@ -11,6 +11,7 @@ use axum::routing::get;
 
 use crate::AppState;
 
+pub mod contact;
 pub mod i18n;
 pub mod office;
 pub mod portal;
@@ -103,6 +104,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .merge(portal::routes())
         .merge(office::routes())
         .merge(reports::routes())
+        .merge(contact::routes())
         .layer(axum::middleware::from_fn_with_state(
             state,
             remember_language,

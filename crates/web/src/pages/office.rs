@@ -387,9 +387,29 @@ fn queue_filters(login: &str) -> Vec<(&'static str, CaseFilter, String, bool)> {
             CaseFilter {
                 flag: Some("unsorted_scan".into()),
                 open: true,
-                ..base
+                ..base.clone()
             },
             "flag=unsorted_scan".into(),
+            true,
+        ),
+        (
+            "queue.message_failed",
+            CaseFilter {
+                flag: Some("message_failed".into()),
+                open: true,
+                ..base.clone()
+            },
+            "flag=message_failed".into(),
+            true,
+        ),
+        (
+            "queue.pec_not_delivered",
+            CaseFilter {
+                flag: Some("pec_not_delivered".into()),
+                open: true,
+                ..base
+            },
+            "flag=pec_not_delivered".into(),
             true,
         ),
     ]
@@ -418,6 +438,14 @@ async fn home(
             alert: alert && count > 0,
         });
     }
+    // Citizens to call back (the call-back queue has its own page).
+    let calls = state.store.call_queue(0, 0).await.map_or(0, |(_, n)| n);
+    queues.push(Queue {
+        label: tr.t("queue.callbacks").to_owned(),
+        count: calls,
+        href: "/ufficio/richiamate".into(),
+        alert: false,
+    });
     let mine = state
         .store
         .list_cases(&CaseFilter {

@@ -197,6 +197,8 @@ struct CitizenCase {
     missing: Vec<String>,
     documents: Vec<String>,
     can_upload: bool,
+    /// Appointments at the counter: `(id, when, place, reason, still to confirm)`.
+    appointments: Vec<(i64, String, String, String, bool)>,
 }
 
 #[derive(Template)]
@@ -265,6 +267,7 @@ fn citizen_view(tr: &Tr, case: &CaseView) -> CitizenCase {
         missing: if waiting { missing } else { Vec::new() },
         documents: case.documents.iter().map(|d| d.filename.clone()).collect(),
         can_upload: case.summary.status != "closed",
+        appointments: Vec::new(),
     }
 }
 
@@ -333,7 +336,8 @@ async fn status_lookup(
             StatusCode::OK
         }
         Ok(Some(case)) => {
-            show_case(&state, &mut page_, case, form.files).await;
+            let confirm = form.text("confirm_appointment").parse::<i64>().ok();
+            show_case(&state, &mut page_, case, form.files, confirm).await;
             StatusCode::OK
         }
     };
@@ -350,8 +354,34 @@ async fn show_case(
     page_: &mut StatusPage,
     mut case: CaseView,
     files: Vec<(String, String, StagedBlob)>,
+    confirm: Option<i64>,
 ) {
     let tr = page_.tr;
+    // The citizen confirms an appointment the office proposed (only one of their case).
+    if let Some(id) = confirm {
+        let theirs = state
+            .store
+            .appointments_of_case(&case.summary.reference)
+            .await
+            .map(|list| list.iter().any(|a| a.id == id && a.status == "proposed"))
+            .unwrap_or(false);
+        if theirs {
+            match state
+                .store
+                .confirm_appointment(id, "portal", "cittadino")
+                .await
+            {
+                Ok(_) => page_.notice = Some(tr.t("status.appointment_confirmed").to_owned()),
+                Err(e) => {
+                    tracing::warn!(error = %e, "appointment not confirmed");
+                    page_.error = Some(tr.t("form.upload_failed").to_owned());
+                }
+            }
+            if let Ok(fresh) = state.store.get_case(&case.summary.reference).await {
+                case = fresh;
+            }
+        }
+    }
     if !files.is_empty() && case.summary.status != "closed" {
         match attach_files(state, &case.summary.reference, files, "cittadino").await {
             Ok(n) => {
@@ -377,7 +407,25 @@ async fn show_case(
             }
         }
     }
-    page_.case = Some(citizen_view(&tr, &case));
+    let mut view = citizen_view(&tr, &case);
+    view.appointments = state
+        .store
+        .appointments_of_case(&case.summary.reference)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|a| matches!(a.status.as_str(), "proposed" | "confirmed"))
+        .map(|a| {
+            (
+                a.id,
+                super::when(&a.starts_at),
+                a.place,
+                a.reason,
+                a.status == "proposed",
+            )
+        })
+        .collect();
+    page_.case = Some(view);
 }
 
 /// The case a private link opens, within the address's limit of lookups.
@@ -437,13 +485,16 @@ async fn link_page(
         link: Some(token.to_owned()),
         ..StatusPage::new(tr, frame)
     };
-    let files = match form {
-        None => Vec::new(),
+    let (files, confirm) = match form {
+        None => (Vec::new(), None),
         Some(multipart) => match checked_form(state, multipart, &page_.frame.csrf).await {
-            Ok(form) => form.files,
+            Ok(form) => {
+                let confirm = form.text("confirm_appointment").parse::<i64>().ok();
+                (form.files, confirm)
+            }
             Err((_, key)) => {
                 page_.error = Some(tr.t(key).to_owned());
-                Vec::new()
+                (Vec::new(), None)
             }
         },
     };
@@ -459,7 +510,7 @@ async fn link_page(
             StatusCode::NOT_FOUND
         }
         Ok(Some(case)) => {
-            show_case(state, &mut page_, case, files).await;
+            show_case(state, &mut page_, case, files, confirm).await;
             StatusCode::OK
         }
     };

@@ -1,0 +1,679 @@
+//! The contact centre and the counter through the real server (issue #7): the call-back
+//! queue (open, log not reached, log an appointment), the counter's day and its
+//! confirmations, the case's timeline, the role matrix, bad input, and the back-office
+//! pages' one-click buttons.
+
+use chrono::{Duration, TimeZone};
+use serde_json::{Value, json};
+use sportello_domain::calendar::{ROME, rome_date};
+use sportello_domain::clock::{Clock, SystemClock};
+
+use crate::browser::{Browser, csrf_of};
+use crate::harness::Install;
+
+/// A case of a citizen who has only a phone.
+async fn phone_case(install: &Install, token: &str) -> String {
+    let body = json!({"case_type": "ztl_permit", "subject": "Permesso residenti", "channel": "phone",
+        "citizen": {"name": "Anna Neri", "phone": "+39 06 1234567"}});
+    let (status, _, case) = install
+        .call("POST", "/api/v1/cases", Some(token), Some(body))
+        .await;
+    assert_eq!(status, 201, "{case}");
+    case["reference"].as_str().unwrap().to_owned()
+}
+
+/// 10:30 in Rome, `days` days from today: (RFC 3339, the Rome day).
+fn rome_morning(days: i64) -> (String, String) {
+    let day = rome_date(SystemClock.now()) + Duration::days(days);
+    let at = ROME
+        .from_local_datetime(&day.and_hms_opt(10, 30, 0).unwrap())
+        .earliest()
+        .unwrap();
+    (at.to_rfc3339(), day.format("%Y-%m-%d").to_string())
+}
+
+fn ids(list: &Value) -> Vec<i64> {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["id"].as_i64().unwrap())
+        .collect()
+}
+
+async fn timeline_kinds(install: &Install, token: &str, reference: &str) -> Vec<String> {
+    let (status, _, case) = install
+        .call(
+            "GET",
+            &format!("/api/v1/cases/{reference}"),
+            Some(token),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{case}");
+    case["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_call_back_ends_in_an_appointment_at_the_counter() {
+    let mut install = Install::new("[office]\nname = \"Ufficio Mobilità\"\n").await;
+    let op = install.user("op", "operator");
+    install.start(&[]).await;
+    let reference = install.create_case(&op).await;
+
+    let path = format!("/api/v1/cases/{reference}/callbacks");
+    let (status, _, task) = install
+        .call(
+            "POST",
+            &path,
+            Some(&op),
+            Some(json!({"note": "Manca il libretto"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{task}");
+    assert_eq!(task["status"], "open");
+    assert_eq!(task["reason"], "operator");
+    assert_eq!(task["script"], "Manca il libretto");
+    assert_eq!(task["case"], reference.as_str());
+    let id = task["id"].as_i64().unwrap();
+    let (status, _, again) = install.call("POST", &path, Some(&op), None).await;
+    assert_eq!(status, 409, "one open call per case: {again}");
+
+    let (status, _, queue) = install
+        .call("GET", "/api/v1/callbacks", Some(&op), None)
+        .await;
+    assert_eq!(status, 200, "{queue}");
+    assert_eq!(ids(&queue["items"]), [id]);
+    assert_eq!(queue["total"], 1);
+
+    let call = format!("/api/v1/callbacks/{id}");
+    let (status, _, once) = install
+        .call(
+            "POST",
+            &call,
+            Some(&op),
+            Some(json!({"outcome": "not_reached", "note": "segreteria"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{once}");
+    assert_eq!(
+        (once["status"].as_str(), once["attempts"].as_i64()),
+        (Some("open"), Some(1))
+    );
+    assert!(
+        once["due_at"].as_str() > once["created_at"].as_str(),
+        "{once}"
+    );
+    assert!(once.get("appointment").is_none());
+    let (_, _, queue) = install
+        .call("GET", "/api/v1/callbacks", Some(&op), None)
+        .await;
+    assert_eq!(ids(&queue["items"]), [id], "still to call");
+
+    let (starts_at, day) = rome_morning(3);
+    let (status, _, done) = install
+        .call(
+            "POST",
+            &call,
+            Some(&op),
+            Some(json!({"outcome": "appointment", "call_id": "pbx-42",
+                "appointment": {"starts_at": starts_at, "reason": "Firma e ritiro del permesso"}})),
+        )
+        .await;
+    assert_eq!(status, 200, "{done}");
+    assert_eq!(
+        (done["status"].as_str(), done["attempts"].as_i64()),
+        (Some("done"), Some(2))
+    );
+    assert_eq!(done["outcome"], "appointment");
+    assert_eq!(done["call_id"], "pbx-42");
+    assert_eq!(done["done_by"], "op");
+    let appointment = done["appointment"].clone();
+    assert_eq!(appointment["status"], "proposed");
+    assert_eq!(appointment["place"], "Sportello, Ufficio Mobilità");
+    assert_eq!(appointment["case"], reference.as_str());
+    let aid = appointment["id"].as_i64().unwrap();
+    let (_, _, queue) = install
+        .call("GET", "/api/v1/callbacks", Some(&op), None)
+        .await;
+    assert_eq!(queue["total"], 0, "done: out of the queue");
+    let (status, _, refused) = install
+        .call(
+            "POST",
+            &call,
+            Some(&op),
+            Some(json!({"outcome": "reached"})),
+        )
+        .await;
+    assert_eq!(
+        status, 409,
+        "a done call takes no further outcome: {refused}"
+    );
+
+    let (status, _, list) = install
+        .call(
+            "GET",
+            &format!("/api/v1/appointments?day={day}"),
+            Some(&op),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(ids(&list), [aid]);
+    assert_eq!(list[0]["case_flags"], json!([]));
+    assert_eq!(list[0]["case_status"], "received");
+    let (_, _, other_day) = install
+        .call("GET", "/api/v1/appointments", Some(&op), None)
+        .await;
+    assert_eq!(ids(&other_day), Vec::<i64>::new(), "today has none");
+
+    let confirm = format!("/api/v1/appointments/{aid}/confirm");
+    let (status, _, confirmed) = install
+        .call("POST", &confirm, Some(&op), Some(json!({"via": "phone"})))
+        .await;
+    assert_eq!(status, 200, "{confirmed}");
+    assert_eq!(confirmed["status"], "confirmed");
+    assert_eq!(confirmed["confirmed_via"], "phone");
+    let (status, _, same) = install.call("POST", &confirm, Some(&op), None).await;
+    assert_eq!(
+        (status, &same),
+        (200, &confirmed),
+        "again, without a body: unchanged"
+    );
+
+    let kinds = timeline_kinds(&install, &op, &reference).await;
+    for kind in [
+        "call_task_opened",
+        "call_logged",
+        "appointment_proposed",
+        "appointment_confirmed",
+    ] {
+        assert!(kinds.iter().any(|k| k == kind), "{kind} in {kinds:?}");
+    }
+    assert_eq!(kinds.iter().filter(|k| *k == "call_logged").count(), 2);
+
+    // An appointment set directly, then cancelled: it cannot be confirmed any more.
+    let (later, _) = rome_morning(4);
+    let (status, _, second) = install
+        .call(
+            "POST",
+            &format!("/api/v1/cases/{reference}/appointments"),
+            Some(&op),
+            Some(json!({"starts_at": later, "place": "Sportello 3", "reason": "Documento d'identità"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{second}");
+    assert_eq!(second["place"], "Sportello 3");
+    let second_id = second["id"].as_i64().unwrap();
+    let (status, _, cancelled) = install
+        .call(
+            "POST",
+            &format!("/api/v1/appointments/{second_id}/cancel"),
+            Some(&op),
+            Some(json!({"note": "il cittadino non può"})),
+        )
+        .await;
+    assert_eq!(
+        (status, cancelled["status"].as_str()),
+        (200, Some("cancelled"))
+    );
+    let (status, _, _) = install
+        .call(
+            "POST",
+            &format!("/api/v1/appointments/{second_id}/confirm"),
+            Some(&op),
+            None,
+        )
+        .await;
+    assert_eq!(status, 409);
+    let (status, _, of_case) = install
+        .call(
+            "GET",
+            &format!("/api/v1/cases/{reference}/appointments"),
+            Some(&op),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{of_case}");
+    assert_eq!(ids(&of_case), [aid, second_id]);
+    assert!(
+        timeline_kinds(&install, &op, &reference)
+            .await
+            .iter()
+            .any(|k| k == "appointment_cancelled")
+    );
+}
+
+#[tokio::test]
+async fn bad_input_is_a_clear_422_and_other_roles_are_refused() {
+    let mut install = Install::new("").await;
+    let op = install.user("op", "operator");
+    let police = install.user("vigile", "police");
+    let integration = install.user("pbx", "integration");
+    install.start(&[]).await;
+    let reference = install.create_case(&op).await;
+    let (_, _, task) = install
+        .call(
+            "POST",
+            &format!("/api/v1/cases/{reference}/callbacks"),
+            Some(&op),
+            None,
+        )
+        .await;
+    assert_eq!(task["script"], "Richiamare il cittadino");
+    let id = task["id"].as_i64().unwrap();
+    let (future, day) = rome_morning(2);
+    let (_, _, appointment) = install
+        .call(
+            "POST",
+            &format!("/api/v1/cases/{reference}/appointments"),
+            Some(&op),
+            Some(json!({"starts_at": future, "reason": "Firma"})),
+        )
+        .await;
+    let aid = appointment["id"].as_i64().unwrap();
+
+    let field_of = |body: &Value| body["errors"][0]["field"].as_str().unwrap_or("").to_owned();
+    let call = format!("/api/v1/callbacks/{id}");
+    let propose = format!("/api/v1/cases/{reference}/appointments");
+    let past = (SystemClock.now() - Duration::hours(1)).to_rfc3339();
+    for (method, path, body, field) in [
+        ("POST", call.as_str(), json!({"outcome": "busy"}), "outcome"),
+        ("POST", call.as_str(), json!({}), "outcome"),
+        (
+            "POST",
+            call.as_str(),
+            json!({"outcome": "reached", "appointment": {"starts_at": future, "reason": "x"}}),
+            "appointment",
+        ),
+        (
+            "POST",
+            call.as_str(),
+            json!({"outcome": "appointment", "appointment": {"starts_at": "domani", "reason": "x"}}),
+            "appointment.starts_at",
+        ),
+        (
+            "POST",
+            propose.as_str(),
+            json!({"starts_at": "2026-13-45T10:00", "reason": "x"}),
+            "starts_at",
+        ),
+        (
+            "POST",
+            propose.as_str(),
+            json!({"starts_at": past, "reason": "x"}),
+            "starts_at",
+        ),
+        (
+            "POST",
+            propose.as_str(),
+            json!({"starts_at": future, "reason": "  "}),
+            "reason",
+        ),
+        (
+            "POST",
+            propose.as_str(),
+            json!({"starts_at": future}),
+            "reason",
+        ),
+    ] {
+        let (status, ctype, problem) = install
+            .call(method, path, Some(&op), Some(body.clone()))
+            .await;
+        assert_eq!(status, 422, "{body} → {problem}");
+        assert_eq!(ctype, "application/problem+json");
+        assert_eq!(field_of(&problem), field, "{problem}");
+    }
+    let (status, _, problem) = install
+        .call(
+            "GET",
+            "/api/v1/appointments?day=31-12-2026",
+            Some(&op),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, field_of(&problem).as_str()),
+        (422, "day"),
+        "{problem}"
+    );
+    let (status, _, _) = install
+        .call(
+            "POST",
+            &format!("/api/v1/appointments/{aid}/confirm"),
+            Some(&op),
+            Some(json!({"via": "piccione viaggiatore"})),
+        )
+        .await;
+    assert_eq!(status, 422);
+    let (status, _, _) = install
+        .call(
+            "POST",
+            "/api/v1/callbacks/999999",
+            Some(&op),
+            Some(json!({"outcome": "reached"})),
+        )
+        .await;
+    assert_eq!(status, 404);
+    let (status, _, _) = install
+        .call(
+            "POST",
+            "/api/v1/appointments/999999/cancel",
+            Some(&op),
+            None,
+        )
+        .await;
+    assert_eq!(status, 404);
+    let (status, _, _) = install
+        .call(
+            "POST",
+            "/api/v1/cases/ZTL-2026-999999/callbacks",
+            Some(&op),
+            None,
+        )
+        .await;
+    assert_eq!(status, 404);
+    // Nothing of the refused requests was written.
+    let (_, _, queue) = install
+        .call("GET", "/api/v1/callbacks", Some(&op), None)
+        .await;
+    assert_eq!(queue["items"][0]["attempts"], 0);
+    let (_, _, list) = install
+        .call(
+            "GET",
+            &format!("/api/v1/appointments?day={day}"),
+            Some(&op),
+            None,
+        )
+        .await;
+    assert_eq!(ids(&list), [aid]);
+
+    // Neither the police nor a machine client reads or changes any of it.
+    let endpoints = [
+        ("GET", "/api/v1/callbacks".to_owned(), None),
+        (
+            "POST",
+            format!("/api/v1/cases/{reference}/callbacks"),
+            Some(json!({})),
+        ),
+        ("POST", call.clone(), Some(json!({"outcome": "reached"}))),
+        ("GET", format!("/api/v1/appointments?day={day}"), None),
+        ("GET", propose.clone(), None),
+        (
+            "POST",
+            propose.clone(),
+            Some(json!({"starts_at": future, "reason": "x"})),
+        ),
+        (
+            "POST",
+            format!("/api/v1/appointments/{aid}/confirm"),
+            Some(json!({})),
+        ),
+        (
+            "POST",
+            format!("/api/v1/appointments/{aid}/cancel"),
+            Some(json!({})),
+        ),
+    ];
+    for token in [&police, &integration] {
+        for (method, path, body) in &endpoints {
+            let (status, _, problem) = install.call(method, path, Some(token), body.clone()).await;
+            assert_eq!(status, 403, "{method} {path}: {problem}");
+        }
+    }
+    for (method, path, body) in &endpoints {
+        let (status, _, _) = install.call(method, path, None, body.clone()).await;
+        assert_eq!(status, 401, "{method} {path}");
+    }
+    let (_, _, queue) = install
+        .call("GET", "/api/v1/callbacks", Some(&op), None)
+        .await;
+    assert_eq!(
+        (
+            queue["items"][0]["status"].as_str(),
+            queue["items"][0]["attempts"].as_i64()
+        ),
+        (Some("open"), Some(0))
+    );
+}
+
+#[tokio::test]
+async fn the_queue_page_closes_a_call_with_one_click() {
+    let mut install = Install::new("").await;
+    let (password, op) = install.user_with_password("op", "operator");
+    let (police_password, _) = install.user_with_password("vigile", "police");
+    install.start(&[]).await;
+    let reference = phone_case(&install, &op).await;
+    let (status, _, task) = install
+        .call(
+            "POST",
+            &format!("/api/v1/cases/{reference}/callbacks"),
+            Some(&op),
+            Some(json!({"note": "Manca la carta di circolazione"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{task}");
+    let id = task["id"].as_i64().unwrap();
+
+    let mut browser = Browser::new(&install);
+    let gate = browser.get("/ufficio/richiamate").await;
+    assert_eq!(
+        (gate.status, gate.location.as_str()),
+        (303, "/ufficio/login?next=/ufficio/richiamate")
+    );
+    assert_eq!(browser.sign_in("op", &password).await.status, 303);
+    let queue = browser.get("/ufficio/richiamate").await;
+    assert_eq!(queue.status, 200, "{}", queue.body);
+    for needle in [
+        reference.as_str(),
+        "Anna Neri",
+        "href=\"tel:+39061234567\"",
+        "Manca la carta di circolazione",
+        &format!("href=\"/ufficio/pratiche/{reference}\""),
+        &format!("action=\"/ufficio/richiamate/{id}\""),
+        "value=\"reached\"",
+        "Raggiunto",
+        "Non raggiunto",
+        "Fissato appuntamento",
+        "type=\"datetime-local\"",
+        &format!("<label for=\"when-{id}\">"),
+    ] {
+        assert!(queue.body.contains(needle), "{needle}: {}", queue.body);
+    }
+    assert!(!queue.body.contains("<script") && !queue.body.contains(" style="));
+    assert!(queue.csp.contains("default-src 'self'"), "{}", queue.csp);
+    let csrf = csrf_of(&queue.body);
+    let form = format!("/ufficio/richiamate/{id}");
+
+    let forged = browser
+        .post_form(&form, &[("csrf", "forged"), ("outcome", "reached")])
+        .await;
+    assert_eq!(forged.status, 403);
+    let missing = browser
+        .post_form(&form, &[("csrf", &csrf), ("outcome", "appointment")])
+        .await;
+    assert_eq!(missing.status, 422, "an appointment needs its time");
+    assert!(missing.body.contains("role=\"alert\""), "{}", missing.body);
+
+    let done = browser
+        .post_form(
+            &form,
+            &[
+                ("csrf", &csrf),
+                ("outcome", "reached"),
+                ("note", "tutto chiaro"),
+                ("call_id", ""),
+            ],
+        )
+        .await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    assert!(
+        done.location.starts_with("/ufficio/richiamate"),
+        "{}",
+        done.location
+    );
+    let after = browser.get(&done.location).await;
+    assert_eq!(after.status, 200);
+    assert!(
+        !after.body.contains(&format!("action=\"{form}\"")),
+        "the task left the queue"
+    );
+    assert!(after.body.contains("role=\"status\""), "{}", after.body);
+    let (_, _, queue) = install
+        .call("GET", "/api/v1/callbacks", Some(&op), None)
+        .await;
+    assert_eq!(queue["total"], 0);
+    let (_, _, case) = install
+        .call(
+            "GET",
+            &format!("/api/v1/cases/{reference}"),
+            Some(&op),
+            None,
+        )
+        .await;
+    let logged = case["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "call_logged")
+        .cloned()
+        .unwrap();
+    assert_eq!(logged["detail"]["outcome"], "reached");
+    assert_eq!(logged["detail"]["note"], "tutto chiaro");
+    assert_eq!(logged["actor"], "op");
+    let twice = browser
+        .post_form(&form, &[("csrf", &csrf), ("outcome", "reached")])
+        .await;
+    assert_eq!(twice.status, 409, "a done call is not logged again");
+
+    // The counter's day: the appointment, whether the case is ready, one-click confirm.
+    let (starts_at, day) = rome_morning(2);
+    let (status, _, appointment) = install
+        .call(
+            "POST",
+            &format!("/api/v1/cases/{reference}/appointments"),
+            Some(&op),
+            Some(json!({"starts_at": starts_at, "reason": "Firma del permesso"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{appointment}");
+    let aid = appointment["id"].as_i64().unwrap();
+    let counter = browser
+        .get(&format!("/ufficio/appuntamenti?giorno={day}"))
+        .await;
+    assert_eq!(counter.status, 200, "{}", counter.body);
+    for needle in [
+        "10:30",
+        reference.as_str(),
+        "Anna Neri",
+        "Firma del permesso",
+        "proposto",
+        "<caption>",
+        "scope=\"col\"",
+        "<label for=\"giorno\">",
+        &format!("<label for=\"via-{aid}\">"),
+    ] {
+        assert!(counter.body.contains(needle), "{needle}: {}", counter.body);
+    }
+    let confirmed = browser
+        .post_form(
+            &format!("/ufficio/appuntamenti/{aid}"),
+            &[
+                ("csrf", &csrf),
+                ("action", "confirm"),
+                ("via", "counter"),
+                ("giorno", &day),
+            ],
+        )
+        .await;
+    assert_eq!(confirmed.status, 303, "{}", confirmed.body);
+    assert_eq!(
+        confirmed.location,
+        format!("/ufficio/appuntamenti?giorno={day}&esito=confirm")
+    );
+    let (_, _, list) = install
+        .call(
+            "GET",
+            &format!("/api/v1/appointments?day={day}"),
+            Some(&op),
+            None,
+        )
+        .await;
+    assert_eq!(list[0]["status"], "confirmed");
+    assert_eq!(list[0]["confirmed_via"], "counter");
+    let today = browser.get("/ufficio/appuntamenti?giorno=ieri").await;
+    assert_eq!(today.status, 200, "a wrong day shows today, saying so");
+    assert!(today.body.contains("role=\"alert\""));
+
+    // The police have no business here.
+    let mut police = Browser::new(&install);
+    assert_eq!(police.sign_in("vigile", &police_password).await.status, 303);
+    for path in ["/ufficio/richiamate", "/ufficio/appuntamenti"] {
+        let page = police.get(path).await;
+        assert_eq!(
+            (page.status, page.location.as_str()),
+            (303, "/ufficio/permessi")
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_citizen_confirms_the_appointment_on_the_portal() {
+    let mut install = Install::new("").await;
+    let op = install.user("op", "operator");
+    install.start(&[]).await;
+    let reference = install.create_case(&op).await;
+    let (starts_at, _) = rome_morning(2);
+    let (status, _, appointment) = install
+        .call(
+            "POST",
+            &format!("/api/v1/cases/{reference}/appointments"),
+            Some(&op),
+            Some(json!({"starts_at": starts_at, "reason": "Mostrare il libretto originale"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{appointment}");
+    let id = appointment["id"].as_i64().unwrap();
+    let mut browser = Browser::new(&install);
+    let form = browser.get("/stato").await;
+    let csrf = csrf_of(&form.body);
+    let lookup = |confirm: Option<i64>| {
+        let form = reqwest::multipart::Form::new()
+            .text("csrf", csrf.clone())
+            .text("reference", reference.clone())
+            .text("fiscal_code", "RSSMRA80A01H501U");
+        match confirm {
+            Some(id) => form.text("confirm_appointment", id.to_string()),
+            None => form,
+        }
+    };
+    let shown = browser.post_multipart("/stato", lookup(None)).await;
+    assert!(
+        shown.body.contains("Mostrare il libretto originale")
+            && shown
+                .body
+                .contains(&format!("name=\"confirm_appointment\" value=\"{id}\"")),
+        "{}",
+        shown.body
+    );
+    let confirmed = browser.post_multipart("/stato", lookup(Some(id))).await;
+    assert!(
+        confirmed.body.contains("appuntamento è confermato"),
+        "{}",
+        confirmed.body
+    );
+    let (_, _, list) = install
+        .call(
+            "GET",
+            &format!("/api/v1/cases/{reference}/appointments"),
+            Some(&op),
+            None,
+        )
+        .await;
+    assert_eq!(list[0]["status"], "confirmed", "{list}");
+    assert_eq!(list[0]["confirmed_via"], "portal");
+}

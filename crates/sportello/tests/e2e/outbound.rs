@@ -198,6 +198,27 @@ async fn an_integration_request_reaches_the_citizen_by_email_and_the_reply_comes
         )
         .await;
     assert_eq!(case["status"], "in_review", "{case}");
+    // An appointment at the counter is proposed: the citizen is told when and where.
+    let day = sportello_domain::calendar::rome_date(sportello_domain::clock::Clock::now(
+        &sportello_domain::clock::SystemClock,
+    )) + chrono::Duration::days(3);
+    let starts_at = format!("{}T10:30", day.format("%Y-%m-%d"));
+    let (status, _, appointment) = install
+        .call(
+            "POST",
+            &format!("/api/v1/cases/{reference}/appointments"),
+            Some(&op),
+            Some(json!({"starts_at": starts_at, "reason": "Mostrare il libretto originale"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{appointment}");
+    let received = sink.wait_for(2, Duration::from_secs(10));
+    assert_eq!(received.len(), 2);
+    let text = text_of(&received[1]);
+    assert!(
+        text.contains(&format!("{}, ore 10:30", day.format("%d/%m/%Y"))),
+        "{text}"
+    );
 }
 
 /// A PEC receipt as the provider sends it: S/MIME-signed with the fixture provider's key

@@ -86,6 +86,9 @@ pub struct AppointmentBody {
     /// Why the citizen must come, and what to bring.
     #[serde(default)]
     pub reason: String,
+    /// Write the proposal to the citizen on their default channel (default `true`; nothing
+    /// is written when the office cannot write to them: the call that set it up said it).
+    pub notify: Option<bool>,
 }
 
 /// Body of `POST /api/v1/callbacks/{id}`: a call made.
@@ -529,6 +532,16 @@ pub async fn propose_appointment(
         .store
         .propose_appointment(&reference, starts_at, &place, &reason, &user.login)
         .await?;
+    if body.notify.unwrap_or(true) {
+        crate::api::outbound::write_occasion(
+            &state,
+            &reference,
+            sportello_domain::outbound::templates::TemplateKind::Appointment,
+            &format!("appointment:{}", appointment.id),
+            &user.login,
+        )
+        .await?;
+    }
     Ok((StatusCode::CREATED, Json(appointment)))
 }
 

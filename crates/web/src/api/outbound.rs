@@ -1009,20 +1009,39 @@ pub async fn contact_tick(state: &AppState) {
 /// per request (`reminder:{reference}:{day}`); nothing when the office cannot write to
 /// them (the call-back queue takes over).
 async fn send_reminder(state: &AppState, reference: &str, day: &str) -> Result<(), ApiError> {
+    write_occasion(
+        state,
+        reference,
+        TemplateKind::Reminder,
+        &format!("reminder:{reference}:{day}"),
+        "system",
+    )
+    .await
+}
+
+/// Writes `kind`'s template to the case's citizen on the default channel, once per `key`;
+/// nothing when the office cannot write to them.
+pub(crate) async fn write_occasion(
+    state: &AppState,
+    reference: &str,
+    kind: TemplateKind,
+    key: &str,
+    actor: &str,
+) -> Result<(), ApiError> {
     let case = state.store.get_case(reference).await?;
     let (_, choice) = channel_choice(state, &case).await?;
     if !(choice.default.is_digital() && channel_configured(state, choice.default)) {
         return Ok(());
     }
     let body = MessageBody {
-        template: Some(TemplateKind::Reminder.as_str().to_owned()),
-        idempotency_key: Some(format!("reminder:{reference}:{day}")),
+        template: Some(kind.as_str().to_owned()),
+        idempotency_key: Some(key.to_owned()),
         ..MessageBody::default()
     };
     let (message, _) = compose(state, &case, &body, None, None).await?;
     state
         .store
-        .queue_message(reference, &message, "system")
+        .queue_message(reference, &message, actor)
         .await?;
     state.outbound_wakeup.notify_one();
     Ok(())

@@ -272,6 +272,8 @@ async fn log_call(
             starts_at: form.starts_at.clone().unwrap_or_default(),
             place: None,
             reason: form.reason.clone().unwrap_or_default(),
+            // Agreed on the phone: nothing more to write.
+            notify: Some(false),
         })
     } else {
         None

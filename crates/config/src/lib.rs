@@ -285,8 +285,19 @@ pub struct OutboundConfig {
     pub max_attempts: u32,
     /// First wait before a retry, in seconds; it doubles at each further attempt.
     pub retry_base_seconds: u64,
-    /// Queued messages taken at once by one sender pass.
+    /// Queued messages taken at once by one sender pass (the sender takes at most
+    /// `concurrency` at a time, right before sending them).
     pub batch: u32,
+    /// Whether `serve` runs the sender (the worker that sends queued messages). `false`
+    /// when `sportello outbound send --watch` runs on its own, so that it can be stopped,
+    /// restarted or scaled without the API.
+    pub sender: bool,
+    /// Seconds a message taken by a sender stays its own: if the sender dies, another
+    /// takes the message again (same Message-ID) after this long. Must well exceed the
+    /// time one send can take.
+    pub lease_seconds: u64,
+    /// Messages a sender has in flight at once.
+    pub concurrency: u32,
     /// Days after which an unanswered request for a call-back is reminded to the office.
     pub callback_after_days: u32,
     /// Days before a permit expires at which the citizen is reminded.
@@ -309,6 +320,9 @@ impl Default for OutboundConfig {
             max_attempts: 8,
             retry_base_seconds: 30,
             batch: 64,
+            sender: true,
+            lease_seconds: 60,
+            concurrency: 8,
             callback_after_days: 7,
             reminder_days_before: 5,
             pec_delivery_hours: 24,
@@ -865,6 +879,18 @@ impl Config {
         if o.batch == 0 {
             return Err(ConfigError::new("outbound.batch", "must be at least 1"));
         }
+        if o.lease_seconds < 2 {
+            return Err(ConfigError::new(
+                "outbound.lease_seconds",
+                "must be at least 2",
+            ));
+        }
+        if o.concurrency == 0 || o.concurrency > 256 {
+            return Err(ConfigError::new(
+                "outbound.concurrency",
+                "must be between 1 and 256",
+            ));
+        }
         if let Some(domain) = &o.message_id_domain
             && (domain.is_empty()
                 || domain
@@ -1157,6 +1183,8 @@ mod tests {
             ),
             ("[outbound]\nmax_attempts = 0", "outbound.max_attempts"),
             ("[outbound]\nbatch = 0", "outbound.batch"),
+            ("[outbound]\nlease_seconds = 1", "outbound.lease_seconds"),
+            ("[outbound]\nconcurrency = 0", "outbound.concurrency"),
             (
                 "[outbound]\nmessage_id_domain = \"a@b\"",
                 "outbound.message_id_domain",
@@ -1177,6 +1205,7 @@ mod tests {
         let c = load("", &[]).unwrap();
         let o = &c.outbound;
         assert_eq!((o.max_attempts, o.retry_base_seconds, o.batch), (8, 30, 64));
+        assert_eq!((o.sender, o.lease_seconds, o.concurrency), (true, 60, 8));
         assert_eq!(
             (
                 o.callback_after_days,
@@ -1202,6 +1231,8 @@ mod tests {
             &[
                 ("SPORTELLO_OUTBOUND__TELEGRAM__BOT_TOKEN", "123:tgtoken"),
                 ("SPORTELLO_OUTBOUND__MAX_ATTEMPTS", "3"),
+                ("SPORTELLO_OUTBOUND__SENDER", "false"),
+                ("SPORTELLO_OUTBOUND__LEASE_SECONDS", "5"),
                 (
                     "SPORTELLO_OUTBOUND__MESSAGE_ID_DOMAIN",
                     "sportello.comune.example.it",
@@ -1211,6 +1242,7 @@ mod tests {
         .unwrap();
         let o = &c.outbound;
         assert_eq!(o.max_attempts, 3);
+        assert_eq!((o.sender, o.lease_seconds), (false, 5));
         assert_eq!(
             o.telegram.bot_token.as_ref().map(Secret::expose),
             Some("123:tgtoken")

@@ -1,23 +1,37 @@
-//! E-mail and PEC over SMTP: one pooled lettre transport per route (`outbound.email`,
-//! `outbound.pec`), also carrying faxes sent by e-mail.
+//! E-mail and PEC over SMTP: one small pool of reused connections per route
+//! (`outbound.email`, `outbound.pec`), also carrying faxes sent by e-mail.
+//!
+//! The pool is ours rather than lettre's: lettre's pooled transport opens its sockets
+//! without `TCP_NODELAY`, writes the final `.` of DATA as a small packet of its own and so
+//! waits for the server's delayed ACK (about 40 ms a message, capping a connection near
+//! 25 messages/s), and it sends a NOOP before every message. Here every socket (plain,
+//! STARTTLS and `smtps://`) is opened by us with `TCP_NODELAY`, handed to lettre's SMTP
+//! client, and kept for the next message; a connection found dead when reused is replaced
+//! before anything of the message was sent.
 
-use std::sync::{Arc, OnceLock};
-use std::time::{Duration, SystemTime};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant, SystemTime};
 
+use lettre::Message;
+use lettre::address::Envelope as SmtpEnvelope;
 use lettre::message::header::ContentType;
 use lettre::message::{Mailbox, MultiPart, SinglePart};
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
-use lettre::transport::smtp::{AsyncSmtpTransportBuilder, PoolConfig};
-use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use lettre::transport::smtp::authentication::{Credentials, DEFAULT_MECHANISMS};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, AsyncTokioStream, TlsParameters};
+use lettre::transport::smtp::commands::{Data, Mail, Rcpt, Rset};
+use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
 use sportello_config::{ConfigError, SmtpConfig};
+use tokio::net::TcpStream;
 
 use crate::{Attachment, Envelope, SendError, Sent, bare_id};
 
-/// One SMTP command (connect, greeting, each command, the data) gives up after this long.
+/// One SMTP step (connecting with greeting, TLS and login; each command; the message
+/// with its answer) gives up after this long.
 const SMTP_TIMEOUT: Duration = Duration::from_secs(30);
-/// Connections kept open per route at most (and so messages in flight per route).
-const POOL_SIZE: u32 = 10;
+/// Connections open per route at most (and so messages in flight per route).
+const POOL_SIZE: usize = 10;
 /// An idle pooled connection is closed after this long (servers drop them around 5 min).
 const POOL_IDLE: Duration = Duration::from_secs(60);
 
@@ -39,8 +53,7 @@ pub(crate) const PEC_KEYS: SmtpKeys = SmtpKeys {
     from: "outbound.pec.from",
 };
 
-/// A configured SMTP route; the connection pool is made on first use (it needs the Tokio
-/// runtime) and then kept.
+/// A configured SMTP route and its pool of connections (opened on first use, then kept).
 #[derive(Clone)]
 pub(crate) struct SmtpRoute {
     inner: Arc<RouteInner>,
@@ -48,8 +61,24 @@ pub(crate) struct SmtpRoute {
 
 struct RouteInner {
     from: Mailbox,
-    builder: AsyncSmtpTransportBuilder,
-    transport: OnceLock<AsyncSmtpTransport<Tokio1Executor>>,
+    host: String,
+    port: u16,
+    security: Security,
+    /// Present unless the route is plain text.
+    tls: Option<TlsParameters>,
+    credentials: Option<Credentials>,
+    /// The EHLO name: this host's name (lettre's default), computed once.
+    hello: ClientId,
+    /// Connections waiting for the next message, the most recently used last.
+    idle: Mutex<Vec<Parked>>,
+    /// One permit per connection the route may have open.
+    slots: tokio::sync::Semaphore,
+}
+
+/// An idle connection and since when it is idle.
+struct Parked {
+    conn: AsyncSmtpConnection,
+    since: Instant,
 }
 
 /// How the connection is protected.
@@ -74,6 +103,52 @@ struct Endpoint {
     credentials: Option<(String, String)>,
 }
 
+/// Why one SMTP attempt failed.
+#[derive(Debug)]
+enum Failure {
+    /// The server's answer, or lettre's own refusal (`is_client`), or a broken stream.
+    Smtp(lettre::transport::smtp::Error),
+    /// The TCP connection could not be opened.
+    Connect(std::io::Error),
+    /// A step took longer than [`SMTP_TIMEOUT`]; names the step.
+    Timeout(&'static str),
+    /// The message needs an extension the server lacks (8BITMIME, SMTPUTF8).
+    Unsupported(&'static str),
+}
+
+impl From<lettre::transport::smtp::Error> for Failure {
+    fn from(e: lettre::transport::smtp::Error) -> Failure {
+        Failure::Smtp(e)
+    }
+}
+
+impl Failure {
+    /// Whether the server answered (the connection is still in step and can be reset
+    /// and reused).
+    fn server_answered(&self) -> bool {
+        matches!(self, Failure::Smtp(e) if e.status().is_some())
+    }
+
+    /// Whether a kept connection failing this way at `MAIL FROM` may just have been
+    /// closed by the server while idle (an error without a permanent refusal).
+    fn may_be_stale(&self) -> bool {
+        match self {
+            Failure::Smtp(e) => !e.is_permanent(),
+            Failure::Timeout(_) => true,
+            Failure::Connect(_) | Failure::Unsupported(_) => false,
+        }
+    }
+}
+
+/// Where in the transaction an attempt failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// At `MAIL FROM`: nothing of the message has been taken yet.
+    Mail,
+    /// Later (recipients, DATA, the message itself).
+    Later,
+}
+
 impl SmtpRoute {
     /// The route, `Err(key)` naming what is missing when it is not configured, or a
     /// configuration error when a value cannot work.
@@ -96,33 +171,26 @@ impl SmtpRoute {
             .trim()
             .parse()
             .map_err(|e| bad(keys.from, format!("not an e-mail address: {e}")))?;
-        let tls = |host: &str| {
-            TlsParameters::new(host.to_owned())
-                .map_err(|e| bad(keys.url, format!("cannot set up TLS: {e}")))
+        let tls = match endpoint.security {
+            Security::Plain => None,
+            _ => Some(
+                TlsParameters::new(endpoint.host.clone())
+                    .map_err(|e| bad(keys.url, format!("cannot set up TLS: {e}")))?,
+            ),
         };
-        let security = match endpoint.security {
-            Security::Plain => Tls::None,
-            Security::StartTls => Tls::Required(tls(&endpoint.host)?),
-            Security::Opportunistic => Tls::Opportunistic(tls(&endpoint.host)?),
-            Security::Wrapper => Tls::Wrapper(tls(&endpoint.host)?),
-        };
-        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&endpoint.host)
-            .port(endpoint.port)
-            .tls(security)
-            .timeout(Some(SMTP_TIMEOUT))
-            .pool_config(
-                PoolConfig::new()
-                    .max_size(POOL_SIZE)
-                    .idle_timeout(POOL_IDLE),
-            );
-        if let Some((user, password)) = endpoint.credentials {
-            builder = builder.credentials(Credentials::new(user, password));
-        }
         Ok(Ok(SmtpRoute {
             inner: Arc::new(RouteInner {
                 from,
-                builder,
-                transport: OnceLock::new(),
+                host: endpoint.host,
+                port: endpoint.port,
+                security: endpoint.security,
+                tls,
+                credentials: endpoint
+                    .credentials
+                    .map(|(user, password)| Credentials::new(user, password)),
+                hello: ClientId::default(),
+                idle: Mutex::new(Vec::new()),
+                slots: tokio::sync::Semaphore::new(POOL_SIZE),
             }),
         }))
     }
@@ -137,12 +205,233 @@ impl SmtpRoute {
         date: SystemTime,
     ) -> Result<Sent, SendError> {
         let message = build_message(&self.inner.from, to, envelope, attachments, date)?;
-        let transport = self
+        let smtp_envelope = message.envelope().clone();
+        let raw = message.formatted();
+        let _slot = self
             .inner
-            .transport
-            .get_or_init(|| self.inner.builder.clone().build());
-        transport.send(message).await.map_err(classify)?;
-        Ok(Sent { provider_ref: None })
+            .slots
+            .acquire()
+            .await
+            .map_err(|_| SendError::Retryable("SMTP route closed".into()))?;
+        loop {
+            let (mut conn, reused) = match self.take_idle() {
+                Some(conn) => (conn, true),
+                None => (self.connect().await.map_err(classify)?, false),
+            };
+            match transact(&mut conn, &smtp_envelope, &raw).await {
+                Ok(()) => {
+                    self.park(conn);
+                    return Ok(Sent { provider_ref: None });
+                }
+                // A kept connection the server has meanwhile closed (or is closing, 421):
+                // nothing of the message was taken, so another connection may try.
+                Err((Stage::Mail, failure)) if reused && failure.may_be_stale() => {
+                    tracing::debug!(error = ?failure, "pooled SMTP connection unusable; replacing it");
+                }
+                Err((_, failure)) => {
+                    if matches!(failure, Failure::Unsupported(_)) {
+                        // Refused before any command: the connection is untouched.
+                        self.park(conn);
+                    } else if failure.server_answered() {
+                        // The server is fine, the transaction is not: reset and keep.
+                        if let Ok(Ok(_)) =
+                            tokio::time::timeout(SMTP_TIMEOUT, conn.command(Rset)).await
+                        {
+                            self.park(conn);
+                        }
+                    }
+                    return Err(classify(failure));
+                }
+            }
+        }
+    }
+
+    /// The most recently used idle connection, closing those idle for too long.
+    fn take_idle(&self) -> Option<AsyncSmtpConnection> {
+        let mut idle = self
+            .inner
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        while let Some(parked) = idle.pop() {
+            if parked.since.elapsed() < POOL_IDLE {
+                return Some(parked.conn);
+            }
+            // The older ones sit below it: all of them are stale.
+            idle.clear();
+        }
+        None
+    }
+
+    /// Keeps `conn` for the next message.
+    fn park(&self, conn: AsyncSmtpConnection) {
+        self.inner
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(Parked {
+                conn,
+                since: Instant::now(),
+            });
+    }
+
+    /// Opens a connection: TCP with `TCP_NODELAY`, TLS as configured, greeting, EHLO,
+    /// STARTTLS, login.
+    async fn connect(&self) -> Result<AsyncSmtpConnection, Failure> {
+        let inner = &*self.inner;
+        let work = async {
+            let tcp = TcpStream::connect((inner.host.as_str(), inner.port))
+                .await
+                .map_err(Failure::Connect)?;
+            tcp.set_nodelay(true).map_err(Failure::Connect)?;
+            let mut conn = match (inner.security, &inner.tls) {
+                (Security::Wrapper, Some(tls)) => {
+                    let stream = TlsOverNodelay::handshake(tcp, tls.clone()).await?;
+                    AsyncSmtpConnection::connect_with_transport(Box::new(stream), &inner.hello)
+                        .await?
+                }
+                _ => {
+                    AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &inner.hello).await?
+                }
+            };
+            match (inner.security, &inner.tls) {
+                (Security::StartTls, Some(tls)) => {
+                    conn.starttls(tls.clone(), &inner.hello).await?;
+                }
+                (Security::Opportunistic, Some(tls)) if conn.can_starttls() => {
+                    conn.starttls(tls.clone(), &inner.hello).await?;
+                }
+                _ => {}
+            }
+            if let Some(credentials) = &inner.credentials {
+                conn.auth(DEFAULT_MECHANISMS, credentials).await?;
+            }
+            Ok(conn)
+        };
+        tokio::time::timeout(SMTP_TIMEOUT, work)
+            .await
+            .map_err(|_| Failure::Timeout("connecting"))?
+    }
+}
+
+/// One message over an open connection: MAIL FROM, RCPT TO, DATA, the message.
+async fn transact(
+    conn: &mut AsyncSmtpConnection,
+    envelope: &SmtpEnvelope,
+    raw: &[u8],
+) -> Result<(), (Stage, Failure)> {
+    async fn step<T>(
+        stage: Stage,
+        what: &'static str,
+        f: impl Future<Output = Result<T, lettre::transport::smtp::Error>>,
+    ) -> Result<T, (Stage, Failure)> {
+        match tokio::time::timeout(SMTP_TIMEOUT, f).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err((stage, Failure::Smtp(e))),
+            Err(_) => Err((stage, Failure::Timeout(what))),
+        }
+    }
+    let mut options = Vec::new();
+    let non_ascii_address = envelope
+        .from()
+        .into_iter()
+        .chain(envelope.to())
+        .any(|a| !AsRef::<str>::as_ref(a).is_ascii());
+    if non_ascii_address {
+        if !conn.server_info().supports_feature(Extension::SmtpUtfEight) {
+            return Err((
+                Stage::Mail,
+                Failure::Unsupported("the address is not ASCII and the server lacks SMTPUTF8"),
+            ));
+        }
+        options.push(MailParameter::SmtpUtfEight);
+    }
+    if !raw.is_ascii() {
+        if !conn.server_info().supports_feature(Extension::EightBitMime) {
+            return Err((
+                Stage::Mail,
+                Failure::Unsupported("the message is not ASCII and the server lacks 8BITMIME"),
+            ));
+        }
+        options.push(MailParameter::Body(MailBodyParameter::EightBitMime));
+    }
+    step(
+        Stage::Mail,
+        "MAIL FROM",
+        conn.command(Mail::new(envelope.from().cloned(), options)),
+    )
+    .await?;
+    for to in envelope.to() {
+        step(
+            Stage::Later,
+            "RCPT TO",
+            conn.command(Rcpt::new(to.clone(), Vec::new())),
+        )
+        .await?;
+    }
+    step(Stage::Later, "DATA", conn.command(Data)).await?;
+    step(Stage::Later, "the message", conn.message(raw)).await?;
+    Ok(())
+}
+
+/// TLS from the first byte over a socket we opened (so with `TCP_NODELAY`), for
+/// `smtps://`. lettre's `AsyncSmtpConnection` only takes a ready stream whose first bytes
+/// are the greeting, so the handshake is done here with lettre's own rustls stream (the
+/// same roots, provider and checks as its transport), seen through the tokio I/O traits.
+#[derive(Debug)]
+#[allow(deprecated)] // `AsyncNetworkStream` is public but "not meant to be": it is the only way to reuse lettre's TLS set-up.
+struct TlsOverNodelay(lettre::transport::smtp::client::AsyncNetworkStream);
+
+#[allow(deprecated)]
+impl TlsOverNodelay {
+    /// The TLS handshake over `tcp`, checking the server's name and certificate.
+    async fn handshake(tcp: TcpStream, tls: TlsParameters) -> Result<TlsOverNodelay, Failure> {
+        let mut stream =
+            lettre::transport::smtp::client::AsyncNetworkStream::use_existing_tokio1(Box::new(tcp));
+        stream.upgrade_tls(tls).await?;
+        Ok(TlsOverNodelay(stream))
+    }
+}
+
+impl tokio::io::AsyncRead for TlsOverNodelay {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let unfilled = buf.initialize_unfilled();
+        match futures::io::AsyncRead::poll_read(Pin::new(&mut self.0), cx, unfilled) {
+            Poll::Ready(Ok(n)) => {
+                buf.advance(n);
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl tokio::io::AsyncWrite for TlsOverNodelay {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        futures::io::AsyncWrite::poll_write(Pin::new(&mut self.0), cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        futures::io::AsyncWrite::poll_flush(Pin::new(&mut self.0), cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        futures::io::AsyncWrite::poll_close(Pin::new(&mut self.0), cx)
+    }
+}
+
+impl AsyncTokioStream for TlsOverNodelay {
+    fn peer_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.0.peer_addr()
     }
 }
 
@@ -226,7 +515,18 @@ fn one_line(s: &str) -> String {
 
 /// SMTP outcome → retry or not. Refused credentials (530/534/535/538) are a configuration
 /// problem, not the message's: retried, so fixing the password lets the queue drain.
-fn classify(e: lettre::transport::smtp::Error) -> SendError {
+fn classify(failure: Failure) -> SendError {
+    let e = match failure {
+        Failure::Smtp(e) => e,
+        Failure::Connect(e) => return SendError::Retryable(format!("SMTP: cannot connect: {e}")),
+        Failure::Timeout(step) => {
+            return SendError::Retryable(format!(
+                "SMTP: no answer within {} s ({step})",
+                SMTP_TIMEOUT.as_secs()
+            ));
+        }
+        Failure::Unsupported(what) => return SendError::Permanent(format!("SMTP: {what}")),
+    };
     let status = e.status().map(|c| c.to_string());
     let text = e.to_string();
     if let Some(code) = status.as_deref()
@@ -238,10 +538,10 @@ fn classify(e: lettre::transport::smtp::Error) -> SendError {
     if e.is_permanent() {
         SendError::Permanent(format!("SMTP: {text}"))
     } else if e.is_client() {
-        // Lettre refused to send (e.g. non-ASCII address without SMTPUTF8): never works.
+        // Lettre refused to send (e.g. STARTTLS required and not offered): never works.
         SendError::Permanent(format!("SMTP: {text}"))
     } else {
-        // 4xx, connection refused or broken, timeout, TLS, bad answer.
+        // 4xx, connection broken, TLS, bad answer.
         SendError::Retryable(format!("SMTP: {text}"))
     }
 }

@@ -3,16 +3,21 @@
 //! known (sent; retried later with exponential backoff; failed for good). A worker killed
 //! mid-way loses nothing: what it had taken comes back when the lease ends, and is sent
 //! with the same Message-ID.
+//!
+//! What a kill can cost is a message sent twice: one the provider took but whose outcome
+//! was not yet committed. To keep that window small, a message is taken (leased) only when
+//! a slot is free to send it at once, never ahead of time, and each outcome is committed
+//! by itself the moment the provider answers, never batched with others.
 
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, Utc};
-use futures::StreamExt;
 use sportello_config::OfficeConfig;
 use sportello_store::Store;
 use sportello_store::documents::BlobStore;
 use sportello_store::outbound::Claimed;
+use tokio::task::JoinSet;
 
 use crate::letter::{PrintedMessage, message_pdf};
 use crate::{Attachment, Channel, Envelope, SendError, Transports};
@@ -20,7 +25,7 @@ use crate::{Attachment, Channel, Envelope, SendError, Transports};
 /// How the worker paces itself.
 #[derive(Debug, Clone)]
 pub struct WorkerSettings {
-    /// Messages taken at once.
+    /// Messages taken at once at most (the worker takes no more than it has free slots).
     pub batch: i64,
     /// Messages in flight at once.
     pub concurrency: usize,
@@ -28,25 +33,35 @@ pub struct WorkerSettings {
     pub max_attempts: i64,
     /// First retry delay; doubled at each attempt, at most six hours.
     pub retry_base: Duration,
-    /// How long a taken message is the worker's before another may take it.
+    /// How long a taken message is the worker's before another may take it. One send is
+    /// cut off (and retried later) after half of it, so that a slow send never outlives
+    /// its lease and goes out twice.
     pub lease: Duration,
     /// The letterhead of faxed pages.
     pub office: OfficeConfig,
 }
 
 impl WorkerSettings {
-    /// From the configuration's `[outbound]` and `[office]`.
+    /// From the configuration's `[outbound]` (`batch`, `concurrency`, `max_attempts`,
+    /// `retry_base_seconds`, `lease_seconds`) and `[office]`.
     pub fn from_config(config: &sportello_config::Config) -> WorkerSettings {
+        let o = &config.outbound;
         WorkerSettings {
-            batch: i64::from(config.outbound.batch.max(1)),
-            concurrency: 8,
-            max_attempts: i64::from(config.outbound.max_attempts.max(1)),
-            retry_base: Duration::seconds(
-                i64::try_from(config.outbound.retry_base_seconds.max(1)).unwrap_or(30),
-            ),
-            lease: Duration::minutes(5),
+            batch: i64::from(o.batch.max(1)),
+            concurrency: usize::try_from(o.concurrency.max(1)).unwrap_or(8),
+            max_attempts: i64::from(o.max_attempts.max(1)),
+            retry_base: Duration::seconds(i64::try_from(o.retry_base_seconds.max(1)).unwrap_or(30)),
+            lease: Duration::seconds(i64::try_from(o.lease_seconds.max(2)).unwrap_or(60)),
             office: config.office.clone(),
         }
+    }
+
+    /// How long one send may take: half the lease.
+    fn send_deadline(&self) -> StdDuration {
+        (self.lease / 2)
+            .to_std()
+            .unwrap_or(StdDuration::from_secs(30))
+            .max(StdDuration::from_secs(1))
     }
 }
 
@@ -66,6 +81,25 @@ impl Pass {
     pub fn total(&self) -> usize {
         self.sent + self.retried + self.failed
     }
+
+    fn add(&mut self, outcome: Outcome) {
+        match outcome {
+            Outcome::Sent => self.sent += 1,
+            Outcome::Retried => self.retried += 1,
+            Outcome::Failed => self.failed += 1,
+        }
+    }
+}
+
+/// What became of one message, recorded: reported as it happens, for progress displays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The provider took it.
+    Sent,
+    /// It will be tried again later.
+    Retried,
+    /// It failed for good.
+    Failed,
 }
 
 /// The worker.
@@ -74,7 +108,7 @@ pub struct Worker {
     store: Store,
     blobs: BlobStore,
     transports: Arc<Transports>,
-    settings: WorkerSettings,
+    settings: Arc<WorkerSettings>,
 }
 
 impl Worker {
@@ -89,74 +123,107 @@ impl Worker {
             store,
             blobs,
             transports,
-            settings,
+            settings: Arc::new(settings),
         }
     }
 
-    /// Takes one batch of due messages and sends it; records every outcome.
+    /// Takes the due messages that fit the free slots (at most `batch`), sends them and
+    /// records every outcome.
     pub async fn pass(&self) -> sportello_store::Result<Pass> {
+        let limit = self.slots().min(self.settings.batch);
         let claimed = self
             .store
-            .claim_outbound(self.settings.batch, self.settings.lease)
+            .claim_outbound(limit, self.settings.lease)
             .await?;
+        let mut tasks = JoinSet::new();
+        for message in claimed {
+            let worker = self.clone();
+            tasks.spawn(async move { worker.handle(message).await });
+        }
         let mut pass = Pass::default();
-        let mut outcomes = futures::stream::iter(claimed)
-            .map(|message| async move {
-                let result = self.send(&message).await;
-                (message, result)
-            })
-            .buffer_unordered(self.settings.concurrency.max(1));
-        while let Some((message, result)) = outcomes.next().await {
-            match result {
-                Ok(sent) => {
-                    self.store
-                        .outbound_sent(message.id, sent.provider_ref.as_deref())
-                        .await?;
-                    pass.sent += 1;
-                }
-                Err(error) => {
-                    let retry_at = self.retry_at(&message, &error);
-                    tracing::warn!(
-                        id = message.id,
-                        channel = %message.channel,
-                        attempt = message.attempts,
-                        retry = retry_at.is_some(),
-                        %error,
-                        "message not sent"
-                    );
-                    self.store
-                        .outbound_failed(message.id, &error.to_string(), retry_at)
-                        .await?;
-                    if retry_at.is_some() {
-                        pass.retried += 1;
-                    } else {
-                        pass.failed += 1;
+        let mut error = None;
+        while let Some(joined) = tasks.join_next().await {
+            match flatten(joined) {
+                Ok(Some(outcome)) => pass.add(outcome),
+                Ok(None) => {}
+                Err(e) => error = error.or(Some(e)),
+            }
+        }
+        error.map_or(Ok(pass), Err)
+    }
+
+    /// Sends until nothing is due; returns the sum.
+    pub async fn drain(&self) -> sportello_store::Result<Pass> {
+        self.drain_with(|_| {}, std::future::pending()).await
+    }
+
+    /// Sends until nothing is due, `concurrency` messages in flight: each time a slot
+    /// frees, the next due message is taken (leased) and sent at once, and its outcome is
+    /// committed by itself as soon as it is known. `on_outcome` hears of each one as it is
+    /// recorded. When `stop` completes (a signal), or the database fails, nothing more is
+    /// taken: the messages in flight are finished and recorded, then the sum (or the
+    /// error) is returned.
+    pub async fn drain_with(
+        &self,
+        mut on_outcome: impl FnMut(Outcome),
+        stop: impl Future<Output = ()>,
+    ) -> sportello_store::Result<Pass> {
+        let slots = usize::try_from(self.slots()).unwrap_or(1);
+        let mut tasks = JoinSet::new();
+        let mut total = Pass::default();
+        let mut error = None;
+        let mut taking = true;
+        let mut stop = std::pin::pin!(stop);
+        loop {
+            if taking && tasks.len() < slots {
+                let free = i64::try_from(slots - tasks.len()).unwrap_or(1);
+                let want = free.min(self.settings.batch);
+                match self.store.claim_outbound(want, self.settings.lease).await {
+                    Ok(claimed) => {
+                        // Fewer than asked for: nothing more is due for now.
+                        taking = i64::try_from(claimed.len()).unwrap_or(0) == want;
+                        for message in claimed {
+                            let worker = self.clone();
+                            tasks.spawn(async move { worker.handle(message).await });
+                        }
+                        continue;
+                    }
+                    Err(e) => {
+                        error = Some(e);
+                        taking = false;
                     }
                 }
             }
-        }
-        Ok(pass)
-    }
-
-    /// Sends until nothing is due; returns the passes' sum.
-    pub async fn drain(&self) -> sportello_store::Result<Pass> {
-        let mut total = Pass::default();
-        loop {
-            let pass = self.pass().await?;
-            if pass.total() == 0 {
-                return Ok(total);
+            let joined = tokio::select! {
+                joined = tasks.join_next() => joined,
+                () = &mut stop, if taking => {
+                    taking = false;
+                    continue;
+                }
+            };
+            let Some(joined) = joined else {
+                break;
+            };
+            match flatten(joined) {
+                Ok(Some(outcome)) => {
+                    total.add(outcome);
+                    on_outcome(outcome);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    error = error.or(Some(e));
+                    taking = false;
+                }
             }
-            total.sent += pass.sent;
-            total.retried += pass.retried;
-            total.failed += pass.failed;
         }
+        error.map_or(Ok(total), Err)
     }
 
-    /// Runs for ever: a pass, then, when nothing was due, a sleep until `wakeup` is
+    /// Runs for ever: sends what is due, then, when nothing was, sleeps until `wakeup` is
     /// notified (a message was queued) or `idle` has passed (retries coming due).
     pub async fn run(self, wakeup: Arc<tokio::sync::Notify>, idle: StdDuration) {
         loop {
-            match self.pass().await {
+            match self.drain().await {
                 Ok(pass) if pass.total() > 0 => continue,
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "outbound pass failed"),
@@ -164,6 +231,64 @@ impl Worker {
             tokio::select! {
                 () = wakeup.notified() => {}
                 () = tokio::time::sleep(idle) => {}
+            }
+        }
+    }
+
+    /// Messages in flight at once.
+    fn slots(&self) -> i64 {
+        i64::try_from(self.settings.concurrency.max(1)).unwrap_or(8)
+    }
+
+    /// Sends one taken message (within half its lease) and commits the outcome at once.
+    async fn handle(&self, message: Claimed) -> sportello_store::Result<Outcome> {
+        let deadline = self.settings.send_deadline();
+        let result = match tokio::time::timeout(deadline, self.send(&message)).await {
+            Ok(result) => result,
+            Err(_) => Err(SendError::Retryable(format!(
+                "no answer within {} s",
+                deadline.as_secs()
+            ))),
+        };
+        match result {
+            Ok(sent) => {
+                // From here until the commit, a kill means the message goes out twice.
+                let accepted = std::time::Instant::now();
+                if let Err(e) = self
+                    .store
+                    .outbound_sent(message.id, sent.provider_ref.as_deref())
+                    .await
+                {
+                    // Sent but not recorded: it goes again when the lease ends.
+                    tracing::error!(id = message.id, error = %e, "message sent but not recorded");
+                    return Err(e);
+                }
+                tracing::debug!(
+                    id = message.id,
+                    unrecorded_us =
+                        u64::try_from(accepted.elapsed().as_micros()).unwrap_or(u64::MAX),
+                    "message sent and recorded"
+                );
+                Ok(Outcome::Sent)
+            }
+            Err(error) => {
+                let retry_at = self.retry_at(&message, &error);
+                tracing::warn!(
+                    id = message.id,
+                    channel = %message.channel,
+                    attempt = message.attempts,
+                    retry = retry_at.is_some(),
+                    %error,
+                    "message not sent"
+                );
+                self.store
+                    .outbound_failed(message.id, &error.to_string(), retry_at)
+                    .await?;
+                Ok(if retry_at.is_some() {
+                    Outcome::Retried
+                } else {
+                    Outcome::Failed
+                })
             }
         }
     }
@@ -255,5 +380,17 @@ impl Worker {
             whatsapp_template: message.whatsapp_template,
         };
         self.transports.send(&envelope).await
+    }
+}
+
+/// A finished task's outcome: `None` for a task cancelled (the runtime shutting down);
+/// a task's panic goes on in the caller, as if the send had been awaited there.
+fn flatten(
+    joined: Result<sportello_store::Result<Outcome>, tokio::task::JoinError>,
+) -> sportello_store::Result<Option<Outcome>> {
+    match joined {
+        Ok(result) => result.map(Some),
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(_) => Ok(None),
     }
 }

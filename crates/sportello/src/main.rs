@@ -9,6 +9,7 @@ mod app;
 mod daily_register;
 mod demo;
 mod ingest;
+mod outbound;
 mod pdf;
 mod scan_watch;
 mod serve;
@@ -85,6 +86,19 @@ enum Command {
     /// Gate transits.
     #[command(subcommand)]
     Transits(TransitsCommand),
+    /// Messages to citizens.
+    #[command(subcommand)]
+    Outbound(OutboundCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum OutboundCommand {
+    /// Sends the queued messages (progress, then a summary); a kill loses nothing.
+    Send {
+        /// Keep running and send what gets queued, until SIGINT/SIGTERM (for `outbound.sender = false`).
+        #[arg(long)]
+        watch: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -256,6 +270,7 @@ async fn run(cli: Cli) -> ExitCode {
         Command::Transits(TransitsCommand::Check { file, output }) => {
             ztl::transits_check(&config, &file, output.as_deref()).await
         }
+        Command::Outbound(OutboundCommand::Send { watch }) => outbound::send(&config, watch).await,
     };
     match result {
         Ok(code) => code,

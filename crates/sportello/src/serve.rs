@@ -134,16 +134,30 @@ pub async fn run(
     state.pec_trust_anchors = pec_trust_anchors;
     state.ocr = ocr;
     // Messages to citizens: sent by this instance's worker (several instances share the
-    // queue safely: each message is leased), and the contact centre's minute.
-    let sender = tokio::spawn(
-        sportello_outbound::worker::Worker::new(
-            store.clone(),
-            state.blobs.clone(),
-            state.transports.clone(),
-            sportello_outbound::worker::WorkerSettings::from_config(&config),
-        )
-        .run(state.outbound_wakeup.clone(), Duration::from_secs(2)),
-    );
+    // queue safely: each message is leased) unless `outbound.sender = false` leaves them
+    // to `sportello outbound send --watch`; and the contact centre's minute.
+    let sender = {
+        let worker = config.outbound.sender.then(|| {
+            sportello_outbound::worker::Worker::new(
+                store.clone(),
+                state.blobs.clone(),
+                state.transports.clone(),
+                sportello_outbound::worker::WorkerSettings::from_config(&config),
+            )
+        });
+        if worker.is_none() {
+            println!(
+                "Outbound messages are queued, not sent, by this instance (outbound.sender = false): \
+                 run `sportello outbound send --watch`"
+            );
+        }
+        let wakeup = state.outbound_wakeup.clone();
+        tokio::spawn(async move {
+            if let Some(worker) = worker {
+                worker.run(wakeup, Duration::from_secs(2)).await;
+            }
+        })
+    };
     let contact = {
         let state = state.clone();
         tokio::spawn(async move {
@@ -221,7 +235,8 @@ async fn sla_ticker(store: sportello_store::Store) {
     }
 }
 
-async fn shutdown_signal() {
+/// Completes at SIGINT or SIGTERM (the server and the command-line sender stop cleanly).
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

@@ -714,3 +714,52 @@ async fn a_citizen_reached_only_by_phone_gets_a_call_back_and_the_screen_pop_say
     assert_eq!(waiting["waiting_for"], json!(["carta_circolazione"]));
     assert_eq!(waiting["call_task"], task["id"]);
 }
+
+#[tokio::test]
+async fn a_separate_sender_drains_the_queue_from_the_command_line() {
+    let Some(sink) = SmtpSink::start() else {
+        return;
+    };
+    let mut install = Install::new(&format!(
+        "[outbound]\nsender = false\n[outbound.email]\nsmtp_url = \"{}\"\nfrom = \"protocollo@comune.example.it\"\n",
+        sink.url()
+    ))
+    .await;
+    let op = install.user("op", "operator");
+    install.start(&[]).await;
+    let reference = new_case(
+        &install,
+        &op,
+        "email",
+        json!({"name": "Mario Rossi", "email": "mario.rossi@example.it"}),
+    )
+    .await;
+    for n in 0..3 {
+        let (status, _, sent) = install
+            .call(
+                "POST",
+                &format!("/api/v1/cases/{reference}/messages"),
+                Some(&op),
+                Some(json!({"subject": format!("Avviso {n}"), "body": "Buongiorno."})),
+            )
+            .await;
+        assert_eq!(status, 201, "{sent}");
+    }
+    // The server queues but does not send.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(sink.messages().is_empty());
+    let out = install.cli(&["outbound", "send"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("sent 3"), "{stdout}");
+    assert_eq!(sink.wait_for(3, Duration::from_secs(10)).len(), 3);
+    let messages = settled(&install, &op, &reference).await;
+    assert!(
+        messages.iter().all(|m| m["status"] == "sent"),
+        "{messages:?}"
+    );
+}

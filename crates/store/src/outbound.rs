@@ -780,3 +780,275 @@ impl Store {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use sportello_domain::clock::Clock;
+    use sportello_domain::workflow::Action;
+
+    use super::*;
+    use crate::cases::tests::request;
+    use crate::testing::with_test_store;
+
+    fn email(key: &str, message_id: &str) -> NewOutbound {
+        NewOutbound {
+            channel: "email".into(),
+            recipient: "mario.rossi@example.it".into(),
+            subject: "Pratica".into(),
+            body: "Buongiorno.".into(),
+            lang: "it".into(),
+            idempotency_key: key.into(),
+            message_id: message_id.into(),
+            content_sha256: "ab".repeat(32),
+            ..NewOutbound::default()
+        }
+    }
+
+    async fn new_case(store: &Store) -> String {
+        store
+            .create_case(request("ztl_permit"))
+            .await
+            .unwrap()
+            .summary
+            .reference
+    }
+
+    #[tokio::test]
+    async fn a_key_queues_one_message_registered_and_journaled() {
+        with_test_store(|store, _clock| async move {
+            let r = new_case(&store).await;
+            let (first, created) = store
+                .queue_message(&r, &email("k", "m1@x.it"), "op")
+                .await
+                .unwrap();
+            assert!(created);
+            assert_eq!(first.status, "queued");
+            assert!(first.protocol.is_some(), "registered outgoing");
+            let (again, created) = store
+                .queue_message(&r, &email("k", "m2@x.it"), "op")
+                .await
+                .unwrap();
+            assert!(!created);
+            assert_eq!(again.id, first.id);
+            assert_eq!(store.outbound_of_case(&r).await.unwrap().len(), 1);
+            let case = store.get_case(&r).await.unwrap();
+            assert_eq!(
+                case.timeline
+                    .iter()
+                    .filter(|e| e.kind == "message_queued")
+                    .count(),
+                1
+            );
+            let empty = NewOutbound {
+                body: " ".into(),
+                ..email("k2", "m3@x.it")
+            };
+            assert!(matches!(
+                store.queue_message(&r, &empty, "op").await,
+                Err(StoreError::Invalid { .. })
+            ));
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn a_leased_message_comes_back_after_the_lease_and_failures_back_off() {
+        with_test_store(|store, clock| async move {
+            let r = new_case(&store).await;
+            store
+                .queue_message(&r, &email("k", "m1@x.it"), "op")
+                .await
+                .unwrap();
+            let taken = store
+                .claim_outbound(10, Duration::seconds(60))
+                .await
+                .unwrap();
+            assert_eq!(taken.len(), 1);
+            assert_eq!(taken[0].attempts, 1);
+            // Leased: nobody else takes it…
+            assert!(
+                store
+                    .claim_outbound(10, Duration::seconds(60))
+                    .await
+                    .unwrap()
+                    .is_empty()
+            );
+            // …until the lease ends (the worker died): taken again, same Message-ID.
+            clock.advance(Duration::seconds(61));
+            let again = store
+                .claim_outbound(10, Duration::seconds(60))
+                .await
+                .unwrap();
+            assert_eq!(again.len(), 1);
+            assert_eq!(again[0].message_id, "m1@x.it");
+            assert_eq!(again[0].attempts, 2);
+            // A retryable failure: queued again for later, journaled.
+            let later = clock.now() + Duration::seconds(30);
+            store
+                .outbound_failed(again[0].id, "451 try later", Some(later))
+                .await
+                .unwrap();
+            assert!(
+                store
+                    .claim_outbound(10, Duration::seconds(60))
+                    .await
+                    .unwrap()
+                    .is_empty()
+            );
+            assert_eq!(store.next_outbound_due().await.unwrap(), Some(later));
+            clock.advance(Duration::seconds(31));
+            let third = store
+                .claim_outbound(10, Duration::seconds(60))
+                .await
+                .unwrap();
+            // A permanent failure: failed, the case flagged once.
+            store
+                .outbound_failed(third[0].id, "550 no such user", None)
+                .await
+                .unwrap();
+            let view = store.outbound_message(third[0].id).await.unwrap();
+            assert_eq!(view.status, "failed");
+            assert_eq!(view.last_error.as_deref(), Some("550 no such user"));
+            let case = store.get_case(&r).await.unwrap();
+            assert_eq!(case.summary.flags, vec![MESSAGE_FAILED.to_owned()]);
+            // A late answer of the first worker changes nothing.
+            store.outbound_sent(taken[0].id, None).await.unwrap();
+            assert_eq!(
+                store.outbound_message(third[0].id).await.unwrap().status,
+                "failed"
+            );
+            assert_eq!(store.outbound_counts().await.unwrap(), (0, 1));
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn receipts_move_a_message_forward_only_and_pec_without_delivery_is_flagged() {
+        with_test_store(|store, clock| async move {
+            let r = new_case(&store).await;
+            let pec = NewOutbound {
+                channel: "pec".into(),
+                ..email("k", "pec-1@x.it")
+            };
+            let (m, _) = store.queue_message(&r, &pec, "op").await.unwrap();
+            store
+                .claim_outbound(10, Duration::seconds(60))
+                .await
+                .unwrap();
+            store.outbound_sent(m.id, None).await.unwrap();
+            let at = clock.now();
+            // Out of order: delivery first, then the acceptance does not move it back.
+            let found = store
+                .outbound_receipt("<pec-1@x.it>", DeliveryStep::Delivered, None, at)
+                .await
+                .unwrap();
+            assert_eq!(found.as_deref(), Some(r.as_str()));
+            store
+                .outbound_receipt("pec-1@x.it", DeliveryStep::Accepted, None, at)
+                .await
+                .unwrap();
+            assert_eq!(
+                store.outbound_message(m.id).await.unwrap().status,
+                "delivered"
+            );
+            assert_eq!(
+                store
+                    .outbound_receipt("unknown@x.it", DeliveryStep::Accepted, None, at)
+                    .await
+                    .unwrap(),
+                None
+            );
+            // A second PEC only accepted: after 24 hours the case is flagged, once.
+            let (second, _) = store
+                .queue_message(
+                    &r,
+                    &NewOutbound {
+                        channel: "pec".into(),
+                        ..email("k2", "pec-2@x.it")
+                    },
+                    "op",
+                )
+                .await
+                .unwrap();
+            store
+                .claim_outbound(10, Duration::seconds(60))
+                .await
+                .unwrap();
+            store.outbound_sent(second.id, None).await.unwrap();
+            store
+                .outbound_receipt("pec-2@x.it", DeliveryStep::Accepted, None, clock.now())
+                .await
+                .unwrap();
+            assert_eq!(store.flag_undelivered_pec(24).await.unwrap(), 0);
+            clock.advance(Duration::hours(25));
+            assert_eq!(store.flag_undelivered_pec(24).await.unwrap(), 1);
+            assert_eq!(store.flag_undelivered_pec(24).await.unwrap(), 0);
+            let case = store.get_case(&r).await.unwrap();
+            assert!(case.summary.flags.contains(&PEC_NOT_DELIVERED.to_owned()));
+            assert!(DeliveryStep::from_receipt("errore-consegna") == DeliveryStep::Failed);
+            assert!(DeliveryStep::from_receipt("preavviso-errore-consegna") == DeliveryStep::Noted);
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn a_message_queued_with_an_action_shares_its_transaction_and_reminders_come_due() {
+        with_test_store(|store, clock| async move {
+            let r = new_case(&store).await;
+            store
+                .apply_action(&r, &Action::StartReview, None, "op")
+                .await
+                .unwrap();
+            let action = Action::RequestIntegration {
+                missing: vec!["carta_circolazione".into()],
+            };
+            let (case, ids) = store
+                .apply_action_writing(&r, &action, None, "op", &[], &[email("", "m1@x.it")])
+                .await
+                .unwrap();
+            assert_eq!(case.summary.status, "waiting_citizen");
+            assert_eq!(ids.len(), 1);
+            // A refused action queues nothing.
+            let refused = store
+                .apply_action_writing(
+                    &r,
+                    &Action::Approve,
+                    None,
+                    "op",
+                    &[],
+                    &[email("", "m2@x.it")],
+                )
+                .await;
+            assert!(refused.is_err());
+            assert_eq!(store.outbound_of_case(&r).await.unwrap().len(), 1);
+            // The reminder is due once the request is old enough, until one is queued.
+            let today = sportello_domain::calendar::rome_date(clock.now());
+            assert!(
+                store
+                    .cases_due_for_reminder(today - Duration::days(1))
+                    .await
+                    .unwrap()
+                    .is_empty()
+            );
+            let due = store.cases_due_for_reminder(today).await.unwrap();
+            assert_eq!(due.len(), 1);
+            let (reference, day) = due[0].clone();
+            store
+                .queue_message(
+                    &reference,
+                    &email(&format!("reminder:{reference}:{day}"), "m3@x.it"),
+                    "system",
+                )
+                .await
+                .unwrap();
+            assert!(
+                store
+                    .cases_due_for_reminder(today)
+                    .await
+                    .unwrap()
+                    .is_empty()
+            );
+        })
+        .await;
+    }
+}

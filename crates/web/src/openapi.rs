@@ -29,6 +29,7 @@ use crate::api::{
         outbound::case_outbound,
         outbound::case_channels,
         outbound::outbound_pdf,
+        outbound::put_contact,
         contact::call_queue,
         contact::log_call,
         contact::open_callback,

@@ -651,6 +651,54 @@ async fn bad_requests_are_refused_with_reasons_and_roles_are_checked() {
         assert_eq!(status, 422, "{problem}");
         assert_eq!(problem["errors"][0]["field"], field, "{problem}");
     }
+    // The citizen asks for letters at home: the address is kept, the letter needs no `to`.
+    let contact = format!("/api/v1/cases/{reference}/contact");
+    let (status, _, problem) = install
+        .call(
+            "PUT",
+            &contact,
+            Some(&op),
+            Some(json!({"preferred_channel": "pigeon"})),
+        )
+        .await;
+    assert_eq!(status, 422, "{problem}");
+    let (status, _, choice) = install
+        .call(
+            "PUT",
+            &contact,
+            Some(&op),
+            Some(json!({"address": "Via Roma 1\n00100 Roma", "preferred_channel": "letter"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{choice}");
+    assert_eq!(choice["default"], "letter", "{choice}");
+    let letter = install
+        .client
+        .post(format!("{}{path}", install.base()))
+        .bearer_auth(&op)
+        .header("accept", "application/json")
+        .json(&json!({"body": "Gentile Mario Rossi, le scriviamo per lettera."}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(letter.status().as_u16(), 201);
+    let sent: Value = letter.json().await.unwrap();
+    assert_eq!(sent["channel"], "letter", "{sent}");
+    assert_eq!(sent["to"], "Via Roma 1\n00100 Roma");
+    assert_eq!(sent["status"], "printed");
+    let pdf = install
+        .client
+        .get(format!(
+            "{}{}",
+            install.base(),
+            sent["pdf"].as_str().unwrap()
+        ))
+        .bearer_auth(&op)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pdf.status().as_u16(), 200);
+    assert!(pdf.bytes().await.unwrap().starts_with(b"%PDF-"));
 }
 
 #[tokio::test]

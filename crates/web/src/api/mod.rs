@@ -65,6 +65,10 @@ pub fn routes(upload_limit: usize) -> Router<AppState> {
             "/api/v1/cases/{reference}/channels",
             get(outbound::case_channels),
         )
+        .route(
+            "/api/v1/cases/{reference}/contact",
+            axum::routing::put(outbound::put_contact),
+        )
         .route("/api/v1/outbound/{id}/pdf", get(outbound::outbound_pdf))
         .route("/api/v1/callbacks", get(contact::call_queue))
         .route("/api/v1/callbacks/{id}", post(contact::log_call))

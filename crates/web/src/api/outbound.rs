@@ -1046,3 +1046,77 @@ pub(crate) async fn write_occasion(
     state.outbound_wakeup.notify_one();
     Ok(())
 }
+
+/// Body of `PUT /api/v1/cases/{ref}/contact`.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ContactBody {
+    /// The citizen's postal address (for letters), one line per line.
+    pub address: Option<String>,
+    /// The channel the citizen prefers: `email`, `pec`, `fax`, `sms`, `whatsapp`,
+    /// `telegram`, `letter` or `call`.
+    pub preferred_channel: Option<String>,
+}
+
+/// Records how the citizen wants to be reached (the page and the API share it).
+pub(crate) async fn set_contact(
+    state: &AppState,
+    reference: &str,
+    body: &ContactBody,
+    actor: &str,
+) -> Result<(), ApiError> {
+    let address = body
+        .address
+        .as_deref()
+        .map(str::trim)
+        .filter(|a| !a.is_empty());
+    if let Some(a) = address
+        && (a.len() > 500 || a.chars().any(|c| c.is_control() && c != '\n'))
+    {
+        return Err(ApiError::field(
+            "address",
+            "at most 500 printable characters",
+        ));
+    }
+    let preferred = match body.preferred_channel.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(name) => Some(OutChannel::parse(name).ok_or_else(|| {
+            ApiError::field(
+                "preferred_channel",
+                "one of email, pec, fax, sms, whatsapp, telegram, letter, call",
+            )
+        })?),
+    };
+    if address.is_none() && preferred.is_none() {
+        return Err(ApiError::field(
+            "address",
+            "give an address or a preferred channel",
+        ));
+    }
+    state
+        .store
+        .set_contact_preferences(reference, address, preferred.map(OutChannel::as_str), actor)
+        .await?;
+    Ok(())
+}
+
+/// `PUT /api/v1/cases/{ref}/contact`: the citizen's postal address and preferred channel;
+/// answers with the channel choice as it is now.
+#[utoipa::path(put, path = "/api/v1/cases/{reference}/contact", tag = "messages",
+    params(("reference" = String, Path, description = "Case reference")),
+    request_body = ContactBody, security(("bearer" = [])),
+    responses((status = 200, body = ChoiceJson), (status = 401, body = Problem), (status = 403, body = Problem),
+              (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn put_contact(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(reference): ApiPath<String>,
+    ApiJson(body): ApiJson<ContactBody>,
+) -> Result<Json<ChoiceJson>, ApiError> {
+    let user = caller.require(Permission::SendMessage)?;
+    check_reference(&reference)?;
+    set_contact(&state, &reference, &body, &user.login).await?;
+    let case = state.store.get_case(&reference).await?;
+    let (_, choice) = channel_choice(&state, &case).await?;
+    Ok(Json(choice_json(&choice, "it")))
+}

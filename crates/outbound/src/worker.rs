@@ -256,7 +256,7 @@ impl Worker {
                 let accepted = std::time::Instant::now();
                 if let Err(e) = self
                     .store
-                    .outbound_sent(message.id, sent.provider_ref.as_deref())
+                    .outbound_sent(message.id, message.attempts, sent.provider_ref.as_deref())
                     .await
                 {
                     // Sent but not recorded: it goes again when the lease ends.
@@ -282,7 +282,7 @@ impl Worker {
                     "message not sent"
                 );
                 self.store
-                    .outbound_failed(message.id, &error.to_string(), retry_at)
+                    .outbound_failed(message.id, message.attempts, &error.to_string(), retry_at)
                     .await?;
                 Ok(if retry_at.is_some() {
                     Outcome::Retried
@@ -293,11 +293,14 @@ impl Worker {
         }
     }
 
-    /// When to try again, or `None` to give up: permanent errors and missing
-    /// configuration give up at once, others after `max_attempts`.
+    /// When to try again, or `None` to give up: permanent errors give up at once; others,
+    /// and a channel this sender has not configured (another sender, or this one once
+    /// configured, may send it), after `max_attempts`.
     fn retry_at(&self, message: &Claimed, error: &SendError) -> Option<DateTime<Utc>> {
         match error {
-            SendError::Retryable(_) if message.attempts < self.settings.max_attempts => {
+            SendError::Retryable(_) | SendError::NotConfigured(_)
+                if message.attempts < self.settings.max_attempts =>
+            {
                 let exponent =
                     u32::try_from(message.attempts.saturating_sub(1).min(16)).unwrap_or(16);
                 let delay = self

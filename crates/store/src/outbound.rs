@@ -407,17 +407,29 @@ impl Store {
         Ok(claimed)
     }
 
-    /// The provider took the message: `sent`, journaled.
-    pub async fn outbound_sent(&self, id: i64, provider_ref: Option<&str>) -> Result<()> {
+    /// The provider took the message: `sent`, journaled. `attempt` is the claim's
+    /// ([`Claimed::attempts`]): the answer of a worker whose lease was taken over by
+    /// another is ignored. A receipt that came first (the message already `accepted` or
+    /// `delivered`) keeps its state; the sending time and the provider's id are recorded
+    /// all the same.
+    pub async fn outbound_sent(
+        &self,
+        id: i64,
+        attempt: i64,
+        provider_ref: Option<&str>,
+    ) -> Result<()> {
         let now = self.clock.now();
         let mut tx = self.write.begin().await?;
         let Some(row) = sqlx::query(
-            "UPDATE outbound_messages SET status = 'sent', sent_at = $1, provider_ref = $2, last_error = NULL \
-             WHERE id = $3 AND status = 'sending' RETURNING case_id, channel",
+            "UPDATE outbound_messages SET status = CASE WHEN status = 'sending' THEN 'sent' ELSE status END, \
+             sent_at = COALESCE(sent_at, $1), provider_ref = COALESCE($2, provider_ref), last_error = NULL \
+             WHERE id = $3 AND attempts = $4 AND status IN ('sending', 'accepted', 'delivered') \
+             RETURNING case_id, channel",
         )
         .bind(to_ms(now))
         .bind(provider_ref)
         .bind(id)
+        .bind(attempt)
         .fetch_optional(&mut *tx)
         .await?
         else {
@@ -446,6 +458,7 @@ impl Store {
     pub async fn outbound_failed(
         &self,
         id: i64,
+        attempt: i64,
         error: &str,
         retry_at: Option<DateTime<Utc>>,
     ) -> Result<()> {
@@ -455,20 +468,22 @@ impl Store {
         let row = match retry_at {
             Some(at) => sqlx::query(
                 "UPDATE outbound_messages SET status = 'queued', next_attempt_at = $1, last_error = $2 \
-                 WHERE id = $3 AND status = 'sending' RETURNING case_id, channel, attempts",
+                 WHERE id = $3 AND attempts = $4 AND status = 'sending' RETURNING case_id, channel, attempts",
             )
             .bind(to_ms(at))
             .bind(&error)
             .bind(id)
+            .bind(attempt)
             .fetch_optional(&mut *tx)
             .await?,
             None => sqlx::query(
                 "UPDATE outbound_messages SET status = 'failed', failed_at = $1, last_error = $2 \
-                 WHERE id = $3 AND status = 'sending' RETURNING case_id, channel, attempts",
+                 WHERE id = $3 AND attempts = $4 AND status = 'sending' RETURNING case_id, channel, attempts",
             )
             .bind(to_ms(now))
             .bind(&error)
             .bind(id)
+            .bind(attempt)
             .fetch_optional(&mut *tx)
             .await?,
         };
@@ -604,6 +619,7 @@ pub(crate) async fn receipt_in(
         "delivered" => 3,
         _ => 4,
     };
+    let mut changed = false;
     let (kind, change) = match step {
         DeliveryStep::Accepted => ("message_accepted", Some(("accepted", "accepted_at"))),
         DeliveryStep::Delivered => ("message_delivered", Some(("delivered", "delivered_at"))),
@@ -612,10 +628,12 @@ pub(crate) async fn receipt_in(
     };
     if let Some((to, column)) = change {
         // Receipts may come out of order: a state is never moved backwards.
-        if rank(to) > rank(&status) || (to == "failed" && status != "failed") {
+        changed = rank(to) > rank(&status) || (to == "failed" && status != "failed");
+        if changed {
+            // A receipt may come before the worker recorded the send: it was sent by then.
             let sql = format!(
-                "UPDATE outbound_messages SET status = $1, {column} = $2, last_error = COALESCE($3, last_error) \
-                 WHERE id = $4"
+                "UPDATE outbound_messages SET status = $1, {column} = $2, last_error = COALESCE($3, last_error), \
+                 sent_at = COALESCE(sent_at, $2) WHERE id = $4"
             );
             sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(to)
@@ -625,10 +643,12 @@ pub(crate) async fn receipt_in(
                 .execute(&mut **tx)
                 .await?;
         }
-        if to == "failed" {
+        if changed && to == "failed" {
             add_flag(tx, case_id, MESSAGE_FAILED, now).await?;
         }
     }
+    // A receipt that changes nothing (a duplicate, or late) is journaled as a receipt.
+    let kind = if changed { kind } else { "message_receipt" };
     let detail = serde_json::json!({
         "outbound_id": outbound,
         "channel": get_str(&row, "channel")?,
@@ -646,7 +666,8 @@ pub(crate) async fn add_flag(
     flag: &str,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    let row = sqlx::query("SELECT flags FROM cases WHERE id = $1")
+    // Locks the case's row first, as every other writer of its flags does.
+    let row = sqlx::query("UPDATE cases SET version = version + 1 WHERE id = $1 RETURNING flags")
         .bind(case_id)
         .fetch_one(&mut **tx)
         .await?;
@@ -758,9 +779,10 @@ impl Store {
 
 impl Store {
     /// Cases waiting for the citizen's documents whose integration request started on or
-    /// before `started_by` (so the 30-day limit is near) and that have had no reminder for
-    /// that request yet: `(reference, the request's day)`. The reminder's idempotency key
-    /// is `reminder:{reference}:{day}`.
+    /// before `started_by` (so the 30-day limit is near), that have had no reminder for
+    /// that request yet and have no call-back open (the call is the reminder):
+    /// `(reference, the request's day)`. The reminder's idempotency key is
+    /// `reminder:{reference}:{day}`.
     pub async fn cases_due_for_reminder(
         &self,
         started_by: chrono::NaiveDate,
@@ -770,6 +792,7 @@ impl Store {
              AND c.pause_kind = 'integration' AND c.pause_started_on <= $1 \
              AND NOT EXISTS (SELECT 1 FROM outbound_messages o \
                  WHERE o.idempotency_key = 'reminder:' || c.reference || ':' || c.pause_started_on) \
+             AND NOT EXISTS (SELECT 1 FROM call_tasks t WHERE t.case_id = c.id AND t.status = 'open') \
              ORDER BY c.pause_started_on LIMIT 500",
         )
         .bind(crate::date_text(started_by))
@@ -882,10 +905,20 @@ mod tests {
             assert_eq!(again.len(), 1);
             assert_eq!(again[0].message_id, "m1@x.it");
             assert_eq!(again[0].attempts, 2);
+            // The first worker's late answer is not the lease holder's: ignored.
+            let stale_retry = clock.now() + Duration::seconds(5);
+            store
+                .outbound_failed(again[0].id, 1, "timeout", Some(stale_retry))
+                .await
+                .unwrap();
+            assert_eq!(
+                store.outbound_message(again[0].id).await.unwrap().status,
+                "sending"
+            );
             // A retryable failure: queued again for later, journaled.
             let later = clock.now() + Duration::seconds(30);
             store
-                .outbound_failed(again[0].id, "451 try later", Some(later))
+                .outbound_failed(again[0].id, again[0].attempts, "451 try later", Some(later))
                 .await
                 .unwrap();
             assert!(
@@ -903,7 +936,7 @@ mod tests {
                 .unwrap();
             // A permanent failure: failed, the case flagged once.
             store
-                .outbound_failed(third[0].id, "550 no such user", None)
+                .outbound_failed(third[0].id, third[0].attempts, "550 no such user", None)
                 .await
                 .unwrap();
             let view = store.outbound_message(third[0].id).await.unwrap();
@@ -912,7 +945,10 @@ mod tests {
             let case = store.get_case(&r).await.unwrap();
             assert_eq!(case.summary.flags, vec![MESSAGE_FAILED.to_owned()]);
             // A late answer of the first worker changes nothing.
-            store.outbound_sent(taken[0].id, None).await.unwrap();
+            store
+                .outbound_sent(taken[0].id, taken[0].attempts, None)
+                .await
+                .unwrap();
             assert_eq!(
                 store.outbound_message(third[0].id).await.unwrap().status,
                 "failed"
@@ -935,8 +971,17 @@ mod tests {
                 .claim_outbound(10, Duration::seconds(60))
                 .await
                 .unwrap();
-            store.outbound_sent(m.id, None).await.unwrap();
             let at = clock.now();
+            // The provider's acceptance comes before the worker records the send.
+            store
+                .outbound_receipt("pec-1@x.it", DeliveryStep::Accepted, None, at)
+                .await
+                .unwrap();
+            store.outbound_sent(m.id, 1, Some("prov-1")).await.unwrap();
+            let view = store.outbound_message(m.id).await.unwrap();
+            assert_eq!(view.status, "accepted");
+            assert!(view.sent_at.is_some());
+            assert_eq!(view.provider_ref.as_deref(), Some("prov-1"));
             // Out of order: delivery first, then the acceptance does not move it back.
             let found = store
                 .outbound_receipt("<pec-1@x.it>", DeliveryStep::Delivered, None, at)
@@ -974,7 +1019,7 @@ mod tests {
                 .claim_outbound(10, Duration::seconds(60))
                 .await
                 .unwrap();
-            store.outbound_sent(second.id, None).await.unwrap();
+            store.outbound_sent(second.id, 1, None).await.unwrap();
             store
                 .outbound_receipt("pec-2@x.it", DeliveryStep::Accepted, None, clock.now())
                 .await

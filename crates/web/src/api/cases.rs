@@ -691,8 +691,10 @@ pub async fn perform_action(
         state.outbound_wakeup.notify_one();
     }
     if let Some((phone, script)) = notice.call {
-        // Nobody to write to: the case waits on a citizen reached only by phone.
-        state
+        // Nobody to write to: the case waits on a citizen reached only by phone. The action
+        // stands whatever happens here (the minute's check of unanswered cases opens the
+        // call later if this one is lost).
+        match state
             .store
             .open_call_task(
                 reference,
@@ -701,8 +703,11 @@ pub async fn perform_action(
                 &script,
                 &user.login,
             )
-            .await?;
-        return Ok(state.store.get_case(reference).await?);
+            .await
+        {
+            Ok(_) => return Ok(state.store.get_case(reference).await.unwrap_or(case)),
+            Err(e) => tracing::warn!(%reference, error = %e, "call-back task not opened"),
+        }
     }
     Ok(case)
 }

@@ -532,15 +532,20 @@ pub async fn propose_appointment(
         .store
         .propose_appointment(&reference, starts_at, &place, &reason, &user.login)
         .await?;
-    if body.notify.unwrap_or(true) {
-        crate::api::outbound::write_occasion(
+    // The appointment stands: a message that cannot be written is logged, not an error
+    // (a retry would propose a second appointment).
+    if body.notify.unwrap_or(true)
+        && let Err(e) = crate::api::outbound::write_occasion(
             &state,
             &reference,
             sportello_domain::outbound::templates::TemplateKind::Appointment,
             &format!("appointment:{}", appointment.id),
             &user.login,
+            Some(appointment.id),
         )
-        .await?;
+        .await
+    {
+        tracing::warn!(%reference, error = %e.detail(), "appointment not written to the citizen");
     }
     Ok((StatusCode::CREATED, Json(appointment)))
 }

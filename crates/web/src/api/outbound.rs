@@ -56,6 +56,11 @@ pub struct MessageBody {
     /// Sending the same key again returns the first message (also the `Idempotency-Key`
     /// header).
     pub idempotency_key: Option<String>,
+    /// The appointment an `appointment` message is about (set by the office's own code
+    /// when it proposes one; otherwise the case's next appointment).
+    #[serde(skip)]
+    #[schema(ignore)]
+    pub appointment: Option<i64>,
 }
 
 /// The answer to a message sent.
@@ -309,21 +314,7 @@ pub(crate) async fn template_context(
         .next_appointment_of_case(&case.summary.reference)
         .await
     {
-        Ok(Some((at, place))) => {
-            let local = at.with_timezone(&chrono_tz::Europe::Rome);
-            Some(match lang {
-                Lang::It => format!(
-                    "{}, ore {}, {place}",
-                    local.format("%d/%m/%Y"),
-                    local.format("%H:%M")
-                ),
-                Lang::En => format!(
-                    "{} at {}, {place}",
-                    local.format("%d/%m/%Y"),
-                    local.format("%H:%M")
-                ),
-            })
-        }
+        Ok(Some((at, place))) => Some(appointment_words(at, &place, lang)),
         _ => None,
     };
     let office = &state.config.office;
@@ -346,6 +337,16 @@ pub(crate) async fn template_context(
         appointment,
         status_link: None,
         protocol: case.summary.protocol.clone(),
+    }
+}
+
+/// When and where an appointment is, as a message says it.
+fn appointment_words(at: chrono::DateTime<chrono::Utc>, place: &str, lang: Lang) -> String {
+    let local = at.with_timezone(&chrono_tz::Europe::Rome);
+    let (day, time) = (local.format("%d/%m/%Y"), local.format("%H:%M"));
+    match lang {
+        Lang::It => format!("{day}, ore {time}, {place}"),
+        Lang::En => format!("{day} at {time}, {place}"),
     }
 }
 
@@ -456,6 +457,12 @@ pub(crate) async fn compose(
             let kind = TemplateKind::parse(name)
                 .ok_or_else(|| ApiError::field("template", format!("unknown template {name:?}")))?;
             let mut ctx = template_context(state, case, lang, missing, reasons).await;
+            if let Some(id) = body.appointment
+                && let Ok(a) = state.store.appointment(id).await
+                && let Ok(at) = chrono::DateTime::parse_from_rfc3339(&a.starts_at)
+            {
+                ctx.appointment = Some(appointment_words(at.to_utc(), &a.place, lang));
+            }
             let link = crate::pages::portal::private_link(state, &reference).await;
             ctx.status_link = Some(link).filter(|l| !l.is_empty());
             Some(
@@ -695,7 +702,7 @@ pub async fn preview_message(
     ApiPath(reference): ApiPath<String>,
     ApiJson(body): ApiJson<MessageBody>,
 ) -> Result<Json<Preview>, ApiError> {
-    caller.require(Permission::SendMessage)?;
+    let user = caller.require(Permission::SendMessage)?;
     check_reference(&reference)?;
     let case = state.store.get_case(&reference).await?;
     let lang = body
@@ -704,6 +711,10 @@ pub async fn preview_message(
         .and_then(Lang::parse)
         .unwrap_or(Lang::It);
     let preview = preview_of(&state, &case, &body, lang).await?;
+    state
+        .store
+        .record_access(&user.login, "read_contacts", &reference)
+        .await?;
     Ok(Json(preview))
 }
 
@@ -803,10 +814,14 @@ pub async fn case_channels(
     ApiPath(reference): ApiPath<String>,
     axum::extract::Query(query): axum::extract::Query<LangQuery>,
 ) -> Result<Json<ChoiceJson>, ApiError> {
-    caller.require(Permission::SendMessage)?;
+    let user = caller.require(Permission::SendMessage)?;
     check_reference(&reference)?;
     let case = state.store.get_case(&reference).await?;
     let (_, choice) = channel_choice(&state, &case).await?;
+    state
+        .store
+        .record_access(&user.login, "read_contacts", &reference)
+        .await?;
     let lang = query
         .lang
         .as_deref()
@@ -908,7 +923,8 @@ pub(crate) async fn notice_of_action(
         .and_then(OutChannel::parse)
         .unwrap_or(choice.default);
     let digital = default.is_digital() && channel_configured(state, default);
-    if !digital {
+    // A channel the operator asked for is used, or refused with the reason (compose).
+    if channel.is_none() && !digital {
         if waits && let Some(phone) = case.citizen.phone.clone() {
             let ctx = template_context(state, &case, Lang::It, missing, reasons).await;
             let what = if ctx.missing.is_empty() {
@@ -1009,12 +1025,41 @@ pub async fn contact_tick(state: &AppState) {
 /// per request (`reminder:{reference}:{day}`); nothing when the office cannot write to
 /// them (the call-back queue takes over).
 async fn send_reminder(state: &AppState, reference: &str, day: &str) -> Result<(), ApiError> {
+    // Nobody to write to: the reminder is a call (and the case leaves the reminders'
+    // list while the call is open).
+    let case = state.store.get_case(reference).await?;
+    let (_, choice) = channel_choice(state, &case).await?;
+    if !(choice.default.is_digital() && channel_configured(state, choice.default)) {
+        if let Some(phone) = case.citizen.phone.as_deref() {
+            let ctx = template_context(state, &case, Lang::It, None, None).await;
+            let script = format!(
+                "Pratica {reference}: promemoria, il termine per le integrazioni è vicino.\n{}",
+                ctx.missing
+                    .iter()
+                    .map(|m| format!("- {m}"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
+            state
+                .store
+                .open_call_task(
+                    reference,
+                    "no_digital_contact",
+                    Some(phone),
+                    &script,
+                    "system",
+                )
+                .await?;
+        }
+        return Ok(());
+    }
     write_occasion(
         state,
         reference,
         TemplateKind::Reminder,
         &format!("reminder:{reference}:{day}"),
         "system",
+        None,
     )
     .await
 }
@@ -1027,6 +1072,7 @@ pub(crate) async fn write_occasion(
     kind: TemplateKind,
     key: &str,
     actor: &str,
+    appointment: Option<i64>,
 ) -> Result<(), ApiError> {
     let case = state.store.get_case(reference).await?;
     let (_, choice) = channel_choice(state, &case).await?;
@@ -1036,6 +1082,7 @@ pub(crate) async fn write_occasion(
     let body = MessageBody {
         template: Some(kind.as_str().to_owned()),
         idempotency_key: Some(key.to_owned()),
+        appointment,
         ..MessageBody::default()
     };
     let (message, _) = compose(state, &case, &body, None, None).await?;
@@ -1118,5 +1165,9 @@ pub async fn put_contact(
     set_contact(&state, &reference, &body, &user.login).await?;
     let case = state.store.get_case(&reference).await?;
     let (_, choice) = channel_choice(&state, &case).await?;
+    state
+        .store
+        .record_access(&user.login, "read_contacts", &reference)
+        .await?;
     Ok(Json(choice_json(&choice, "it")))
 }

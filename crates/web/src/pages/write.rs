@@ -33,6 +33,7 @@ struct WritePage {
     body: String,
     previewed: bool,
     error: Option<String>,
+    key: String,
 }
 
 /// The form.
@@ -47,12 +48,21 @@ pub struct WriteForm {
     /// `preview` or `send`.
     #[serde(rename = "do")]
     act: Option<String>,
+    /// Made when the form is shown: a second press of Send queues nothing more.
+    key: Option<String>,
 }
 
 /// `?lang=`.
 #[derive(Debug, Default, Deserialize)]
 pub struct WriteQuery {
     lang: Option<String>,
+}
+
+/// The form's idempotency key: the one it was shown with (hex, at most 64), else a new one.
+fn form_key(form: &WriteForm) -> String {
+    nonempty(&form.key)
+        .filter(|k| k.len() <= 64 && k.chars().all(|c| c.is_ascii_hexdigit()))
+        .unwrap_or_else(|| format!("{:032x}", rand::random::<u128>()))
 }
 
 fn path_of(reference: &str) -> String {
@@ -133,6 +143,7 @@ async fn render(
             body: form.body.clone().unwrap_or_default(),
             previewed,
             error,
+            key: form_key(form),
         },
     )
 }
@@ -150,6 +161,18 @@ pub async fn write_page(
         Err(r) => return r,
     };
     let tr = language(query.lang.as_deref(), &headers);
+    // The page shows the citizen's addresses: case readers only, and the read is audited.
+    if !session.user.role.can(Permission::ReadCase) {
+        return Redirect::to("/ufficio/permessi").into_response();
+    }
+    if let Err(e) = state
+        .store
+        .record_access(&session.user.login, "read_contacts", &reference)
+        .await
+    {
+        tracing::warn!(error = %e, "read of contacts not recorded");
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    }
     render(
         &state,
         &session,
@@ -191,17 +214,7 @@ pub async fn write_submit(
         .await;
     }
     if !session.user.role.can(Permission::SendMessage) {
-        let message = tr.t("case.forbidden").to_owned();
-        return render(
-            &state,
-            &session,
-            tr,
-            &reference,
-            &form,
-            false,
-            Some(message),
-        )
-        .await;
+        return Redirect::to("/ufficio/permessi").into_response();
     }
     let Ok(case) = state.store.get_case(&reference).await else {
         return (StatusCode::NOT_FOUND, tr.t("case.not_found")).into_response();
@@ -214,6 +227,7 @@ pub async fn write_submit(
         template: nonempty(&form.template),
         lang: Some(tr.code().to_owned()),
         idempotency_key: None,
+        appointment: None,
     };
     if form.act.as_deref() == Some("preview") {
         return match preview_of(&state, &case, &body, tr.lang).await {
@@ -226,6 +240,7 @@ pub async fn write_submit(
                     subject: Some(p.subject),
                     body: Some(p.body),
                     act: None,
+                    key: form.key.clone(),
                 };
                 render(&state, &session, tr, &reference, &filled, true, None).await
             }
@@ -246,7 +261,7 @@ pub async fn write_submit(
     }
     let queued = match compose(&state, &case, &body, None, None).await {
         Ok((mut message, _)) => {
-            message.idempotency_key = format!("page:{reference}:{:032x}", rand::random::<u128>());
+            message.idempotency_key = format!("page:{reference}:{}", form_key(&form));
             state
                 .store
                 .queue_message(&reference, &message, &session.user.login)

@@ -219,18 +219,35 @@ impl Worker {
         error.map_or(Ok(total), Err)
     }
 
-    /// Runs for ever: sends what is due, then, when nothing was, sleeps until `wakeup` is
-    /// notified (a message was queued) or `idle` has passed (retries coming due).
-    pub async fn run(self, wakeup: Arc<tokio::sync::Notify>, idle: StdDuration) {
+    /// Runs until `stop` turns true: sends what is due, then, when nothing was, sleeps
+    /// until `wakeup` is notified (a message was queued) or `idle` has passed (retries
+    /// coming due). At the stop nothing more is taken and the messages in flight are
+    /// finished and recorded, so a clean shutdown sends nothing twice.
+    pub async fn run(
+        self,
+        wakeup: Arc<tokio::sync::Notify>,
+        idle: StdDuration,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) {
+        let mut stopped = stop.clone();
+        let stopping = async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        };
+        let mut stopping = std::pin::pin!(stopping);
         loop {
-            match self.drain().await {
-                Ok(pass) if pass.total() > 0 => continue,
+            let stop_now = async { (&mut stopping).await };
+            match self.drain_with(|_| {}, stop_now).await {
+                Ok(pass) if pass.total() > 0 && !*stop.borrow() => continue,
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "outbound pass failed"),
+            }
+            if *stop.borrow() {
+                return;
             }
             tokio::select! {
                 () = wakeup.notified() => {}
                 () = tokio::time::sleep(idle) => {}
+                _ = stop.wait_for(|s| *s) => return,
             }
         }
     }

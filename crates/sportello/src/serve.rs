@@ -136,6 +136,7 @@ pub async fn run(
     // Messages to citizens: sent by this instance's worker (several instances share the
     // queue safely: each message is leased) unless `outbound.sender = false` leaves them
     // to `sportello outbound send --watch`; and the contact centre's minute.
+    let stop_sending = tokio::sync::watch::Sender::new(false);
     let sender = {
         let worker = config.outbound.sender.then(|| {
             sportello_outbound::worker::Worker::new(
@@ -152,9 +153,10 @@ pub async fn run(
             );
         }
         let wakeup = state.outbound_wakeup.clone();
+        let stop = stop_sending.subscribe();
         tokio::spawn(async move {
             if let Some(worker) = worker {
-                worker.run(wakeup, Duration::from_secs(2)).await;
+                worker.run(wakeup, Duration::from_secs(2), stop).await;
             }
         })
     };
@@ -177,7 +179,15 @@ pub async fn run(
     .await
     .context("the HTTP server stopped with an error")?;
     ticker.abort();
-    sender.abort();
+    // The messages in flight are finished and recorded (a killed sender would send them
+    // again after their lease).
+    stop_sending.send_replace(true);
+    if tokio::time::timeout(Duration::from_secs(30), sender)
+        .await
+        .is_err()
+    {
+        tracing::warn!("the sender did not finish within 30 s");
+    }
     contact.abort();
     text_worker.abort();
     if let Some(scanner) = scanner {

@@ -811,3 +811,61 @@ async fn a_separate_sender_drains_the_queue_from_the_command_line() {
         "{messages:?}"
     );
 }
+
+#[tokio::test]
+async fn a_server_stopped_while_sending_finishes_what_it_took_and_sends_nothing_twice() {
+    let Some(sink) = SmtpSink::start() else {
+        return;
+    };
+    let mut install = Install::new(&format!(
+        "[outbound.email]\nsmtp_url = \"{}\"\nfrom = \"protocollo@comune.example.it\"\n",
+        sink.url()
+    ))
+    .await;
+    let op = install.user("op", "operator");
+    install.start(&[]).await;
+    let reference = new_case(
+        &install,
+        &op,
+        "email",
+        json!({"name": "Mario Rossi", "email": "mario.rossi@example.it"}),
+    )
+    .await;
+    const N: usize = 200;
+    let sends = (0..N).map(|n| {
+        install
+            .client
+            .post(format!(
+                "{}/api/v1/cases/{reference}/messages",
+                install.base()
+            ))
+            .bearer_auth(&op)
+            .json(&json!({"subject": format!("Avviso {n}"), "body": "Buongiorno."}))
+            .send()
+    });
+    for answer in futures::future::join_all(sends).await {
+        assert_eq!(answer.unwrap().status().as_u16(), 201);
+    }
+    // Stopped (SIGTERM) while it sends: what it took is finished and recorded.
+    install.stop();
+    let before_restart = sink.messages().len();
+    eprintln!("{before_restart} of {N} in the sink when the server had stopped");
+    install.start(&[]).await;
+    let messages = settled(&install, &op, &reference).await;
+    assert_eq!(messages.len(), N);
+    assert!(messages.iter().all(|m| m["status"] == "sent"));
+    let received = sink.wait_for(N, Duration::from_secs(30));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let ids: std::collections::BTreeSet<String> = sink
+        .messages()
+        .iter()
+        .filter_map(|raw| header(raw, "Message-ID"))
+        .collect();
+    assert_eq!(ids.len(), N, "every message arrived");
+    assert_eq!(
+        sink.messages().len(),
+        N,
+        "none twice ({} seen)",
+        received.len()
+    );
+}

@@ -628,8 +628,9 @@ async fn bad_requests_are_refused_with_reasons_and_roles_are_checked() {
         .call("POST", &path, Some(&police), Some(json!({"body": "x"})))
         .await;
     assert_eq!(status, 403);
-    // E-mail is not configured on this installation.
-    let (status, _, problem) = install
+    // E-mail is not configured on this installation: the message waits, and the answer
+    // says why.
+    let (status, _, queued) = install
         .call(
             "POST",
             &path,
@@ -637,7 +638,15 @@ async fn bad_requests_are_refused_with_reasons_and_roles_are_checked() {
             Some(json!({"channel": "email", "body": "x"})),
         )
         .await;
-    assert_eq!(status, 503, "{problem}");
+    assert_eq!(status, 201, "{queued}");
+    assert_eq!(queued["status"], "queued");
+    assert!(
+        queued["warning"]
+            .as_str()
+            .unwrap()
+            .contains("outbound.email"),
+        "{queued}"
+    );
     for (body, field) in [
         (json!({"channel": "carrier-pigeon", "body": "x"}), "channel"),
         (json!({"channel": "letter", "to": "Via Roma 1"}), "body"),

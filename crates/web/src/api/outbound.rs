@@ -78,6 +78,9 @@ pub struct SentMessage {
     pub protocol: Option<String>,
     /// The PDF of a letter or fax (`GET` it to print).
     pub pdf: Option<String>,
+    /// Said when the message cannot leave yet (its channel is not configured).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
 }
 
 /// A preview: what would be sent, where, and why that channel.
@@ -412,13 +415,8 @@ pub(crate) async fn compose(
             "the citizen has no channel the office can write to: call them back (the call-back queue)",
         ));
     }
-    if !channel_configured(state, channel) {
-        return Err(ApiError::Unavailable(format!(
-            "the {} channel is not configured (outbound.{})",
-            channel.as_str(),
-            channel.as_str()
-        )));
-    }
+    // A channel not configured yet still takes the message: it waits in the queue (the
+    // API says so) until the channel is configured or its attempts run out.
     let known = choice
         .options
         .iter()
@@ -582,6 +580,7 @@ fn sent_json(view: &OutboundView) -> SentMessage {
         protocol: view.protocol.clone(),
         pdf: matches!(view.channel.as_str(), "letter" | "fax")
             .then(|| format!("/api/v1/outbound/{}/pdf", view.id)),
+        warning: None,
     }
 }
 
@@ -624,7 +623,7 @@ fn wants_json(headers: &HeaderMap) -> bool {
     request_body = MessageBody, security(("bearer" = [])),
     responses((status = 201, body = SentMessage), (status = 200, body = SentMessage, description = "the same idempotency key again"),
               (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
-              (status = 422, body = Problem), (status = 503, body = Problem, description = "channel not configured")))]
+              (status = 422, body = Problem)))]
 pub async fn send_message(
     State(state): State<AppState>,
     caller: Caller,
@@ -686,7 +685,17 @@ pub async fn send_message(
         }
         return Ok(response);
     }
-    Ok((status, Json(sent_json(&view))).into_response())
+    let mut answer = sent_json(&view);
+    if let Some(channel) = OutChannel::parse(&view.channel)
+        && !channel_configured(&state, channel)
+        && view.status == "queued"
+    {
+        answer.warning = Some(format!(
+            "the {0} channel is not configured (outbound.{0}): the message waits in the queue until it is",
+            view.channel
+        ));
+    }
+    Ok((status, Json(answer)).into_response())
 }
 
 /// `POST /api/v1/cases/{ref}/messages/preview`: what would be sent, to whom and why that

@@ -300,10 +300,14 @@ pub struct OutboundConfig {
     pub concurrency: u32,
     /// Days after which an unanswered request for a call-back is reminded to the office.
     pub callback_after_days: u32,
-    /// Days before a permit expires at which the citizen is reminded.
+    /// Days before the 30 days to send the documents asked run out at which the citizen
+    /// is reminded.
     pub reminder_days_before: u32,
     /// Hours within which a PEC delivery receipt must arrive before the office is warned.
     pub pec_delivery_hours: u32,
+    /// Whether new cases get the acknowledgement of receipt (communication of the start of
+    /// the procedure, art. 8 L. 241/1990) on the citizen's channel.
+    pub acknowledge: bool,
     /// Domain of outbound `Message-ID`s; the domain of `outbound.email.from` when absent.
     pub message_id_domain: Option<String>,
 }
@@ -326,6 +330,7 @@ impl Default for OutboundConfig {
             callback_after_days: 7,
             reminder_days_before: 5,
             pec_delivery_hours: 24,
+            acknowledge: true,
             message_id_domain: None,
         }
     }

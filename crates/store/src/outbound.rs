@@ -804,6 +804,53 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Open cases received since `since` that have no acknowledgement of receipt yet
+    /// (idempotency key `ack:{reference}`) and were not acknowledged by another way
+    /// (`acknowledgement_skipped` in their journal): the oldest first, at most `limit`.
+    pub async fn cases_to_acknowledge(
+        &self,
+        since: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<String>> {
+        let rows = sqlx::query(
+            "SELECT c.reference FROM cases c WHERE c.received_at >= $1 AND c.status <> 'closed' \
+             AND NOT EXISTS (SELECT 1 FROM outbound_messages o WHERE o.idempotency_key = 'ack:' || c.reference) \
+             AND NOT EXISTS (SELECT 1 FROM case_events e WHERE e.case_id = c.id AND e.kind = 'acknowledgement_skipped') \
+             ORDER BY c.received_at LIMIT $2",
+        )
+        .bind(to_ms(since))
+        .bind(limit)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter().map(|r| get_str(r, "reference")).collect()
+    }
+
+    /// Journals that a case's citizen could not be sent the acknowledgement of receipt
+    /// (no channel the office can write to), so it is not tried again.
+    pub async fn acknowledgement_skipped(&self, reference: &str, why: &str) -> Result<()> {
+        let now = self.clock.now();
+        let mut tx = self.write.begin().await?;
+        let row = sqlx::query("SELECT id FROM cases WHERE reference = $1")
+            .bind(reference)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("case {reference}")))?;
+        let detail = serde_json::json!({ "note": why });
+        insert_event(
+            &mut tx,
+            get_i64(&row, "id")?,
+            now,
+            "system",
+            "acknowledgement_skipped",
+            &detail,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use sportello_domain::clock::Clock;

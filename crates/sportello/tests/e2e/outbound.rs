@@ -47,6 +47,30 @@ async fn new_case(install: &Install, token: &str, channel: &str, citizen: Value)
     case["reference"].as_str().unwrap().to_owned()
 }
 
+/// An office that writes e-mail into `sink` (`outbound` keys in `extra`), started, with
+/// an operator; returns it and the operator's token.
+async fn mailing_office(sink: &SmtpSink, extra: &str) -> (Install, String) {
+    let mut install = Install::new(&format!(
+        "[outbound]\n{extra}\n[outbound.email]\nsmtp_url = \"{}\"\nfrom = \"protocollo@comune.example.it\"\n",
+        sink.url()
+    ))
+    .await;
+    let op = install.user("op", "operator");
+    install.start(&[]).await;
+    (install, op)
+}
+
+/// A case of a citizen who writes by e-mail.
+async fn email_case(install: &Install, op: &str) -> String {
+    new_case(
+        install,
+        op,
+        "email",
+        json!({"name": "Mario Rossi", "email": "mario.rossi@example.it"}),
+    )
+    .await
+}
+
 async fn act(install: &Install, token: &str, reference: &str, body: Value) -> Value {
     let (status, _, case) = install
         .call(
@@ -114,21 +138,9 @@ async fn an_integration_request_reaches_the_citizen_by_email_and_the_reply_comes
     let Some(sink) = SmtpSink::start() else {
         return;
     };
-    let mut install = Install::new(&format!(
-        "[outbound.email]\nsmtp_url = \"{}\"\nfrom = \"protocollo@comune.example.it\"\n",
-        sink.url()
-    ))
-    .await;
-    let op = install.user("op", "operator");
+    let (install, op) = mailing_office(&sink, "acknowledge = false").await;
     let mta = install.user("mta", "integration");
-    install.start(&[]).await;
-    let reference = new_case(
-        &install,
-        &op,
-        "email",
-        json!({"name": "Mario Rossi", "email": "mario.rossi@example.it"}),
-    )
-    .await;
+    let reference = email_case(&install, &op).await;
     act(&install, &op, &reference, json!({"action": "start_review"})).await;
     let case = act(
         &install,
@@ -284,7 +296,7 @@ async fn a_pec_answer_is_accepted_then_delivered_by_signed_receipts() {
     };
     let ca = fixtures().join("pec/pec-test-ca.pem");
     let mut install = Install::new(&format!(
-        "[pec]\ntrust_anchors = \"{}\"\n[outbound.pec]\nsmtp_url = \"{}\"\nfrom = \"protocollo@pec.comune.example.it\"\n",
+        "[pec]\ntrust_anchors = \"{}\"\n[outbound]\nacknowledge = false\n[outbound.pec]\nsmtp_url = \"{}\"\nfrom = \"protocollo@pec.comune.example.it\"\n",
         ca.display(),
         sink.url()
     ))
@@ -400,7 +412,7 @@ async fn a_pec_answer_is_accepted_then_delivered_by_signed_receipts() {
 async fn a_letter_and_a_fax_come_out_as_pdfs_with_the_protocol_number() {
     let spool = tempfile::tempdir().unwrap();
     let mut install = Install::new(&format!(
-        "[outbound.fax]\ngateway = \"spool:{}\"\n",
+        "[outbound]\nacknowledge = false\n[outbound.fax]\ngateway = \"spool:{}\"\n",
         spool.path().display()
     ))
     .await;
@@ -471,7 +483,7 @@ async fn a_letter_and_a_fax_come_out_as_pdfs_with_the_protocol_number() {
 async fn sms_whatsapp_and_telegram_reach_their_gateways() {
     let stub = HttpStub::start().await;
     let mut install = Install::new(&format!(
-        "[outbound.sms]\nurl = \"{0}/sms\"\n[outbound.whatsapp]\nbase_url = \"{0}/wa\"\nphone_number_id = \"123\"\n\
+        "[outbound]\nacknowledge = false\n[outbound.sms]\nurl = \"{0}/sms\"\n[outbound.whatsapp]\nbase_url = \"{0}/wa\"\nphone_number_id = \"123\"\n\
          access_token = \"wa-token\"\ntemplate_name = \"aggiornamento_pratica\"\n[outbound.telegram]\nbase_url = \"{0}/tg\"\n\
          bot_token = \"tg-token\"\n",
         stub.url()
@@ -551,7 +563,7 @@ async fn a_message_is_queued_once_and_sent_once_across_a_kill_of_the_server() {
     // First the SMTP server is out of reach: the message waits in the queue.
     let dead = sportello_outbound::testing::free_port();
     let mut install = Install::new(
-        "[outbound]\nretry_base_seconds = 1\n[outbound.email]\nfrom = \"protocollo@comune.example.it\"\n",
+        "[outbound]\nacknowledge = false\nretry_base_seconds = 1\n[outbound.email]\nfrom = \"protocollo@comune.example.it\"\n",
     )
     .await;
     let op = install.user("op", "operator");
@@ -559,13 +571,7 @@ async fn a_message_is_queued_once_and_sent_once_across_a_kill_of_the_server() {
     install
         .start_with_env(&[], &[("SPORTELLO_OUTBOUND__EMAIL__SMTP_URL", &dead_url)])
         .await;
-    let reference = new_case(
-        &install,
-        &op,
-        "email",
-        json!({"name": "Mario Rossi", "email": "mario.rossi@example.it"}),
-    )
-    .await;
+    let reference = email_case(&install, &op).await;
     let send = |key: &'static str| {
         install
             .client
@@ -590,14 +596,17 @@ async fn a_message_is_queued_once_and_sent_once_across_a_kill_of_the_server() {
     let again: Value = again.json().await.unwrap();
     assert_eq!(first["message_id"], again["message_id"]);
     // Wait for a failed attempt, then kill the server between queueing and sending.
+    let mut waiting = false;
     for _ in 0..100 {
         let list = outbound_of(&install, &op, &reference).await;
-        if list[0]["attempts"].as_i64().unwrap_or(0) >= 1 {
-            assert_eq!(list[0]["status"], "queued", "{}", list[0]);
+        if list[0]["attempts"].as_i64().unwrap_or(0) >= 1 && list[0]["status"] == "queued" {
+            assert!(list[0]["last_error"].is_string(), "{}", list[0]);
+            waiting = true;
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    assert!(waiting, "the message waits for a retry");
     install.kill();
     install
         .start_with_env(&[], &[("SPORTELLO_OUTBOUND__EMAIL__SMTP_URL", &sink.url())])
@@ -777,20 +786,8 @@ async fn a_separate_sender_drains_the_queue_from_the_command_line() {
     let Some(sink) = SmtpSink::start() else {
         return;
     };
-    let mut install = Install::new(&format!(
-        "[outbound]\nsender = false\n[outbound.email]\nsmtp_url = \"{}\"\nfrom = \"protocollo@comune.example.it\"\n",
-        sink.url()
-    ))
-    .await;
-    let op = install.user("op", "operator");
-    install.start(&[]).await;
-    let reference = new_case(
-        &install,
-        &op,
-        "email",
-        json!({"name": "Mario Rossi", "email": "mario.rossi@example.it"}),
-    )
-    .await;
+    let (install, op) = mailing_office(&sink, "acknowledge = false\nsender = false").await;
+    let reference = email_case(&install, &op).await;
     for n in 0..3 {
         let (status, _, sent) = install
             .call(
@@ -826,20 +823,8 @@ async fn a_server_stopped_while_sending_finishes_what_it_took_and_sends_nothing_
     let Some(sink) = SmtpSink::start() else {
         return;
     };
-    let mut install = Install::new(&format!(
-        "[outbound.email]\nsmtp_url = \"{}\"\nfrom = \"protocollo@comune.example.it\"\n",
-        sink.url()
-    ))
-    .await;
-    let op = install.user("op", "operator");
-    install.start(&[]).await;
-    let reference = new_case(
-        &install,
-        &op,
-        "email",
-        json!({"name": "Mario Rossi", "email": "mario.rossi@example.it"}),
-    )
-    .await;
+    let (mut install, op) = mailing_office(&sink, "acknowledge = false").await;
+    let reference = email_case(&install, &op).await;
     const N: usize = 200;
     let sends = (0..N).map(|n| {
         install
@@ -877,4 +862,46 @@ async fn a_server_stopped_while_sending_finishes_what_it_took_and_sends_nothing_
         "none twice ({} seen)",
         received.len()
     );
+}
+
+#[tokio::test]
+async fn new_cases_get_the_acknowledgement_of_receipt_once() {
+    let Some(sink) = SmtpSink::start() else {
+        return;
+    };
+    let (mut install, op) = mailing_office(&sink, "").await;
+    let by_email = email_case(&install, &op).await;
+    let by_phone = new_case(
+        &install,
+        &op,
+        "phone",
+        json!({"name": "Luca Verdi", "phone": "+39 333 7654321"}),
+    )
+    .await;
+    // The contact centre's minute runs at start: a restart brings it now.
+    for _ in 0..2 {
+        install.stop();
+        install.start(&[]).await;
+    }
+    let messages = settled(&install, &op, &by_email).await;
+    assert_eq!(messages.len(), 1, "once: {messages:?}");
+    assert_eq!(messages[0]["template"], "acknowledgement");
+    let received = sink.wait_for(1, Duration::from_secs(10));
+    let text = text_of(&received[0]);
+    assert!(
+        text.contains(&by_email) && text.contains("n. 241") && text.contains("30 giorni"),
+        "{text}"
+    );
+    // The citizen reached only by phone: said once in the journal, nothing sent.
+    let (_, _, case) = install
+        .call("GET", &format!("/api/v1/cases/{by_phone}"), Some(&op), None)
+        .await;
+    let skipped = case["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "acknowledgement_skipped")
+        .count();
+    assert_eq!(skipped, 1, "{case}");
+    assert_eq!(outbound_of(&install, &op, &by_phone).await, json!([]));
 }

@@ -981,6 +981,9 @@ pub(crate) async fn notice_of_action(
 /// answered for `outbound.callback_after_days` become call-back tasks.
 pub async fn contact_tick(state: &AppState) {
     let out = &state.config.outbound;
+    if out.acknowledge {
+        acknowledge_new_cases(state).await;
+    }
     match state
         .store
         .flag_undelivered_pec(i64::from(out.pec_delivery_hours))
@@ -1027,6 +1030,60 @@ pub async fn contact_tick(state: &AppState) {
             }
         }
         Err(e) => tracing::warn!(error = %e, "unanswered cases not checked"),
+    }
+}
+
+/// The acknowledgement of receipt (art. 8 L. 241/1990: the reference, the office, the
+/// legal term) for the cases of the last day, on each citizen's default channel, once
+/// (`ack:{reference}`). Nothing happens while the office has no channel to write on; a
+/// citizen the office cannot write to is journaled once (`acknowledgement_skipped`).
+async fn acknowledge_new_cases(state: &AppState) {
+    use sportello_outbound::Channel as C;
+    let any = [C::Email, C::Pec, C::Fax, C::Sms, C::Whatsapp, C::Telegram]
+        .into_iter()
+        .any(|c| state.transports.is_configured(c));
+    if !any {
+        return;
+    }
+    let since = state.store.clock().now() - Duration::days(1);
+    let cases = match state.store.cases_to_acknowledge(since, 200).await {
+        Ok(cases) => cases,
+        Err(e) => {
+            tracing::warn!(error = %e, "cases to acknowledge not read");
+            return;
+        }
+    };
+    for reference in cases {
+        let reachable = match state.store.get_case(&reference).await {
+            Ok(case) => match channel_choice(state, &case).await {
+                Ok((_, choice)) => {
+                    choice.default.is_digital() && channel_configured(state, choice.default)
+                }
+                Err(_) => false,
+            },
+            Err(_) => false,
+        };
+        let result = if reachable {
+            write_occasion(
+                state,
+                &reference,
+                TemplateKind::Acknowledgement,
+                &format!("ack:{reference}"),
+                "system",
+                None,
+            )
+            .await
+            .map_err(|e| e.detail())
+        } else {
+            state
+                .store
+                .acknowledgement_skipped(&reference, "no channel the office can write to")
+                .await
+                .map_err(|e| e.to_string())
+        };
+        if let Err(e) = result {
+            tracing::warn!(%reference, error = %e, "acknowledgement not queued");
+        }
     }
 }
 

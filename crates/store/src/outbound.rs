@@ -817,7 +817,7 @@ impl Store {
             "SELECT c.reference FROM cases c WHERE c.received_at >= $1 AND c.status <> 'closed' \
              AND NOT EXISTS (SELECT 1 FROM outbound_messages o WHERE o.idempotency_key = 'ack:' || c.reference) \
              AND NOT EXISTS (SELECT 1 FROM case_events e WHERE e.case_id = c.id AND e.kind = 'acknowledgement_skipped') \
-             ORDER BY c.received_at LIMIT $2",
+             ORDER BY c.received_at, c.id LIMIT $2",
         )
         .bind(to_ms(since))
         .bind(limit)
@@ -1079,6 +1079,42 @@ mod tests {
             assert!(case.summary.flags.contains(&PEC_NOT_DELIVERED.to_owned()));
             assert!(DeliveryStep::from_receipt("errore-consegna") == DeliveryStep::Failed);
             assert!(DeliveryStep::from_receipt("preavviso-errore-consegna") == DeliveryStep::Noted);
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn new_cases_are_acknowledged_once() {
+        with_test_store(|store, clock| async move {
+            let since = clock.now() - Duration::days(1);
+            let (a, b) = (new_case(&store).await, new_case(&store).await);
+            assert_eq!(
+                store.cases_to_acknowledge(since, 10).await.unwrap(),
+                vec![a.clone(), b.clone()]
+            );
+            store
+                .queue_message(&a, &email(&format!("ack:{a}"), "m1@x.it"), "system")
+                .await
+                .unwrap();
+            store
+                .acknowledgement_skipped(&b, "no channel")
+                .await
+                .unwrap();
+            assert!(
+                store
+                    .cases_to_acknowledge(since, 10)
+                    .await
+                    .unwrap()
+                    .is_empty()
+            );
+            // Cases from before the window are not acknowledged late.
+            clock.advance(Duration::days(2));
+            let c = new_case(&store).await;
+            let since = clock.now() - Duration::days(1);
+            assert_eq!(
+                store.cases_to_acknowledge(since, 10).await.unwrap(),
+                vec![c]
+            );
         })
         .await;
     }

@@ -660,6 +660,10 @@ async fn bad_requests_are_refused_with_reasons_and_roles_are_checked() {
         (json!({"channel": "carrier-pigeon", "body": "x"}), "channel"),
         (json!({"channel": "letter", "to": "Via Roma 1"}), "body"),
         (
+            json!({"channel": "telegram", "to": "42", "body": "parola ".repeat(700)}),
+            "body",
+        ),
+        (
             json!({"channel": "letter", "to": "Via Roma 1", "template": "nope"}),
             "template",
         ),

@@ -480,6 +480,16 @@ pub(crate) async fn compose(
     if text.len() > 100_000 {
         return Err(ApiError::field("body", "longer than 100,000 characters"));
     }
+    // One chat message, never a split one (a retry of a split message would repeat its
+    // first parts): subject and text within the apps' 4,096 characters.
+    if matches!(channel, OutChannel::Whatsapp | OutChannel::Telegram)
+        && text.encode_utf16().count() + 300 > 4096
+    {
+        return Err(ApiError::field(
+            "body",
+            "too long for one WhatsApp or Telegram message (about 3,800 characters): shorten it, or write by e-mail or letter",
+        ));
+    }
     let mut subject = body
         .subject
         .as_deref()

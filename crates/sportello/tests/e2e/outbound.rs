@@ -327,10 +327,12 @@ async fn a_pec_answer_is_accepted_then_delivered_by_signed_receipts() {
         .await;
     assert_eq!(status, 201, "{sent}");
     assert_eq!(sent["channel"], "pec");
-    let id = sent["message_id"].as_i64().unwrap();
+    let id = sent["id"].as_i64().unwrap();
     let messages = settled(&install, &op, &reference).await;
     assert_eq!(messages[0]["status"], "sent");
     let message_id = messages[0]["message_id"].as_str().unwrap().to_owned();
+    // The answer named the message by its Message-ID, as the receipts will.
+    assert_eq!(sent["message_id"], message_id.as_str());
     let received = sink.wait_for(1, Duration::from_secs(10));
     assert_eq!(
         header(&received[0], "To").unwrap().trim(),
@@ -370,7 +372,7 @@ async fn a_pec_answer_is_accepted_then_delivered_by_signed_receipts() {
             Some(json!({"subject": "Chiarimento", "body": "Buongiorno, ci serve un chiarimento."})),
         )
         .await;
-    let second_id = second["message_id"].as_i64().unwrap();
+    let second_id = second["id"].as_i64().unwrap();
     let messages = settled(&install, &op, &reference).await;
     let second_mid = messages.iter().find(|m| m["id"] == second_id).unwrap()["message_id"]
         .as_str()
@@ -442,11 +444,17 @@ async fn a_letter_and_a_fax_come_out_as_pdfs_with_the_protocol_number() {
         letter.headers()["content-type"].to_str().unwrap(),
         "application/pdf"
     );
+    assert_eq!(letter.headers()["x-message-status"], "printed");
+    let letter_id = letter.headers()["x-message-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     let pdf = letter.bytes().await.unwrap();
     assert!(pdf.starts_with(b"%PDF-"));
     let list = outbound_of(&install, &op, &reference).await;
     let printed = &list[0];
     assert_eq!(printed["status"], "printed");
+    assert_eq!(printed["message_id"], letter_id.as_str());
     let protocol = printed["protocol"].as_str().unwrap();
     assert!(
         String::from_utf8_lossy(&pdf).contains(protocol),
@@ -595,6 +603,7 @@ async fn a_message_is_queued_once_and_sent_once_across_a_kill_of_the_server() {
     );
     let again: Value = again.json().await.unwrap();
     assert_eq!(first["message_id"], again["message_id"]);
+    assert_eq!(first["id"], again["id"]);
     // Wait for a failed attempt, then kill the server between queueing and sending.
     let mut waiting = false;
     for _ in 0..100 {

@@ -66,8 +66,12 @@ pub struct MessageBody {
 /// The answer to a message sent.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SentMessage {
-    /// The message's id.
-    pub message_id: i64,
+    /// The message's RFC 5322 Message-ID (without angle brackets): what replies name in
+    /// `In-Reply-To` and PEC receipts in `X-Riferimento-Message-ID`.
+    pub message_id: String,
+    /// The message's number in the office (`/api/v1/outbound/{id}/pdf`, the case's
+    /// `outbound` list).
+    pub id: i64,
     /// `queued`, `sent`, `accepted`, `delivered`, `failed` or `printed`.
     pub status: String,
     /// Channel used.
@@ -583,7 +587,8 @@ fn check_recipient(channel: OutChannel, to: &str) -> Result<(), ApiError> {
 
 fn sent_json(view: &OutboundView) -> SentMessage {
     SentMessage {
-        message_id: view.id,
+        message_id: view.message_id.clone(),
+        id: view.id,
         status: view.status.clone(),
         channel: view.channel.clone(),
         to: view.recipient.clone(),
@@ -690,8 +695,12 @@ pub async fn send_message(
         )) {
             h.insert(header::CONTENT_DISPOSITION, v);
         }
-        if let Ok(v) = header::HeaderValue::from_str(&view.id.to_string()) {
+        // The JSON answer's fields, for a client that takes the PDF.
+        if let Ok(v) = header::HeaderValue::from_str(&view.message_id) {
             h.insert("x-message-id", v);
+        }
+        if let Ok(v) = header::HeaderValue::from_str(&view.status) {
+            h.insert("x-message-status", v);
         }
         return Ok(response);
     }

@@ -145,10 +145,52 @@ impl ChannelChoice {
     pub fn option(&self, channel: OutChannel) -> Option<&ChannelOption> {
         self.options.iter().find(|o| o.channel == channel)
     }
+
+    /// Whether the office can write on the proposed channel now (a letter or a call is
+    /// not written by the sender).
+    pub fn can_write(&self) -> bool {
+        self.default.is_digital() && self.option(self.default).is_some_and(|o| o.available)
+    }
+
+    /// The choice within what the office has configured: a channel `configured` refuses is
+    /// unavailable (`choice.not_configured`), and a proposed channel that became so gives
+    /// way to the first usable one, strongest first (`choice.fallback_configured`; a
+    /// call-back when nothing can be written to). Letters and calls need no configuration.
+    pub fn within(mut self, configured: impl Fn(OutChannel) -> bool) -> ChannelChoice {
+        for option in &mut self.options {
+            let needs_configuration = option.channel.is_digital();
+            if option.available && needs_configuration && !configured(option.channel) {
+                option.available = false;
+                option.reason = "choice.not_configured";
+            }
+        }
+        let usable = |c: OutChannel| self.option(c).is_some_and(|o| o.available);
+        if !usable(self.default) {
+            let fallback = [
+                OutChannel::Pec,
+                OutChannel::Email,
+                OutChannel::Sms,
+                OutChannel::Whatsapp,
+                OutChannel::Telegram,
+                OutChannel::Fax,
+                OutChannel::Letter,
+                OutChannel::Call,
+            ]
+            .into_iter()
+            .find(|c| usable(*c));
+            if let Some(channel) = fallback {
+                self.default = channel;
+                self.reason = "choice.fallback_configured";
+            }
+        }
+        self
+    }
 }
 
 /// Every reason key [`choose`] may give, for the translations' test and the pages.
-pub const REASON_KEYS: [&str; 18] = [
+pub const REASON_KEYS: [&str; 20] = [
+    "choice.not_configured",
+    "choice.fallback_configured",
     "choice.pec_answers_pec",
     "choice.email_answers_email",
     "choice.fax_answers_fax",
@@ -381,6 +423,14 @@ pub fn reason_text<'a>(key: &'a str, lang: &str) -> &'a str {
             "Il numero noto è un fisso: non può ricevere SMS né messaggi WhatsApp.",
             "The number known is a landline: it cannot receive SMS or WhatsApp messages.",
         ),
+        "choice.not_configured" => (
+            "L'ufficio non ha configurato questo canale.",
+            "The office has not configured this channel.",
+        ),
+        "choice.fallback_configured" => (
+            "Il canale che il cittadino usa non è configurato dall'ufficio: si usa il primo canale disponibile.",
+            "The channel the citizen uses is not configured by the office: the first available channel is used.",
+        ),
         _ => return key,
     };
     if english { en } else { it }
@@ -391,6 +441,30 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+
+    #[test]
+    fn a_channel_the_office_has_not_configured_gives_way() {
+        let contacts = Contacts {
+            email: Some("mario@example.it".into()),
+            mobile: Some("+39 333 1234567".into()),
+            ..Contacts::default()
+        };
+        let choice = choose(Channel::Email, &contacts);
+        assert_eq!(choice.default, OutChannel::Email);
+        assert!(choice.clone().within(|_| true).can_write());
+        // Only SMS is configured: e-mail is marked so, SMS is proposed instead.
+        let sms_only = choice.clone().within(|c| c == OutChannel::Sms);
+        assert_eq!(sms_only.default, OutChannel::Sms);
+        assert_eq!(sms_only.reason, "choice.fallback_configured");
+        let email = sms_only.option(OutChannel::Email).unwrap();
+        assert!(!email.available);
+        assert_eq!(email.reason, "choice.not_configured");
+        assert!(sms_only.can_write());
+        // Nothing configured: a call-back, which is not written.
+        let none = choice.within(|_| false);
+        assert_eq!(none.default, OutChannel::Call);
+        assert!(!none.can_write());
+    }
 
     fn all_contacts() -> Contacts {
         Contacts {

@@ -137,36 +137,45 @@ fn clean(
     Some(v)
 }
 
+/// Whether `v` can be an e-mail address (and nothing more: no list, no display name), for
+/// the citizen's contacts and the recipients of messages alike.
+pub(crate) fn is_email(v: &str) -> bool {
+    v.split_once('@').is_some_and(|(local, domain)| {
+        !local.is_empty()
+            && domain.contains('.')
+            && !domain.starts_with('.')
+            && !v.contains(char::is_whitespace)
+            && !v.contains(['<', '>', ',', ';'])
+    })
+}
+
+/// Whether `v` can be a telephone number: digits with the usual separators, 5 to 16 digits.
+pub(crate) fn is_phone(v: &str) -> bool {
+    let digits = v.chars().filter(char::is_ascii_digit).count();
+    v.chars()
+        .all(|c| c.is_ascii_digit() || " +-./()".contains(c))
+        && (5..=16).contains(&digits)
+}
+
 fn check_email(value: &Option<String>, field: &str, errors: &mut Vec<FieldError>) {
-    if let Some(v) = value {
-        let ok = v.split_once('@').is_some_and(|(local, domain)| {
-            !local.is_empty()
-                && domain.contains('.')
-                && !domain.starts_with('.')
-                && !v.contains(char::is_whitespace)
+    if let Some(v) = value
+        && !is_email(v)
+    {
+        errors.push(FieldError {
+            field: field.into(),
+            message: "is not an e-mail address".into(),
         });
-        if !ok {
-            errors.push(FieldError {
-                field: field.into(),
-                message: "is not an e-mail address".into(),
-            });
-        }
     }
 }
 
 fn check_phone(value: &Option<String>, field: &str, errors: &mut Vec<FieldError>) {
-    if let Some(v) = value {
-        let digits = v.chars().filter(char::is_ascii_digit).count();
-        let ok = v
-            .chars()
-            .all(|c| c.is_ascii_digit() || " +-./()".contains(c))
-            && (5..=16).contains(&digits);
-        if !ok {
-            errors.push(FieldError {
-                field: field.into(),
-                message: "is not a telephone number".into(),
-            });
-        }
+    if let Some(v) = value
+        && !is_phone(v)
+    {
+        errors.push(FieldError {
+            field: field.into(),
+            message: "is not a telephone number".into(),
+        });
     }
 }
 

@@ -15,7 +15,9 @@ use serde::{Deserialize, Serialize};
 use sha2::Digest;
 use sportello_domain::calendar::rome_date;
 use sportello_domain::case::Channel;
-use sportello_domain::outbound::choice::{ChannelChoice, Contacts, OutChannel, choose};
+use sportello_domain::outbound::choice::{
+    ChannelChoice, Contacts, OutChannel, choose, reason_text,
+};
 use sportello_domain::outbound::templates::{TemplateContext, TemplateKind, render};
 use sportello_domain::roles::Permission;
 use sportello_store::cases::CaseView;
@@ -126,11 +128,20 @@ pub struct OptionJson {
     pub reason: String,
 }
 
-/// What the office knows of how to reach the case's citizen, and the choice it gives.
-pub(crate) async fn channel_choice(
-    state: &AppState,
-    case: &CaseView,
-) -> Result<(Contacts, ChannelChoice), ApiError> {
+/// How the case's citizen can be reached, read once per request: their contacts, the
+/// channel choice within what the office has configured, and their thread of messages
+/// (for the reply headers).
+pub(crate) struct Reach {
+    /// What is known of the citizen's contacts.
+    pub contacts: Contacts,
+    /// The channels, the proposed one and why.
+    pub choice: ChannelChoice,
+    /// The citizen's messages on the case, address and preferred channel.
+    pub facts: sportello_store::outbound::ContactFacts,
+}
+
+/// The [`Reach`] of a case's citizen.
+pub(crate) async fn reach(state: &AppState, case: &CaseView) -> Result<Reach, ApiError> {
     let facts = state.store.contact_facts(&case.summary.reference).await?;
     let now = state.store.clock().now();
     let field = |key: &str| {
@@ -165,36 +176,12 @@ pub(crate) async fn channel_choice(
             .and_then(OutChannel::parse),
     };
     let channel: Channel = case.summary.channel.parse().unwrap_or(Channel::Web);
-    let mut choice = choose(channel, &contacts);
-    // A channel the office has not configured cannot be used, whatever the citizen has.
-    for option in &mut choice.options {
-        if option.available && !channel_configured(state, option.channel) {
-            option.available = false;
-            option.reason = "choice.not_configured";
-        }
-    }
-    // The suggested channel is not configured here: the next usable one, strongest first
-    // (a call-back when nothing can be written to).
-    let usable = |c: OutChannel| choice.options.iter().any(|o| o.channel == c && o.available);
-    if !usable(choice.default) {
-        let fallback = [
-            OutChannel::Pec,
-            OutChannel::Email,
-            OutChannel::Sms,
-            OutChannel::Whatsapp,
-            OutChannel::Telegram,
-            OutChannel::Fax,
-            OutChannel::Letter,
-            OutChannel::Call,
-        ]
-        .into_iter()
-        .find(|c| usable(*c));
-        if let Some(channel) = fallback {
-            choice.default = channel;
-            choice.reason = "choice.fallback_configured";
-        }
-    }
-    Ok((contacts, choice))
+    let choice = choose(channel, &contacts).within(|c| channel_configured(state, c));
+    Ok(Reach {
+        contacts,
+        choice,
+        facts,
+    })
 }
 
 /// Whether the office can send on `channel` (a letter is printed, a call is made by hand).
@@ -211,25 +198,11 @@ pub(crate) fn channel_configured(state: &AppState, channel: OutChannel) -> bool 
     }
 }
 
-/// Why a channel is (not) the one, in words: the domain's reasons, and the web layer's own
-/// (`choice.not_configured`).
-pub(crate) fn reason_text(key: &str, lang: &str) -> String {
-    if sportello_domain::outbound::choice::REASON_KEYS.contains(&key) {
-        sportello_domain::outbound::choice::reason_text(key, lang).to_owned()
-    } else {
-        Tr {
-            lang: Lang::parse(lang).unwrap_or(Lang::It),
-        }
-        .t(key)
-        .to_owned()
-    }
-}
-
 /// The choice in `tr`'s language.
 pub(crate) fn choice_json(choice: &ChannelChoice, lang: &str) -> ChoiceJson {
     ChoiceJson {
         default: choice.default.as_str().to_owned(),
-        reason: reason_text(choice.reason, lang),
+        reason: reason_text(choice.reason, lang).to_owned(),
         options: choice
             .options
             .iter()
@@ -237,7 +210,7 @@ pub(crate) fn choice_json(choice: &ChannelChoice, lang: &str) -> ChoiceJson {
                 channel: o.channel.as_str().to_owned(),
                 to: o.to.clone(),
                 available: o.available,
-                reason: reason_text(o.reason, lang),
+                reason: reason_text(o.reason, lang).to_owned(),
             })
             .collect(),
     }
@@ -391,11 +364,12 @@ pub(crate) fn new_message_id(state: &AppState, reference: &str) -> String {
 pub(crate) async fn compose(
     state: &AppState,
     case: &CaseView,
+    reach: &Reach,
     body: &MessageBody,
     missing: Option<&[String]>,
     reasons: Option<&[String]>,
-) -> Result<(NewOutbound, ChannelChoice), ApiError> {
-    let (contacts, choice) = channel_choice(state, case).await?;
+) -> Result<NewOutbound, ApiError> {
+    let choice = &reach.choice;
     let channel = match body
         .channel
         .as_deref()
@@ -421,18 +395,8 @@ pub(crate) async fn compose(
     }
     // A channel not configured yet still takes the message: it waits in the queue (the
     // API says so) until the channel is configured or its attempts run out.
-    let known = choice
-        .options
-        .iter()
-        .find(|o| o.channel == channel)
-        .and_then(|o| o.to.clone());
-    let to = body
-        .to
-        .as_deref()
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .map(str::to_owned)
-        .or(known)
+    let to = given(&body.to)
+        .or_else(|| choice.option(channel).and_then(|o| o.to.clone()))
         .ok_or_else(|| {
             ApiError::field(
                 "to",
@@ -510,16 +474,16 @@ pub(crate) async fn compose(
         .filter(|c| !c.is_control())
         .take(300)
         .collect();
-    let facts = state.store.contact_facts(&reference).await?;
     // Threading: the citizen's last message on this channel's kind.
-    let thread: Vec<String> = facts
+    let thread: Vec<String> = reach
+        .facts
         .thread
         .iter()
         .filter(|(c, _, _)| matches!(c.as_str(), "email" | "pec" | "fax"))
         .map(|(_, id, _)| id.clone())
         .collect();
     let message_id = new_message_id(state, &reference);
-    let whatsapp_template = channel == OutChannel::Whatsapp && !contacts.whatsapp_window_open;
+    let whatsapp_template = channel == OutChannel::Whatsapp && !reach.contacts.whatsapp_window_open;
     let canonical = format!(
         "Channel: {}\nTo: {to}\nSubject: {subject}\nMessage-ID: <{message_id}>\n\n{text}",
         channel.as_str()
@@ -547,7 +511,7 @@ pub(crate) async fn compose(
         content_sha256,
         printed: channel == OutChannel::Letter,
     };
-    Ok((new, choice))
+    Ok(new)
 }
 
 /// A recipient that cannot be one: clear words rather than a failed send later.
@@ -556,30 +520,11 @@ fn check_recipient(channel: OutChannel, to: &str) -> Result<(), ApiError> {
     if to.chars().any(|c| c.is_control() && c != '\n') || to.len() > 500 {
         return bad("contains control characters or is too long");
     }
+    use crate::api::cases::{is_email, is_phone};
     match channel {
-        OutChannel::Email | OutChannel::Pec => {
-            let ok = to.split_once('@').is_some_and(|(local, domain)| {
-                !local.is_empty()
-                    && domain.contains('.')
-                    && !to.contains(char::is_whitespace)
-                    && !to.contains(['<', '>', ',', ';'])
-            });
-            if ok {
-                Ok(())
-            } else {
-                bad("not an e-mail address")
-            }
-        }
-        OutChannel::Sms | OutChannel::Whatsapp | OutChannel::Fax => {
-            let digits = to.chars().filter(char::is_ascii_digit).count();
-            let allowed = to.chars().all(|c| {
-                c.is_ascii_digit() || matches!(c, '+' | ' ' | '-' | '.' | '/' | '(' | ')')
-            });
-            if allowed && (6..=16).contains(&digits) {
-                Ok(())
-            } else {
-                bad("not a telephone number")
-            }
+        OutChannel::Email | OutChannel::Pec if !is_email(to) => bad("not an e-mail address"),
+        OutChannel::Sms | OutChannel::Whatsapp | OutChannel::Fax if !is_phone(to) => {
+            bad("not a telephone number")
         }
         _ => Ok(()),
     }
@@ -670,7 +615,8 @@ pub async fn send_message(
         .map(|k| format!("api:{reference}:{k}"))
         .or_else(|| Some(format!("api:{reference}:{:032x}", rand::random::<u128>())));
     let case = state.store.get_case(&reference).await?;
-    let (new, _) = compose(&state, &case, &body, None, None).await?;
+    let reach = reach(&state, &case).await?;
+    let new = compose(&state, &case, &reach, &body, None, None).await?;
     let (view, created) = state
         .store
         .queue_message(&reference, &new, &user.login)
@@ -738,7 +684,8 @@ pub async fn preview_message(
         .as_deref()
         .and_then(Lang::parse)
         .unwrap_or(Lang::It);
-    let preview = preview_of(&state, &case, &body, lang).await?;
+    let reach = reach(&state, &case).await?;
+    let preview = preview_of(&state, &case, &reach, &body, lang).await?;
     state
         .store
         .record_access(&user.login, "read_contacts", &reference)
@@ -750,60 +697,52 @@ pub async fn preview_message(
 pub(crate) async fn preview_of(
     state: &AppState,
     case: &CaseView,
+    reach: &Reach,
     body: &MessageBody,
     lang: Lang,
 ) -> Result<Preview, ApiError> {
-    let (_, choice) = channel_choice(state, case).await?;
+    let choice = &reach.choice;
     let channel = body
         .channel
         .as_deref()
         .and_then(OutChannel::parse)
         .unwrap_or(choice.default);
-    let to = body
-        .to
-        .clone()
-        .filter(|t| !t.trim().is_empty())
-        .or_else(|| {
-            choice
-                .options
-                .iter()
-                .find(|o| o.channel == channel)
-                .and_then(|o| o.to.clone())
-        })
-        .unwrap_or_default();
-    let (subject, text) = match body.template.as_deref().and_then(TemplateKind::parse) {
+    let rendered = match body.template.as_deref().and_then(TemplateKind::parse) {
         Some(kind) => {
             let mut ctx = template_context(state, case, lang, None, None).await;
+            // The private link is made when the message is sent, not for a preview.
             ctx.status_link = Some(format!(
                 "{}/stato/…",
                 state.config.public_url.trim_end_matches('/')
             ));
-            let r = render(kind, lang.code(), channel.length(), &ctx)
-                .map_err(|e| ApiError::field("template", e.to_string()))?;
-            (r.subject, r.body)
+            Some(
+                render(kind, lang.code(), channel.length(), &ctx)
+                    .map_err(|e| ApiError::field("template", e.to_string()))?,
+            )
         }
-        None => (
-            body.subject
-                .clone()
-                .unwrap_or_else(|| format!("Pratica {}", case.summary.reference)),
-            body.body.clone().unwrap_or_default(),
-        ),
+        None => None,
     };
+    let (template_subject, template_body) = rendered.map(|r| (r.subject, r.body)).unzip();
     Ok(Preview {
         channel: channel.as_str().to_owned(),
-        to,
-        subject: body
-            .subject
-            .clone()
-            .filter(|s| !s.trim().is_empty())
-            .unwrap_or(subject),
-        body: body
-            .body
-            .clone()
-            .filter(|b| !b.trim().is_empty())
-            .unwrap_or(text),
-        choice: choice_json(&choice, lang.code()),
+        to: given(&body.to)
+            .or_else(|| choice.option(channel).and_then(|o| o.to.clone()))
+            .unwrap_or_default(),
+        subject: given(&body.subject)
+            .or(template_subject)
+            .unwrap_or_else(|| format!("Pratica {}", case.summary.reference)),
+        body: given(&body.body).or(template_body).unwrap_or_default(),
+        choice: choice_json(choice, lang.code()),
     })
+}
+
+/// A field the caller filled in (trimmed), `None` when absent or blank.
+pub(crate) fn given(value: &Option<String>) -> Option<String> {
+    value
+        .as_deref()
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
 }
 
 /// `GET /api/v1/cases/{ref}/outbound`: the messages sent to the case's citizen with their
@@ -845,7 +784,7 @@ pub async fn case_channels(
     let user = caller.require(Permission::SendMessage)?;
     check_reference(&reference)?;
     let case = state.store.get_case(&reference).await?;
-    let (_, choice) = channel_choice(&state, &case).await?;
+    let choice = reach(&state, &case).await?.choice;
     state
         .store
         .record_access(&user.login, "read_contacts", &reference)
@@ -946,13 +885,9 @@ pub(crate) async fn notice_of_action(
         lang: lang.map(str::to_owned),
         ..MessageBody::default()
     };
-    let (_, choice) = channel_choice(state, &case).await?;
-    let default = channel
-        .and_then(OutChannel::parse)
-        .unwrap_or(choice.default);
-    let digital = default.is_digital() && channel_configured(state, default);
+    let reach = reach(state, &case).await?;
     // A channel the operator asked for is used, or refused with the reason (compose).
-    if channel.is_none() && !digital {
+    if channel.is_none() && !reach.choice.can_write() {
         if waits && let Some(phone) = case.citizen.phone.clone() {
             let ctx = template_context(state, &case, Lang::It, missing, reasons).await;
             let what = if ctx.missing.is_empty() {
@@ -960,26 +895,19 @@ pub(crate) async fn notice_of_action(
             } else {
                 ctx.missing
             };
-            let script = format!(
-                "Pratica {reference}: {}\n{}",
-                match kind {
-                    TemplateKind::IntegrationRequest => "mancano documenti",
-                    _ => "preavviso di rigetto (art. 10-bis), 10 giorni per le osservazioni",
-                },
-                what.iter()
-                    .map(|w| format!("- {w}"))
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            );
+            let headline = match kind {
+                TemplateKind::IntegrationRequest => "mancano documenti",
+                _ => "preavviso di rigetto (art. 10-bis), 10 giorni per le osservazioni",
+            };
             return Ok(Notice {
                 messages: Vec::new(),
-                call: Some((phone, script)),
+                call: Some((phone, call_script(reference, headline, &what))),
             });
         }
         return Ok(Notice::default());
     }
-    match compose(state, &case, &body, missing, reasons).await {
-        Ok((mut message, _)) => {
+    match compose(state, &case, &reach, &body, missing, reasons).await {
+        Ok(mut message) => {
             message.with_outgoing_documents = kind == TemplateKind::PermitIssued;
             Ok(Notice {
                 messages: vec![message],
@@ -993,6 +921,16 @@ pub(crate) async fn notice_of_action(
             Ok(Notice::default())
         }
     }
+}
+
+/// What an operator reads before calling a citizen: the case, why, and the list.
+fn call_script(reference: &str, headline: &str, items: &[String]) -> String {
+    let mut script = format!("Pratica {reference}: {headline}");
+    for item in items {
+        script.push_str("\n- ");
+        script.push_str(item);
+    }
+    script
 }
 
 /// The contact centre's minute: PEC messages without a delivery receipt in time are
@@ -1031,14 +969,7 @@ pub async fn contact_tick(state: &AppState) {
     {
         Ok(cases) => {
             for (reference, phone, missing) in cases {
-                let script = format!(
-                    "Pratica {reference}: nessuna risposta dal cittadino.\n{}",
-                    missing
-                        .iter()
-                        .map(|m| format!("- {m}"))
-                        .collect::<Vec<_>>()
-                        .join("\n")
-                );
+                let script = call_script(&reference, "nessuna risposta dal cittadino.", &missing);
                 if let Err(e) = state
                     .store
                     .open_call_task(&reference, "no_answer", Some(&phone), &script, "system")
@@ -1073,72 +1004,35 @@ async fn acknowledge_new_cases(state: &AppState) {
         }
     };
     for reference in cases {
-        let reachable = match state.store.get_case(&reference).await {
-            Ok(case) => match channel_choice(state, &case).await {
-                Ok((_, choice)) => {
-                    choice.default.is_digital() && channel_configured(state, choice.default)
-                }
-                Err(_) => false,
-            },
-            Err(_) => false,
-        };
-        let result = if reachable {
-            write_occasion(
-                state,
-                &reference,
-                TemplateKind::Acknowledgement,
-                &format!("ack:{reference}"),
-                "system",
-                None,
-            )
-            .await
-            .map_err(|e| e.detail())
-        } else {
-            state
+        let result = match write_occasion(
+            state,
+            &reference,
+            TemplateKind::Acknowledgement,
+            &format!("ack:{reference}"),
+            "system",
+            None,
+        )
+        .await
+        {
+            Ok(Written::Queued) => Ok(()),
+            Ok(Written::Unreachable(_)) => state
                 .store
                 .acknowledgement_skipped(&reference, "no channel the office can write to")
                 .await
-                .map_err(|e| e.to_string())
+                .map_err(ApiError::from),
+            Err(e) => Err(e),
         };
         if let Err(e) = result {
-            tracing::warn!(%reference, error = %e, "acknowledgement not queued");
+            tracing::warn!(%reference, error = %e.detail(), "acknowledgement not queued");
         }
     }
 }
 
 /// Queues the reminder of an integration request on the citizen's default channel, once
-/// per request (`reminder:{reference}:{day}`); nothing when the office cannot write to
-/// them (the call-back queue takes over).
+/// per request (`reminder:{reference}:{day}`); a citizen the office cannot write to gets
+/// a call instead (and the case leaves the reminders' list while the call is open).
 async fn send_reminder(state: &AppState, reference: &str, day: &str) -> Result<(), ApiError> {
-    // Nobody to write to: the reminder is a call (and the case leaves the reminders'
-    // list while the call is open).
-    let case = state.store.get_case(reference).await?;
-    let (_, choice) = channel_choice(state, &case).await?;
-    if !(choice.default.is_digital() && channel_configured(state, choice.default)) {
-        if let Some(phone) = case.citizen.phone.as_deref() {
-            let ctx = template_context(state, &case, Lang::It, None, None).await;
-            let script = format!(
-                "Pratica {reference}: promemoria, il termine per le integrazioni è vicino.\n{}",
-                ctx.missing
-                    .iter()
-                    .map(|m| format!("- {m}"))
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            );
-            state
-                .store
-                .open_call_task(
-                    reference,
-                    "no_digital_contact",
-                    Some(phone),
-                    &script,
-                    "system",
-                )
-                .await?;
-        }
-        return Ok(());
-    }
-    write_occasion(
+    let written = write_occasion(
         state,
         reference,
         TemplateKind::Reminder,
@@ -1146,11 +1040,37 @@ async fn send_reminder(state: &AppState, reference: &str, day: &str) -> Result<(
         "system",
         None,
     )
-    .await
+    .await?;
+    if let Written::Unreachable(case) = written
+        && let Some(phone) = case.citizen.phone.as_deref()
+    {
+        let ctx = template_context(state, &case, Lang::It, None, None).await;
+        let headline = "promemoria, il termine per le integrazioni è vicino.";
+        let script = call_script(reference, headline, &ctx.missing);
+        state
+            .store
+            .open_call_task(
+                reference,
+                "no_digital_contact",
+                Some(phone),
+                &script,
+                "system",
+            )
+            .await?;
+    }
+    Ok(())
 }
 
-/// Writes `kind`'s template to the case's citizen on the default channel, once per `key`;
-/// nothing when the office cannot write to them.
+/// What [`write_occasion`] did.
+pub(crate) enum Written {
+    /// The message is queued (or was, under the same key).
+    Queued,
+    /// The office cannot write to the citizen: nothing queued; the case, for what comes
+    /// instead.
+    Unreachable(Box<CaseView>),
+}
+
+/// Writes `kind`'s template to the case's citizen on the default channel, once per `key`.
 pub(crate) async fn write_occasion(
     state: &AppState,
     reference: &str,
@@ -1158,11 +1078,11 @@ pub(crate) async fn write_occasion(
     key: &str,
     actor: &str,
     appointment: Option<i64>,
-) -> Result<(), ApiError> {
+) -> Result<Written, ApiError> {
     let case = state.store.get_case(reference).await?;
-    let (_, choice) = channel_choice(state, &case).await?;
-    if !(choice.default.is_digital() && channel_configured(state, choice.default)) {
-        return Ok(());
+    let reach = reach(state, &case).await?;
+    if !reach.choice.can_write() {
+        return Ok(Written::Unreachable(Box::new(case)));
     }
     let body = MessageBody {
         template: Some(kind.as_str().to_owned()),
@@ -1170,13 +1090,13 @@ pub(crate) async fn write_occasion(
         appointment,
         ..MessageBody::default()
     };
-    let (message, _) = compose(state, &case, &body, None, None).await?;
+    let message = compose(state, &case, &reach, &body, None, None).await?;
     state
         .store
         .queue_message(reference, &message, actor)
         .await?;
     state.outbound_wakeup.notify_one();
-    Ok(())
+    Ok(Written::Queued)
 }
 
 /// Body of `PUT /api/v1/cases/{ref}/contact`.
@@ -1249,7 +1169,7 @@ pub async fn put_contact(
     check_reference(&reference)?;
     set_contact(&state, &reference, &body, &user.login).await?;
     let case = state.store.get_case(&reference).await?;
-    let (_, choice) = channel_choice(&state, &case).await?;
+    let choice = reach(&state, &case).await?.choice;
     state
         .store
         .record_access(&user.login, "read_contacts", &reference)

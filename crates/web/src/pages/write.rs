@@ -14,7 +14,9 @@ use super::i18n::Tr;
 use super::office::staff;
 use super::{Frame, language, page, same_token};
 use crate::AppState;
-use crate::api::outbound::{MessageBody, channel_choice, compose, preview_of};
+use crate::api::outbound::{MessageBody, Reach, compose, given, preview_of, reach};
+use sportello_domain::outbound::choice::reason_text;
+use sportello_store::cases::CaseView;
 
 /// The page's data.
 #[derive(Template)]
@@ -60,7 +62,7 @@ pub struct WriteQuery {
 
 /// The form's idempotency key: the one it was shown with (hex, at most 64), else a new one.
 fn form_key(form: &WriteForm) -> String {
-    nonempty(&form.key)
+    given(&form.key)
         .filter(|k| k.len() <= 64 && k.chars().all(|c| c.is_ascii_hexdigit()))
         .unwrap_or_else(|| format!("{:032x}", rand::random::<u128>()))
 }
@@ -69,30 +71,30 @@ fn path_of(reference: &str) -> String {
     format!("/ufficio/pratiche/{reference}/scrivi")
 }
 
-fn nonempty(v: &Option<String>) -> Option<String> {
-    v.as_deref()
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
+/// The page for `case`, the form filled from `form`.
+struct View<'a> {
+    session: &'a sportello_store::sessions::Session,
+    tr: Tr,
+    case: &'a CaseView,
+    reach: &'a Reach,
 }
 
-async fn render(
+fn render(
     state: &AppState,
-    session: &sportello_store::sessions::Session,
-    tr: Tr,
-    reference: &str,
+    view: &View<'_>,
     form: &WriteForm,
     previewed: bool,
     error: Option<String>,
 ) -> Response {
-    let Ok(case) = state.store.get_case(reference).await else {
-        return (StatusCode::NOT_FOUND, tr.t("case.not_found")).into_response();
-    };
-    let (_, choice) = match channel_choice(state, &case).await {
-        Ok(c) => c,
-        Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, e.detail()).into_response(),
-    };
-    let chosen = nonempty(&form.channel).unwrap_or_else(|| choice.default.as_str().to_owned());
+    let View {
+        session,
+        tr,
+        case,
+        reach,
+    } = *view;
+    let choice = &reach.choice;
+    let reference = case.summary.reference.as_str();
+    let chosen = given(&form.channel).unwrap_or_else(|| choice.default.as_str().to_owned());
     let channels = choice
         .options
         .iter()
@@ -104,12 +106,12 @@ async fn render(
                 tr.name("out_channel", &id),
                 o.to.clone().unwrap_or_default(),
                 o.available || id == "letter",
-                crate::api::outbound::reason_text(o.reason, tr.code()),
+                reason_text(o.reason, tr.code()).to_owned(),
                 id == chosen,
             )
         })
         .collect();
-    let template = nonempty(&form.template).unwrap_or_default();
+    let template = given(&form.template).unwrap_or_default();
     let templates = TemplateKind::ALL
         .iter()
         .map(|k| {
@@ -135,7 +137,7 @@ async fn render(
             default_reason: format!(
                 "{}: {}",
                 tr.name("out_channel", choice.default.as_str()),
-                crate::api::outbound::reason_text(choice.reason, tr.code())
+                reason_text(choice.reason, tr.code())
             ),
             templates,
             to: form.to.clone().unwrap_or_default(),
@@ -146,6 +148,21 @@ async fn render(
             key: form_key(form),
         },
     )
+}
+
+/// The case and how its citizen can be reached, or the page that says why not.
+async fn read_case(
+    state: &AppState,
+    tr: Tr,
+    reference: &str,
+) -> Result<(CaseView, Reach), Response> {
+    let Ok(case) = state.store.get_case(reference).await else {
+        return Err((StatusCode::NOT_FOUND, tr.t("case.not_found")).into_response());
+    };
+    match reach(state, &case).await {
+        Ok(reach) => Ok((case, reach)),
+        Err(e) => Err((StatusCode::INTERNAL_SERVER_ERROR, e.detail()).into_response()),
+    }
 }
 
 /// `GET /ufficio/pratiche/{ref}/scrivi`.
@@ -173,16 +190,17 @@ pub async fn write_page(
         tracing::warn!(error = %e, "read of contacts not recorded");
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     }
-    render(
-        &state,
-        &session,
+    let (case, reach) = match read_case(&state, tr, &reference).await {
+        Ok(found) => found,
+        Err(r) => return r,
+    };
+    let view = View {
+        session: &session,
         tr,
-        &reference,
-        &WriteForm::default(),
-        false,
-        None,
-    )
-    .await
+        case: &case,
+        reach: &reach,
+    };
+    render(&state, &view, &WriteForm::default(), false, None)
 }
 
 /// `POST /ufficio/pratiche/{ref}/scrivi`: a preview (the form again, filled from the
@@ -200,37 +218,35 @@ pub async fn write_submit(
         Err(r) => return r,
     };
     let tr = language(query.lang.as_deref(), &headers);
-    if !same_token(&form.csrf, &session.csrf_token) {
-        let message = tr.t("form.expired").to_owned();
-        return render(
-            &state,
-            &session,
-            tr,
-            &reference,
-            &form,
-            false,
-            Some(message),
-        )
-        .await;
-    }
     if !session.user.role.can(Permission::SendMessage) {
         return Redirect::to("/ufficio/permessi").into_response();
     }
-    let Ok(case) = state.store.get_case(&reference).await else {
-        return (StatusCode::NOT_FOUND, tr.t("case.not_found")).into_response();
+    let (case, reach) = match read_case(&state, tr, &reference).await {
+        Ok(found) => found,
+        Err(r) => return r,
     };
+    let view = View {
+        session: &session,
+        tr,
+        case: &case,
+        reach: &reach,
+    };
+    if !same_token(&form.csrf, &session.csrf_token) {
+        let message = tr.t("form.expired").to_owned();
+        return render(&state, &view, &form, false, Some(message));
+    }
     let body = MessageBody {
-        channel: nonempty(&form.channel),
-        to: nonempty(&form.to),
-        subject: nonempty(&form.subject),
-        body: nonempty(&form.body),
-        template: nonempty(&form.template),
+        channel: given(&form.channel),
+        to: given(&form.to),
+        subject: given(&form.subject),
+        body: given(&form.body),
+        template: given(&form.template),
         lang: Some(tr.code().to_owned()),
-        idempotency_key: None,
+        idempotency_key: Some(format!("page:{reference}:{}", form_key(&form))),
         appointment: None,
     };
     if form.act.as_deref() == Some("preview") {
-        return match preview_of(&state, &case, &body, tr.lang).await {
+        return match preview_of(&state, &case, &reach, &body, tr.lang).await {
             Ok(p) => {
                 let filled = WriteForm {
                     csrf: form.csrf.clone(),
@@ -242,32 +258,17 @@ pub async fn write_submit(
                     act: None,
                     key: form.key.clone(),
                 };
-                render(&state, &session, tr, &reference, &filled, true, None).await
+                render(&state, &view, &filled, true, None)
             }
-            Err(e) => {
-                let message = e.detail_in(tr);
-                render(
-                    &state,
-                    &session,
-                    tr,
-                    &reference,
-                    &form,
-                    false,
-                    Some(message),
-                )
-                .await
-            }
+            Err(e) => render(&state, &view, &form, false, Some(e.detail_in(tr))),
         };
     }
-    let queued = match compose(&state, &case, &body, None, None).await {
-        Ok((mut message, _)) => {
-            message.idempotency_key = format!("page:{reference}:{}", form_key(&form));
-            state
-                .store
-                .queue_message(&reference, &message, &session.user.login)
-                .await
-                .map_err(crate::error::ApiError::from)
-        }
+    let queued = match compose(&state, &case, &reach, &body, None, None).await {
+        Ok(message) => state
+            .store
+            .queue_message(&reference, &message, &session.user.login)
+            .await
+            .map_err(crate::error::ApiError::from),
         Err(e) => Err(e),
     };
     match queued {
@@ -275,18 +276,6 @@ pub async fn write_submit(
             state.outbound_wakeup.notify_one();
             Redirect::to(&format!("/ufficio/pratiche/{reference}?esito=message")).into_response()
         }
-        Err(e) => {
-            let message = e.detail_in(tr);
-            render(
-                &state,
-                &session,
-                tr,
-                &reference,
-                &form,
-                false,
-                Some(message),
-            )
-            .await
-        }
+        Err(e) => render(&state, &view, &form, false, Some(e.detail_in(tr))),
     }
 }

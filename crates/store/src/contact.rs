@@ -236,40 +236,26 @@ async fn propose_in(
     Ok(id)
 }
 
-/// Locks the case of call task `id` (its version moves on, its last event is now) before
-/// the task itself, in the same order as every other write on a case; the case's id.
-async fn lock_case_of_task(
+/// Locks the case of the call task or appointment `id` (its version moves on, its last
+/// event is now) before the row itself, in the same order as every other write on a case;
+/// the case's id. `table` is `call_tasks` or `appointments`; `what` names the row in a 404.
+async fn lock_case_of(
     tx: &mut Transaction<'static, Any>,
+    table: &'static str,
+    what: &str,
     id: i64,
     now: DateTime<Utc>,
 ) -> Result<i64> {
-    let row = sqlx::query(
+    let sql = format!(
         "UPDATE cases SET version = version + 1, last_event_at = $1 \
-         WHERE id = (SELECT case_id FROM call_tasks WHERE id = $2) RETURNING id",
-    )
-    .bind(to_ms(now))
-    .bind(id)
-    .fetch_optional(&mut **tx)
-    .await?
-    .ok_or_else(|| StoreError::NotFound(format!("call task {id}")))?;
-    get_i64(&row, "id")
-}
-
-/// The same for the case of appointment `id`.
-async fn lock_case_of_appointment(
-    tx: &mut Transaction<'static, Any>,
-    id: i64,
-    now: DateTime<Utc>,
-) -> Result<i64> {
-    let row = sqlx::query(
-        "UPDATE cases SET version = version + 1, last_event_at = $1 \
-         WHERE id = (SELECT case_id FROM appointments WHERE id = $2) RETURNING id",
-    )
-    .bind(to_ms(now))
-    .bind(id)
-    .fetch_optional(&mut **tx)
-    .await?
-    .ok_or_else(|| StoreError::NotFound(format!("appointment {id}")))?;
+         WHERE id = (SELECT case_id FROM {table} WHERE id = $2) RETURNING id"
+    );
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(to_ms(now))
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("{what} {id}")))?;
     get_i64(&row, "id")
 }
 
@@ -480,7 +466,7 @@ impl Store {
     ) -> Result<i64> {
         check_outcome(outcome)?;
         let (note, call_id) = (given(note), given(call_id));
-        let case_id = lock_case_of_task(tx, id, now).await?;
+        let case_id = lock_case_of(tx, "call_tasks", "call task", id, now).await?;
         let again = (outcome == "not_reached").then(|| self.next_call_due(now));
         let row = match again {
             Some(due) => sqlx::query(
@@ -618,45 +604,20 @@ impl Store {
             ));
         }
         let now = self.clock.now();
-        let mut tx = self.write.begin().await?;
-        let case_id = lock_case_of_appointment(&mut tx, id, now).await?;
-        let row = sqlx::query("SELECT status, starts_at FROM appointments WHERE id = $1")
-            .bind(id)
-            .fetch_one(&mut *tx)
-            .await?;
-        let status = get_str(&row, "status")?;
-        match status.as_str() {
-            "proposed" => {}
-            "confirmed" => {
-                drop(tx);
-                return self.appointment(id).await;
-            }
-            _ => return Err(closed(id, status)),
-        }
-        sqlx::query(
+        let update = sqlx::query(
             "UPDATE appointments SET status = 'confirmed', confirmed_at = $1, confirmed_via = $2 WHERE id = $3",
         )
         .bind(to_ms(now))
         .bind(via)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-        let detail = serde_json::json!({
-            "appointment_id": id,
-            "starts_at": rome_rfc3339(from_ms(get_i64(&row, "starts_at")?)?),
-            "via": via,
-        });
-        insert_event(
-            &mut tx,
-            case_id,
-            now,
-            actor,
-            "appointment_confirmed",
-            &detail,
-        )
-        .await?;
-        tx.commit().await?;
-        self.appointment(id).await
+        .bind(id);
+        let change = Transition {
+            from: &["proposed"],
+            to: "confirmed",
+            kind: "appointment_confirmed",
+            journal_from: false,
+            detail: serde_json::json!({ "via": via }),
+        };
+        self.move_appointment(id, change, update, now, actor).await
     }
 
     /// Cancels a proposed or confirmed appointment, journaled (`appointment_cancelled`,
@@ -668,41 +629,56 @@ impl Store {
         actor: &str,
     ) -> Result<AppointmentView> {
         let note = given(note);
-        let now = self.clock.now();
+        let update =
+            sqlx::query("UPDATE appointments SET status = 'cancelled' WHERE id = $1").bind(id);
+        let change = Transition {
+            from: &["proposed", "confirmed"],
+            to: "cancelled",
+            kind: "appointment_cancelled",
+            journal_from: true,
+            detail: serde_json::json!({ "note": note }),
+        };
+        self.move_appointment(id, change, update, self.clock.now(), actor)
+            .await
+    }
+
+    /// Moves appointment `id` along `change` with `update` (its `UPDATE`), journaled with
+    /// the appointment's id and time, the status it came `from` and the change's detail;
+    /// the target status again changes nothing; any other status refuses as closed.
+    async fn move_appointment(
+        &self,
+        id: i64,
+        change: Transition,
+        update: sqlx::query::Query<'_, Any, sqlx::any::AnyArguments>,
+        now: DateTime<Utc>,
+        actor: &str,
+    ) -> Result<AppointmentView> {
         let mut tx = self.write.begin().await?;
-        let case_id = lock_case_of_appointment(&mut tx, id, now).await?;
+        let case_id = lock_case_of(&mut tx, "appointments", "appointment", id, now).await?;
         let row = sqlx::query("SELECT status, starts_at FROM appointments WHERE id = $1")
             .bind(id)
             .fetch_one(&mut *tx)
             .await?;
         let status = get_str(&row, "status")?;
-        match status.as_str() {
-            "proposed" | "confirmed" => {}
-            "cancelled" => {
-                drop(tx);
-                return self.appointment(id).await;
-            }
-            _ => return Err(closed(id, status)),
+        if status == change.to {
+            drop(tx);
+            return self.appointment(id).await;
         }
-        sqlx::query("UPDATE appointments SET status = 'cancelled' WHERE id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        let detail = serde_json::json!({
+        if !change.from.contains(&status.as_str()) {
+            return Err(closed(id, status));
+        }
+        update.execute(&mut *tx).await?;
+        let mut detail = serde_json::json!({
             "appointment_id": id,
             "starts_at": rome_rfc3339(from_ms(get_i64(&row, "starts_at")?)?),
-            "from": status,
-            "note": note,
         });
-        insert_event(
-            &mut tx,
-            case_id,
-            now,
-            actor,
-            "appointment_cancelled",
-            &detail,
-        )
-        .await?;
+        if change.journal_from {
+            detail["from"] = status.into();
+        }
+        if let (Some(all), Some(extra)) = (detail.as_object_mut(), change.detail.as_object()) {
+            all.extend(extra.clone());
+        }
+        insert_event(&mut tx, case_id, now, actor, change.kind, &detail).await?;
         tx.commit().await?;
         self.appointment(id).await
     }
@@ -768,6 +744,17 @@ fn check_outcome(outcome: &str) -> Result<()> {
             "must be reached, not_reached or appointment",
         ))
     }
+}
+
+/// A change of an appointment's status: from which statuses, to which, the journal's kind
+/// and what the journal adds to the appointment's id and time.
+struct Transition {
+    from: &'static [&'static str],
+    to: &'static str,
+    kind: &'static str,
+    /// Whether the journal says the status it came from.
+    journal_from: bool,
+    detail: serde_json::Value,
 }
 
 /// The refusal of a change to an appointment that is over (cancelled or held).
@@ -1341,7 +1328,7 @@ mod tests {
                 store.confirm_appointment(a.id, " ", "op1").await,
                 Err(StoreError::Invalid { .. })
             ));
-            assert!(store.appointments_of_case(&r).await.unwrap().len() == 1);
+            assert_eq!(store.appointments_of_case(&r).await.unwrap().len(), 1);
         })
         .await;
     }

@@ -15,9 +15,7 @@ use crate::harness::Install;
 async fn phone_case(install: &Install, token: &str) -> String {
     let body = json!({"case_type": "ztl_permit", "subject": "Permesso residenti", "channel": "phone",
         "citizen": {"name": "Anna Neri", "phone": "+39 06 1234567"}});
-    let (status, _, case) = install
-        .call("POST", "/api/v1/cases", Some(token), Some(body))
-        .await;
+    let (status, case) = post(install, token, "/api/v1/cases", Some(body)).await;
     assert_eq!(status, 201, "{case}");
     case["reference"].as_str().unwrap().to_owned()
 }
@@ -40,19 +38,40 @@ fn ids(list: &Value) -> Vec<i64> {
         .collect()
 }
 
+/// `method path` as `token`, with an optional JSON body: (status, JSON).
+async fn send(
+    install: &Install,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let (status, _, json) = install.call(method, path, Some(token), body).await;
+    (status, json)
+}
+
+/// POST `path` as `token`, with an optional JSON body: (status, JSON).
+async fn post(install: &Install, token: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    send(install, "POST", path, token, body).await
+}
+
+/// GET `path` as `token`: the JSON of its 200.
+async fn get_ok(install: &Install, token: &str, path: &str) -> Value {
+    let (status, json) = send(install, "GET", path, token, None).await;
+    assert_eq!(status, 200, "GET {path}: {json}");
+    json
+}
+
+/// The events of a case's timeline.
+async fn timeline(install: &Install, token: &str, reference: &str) -> Vec<Value> {
+    let case = get_ok(install, token, &format!("/api/v1/cases/{reference}")).await;
+    case["timeline"].as_array().unwrap().clone()
+}
+
+/// The kinds of a case's timeline's events.
 async fn timeline_kinds(install: &Install, token: &str, reference: &str) -> Vec<String> {
-    let (status, _, case) = install
-        .call(
-            "GET",
-            &format!("/api/v1/cases/{reference}"),
-            Some(token),
-            None,
-        )
-        .await;
-    assert_eq!(status, 200, "{case}");
-    case["timeline"]
-        .as_array()
-        .unwrap()
+    timeline(install, token, reference)
+        .await
         .iter()
         .map(|e| e["kind"].as_str().unwrap().to_owned())
         .collect()
@@ -66,39 +85,34 @@ async fn a_call_back_ends_in_an_appointment_at_the_counter() {
     let reference = install.create_case(&op).await;
 
     let path = format!("/api/v1/cases/{reference}/callbacks");
-    let (status, _, task) = install
-        .call(
-            "POST",
-            &path,
-            Some(&op),
-            Some(json!({"note": "Manca il libretto"})),
-        )
-        .await;
+    let (status, task) = post(
+        &install,
+        &op,
+        &path,
+        Some(json!({"note": "Manca il libretto"})),
+    )
+    .await;
     assert_eq!(status, 201, "{task}");
     assert_eq!(task["status"], "open");
     assert_eq!(task["reason"], "operator");
     assert_eq!(task["script"], "Manca il libretto");
     assert_eq!(task["case"], reference.as_str());
     let id = task["id"].as_i64().unwrap();
-    let (status, _, again) = install.call("POST", &path, Some(&op), None).await;
+    let (status, again) = post(&install, &op, &path, None).await;
     assert_eq!(status, 409, "one open call per case: {again}");
 
-    let (status, _, queue) = install
-        .call("GET", "/api/v1/callbacks", Some(&op), None)
-        .await;
-    assert_eq!(status, 200, "{queue}");
+    let queue = get_ok(&install, &op, "/api/v1/callbacks").await;
     assert_eq!(ids(&queue["items"]), [id]);
     assert_eq!(queue["total"], 1);
 
     let call = format!("/api/v1/callbacks/{id}");
-    let (status, _, once) = install
-        .call(
-            "POST",
-            &call,
-            Some(&op),
-            Some(json!({"outcome": "not_reached", "note": "segreteria"})),
-        )
-        .await;
+    let (status, once) = post(
+        &install,
+        &op,
+        &call,
+        Some(json!({"outcome": "not_reached", "note": "segreteria"})),
+    )
+    .await;
     assert_eq!(status, 200, "{once}");
     assert_eq!(
         (once["status"].as_str(), once["attempts"].as_i64()),
@@ -109,21 +123,18 @@ async fn a_call_back_ends_in_an_appointment_at_the_counter() {
         "{once}"
     );
     assert!(once.get("appointment").is_none());
-    let (_, _, queue) = install
-        .call("GET", "/api/v1/callbacks", Some(&op), None)
-        .await;
+    let queue = get_ok(&install, &op, "/api/v1/callbacks").await;
     assert_eq!(ids(&queue["items"]), [id], "still to call");
 
     let (starts_at, day) = rome_morning(3);
-    let (status, _, done) = install
-        .call(
-            "POST",
-            &call,
-            Some(&op),
-            Some(json!({"outcome": "appointment", "call_id": "pbx-42",
+    let (status, done) = post(
+        &install,
+        &op,
+        &call,
+        Some(json!({"outcome": "appointment", "call_id": "pbx-42",
                 "appointment": {"starts_at": starts_at, "reason": "Firma e ritiro del permesso"}})),
-        )
-        .await;
+    )
+    .await;
     assert_eq!(status, 200, "{done}");
     assert_eq!(
         (done["status"].as_str(), done["attempts"].as_i64()),
@@ -137,48 +148,27 @@ async fn a_call_back_ends_in_an_appointment_at_the_counter() {
     assert_eq!(appointment["place"], "Sportello, Ufficio Mobilità");
     assert_eq!(appointment["case"], reference.as_str());
     let aid = appointment["id"].as_i64().unwrap();
-    let (_, _, queue) = install
-        .call("GET", "/api/v1/callbacks", Some(&op), None)
-        .await;
+    let queue = get_ok(&install, &op, "/api/v1/callbacks").await;
     assert_eq!(queue["total"], 0, "done: out of the queue");
-    let (status, _, refused) = install
-        .call(
-            "POST",
-            &call,
-            Some(&op),
-            Some(json!({"outcome": "reached"})),
-        )
-        .await;
+    let (status, refused) = post(&install, &op, &call, Some(json!({"outcome": "reached"}))).await;
     assert_eq!(
         status, 409,
         "a done call takes no further outcome: {refused}"
     );
 
-    let (status, _, list) = install
-        .call(
-            "GET",
-            &format!("/api/v1/appointments?day={day}"),
-            Some(&op),
-            None,
-        )
-        .await;
-    assert_eq!(status, 200, "{list}");
+    let list = get_ok(&install, &op, &format!("/api/v1/appointments?day={day}")).await;
     assert_eq!(ids(&list), [aid]);
     assert_eq!(list[0]["case_flags"], json!([]));
     assert_eq!(list[0]["case_status"], "received");
-    let (_, _, other_day) = install
-        .call("GET", "/api/v1/appointments", Some(&op), None)
-        .await;
+    let other_day = get_ok(&install, &op, "/api/v1/appointments").await;
     assert_eq!(ids(&other_day), Vec::<i64>::new(), "today has none");
 
     let confirm = format!("/api/v1/appointments/{aid}/confirm");
-    let (status, _, confirmed) = install
-        .call("POST", &confirm, Some(&op), Some(json!({"via": "phone"})))
-        .await;
+    let (status, confirmed) = post(&install, &op, &confirm, Some(json!({"via": "phone"}))).await;
     assert_eq!(status, 200, "{confirmed}");
     assert_eq!(confirmed["status"], "confirmed");
     assert_eq!(confirmed["confirmed_via"], "phone");
-    let (status, _, same) = install.call("POST", &confirm, Some(&op), None).await;
+    let (status, same) = post(&install, &op, &confirm, None).await;
     assert_eq!(
         (status, &same),
         (200, &confirmed),
@@ -198,47 +188,41 @@ async fn a_call_back_ends_in_an_appointment_at_the_counter() {
 
     // An appointment set directly, then cancelled: it cannot be confirmed any more.
     let (later, _) = rome_morning(4);
-    let (status, _, second) = install
-        .call(
-            "POST",
-            &format!("/api/v1/cases/{reference}/appointments"),
-            Some(&op),
-            Some(json!({"starts_at": later, "place": "Sportello 3", "reason": "Documento d'identità"})),
-        )
-        .await;
+    let (status, second) = post(
+        &install,
+        &op,
+        &format!("/api/v1/cases/{reference}/appointments"),
+        Some(json!({"starts_at": later, "place": "Sportello 3", "reason": "Documento d'identità"})),
+    )
+    .await;
     assert_eq!(status, 201, "{second}");
     assert_eq!(second["place"], "Sportello 3");
     let second_id = second["id"].as_i64().unwrap();
-    let (status, _, cancelled) = install
-        .call(
-            "POST",
-            &format!("/api/v1/appointments/{second_id}/cancel"),
-            Some(&op),
-            Some(json!({"note": "il cittadino non può"})),
-        )
-        .await;
+    let (status, cancelled) = post(
+        &install,
+        &op,
+        &format!("/api/v1/appointments/{second_id}/cancel"),
+        Some(json!({"note": "il cittadino non può"})),
+    )
+    .await;
     assert_eq!(
         (status, cancelled["status"].as_str()),
         (200, Some("cancelled"))
     );
-    let (status, _, _) = install
-        .call(
-            "POST",
-            &format!("/api/v1/appointments/{second_id}/confirm"),
-            Some(&op),
-            None,
-        )
-        .await;
+    let (status, _) = post(
+        &install,
+        &op,
+        &format!("/api/v1/appointments/{second_id}/confirm"),
+        None,
+    )
+    .await;
     assert_eq!(status, 409);
-    let (status, _, of_case) = install
-        .call(
-            "GET",
-            &format!("/api/v1/cases/{reference}/appointments"),
-            Some(&op),
-            None,
-        )
-        .await;
-    assert_eq!(status, 200, "{of_case}");
+    let of_case = get_ok(
+        &install,
+        &op,
+        &format!("/api/v1/cases/{reference}/appointments"),
+    )
+    .await;
     assert_eq!(ids(&of_case), [aid, second_id]);
     assert!(
         timeline_kinds(&install, &op, &reference)
@@ -256,25 +240,23 @@ async fn bad_input_is_a_clear_422_and_other_roles_are_refused() {
     let integration = install.user("pbx", "integration");
     install.start(&[]).await;
     let reference = install.create_case(&op).await;
-    let (_, _, task) = install
-        .call(
-            "POST",
-            &format!("/api/v1/cases/{reference}/callbacks"),
-            Some(&op),
-            None,
-        )
-        .await;
+    let (_, task) = post(
+        &install,
+        &op,
+        &format!("/api/v1/cases/{reference}/callbacks"),
+        None,
+    )
+    .await;
     assert_eq!(task["script"], "Richiamare il cittadino");
     let id = task["id"].as_i64().unwrap();
     let (future, day) = rome_morning(2);
-    let (_, _, appointment) = install
-        .call(
-            "POST",
-            &format!("/api/v1/cases/{reference}/appointments"),
-            Some(&op),
-            Some(json!({"starts_at": future, "reason": "Firma"})),
-        )
-        .await;
+    let (_, appointment) = post(
+        &install,
+        &op,
+        &format!("/api/v1/cases/{reference}/appointments"),
+        Some(json!({"starts_at": future, "reason": "Firma"})),
+    )
+    .await;
     let aid = appointment["id"].as_i64().unwrap();
 
     let field_of = |body: &Value| body["errors"][0]["field"].as_str().unwrap_or("").to_owned();
@@ -328,68 +310,49 @@ async fn bad_input_is_a_clear_422_and_other_roles_are_refused() {
         assert_eq!(ctype, "application/problem+json");
         assert_eq!(field_of(&problem), field, "{problem}");
     }
-    let (status, _, problem) = install
-        .call(
-            "GET",
-            "/api/v1/appointments?day=31-12-2026",
-            Some(&op),
-            None,
-        )
-        .await;
+    let (status, problem) = send(
+        &install,
+        "GET",
+        "/api/v1/appointments?day=31-12-2026",
+        &op,
+        None,
+    )
+    .await;
     assert_eq!(
         (status, field_of(&problem).as_str()),
         (422, "day"),
         "{problem}"
     );
-    let (status, _, _) = install
-        .call(
-            "POST",
-            &format!("/api/v1/appointments/{aid}/confirm"),
-            Some(&op),
-            Some(json!({"via": "piccione viaggiatore"})),
-        )
-        .await;
+    let (status, _) = post(
+        &install,
+        &op,
+        &format!("/api/v1/appointments/{aid}/confirm"),
+        Some(json!({"via": "piccione viaggiatore"})),
+    )
+    .await;
     assert_eq!(status, 422);
-    let (status, _, _) = install
-        .call(
-            "POST",
-            "/api/v1/callbacks/999999",
-            Some(&op),
-            Some(json!({"outcome": "reached"})),
-        )
-        .await;
+    let (status, _) = post(
+        &install,
+        &op,
+        "/api/v1/callbacks/999999",
+        Some(json!({"outcome": "reached"})),
+    )
+    .await;
     assert_eq!(status, 404);
-    let (status, _, _) = install
-        .call(
-            "POST",
-            "/api/v1/appointments/999999/cancel",
-            Some(&op),
-            None,
-        )
-        .await;
+    let (status, _) = post(&install, &op, "/api/v1/appointments/999999/cancel", None).await;
     assert_eq!(status, 404);
-    let (status, _, _) = install
-        .call(
-            "POST",
-            "/api/v1/cases/ZTL-2026-999999/callbacks",
-            Some(&op),
-            None,
-        )
-        .await;
+    let (status, _) = post(
+        &install,
+        &op,
+        "/api/v1/cases/ZTL-2026-999999/callbacks",
+        None,
+    )
+    .await;
     assert_eq!(status, 404);
     // Nothing of the refused requests was written.
-    let (_, _, queue) = install
-        .call("GET", "/api/v1/callbacks", Some(&op), None)
-        .await;
+    let queue = get_ok(&install, &op, "/api/v1/callbacks").await;
     assert_eq!(queue["items"][0]["attempts"], 0);
-    let (_, _, list) = install
-        .call(
-            "GET",
-            &format!("/api/v1/appointments?day={day}"),
-            Some(&op),
-            None,
-        )
-        .await;
+    let list = get_ok(&install, &op, &format!("/api/v1/appointments?day={day}")).await;
     assert_eq!(ids(&list), [aid]);
 
     // Neither the police nor a machine client reads or changes any of it.
@@ -429,9 +392,7 @@ async fn bad_input_is_a_clear_422_and_other_roles_are_refused() {
         let (status, _, _) = install.call(method, path, None, body.clone()).await;
         assert_eq!(status, 401, "{method} {path}");
     }
-    let (_, _, queue) = install
-        .call("GET", "/api/v1/callbacks", Some(&op), None)
-        .await;
+    let queue = get_ok(&install, &op, "/api/v1/callbacks").await;
     assert_eq!(
         (
             queue["items"][0]["status"].as_str(),
@@ -448,14 +409,13 @@ async fn the_queue_page_closes_a_call_with_one_click() {
     let (police_password, _) = install.user_with_password("vigile", "police");
     install.start(&[]).await;
     let reference = phone_case(&install, &op).await;
-    let (status, _, task) = install
-        .call(
-            "POST",
-            &format!("/api/v1/cases/{reference}/callbacks"),
-            Some(&op),
-            Some(json!({"note": "Manca la carta di circolazione"})),
-        )
-        .await;
+    let (status, task) = post(
+        &install,
+        &op,
+        &format!("/api/v1/cases/{reference}/callbacks"),
+        Some(json!({"note": "Manca la carta di circolazione"})),
+    )
+    .await;
     assert_eq!(status, 201, "{task}");
     let id = task["id"].as_i64().unwrap();
 
@@ -523,24 +483,12 @@ async fn the_queue_page_closes_a_call_with_one_click() {
         "the task left the queue"
     );
     assert!(after.body.contains("role=\"status\""), "{}", after.body);
-    let (_, _, queue) = install
-        .call("GET", "/api/v1/callbacks", Some(&op), None)
-        .await;
+    let queue = get_ok(&install, &op, "/api/v1/callbacks").await;
     assert_eq!(queue["total"], 0);
-    let (_, _, case) = install
-        .call(
-            "GET",
-            &format!("/api/v1/cases/{reference}"),
-            Some(&op),
-            None,
-        )
-        .await;
-    let logged = case["timeline"]
-        .as_array()
-        .unwrap()
-        .iter()
+    let logged = timeline(&install, &op, &reference)
+        .await
+        .into_iter()
         .find(|e| e["kind"] == "call_logged")
-        .cloned()
         .unwrap();
     assert_eq!(logged["detail"]["outcome"], "reached");
     assert_eq!(logged["detail"]["note"], "tutto chiaro");
@@ -552,14 +500,13 @@ async fn the_queue_page_closes_a_call_with_one_click() {
 
     // The counter's day: the appointment, whether the case is ready, one-click confirm.
     let (starts_at, day) = rome_morning(2);
-    let (status, _, appointment) = install
-        .call(
-            "POST",
-            &format!("/api/v1/cases/{reference}/appointments"),
-            Some(&op),
-            Some(json!({"starts_at": starts_at, "reason": "Firma del permesso"})),
-        )
-        .await;
+    let (status, appointment) = post(
+        &install,
+        &op,
+        &format!("/api/v1/cases/{reference}/appointments"),
+        Some(json!({"starts_at": starts_at, "reason": "Firma del permesso"})),
+    )
+    .await;
     assert_eq!(status, 201, "{appointment}");
     let aid = appointment["id"].as_i64().unwrap();
     let counter = browser
@@ -595,14 +542,7 @@ async fn the_queue_page_closes_a_call_with_one_click() {
         confirmed.location,
         format!("/ufficio/appuntamenti?giorno={day}&esito=confirm")
     );
-    let (_, _, list) = install
-        .call(
-            "GET",
-            &format!("/api/v1/appointments?day={day}"),
-            Some(&op),
-            None,
-        )
-        .await;
+    let list = get_ok(&install, &op, &format!("/api/v1/appointments?day={day}")).await;
     assert_eq!(list[0]["status"], "confirmed");
     assert_eq!(list[0]["confirmed_via"], "counter");
     let today = browser.get("/ufficio/appuntamenti?giorno=ieri").await;
@@ -628,14 +568,13 @@ async fn the_citizen_confirms_the_appointment_on_the_portal() {
     install.start(&[]).await;
     let reference = install.create_case(&op).await;
     let (starts_at, _) = rome_morning(2);
-    let (status, _, appointment) = install
-        .call(
-            "POST",
-            &format!("/api/v1/cases/{reference}/appointments"),
-            Some(&op),
-            Some(json!({"starts_at": starts_at, "reason": "Mostrare il libretto originale"})),
-        )
-        .await;
+    let (status, appointment) = post(
+        &install,
+        &op,
+        &format!("/api/v1/cases/{reference}/appointments"),
+        Some(json!({"starts_at": starts_at, "reason": "Mostrare il libretto originale"})),
+    )
+    .await;
     assert_eq!(status, 201, "{appointment}");
     let id = appointment["id"].as_i64().unwrap();
     let mut browser = Browser::new(&install);
@@ -666,14 +605,12 @@ async fn the_citizen_confirms_the_appointment_on_the_portal() {
         "{}",
         confirmed.body
     );
-    let (_, _, list) = install
-        .call(
-            "GET",
-            &format!("/api/v1/cases/{reference}/appointments"),
-            Some(&op),
-            None,
-        )
-        .await;
+    let list = get_ok(
+        &install,
+        &op,
+        &format!("/api/v1/cases/{reference}/appointments"),
+    )
+    .await;
     assert_eq!(list[0]["status"], "confirmed", "{list}");
     assert_eq!(list[0]["confirmed_via"], "portal");
 }

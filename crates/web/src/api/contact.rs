@@ -174,6 +174,22 @@ fn text(
     Some(value.to_owned())
 }
 
+/// One optional text of a request, checked as [`text`]: a 422 when it is wrong.
+fn only_text(
+    field: &str,
+    value: Option<&str>,
+    max: usize,
+    multiline: bool,
+) -> Result<Option<String>, ApiError> {
+    let mut errors = Vec::new();
+    let value = text(field, value, max, multiline, &mut errors);
+    if errors.is_empty() {
+        Ok(value)
+    } else {
+        Err(ApiError::Invalid(errors))
+    }
+}
+
 /// An instant given as RFC 3339, or as a Rome local date and time (`YYYY-MM-DDTHH:MM`,
 /// seconds optional, `T` or a space).
 pub fn parse_instant(value: &str) -> Result<DateTime<Utc>, String> {
@@ -350,11 +366,7 @@ pub(crate) async fn cancel_as(
     id: i64,
     note: Option<&str>,
 ) -> Result<AppointmentView, ApiError> {
-    let mut errors = Vec::new();
-    let note = text("note", note, 2000, true, &mut errors);
-    if !errors.is_empty() {
-        return Err(ApiError::Invalid(errors));
-    }
+    let note = only_text("note", note, 2000, true)?;
     Ok(state
         .store
         .cancel_appointment(id, note.as_deref(), &user.login)
@@ -424,11 +436,7 @@ pub async fn open_callback(
     let user = caller.require(Permission::SendMessage)?;
     check_reference(&reference)?;
     let body: OpenCallbackBody = optional_body(&body)?;
-    let mut errors = Vec::new();
-    let note = text("note", body.note.as_deref(), 2000, true, &mut errors);
-    if !errors.is_empty() {
-        return Err(ApiError::Invalid(errors));
-    }
+    let note = only_text("note", body.note.as_deref(), 2000, true)?;
     let script = note.as_deref().unwrap_or(DEFAULT_SCRIPT);
     match state
         .store
@@ -498,9 +506,11 @@ pub async fn case_appointments(
 ) -> Result<Json<Vec<AppointmentView>>, ApiError> {
     let user = caller.require(Permission::ReadCase)?;
     check_reference(&reference)?;
-    // An unknown case is a 404, not an empty list.
-    state.store.get_case(&reference).await?;
     let items = state.store.appointments_of_case(&reference).await?;
+    if items.is_empty() {
+        // An unknown case is a 404, not an empty list.
+        state.store.get_case(&reference).await?;
+    }
     state
         .store
         .record_access(&user.login, "read_appointments", &reference)
@@ -564,11 +574,10 @@ pub async fn confirm_appointment(
     ApiPath(id): ApiPath<i64>,
     body: Bytes,
 ) -> Result<Json<AppointmentView>, ApiError> {
-    let user = caller.require(Permission::SendMessage)?;
-    let body: ConfirmBody = optional_body(&body)?;
-    Ok(Json(
-        confirm_as(&state, user, id, body.via.as_deref()).await?,
-    ))
+    change_appointment(&caller, &body, async |user, body: ConfirmBody| {
+        confirm_as(&state, user, id, body.via.as_deref()).await
+    })
+    .await
 }
 
 /// `POST /api/v1/appointments/{id}/cancel`: cancels a proposed or confirmed appointment
@@ -585,11 +594,22 @@ pub async fn cancel_appointment(
     ApiPath(id): ApiPath<i64>,
     body: Bytes,
 ) -> Result<Json<AppointmentView>, ApiError> {
+    change_appointment(&caller, &body, async |user, body: CancelBody| {
+        cancel_as(&state, user, id, body.note.as_deref()).await
+    })
+    .await
+}
+
+/// What the confirm and cancel routes share: the caller must write to citizens, the body
+/// may be empty; `change` does the rest.
+async fn change_appointment<B: DeserializeOwned + Default>(
+    caller: &Caller,
+    body: &Bytes,
+    change: impl AsyncFnOnce(&AuthUser, B) -> Result<AppointmentView, ApiError>,
+) -> Result<Json<AppointmentView>, ApiError> {
     let user = caller.require(Permission::SendMessage)?;
-    let body: CancelBody = optional_body(&body)?;
-    Ok(Json(
-        cancel_as(&state, user, id, body.note.as_deref()).await?,
-    ))
+    let body = optional_body(body)?;
+    Ok(Json(change(user, body).await?))
 }
 
 #[cfg(test)]

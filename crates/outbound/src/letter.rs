@@ -31,6 +31,18 @@ pub fn printed_date(rfc3339: &str) -> String {
     }
 }
 
+/// The recipient's lines of a printed message: the fax number for a fax, else the
+/// citizen's name (when known) above the postal address.
+pub fn recipient_lines(channel: &str, name: Option<&str>, recipient: &str) -> Vec<String> {
+    if channel == "fax" {
+        return vec![format!("Fax {recipient}")];
+    }
+    name.map(str::to_owned)
+        .into_iter()
+        .chain(recipient.lines().map(str::to_owned))
+        .collect()
+}
+
 /// The PDF of a printed message on `office`'s letterhead.
 pub fn message_pdf(office: &OfficeConfig, message: &PrintedMessage) -> Vec<u8> {
     let letterhead = vec![office.authority.clone(), office.name.clone()];
@@ -87,5 +99,13 @@ mod tests {
         );
         assert!(text.contains("carta di circolazione"));
         assert_eq!(printed_date("2026-11-26T10:15:30+01:00"), "26/11/2026");
+        assert_eq!(
+            recipient_lines("letter", Some("Mario Rossi"), "Via Roma 1\n00100 Roma"),
+            ["Mario Rossi", "Via Roma 1", "00100 Roma"]
+        );
+        assert_eq!(
+            recipient_lines("fax", Some("Mario Rossi"), "061234567"),
+            ["Fax 061234567"]
+        );
     }
 }

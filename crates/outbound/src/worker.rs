@@ -361,19 +361,14 @@ impl Worker {
         }
         if channel == Channel::Fax {
             // A fax is the letter, printed: the protocol number on the page.
-            let view = self
-                .store
-                .outbound_message(message.id)
-                .await
-                .map_err(|e| SendError::Retryable(e.to_string()))?;
-            let recipient = vec![format!("Fax {}", message.recipient)];
-            let date = crate::letter::printed_date(&view.created_at);
+            let recipient = crate::letter::recipient_lines("fax", None, &message.recipient);
+            let date = crate::letter::printed_date(&message.queued_at);
             let pdf = message_pdf(
                 &self.settings.office,
                 &PrintedMessage {
                     reference: &message.case,
                     recipient: &recipient,
-                    protocol: view.protocol.as_deref(),
+                    protocol: message.protocol.as_deref(),
                     date: &date,
                     subject: &message.subject,
                     body: &message.body,

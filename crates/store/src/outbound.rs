@@ -130,6 +130,10 @@ pub struct Claimed {
     pub whatsapp_template: bool,
     /// Attempts including this one.
     pub attempts: i64,
+    /// Its protocol number (printed on a faxed page).
+    pub protocol: Option<String>,
+    /// When it was queued (RFC 3339, Rome): the date printed on a faxed page.
+    pub queued_at: String,
 }
 
 /// What a receipt says of a sent message.
@@ -352,7 +356,7 @@ impl Store {
              WHERE id IN (SELECT id FROM outbound_messages WHERE status IN ('queued', 'sending') \
              AND next_attempt_at <= $2 ORDER BY next_attempt_at, id LIMIT $3{skip_locked}) \
              RETURNING id, case_id, channel, recipient, subject, body, message_id, in_reply_to, refs, \
-             attachments, whatsapp_template, attempts"
+             attachments, whatsapp_template, attempts, protocol, created_at"
         );
         let mut tx = self.write.begin().await?;
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -361,15 +365,34 @@ impl Store {
             .bind(limit)
             .fetch_all(&mut *tx)
             .await?;
+        tx.commit().await?;
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        // The cases' references in one read (the lease is taken: nothing else changes
+        // these messages now).
+        let case_ids: Vec<i64> = rows
+            .iter()
+            .map(|r| get_i64(r, "case_id"))
+            .collect::<Result<_>>()?;
+        let placeholders = (1..=case_ids.len())
+            .map(|i| format!("${i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!("SELECT id, reference FROM cases WHERE id IN ({placeholders})");
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for id in &case_ids {
+            query = query.bind(*id);
+        }
+        let mut references = std::collections::HashMap::new();
+        for row in query.fetch_all(&self.read).await? {
+            references.insert(get_i64(&row, "id")?, get_str(&row, "reference")?);
+        }
         let mut claimed = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let case_id = get_i64(row, "case_id")?;
-            let reference = sqlx::query("SELECT reference FROM cases WHERE id = $1")
-                .bind(case_id)
-                .fetch_one(&mut *tx)
-                .await?;
+        for (row, case_id) in rows.iter().zip(case_ids) {
             let ids: Vec<String> =
                 serde_json::from_str(&get_str(row, "attachments")?).unwrap_or_default();
+            // Only a permit's notice carries a document: read per message, when there is one.
             let mut attachments = Vec::with_capacity(ids.len());
             for doc in &ids {
                 if let Some(d) = sqlx::query(
@@ -377,7 +400,7 @@ impl Store {
                 )
                 .bind(doc)
                 .bind(case_id)
-                .fetch_optional(&mut *tx)
+                .fetch_optional(&self.read)
                 .await?
                 {
                     attachments.push((
@@ -389,7 +412,9 @@ impl Store {
             }
             claimed.push(Claimed {
                 id: get_i64(row, "id")?,
-                case: get_str(&reference, "reference")?,
+                case: references.get(&case_id).cloned().ok_or_else(|| {
+                    StoreError::Corrupt(format!("message of a missing case {case_id}"))
+                })?,
                 channel: get_str(row, "channel")?,
                 recipient: get_str(row, "recipient")?,
                 subject: get_str(row, "subject")?,
@@ -400,9 +425,10 @@ impl Store {
                 attachments,
                 whatsapp_template: get_i64(row, "whatsapp_template")? != 0,
                 attempts: get_i64(row, "attempts")?,
+                protocol: get_opt_str(row, "protocol")?,
+                queued_at: crate::cases::rome_rfc3339(from_ms(get_i64(row, "created_at")?)?),
             });
         }
-        tx.commit().await?;
         claimed.sort_by_key(|c| c.id);
         Ok(claimed)
     }
@@ -571,16 +597,6 @@ impl Store {
         .fetch_one(&self.read)
         .await?;
         Ok((get_i64(&row, "waiting")?, get_i64(&row, "failed")?))
-    }
-
-    /// When the next queued message is due (the worker sleeps until then).
-    pub async fn next_outbound_due(&self) -> Result<Option<DateTime<Utc>>> {
-        let row = sqlx::query(
-            "SELECT MIN(next_attempt_at) AS due FROM outbound_messages WHERE status IN ('queued', 'sending')",
-        )
-        .fetch_one(&self.write)
-        .await?;
-        get_opt_i64(&row, "due")?.map(from_ms).transpose()
     }
 }
 
@@ -975,7 +991,6 @@ mod tests {
                     .unwrap()
                     .is_empty()
             );
-            assert_eq!(store.next_outbound_due().await.unwrap(), Some(later));
             clock.advance(Duration::seconds(31));
             let third = store
                 .claim_outbound(10, Duration::seconds(60))

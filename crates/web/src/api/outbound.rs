@@ -545,17 +545,10 @@ fn sent_json(view: &OutboundView) -> SentMessage {
 }
 
 /// The PDF of a letter or fax message.
-pub(crate) async fn message_pdf(state: &AppState, view: &OutboundView) -> Vec<u8> {
-    let case = state.store.get_case(&view.case).await.ok();
-    let mut recipient = Vec::new();
-    if view.channel == "fax" {
-        recipient.push(format!("Fax {}", view.recipient));
-    } else {
-        if let Some(name) = case.as_ref().and_then(|c| c.citizen.name.clone()) {
-            recipient.push(name);
-        }
-        recipient.extend(view.recipient.lines().map(str::to_owned));
-    }
+/// `citizen` is the name printed above a letter's address.
+pub(crate) fn message_pdf(state: &AppState, view: &OutboundView, citizen: Option<&str>) -> Vec<u8> {
+    let recipient =
+        sportello_outbound::letter::recipient_lines(&view.channel, citizen, &view.recipient);
     sportello_outbound::letter::message_pdf(
         &state.config.office,
         &sportello_outbound::letter::PrintedMessage {
@@ -628,7 +621,7 @@ pub async fn send_message(
         StatusCode::OK
     };
     if view.channel == "letter" && !wants_json(&headers) {
-        let pdf = message_pdf(&state, &view).await;
+        let pdf = message_pdf(&state, &view, case.citizen.name.as_deref());
         let mut response = (status, pdf).into_response();
         let h = response.headers_mut();
         h.insert(
@@ -827,7 +820,12 @@ pub async fn outbound_pdf(
         .store
         .record_access(&user.login, "read_outbound", &view.case)
         .await?;
-    let pdf = message_pdf(&state, &view).await;
+    // A reprint: the citizen's name above a letter's address.
+    let name = match view.channel.as_str() {
+        "letter" => state.store.get_case(&view.case).await?.citizen.name,
+        _ => None,
+    };
+    let pdf = message_pdf(&state, &view, name.as_deref());
     Ok(([(header::CONTENT_TYPE, "application/pdf")], pdf).into_response())
 }
 

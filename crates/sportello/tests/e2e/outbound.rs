@@ -47,17 +47,49 @@ async fn new_case(install: &Install, token: &str, channel: &str, citizen: Value)
     case["reference"].as_str().unwrap().to_owned()
 }
 
-/// An office that writes e-mail into `sink` (`outbound` keys in `extra`), started, with
-/// an operator; returns it and the operator's token.
-async fn mailing_office(sink: &SmtpSink, extra: &str) -> (Install, String) {
-    let mut install = Install::new(&format!(
-        "[outbound]\n{extra}\n[outbound.email]\nsmtp_url = \"{}\"\nfrom = \"protocollo@comune.example.it\"\n",
-        sink.url()
-    ))
-    .await;
+/// An office with `config`, started, with an operator; returns it and the operator's token.
+async fn office(config: &str) -> (Install, String) {
+    let mut install = Install::new(config).await;
     let op = install.user("op", "operator");
     install.start(&[]).await;
     (install, op)
+}
+
+/// A case as the API shows it.
+async fn case_of(install: &Install, token: &str, reference: &str) -> Value {
+    let (status, _, case) = install
+        .call(
+            "GET",
+            &format!("/api/v1/cases/{reference}"),
+            Some(token),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{case}");
+    case
+}
+
+/// Writes to a case's citizen through the API: the status and the answer.
+async fn write(install: &Install, token: &str, reference: &str, body: Value) -> (u16, Value) {
+    let (status, _, answer) = install
+        .call(
+            "POST",
+            &format!("/api/v1/cases/{reference}/messages"),
+            Some(token),
+            Some(body),
+        )
+        .await;
+    (status, answer)
+}
+
+/// An office that writes e-mail into `sink` (`outbound` keys in `extra`), started, with
+/// an operator; returns it and the operator's token.
+async fn mailing_office(sink: &SmtpSink, extra: &str) -> (Install, String) {
+    office(&format!(
+        "[outbound]\n{extra}\n[outbound.email]\nsmtp_url = \"{}\"\nfrom = \"protocollo@comune.example.it\"\n",
+        sink.url()
+    ))
+    .await
 }
 
 /// A case of a citizen who writes by e-mail.
@@ -173,14 +205,7 @@ async fn an_integration_request_reaches_the_citizen_by_email_and_the_reply_comes
     assert!(text.contains("Carta di circolazione"), "{text}");
     assert!(text.contains("/stato/"), "the private link: {text}");
     // The timeline says it was queued, with its protocol number, and sent.
-    let (_, _, case) = install
-        .call(
-            "GET",
-            &format!("/api/v1/cases/{reference}"),
-            Some(&op),
-            None,
-        )
-        .await;
+    let case = case_of(&install, &op, &reference).await;
     let kinds: Vec<&str> = case["timeline"]
         .as_array()
         .unwrap()
@@ -201,14 +226,7 @@ async fn an_integration_request_reaches_the_citizen_by_email_and_the_reply_comes
     let outcome = ingest_email(&install, &mta, reply.into_bytes()).await;
     assert_eq!(outcome["outcome"], "attached", "{outcome}");
     assert_eq!(outcome["case"], reference.as_str());
-    let (_, _, case) = install
-        .call(
-            "GET",
-            &format!("/api/v1/cases/{reference}"),
-            Some(&op),
-            None,
-        )
-        .await;
+    let case = case_of(&install, &op, &reference).await;
     assert_eq!(case["status"], "in_review", "{case}");
     // An appointment at the counter is proposed: the citizen is told when and where.
     let day = sportello_domain::calendar::rome_date(sportello_domain::clock::Clock::now(
@@ -317,14 +335,13 @@ async fn a_pec_answer_is_accepted_then_delivered_by_signed_receipts() {
         .await;
     assert_eq!(choice["default"], "pec", "{choice}");
     assert!(choice["reason"].as_str().unwrap().contains("PEC"));
-    let (status, _, sent) = install
-        .call(
-            "POST",
-            &format!("/api/v1/cases/{reference}/messages"),
-            Some(&op),
-            Some(json!({"template": "acknowledgement"})),
-        )
-        .await;
+    let (status, sent) = write(
+        &install,
+        &op,
+        &reference,
+        json!({"template": "acknowledgement"}),
+    )
+    .await;
     assert_eq!(status, 201, "{sent}");
     assert_eq!(sent["channel"], "pec");
     let id = sent["id"].as_i64().unwrap();
@@ -364,14 +381,13 @@ async fn a_pec_answer_is_accepted_then_delivered_by_signed_receipts() {
         assert_eq!(message["status"], expected, "{message}");
     }
     // A second message that the provider cannot deliver: failed with its words, flagged.
-    let (_, _, second) = install
-        .call(
-            "POST",
-            &format!("/api/v1/cases/{reference}/messages"),
-            Some(&op),
-            Some(json!({"subject": "Chiarimento", "body": "Buongiorno, ci serve un chiarimento."})),
-        )
-        .await;
+    let (_, second) = write(
+        &install,
+        &op,
+        &reference,
+        json!({"subject": "Chiarimento", "body": "Buongiorno, ci serve un chiarimento."}),
+    )
+    .await;
     let second_id = second["id"].as_i64().unwrap();
     let messages = settled(&install, &op, &reference).await;
     let second_mid = messages.iter().find(|m| m["id"] == second_id).unwrap()["message_id"]
@@ -384,14 +400,7 @@ async fn a_pec_answer_is_accepted_then_delivered_by_signed_receipts() {
         signed_receipt("errore-consegna", &second_mid, "casella piena", 3),
     )
     .await;
-    let (_, _, case) = install
-        .call(
-            "GET",
-            &format!("/api/v1/cases/{reference}"),
-            Some(&op),
-            None,
-        )
-        .await;
+    let case = case_of(&install, &op, &reference).await;
     assert!(
         case["flags"]
             .as_array()
@@ -413,13 +422,11 @@ async fn a_pec_answer_is_accepted_then_delivered_by_signed_receipts() {
 #[tokio::test]
 async fn a_letter_and_a_fax_come_out_as_pdfs_with_the_protocol_number() {
     let spool = tempfile::tempdir().unwrap();
-    let mut install = Install::new(&format!(
+    let (install, op) = office(&format!(
         "[outbound]\nacknowledge = false\n[outbound.fax]\ngateway = \"spool:{}\"\n",
         spool.path().display()
     ))
     .await;
-    let op = install.user("op", "operator");
-    install.start(&[]).await;
     let reference = new_case(
         &install,
         &op,
@@ -461,14 +468,13 @@ async fn a_letter_and_a_fax_come_out_as_pdfs_with_the_protocol_number() {
         "the protocol number {protocol} is printed"
     );
     // The fax: the default for a case that came by fax, a PDF job in the spool.
-    let (status, _, sent) = install
-        .call(
-            "POST",
-            &format!("/api/v1/cases/{reference}/messages"),
-            Some(&op),
-            Some(json!({"subject": "Documenti", "body": "Manca la carta di circolazione."})),
-        )
-        .await;
+    let (status, sent) = write(
+        &install,
+        &op,
+        &reference,
+        json!({"subject": "Documenti", "body": "Manca la carta di circolazione."}),
+    )
+    .await;
     assert_eq!(status, 201, "{sent}");
     assert_eq!(sent["channel"], "fax");
     let messages = settled(&install, &op, &reference).await;
@@ -490,15 +496,13 @@ async fn a_letter_and_a_fax_come_out_as_pdfs_with_the_protocol_number() {
 #[tokio::test]
 async fn sms_whatsapp_and_telegram_reach_their_gateways() {
     let stub = HttpStub::start().await;
-    let mut install = Install::new(&format!(
+    let (install, op) = office(&format!(
         "[outbound]\nacknowledge = false\n[outbound.sms]\nurl = \"{0}/sms\"\n[outbound.whatsapp]\nbase_url = \"{0}/wa\"\nphone_number_id = \"123\"\n\
          access_token = \"wa-token\"\ntemplate_name = \"aggiornamento_pratica\"\n[outbound.telegram]\nbase_url = \"{0}/tg\"\n\
          bot_token = \"tg-token\"\n",
         stub.url()
     ))
     .await;
-    let op = install.user("op", "operator");
-    install.start(&[]).await;
     let reference = new_case(
         &install,
         &op,
@@ -526,14 +530,7 @@ async fn sms_whatsapp_and_telegram_reach_their_gateways() {
             )
             .await;
         }
-        let (status, _, sent) = install
-            .call(
-                "POST",
-                &format!("/api/v1/cases/{reference}/messages"),
-                Some(&op),
-                Some(body),
-            )
-            .await;
+        let (status, sent) = write(&install, &op, &reference, body).await;
         assert_eq!(status, 201, "{channel}: {sent}");
     }
     let messages = settled(&install, &op, &reference).await;
@@ -734,9 +731,7 @@ async fn bad_requests_are_refused_with_reasons_and_roles_are_checked() {
 
 #[tokio::test]
 async fn a_citizen_reached_only_by_phone_gets_a_call_back_and_the_screen_pop_says_why() {
-    let mut install = Install::new("").await;
-    let op = install.user("op", "operator");
-    install.start(&[]).await;
+    let (install, op) = office("").await;
     let reference = new_case(
         &install,
         &op,
@@ -802,14 +797,13 @@ async fn a_separate_sender_drains_the_queue_from_the_command_line() {
     let (install, op) = mailing_office(&sink, "acknowledge = false\nsender = false").await;
     let reference = email_case(&install, &op).await;
     for n in 0..3 {
-        let (status, _, sent) = install
-            .call(
-                "POST",
-                &format!("/api/v1/cases/{reference}/messages"),
-                Some(&op),
-                Some(json!({"subject": format!("Avviso {n}"), "body": "Buongiorno."})),
-            )
-            .await;
+        let (status, sent) = write(
+            &install,
+            &op,
+            &reference,
+            json!({"subject": format!("Avviso {n}"), "body": "Buongiorno."}),
+        )
+        .await;
         assert_eq!(status, 201, "{sent}");
     }
     // The server queues but does not send.
@@ -906,9 +900,7 @@ async fn new_cases_get_the_acknowledgement_of_receipt_once() {
         "{text}"
     );
     // The citizen reached only by phone: said once in the journal, nothing sent.
-    let (_, _, case) = install
-        .call("GET", &format!("/api/v1/cases/{by_phone}"), Some(&op), None)
-        .await;
+    let case = case_of(&install, &op, &by_phone).await;
     let skipped = case["timeline"]
         .as_array()
         .unwrap()

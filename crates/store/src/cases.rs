@@ -217,6 +217,8 @@ pub struct CaseFilter {
     pub flag: Option<String>,
     /// Only cases of the citizen with this fiscal code (exactly).
     pub citizen_fiscal_code: Option<String>,
+    /// Only these cases (none: no such condition).
+    pub references: Vec<String>,
     /// Free text in reference, subject, citizen name or fiscal code.
     pub q: Option<String>,
     /// Page, from 1.
@@ -894,6 +896,14 @@ impl Store {
                 "c.citizen_id = (SELECT id FROM citizens WHERE fiscal_code = {})",
                 bind(&mut args, Arg::Text(code.to_owned()))
             ));
+        }
+        if !filter.references.is_empty() {
+            let placeholders: Vec<String> = filter
+                .references
+                .iter()
+                .map(|r| bind(&mut args, Arg::Text(r.clone())))
+                .collect();
+            clauses.push(format!("c.reference IN ({})", placeholders.join(", ")));
         }
         if let Some(q) = filter.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
             let pattern = format!(

@@ -279,6 +279,74 @@ fn day_sql() -> String {
 /// `case_pauses_open`), each case's last workflow action (the journal's index, backwards),
 /// no task open (`call_tasks_open`) nor opened since the pause (every opening is
 /// journaled, so the journal's index answers) — one query, whatever the number of cases.
+/// What a waiting case's last action asked of the citizen (its journal detail): the
+/// documents missing, or the reasons of an art. 10-bis notice.
+fn asked_of(detail: Option<&str>) -> Vec<String> {
+    let detail: serde_json::Value = detail
+        .and_then(|d| serde_json::from_str(d).ok())
+        .unwrap_or_default();
+    let key = match detail.get("action").and_then(|a| a.as_str()) {
+        Some("notify_rejection") => "reasons",
+        _ => "missing",
+    };
+    detail
+        .get(key)
+        .and_then(|m| m.as_array())
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+impl Store {
+    /// What each of these cases waits for from the citizen (the documents asked, or the
+    /// reasons of an art. 10-bis notice, while it waits on them) and its open call-back
+    /// task, in one read: `reference → (waiting_for, call_task)` (the screen pop of a call).
+    pub async fn cases_waiting(
+        &self,
+        references: &[String],
+    ) -> Result<std::collections::HashMap<String, (Vec<String>, Option<i64>)>> {
+        let mut found = std::collections::HashMap::new();
+        if references.is_empty() {
+            return Ok(found);
+        }
+        let placeholders = (1..=references.len())
+            .map(|i| format!("${i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "SELECT c.reference, c.status, \
+             (SELECT e.detail FROM case_events e WHERE e.case_id = c.id AND e.kind = 'action' \
+              ORDER BY e.id DESC LIMIT 1) AS detail, \
+             (SELECT t.id FROM call_tasks t WHERE t.case_id = c.id AND t.status = 'open') AS call_task \
+             FROM cases c WHERE c.reference IN ({placeholders})"
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for reference in references {
+            query = query.bind(reference);
+        }
+        for row in query.fetch_all(&self.read).await? {
+            let waits = matches!(
+                get_str(&row, "status")?.as_str(),
+                "waiting_citizen" | "rejection_notice"
+            );
+            let waiting_for = if waits {
+                asked_of(get_opt_str(&row, "detail")?.as_deref())
+            } else {
+                Vec::new()
+            };
+            found.insert(
+                get_str(&row, "reference")?,
+                (waiting_for, get_opt_i64(&row, "call_task")?),
+            );
+        }
+        Ok(found)
+    }
+}
+
 const WITHOUT_ANSWER_SQL: &str = "SELECT c.reference, z.phone, \
              (SELECT e.detail FROM case_events e WHERE e.case_id = c.id AND e.kind = 'action' \
               ORDER BY e.id DESC LIMIT 1) AS detail \
@@ -530,23 +598,7 @@ impl Store {
             .await?;
         rows.iter()
             .map(|row| {
-                let detail: serde_json::Value = get_opt_str(row, "detail")?
-                    .and_then(|d| serde_json::from_str(&d).ok())
-                    .unwrap_or_default();
-                let key = match detail.get("action").and_then(|a| a.as_str()) {
-                    Some("notify_rejection") => "reasons",
-                    _ => "missing",
-                };
-                let missing = detail
-                    .get(key)
-                    .and_then(|m| m.as_array())
-                    .map(|items| {
-                        items
-                            .iter()
-                            .filter_map(|v| v.as_str().map(str::to_owned))
-                            .collect()
-                    })
-                    .unwrap_or_default();
+                let missing = asked_of(get_opt_str(row, "detail")?.as_deref());
                 Ok((
                     get_str(row, "reference")?,
                     get_str(row, "phone")?.trim().to_owned(),
@@ -764,20 +816,6 @@ fn closed(id: i64, status: String) -> StoreError {
             .with("id", id)
             .named("status", "appointment_status", status),
     )
-}
-
-impl Store {
-    /// The open call-back task of a case, if any (the screen pop names it).
-    pub async fn open_call_task_of(&self, reference: &str) -> Result<Option<i64>> {
-        let row = sqlx::query(
-            "SELECT t.id FROM call_tasks t JOIN cases c ON c.id = t.case_id \
-             WHERE c.reference = $1 AND t.status = 'open'",
-        )
-        .bind(reference)
-        .fetch_optional(&self.read)
-        .await?;
-        row.map(|r| get_i64(&r, "id")).transpose()
-    }
 }
 
 #[cfg(test)]

@@ -262,22 +262,12 @@ impl Transports {
     /// carry the Message-ID as idempotency key and a spooled fax job is written once.
     pub async fn send(&self, envelope: &Envelope) -> Result<Sent, SendError> {
         let result = match envelope.channel {
-            Channel::Email => {
-                let route = self
-                    .email
-                    .as_ref()
-                    .map_err(|k| SendError::NotConfigured(k))?;
-                route
-                    .send(
-                        envelope,
-                        &envelope.to,
-                        envelope.attachments.iter(),
-                        self.now(),
-                    )
-                    .await
-            }
-            Channel::Pec => {
-                let route = self.pec.as_ref().map_err(|k| SendError::NotConfigured(k))?;
+            Channel::Email | Channel::Pec => {
+                let route = match envelope.channel {
+                    Channel::Pec => &self.pec,
+                    _ => &self.email,
+                };
+                let route = route.as_ref().map_err(|k| SendError::NotConfigured(k))?;
                 route
                     .send(
                         envelope,

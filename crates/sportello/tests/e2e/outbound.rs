@@ -910,3 +910,77 @@ async fn new_cases_get_the_acknowledgement_of_receipt_once() {
     assert_eq!(skipped, 1, "{case}");
     assert_eq!(outbound_of(&install, &op, &by_phone).await, json!([]));
 }
+
+#[tokio::test]
+async fn the_write_page_previews_a_template_and_queues_once() {
+    let mut install = Install::new("[outbound]\nacknowledge = false\n").await;
+    let (password, op) = install.user_with_password("op", "operator");
+    install.start(&[]).await;
+    let reference = email_case(&install, &op).await;
+    let mut browser = crate::browser::Browser::new(&install);
+    browser.sign_in("op", &password).await;
+    let path = format!("/ufficio/pratiche/{reference}/scrivi");
+    let page = browser.get(&path).await;
+    assert_eq!(page.status, 200);
+    assert!(
+        page.body.contains("mario.rossi@example.it"),
+        "{}",
+        page.body
+    );
+    let csrf = crate::browser::csrf_of(&page.body);
+    let key = "0123456789abcdef0123456789abcdef";
+    let preview = browser
+        .post_form(
+            &path,
+            &[
+                ("csrf", &csrf),
+                ("key", key),
+                ("channel", "email"),
+                ("template", "acknowledgement"),
+                ("do", "preview"),
+            ],
+        )
+        .await;
+    assert_eq!(preview.status, 200);
+    assert!(
+        preview.body.contains(&format!("[{reference}]")) && preview.body.contains("n. 241"),
+        "the template's subject and text fill the form: {}",
+        preview.body
+    );
+    // Send pressed twice: one message.
+    for _ in 0..2 {
+        let sent = browser
+            .post_form(
+                &path,
+                &[
+                    ("csrf", &csrf),
+                    ("key", key),
+                    ("channel", "email"),
+                    ("subject", "Documenti"),
+                    ("body", "Buongiorno, manca la carta di circolazione."),
+                    ("do", "send"),
+                ],
+            )
+            .await;
+        assert_eq!(sent.status, 303, "{}", sent.body);
+    }
+    let list = outbound_of(&install, &op, &reference).await;
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(list[0]["subject"], format!("[{reference}] Documenti"));
+    let forged = browser
+        .post_form(&path, &[("csrf", "x"), ("body", "x"), ("do", "send")])
+        .await;
+    assert!(
+        forged.body.contains("Il modulo è scaduto"),
+        "{}",
+        forged.body
+    );
+    assert_eq!(
+        outbound_of(&install, &op, &reference)
+            .await
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}

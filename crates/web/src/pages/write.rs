@@ -71,17 +71,18 @@ fn path_of(reference: &str) -> String {
     format!("/ufficio/pratiche/{reference}/scrivi")
 }
 
-/// The page for `case`, the form filled from `form`.
-struct View<'a> {
-    session: &'a sportello_store::sessions::Session,
+/// What the page shows: the signed-in user, the language, the case and how its citizen
+/// can be reached.
+struct View {
+    session: sportello_store::sessions::Session,
     tr: Tr,
-    case: &'a CaseView,
-    reach: &'a Reach,
+    case: CaseView,
+    reach: Reach,
 }
 
 fn render(
     state: &AppState,
-    view: &View<'_>,
+    view: &View,
     form: &WriteForm,
     previewed: bool,
     error: Option<String>,
@@ -91,7 +92,8 @@ fn render(
         tr,
         case,
         reach,
-    } = *view;
+    } = view;
+    let tr = *tr;
     let choice = &reach.choice;
     let reference = case.summary.reference.as_str();
     let chosen = given(&form.channel).unwrap_or_else(|| choice.default.as_str().to_owned());
@@ -150,57 +152,62 @@ fn render(
     )
 }
 
-/// The case and how its citizen can be reached, or the page that says why not.
-async fn read_case(
+/// The page's prologue: a signed-in user with `permission` (else the sign-in page, or the
+/// permits desk), the read of the citizen's addresses audited, the case and its reach.
+async fn open(
     state: &AppState,
-    tr: Tr,
+    headers: &HeaderMap,
     reference: &str,
-) -> Result<(CaseView, Reach), Response> {
+    lang: Option<&str>,
+    permission: Permission,
+) -> Result<View, Response> {
+    let session = staff(state, headers, &path_of(reference)).await?;
+    let tr = language(lang, headers);
+    if !session.user.role.can(permission) {
+        return Err(Redirect::to("/ufficio/permessi").into_response());
+    }
+    if let Err(e) = state
+        .store
+        .record_access(&session.user.login, "read_contacts", reference)
+        .await
+    {
+        tracing::warn!(error = %e, "read of contacts not recorded");
+        return Err(StatusCode::SERVICE_UNAVAILABLE.into_response());
+    }
     let Ok(case) = state.store.get_case(reference).await else {
         return Err((StatusCode::NOT_FOUND, tr.t("case.not_found")).into_response());
     };
     match reach(state, &case).await {
-        Ok(reach) => Ok((case, reach)),
+        Ok(reach) => Ok(View {
+            session,
+            tr,
+            case,
+            reach,
+        }),
         Err(e) => Err((StatusCode::INTERNAL_SERVER_ERROR, e.detail()).into_response()),
     }
 }
 
-/// `GET /ufficio/pratiche/{ref}/scrivi`.
+/// `GET /ufficio/pratiche/{ref}/scrivi` (case readers: the page shows the citizen's
+/// addresses).
 pub async fn write_page(
     State(state): State<AppState>,
     Path(reference): Path<String>,
     Query(query): Query<WriteQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let here = path_of(&reference);
-    let session = match staff(&state, &headers, &here).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    let tr = language(query.lang.as_deref(), &headers);
-    // The page shows the citizen's addresses: case readers only, and the read is audited.
-    if !session.user.role.can(Permission::ReadCase) {
-        return Redirect::to("/ufficio/permessi").into_response();
-    }
-    if let Err(e) = state
-        .store
-        .record_access(&session.user.login, "read_contacts", &reference)
-        .await
+    match open(
+        &state,
+        &headers,
+        &reference,
+        query.lang.as_deref(),
+        Permission::ReadCase,
+    )
+    .await
     {
-        tracing::warn!(error = %e, "read of contacts not recorded");
-        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+        Ok(view) => render(&state, &view, &WriteForm::default(), false, None),
+        Err(r) => r,
     }
-    let (case, reach) = match read_case(&state, tr, &reference).await {
-        Ok(found) => found,
-        Err(r) => return r,
-    };
-    let view = View {
-        session: &session,
-        tr,
-        case: &case,
-        reach: &reach,
-    };
-    render(&state, &view, &WriteForm::default(), false, None)
 }
 
 /// `POST /ufficio/pratiche/{ref}/scrivi`: a preview (the form again, filled from the
@@ -212,25 +219,19 @@ pub async fn write_submit(
     headers: HeaderMap,
     axum::Form(form): axum::Form<WriteForm>,
 ) -> Response {
-    let here = path_of(&reference);
-    let session = match staff(&state, &headers, &here).await {
-        Ok(s) => s,
+    let view = match open(
+        &state,
+        &headers,
+        &reference,
+        query.lang.as_deref(),
+        Permission::SendMessage,
+    )
+    .await
+    {
+        Ok(view) => view,
         Err(r) => return r,
     };
-    let tr = language(query.lang.as_deref(), &headers);
-    if !session.user.role.can(Permission::SendMessage) {
-        return Redirect::to("/ufficio/permessi").into_response();
-    }
-    let (case, reach) = match read_case(&state, tr, &reference).await {
-        Ok(found) => found,
-        Err(r) => return r,
-    };
-    let view = View {
-        session: &session,
-        tr,
-        case: &case,
-        reach: &reach,
-    };
+    let (session, tr, case, reach) = (&view.session, view.tr, &view.case, &view.reach);
     if !same_token(&form.csrf, &session.csrf_token) {
         let message = tr.t("form.expired").to_owned();
         return render(&state, &view, &form, false, Some(message));
@@ -246,7 +247,7 @@ pub async fn write_submit(
         appointment: None,
     };
     if form.act.as_deref() == Some("preview") {
-        return match preview_of(&state, &case, &reach, &body, tr.lang).await {
+        return match preview_of(&state, case, reach, &body, tr.lang).await {
             Ok(p) => {
                 let filled = WriteForm {
                     csrf: form.csrf.clone(),
@@ -263,7 +264,7 @@ pub async fn write_submit(
             Err(e) => render(&state, &view, &form, false, Some(e.detail_in(tr))),
         };
     }
-    let queued = match compose(&state, &case, &reach, &body, None, None).await {
+    let queued = match compose(&state, case, reach, &body, None, None).await {
         Ok(message) => state
             .store
             .queue_message(&reference, &message, &session.user.login)

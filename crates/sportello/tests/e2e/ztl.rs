@@ -735,7 +735,7 @@ async fn issuing_a_case_creates_the_permit_its_pdf_and_its_verification_page() {
     let (_, _, verdict) = install
         .call(
             "GET",
-            "/api/v1/permits/verify?plate=AB123CD&gate=V01&at=2026-12-02T10:00:00%2B01:00",
+            "/api/v1/permits/verify?plate=AB123CD&gate=V01",
             Some(&police),
             None,
         )

@@ -732,10 +732,20 @@ async fn issuing_a_case_creates_the_permit_its_pdf_and_its_verification_page() {
         .collect();
     assert_eq!(kinds, ["issued", "suspended"]);
     assert_eq!(suspended["history"][1]["actor"], "op");
+    // An instant inside the permit's validity when zone A is enforced (a weekday morning).
+    let (_, _, permit) = install
+        .call(
+            "GET",
+            &format!("/api/v1/permits/{number}"),
+            Some(&police),
+            None,
+        )
+        .await;
+    let at = enforced_weekday_morning(permit["plates"][0]["valid_from"].as_str().unwrap());
     let (_, _, verdict) = install
         .call(
             "GET",
-            "/api/v1/permits/verify?plate=AB123CD&gate=V01",
+            &format!("/api/v1/permits/verify?plate=AB123CD&gate=V01&at={at}"),
             Some(&police),
             None,
         )
@@ -932,4 +942,23 @@ async fn renewing_a_permit_opens_a_prefilled_case_and_continues_the_validity() {
     )
     .await;
     assert_eq!(status, 409, "{problem}");
+}
+
+/// 10:00 in Rome on the first weekday after `valid_from` (an RFC 3339 instant), when the
+/// example policy's zone A is enforced; percent-encoded for a query string.
+fn enforced_weekday_morning(valid_from: &str) -> String {
+    use chrono::{Datelike, TimeZone, Weekday};
+    let start = chrono::DateTime::parse_from_rfc3339(valid_from)
+        .unwrap()
+        .with_timezone(&sportello_domain::calendar::ROME);
+    let mut day = start.date_naive().succ_opt().unwrap();
+    while matches!(day.weekday(), Weekday::Sat | Weekday::Sun) {
+        day = day.succ_opt().unwrap();
+    }
+    sportello_domain::calendar::ROME
+        .from_local_datetime(&day.and_hms_opt(10, 0, 0).unwrap())
+        .single()
+        .unwrap()
+        .to_rfc3339()
+        .replace('+', "%2B")
 }

@@ -56,16 +56,94 @@ impl fmt::Debug for SecretUrl {
     }
 }
 
-/// Hides the password of `scheme://user:password@host…`.
+/// Hides the password of `scheme://user:password@host…` and the values of query
+/// parameters that carry credentials (`?apikey=…`, `&token=…`, `sig=…`): gateways put
+/// their keys in URLs, and a printed configuration must not hand them out.
 pub fn redact_url(url: &str) -> String {
-    if let Some((scheme, rest)) = url.split_once("://")
-        && let Some((userinfo, host)) = rest.split_once('@')
-        && let Some((user, _)) = userinfo.split_once(':')
-    {
-        return format!("{scheme}://{user}:***@{host}");
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let mut out = match base.split_once("://") {
+        Some((scheme, rest)) => match rest.split_once('@') {
+            Some((userinfo, host)) => match userinfo.split_once(':') {
+                Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+                None => base.to_owned(),
+            },
+            None => base.to_owned(),
+        },
+        None => base.to_owned(),
+    };
+    if let Some(query) = query {
+        out.push('?');
+        let pairs: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((name, _)) if is_secret_name(name) => format!("{name}=***"),
+                _ => pair.to_owned(),
+            })
+            .collect();
+        out.push_str(&pairs.join("&"));
     }
-    url.to_owned()
+    out
 }
+
+/// Whether a key or query-parameter name usually carries a credential.
+fn is_secret_name(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    [
+        "key",
+        "token",
+        "secret",
+        "password",
+        "passwd",
+        "pass",
+        "pwd",
+        "auth",
+        "sig",
+        "signature",
+        "credential",
+    ]
+    .iter()
+    .any(|word| name.contains(word))
+}
+
+/// Replaces credentials inside a serialised configuration: whole values under
+/// [`SECRET_KEYS`], passwords and secret query parameters inside URLs.
+fn redact_value(value: &mut toml::Value, key: Option<&str>) {
+    match value {
+        toml::Value::Table(table) => {
+            for (key, value) in table.iter_mut() {
+                redact_value(value, Some(key));
+            }
+        }
+        toml::Value::Array(items) => {
+            for item in items {
+                redact_value(item, key);
+            }
+        }
+        toml::Value::String(text) => {
+            if key.is_some_and(|k| SECRET_KEYS.contains(&k)) {
+                if !text.is_empty() {
+                    *text = "***".to_owned();
+                }
+            } else if text.contains("://") {
+                *text = redact_url(text);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Configuration keys whose whole value is a credential (the [`Secret`] fields).
+const SECRET_KEYS: &[&str] = &[
+    "token",
+    "access_token",
+    "bot_token",
+    "verify_token",
+    "app_secret",
+    "secret_token",
+];
 
 /// A secret token: never printed.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -633,6 +711,16 @@ pub struct Sources {
 }
 
 impl Config {
+    /// The effective configuration as TOML (what `config check` prints): every key with
+    /// its value after the file and the environment, credentials replaced by `***`.
+    pub fn effective_toml(&self) -> Result<String, ConfigError> {
+        let mut value = toml::Value::try_from(self)
+            .map_err(|e| ConfigError::new("(configuration)", e.to_string()))?;
+        redact_value(&mut value, None);
+        toml::to_string_pretty(&value)
+            .map_err(|e| ConfigError::new("(configuration)", e.to_string()))
+    }
+
     /// Reads and validates the configuration.
     pub fn load(sources: &Sources) -> Result<Config, ConfigError> {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
@@ -1277,5 +1365,42 @@ mod tests {
     fn redacts_passwords() {
         assert_eq!(redact_url("postgres://u:pw@h/db"), "postgres://u:***@h/db");
         assert_eq!(redact_url("sqlite:///x.db"), "sqlite:///x.db");
+        assert_eq!(
+            redact_url("https://sms.example.it/send?apikey=k3y&to={to}&Token=t0k"),
+            "https://sms.example.it/send?apikey=***&to={to}&Token=***"
+        );
+        assert_eq!(
+            redact_url("postgres://u:pw@h/db?sslmode=require&password=x"),
+            "postgres://u:***@h/db?sslmode=require&password=***"
+        );
+    }
+
+    #[test]
+    fn effective_configuration_is_toml_without_secrets() {
+        let c = load(
+            "public_url = \"https://permessi.comune.example.it\"\n\
+             [database]\nurl = \"postgres://sportello:dbpass@db/sportello\"\n\
+             [outbound.sms]\nurl = \"https://sms.example.it/send?apikey=smskey\"\ntoken = \"smstoken\"\n\
+             [outbound.telegram]\nbot_token = \"tgtoken\"\n\
+             [[mailbox]]\nname = \"pec\"\nimap_url = \"imaps://u:imappass@imap.example.it/INBOX\"",
+            &[],
+        )
+        .unwrap();
+        let printed = c.effective_toml().unwrap();
+        for secret in ["dbpass", "smskey", "smstoken", "tgtoken", "imappass"] {
+            assert!(!printed.contains(secret), "{secret} leaked:\n{printed}");
+        }
+        let parsed: toml::Value = toml::from_str(&printed).expect("valid TOML");
+        assert_eq!(
+            parsed["public_url"].as_str(),
+            Some("https://permessi.comune.example.it")
+        );
+        assert_eq!(
+            parsed["database"]["url"].as_str(),
+            Some("postgres://sportello:***@db/sportello")
+        );
+        assert_eq!(parsed["outbound"]["sms"]["token"].as_str(), Some("***"));
+        assert_eq!(parsed["mailbox"][0]["name"].as_str(), Some("pec"));
+        assert!(!printed.contains("Config {"), "not a debug dump");
     }
 }

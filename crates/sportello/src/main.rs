@@ -244,10 +244,13 @@ async fn run(cli: Cli) -> ExitCode {
             daily_register::run(&config, &date, output.as_deref()).await
         }
         Command::Documents(DocumentsCommand::Verify) => app::documents_verify(&config).await,
-        Command::Config(ConfigCommand::Check) => {
-            println!("{config:#?}");
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Config(ConfigCommand::Check) => config
+            .effective_toml()
+            .map(|printed| {
+                print!("{printed}");
+                ExitCode::SUCCESS
+            })
+            .map_err(anyhow::Error::from),
         Command::Config(ConfigCommand::Example) => Ok(ExitCode::SUCCESS),
         Command::Policy(PolicyCommand::Check { file }) => ztl::policy_check(&config, &file).await,
         Command::Permits(PermitsCommand::Import { file }) => {

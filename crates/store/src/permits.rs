@@ -356,20 +356,39 @@ pub struct PermitPlate {
     pub plate: String,
     /// Country.
     pub country: String,
-    /// Valid from (Unix ms).
+    /// Valid from (Unix ms; RFC 3339, Europe/Rome, in JSON).
+    #[serde(serialize_with = "ms_as_rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub valid_from: i64,
-    /// Valid to (Unix ms).
+    /// Valid to, exclusive (Unix ms; RFC 3339, Europe/Rome, in JSON).
+    #[serde(serialize_with = "ms_as_rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub valid_to: i64,
     /// `active`, `suspended` or `revoked`.
     pub status: String,
     /// `import`, `issued`, `changed` (a plate changed by a case) or `temporary`.
     pub source: String,
-    /// When it was recorded (Unix ms).
+    /// When it was recorded (Unix ms; RFC 3339, Europe/Rome, in JSON).
+    #[serde(serialize_with = "ms_as_rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub recorded_at: i64,
     /// Who recorded it.
     pub recorded_by: String,
     /// The policy version it was recorded under (`policy_versions`), when known.
     pub policy_version: Option<i64>,
+}
+
+/// Instants leave the API as RFC 3339 in Rome's time (CONTRACT §5), never as numbers.
+fn ms_as_rfc3339<S: serde::Serializer>(
+    ms: &i64,
+    serializer: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    match chrono::DateTime::from_timestamp_millis(*ms) {
+        Some(t) => serializer.serialize_str(&crate::cases::rome_rfc3339(t)),
+        None => Err(serde::ser::Error::custom(format!(
+            "instant out of range: {ms}"
+        ))),
+    }
 }
 
 /// A temporary plate communicated for a person-bound permit.

@@ -241,6 +241,12 @@ async fn openapi_health_and_metrics() {
         );
     }
     assert!(doc["components"]["schemas"].get("CaseView").is_some());
+    // Instants are RFC 3339 strings in every schema the API documents (CONTRACT §5).
+    let numeric_times = numeric_time_properties(&doc["components"]["schemas"], "schemas");
+    assert!(
+        numeric_times.is_empty(),
+        "instants documented as numbers: {numeric_times:?}"
+    );
     install
         .call("POST", "/api/v1/cases", Some(&op), Some(case_body()))
         .await;
@@ -498,4 +504,47 @@ async fn hostile_requests_get_problems_never_500() {
         "and the record was not overwritten"
     );
     assert_eq!(stored["citizen"]["name"], "Mario Rossi");
+}
+
+/// The properties of the OpenAPI document whose name says "time" but whose type is a
+/// number (a Unix instant leaking out), with their path.
+fn numeric_time_properties(node: &Value, at: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    match node {
+        Value::Object(map) => {
+            if let Some(Value::Object(props)) = map.get("properties") {
+                for (name, schema) in props {
+                    let numeric = ["integer", "number"].iter().any(|t| {
+                        schema["type"] == *t
+                            || schema["type"]
+                                .as_array()
+                                .is_some_and(|types| types.iter().any(|x| x == *t))
+                    });
+                    if numeric && crate::harness::is_time_name(name) && !is_count(name) {
+                        found.push(format!("{at}.{name}"));
+                    }
+                }
+            }
+            for (key, child) in map {
+                found.extend(numeric_time_properties(child, &format!("{at}.{key}")));
+            }
+        }
+        Value::Array(items) => {
+            for (i, child) in items.iter().enumerate() {
+                found.extend(numeric_time_properties(child, &format!("{at}[{i}]")));
+            }
+        }
+        _ => {}
+    }
+    found
+}
+
+/// Durations and counts are numbers by nature (`days_left`, `term_days`,
+/// `lead_time_median_days`, the cases closed `on_time`…), not instants.
+fn is_count(name: &str) -> bool {
+    [
+        "days", "hours", "minutes", "seconds", "count", "total", "share", "_ms", "on_time",
+    ]
+    .iter()
+    .any(|w| name.contains(w))
 }

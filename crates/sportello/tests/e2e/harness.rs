@@ -203,12 +203,51 @@ impl Install {
             .unwrap_or("")
             .to_owned();
         let text = resp.text().await.unwrap_or_default();
-        (
-            status,
-            ctype,
-            serde_json::from_str(&text).unwrap_or(Value::Null),
-        )
+        let value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        if let Some(found) = numeric_instant(&value, "$") {
+            panic!("{path}: an instant as a number at {found} (RFC 3339 everywhere): {text}");
+        }
+        (status, ctype, value)
     }
+}
+
+/// Where a JSON answer carries a number that looks like an instant (CONTRACT §5 wants
+/// RFC 3339 strings): Unix milliseconds between 2000 and 2100 anywhere, or Unix seconds
+/// in that span under a name that speaks of time.
+pub fn numeric_instant(value: &Value, at: &str) -> Option<String> {
+    const MS: std::ops::Range<i64> = 946_684_800_000..4_102_444_800_000;
+    const SECONDS: std::ops::Range<i64> = 946_684_800..4_102_444_800;
+    match value {
+        Value::Object(map) => map.iter().find_map(|(key, v)| {
+            let here = format!("{at}.{key}");
+            match v.as_i64() {
+                Some(n) if MS.contains(&n) || (SECONDS.contains(&n) && is_time_name(key)) => {
+                    Some(here)
+                }
+                _ => numeric_instant(v, &here),
+            }
+        }),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| match v.as_i64() {
+                Some(n) if MS.contains(&n) => Some(format!("{at}[{i}]")),
+                _ => numeric_instant(v, &format!("{at}[{i}]")),
+            }),
+        _ => None,
+    }
+}
+
+/// Whether a member's name says it holds a time.
+pub fn is_time_name(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    ["_at", "_on", "_from", "_to", "_until", "_since"]
+        .iter()
+        .any(|end| key.ends_with(end))
+        || ["time", "date", "instant", "when", "valid"]
+            .iter()
+            .any(|word| key.contains(word))
+        || key == "at"
 }
 
 impl Install {

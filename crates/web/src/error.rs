@@ -45,6 +45,8 @@ pub enum ApiError {
     BadRequest(String),
     /// 401: no or wrong credentials.
     Unauthorized,
+    /// 401: a delivery whose signature or secret does not prove its sender (webhooks).
+    NotAuthentic(&'static str),
     /// 403: the role does not allow it.
     Forbidden(&'static str),
     /// 404.
@@ -96,6 +98,7 @@ impl ApiError {
                 .join("; "),
             ApiError::Forbidden(what) => format!("your role may not {what}"),
             ApiError::Unauthorized => "not signed in".into(),
+            ApiError::NotAuthentic(why) => (*why).to_owned(),
             ApiError::TooManyRequests => "too many attempts: wait a minute".into(),
             ApiError::TooLarge(limit) => format!("larger than {limit} bytes"),
             ApiError::BodyTooLarge => "the request is too large".into(),
@@ -211,6 +214,13 @@ impl IntoResponse for ApiError {
                 );
                 r
             }
+            ApiError::NotAuthentic(why) => problem(
+                StatusCode::UNAUTHORIZED,
+                "not-authentic",
+                "The sender is not proven",
+                why.to_owned(),
+                vec![],
+            ),
             ApiError::Forbidden(what) => problem(
                 StatusCode::FORBIDDEN,
                 "forbidden",

@@ -59,6 +59,12 @@ async fn fixtures_produce_their_expected_outcomes() {
                 assert_eq!(text.trim(), body, "{line}");
             }
             if want == 401 {
+                // The refusal names what failed: a signature or a secret, not an API token.
+                assert!(
+                    !text.contains("API token")
+                        && (text.contains("signature") || text.contains("token")),
+                    "{line}: {text}"
+                );
                 let (_, _, after) = install.call("GET", "/api/v1/cases", Some(&op), None).await;
                 assert_eq!(
                     before["total"], after["total"],

@@ -34,7 +34,7 @@ const MESSAGING_CASE_TYPE: &str = "ztl_permit";
 impl From<IntakeError> for ApiError {
     fn from(e: IntakeError) -> Self {
         match e {
-            IntakeError::NotAuthentic(_) => ApiError::Unauthorized,
+            IntakeError::NotAuthentic(why) => ApiError::NotAuthentic(why),
             IntakeError::NotConfigured(what) => ApiError::Forbidden(what),
             IntakeError::Malformed(msg) => ApiError::field("body", msg),
         }

@@ -38,7 +38,7 @@ pub struct FiscalCode(String);
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum FiscalCodeError {
     /// Nothing (or only spaces) was entered.
-    #[error("the fiscal code is empty")]
+    #[error("the fiscal code is missing")]
     Empty,
     /// The code (after trimming) has neither 16 characters nor 11; carries the length found.
     #[error("a fiscal code has 16 characters (11 digits for a company or organisation), not {0}")]

@@ -107,6 +107,22 @@ async fn a_citizen_applies_online_follows_the_case_and_sends_what_is_missing() {
         page.body.contains("value=\"Mario Rossi\""),
         "typed values kept"
     );
+    // A blank fiscal code is missing, not wrong.
+    let blank = text_form(&[
+        ("csrf", &csrf),
+        ("category", "residenti"),
+        ("name", "Mario Rossi"),
+        ("fiscal_code", "  "),
+        ("plates", "AB123CD"),
+    ]);
+    let page = browser.post_multipart("/domanda", blank).await;
+    assert_eq!(page.status, 422);
+    assert!(
+        page.body.contains("Indica il codice fiscale."),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains("Il codice fiscale non è valido."));
     let (_, _, list) = install.call("GET", "/api/v1/cases", Some(&op), None).await;
     assert_eq!(list["total"], 0);
     // A forged form (no CSRF cookie match) is refused.

@@ -866,11 +866,8 @@ async fn apply(
         errors.push(("name".into(), tr.t("apply.error.name").to_owned()));
     }
     let fiscal_code = FiscalCode::parse(form.text("fiscal_code").trim());
-    if fiscal_code.is_err() {
-        errors.push((
-            "fiscal_code".into(),
-            tr.t("apply.error.fiscal_code").to_owned(),
-        ));
+    if let Err(e) = &fiscal_code {
+        errors.push(("fiscal_code".into(), tr.t(fiscal_code_error(e)).to_owned()));
     }
     let email = form.text("email").trim();
     if !email.is_empty() && (!email.contains('@') || email.len() > 254) {
@@ -1073,11 +1070,8 @@ async fn contest(
     if at.is_none() {
         errors.push(("date".into(), tr.t("contest.error.when").to_owned()));
     }
-    if FiscalCode::parse(form.text("fiscal_code").trim()).is_err() {
-        errors.push((
-            "fiscal_code".into(),
-            tr.t("apply.error.fiscal_code").to_owned(),
-        ));
+    if let Err(e) = FiscalCode::parse(form.text("fiscal_code").trim()) {
+        errors.push(("fiscal_code".into(), tr.t(fiscal_code_error(&e)).to_owned()));
     }
     let name = form.text("name").trim();
     if name.is_empty() {
@@ -1184,5 +1178,13 @@ pub(crate) async fn private_link(state: &AppState, reference: &str) -> String {
             tracing::warn!(error = %e, %reference, "no private link");
             String::new()
         }
+    }
+}
+
+/// The words for a fiscal code the form refuses: a blank field is missing, not wrong.
+fn fiscal_code_error(e: &sportello_domain::fiscal_code::FiscalCodeError) -> &'static str {
+    match e {
+        sportello_domain::fiscal_code::FiscalCodeError::Empty => "apply.error.fiscal_code_missing",
+        _ => "apply.error.fiscal_code",
     }
 }

@@ -31,8 +31,10 @@ pub fn init_tracing() {
             "warn,sportello=info,sportello_web=info,sportello_store=info,sportello_intake=info",
         )
     });
+    // Colour codes only on a terminal: a log file or journald must read as plain text.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .try_init();
 }

@@ -47,6 +47,15 @@ pub async fn run(
     println!(
         "Sportello is running on http://{addr} (API under /api/v1, description at /api/openapi.json)"
     );
+    // Where people reach it: the public address when one is configured, else the socket.
+    let local = format!("http://{addr}");
+    let public = match config.public_url.trim_end_matches('/') {
+        "http://127.0.0.1:8080" => local.as_str(),
+        configured => configured,
+    };
+    println!("  Portale dei cittadini / citizens' portal: {public}/");
+    println!("  Ufficio / back office (staff sign-in):    {public}/ufficio");
+    println!("  API documentation:                        {public}/api/openapi.json");
     println!(
         "Database: {}",
         sportello_config::redact_url(&config.database_url())

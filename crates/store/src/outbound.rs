@@ -765,7 +765,9 @@ impl Store {
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("case {reference}")))?;
         let Some(citizen) = get_opt_i64(&case, "citizen_id")? else {
-            return Err(StoreError::invalid("citizen", "the case has no citizen"));
+            return Err(StoreError::Conflict(
+                "the case has no citizen to reach".into(),
+            ));
         };
         sqlx::query(
             "UPDATE citizens SET address = COALESCE($1, address), preferred_channel = COALESCE($2, preferred_channel), \

@@ -673,12 +673,25 @@ async fn bad_requests_are_refused_with_reasons_and_roles_are_checked() {
             json!({"channel": "letter", "to": "Via Roma 1", "template": "nope"}),
             "template",
         ),
-        (json!({"channel": "letter", "body": "x"}), "to"),
     ] {
         let (status, _, problem) = install.call("POST", &path, Some(&op), Some(body)).await;
         assert_eq!(status, 422, "{problem}");
         assert_eq!(problem["errors"][0]["field"], field, "{problem}");
     }
+    // No postal address known: the request is right, the case cannot take it yet.
+    let (status, _, problem) = install
+        .call(
+            "POST",
+            &path,
+            Some(&op),
+            Some(json!({"channel": "letter", "body": "x"})),
+        )
+        .await;
+    assert_eq!(status, 409, "{problem}");
+    assert!(
+        problem["detail"].as_str().unwrap().contains("'to'"),
+        "{problem}"
+    );
     // The citizen asks for letters at home: the address is kept, the letter needs no `to`.
     let contact = format!("/api/v1/cases/{reference}/contact");
     let (status, _, problem) = install

@@ -133,7 +133,7 @@ async fn documents_are_read_in_the_background_and_found() {
         .await;
     assert_eq!(case["documents"][0]["text_status"], "done", "{case}");
 
-    // Viewed inline: images as they are (sandboxed), TIFF faxes as PDF, text is 415.
+    // Viewed inline: images as they are (sandboxed), TIFF faxes as PDF, text sent to its download.
     let view = |id: String, token: String| {
         let install = &install;
         async move {
@@ -161,7 +161,14 @@ async fn documents_are_read_in_the_background_and_found() {
             .unwrap()
             .contains("sandbox")
     );
-    assert_eq!(view(text_doc.clone(), op.clone()).await.status(), 415);
+    // (The client follows the 303 with the same token: it lands on the download.)
+    let text_view = view(text_doc.clone(), op.clone()).await;
+    assert_eq!(text_view.status(), 200);
+    assert_eq!(
+        text_view.url().path(),
+        format!("/api/v1/documents/{text_doc}"),
+        "sent to the download"
+    );
     assert_eq!(view(scan_doc.clone(), police.clone()).await.status(), 403);
     let tiff = install.dir.path().join("fax.tif");
     assert!(

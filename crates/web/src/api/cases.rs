@@ -22,16 +22,28 @@ use crate::extract::{ApiJson, ApiPath, ApiQuery, check_text};
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct CitizenBody {
     /// Codice fiscale (16 characters with a valid check character, or 11 digits).
+    #[schema(max_length = 32, pattern = r"^([A-Za-z0-9]{16}|[0-9]{11})?$")]
     pub fiscal_code: Option<String>,
     /// Full name.
+    #[schema(max_length = 200, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     pub name: Option<String>,
     /// E-mail.
+    #[schema(
+        max_length = 254,
+        pattern = r"^([^\s<>,;@\u0000-\u001F\u007F-\u009F]+@[^\s<>,;.\u0000-\u001F\u007F-\u009F][^\s<>,;\u0000-\u001F\u007F-\u009F]*\.[^\s<>,;\u0000-\u001F\u007F-\u009F]*)?$"
+    )]
     pub email: Option<String>,
     /// PEC address.
+    #[schema(
+        max_length = 254,
+        pattern = r"^([^\s<>,;@\u0000-\u001F\u007F-\u009F]+@[^\s<>,;.\u0000-\u001F\u007F-\u009F][^\s<>,;\u0000-\u001F\u007F-\u009F]*\.[^\s<>,;\u0000-\u001F\u007F-\u009F]*)?$"
+    )]
     pub pec: Option<String>,
     /// Telephone.
+    #[schema(max_length = 32, pattern = r"^([ +\-./()]*([0-9][ +\-./()]*){5,16})?$")]
     pub phone: Option<String>,
     /// Fax.
+    #[schema(max_length = 32, pattern = r"^([ +\-./()]*([0-9][ +\-./()]*){5,16})?$")]
     pub fax: Option<String>,
 }
 
@@ -39,12 +51,19 @@ pub struct CitizenBody {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CreateCaseBody {
     /// `ztl_permit`, `cude`, `seg` or a configured type.
+    #[schema(value_type = crate::openapi::CaseTypeId)]
     pub case_type: Option<String>,
     /// Subject (oggetto), up to 300 characters.
+    #[schema(value_type = String, min_length = 1, max_length = 300, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$")]
     pub subject: Option<String>,
     /// Description.
+    #[schema(
+        max_length = 20000,
+        pattern = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*$"
+    )]
     pub description: Option<String>,
     /// `web`, `email`, `pec`, `fax`, `phone`, `counter`, `post`, `scan`, `whatsapp`, `telegram`, `sms`.
+    #[schema(value_type = crate::openapi::ChannelName)]
     pub channel: Option<String>,
     /// The citizen.
     pub citizen: Option<CitizenBody>,
@@ -57,22 +76,32 @@ pub struct CreateCaseBody {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ActionBody {
     /// One of the workflow's actions (CONTRACT §7.2).
+    #[schema(value_type = crate::openapi::ActionName)]
     pub action: Option<String>,
     /// Free note, kept in the journal (required by `withdraw`).
+    #[schema(
+        max_length = 5000,
+        pattern = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*$"
+    )]
     pub note: Option<String>,
     /// `assign`: login of the new assignee.
+    #[schema(max_length = 200, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     pub user: Option<String>,
     /// `request_integration`: what is missing.
+    #[schema(value_type = Option<Vec<crate::openapi::TextLines>>)]
     pub missing: Option<Vec<String>>,
     /// `notify_rejection`, `reject`, `confirm`, `annul`: the reasons.
+    #[schema(value_type = Option<Vec<crate::openapi::TextLines>>)]
     pub reasons: Option<Vec<String>>,
     /// Write to the citizen about it (default `true`): the action's template on the
     /// citizen's default channel, queued with the action; a citizen the office cannot
     /// write to gets a call-back task instead when the case waits on them.
     pub notify: Option<bool>,
     /// The channel to write on instead of the default.
+    #[schema(value_type = Option<crate::openapi::ChannelName>)]
     pub notify_channel: Option<String>,
     /// The message's language, `it` (default) or `en`.
+    #[schema(pattern = r"^(it|en)?$")]
     pub lang: Option<String>,
 }
 
@@ -81,22 +110,31 @@ pub struct ActionBody {
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Status.
+    #[param(value_type = Option<crate::openapi::CaseStatus>)]
     pub status: Option<String>,
     /// Case type.
+    #[param(value_type = Option<crate::openapi::CaseTypeId>)]
     pub case_type: Option<String>,
     /// Channel.
+    #[param(value_type = Option<crate::openapi::ChannelName>)]
     pub channel: Option<String>,
     /// Assignee login, or `none`.
+    #[param(pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     pub assignee: Option<String>,
     /// Only late cases (`true`).
+    #[param(value_type = Option<crate::openapi::Flag>)]
     pub overdue: Option<String>,
     /// Only orphan cases (`true`).
+    #[param(value_type = Option<crate::openapi::Flag>)]
     pub orphan: Option<String>,
     /// Text in reference, subject, citizen name or fiscal code.
+    #[param(pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     pub q: Option<String>,
     /// Page from 1.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000000)]
     pub page: Option<String>,
     /// Page size (default 50).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 200)]
     pub per_page: Option<String>,
 }
 

@@ -51,8 +51,10 @@ pub const DEFAULT_SCRIPT: &str = "Richiamare il cittadino";
 #[into_params(parameter_in = Query)]
 pub struct QueueQuery {
     /// Page from 1.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000000)]
     pub page: Option<String>,
     /// Page size (default 50).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 200)]
     pub per_page: Option<String>,
 }
 
@@ -70,6 +72,10 @@ pub struct CallQueue {
 #[serde(deny_unknown_fields)]
 pub struct OpenCallbackBody {
     /// What to tell the citizen (the call's script); "Richiamare il cittadino" when absent.
+    #[schema(
+        max_length = 2000,
+        pattern = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*$"
+    )]
     pub note: Option<String>,
 }
 
@@ -80,11 +86,14 @@ pub struct AppointmentBody {
     /// When: RFC 3339 (`2026-12-01T10:30:00+01:00`), or a Rome local time
     /// (`2026-12-01T10:30`, as a form's date-time field sends it).
     #[serde(default)]
+    #[schema(value_type = String, format = DateTime)]
     pub starts_at: String,
     /// Where; "Sportello, {office}" when absent.
+    #[schema(max_length = 200, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     pub place: Option<String>,
     /// Why the citizen must come, and what to bring.
     #[serde(default)]
+    #[schema(value_type = String, min_length = 1, max_length = 500, pattern = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*$")]
     pub reason: String,
     /// Write the proposal to the citizen on their default channel (default `true`; nothing
     /// is written when the office cannot write to them: the call that set it up said it).
@@ -98,10 +107,16 @@ pub struct LogCallBody {
     /// `reached`, `not_reached` (the task stays open, due again the next working day at
     /// 9:00) or `appointment`.
     #[serde(default)]
+    #[schema(value_type = String, pattern = r"^(reached|not_reached|appointment)$")]
     pub outcome: String,
     /// What was said.
+    #[schema(
+        max_length = 2000,
+        pattern = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*$"
+    )]
     pub note: Option<String>,
     /// The telephone system's id of the call.
+    #[schema(max_length = 200, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     pub call_id: Option<String>,
     /// The appointment agreed (only with outcome `appointment`): proposed with the call,
     /// in one change.
@@ -124,6 +139,7 @@ pub struct LoggedCall {
 #[into_params(parameter_in = Query)]
 pub struct DayQuery {
     /// The day, `YYYY-MM-DD` (Rome); today when absent.
+    #[param(value_type = Option<crate::openapi::OptionalDate>)]
     pub day: Option<String>,
 }
 
@@ -132,6 +148,7 @@ pub struct DayQuery {
 #[serde(deny_unknown_fields)]
 pub struct ConfirmBody {
     /// How the citizen confirmed: `phone` (default), `counter`, `email`, `pec`, `sms`…
+    #[schema(max_length = 30, pattern = r"^[a-z_]*$")]
     pub via: Option<String>,
 }
 
@@ -140,6 +157,10 @@ pub struct ConfirmBody {
 #[serde(deny_unknown_fields)]
 pub struct CancelBody {
     /// Why.
+    #[schema(
+        max_length = 2000,
+        pattern = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*$"
+    )]
     pub note: Option<String>,
 }
 

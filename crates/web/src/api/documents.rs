@@ -124,7 +124,7 @@ pub async fn upload_document(
 #[utoipa::path(get, path = "/api/v1/documents/{id}", tag = "documents",
     params(("id" = String, Path, description = "Document id")),
     security(("bearer" = [])),
-    responses((status = 200, description = "The document's bytes", content_type = "application/octet-stream"),
+    responses((status = 200, description = "The document's bytes, with its own media type", content_type = "*/*"),
               (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
 pub async fn download_document(
     State(state): State<AppState>,
@@ -422,12 +422,13 @@ const INLINE_TYPES: &[&str] = &[
 
 /// `GET /api/v1/documents/{id}/view`: the document in a form a browser shows inline: PDF
 /// and common images as they are, TIFF (scans, faxes) converted to PDF; anything else is
-/// 415 (download it instead). Served sandboxed, never sniffed; audited.
+/// a 303 to its download. Served sandboxed, never sniffed; audited.
 #[utoipa::path(get, path = "/api/v1/documents/{id}/view", tag = "documents",
     params(("id" = String, Path, description = "Document id")),
     security(("bearer" = [])),
-    responses((status = 200, description = "PDF or image, inline"), (status = 401, body = Problem),
-              (status = 403, body = Problem), (status = 404, body = Problem), (status = 415, body = Problem)))]
+    responses((status = 200, description = "PDF or image, inline"),
+              (status = 303, description = "Not shown inline: the download, in `Location`"),
+              (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
 pub async fn view_document(
     State(state): State<AppState>,
     caller: Caller,
@@ -476,10 +477,12 @@ pub async fn view_document(
         }
         response
     } else {
-        return Err(ApiError::UnsupportedMediaType(format!(
-            "a {} document cannot be shown in the browser: download it",
-            doc.media_type
-        )));
+        // Not something a browser shows safely inline: send the reader to the download.
+        return Ok((
+            StatusCode::SEE_OTHER,
+            [(header::LOCATION, format!("/api/v1/documents/{id}"))],
+        )
+            .into_response());
     };
     state
         .store

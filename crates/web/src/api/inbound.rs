@@ -144,22 +144,30 @@ pub async fn telegram_update(
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 pub struct CallEvent {
     /// The PBX's id of the call.
+    #[schema(pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     pub call_id: String,
     /// `in` or `out`.
+    #[schema(pattern = r"^(in|out)$")]
     pub direction: String,
     /// Calling number.
+    #[schema(pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     pub from: String,
     /// Called number.
+    #[schema(pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     pub to: String,
     /// Start (RFC 3339).
+    #[schema(format = DateTime)]
     pub started_at: String,
     /// End (RFC 3339).
+    #[schema(format = DateTime)]
     pub ended_at: Option<String>,
     /// The operator who answered.
     pub operator: Option<String>,
     /// The case it is about, when the operator said so.
+    #[schema(pattern = r"^[A-Z]{2,5}-[0-9]{4}-[0-9]{5}[1-9]$")]
     pub case: Option<String>,
     /// The operator's note.
+    #[schema(pattern = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*$")]
     pub note: Option<String>,
 }
 
@@ -249,6 +257,10 @@ pub async fn phone_event(
 #[into_params(parameter_in = Query)]
 pub struct LookupQuery {
     /// The calling number, as the PBX gives it.
+    #[param(
+        required = true,
+        pattern = r"^[^0-9\u0000-\u001F\u007F-\u009F]*([0-9][^0-9\u0000-\u001F\u007F-\u009F]*){6,}$"
+    )]
     pub number: Option<String>,
 }
 
@@ -342,6 +354,7 @@ pub async fn cti_lookup(
 #[into_params(parameter_in = Query)]
 pub struct EmailQuery {
     /// The configured `[[mailbox]]` the message counts as coming from.
+    #[param(value_type = Option<crate::openapi::MailboxName>)]
     pub mailbox: Option<String>,
 }
 
@@ -363,7 +376,11 @@ pub async fn email_pipe(
     }
     let src = sportello_intake::email::EmailSource::from_config(
         &state.config,
-        query.mailbox.as_deref(),
+        query
+            .mailbox
+            .as_deref()
+            .map(str::trim)
+            .filter(|m| !m.is_empty()),
         state.pec_trust_anchors.clone(),
     )
     .map_err(|e| ApiError::field("mailbox", e))?;

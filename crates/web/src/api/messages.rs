@@ -43,9 +43,17 @@ pub async fn case_messages(
 pub struct MoveBody {
     /// The case the message belongs to.
     #[serde(default)]
+    #[schema(pattern = r"^[A-Z]{2,5}-[0-9]{4}-[0-9]{5}[1-9]$")]
+    #[schema(required = true)]
     pub to: String,
     /// Why (kept in both journals).
     #[serde(default)]
+    #[schema(
+        min_length = 1,
+        max_length = 2000,
+        pattern = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*$"
+    )]
+    #[schema(required = true)]
     pub note: String,
 }
 
@@ -55,9 +63,16 @@ pub struct MoveBody {
 pub struct SplitBody {
     /// Type of the new case (default: the type of the case the message leaves).
     #[serde(default)]
+    #[schema(value_type = Option<crate::openapi::CaseTypeId>)]
     pub case_type: Option<String>,
     /// Why (kept in both journals).
     #[serde(default)]
+    #[schema(
+        min_length = 1,
+        max_length = 2000,
+        pattern = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*$"
+    )]
+    #[schema(required = true)]
     pub note: String,
 }
 

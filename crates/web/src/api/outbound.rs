@@ -42,21 +42,33 @@ pub const NOTICE_DAYS: i64 = 10;
 pub struct MessageBody {
     /// `email`, `pec`, `fax`, `sms`, `letter`, `whatsapp` or `telegram`; the case's default
     /// channel when absent.
+    #[schema(pattern = r"^(email|pec|fax|sms|letter|whatsapp|telegram)?$")]
     pub channel: Option<String>,
     /// Address, number or chat; the citizen's known one for the channel when absent.
+    #[schema(
+        max_length = 500,
+        pattern = r"^[^\u0000-\u0009\u000B-\u001F\u007F-\u009F]*$"
+    )]
     pub to: Option<String>,
     /// Subject; the template's (or "Pratica REF") when absent. The case reference is
     /// always in it, so replies come back to the case.
+    #[schema(max_length = 300)]
     pub subject: Option<String>,
     /// Text; the template's when absent.
+    #[schema(max_length = 100000)]
     pub body: Option<String>,
     /// A template: `acknowledgement`, `integration_request`, `rejection_notice`,
     /// `approval`, `rejection`, `permit_issued`, `reminder`, `appointment`.
+    #[schema(
+        pattern = r"^(acknowledgement|integration_request|rejection_notice|approval|rejection|permit_issued|reminder|appointment)?$"
+    )]
     pub template: Option<String>,
     /// `it` (default) or `en`.
+    #[schema(pattern = r"^(it|en)?$")]
     pub lang: Option<String>,
     /// Sending the same key again returns the first message (also the `Idempotency-Key`
     /// header).
+    #[schema(max_length = 200, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     pub idempotency_key: Option<String>,
     /// The appointment an `appointment` message is about (set by the office's own code
     /// when it proposes one; otherwise the case's next appointment).
@@ -387,10 +399,12 @@ pub(crate) async fn compose(
         },
         None => choice.default,
     };
+    // What the case's citizen can be reached by is the case's state, not the request's
+    // shape: a 409, like any other "not possible now".
     if channel == OutChannel::Call {
-        return Err(ApiError::field(
-            "channel",
-            "the citizen has no channel the office can write to: call them back (the call-back queue)",
+        return Err(ApiError::Conflict(
+            "the citizen has no channel the office can write to: call them back (the call-back queue)"
+                .into(),
         ));
     }
     // A channel not configured yet still takes the message: it waits in the queue (the
@@ -398,13 +412,10 @@ pub(crate) async fn compose(
     let to = given(&body.to)
         .or_else(|| choice.option(channel).and_then(|o| o.to.clone()))
         .ok_or_else(|| {
-            ApiError::field(
-                "to",
-                format!(
-                    "no {} address is known for this citizen: give one",
-                    channel.as_str()
-                ),
-            )
+            ApiError::Conflict(format!(
+                "no {} address is known for this citizen: give one in 'to'",
+                channel.as_str()
+            ))
         })?;
     check_recipient(channel, &to)?;
     let lang = body
@@ -575,6 +586,7 @@ fn wants_json(headers: &HeaderMap) -> bool {
     params(("reference" = String, Path, description = "Case reference")),
     request_body = MessageBody, security(("bearer" = [])),
     responses((status = 201, body = SentMessage), (status = 200, body = SentMessage, description = "the same idempotency key again"),
+              (status = 409, body = Problem, description = "The citizen cannot be reached on that channel: no address is known"),
               (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
               (status = 422, body = Problem)))]
 pub async fn send_message(
@@ -594,7 +606,7 @@ pub async fn send_message(
             .filter(|k| !k.is_empty());
     }
     if let Some(key) = &body.idempotency_key
-        && (key.len() > 200 || key.chars().any(char::is_control))
+        && (key.chars().count() > 200 || key.chars().any(char::is_control))
     {
         return Err(ApiError::field(
             "idempotency_key",
@@ -677,6 +689,24 @@ pub async fn preview_message(
         .as_deref()
         .and_then(Lang::parse)
         .unwrap_or(Lang::It);
+    // The API answers a name it does not know as the send would (the page offers only
+    // known ones).
+    if let Some(name) = given(&body.channel)
+        && OutChannel::parse(&name).is_none_or(|c| c == OutChannel::Call)
+    {
+        return Err(ApiError::field(
+            "channel",
+            "one of email, pec, fax, sms, letter, whatsapp, telegram",
+        ));
+    }
+    if let Some(name) = given(&body.template)
+        && TemplateKind::parse(&name).is_none()
+    {
+        return Err(ApiError::field(
+            "template",
+            format!("unknown template {name:?}"),
+        ));
+    }
     let reach = reach(&state, &case).await?;
     let preview = preview_of(&state, &case, &reach, &body, lang).await?;
     state
@@ -1102,9 +1132,14 @@ pub(crate) async fn write_occasion(
 #[serde(deny_unknown_fields)]
 pub struct ContactBody {
     /// The citizen's postal address (for letters), one line per line.
+    #[schema(
+        max_length = 500,
+        pattern = r"^[^\u0000-\u0009\u000B-\u001F\u007F-\u009F]*$"
+    )]
     pub address: Option<String>,
     /// The channel the citizen prefers: `email`, `pec`, `fax`, `sms`, `whatsapp`,
     /// `telegram`, `letter` or `call`.
+    #[schema(pattern = r"^(email|pec|fax|sms|whatsapp|telegram|letter|call)?$")]
     pub preferred_channel: Option<String>,
 }
 
@@ -1155,7 +1190,7 @@ pub(crate) async fn set_contact(
 #[utoipa::path(put, path = "/api/v1/cases/{reference}/contact", tag = "messages",
     params(("reference" = String, Path, description = "Case reference")),
     request_body = ContactBody, security(("bearer" = [])),
-    responses((status = 200, body = ChoiceJson), (status = 401, body = Problem), (status = 403, body = Problem),
+    responses((status = 409, body = Problem, description = "The case has no citizen"), (status = 200, body = ChoiceJson), (status = 401, body = Problem), (status = 403, body = Problem),
               (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn put_contact(
     State(state): State<AppState>,

@@ -43,12 +43,16 @@ pub async fn permit(
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct TemporaryPlate {
     /// The plate of the vehicle used.
+    #[schema(pattern = r"^[ \t.\-]*([A-Za-z0-9][ \t.\-]*){1,12}$")]
     pub plate: String,
     /// Its country; Italy when absent.
+    #[schema(pattern = r"^([A-Za-z]{2})?$")]
     pub country: Option<String>,
     /// From (RFC 3339).
+    #[schema(format = DateTime)]
     pub from: String,
     /// To (RFC 3339).
+    #[schema(format = DateTime)]
     pub to: String,
 }
 
@@ -420,8 +424,13 @@ fn printed_permit(state: &AppState, view: &sportello_store::permits::PermitView)
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct PermitStatusChange {
     /// `suspended`, `revoked` or `active` (reinstated after a suspension).
+    #[schema(pattern = r"^(active|suspended|revoked)$")]
     pub status: String,
     /// Why: kept in the permit's history.
+    #[schema(
+        min_length = 1,
+        pattern = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*$"
+    )]
     pub reason: String,
 }
 
@@ -453,8 +462,13 @@ pub async fn permit_status(
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct RenewalRequest {
     /// Where the request came from (default `counter`).
+    #[schema(value_type = Option<crate::openapi::ChannelName>)]
     pub channel: Option<String>,
     /// What the holder asked, kept as the case description.
+    #[schema(
+        max_length = 20000,
+        pattern = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*$"
+    )]
     pub note: Option<String>,
 }
 

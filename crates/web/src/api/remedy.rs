@@ -33,10 +33,17 @@ const MAX_CONTESTED: usize = 200;
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 pub struct ContestedTransit {
     /// The gate system's transit id.
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub transit_id: String,
     /// The gate.
+    #[schema(value_type = crate::openapi::GateId)]
     pub gate: String,
     /// RFC 3339 with offset.
+    #[schema(format = DateTime)]
     pub timestamp: String,
 }
 
@@ -44,18 +51,28 @@ pub struct ContestedTransit {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ContestBody {
     /// The plate fined.
+    #[schema(pattern = r"^[ \t.\-]*([A-Za-z0-9][ \t.\-]*){1,12}$")]
     pub plate: String,
     /// Its country (default `IT`).
+    #[schema(pattern = r"^([A-Za-z]{2})?$")]
     pub country: Option<String>,
     /// The passages contested (1 to 200).
+    #[schema(min_items = 1, max_items = 200)]
     pub transits: Vec<ContestedTransit>,
     /// The fine (verbale) number, when there is one.
+    #[schema(max_length = 64, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     pub fine: Option<String>,
     /// The permit the citizen says covered the passage.
+    #[schema(max_length = 64, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     pub permit: Option<String>,
     /// What the citizen or the patrol says.
+    #[schema(
+        max_length = 20000,
+        pattern = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*$"
+    )]
     pub note: Option<String>,
     /// Where the report came from (default `web`; the police use `counter` or `pec`).
+    #[schema(value_type = Option<crate::openapi::ChannelName>)]
     pub channel: Option<String>,
     /// The citizen, when known.
     pub citizen: Option<CitizenBody>,

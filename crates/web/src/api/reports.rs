@@ -29,15 +29,20 @@ pub const DEFAULT_PERIOD_DAYS: i64 = 365;
 #[into_params(parameter_in = Query)]
 pub struct ThroughputParams {
     /// First day (YYYY-MM-DD, Europe/Rome); default: 364 days before `to`.
+    #[param(value_type = Option<crate::openapi::OptionalDate>)]
     pub from: Option<String>,
     /// Last day, included; default: today.
+    #[param(value_type = Option<crate::openapi::OptionalDate>)]
     pub to: Option<String>,
     /// `case_type` (default), `channel` or `month`.
+    #[param(pattern = r"^(case_type|channel|month)?$")]
     pub group_by: Option<String>,
     /// `json` (default), `csv` or `xlsx` (every table, one sheet each).
+    #[param(pattern = r"^(json|csv|xlsx)?$")]
     pub format: Option<String>,
     /// With `format=csv`, the table: `groups` (default, with the totals as last row),
     /// `weekly`, `backlog` or `operators`.
+    #[param(pattern = r"^(groups|weekly|backlog|operators)?$")]
     pub table: Option<String>,
 }
 
@@ -46,12 +51,16 @@ pub struct ThroughputParams {
 #[into_params(parameter_in = Query)]
 pub struct SlaParams {
     /// First day (YYYY-MM-DD, Europe/Rome); default: 364 days before `to`.
+    #[param(value_type = Option<crate::openapi::OptionalDate>)]
     pub from: Option<String>,
     /// Last day, included; default: today.
+    #[param(value_type = Option<crate::openapi::OptionalDate>)]
     pub to: Option<String>,
     /// `json` (default), `csv` or `xlsx`.
+    #[param(pattern = r"^(json|csv|xlsx)?$")]
     pub format: Option<String>,
     /// With `format=csv`, the table: `overdue` (default), `orphans` or `summary`.
+    #[param(pattern = r"^(overdue|orphans|summary)?$")]
     pub table: Option<String>,
 }
 

@@ -24,18 +24,29 @@ use crate::extract::{ApiQuery, check_text};
 #[into_params(parameter_in = Query)]
 pub struct SearchParams {
     /// The words to find (all of them; the last one may be unfinished).
+    #[param(
+        required = true,
+        min_length = 1,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub q: Option<String>,
     /// Only cases of this type.
+    #[param(value_type = Option<crate::openapi::CaseTypeId>)]
     pub case_type: Option<String>,
     /// Only cases in this status.
+    #[param(value_type = Option<crate::openapi::CaseStatus>)]
     pub status: Option<String>,
     /// Only cases received on or after this day (YYYY-MM-DD, Europe/Rome).
+    #[param(value_type = Option<crate::openapi::OptionalDate>)]
     pub from: Option<String>,
     /// Only cases received on or before this day (YYYY-MM-DD, Europe/Rome).
+    #[param(value_type = Option<crate::openapi::OptionalDate>)]
     pub to: Option<String>,
     /// Page from 1.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
     pub page: Option<String>,
     /// Page size (default 20, at most 100).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
     pub per_page: Option<String>,
 }
 

@@ -26,12 +26,16 @@ use crate::extract::ApiQuery;
 #[into_params(parameter_in = Query)]
 pub struct VerifyQuery {
     /// The plate as read (any spacing or case).
+    #[param(required = true, pattern = r"^[ \t.\-]*([A-Za-z0-9][ \t.\-]*){1,12}$")]
     pub plate: Option<String>,
     /// Country code; Italy when absent.
+    #[param(pattern = r"^([A-Za-z]{2})?$")]
     pub country: Option<String>,
     /// The gate (or the patrol's spot, as a gate id) deciding the zone.
+    #[param(required = true, value_type = crate::openapi::GateId)]
     pub gate: Option<String>,
     /// The instant (RFC 3339); now when absent.
+    #[param(format = DateTime)]
     pub at: Option<String>,
 }
 
@@ -110,10 +114,13 @@ pub async fn verify(
 #[into_params(parameter_in = Query)]
 pub struct WhitelistQuery {
     /// The instant (RFC 3339, or a date meaning its local midnight); now when absent.
+    #[param(value_type = Option<crate::openapi::InstantOrDate>)]
     pub at: Option<String>,
     /// `csv` (default) or `json`.
+    #[param(pattern = r"^(csv|json)?$")]
     pub format: Option<String>,
     /// Only what changed since this instant (`added` / `removed` rows).
+    #[param(value_type = Option<crate::openapi::InstantOrDate>)]
     pub since: Option<String>,
 }
 

@@ -26,6 +26,7 @@ mod cover;
 mod letter;
 mod metrics;
 mod palette;
+pub mod pdfa;
 mod permit;
 mod qr;
 mod raster;

@@ -14,7 +14,7 @@ use tiff::tags::{ResolutionUnit, Tag};
 use tiff::{ColorType, TiffError};
 
 use crate::tools;
-use crate::{ccitt, palette, raster};
+use crate::{ccitt, jpeg_gray, palette, raster};
 
 /// The lowest resolution a page is rendered at; below it nothing on a page is readable.
 pub const MIN_DPI: u32 = 36;
@@ -744,12 +744,16 @@ fn tiff_page(
     }
     let res = tiff_resolution(decoder);
     let decoded = guarded(|| {
-        // Fax codings and palettes, which the `tiff` crate cannot read, are decoded here.
+        // Fax codings, palettes and gray JPEG, which the `tiff` crate cannot read (or reads
+        // wrongly), are decoded here.
         let mut file = File::open(path).map_err(|e| io_error(&e))?;
         if let Some(img) = ccitt::decode_page(decoder, &mut file, (w, h), index)? {
             return Ok(Some(img));
         }
         if let Some(img) = palette::decode_page(decoder, path, index, tiff_limits(limits))? {
+            return Ok(Some(img));
+        }
+        if let Some(img) = jpeg_gray::decode_page(decoder, &mut file, (w, h), index)? {
             return Ok(Some(img));
         }
         decode_tiff_page(decoder, w, h)
@@ -763,9 +767,9 @@ fn tiff_page(
 }
 
 /// Decodes the current TIFF page in Rust; `Ok(None)` when the page uses something the
-/// `tiff` crate does not support (Group 3 two-dimensional, gray JPEG, which it decodes
-/// wrongly, fax codings in tiles written least-significant bit first) and libtiff must be
-/// asked instead.
+/// `tiff` crate does not support (Group 3 two-dimensional, JPEG other than three-channel
+/// or plain gray, which it decodes wrongly, fax codings in tiles written least-significant
+/// bit first) and libtiff must be asked instead.
 fn decode_tiff_page(
     decoder: &mut Decoder<BufReader<File>>,
     w: u32,

@@ -13,8 +13,8 @@ use tiff::decoder::{Decoder, DecodingResult};
 use tiff::tags::{ResolutionUnit, Tag};
 use tiff::{ColorType, TiffError};
 
-use crate::raster;
 use crate::tools;
+use crate::{ccitt, jpeg_gray, palette, raster};
 
 /// The lowest resolution a page is rendered at; below it nothing on a page is readable.
 pub const MIN_DPI: u32 = 36;
@@ -89,8 +89,9 @@ pub enum ScanError {
     )]
     TooLarge,
     /// An external program this needs is not installed; the detail names it and its package.
+    /// Never reported as a damaged file: the file may well be fine.
     #[error(
-        "a program needed to read scans is not installed on the server: {0}; please tell the system administrator"
+        "tool missing: {0}; a program needed to read this scan is not installed on the server, please tell the system administrator"
     )]
     ToolMissing(String),
     /// An external program failed for a reason other than a damaged file (time limit,
@@ -742,7 +743,22 @@ fn tiff_page(
         return Err(ScanError::TooLarge);
     }
     let res = tiff_resolution(decoder);
-    match guarded(|| decode_tiff_page(decoder, w, h)) {
+    let decoded = guarded(|| {
+        // Fax codings, palettes and gray JPEG, which the `tiff` crate cannot read (or reads
+        // wrongly), are decoded here.
+        let mut file = File::open(path).map_err(|e| io_error(&e))?;
+        if let Some(img) = ccitt::decode_page(decoder, &mut file, (w, h), index)? {
+            return Ok(Some(img));
+        }
+        if let Some(img) = palette::decode_page(decoder, path, index, tiff_limits(limits))? {
+            return Ok(Some(img));
+        }
+        if let Some(img) = jpeg_gray::decode_page(decoder, &mut file, (w, h), index)? {
+            return Ok(Some(img));
+        }
+        decode_tiff_page(decoder, w, h)
+    });
+    match decoded {
         Ok(Some(img)) => Ok((img, res)),
         // Something the Rust decoder cannot do (or does wrong): let libtiff do it.
         Ok(None) => Ok((libtiff_page(path, index, limits)?, res)),
@@ -751,8 +767,9 @@ fn tiff_page(
 }
 
 /// Decodes the current TIFF page in Rust; `Ok(None)` when the page uses something the
-/// `tiff` crate does not support (Group 3 fax, palettes, gray JPEG, which it decodes
-/// wrongly) and libtiff must be asked instead.
+/// `tiff` crate does not support (Group 3 two-dimensional, JPEG other than three-channel
+/// or plain gray, which it decodes wrongly, fax codings in tiles written least-significant
+/// bit first) and libtiff must be asked instead.
 fn decode_tiff_page(
     decoder: &mut Decoder<BufReader<File>>,
     w: u32,
@@ -774,6 +791,16 @@ fn decode_tiff_page(
         return Ok(None);
     }
     if matches!(color, ColorType::Palette(_)) {
+        return Ok(None);
+    }
+    // The `tiff` crate ignores FillOrder: fax codings written least-significant bit first
+    // that were not decoded in Rust (tiles) go to libtiff.
+    let lsb_first = decoder
+        .find_tag_unsigned::<u16>(Tag::FillOrder)
+        .ok()
+        .flatten()
+        == Some(2);
+    if lsb_first && matches!(compression, 2..=4) {
         return Ok(None);
     }
     let planar = decoder
@@ -868,7 +895,7 @@ struct Pixels {
 }
 
 /// Reads sample `i` of a row of `bits`-bit samples (1, 2, 4 or 8) packed MSB first.
-fn packed_raw(row: &[u8], i: usize, bits: u8) -> Option<u16> {
+pub(crate) fn packed_raw(row: &[u8], i: usize, bits: u8) -> Option<u16> {
     let bits = usize::from(bits);
     let bit = i * bits;
     let byte = *row.get(bit / 8)?;
@@ -883,7 +910,7 @@ fn packed_sample(row: &[u8], i: usize, bits: u8) -> Option<u8> {
     Some((packed_raw(row, i, bits)? * 255 / max) as u8)
 }
 
-fn luma(r: u8, g: u8, b: u8) -> u8 {
+pub(crate) fn luma(r: u8, g: u8, b: u8) -> u8 {
     let (r, g, b) = (u32::from(r), u32::from(g), u32::from(b));
     ((r * 299 + g * 587 + b * 114 + 500) / 1000).min(255) as u8
 }

@@ -9,19 +9,27 @@
 //! group back out as a PDF.
 //!
 //! PDF batches are rendered with poppler-utils (`pdfinfo`, `pdftoppm`) run as subprocesses
-//! under a time limit; TIFF (including CCITT Group 4), PNG and JPEG are decoded in Rust,
-//! except the TIFF pages the Rust decoder cannot handle (Group 3 fax, palettes, gray JPEG),
-//! which go through libtiff-tools (`tiffcp`, `tiff2rgba`). Only a PDF batch split with
-//! [`extract_pdf_pages`] uses `pdfseparate` and `pdfunite`.
+//! under a time limit; TIFF (including CCITT Group 3 and Group 4 fax in either bit order,
+//! LZW, palettes and gray JPEG), PNG and JPEG are decoded in Rust, except the few TIFF
+//! pages the Rust decoders cannot handle (Group 3 two-dimensional, old-style JPEG), which
+//! go through libtiff-tools (`tiffcp`, `tiff2rgba`). A tool that is not installed is
+//! reported as [`ScanError::ToolMissing`], never as a damaged file. Only a PDF batch split
+//! with [`extract_pdf_pages`] uses `pdfseparate` and `pdfunite`.
+//!
+//! [`pdfa`] writes PDF/A documents with embedded fonts (the daily protocol register).
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 mod assemble;
 mod batch;
+mod ccitt;
 mod clean;
 mod cover;
+mod jpeg_gray;
 mod letter;
 mod metrics;
+mod palette;
+pub mod pdfa;
 mod permit;
 mod qr;
 mod raster;

@@ -64,6 +64,14 @@ pub(crate) fn run(
             return Err(ScanError::Tool(format!("waiting for {tool}: {e}")));
         }
     };
+    // 127 is what a wrapper script exits with when the program it runs is not there.
+    if status.code() == Some(127) {
+        return Err(ScanError::ToolMissing(format!(
+            "{tool} (Debian package {}): {}",
+            package_of(tool),
+            tail(&read_back(&mut stderr, 16 << 10, true))
+        )));
+    }
     Ok(Output {
         success: status.success(),
         stdout: read_back(&mut stdout, 64 << 20, false),

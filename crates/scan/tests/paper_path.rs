@@ -552,7 +552,7 @@ fn pdf_pages_can_be_extracted_keeping_the_original() {
 
 #[test]
 fn tiff_variants_decode_like_imagemagick() {
-    // Group 3, palettes, gray JPEG and odd polarities go through libtiff's tools.
+    // Group 3 two-dimensional goes through libtiff's tools.
     if !have(&["convert", "tiffcp", "tiff2rgba"]) {
         return;
     }
@@ -692,6 +692,255 @@ fn tiff_variants_decode_like_imagemagick() {
         println!("{name}: decoded in {took:?}, mean difference from ImageMagick {diff:.2}");
         assert!(diff < 6.0, "{name}: mean difference {diff:.2}");
     }
+}
+
+// ----------------------------------------------------------------------------------------
+// Without the external tools
+
+/// Set in the child process that runs a test of this binary again without any external
+/// program on its PATH: the folder with the files the parent made.
+const NO_TOOLS_DIR: &str = "SPORTELLO_SCAN_TEST_NO_TOOLS_DIR";
+/// What the child prints when it has made its checks, so that the parent knows they ran.
+const CHECKED: &str = "checked without tools:";
+
+/// Runs the test `name` of this binary again in a child process whose PATH is only `bin`
+/// (an empty folder, or one with stand-ins), handing it `dir`; fails with the child's output
+/// when the child fails or did not make its checks.
+fn rerun_without_tools(name: &str, dir: &Path, bin: &Path) -> String {
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .env("PATH", bin)
+        .env(NO_TOOLS_DIR, dir)
+        .env_remove("SPORTELLO_REQUIRE_SERVICES")
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{name} without tools failed:\n{text}");
+    assert!(text.contains(CHECKED), "{name} made no checks:\n{text}");
+    text
+}
+
+/// The folder of the parent when this process is the child of [`rerun_without_tools`].
+fn child_dir() -> Option<PathBuf> {
+    std::env::var_os(NO_TOOLS_DIR).map(PathBuf::from)
+}
+
+/// The scanner and fax gateway formats of the paper path: Group 4 written most or least
+/// significant bit first (fax gateways write the latter; it was rejected as damaged),
+/// Group 3, LZW in gray and palette (what ImageMagick writes for a page of few colours;
+/// it failed when libtiff-tools was missing) and gray JPEG. All are multi-page and are
+/// decoded in Rust:
+/// the check runs in a process that cannot find any external program.
+#[test]
+fn fax_and_lzw_tiffs_decode_in_rust_without_libtiff() {
+    const NAME: &str = "fax_and_lzw_tiffs_decode_in_rust_without_libtiff";
+    const VARIANTS: &[(&str, &[&str])] = &[
+        ("g4-msb", &["-monochrome", "-compress", "Group4"]),
+        (
+            "g4-lsb",
+            &[
+                "-monochrome",
+                "-compress",
+                "Group4",
+                "-define",
+                "tiff:fill-order=lsb",
+            ],
+        ),
+        ("g3", &["-monochrome", "-compress", "Fax"]),
+        (
+            "g3-lsb",
+            &[
+                "-monochrome",
+                "-compress",
+                "Fax",
+                "-define",
+                "tiff:fill-order=lsb",
+            ],
+        ),
+        (
+            "lzw-gray",
+            &["-colorspace", "Gray", "-depth", "8", "-compress", "LZW"],
+        ),
+        (
+            "lzw-palette",
+            &["-depth", "8", "-type", "Palette", "-compress", "LZW"],
+        ),
+        (
+            "jpeg-gray",
+            &[
+                "-alpha",
+                "off",
+                "-colorspace",
+                "Gray",
+                "-depth",
+                "8",
+                "-compress",
+                "JPEG",
+            ],
+        ),
+    ];
+    const PAGES: usize = 3;
+
+    if let Some(dir) = child_dir() {
+        // The child: nothing but Rust may read these files.
+        for (name, _) in VARIANTS {
+            let tif = dir.join(format!("{name}.tif"));
+            let mut batch =
+                Batch::open(&tif, Limits::default()).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(batch.page_count(), PAGES, "{name}");
+            for page in 0..PAGES {
+                let expected = image::open(dir.join(format!("{name}-{page}.png")))
+                    .unwrap()
+                    .into_luma8();
+                let got = batch
+                    .page(page, 100)
+                    .unwrap_or_else(|e| panic!("{name} page {}: {e}", page + 1));
+                assert_eq!(got.dimensions(), expected.dimensions(), "{name}");
+                let diff = got
+                    .as_raw()
+                    .iter()
+                    .zip(expected.as_raw())
+                    .map(|(a, b)| f64::from(a.abs_diff(*b)))
+                    .sum::<f64>()
+                    / got.as_raw().len() as f64;
+                assert!(
+                    diff < 1.0,
+                    "{name} page {}: mean difference {diff:.2}",
+                    page + 1
+                );
+                assert!(
+                    got.as_raw().iter().any(|&p| p < 32),
+                    "{name}: the page has black ink"
+                );
+            }
+        }
+        println!("{CHECKED} {} files", VARIANTS.len());
+        return;
+    }
+
+    if !have(&["convert"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src.png");
+    // A page with text, a black block and a red mark (so that a palette has a colour).
+    run(
+        "convert",
+        &[
+            "-size",
+            "850x1100",
+            "xc:white",
+            "-font",
+            "DejaVu-Sans",
+            "-pointsize",
+            "30",
+            "-fill",
+            "black",
+            "-annotate",
+            "+80+120",
+            "Pratica ZTL-2026-000042, pagina allegata",
+            "-draw",
+            "rectangle 80,300 400,500",
+            "-fill",
+            "red",
+            "-draw",
+            "circle 600,700 640,740",
+            s(&src),
+        ],
+    );
+    for (name, opts) in VARIANTS {
+        let tif = dir.path().join(format!("{name}.tif"));
+        let mut args: Vec<&str> = vec![s(&src); PAGES];
+        args.extend_from_slice(opts);
+        args.extend(["-density", "100", "-units", "PixelsPerInch", s(&tif)]);
+        run("convert", &args);
+        // ImageMagick's own reading of each page, to compare with.
+        for page in 0..PAGES {
+            let one = format!("{}[{page}]", s(&tif));
+            let png = dir.path().join(format!("{name}-{page}.png"));
+            run(
+                "convert",
+                &[&one, "-colorspace", "Gray", "-depth", "8", s(&png)],
+            );
+        }
+    }
+    let empty = dir.path().join("no-tools");
+    std::fs::create_dir(&empty).unwrap();
+    rerun_without_tools(NAME, dir.path(), &empty);
+}
+
+/// A program the scan path needs and cannot find is named as missing, never taken for a
+/// damaged file: neither when it is not on the PATH at all nor when what is there cannot
+/// start it (a wrapper script whose program was removed exits with 127).
+#[test]
+fn a_missing_tool_is_reported_as_missing_not_as_damage() {
+    const NAME: &str = "a_missing_tool_is_reported_as_missing_not_as_damage";
+    if let Some(dir) = child_dir() {
+        let expect_missing = |file: &str, tool: &str| {
+            let err = Batch::open(&dir.join(file), Limits::default())
+                .and_then(|mut b| b.page(0, 100).map(|_| ()))
+                .expect_err(file);
+            let msg = err.to_string();
+            assert!(
+                matches!(err, ScanError::ToolMissing(_)),
+                "{file}: expected a missing tool, got {err:?}"
+            );
+            assert!(msg.starts_with(&format!("tool missing: {tool}")), "{msg}");
+            assert!(!msg.contains("damaged"), "{msg}");
+        };
+        // pdfinfo is a stand-in that cannot start the real program.
+        expect_missing("cover.pdf", "pdfinfo");
+        // No pdftoppm at all.
+        expect_missing("renders.pdf", "pdftoppm");
+        let mut checked = 2;
+        // Group 3 two-dimensional still needs libtiff's tiffcp.
+        if dir.join("g3-2d.tif").exists() {
+            expect_missing("g3-2d.tif", "tiffcp");
+            checked += 1;
+        }
+        println!("{CHECKED} {checked} files");
+        return;
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let pdf = cover_sheet_pdf(&sheet(REF_A));
+    std::fs::write(dir.path().join("cover.pdf"), &pdf).unwrap();
+    std::fs::write(dir.path().join("renders.pdf"), &pdf).unwrap();
+    if on_path("convert") && on_path("tiffcp") {
+        let png = dir.path().join("page.png");
+        run(
+            "convert",
+            &["-size", "200x100", "xc:white", "-monochrome", s(&png)],
+        );
+        let g3 = dir.path().join("g3-1d.tif");
+        run("convert", &[s(&png), "-compress", "Fax", s(&g3)]);
+        run(
+            "tiffcp",
+            &["-c", "g3:2d", s(&g3), s(&dir.path().join("g3-2d.tif"))],
+        );
+    }
+    // The stand-ins: pdfinfo runs a program that is gone; pdftoppm is absent.
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let pdfinfo = bin.join("pdfinfo");
+    // renders.pdf must get past pdfinfo to need pdftoppm: the stand-in answers for it.
+    let answer =
+        "Pages:          1\nPage    1 size: 595.276 x 841.89 pts (A4)\nPage    1 rot:  0\n";
+    std::fs::write(
+        &pdfinfo,
+        format!(
+            "#!/bin/sh\ncase \"$*\" in\n  *renders.pdf) printf '{}' ;;\n  *) exec /nonexistent/pdfinfo \"$@\" ;;\nesac\n",
+            answer.replace('\n', "\\n")
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&pdfinfo, std::fs::Permissions::from_mode(0o755)).unwrap();
+    rerun_without_tools(NAME, dir.path(), &bin);
 }
 
 // ----------------------------------------------------------------------------------------

@@ -307,7 +307,7 @@ async fn seed_cases(
                 &Vec::new(),
                 &rows,
                 pdf::A4_PORTRAIT,
-            );
+            )?;
             let media_type = sniff_media_type(&bytes);
             let size = bytes.len() as u64;
             let sha = blobs.put(Bytes::from(bytes)).await?;

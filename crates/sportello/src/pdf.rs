@@ -1,9 +1,12 @@
-//! Small PDF documents (daily register, demo attachments) written with `pdf-writer`,
-//! using the standard Helvetica font so no font files are needed.
+//! Tabular PDF documents (the daily protocol register, demo attachments): a heading, a
+//! column header and rows, paged as needed. They are set with the shared PDF engine of
+//! [`sportello_scan::pdfa`], in DejaVu Sans embedded in the file; the register is PDF/A-2b.
 
-use pdf_writer::{Content, Finish, Name, Pdf, Rect, Ref, Str, TextStr};
+use chrono::{DateTime, FixedOffset};
+use sportello_scan::pdfa::{self, DocumentInfo, Mark, Sheet, Weight};
 
 /// A line of text placed in columns: (x position in points, text, maximum characters).
+/// A cell is also cut to the room before the next column.
 pub type Row = Vec<(f32, String, usize)>;
 
 /// A page layout.
@@ -30,23 +33,60 @@ pub const A4_PORTRAIT: Layout = Layout {
     font_size: 11.0,
 };
 
-/// Encodes text for a WinAnsi-encoded standard font: Latin-1 letters (all Italian accents)
-/// map directly, a few typographic marks are translated, anything else becomes '?'.
-fn win_ansi(text: &str) -> Vec<u8> {
-    text.chars()
-        .map(|c| match c {
-            ' '..='~' => c as u8,
-            '\u{a0}'..='\u{ff}' => c as u32 as u8,
-            '€' => 0x80,
-            '‘' => 0x91,
-            '’' => 0x92,
-            '“' => 0x93,
-            '”' => 0x94,
-            '–' => 0x96,
-            '—' => 0x97,
-            _ => b'?',
-        })
-        .collect()
+const MARGIN: f32 = 40.0;
+const TITLE_SIZE: f32 = 14.0;
+const SUBTITLE_SIZE: f32 = 9.0;
+const FOOTER_SIZE: f32 = 8.0;
+/// Space between a column's text and the next column.
+const COLUMN_GAP: f32 = 4.0;
+/// DejaVu Sans rises 0.93 em above the baseline and falls 0.24 em below it.
+const ASCENT: f32 = 0.93;
+const DESCENT: f32 = 0.24;
+
+/// Where the parts of a page go, from the top of the page (baselines, in points).
+#[derive(Debug, Clone, PartialEq)]
+struct Frame {
+    title: f32,
+    subtitles: Vec<f32>,
+    header: f32,
+    rule: f32,
+    first_row: f32,
+    line: f32,
+    rows_per_page: usize,
+    footer: f32,
+}
+
+impl Frame {
+    /// Stacks title, subtitle lines, column header and its rule, each below the lowest point
+    /// of the one above, so that nothing overlaps; rows start one line below the rule.
+    fn new(layout: Layout, subtitle_lines: usize) -> Frame {
+        let line = layout.font_size * 1.5;
+        let title = MARGIN + TITLE_SIZE * ASCENT;
+        let mut y = title + TITLE_SIZE * DESCENT;
+        let subtitles = (0..subtitle_lines)
+            .map(|_| {
+                y += SUBTITLE_SIZE * 1.3;
+                y
+            })
+            .collect();
+        let header = y + SUBTITLE_SIZE * DESCENT + layout.font_size * 2.0;
+        let rule = header + layout.font_size * DESCENT + 2.0;
+        let first_row = rule + 3.0 + layout.font_size * ASCENT;
+        let footer = layout.height - MARGIN / 2.0;
+        // The last row must stay clear of the footer.
+        let last_allowed = footer - FOOTER_SIZE * 2.0;
+        let rows_per_page = (((last_allowed - first_row) / line).floor() as usize + 1).max(1);
+        Frame {
+            title,
+            subtitles,
+            header,
+            rule,
+            first_row,
+            line,
+            rows_per_page,
+            footer,
+        }
+    }
 }
 
 fn clip(text: &str, max: usize) -> String {
@@ -59,146 +99,229 @@ fn clip(text: &str, max: usize) -> String {
     }
 }
 
-/// Renders a titled document: a heading, a column header and rows, paged as needed, with
-/// "page N of M" at the foot of every page.
-pub fn render(title: &str, subtitle: &str, header: &Row, rows: &[Row], layout: Layout) -> Vec<u8> {
-    let margin = 40.0;
-    let line = layout.font_size * 1.5;
-    let first_row_y = layout.height - margin - 60.0;
-    let per_page = (((first_row_y - margin - 20.0) / line).floor() as usize).max(1);
+/// The cells of `row` as text marks at `baseline`, each cut to `max` characters and to the
+/// room before the next column (or the right margin).
+fn cells(row: &Row, baseline: f32, size: f32, weight: Weight, layout: Layout) -> Vec<Mark> {
+    let mut starts: Vec<f32> = row.iter().map(|(x, _, _)| *x).collect();
+    starts.sort_by(f32::total_cmp);
+    row.iter()
+        .filter(|(_, text, _)| !text.is_empty())
+        .map(|(x, text, max)| {
+            let end = starts
+                .iter()
+                .copied()
+                .find(|s| s > x)
+                .map_or(layout.width - MARGIN, |next| next - COLUMN_GAP);
+            Mark::Text {
+                x: *x,
+                baseline,
+                size,
+                weight,
+                text: pdfa::fit_width(&clip(text, *max), weight, size, end - x),
+            }
+        })
+        .collect()
+}
+
+/// The pages of a titled table; `subtitle` may have several lines (separated by '\n').
+fn sheets(title: &str, subtitle: &str, header: &Row, rows: &[Row], layout: Layout) -> Vec<Sheet> {
+    let subtitle_lines: Vec<&str> = subtitle.lines().collect();
+    let frame = Frame::new(layout, subtitle_lines.len());
+    let text_width = layout.width - 2.0 * MARGIN;
     let chunks: Vec<&[Row]> = if rows.is_empty() {
         vec![&[]]
     } else {
-        rows.chunks(per_page).collect()
+        rows.chunks(frame.rows_per_page).collect()
     };
-
-    let mut pdf = Pdf::new();
-    let catalog_id = Ref::new(1);
-    let tree_id = Ref::new(2);
-    let font_id = Ref::new(3);
-    let bold_id = Ref::new(4);
-    let info_id = Ref::new(5);
-    let mut next = 6;
-    let mut alloc = || {
-        let r = Ref::new(next);
-        next += 1;
-        r
-    };
-    let pages: Vec<(Ref, Ref)> = chunks.iter().map(|_| (alloc(), alloc())).collect();
-
-    pdf.catalog(catalog_id).pages(tree_id);
-    pdf.pages(tree_id)
-        .kids(pages.iter().map(|(p, _)| *p))
-        .count(pages.len() as i32);
-    pdf.type1_font(font_id)
-        .base_font(Name(b"Helvetica"))
-        .encoding_predefined(Name(b"WinAnsiEncoding"));
-    pdf.type1_font(bold_id)
-        .base_font(Name(b"Helvetica-Bold"))
-        .encoding_predefined(Name(b"WinAnsiEncoding"));
-    pdf.document_info(info_id)
-        .title(TextStr(title))
-        .producer(TextStr("Sportello"));
-
-    let total = pages.len();
-    for (index, ((page_id, content_id), chunk)) in pages.iter().zip(&chunks).enumerate() {
-        let mut page = pdf.page(*page_id);
-        page.media_box(Rect::new(0.0, 0.0, layout.width, layout.height));
-        page.parent(tree_id);
-        page.contents(*content_id);
-        let mut resources = page.resources();
-        let mut fonts = resources.fonts();
-        fonts.pair(Name(b"F1"), font_id);
-        fonts.pair(Name(b"F2"), bold_id);
-        fonts.finish();
-        resources.finish();
-        page.finish();
-
-        let mut content = Content::new();
-        let text = |content: &mut Content, font: &[u8], size: f32, x: f32, y: f32, s: &str| {
-            content.begin_text();
-            content.set_font(Name(font), size);
-            content.next_line(x, y);
-            content.show(Str(&win_ansi(s)));
-            content.end_text();
-        };
-        text(
-            &mut content,
-            b"F2",
-            14.0,
-            margin,
-            layout.height - margin - 14.0,
-            title,
-        );
-        text(
-            &mut content,
-            b"F1",
-            9.0,
-            margin,
-            layout.height - margin - 30.0,
-            subtitle,
-        );
-        let header_y = layout.height - margin - 50.0;
-        for (x, label, max) in header {
-            text(
-                &mut content,
-                b"F2",
-                layout.font_size,
-                *x,
-                header_y,
-                &clip(label, *max),
-            );
-        }
-        content.set_line_width(0.5);
-        content.move_to(margin, header_y - 4.0);
-        content.line_to(layout.width - margin, header_y - 4.0);
-        content.stroke();
-        let mut y = first_row_y;
-        for row in chunk.iter() {
-            for (x, value, max) in row {
-                text(
-                    &mut content,
-                    b"F1",
-                    layout.font_size,
-                    *x,
-                    y,
-                    &clip(value, *max),
-                );
+    let total = chunks.len();
+    chunks
+        .iter()
+        .enumerate()
+        .map(|(index, chunk)| {
+            let mut marks = vec![Mark::Text {
+                x: MARGIN,
+                baseline: frame.title,
+                size: TITLE_SIZE,
+                weight: Weight::Bold,
+                text: pdfa::fit_width(title, Weight::Bold, TITLE_SIZE, text_width),
+            }];
+            for (line, baseline) in subtitle_lines.iter().zip(&frame.subtitles) {
+                marks.push(Mark::Text {
+                    x: MARGIN,
+                    baseline: *baseline,
+                    size: SUBTITLE_SIZE,
+                    weight: Weight::Regular,
+                    text: pdfa::fit_width(line, Weight::Regular, SUBTITLE_SIZE, text_width),
+                });
             }
-            y -= line;
-        }
-        let footer = format!("Pagina {} di {}", index + 1, total);
-        text(
-            &mut content,
-            b"F1",
-            8.0,
-            layout.width - margin - 60.0,
-            margin - 20.0,
-            &footer,
-        );
-        pdf.stream(*content_id, &content.finish());
-    }
-    pdf.finish()
+            marks.extend(cells(
+                header,
+                frame.header,
+                layout.font_size,
+                Weight::Bold,
+                layout,
+            ));
+            marks.push(Mark::Rule {
+                from: (MARGIN, frame.rule),
+                to: (layout.width - MARGIN, frame.rule),
+                width: 0.5,
+            });
+            for (k, row) in chunk.iter().enumerate() {
+                let baseline = frame.first_row + k as f32 * frame.line;
+                marks.extend(cells(
+                    row,
+                    baseline,
+                    layout.font_size,
+                    Weight::Regular,
+                    layout,
+                ));
+            }
+            let footer = format!("Pagina {} di {total}", index + 1);
+            let footer_width = pdfa::text_width(&footer, Weight::Regular, FOOTER_SIZE);
+            marks.push(Mark::Text {
+                x: layout.width - MARGIN - footer_width,
+                baseline: frame.footer,
+                size: FOOTER_SIZE,
+                weight: Weight::Regular,
+                text: footer,
+            });
+            Sheet {
+                width: layout.width,
+                height: layout.height,
+                marks,
+            }
+        })
+        .collect()
+}
+
+/// Renders a titled document: a heading, a column header and rows, paged as needed, with
+/// "Pagina N di M" at the foot of every page. A plain PDF with the font embedded.
+pub fn render(
+    title: &str,
+    subtitle: &str,
+    header: &Row,
+    rows: &[Row],
+    layout: Layout,
+) -> anyhow::Result<Vec<u8>> {
+    let info = DocumentInfo {
+        title,
+        author: None,
+        language: "it",
+        created: None,
+    };
+    Ok(pdfa::write_pdf(
+        &info,
+        &sheets(title, subtitle, header, rows, layout),
+    )?)
+}
+
+/// Like [`render`], as a PDF/A-2b document for conservation, made at `created` by `author`.
+pub fn render_archival(
+    title: &str,
+    subtitle: &str,
+    header: &Row,
+    rows: &[Row],
+    layout: Layout,
+    author: &str,
+    created: DateTime<FixedOffset>,
+) -> anyhow::Result<Vec<u8>> {
+    let info = DocumentInfo {
+        title,
+        author: Some(author),
+        language: "it",
+        created: Some(created),
+    };
+    Ok(pdfa::write_pdf(
+        &info,
+        &sheets(title, subtitle, header, rows, layout),
+    )?)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// The vertical extent (top, bottom) of a text mark, from its size and baseline.
+    fn extent(mark: &Mark) -> Option<(f32, f32)> {
+        match mark {
+            Mark::Text { baseline, size, .. } => {
+                Some((baseline - size * ASCENT, baseline + size * DESCENT))
+            }
+            Mark::Rule { .. } => None,
+        }
+    }
+
     #[test]
-    fn renders_pages_with_accents() {
-        let header: Row = vec![(40.0, "Numero".into(), 20)];
+    fn the_header_block_and_the_first_row_do_not_overlap() {
+        for layout in [A4_LANDSCAPE, A4_PORTRAIT] {
+            let header: Row = vec![(40.0, "Numero".into(), 20), (100.0, "Oggetto".into(), 60)];
+            let rows: Vec<Row> = (0..3)
+                .map(|i| vec![(40.0, format!("Città n. {i}"), 30), (100.0, "x".into(), 5)])
+                .collect();
+            let pages = sheets(
+                "Registro",
+                "giornaliero\nseconda riga",
+                &header,
+                &rows,
+                layout,
+            );
+            let marks = &pages[0].marks;
+            // Title, two subtitle lines, the column header, the rule, then the rows.
+            let bands: Vec<(f32, f32)> = marks.iter().filter_map(extent).collect();
+            let rule = marks
+                .iter()
+                .find_map(|m| match m {
+                    Mark::Rule { from, .. } => Some(from.1),
+                    _ => None,
+                })
+                .unwrap();
+            let (title, sub1, sub2, header_band) = (bands[0], bands[1], bands[2], bands[3]);
+            let first_row = bands[5];
+            assert!(title.1 <= sub1.0 && sub1.1 <= sub2.0, "{bands:?}");
+            assert!(sub2.1 <= header_band.0, "{bands:?}");
+            assert!(
+                header_band.1 < rule && rule < first_row.0,
+                "{bands:?} rule {rule}"
+            );
+            // Rows do not overlap each other, and the last one clears the footer.
+            let frame = Frame::new(layout, 2);
+            assert!(frame.line >= layout.font_size * (ASCENT + DESCENT));
+            let last = frame.first_row + (frame.rows_per_page - 1) as f32 * frame.line;
+            assert!(last + layout.font_size * DESCENT < frame.footer - FOOTER_SIZE * ASCENT);
+        }
+    }
+
+    #[test]
+    fn rows_are_paged_and_cut_to_their_columns() {
+        let header: Row = vec![(40.0, "Numero".into(), 20), (100.0, "Oggetto".into(), 90)];
         let rows: Vec<Row> = (0..200)
-            .map(|i| vec![(40.0, format!("Città n. {i}"), 30)])
+            .map(|i| {
+                vec![
+                    (40.0, format!("{i:07}/2026 numero lunghissimo"), 40),
+                    (100.0, "Città".into(), 30),
+                ]
+            })
             .collect();
-        let pdf = render("Registro", "giornaliero", &header, &rows, A4_LANDSCAPE);
-        assert!(pdf.starts_with(b"%PDF-"));
-        let text = String::from_utf8_lossy(&pdf);
-        assert!(
-            text.contains("/Count 6"),
-            "200 rows at 36 a page need 6 pages"
-        );
-        assert_eq!(win_ansi("à€x✓"), vec![0xe0, 0x80, b'x', b'?']);
+        let pages = sheets("Registro", "giornaliero", &header, &rows, A4_LANDSCAPE);
+        let per_page = Frame::new(A4_LANDSCAPE, 1).rows_per_page;
+        assert_eq!(pages.len(), 200usize.div_ceil(per_page));
+        let Some(Mark::Text { text, .. }) = pages[0]
+            .marks
+            .iter()
+            .find(|m| matches!(m, Mark::Text { text, .. } if text.starts_with("0000000")))
+        else {
+            panic!("no first row");
+        };
+        assert!(text.ends_with('…'), "{text}");
+        assert!(pdfa::text_width(text, Weight::Regular, 8.0) <= 100.0 - 40.0 - COLUMN_GAP);
         assert_eq!(clip("abcdef", 4), "abc…");
+        assert!(
+            pages
+                .last()
+                .unwrap()
+                .marks
+                .iter()
+                .any(|m| matches!(m, Mark::Text { text, .. } if text == &format!("Pagina {} di {}", pages.len(), pages.len())))
+        );
     }
 }

@@ -98,6 +98,65 @@ async fn tamper(database_url: &str, sql_sqlite: &str, sql_postgres: &str) {
     pool.close().await;
 }
 
+/// Runs a poppler tool; `None` (with a notice) when poppler-utils is not installed, unless
+/// `SPORTELLO_REQUIRE_SERVICES=1`.
+fn poppler(tool: &str, args: &[&str], pdf: &std::path::Path) -> Option<String> {
+    // pdftotext writes next to the file unless told '-' (standard output).
+    let to_stdout: &[&str] = if tool == "pdftotext" { &["-"] } else { &[] };
+    match std::process::Command::new(tool)
+        .args(args)
+        .arg(pdf)
+        .args(to_stdout)
+        .output()
+    {
+        Ok(out) => {
+            assert!(out.status.success(), "{tool}: {}", stderr(&out));
+            Some(stdout(&out))
+        }
+        Err(e) if std::env::var("SPORTELLO_REQUIRE_SERVICES").as_deref() != Ok("1") => {
+            eprintln!("skipped: {tool} not available ({e}; Debian package poppler-utils)");
+            None
+        }
+        Err(e) => panic!("SPORTELLO_REQUIRE_SERVICES=1 but {tool} cannot run: {e}"),
+    }
+}
+
+/// The daily register is kept for conservation: PDF/A-2b (its XMP says part 2,
+/// conformance B), with an sRGB output intent, every font embedded, and text that can be
+/// extracted (the first protocol number of the day is found in it).
+fn check_register_pdf(pdf: &std::path::Path, first_number: &str) {
+    let bytes = std::fs::read(pdf).unwrap();
+    assert!(bytes.starts_with(b"%PDF-"));
+    let raw = String::from_utf8_lossy(&bytes);
+    assert!(raw.contains("/OutputIntents"), "no output intent");
+    assert!(raw.contains("/DestOutputProfile"), "no ICC profile");
+    if let Some(meta) = poppler("pdfinfo", &["-meta"], pdf) {
+        assert!(meta.contains("<pdfaid:part>2</pdfaid:part>"), "{meta}");
+        assert!(
+            meta.contains("<pdfaid:conformance>B</pdfaid:conformance>"),
+            "{meta}"
+        );
+    }
+    if let Some(fonts) = poppler("pdffonts", &[], pdf) {
+        let rows: Vec<Vec<&str>> = fonts
+            .lines()
+            .skip(2)
+            .map(|l| l.split_whitespace().collect())
+            .collect();
+        assert!(!rows.is_empty(), "no fonts: {fonts}");
+        for row in rows {
+            // name type encoding emb sub uni object ID
+            assert_eq!(row[row.len() - 5], "yes", "not embedded:\n{fonts}");
+        }
+    }
+    if let Some(text) = poppler("pdftotext", &["-layout"], pdf) {
+        assert!(
+            text.contains(first_number),
+            "{first_number} not in:\n{text}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn register_verify_finds_tampering_and_daily_register_is_written() {
     let mut install = Install::new("").await;
@@ -143,7 +202,8 @@ async fn register_verify_finds_tampering_and_daily_register_is_written() {
         pdf.to_str().unwrap(),
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(std::fs::read(&pdf).unwrap().starts_with(b"%PDF-"));
+    let first_number = text.lines().nth(1).unwrap().split(',').next().unwrap();
+    check_register_pdf(&pdf, first_number);
     let out = install.cli(&["register", "daily", "--date", "26/11/2026"]);
     assert_eq!(out.status.code(), Some(2));
     let out = install.cli(&["register", "daily", "--date", &today, "-o", "x.txt"]);

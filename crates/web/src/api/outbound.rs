@@ -510,6 +510,8 @@ pub(crate) async fn compose(
         whatsapp_template,
         content_sha256,
         printed: channel == OutChannel::Letter,
+        protocol_in_subject: false,
+        flag: None,
     };
     Ok(new)
 }

@@ -36,6 +36,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "scan",
     "case_type",
     "limits",
+    "office",
 ];
 
 /// A string that may hold credentials: shown with the password hidden.
@@ -612,6 +613,26 @@ pub struct OfficeConfig {
     pub name: String,
     /// Recipient of annulment requests: the municipal police command.
     pub police: String,
+    /// The police command's PEC address: annulment requests are sent there through
+    /// `outbound.pec`. With neither this nor `police_email`, a request is flagged to be
+    /// delivered by hand.
+    pub police_pec: Option<String>,
+    /// The police command's ordinary e-mail address, used when it has no PEC address
+    /// (through `outbound.email`).
+    pub police_email: Option<String>,
+}
+
+impl OfficeConfig {
+    /// The police command's configured addresses (PEC first), trimmed: where annulment
+    /// requests go, and the senders whose answers intake links by protocol number.
+    pub fn police_addresses(&self) -> Vec<String> {
+        [&self.police_pec, &self.police_email]
+            .into_iter()
+            .flatten()
+            .map(|a| a.trim().to_owned())
+            .filter(|a| !a.is_empty())
+            .collect()
+    }
 }
 
 impl Default for OfficeConfig {
@@ -620,6 +641,8 @@ impl Default for OfficeConfig {
             authority: "Comune".into(),
             name: "Ufficio Permessi ZTL".into(),
             police: "Comando di Polizia Locale".into(),
+            police_pec: None,
+            police_email: None,
         }
     }
 }
@@ -877,6 +900,19 @@ impl Config {
             }
         }
         self.validate_outbound()?;
+        for (key, address) in [
+            ("office.police_pec", &self.office.police_pec),
+            ("office.police_email", &self.office.police_email),
+        ] {
+            if let Some(address) = address
+                && !is_bare_address(address)
+            {
+                return Err(ConfigError::new(
+                    key,
+                    "must be an e-mail address, e.g. polizia.locale@pec.comune.example.it",
+                ));
+            }
+        }
         if self.limits.max_per_page == 0 {
             return Err(ConfigError::new(
                 "limits.max_per_page",
@@ -1092,6 +1128,21 @@ impl Config {
     }
 }
 
+/// `user@domain` and nothing else (no name, no brackets, no spaces).
+fn is_bare_address(address: &str) -> bool {
+    let address = address.trim();
+    address.split_once('@').is_some_and(|(user, domain)| {
+        !user.is_empty()
+            && domain.contains('.')
+            && !domain.starts_with('.')
+            && !domain.ends_with('.')
+            && !address
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | ',' | ';'))
+            && !domain.contains('@')
+    })
+}
+
 fn absolute(p: &Path) -> PathBuf {
     if p.is_absolute() {
         return p.to_owned();
@@ -1283,6 +1334,11 @@ mod tests {
                 "outbound.message_id_domain",
             ),
             ("[outbound.telegram]\nbogus = 1", "bogus"),
+            ("[office]\npolice_pec = \"polizia\"", "office.police_pec"),
+            (
+                "[office]\npolice_email = \"Vigili <v@comune.it>\"",
+                "office.police_email",
+            ),
         ];
         for (toml, key) in cases {
             let err = load(toml, &[]).unwrap_err();
@@ -1349,6 +1405,29 @@ mod tests {
         for secret in ["mailpw", "smstoken", "watoken", "tgtoken"] {
             assert!(!printed.contains(secret), "{secret} leaked in Debug");
         }
+    }
+
+    #[test]
+    fn the_police_have_no_address_unless_configured() {
+        let c = load("", &[]).unwrap();
+        assert_eq!(c.office.police_pec, None);
+        assert_eq!(c.office.police_email, None);
+        assert!(c.office.police_addresses().is_empty());
+        let c = load(
+            "[office]\npolice_email = \"verbali@comune.example.it\"\n",
+            &[(
+                "SPORTELLO_OFFICE__POLICE_PEC",
+                "polizia.locale@pec.comune.example.it",
+            )],
+        )
+        .unwrap();
+        assert_eq!(
+            c.office.police_addresses(),
+            [
+                "polizia.locale@pec.comune.example.it",
+                "verbali@comune.example.it"
+            ]
+        );
     }
 
     #[test]

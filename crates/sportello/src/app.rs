@@ -54,6 +54,7 @@ pub fn store_settings(config: &Config) -> anyhow::Result<StoreSettings> {
         case_types: config.case_types()?,
         calendar: config.holiday_calendar(),
         max_connections: config.database.max_connections.unwrap_or(10),
+        police_addresses: config.office.police_addresses(),
     })
 }
 

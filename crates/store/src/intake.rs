@@ -142,7 +142,8 @@ pub struct IntakeOutcome {
     pub protocol: Option<String>,
     /// Flags of the message.
     pub flags: Vec<String>,
-    /// Which rule decided (`duplicate`, `receipt`, `reference_in_subject`, `reference_in_text`, `in_reply_to`, `new`).
+    /// Which rule decided (`duplicate`, `receipt`, `reference_in_subject`, `reference_in_text`, `in_reply_to`,
+    /// `protocol_number`, `new`).
     pub rule: String,
 }
 
@@ -295,6 +296,17 @@ impl Store {
                     "system",
                     "message_received",
                     &detail,
+                )
+                .await?;
+                crate::outbound::journal_police_answer(
+                    &mut tx,
+                    &self.settings.police_addresses,
+                    &msg.sender,
+                    target.case_id,
+                    target.rule,
+                    protocol.as_deref(),
+                    &msg.subject,
+                    now,
                 )
                 .await?;
                 let row = sqlx::query("UPDATE cases SET last_event_at = $1, version = version + 1 WHERE id = $2 RETURNING flags")
@@ -464,7 +476,13 @@ impl Store {
                 }));
             }
         }
-        Ok(None)
+        // The police's answer quoting the protocol number of what the office sent them.
+        let police = &self.settings.police_addresses;
+        let quoted = [msg.subject.as_str(), msg.text.as_str()];
+        match crate::outbound::police_answer_case(tx, police, &msg.sender, quoted).await? {
+            Some(reference) => case_target(tx, &reference, crate::outbound::PROTOCOL_RULE).await,
+            None => Ok(None),
+        }
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -120,6 +120,9 @@ pub struct StoreSettings {
     pub calendar: HolidayCalendar,
     /// Connections of the PostgreSQL pool.
     pub max_connections: u32,
+    /// The police command's addresses (`office.police_pec`, `office.police_email`): intake
+    /// links their answers by the protocol number they quote.
+    pub police_addresses: Vec<String>,
 }
 
 impl Default for StoreSettings {
@@ -128,6 +131,7 @@ impl Default for StoreSettings {
             case_types: CaseType::builtin(),
             calendar: HolidayCalendar::default(),
             max_connections: 10,
+            police_addresses: Vec::new(),
         }
     }
 }

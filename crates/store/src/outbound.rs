@@ -22,6 +22,12 @@ use sportello_domain::register::Direction;
 pub const MESSAGE_FAILED: &str = "message_failed";
 /// The flag a case gets when a PEC it sent has no delivery receipt in time.
 pub const PEC_NOT_DELIVERED: &str = "pec_not_delivered";
+/// The flag a case gets when its annulment request cannot be sent to the police (no
+/// address configured): the office must deliver it by hand.
+pub const ANNULMENT_BY_HAND: &str = "annulment_by_hand";
+/// How the idempotency keys of annulment requests to the police begin
+/// (`annulment:{reference}:{n}`): an answer from the police on such a case is their answer.
+pub const ANNULMENT_KEY_PREFIX: &str = "annulment:";
 
 /// A message to queue.
 #[derive(Debug, Clone, Default)]
@@ -56,6 +62,14 @@ pub struct NewOutbound {
     pub content_sha256: String,
     /// `true` for a letter: printed at once, nothing for the worker.
     pub printed: bool,
+    /// Head the subject with the protocol number the message gets (`Prot. n. 2026/0000123
+    /// – …`), as a message to another administration carries it, so that its answer can
+    /// quote it. The registered text is the message as composed: the number cannot be part
+    /// of what it registers.
+    pub protocol_in_subject: bool,
+    /// A flag the case gets with this message: what the office must still do itself (a
+    /// request to deliver by hand).
+    pub flag: Option<String>,
 }
 
 /// A message as the office sees it.
@@ -238,6 +252,10 @@ pub(crate) async fn queue_in(
     )
     .await?;
     let protocol = numbers.first().map(ToString::to_string);
+    let subject = match &protocol {
+        Some(number) if new.protocol_in_subject => format!("Prot. n. {number} – {}", new.subject),
+        _ => new.subject.clone(),
+    };
     let status = if new.printed { "printed" } else { "queued" };
     let row = sqlx::query(
         "INSERT INTO outbound_messages (case_id, idempotency_key, channel, recipient, subject, body, template, lang, \
@@ -249,7 +267,7 @@ pub(crate) async fn queue_in(
     .bind(&new.idempotency_key)
     .bind(&new.channel)
     .bind(&new.recipient)
-    .bind(&new.subject)
+    .bind(&subject)
     .bind(&new.body)
     .bind(new.template.as_deref())
     .bind(&new.lang)
@@ -267,16 +285,20 @@ pub(crate) async fn queue_in(
     .fetch_one(&mut **tx)
     .await?;
     let id = get_i64(&row, "id")?;
-    let detail = serde_json::json!({
+    let mut detail = serde_json::json!({
         "outbound_id": id,
         "channel": new.channel,
         "to": new.recipient,
-        "subject": new.subject,
+        "subject": subject,
         "text": new.body.chars().take(2000).collect::<String>(),
         "template": new.template,
         "protocol": protocol,
         "status": status,
     });
+    if let Some(flag) = &new.flag {
+        add_flag(tx, case_id, flag, now).await?;
+        detail["flag"] = flag.as_str().into();
+    }
     insert_event(tx, case_id, now, actor, "message_queued", &detail).await?;
     sqlx::query("UPDATE cases SET last_event_at = $1 WHERE id = $2")
         .bind(to_ms(now))
@@ -701,6 +723,92 @@ pub(crate) async fn add_flag(
     Ok(())
 }
 
+/// The linking rule of an answer from the police found by the protocol number it quotes.
+pub const PROTOCOL_RULE: &str = "protocol_number";
+
+/// Whether `sender` is one of the police command's configured `police` addresses.
+fn is_police(police: &[String], sender: &crate::cases::CitizenInput) -> bool {
+    [&sender.pec, &sender.email]
+        .into_iter()
+        .flatten()
+        .any(|address| {
+            police
+                .iter()
+                .any(|p| p.trim().eq_ignore_ascii_case(address.trim()))
+        })
+}
+
+/// The case an answer from the police belongs to by the protocol number it quotes (in
+/// `texts`: the subject, then the text): only a message from one of the `police`
+/// addresses, and only a number whose register entry is outgoing and names a case, so a
+/// stranger quoting a number, or a number of something the office received, links
+/// nothing. Returns the case's reference.
+pub(crate) async fn police_answer_case(
+    tx: &mut Transaction<'static, Any>,
+    police: &[String],
+    sender: &crate::cases::CitizenInput,
+    texts: [&str; 2],
+) -> Result<Option<String>> {
+    if !is_police(police, sender) {
+        return Ok(None);
+    }
+    for text in texts {
+        for number in sportello_domain::outbound::answers::quoted_protocol_numbers(text) {
+            let row = sqlx::query(
+                "SELECT case_reference FROM protocol_register WHERE number = $1 AND direction = $2 \
+                 AND case_reference IS NOT NULL",
+            )
+            .bind(number.to_string())
+            .bind(Direction::Out.as_str())
+            .fetch_optional(&mut **tx)
+            .await?;
+            if let Some(row) = row {
+                return get_opt_str(&row, "case_reference");
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Journals a message from the police attached to a case as the police's answer
+/// (`police_answer`) when it is one: from a `police` address, and linked by the protocol
+/// number it quotes or on a case whose annulment request went to the police.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn journal_police_answer(
+    tx: &mut Transaction<'static, Any>,
+    police: &[String],
+    sender: &crate::cases::CitizenInput,
+    case_id: i64,
+    rule: &str,
+    protocol: Option<&str>,
+    subject: &str,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    if !is_police(police, sender) {
+        return Ok(());
+    }
+    let answers_a_request = rule == PROTOCOL_RULE
+        || sqlx::query(
+            "SELECT 1 AS one FROM outbound_messages WHERE case_id = $1 AND idempotency_key LIKE $2 LIMIT 1",
+        )
+        .bind(case_id)
+        .bind(format!("{ANNULMENT_KEY_PREFIX}%"))
+        .fetch_optional(&mut **tx)
+        .await?
+        .is_some();
+    if !answers_a_request {
+        return Ok(());
+    }
+    let address = [&sender.pec, &sender.email].into_iter().flatten().next();
+    let detail = serde_json::json!({
+        "protocol": protocol,
+        "rule": rule,
+        "subject": subject,
+        "sender": address,
+    });
+    insert_event(tx, case_id, now, "system", "police_answer", &detail).await
+}
+
 /// What the office knows of how to reach a case's citizen beyond the case itself.
 #[derive(Debug, Clone, Default)]
 pub struct ContactFacts {
@@ -935,6 +1043,47 @@ mod tests {
                 store.queue_message(&r, &empty, "op").await,
                 Err(StoreError::Invalid { .. })
             ));
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn a_message_to_another_office_carries_its_number_and_a_hand_delivery_flags_the_case() {
+        with_test_store(|store, _clock| async move {
+            let r = new_case(&store).await;
+            let to_police = NewOutbound {
+                channel: "pec".into(),
+                recipient: "polizia@pec.example.it".into(),
+                subject: format!("[{r}] Richiesta di annullamento"),
+                protocol_in_subject: true,
+                ..email(&format!("{ANNULMENT_KEY_PREFIX}{r}:1"), "p1@x.it")
+            };
+            let (sent, _) = store.queue_message(&r, &to_police, "op").await.unwrap();
+            let protocol = sent.protocol.clone().unwrap();
+            assert_eq!(
+                sent.subject,
+                format!("Prot. n. {protocol} – [{r}] Richiesta di annullamento")
+            );
+            assert!(store.get_case(&r).await.unwrap().summary.flags.is_empty());
+            // Without an address: printed, and the case flagged until done by hand.
+            let by_hand = NewOutbound {
+                channel: "letter".into(),
+                recipient: "Comando di Polizia Locale".into(),
+                printed: true,
+                flag: Some(ANNULMENT_BY_HAND.into()),
+                ..email("k-hand", "p2@x.it")
+            };
+            let (printed, _) = store.queue_message(&r, &by_hand, "op").await.unwrap();
+            assert_eq!(printed.status, "printed");
+            assert_eq!(printed.subject, "Pratica", "no number asked in the subject");
+            let case = store.get_case(&r).await.unwrap();
+            assert_eq!(case.summary.flags, [ANNULMENT_BY_HAND]);
+            let queued = case
+                .timeline
+                .iter()
+                .rfind(|e| e.kind == "message_queued")
+                .unwrap();
+            assert_eq!(queued.detail["flag"], ANNULMENT_BY_HAND);
         })
         .await;
     }

@@ -62,7 +62,8 @@ pub enum TemplateKind {
     IntegrationRequest,
     /// Notice of the reasons against the application (art. 10-bis L. 241/1990).
     RejectionNotice,
-    /// The application is accepted (for an error report: the fine is annulled).
+    /// The application is accepted (for an error report: the annulment of the fine was
+    /// requested from the police).
     Approval,
     /// The application is rejected, with reasons and remedies.
     Rejection,
@@ -963,13 +964,19 @@ mod tests {
                 assert_ne!(generic.body, special.body, "seg {kind} {lang}");
                 assert_ne!(generic.subject, special.subject, "seg {kind} {lang}");
             }
-            let annulled = render(TemplateKind::Approval, lang, Length::Full, &seg).unwrap();
-            let word = if lang == "it" {
-                "annullat"
+            // An upheld report: the request to the police was sent; the fine is not said
+            // to be annulled (that is the police's decision), in any length.
+            let (sent, annulled) = if lang == "it" {
+                ("Polizia Locale", "annullat")
             } else {
-                "cancelled"
+                ("municipal police", "cancelled")
             };
-            assert!(annulled.body.contains(word), "{}", annulled.body);
+            for length in [Length::Full, Length::Short] {
+                let upheld = render(TemplateKind::Approval, lang, length, &seg).unwrap();
+                let text = format!("{}\n{}", upheld.subject, upheld.body);
+                assert!(text.contains(sent), "{lang} {length:?}: {text}");
+                assert!(!text.contains(annulled), "{lang} {length:?}: {text}");
+            }
             // A case type without overrides uses the generic templates.
             let other = TemplateContext {
                 case_type: "passo_carrabile".into(),

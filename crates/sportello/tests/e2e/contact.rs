@@ -614,3 +614,168 @@ async fn the_citizen_confirms_the_appointment_on_the_portal() {
     assert_eq!(list[0]["status"], "confirmed", "{list}");
     assert_eq!(list[0]["confirmed_via"], "portal");
 }
+
+#[tokio::test]
+async fn an_appointment_reaches_a_citizen_known_only_by_phone_with_a_call() {
+    let mut install = Install::new("").await;
+    let op = install.user("op", "operator");
+    install.start(&[]).await;
+    let (starts_at, _) = rome_morning(3);
+    let local = ROME
+        .from_utc_datetime(
+            &chrono::DateTime::parse_from_rfc3339(&starts_at)
+                .unwrap()
+                .naive_utc(),
+        )
+        .format("%d/%m/%Y, ore %H:%M")
+        .to_string();
+
+    // No channel chosen, and the citizen has only a landline: a call-back says when.
+    let reference = phone_case(&install, &op).await;
+    let propose = format!("/api/v1/cases/{reference}/appointments");
+    let (status, appointment) = post(
+        &install,
+        &op,
+        &propose,
+        Some(json!({"starts_at": starts_at, "reason": "Firma del permesso"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{appointment}");
+    let queue = get_ok(&install, &op, "/api/v1/callbacks").await;
+    let task = queue["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["case"] == reference.as_str())
+        .unwrap_or_else(|| panic!("no call about the appointment: {queue}"))
+        .clone();
+    assert_eq!(task["reason"], "no_digital_contact", "{task}");
+    assert_eq!(task["phone"], "+39 06 1234567", "{task}");
+    let script = task["script"].as_str().unwrap();
+    assert!(
+        script.contains(&local) && script.contains("Firma del permesso"),
+        "{script}"
+    );
+
+    // A channel asked for: `call` opens the call even for a citizen with an e-mail.
+    let body = json!({"case_type": "ztl_permit", "subject": "Permesso residenti", "channel": "counter",
+        "citizen": {"name": "Mario Rossi", "email": "mario.rossi@example.it", "phone": "+39 333 1234567"}});
+    let (status, case) = post(&install, &op, "/api/v1/cases", Some(body)).await;
+    assert_eq!(status, 201, "{case}");
+    let with_email = case["reference"].as_str().unwrap().to_owned();
+    let propose_email = format!("/api/v1/cases/{with_email}/appointments");
+    // A channel without an address, an unknown one, or one without telling: refused, and
+    // nothing proposed.
+    for body in [
+        json!({"starts_at": starts_at, "reason": "Firma", "channel": "fax"}),
+        json!({"starts_at": starts_at, "reason": "Firma", "channel": "piccione"}),
+        json!({"starts_at": starts_at, "reason": "Firma", "channel": "email", "notify": false}),
+    ] {
+        let (status, problem) = post(&install, &op, &propose_email, Some(body.clone())).await;
+        assert_eq!(status, 422, "{body}: {problem}");
+        assert_eq!(problem["errors"][0]["field"], "channel", "{problem}");
+    }
+    let none = get_ok(&install, &op, &propose_email).await;
+    assert_eq!(ids(&none), Vec::<i64>::new(), "nothing proposed: {none}");
+    let (status, appointment) = post(
+        &install,
+        &op,
+        &propose_email,
+        Some(json!({"starts_at": starts_at, "reason": "Firma", "channel": "call"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{appointment}");
+    let queue = get_ok(&install, &op, "/api/v1/callbacks").await;
+    let task = queue["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["case"] == with_email.as_str())
+        .unwrap_or_else(|| panic!("no call asked for: {queue}"))
+        .clone();
+    assert_eq!(
+        (task["reason"].as_str(), task["phone"].as_str()),
+        (Some("operator"), Some("+39 333 1234567")),
+        "{task}"
+    );
+}
+
+#[tokio::test]
+async fn the_case_page_proposes_an_appointment_and_the_citizen_is_told_by_email() {
+    let Some(sink) = sportello_outbound::testing::SmtpSink::start() else {
+        return;
+    };
+    let mut install = Install::new(&format!(
+        "[outbound]\nacknowledge = false\n[outbound.email]\nsmtp_url = \"{}\"\nfrom = \"protocollo@comune.example.it\"\n",
+        sink.url()
+    ))
+    .await;
+    let (password, op) = install.user_with_password("op", "operator");
+    install.start(&[]).await;
+    let reference = install.create_case(&op).await;
+    let mut browser = Browser::new(&install);
+    assert_eq!(browser.sign_in("op", &password).await.status, 303);
+    let here = format!("/ufficio/pratiche/{reference}");
+    let page = browser.get(&here).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let form = format!("{here}/appuntamento");
+    for needle in [
+        format!("action=\"{form}\""),
+        "type=\"datetime-local\"".to_owned(),
+        "<label for=\"appointment-when\">".to_owned(),
+        "<label for=\"appointment-reason\">".to_owned(),
+        "<label for=\"appointment-channel\">".to_owned(),
+        "Proponi un appuntamento".to_owned(),
+    ] {
+        assert!(page.body.contains(&needle), "{needle}: {}", page.body);
+    }
+    let csrf = csrf_of(&page.body);
+    let (_, day) = rome_morning(3);
+    let when = format!("{day}T10:30");
+    let fields = |csrf: &'static str| {
+        [
+            ("csrf", csrf),
+            ("starts_at", when.as_str()),
+            ("reason", "Firma del permesso"),
+            ("channel", ""),
+        ]
+    };
+    let refused = browser.post_form(&form, &fields("forged")).await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(refused.body.contains("role=\"alert\""), "{}", refused.body);
+    let appointments = format!("/api/v1/cases/{reference}/appointments");
+    assert_eq!(
+        ids(&get_ok(&install, &op, &appointments).await),
+        Vec::<i64>::new(),
+        "a forged form proposes nothing"
+    );
+
+    let mut good = fields("");
+    good[0].1 = &csrf;
+    let done = browser.post_form(&form, &good).await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    assert_eq!(done.location, format!("{here}?esito=appointment"));
+    let after = browser.get(&done.location).await;
+    assert!(after.body.contains("role=\"status\""), "{}", after.body);
+    let list = get_ok(&install, &op, &appointments).await;
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(list[0]["reason"], "Firma del permesso");
+    assert_eq!(list[0]["status"], "proposed");
+
+    // No channel was chosen: the citizen is written to on their default channel, e-mail.
+    let received = sink.wait_for(1, std::time::Duration::from_secs(20));
+    assert_eq!(received.len(), 1);
+    let message = mail_parser::MessageParser::default()
+        .parse(received[0].as_slice())
+        .unwrap();
+    assert_eq!(
+        message.header_raw("To").map(str::trim),
+        Some("mario.rossi@example.it")
+    );
+    let text = message.body_text(0).unwrap();
+    let shown = chrono::NaiveDate::parse_from_str(&day, "%Y-%m-%d")
+        .unwrap()
+        .format("%d/%m/%Y, ore 10:30")
+        .to_string();
+    assert!(text.contains(&shown), "{text}");
+}

@@ -1,8 +1,15 @@
 //! The remedy of errors, end to end: a contested fine reported by the police becomes an
 //! SEG case, its evidence is judged again, and `annul` produces the annulment request
-//! (letter, CSV rows, corrected whitelist rows) registered in the protocol register.
+//! (letter, CSV rows, corrected whitelist rows) registered in the protocol register, sends
+//! it to the police command by PEC (into a real SMTP server, aiosmtpd) or flags it for
+//! delivery by hand, tells the citizen the request was sent, and links the police's answer
+//! quoting its protocol number to the case.
 
+use std::time::Duration;
+
+use mail_parser::{MessageParser, MimeHeaders};
 use serde_json::{Value, json};
+use sportello_outbound::testing::SmtpSink;
 
 use crate::harness::Install;
 
@@ -242,6 +249,33 @@ async fn a_contested_fine_goes_from_the_police_report_to_the_annulment_letter() 
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // No address of the police is configured: the request is printed for them and the case
+    // flagged, so that someone delivers it by hand.
+    assert_eq!(case["flags"], json!(["annulment_by_hand"]), "{case}");
+    let (_, _, sent) = install
+        .call(
+            "GET",
+            &format!("/api/v1/cases/{reference}/outbound"),
+            Some(&op),
+            None,
+        )
+        .await;
+    let to_police: Vec<&Value> = sent
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["recipient"] == "Comando di Polizia Locale")
+        .collect();
+    assert_eq!(to_police.len(), 1, "{sent}");
+    assert_eq!(
+        (
+            to_police[0]["channel"].as_str(),
+            to_police[0]["status"].as_str()
+        ),
+        (Some("letter"), Some("printed")),
+        "{sent}"
+    );
+    assert_eq!(to_police[0]["attachments"].as_array().unwrap().len(), 3);
 
     // A violation that stands: confirmed with its reasons, nothing sent to the police.
     let report = json!({"plate": "ZZ999ZZ",
@@ -270,4 +304,249 @@ async fn a_contested_fine_goes_from_the_police_report_to_the_annulment_letter() 
     assert_eq!(status, 200, "{case}");
     assert_eq!(case["status"], "closed");
     assert!(case["documents"].as_array().unwrap().is_empty(), "{case}");
+    assert_eq!(case["flags"], json!([]), "{case}");
+}
+
+/// The police command's PEC address in the tests.
+const POLICE_PEC: &str = "polizia.locale@pec.comune.example.it";
+
+/// The raw message of `messages` addressed to `to`.
+fn message_to<'a>(messages: &'a [Vec<u8>], to: &str) -> &'a [u8] {
+    messages
+        .iter()
+        .find(|raw| {
+            MessageParser::default()
+                .parse(raw.as_slice())
+                .and_then(|m| m.header_raw("To").map(|v| v.trim() == to))
+                .unwrap_or(false)
+        })
+        .unwrap_or_else(|| panic!("no message to {to}"))
+}
+
+/// An e-mail into the intake pipeline, as the MTA pipe posts it: its outcome.
+async fn ingest(install: &Install, token: &str, from: &str, id: &str, subject: &str) -> Value {
+    let raw = format!(
+        "From: {from}\r\nTo: protocollo@comune.example.it\r\nSubject: {subject}\r\n\
+         Message-ID: <{id}@example.it>\r\nMIME-Version: 1.0\r\n\
+         Content-Type: text/plain; charset=utf-8\r\n\r\n{subject}: si conferma.\r\n"
+    );
+    let response = install
+        .client
+        .post(format!("{}/api/v1/inbound/email", install.base()))
+        .bearer_auth(token)
+        .body(raw)
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success(), "{}", response.status());
+    response.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn an_annulment_request_goes_to_the_police_by_pec_and_their_answer_comes_back_to_the_case() {
+    let Some(sink) = SmtpSink::start() else {
+        return;
+    };
+    let mut install = Install::new(&format!(
+        "[office]\npolice_pec = \"{POLICE_PEC}\"\n\
+         [outbound]\nacknowledge = false\n\
+         [outbound.email]\nsmtp_url = \"{0}\"\nfrom = \"protocollo@comune.example.it\"\n\
+         [outbound.pec]\nsmtp_url = \"{0}\"\nfrom = \"protocollo@pec.comune.example.it\"\n",
+        sink.url()
+    ))
+    .await;
+    let op = install.user("op", "operator");
+    let mta = install.user("mta", "integration");
+    install.start(&[]).await;
+    let now = sportello_domain::clock::Clock::now(&sportello_domain::clock::SystemClock);
+    let t1 = (now - chrono::Duration::hours(2)).to_rfc3339();
+    let report = json!({"plate": "DD444DD", "fine": "VB-2026-88",
+        "citizen": {"name": "Mario Rossi", "email": "mario.rossi@example.it"},
+        "transits": [{"transit_id": "T7", "gate": "V04", "timestamp": t1}]});
+    let (status, _, receipt) = install
+        .call("POST", "/api/v1/transits/contest", Some(&op), Some(report))
+        .await;
+    assert_eq!(status, 201, "{receipt}");
+    let reference = receipt["reference"].as_str().unwrap().to_owned();
+    let actions = format!("/api/v1/cases/{reference}/actions");
+    let (status, _, _) = install
+        .call(
+            "POST",
+            &actions,
+            Some(&op),
+            Some(json!({"action": "start_review"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let annul = json!({"action": "annul", "reasons": ["Il veicolo era autorizzato"]});
+    let (status, _, case) = install
+        .call("POST", &actions, Some(&op), Some(annul.clone()))
+        .await;
+    assert_eq!(status, 200, "{case}");
+    assert_eq!(
+        case["flags"],
+        json!([]),
+        "sent, not to deliver by hand: {case}"
+    );
+    // Pressed again: refused, and nothing more is sent.
+    let (status, _, _) = install.call("POST", &actions, Some(&op), Some(annul)).await;
+    assert_eq!(status, 409);
+
+    // Two messages leave: the request to the police, the news to the citizen.
+    let messages = sink.wait_for(2, Duration::from_secs(20));
+    assert_eq!(messages.len(), 2, "exactly two messages");
+    let to_police = MessageParser::default()
+        .parse(message_to(&messages, POLICE_PEC))
+        .unwrap();
+    let subject = to_police.subject().unwrap().to_owned();
+    assert!(
+        subject.starts_with("Prot. n. ") && subject.contains(&reference),
+        "{subject}"
+    );
+    let protocol = subject["Prot. n. ".len()..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    let text = to_police.body_text(0).unwrap();
+    assert!(
+        text.contains("DD444DD") && text.contains("VB-2026-88"),
+        "{text}"
+    );
+    let case = install
+        .call(
+            "GET",
+            &format!("/api/v1/cases/{reference}"),
+            Some(&op),
+            None,
+        )
+        .await
+        .2;
+    let mut names = Vec::new();
+    for part in to_police.attachments() {
+        let name = part.attachment_name().unwrap().to_owned();
+        let document = case["documents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["filename"] == name.as_str())
+            .unwrap_or_else(|| panic!("{name} is not a document of the case: {case}"));
+        let stored = install
+            .client
+            .get(format!(
+                "{}/api/v1/documents/{}",
+                install.base(),
+                document["id"].as_str().unwrap()
+            ))
+            .bearer_auth(&op)
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        assert_eq!(part.contents(), &stored[..], "{name} as registered");
+        names.push(name);
+    }
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            format!("richiesta-annullamento-{reference}.csv"),
+            format!("richiesta-annullamento-{reference}.pdf")
+        ]
+    );
+    let (_, _, outbound) = install
+        .call(
+            "GET",
+            &format!("/api/v1/cases/{reference}/outbound"),
+            Some(&op),
+            None,
+        )
+        .await;
+    let police: Vec<&Value> = outbound
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["recipient"] == POLICE_PEC)
+        .collect();
+    assert_eq!(police.len(), 1, "{outbound}");
+    assert_eq!(police[0]["channel"], "pec");
+    assert_eq!(police[0]["protocol"], protocol.as_str());
+
+    // The citizen is told that the request was sent, not that the fine is annulled.
+    let to_citizen = MessageParser::default()
+        .parse(message_to(&messages, "mario.rossi@example.it"))
+        .unwrap();
+    let told = format!(
+        "{}\n{}",
+        to_citizen.subject().unwrap_or_default(),
+        to_citizen.body_text(0).unwrap()
+    );
+    assert!(
+        told.contains("Polizia Locale") && told.contains("richiesta"),
+        "{told}"
+    );
+    assert!(!told.contains("annullat"), "{told}");
+
+    // The police answer quoting only the protocol number: the answer goes to the case,
+    // on its timeline as the police's answer.
+    let answer = ingest(
+        &install,
+        &mta,
+        POLICE_PEC,
+        "risposta-polizia",
+        &format!("Riscontro Vs. nota prot. n. {protocol}"),
+    )
+    .await;
+    assert_eq!(
+        (
+            answer["outcome"].as_str(),
+            answer["case"].as_str(),
+            answer["rule"].as_str()
+        ),
+        (
+            Some("attached"),
+            Some(reference.as_str()),
+            Some("protocol_number")
+        ),
+        "{answer}"
+    );
+    let case = install
+        .call(
+            "GET",
+            &format!("/api/v1/cases/{reference}"),
+            Some(&op),
+            None,
+        )
+        .await
+        .2;
+    let noted = case["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "police_answer")
+        .unwrap_or_else(|| panic!("no police_answer in {case}"));
+    assert_eq!(noted["detail"]["protocol"], answer["protocol"]);
+    // Narrowly: the same number from anyone else, or a number of something the office
+    // received (the report itself), links nothing.
+    let stranger = ingest(
+        &install,
+        &mta,
+        "curioso@example.it",
+        "estraneo",
+        &format!("Informazioni prot. {protocol}"),
+    )
+    .await;
+    assert_eq!(stranger["outcome"], "new_case", "{stranger}");
+    let incoming = receipt["protocol"].as_str().unwrap();
+    let inbound_number = ingest(
+        &install,
+        &mta,
+        POLICE_PEC,
+        "altro",
+        &format!("Segnalazione prot. {incoming}"),
+    )
+    .await;
+    assert_eq!(inbound_number["outcome"], "new_case", "{inbound_number}");
 }

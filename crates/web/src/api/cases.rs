@@ -680,7 +680,9 @@ pub async fn perform_action(
     // with the change of status. (Only from `approved`: from anywhere else the workflow's
     // own refusal is the answer.)
     // Annulling a contested fine produces the annulment request for the police: its
-    // documents are prepared first and registered with the decision, atomically.
+    // documents are prepared first and registered with the decision, atomically, and
+    // the message taking them to the police is queued in the same transaction.
+    let mut to_police = Vec::new();
     let outgoing = match &action {
         sportello_domain::workflow::Action::Issue => {
             let case = state.store.get_case(reference).await?;
@@ -704,7 +706,9 @@ pub async fn perform_action(
                 .case_type(&case.summary.case_type)
                 .is_some_and(|t| t.workflow == sportello_domain::case::WorkflowKind::Report);
             if is_report && case.summary.status == "in_review" {
-                crate::api::remedy::annulment_request(state, &case, reasons).await?
+                let request = crate::api::remedy::annulment_request(state, &case, reasons).await?;
+                to_police.push(request.to_police);
+                request.documents
             } else {
                 Vec::new()
             }
@@ -723,6 +727,8 @@ pub async fn perform_action(
     } else {
         crate::api::outbound::Notice::default()
     };
+    let mut messages = notice.messages;
+    messages.extend(to_police);
     let (case, queued) = state
         .store
         .apply_action_writing(
@@ -731,7 +737,7 @@ pub async fn perform_action(
             note.as_deref(),
             &user.login,
             &outgoing,
-            &notice.messages,
+            &messages,
         )
         .await?;
     if !queued.is_empty() {

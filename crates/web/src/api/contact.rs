@@ -31,6 +31,7 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sportello_domain::calendar::{ROME, rome_date};
+use sportello_domain::outbound::choice::OutChannel;
 use sportello_domain::refusal::Refusal;
 use sportello_domain::roles::Permission;
 use sportello_store::contact::{AppointmentView, CALL_OUTCOMES, CallTaskView};
@@ -95,9 +96,12 @@ pub struct AppointmentBody {
     #[serde(default)]
     #[schema(value_type = String, min_length = 1, max_length = 500, pattern = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*$")]
     pub reason: String,
-    /// Write the proposal to the citizen on their default channel (default `true`; nothing
-    /// is written when the office cannot write to them: the call that set it up said it).
+    /// Tell the citizen of the proposal (default `true`): on `channel`, else on their
+    /// default channel, else — when the office can only phone them — with a call-back.
     pub notify: Option<bool>,
+    /// How to tell the citizen: `email`, `pec`, `fax`, `sms`, `letter`, `whatsapp`,
+    /// `telegram` or `call` (a call-back); their default channel when absent.
+    pub channel: Option<String>,
 }
 
 /// Body of `POST /api/v1/callbacks/{id}`: a call made.
@@ -315,6 +319,13 @@ pub(crate) async fn log_call_as(
             errors.push(FieldError {
                 field: "appointment".into(),
                 message: "comes only with outcome 'appointment'".into(),
+            });
+            None
+        }
+        Some(a) if a.channel.as_deref().is_some_and(|c| !c.trim().is_empty()) => {
+            errors.push(FieldError {
+                field: "appointment.channel".into(),
+                message: "an appointment agreed on the phone is not written to the citizen".into(),
             });
             None
         }
@@ -539,7 +550,8 @@ pub async fn case_appointments(
     Ok(Json(items))
 }
 
-/// `POST /api/v1/cases/{ref}/appointments`: proposes an appointment at the counter.
+/// `POST /api/v1/cases/{ref}/appointments`: proposes an appointment at the counter and
+/// tells the citizen (see [`AppointmentBody::notify`]).
 #[utoipa::path(post, path = "/api/v1/cases/{reference}/appointments", tag = "messages",
     request_body = AppointmentBody,
     params(("reference" = String, Path, description = "Case reference")),
@@ -553,32 +565,125 @@ pub async fn propose_appointment(
     ApiJson(body): ApiJson<AppointmentBody>,
 ) -> Result<(StatusCode, Json<AppointmentView>), ApiError> {
     let user = caller.require(Permission::SendMessage)?;
-    check_reference(&reference)?;
+    let appointment = propose_as(&state, user, &reference, &body).await?;
+    Ok((StatusCode::CREATED, Json(appointment)))
+}
+
+/// Proposes an appointment for `user` (the case page's form uses it too) and tells the
+/// citizen: everything is checked first — the time, the reason and, when one is asked,
+/// that the citizen has an address for the channel — so that a refusal proposes nothing.
+pub(crate) async fn propose_as(
+    state: &AppState,
+    user: &AuthUser,
+    reference: &str,
+    body: &AppointmentBody,
+) -> Result<AppointmentView, ApiError> {
+    check_reference(reference)?;
     let mut errors = Vec::new();
-    let values = appointment_values(&state, "", &body, &mut errors);
+    let values = appointment_values(state, "", body, &mut errors);
+    let notify = body.notify.unwrap_or(true);
+    let channel = match body.channel.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(_) if !notify => {
+            errors.push(FieldError {
+                field: "channel".into(),
+                message: "comes only when the citizen is told (notify)".into(),
+            });
+            None
+        }
+        Some(name) => match OutChannel::parse(name) {
+            Some(channel) => Some(channel),
+            None => {
+                errors.push(FieldError {
+                    field: "channel".into(),
+                    message: "one of email, pec, fax, sms, letter, whatsapp, telegram, call".into(),
+                });
+                None
+            }
+        },
+    };
     let Some((starts_at, place, reason)) = values.filter(|_| errors.is_empty()) else {
         return Err(ApiError::Invalid(errors));
     };
+    if let Some(channel) = channel {
+        let case = state.store.get_case(reference).await?;
+        let reach = crate::api::outbound::reach(state, &case).await?;
+        if reach.choice.option(channel).is_none_or(|o| o.to.is_none()) {
+            return Err(ApiError::field(
+                "channel",
+                format!("no {} address is known for this citizen", channel.as_str()),
+            ));
+        }
+    }
     let appointment = state
         .store
-        .propose_appointment(&reference, starts_at, &place, &reason, &user.login)
+        .propose_appointment(reference, starts_at, &place, &reason, &user.login)
         .await?;
     // The appointment stands: a message that cannot be written is logged, not an error
     // (a retry would propose a second appointment).
-    if body.notify.unwrap_or(true)
-        && let Err(e) = crate::api::outbound::write_occasion(
-            &state,
-            &reference,
-            sportello_domain::outbound::templates::TemplateKind::Appointment,
-            &format!("appointment:{}", appointment.id),
-            &user.login,
-            Some(appointment.id),
-        )
-        .await
-    {
-        tracing::warn!(%reference, error = %e.detail(), "appointment not written to the citizen");
+    if notify && let Err(e) = tell_citizen(state, user, &appointment, channel).await {
+        tracing::warn!(%reference, error = %e.detail(), "appointment not told to the citizen");
     }
-    Ok((StatusCode::CREATED, Json(appointment)))
+    Ok(appointment)
+}
+
+/// Tells the citizen of a proposed appointment like every other message: on `channel`
+/// when asked, else on their default channel; a citizen the office can only phone (or
+/// `channel` `call`) gets a call-back whose script says when, where and why.
+async fn tell_citizen(
+    state: &AppState,
+    user: &AuthUser,
+    appointment: &AppointmentView,
+    channel: Option<OutChannel>,
+) -> Result<(), ApiError> {
+    use crate::api::outbound::{Written, write_occasion};
+    use sportello_domain::outbound::templates::TemplateKind;
+    let reference = appointment.case.as_str();
+    let (phone, reason) = match channel {
+        Some(OutChannel::Call) => {
+            let case = state.store.get_case(reference).await?;
+            (case.citizen.phone, "operator")
+        }
+        _ => {
+            let written = write_occasion(
+                state,
+                reference,
+                TemplateKind::Appointment,
+                &format!("appointment:{}", appointment.id),
+                &user.login,
+                Some(appointment.id),
+                channel,
+            )
+            .await?;
+            match written {
+                Written::Queued => return Ok(()),
+                Written::Unreachable(case) => (case.citizen.phone, "no_digital_contact"),
+            }
+        }
+    };
+    let Some(phone) = phone.filter(|p| !p.trim().is_empty()) else {
+        tracing::info!(%reference, "the citizen has no channel and no telephone: the appointment is not told");
+        return Ok(());
+    };
+    let when = DateTime::parse_from_rfc3339(&appointment.starts_at)
+        .map(|t| {
+            t.with_timezone(&ROME)
+                .format("%d/%m/%Y, ore %H:%M")
+                .to_string()
+        })
+        .unwrap_or_else(|_| appointment.starts_at.clone());
+    let script = format!(
+        "Pratica {reference}: comunicare l'appuntamento allo sportello del {when}, {}.\nMotivo: {}",
+        appointment.place, appointment.reason
+    );
+    let opened = state
+        .store
+        .open_call_task(reference, reason, Some(&phone), &script, &user.login)
+        .await?;
+    if opened.is_none() {
+        tracing::info!(%reference, "a call-back is already open: the appointment is told with it");
+    }
+    Ok(())
 }
 
 /// `POST /api/v1/appointments/{id}/confirm`: the citizen confirmed (again: unchanged);

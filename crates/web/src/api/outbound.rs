@@ -521,6 +521,8 @@ pub(crate) async fn compose(
         whatsapp_template,
         content_sha256,
         printed: channel == OutChannel::Letter,
+        protocol_in_subject: false,
+        flag: None,
     };
     Ok(new)
 }
@@ -1039,6 +1041,7 @@ async fn acknowledge_new_cases(state: &AppState) {
             &format!("ack:{reference}"),
             "system",
             None,
+            None,
         )
         .await
         {
@@ -1066,6 +1069,7 @@ async fn send_reminder(state: &AppState, reference: &str, day: &str) -> Result<(
         TemplateKind::Reminder,
         &format!("reminder:{reference}:{day}"),
         "system",
+        None,
         None,
     )
     .await?;
@@ -1098,7 +1102,8 @@ pub(crate) enum Written {
     Unreachable(Box<CaseView>),
 }
 
-/// Writes `kind`'s template to the case's citizen on the default channel, once per `key`.
+/// Writes `kind`'s template to the case's citizen on `channel` (used or refused with the
+/// reason, as [`compose`] does), else on the default channel, once per `key`.
 pub(crate) async fn write_occasion(
     state: &AppState,
     reference: &str,
@@ -1106,13 +1111,15 @@ pub(crate) async fn write_occasion(
     key: &str,
     actor: &str,
     appointment: Option<i64>,
+    channel: Option<OutChannel>,
 ) -> Result<Written, ApiError> {
     let case = state.store.get_case(reference).await?;
     let reach = reach(state, &case).await?;
-    if !reach.choice.can_write() {
+    if channel.is_none() && !reach.choice.can_write() {
         return Ok(Written::Unreachable(Box::new(case)));
     }
     let body = MessageBody {
+        channel: channel.map(|c| c.as_str().to_owned()),
         template: Some(kind.as_str().to_owned()),
         idempotency_key: Some(key.to_owned()),
         appointment,

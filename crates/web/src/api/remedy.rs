@@ -3,7 +3,9 @@
 //! the plate, judged again) is gathered automatically; `annul` produces the annulment
 //! request for the police — a letter and a CSV row per transit, plus the corrected
 //! whitelist rows when the register covers the transits — registered in the protocol
-//! register together with the decision.
+//! register together with the decision, and sends it to the police command by PEC or
+//! e-mail (`office.police_pec`, `office.police_email`) in the same transaction; without
+//! an address the request is printed and the case flagged for delivery by hand.
 
 use std::sync::Arc;
 
@@ -13,10 +15,12 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::DateTime;
 use serde::{Deserialize, Serialize};
+use sha2::Digest;
 use sportello_domain::plate::Plate;
 use sportello_domain::roles::Permission;
 use sportello_domain::ztl::transits::{Judgement, PermitIndex, judge};
 use sportello_store::cases::{CaseView, OutgoingDocument};
+use sportello_store::outbound::{ANNULMENT_BY_HAND, ANNULMENT_KEY_PREFIX, NewOutbound};
 use sportello_store::permits::{PermitView, WhitelistRow, write_whitelist};
 use utoipa::ToSchema;
 
@@ -380,15 +384,25 @@ fn verdict_label(verdict: &str) -> &'static str {
     }
 }
 
-/// The annulment request an `annul` decision produces on an SEG case: the letter to the
-/// police, the CSV rows of the annulled transits and, when the register now covers some
-/// of them, the corrected whitelist rows. The bytes are stored here; the caller attaches
-/// and registers them with the decision, in one transaction.
+/// What an `annul` decision produces on an SEG case, for the caller to commit with the
+/// decision in one transaction.
+pub struct AnnulmentRequest {
+    /// The letter to the police, the CSV rows of the annulled transits and, when the
+    /// register now covers some of them, the corrected whitelist rows: attached and
+    /// registered outgoing.
+    pub documents: Vec<OutgoingDocument>,
+    /// The message that takes them to the police (the documents go along), or the printed
+    /// request the office must deliver by hand, flagging the case.
+    pub to_police: NewOutbound,
+}
+
+/// The annulment request of an SEG case. The documents' bytes and the message's text are
+/// stored here; the caller attaches, registers and queues them with the decision.
 pub async fn annulment_request(
     state: &AppState,
     case: &CaseView,
     reasons: &[String],
-) -> Result<Vec<OutgoingDocument>, ApiError> {
+) -> Result<AnnulmentRequest, ApiError> {
     let evidence = gather(state, case).await?;
     let reference = case.summary.reference.as_str();
     let fine = text_field(&case.fields, "fine");
@@ -599,13 +613,26 @@ pub async fn annulment_request(
         signature: &signature,
     });
 
+    let letter_name = format!("richiesta-annullamento-{reference}.pdf");
+    let mut attached = vec![
+        format!("- {letter_name}: la lettera di richiesta"),
+        format!("- {data_name}: i dati dei transiti, una riga per transito"),
+    ];
+    if corrected.is_some() {
+        attached.push(format!(
+            "- {corrected_name}: le righe corrette della lista bianca"
+        ));
+    }
+    let cover = CoverNote {
+        reference,
+        protocol: &protocol,
+        fine: &fine,
+        plate: &evidence.plate,
+        transits: evidence.transits.len(),
+        attached: &attached,
+    };
     let mut documents = vec![
-        (
-            format!("richiesta-annullamento-{reference}.pdf"),
-            "application/pdf",
-            pdf,
-            subject.clone(),
-        ),
+        (letter_name, "application/pdf", pdf, subject.clone()),
         (
             data_name,
             "text/csv",
@@ -633,5 +660,130 @@ pub async fn annulment_request(
             register: Some((office.police.clone(), subject)),
         });
     }
-    Ok(outgoing)
+    let to_police = message_to_police(state, case, &subject, &cover).await?;
+    Ok(AnnulmentRequest {
+        documents: outgoing,
+        to_police,
+    })
+}
+
+/// What the message carrying an annulment request says of it.
+struct CoverNote<'a> {
+    reference: &'a str,
+    /// The SEG case's protocol number (empty when it has none).
+    protocol: &'a str,
+    /// The fine's number (empty when not given).
+    fine: &'a str,
+    plate: &'a str,
+    transits: usize,
+    /// One line per attached file.
+    attached: &'a [String],
+}
+
+/// The police command's channel and address for annulment requests: PEC first, else
+/// e-mail, a channel the office has configured before one it has not (such a message
+/// waits in the queue until it is); `None` when no address is configured.
+fn police_route(state: &AppState) -> Option<(&'static str, String)> {
+    use sportello_outbound::Channel;
+    let office = &state.config.office;
+    let given = |a: &Option<String>| {
+        a.as_deref()
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+            .map(str::to_owned)
+    };
+    let routes = [
+        (Channel::Pec, given(&office.police_pec)),
+        (Channel::Email, given(&office.police_email)),
+    ];
+    let ready = routes
+        .iter()
+        .find(|(c, to)| to.is_some() && state.transports.is_configured(*c));
+    ready
+        .or_else(|| routes.iter().find(|(_, to)| to.is_some()))
+        .and_then(|(channel, to)| to.clone().map(|to| (channel.as_str(), to)))
+}
+
+/// The message that takes the annulment request to the police, its documents attached
+/// (`with_outgoing_documents`), once per annulment of the case (a retried `annul` queues
+/// nothing more); its subject will carry its protocol number, for the police to quote.
+/// Without a police address: the same text as a printed letter to the command, flagging
+/// the case `annulment_by_hand`.
+async fn message_to_police(
+    state: &AppState,
+    case: &CaseView,
+    subject: &str,
+    note: &CoverNote<'_>,
+) -> Result<NewOutbound, ApiError> {
+    let office = &state.config.office;
+    let reference = note.reference;
+    let what = match note.transits {
+        1 => "dell'accertamento relativo al transito".to_owned(),
+        n => format!("degli accertamenti relativi ai {n} transiti"),
+    };
+    let mut text = format!(
+        "Al {} – Ufficio Verbali\n\n\
+         Si trasmette in allegato la richiesta di annullamento in autotutela {what} del \
+         veicolo targato {}{}, a seguito della segnalazione registrata nella pratica \
+         {reference}{}.\n\nAllegati:\n{}\n\n",
+        office.police,
+        note.plate,
+        if note.fine.is_empty() {
+            String::new()
+        } else {
+            format!(" (verbale n. {})", note.fine)
+        },
+        if note.protocol.is_empty() {
+            String::new()
+        } else {
+            format!(" (protocollo {})", note.protocol)
+        },
+        note.attached.join("\n"),
+    );
+    text.push_str(&format!(
+        "Nella risposta si prega di citare il numero di protocollo della presente o il \
+         riferimento {reference}.\n\n{} – {}\n",
+        office.name, office.authority
+    ));
+    let route = police_route(state);
+    let (channel, recipient) = route.clone().unwrap_or(("letter", office.police.clone()));
+    let subject = format!("[{reference}] {subject}");
+    let message_id = crate::api::outbound::new_message_id(state, reference);
+    let canonical = format!(
+        "Channel: {channel}\nTo: {recipient}\nSubject: {subject}\nMessage-ID: <{message_id}>\n\n{text}"
+    );
+    let content_sha256 = hex::encode(sha2::Sha256::digest(canonical.as_bytes()));
+    state
+        .blobs
+        .put(Bytes::from(canonical))
+        .await
+        .map_err(|e| ApiError::Internal(format!("message text not stored: {e}")))?;
+    // One request per annulment: the n-th `annul` of the case (after a `reopen`) sends
+    // the n-th request.
+    let annulments = case
+        .timeline
+        .iter()
+        .filter(|e| {
+            e.kind == "action" && e.detail.get("action").and_then(|a| a.as_str()) == Some("annul")
+        })
+        .count();
+    Ok(NewOutbound {
+        channel: channel.to_owned(),
+        recipient,
+        subject,
+        body: text,
+        template: None,
+        lang: "it".into(),
+        idempotency_key: format!("{ANNULMENT_KEY_PREFIX}{reference}:{}", annulments + 1),
+        message_id,
+        in_reply_to: None,
+        references: Vec::new(),
+        attachments: Vec::new(),
+        with_outgoing_documents: true,
+        whatsapp_template: false,
+        content_sha256,
+        printed: route.is_none(),
+        protocol_in_subject: route.is_some(),
+        flag: route.is_none().then(|| ANNULMENT_BY_HAND.to_owned()),
+    })
 }

@@ -31,19 +31,26 @@ use super::i18n::Tr;
 use super::office::staff;
 use super::{Frame, language, page, same_token, when};
 use crate::AppState;
-use crate::api::contact::{AppointmentBody, LogCallBody, cancel_as, confirm_as, log_call_as};
+use crate::api::contact::{
+    AppointmentBody, LogCallBody, cancel_as, confirm_as, log_call_as, propose_as,
+};
 use crate::error::ApiError;
 
 /// Tasks on one page of the queue.
 const PER_PAGE: u32 = 25;
 
-/// The routes of the two pages and their forms.
+/// The routes of the two pages and their forms, and the case page's form proposing an
+/// appointment.
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
         .route("/ufficio/richiamate", get(callbacks))
         .route("/ufficio/richiamate/{id}", post(log_call))
         .route("/ufficio/appuntamenti", get(appointments))
         .route("/ufficio/appuntamenti/{id}", post(change_appointment))
+        .route(
+            "/ufficio/pratiche/{reference}/appuntamento",
+            post(propose_from_case),
+        )
 }
 
 /// Query of the call-back queue.
@@ -274,6 +281,7 @@ async fn log_call(
             reason: form.reason.clone().unwrap_or_default(),
             // Agreed on the phone: nothing more to write.
             notify: Some(false),
+            channel: None,
         })
     } else {
         None
@@ -482,6 +490,97 @@ async fn change_appointment(
             form.action
         ))
         .into_response(),
+        Err(e) => fail(status_of(&e), e.detail_in(tr)).await,
+    }
+}
+
+/// What the case page's form proposing an appointment offers.
+pub(super) struct CaseAppointmentForm {
+    /// The earliest time the date-time field offers (`YYYY-MM-DDTHH:MM`, Rome).
+    pub(super) min_when: String,
+    /// The channels to tell the citizen on: (id, words); the first, empty, is the
+    /// citizen's default channel.
+    pub(super) channels: Vec<(&'static str, String)>,
+}
+
+/// The form proposing an appointment on a case's page: for staff who may write to
+/// citizens, on a case still open.
+pub(super) fn case_appointment_form(
+    state: &AppState,
+    tr: &Tr,
+    session: &Session,
+    case: &sportello_store::cases::CaseView,
+) -> Option<CaseAppointmentForm> {
+    use sportello_domain::outbound::choice::OutChannel;
+    if !session.user.role.can(Permission::SendMessage) || case.summary.status == "closed" {
+        return None;
+    }
+    let min_when = (state.store.clock().now() + Duration::minutes(1))
+        .with_timezone(&ROME)
+        .format("%Y-%m-%dT%H:%M")
+        .to_string();
+    let channels = std::iter::once(("", tr.t("case.appointment_default_channel").to_owned()))
+        .chain(
+            OutChannel::ALL
+                .into_iter()
+                .map(|c| (c.as_str(), tr.name("out_channel", c.as_str()))),
+        )
+        .collect();
+    Some(CaseAppointmentForm { min_when, channels })
+}
+
+/// The language of a page's form.
+#[derive(Debug, Default, Deserialize)]
+pub struct LangQuery {
+    lang: Option<String>,
+}
+
+/// The case page's form proposing an appointment.
+#[derive(Debug, Deserialize)]
+pub struct CaseAppointmentPost {
+    csrf: String,
+    /// `datetime-local`, Rome.
+    #[serde(default)]
+    starts_at: String,
+    #[serde(default)]
+    reason: String,
+    /// Empty: the citizen's default channel.
+    channel: Option<String>,
+}
+
+/// `POST /ufficio/pratiche/{ref}/appuntamento`: proposes an appointment and tells the
+/// citizen, as the API does; back to the case page (303), or the page again saying why
+/// not.
+async fn propose_from_case(
+    State(state): State<AppState>,
+    Path(reference): Path<String>,
+    Query(query): Query<LangQuery>,
+    headers: HeaderMap,
+    axum::Form(form): axum::Form<CaseAppointmentPost>,
+) -> Response {
+    let here = super::office::case_path(&reference);
+    let session = match reader(&state, &headers, &here).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let tr = language(query.lang.as_deref(), &headers);
+    let fail = async |status: StatusCode, message: String| {
+        let mut page = super::office::case_error(&state, &session, tr, &reference, message).await;
+        *page.status_mut() = status;
+        page
+    };
+    if let Some((key, status)) = refusal(&session, &form.csrf) {
+        return fail(status, tr.t(key).to_owned()).await;
+    }
+    let body = AppointmentBody {
+        starts_at: form.starts_at,
+        place: None,
+        reason: form.reason,
+        notify: Some(true),
+        channel: form.channel,
+    };
+    match propose_as(&state, &session.user, &reference, &body).await {
+        Ok(_) => Redirect::to(&format!("{here}?esito=appointment")).into_response(),
         Err(e) => fail(status_of(&e), e.detail_in(tr)).await,
     }
 }

@@ -708,6 +708,8 @@ struct CasePage {
     /// with the policy's categories.
     permit_form: Option<(String, String, String)>,
     categories: Vec<(String, String)>,
+    /// The form proposing an appointment (`office_case_appointment.html`).
+    appointment_form: Option<super::contact::CaseAppointmentForm>,
 }
 
 /// The actions a case's status allows, with the field each asks for (the workflow
@@ -994,7 +996,9 @@ async fn render_case(
             )
         })
         .collect();
+    let appointment_form = super::contact::case_appointment_form(state, &tr, session, &case);
     let page_ = CasePage {
+        appointment_form,
         status: tr.name("status", &case.summary.status),
         case_type: tr.name("case_type", &case.summary.case_type),
         received: when(&case.summary.received_at),
@@ -1072,12 +1076,12 @@ async fn case_form(
 }
 
 /// The address of a case's page.
-fn case_path(reference: &str) -> String {
+pub(super) fn case_path(reference: &str) -> String {
     format!("/ufficio/pratiche/{}", urlencode(reference))
 }
 
 /// The case page again, saying why what was asked was not done.
-async fn case_error(
+pub(super) async fn case_error(
     state: &AppState,
     session: &Session,
     tr: Tr,

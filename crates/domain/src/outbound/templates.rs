@@ -977,6 +977,14 @@ mod tests {
                 assert!(text.contains(sent), "{lang} {length:?}: {text}");
                 assert!(!text.contains(annulled), "{lang} {length:?}: {text}");
             }
+            // The acknowledgement promises only what the office does: it asks the police.
+            let ack = render(TemplateKind::Acknowledgement, lang, Length::Full, &seg).unwrap();
+            assert!(ack.body.contains(sent), "{lang}: {}", ack.body);
+            assert!(
+                !ack.body.contains(if lang == "it" { "sarà annullata" } else { "will be cancelled" }),
+                "{lang}: {}",
+                ack.body
+            );
             // A case type without overrides uses the generic templates.
             let other = TemplateContext {
                 case_type: "passo_carrabile".into(),

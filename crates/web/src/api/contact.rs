@@ -101,6 +101,7 @@ pub struct AppointmentBody {
     pub notify: Option<bool>,
     /// How to tell the citizen: `email`, `pec`, `fax`, `sms`, `letter`, `whatsapp`,
     /// `telegram` or `call` (a call-back); their default channel when absent.
+    #[schema(pattern = r"^(email|pec|fax|sms|letter|whatsapp|telegram|call)?$")]
     pub channel: Option<String>,
 }
 

@@ -732,10 +732,31 @@ async fn issuing_a_case_creates_the_permit_its_pdf_and_its_verification_page() {
         .collect();
     assert_eq!(kinds, ["issued", "suspended"]);
     assert_eq!(suspended["history"][1]["actor"], "op");
+    // Asked at an instant when zone A is enforced (the next weekday at 10:00 in Rome,
+    // inside the permit's two years), whatever the hour the test runs at.
+    let enforced = {
+        use chrono::{Datelike, TimeZone};
+        let rome = sportello_domain::calendar::ROME;
+        let today = sportello_domain::clock::Clock::now(&sportello_domain::clock::SystemClock)
+            .with_timezone(&rome)
+            .date_naive();
+        let day = today
+            .iter_days()
+            .skip(1)
+            .find(|d| d.weekday().number_from_monday() <= 5)
+            .unwrap();
+        rome.from_local_datetime(&day.and_hms_opt(10, 0, 0).unwrap())
+            .single()
+            .unwrap()
+            .to_rfc3339()
+    };
     let (_, _, verdict) = install
         .call(
             "GET",
-            "/api/v1/permits/verify?plate=AB123CD&gate=V01",
+            &format!(
+                "/api/v1/permits/verify?plate=AB123CD&gate=V01&at={}",
+                enforced.replace('+', "%2B")
+            ),
             Some(&police),
             None,
         )

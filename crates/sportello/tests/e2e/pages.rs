@@ -912,7 +912,7 @@ async fn an_operator_issues_a_permit_from_the_pages_alone() {
         .collect();
     assert_eq!(names.len(), 3, "{names:?}");
     assert!(
-        names.iter().any(|n| n.starts_with("permesso-RES-")),
+        names.iter().any(|n| n.starts_with("permesso-RES2")),
         "{names:?}"
     );
     // The permit's page: its state and history, suspension with a reason, renewal.

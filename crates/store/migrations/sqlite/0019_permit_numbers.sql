@@ -8,7 +8,7 @@
 -- token of the printed QR code does not change.
 -- Keep in step with ../postgres/0019_permit_numbers.sql.
 CREATE TABLE permit_aliases (
-    alias  TEXT PRIMARY KEY,
+    alias  TEXT NOT NULL PRIMARY KEY,
     permit TEXT NOT NULL
 );
 CREATE INDEX permit_aliases_permit ON permit_aliases(permit);

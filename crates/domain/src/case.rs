@@ -206,6 +206,10 @@ pub mod flags {
     pub const UNKNOWN_REFERENCE: &str = "unknown_reference";
     /// Something arrived for a closed case.
     pub const NEEDS_ATTENTION: &str = "needs_attention";
+    /// A message quoted a permit number but its sender is not known as the permit's
+    /// holder: it opened a case of its own instead of joining the holder's (and is also
+    /// flagged `needs_attention`, the queue of messages to check).
+    pub const PERMIT_REFERENCE_UNVERIFIED: &str = "permit_reference_unverified";
 }
 
 /// A case reference `{PREFIX}-{YYYY}-{NNNNNN}` (CONTRACT §1).

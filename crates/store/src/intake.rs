@@ -142,8 +142,10 @@ pub struct IntakeOutcome {
     pub protocol: Option<String>,
     /// Flags of the message.
     pub flags: Vec<String>,
-    /// Which rule decided (`duplicate`, `receipt`, `reference_in_subject`, `reference_in_text`, `in_reply_to`,
-    /// `protocol_number`, `new`).
+    /// Which rule decided (`duplicate`, `receipt`, `reference_in_subject`, `reference_in_text`,
+    /// `permit_reference` (a permit number quoted by its holder), `in_reply_to`,
+    /// `protocol_number` (the police answering a request by its number), `new`,
+    /// `permit_reference_unverified` (a new case: a permit number quoted by someone else)).
     pub rule: String,
 }
 
@@ -350,6 +352,15 @@ impl Store {
                 (target.reference, protocol, target.rule, resume)
             }
             None => {
+                // A quoted permit number whose holder did not send it says so in the rule.
+                let rule = if flags
+                    .iter()
+                    .any(|f| f == flags::PERMIT_REFERENCE_UNVERIFIED)
+                {
+                    "permit_reference_unverified"
+                } else {
+                    "new"
+                };
                 let subject = if msg.subject.trim().is_empty() {
                     format!("Messaggio {} senza oggetto", msg.channel.as_str())
                 } else {
@@ -379,7 +390,7 @@ impl Store {
                         &mut tx,
                         &msg,
                         "new_case",
-                        "new",
+                        rule,
                         Some(created.case_id),
                         protocol.as_deref(),
                         &flags,
@@ -388,11 +399,11 @@ impl Store {
                     .await?;
                 self.attach_documents(&mut tx, created.case_id, message, &msg.attachments, now)
                     .await?;
-                (created.reference().to_owned(), protocol, "new", None)
+                (created.reference().to_owned(), protocol, rule, None)
             }
         };
         tx.commit().await?;
-        let kind = if rule == "new" {
+        let kind = if matches!(rule, "new" | "permit_reference_unverified") {
             "new_case"
         } else {
             "attached"
@@ -411,7 +422,14 @@ impl Store {
 
     /// The case a message belongs to: a reference in the subject, else in the text (a
     /// reference to no case flags `unknown_reference` and the search goes on), else a
-    /// message it answers.
+    /// permit number its holder quotes (the permit's case), else a message it answers.
+    ///
+    /// A permit number is never read as a case reference: a token that is both (a former
+    /// permit number in the old `CUD-2026-000001` shape, or an imported one) is the case's
+    /// only when the case's citizen sent it, the permit's when its holder did; anyone else
+    /// quoting a permit number gets a case of their own, flagged
+    /// `permit_reference_unverified` and `needs_attention` (unless the message answers one
+    /// of theirs).
     async fn find_target(
         &self,
         tx: &mut sqlx::Transaction<'static, sqlx::Any>,
@@ -428,17 +446,54 @@ impl Store {
                 }
             }
         }
+        let mut candidates = sportello_domain::ztl::numbers::candidate_numbers(&msg.subject);
+        for c in sportello_domain::ztl::numbers::candidate_numbers(&msg.text) {
+            if candidates.len() >= sportello_domain::ztl::numbers::MAX_CANDIDATES {
+                break;
+            }
+            if !candidates.contains(&c) {
+                candidates.push(c);
+            }
+        }
+        let permits = crate::permits::quoted_permits(tx, &candidates).await?;
+        let sender = SenderIdentity::of(&msg.sender);
         for (text, rule) in [
             (&msg.subject, "reference_in_subject"),
             (&msg.text, "reference_in_text"),
         ] {
             for reference in Reference::find_all(text) {
-                match case_target(tx, &reference.to_string(), rule).await? {
+                let reference = reference.to_string();
+                if permits.iter().any(|p| p.quoted == reference) {
+                    // Also a permit number: the case's only if its own citizen wrote.
+                    if let Some(target) = case_target(tx, &reference, rule).await?
+                        && sender.is_citizen_of_case(tx, target.case_id).await?
+                    {
+                        return Ok(Some(target));
+                    }
+                    continue;
+                }
+                match case_target(tx, &reference, rule).await? {
                     Some(target) => return Ok(Some(target)),
                     None => {
                         if !flags.iter().any(|f| f == flags::UNKNOWN_REFERENCE) {
                             flags.push(flags::UNKNOWN_REFERENCE.to_owned());
                         }
+                    }
+                }
+            }
+        }
+        for permit in &permits {
+            if sender.is_holder(tx, &permit.holder_fiscal_code).await? {
+                if let Some(reference) = &permit.case_reference
+                    && let Some(target) = case_target(tx, reference, "permit_reference").await?
+                {
+                    return Ok(Some(target));
+                }
+            } else {
+                // Why, and the office's queue of messages to check.
+                for flag in [flags::PERMIT_REFERENCE_UNVERIFIED, flags::NEEDS_ATTENTION] {
+                    if !flags.iter().any(|f| f == flag) {
+                        flags.push(flag.to_owned());
                     }
                 }
             }
@@ -604,6 +659,89 @@ impl Store {
     }
 }
 
+/// Who sent a message, as far as matching a citizen goes: the fiscal code the channel
+/// gives, and the e-mail and PEC addresses (lower case, as citizens are stored).
+struct SenderIdentity {
+    fiscal_code: Option<String>,
+    addresses: Vec<String>,
+}
+
+impl SenderIdentity {
+    fn of(sender: &CitizenInput) -> SenderIdentity {
+        let addresses = [&sender.email, &sender.pec]
+            .into_iter()
+            .flatten()
+            .map(|a| a.trim().to_lowercase())
+            .filter(|a| !a.is_empty())
+            .collect();
+        SenderIdentity {
+            fiscal_code: sender.fiscal_code.as_ref().map(|f| f.as_str().to_owned()),
+            addresses,
+        }
+    }
+
+    /// Whether the holder of a permit (by fiscal code) sent it: the same fiscal code, or
+    /// an e-mail or PEC address known for the holder (their citizen record, which their
+    /// cases share).
+    async fn is_holder(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        holder_fiscal_code: &str,
+    ) -> Result<bool> {
+        if self
+            .fiscal_code
+            .as_deref()
+            .is_some_and(|f| f.eq_ignore_ascii_case(holder_fiscal_code))
+        {
+            return Ok(true);
+        }
+        for address in &self.addresses {
+            let known = sqlx::query(
+                "SELECT 1 AS known FROM citizens WHERE fiscal_code = $1 AND (email = $2 OR pec = $2)",
+            )
+            .bind(holder_fiscal_code.to_ascii_uppercase())
+            .bind(address)
+            .fetch_optional(&mut **tx)
+            .await?;
+            if known.is_some() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Whether the citizen of a case sent it: the same fiscal code, e-mail or PEC address.
+    async fn is_citizen_of_case(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        case_id: i64,
+    ) -> Result<bool> {
+        let row = sqlx::query(
+            "SELECT z.fiscal_code, z.email, z.pec FROM cases c JOIN citizens z ON z.id = c.citizen_id WHERE c.id = $1",
+        )
+        .bind(case_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+        let Some(row) = row else { return Ok(false) };
+        let same = |known: Option<String>, given: &str| {
+            known.is_some_and(|k| k.trim().eq_ignore_ascii_case(given))
+        };
+        if let Some(code) = &self.fiscal_code
+            && same(crate::get_opt_str(&row, "fiscal_code")?, code)
+        {
+            return Ok(true);
+        }
+        for address in &self.addresses {
+            if same(crate::get_opt_str(&row, "email")?, address)
+                || same(crate::get_opt_str(&row, "pec")?, address)
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+}
+
 /// A unique-key clash on `inbound_messages.dedupe_key`: someone recorded it first.
 fn is_duplicate(e: &StoreError) -> bool {
     matches!(e, StoreError::Database(sqlx::Error::Database(db)) if db.is_unique_violation())
@@ -745,6 +883,176 @@ mod tests {
 
             // New cases and attachments are registered; receipts and duplicates are not.
             assert_eq!(store.verify_register().await.unwrap(), Ok(5));
+        })
+        .await;
+    }
+
+    /// Citizen A's CUDE case and citizen B's CUDE permit once had the same text
+    /// (`CUD-2026-000001`): a stranger's e-mail quoting B's permit went into A's case.
+    #[tokio::test]
+    async fn a_permit_number_is_never_taken_for_a_case_reference() {
+        use sportello_domain::fiscal_code::FiscalCode;
+        with_test_store(|store, _clock| async move {
+            let citizen = |code: &str, email: &str| CitizenInput {
+                fiscal_code: Some(FiscalCode::parse(code).unwrap()),
+                email: Some(email.into()),
+                ..CitizenInput::default()
+            };
+            let (a_code, b_code) = ("RSSMRA85T10A562S", "RSSMRA80A01H501U");
+            let mut a = crate::cases::tests::request("cude");
+            a.citizen = citizen(a_code, "anna@example.it");
+            let a = store.create_case(a).await.unwrap().summary.reference;
+            assert_eq!(a, "CUD-2026-000001");
+            let mut b = crate::cases::tests::request("cude");
+            b.citizen = citizen(b_code, "Bruno@Example.it");
+            let b = store.create_case(b).await.unwrap().summary.reference;
+            let now = crate::testing::fixture_now().timestamp_millis();
+            let permit = store
+                .issue_permit(
+                    &b,
+                    &crate::permits::NewPermit {
+                        category: "cude".into(),
+                        prefix: "CUD".into(),
+                        holder_fiscal_code: b_code.into(),
+                        holder_name: "Bruno Bianchi".into(),
+                        plates: vec![
+                            sportello_domain::plate::Plate::parse("AA111AA", None).unwrap(),
+                        ],
+                        valid_from: now,
+                        valid_to: now + 86_400_000,
+                        policy_version: None,
+                        renews: None,
+                    },
+                    "op",
+                )
+                .await
+                .unwrap()
+                .number;
+            assert_eq!(permit, "CUD202600001", "CONTRACT §1, not a case reference");
+
+            let from = |key: &str, address: &str, subject: &str| {
+                let mut m = message(key, subject, "Saluti");
+                m.sender = CitizenInput {
+                    email: Some(address.into()),
+                    ..CitizenInput::default()
+                };
+                m.sender_label = address.into();
+                m
+            };
+            let check = |out: &IntakeOutcome, case: &str, rule: &str, flagged: bool| {
+                assert_eq!(
+                    (out.case.as_deref(), out.rule.as_str()),
+                    (Some(case), rule),
+                    "{out:?}"
+                );
+                assert_eq!(
+                    out.flags
+                        .iter()
+                        .any(|f| f == flags::PERMIT_REFERENCE_UNVERIFIED),
+                    flagged,
+                    "{out:?}"
+                );
+            };
+            // A stranger quoting B's permit: a case of their own, flagged for a look, and
+            // the rule says why.
+            let stranger = store
+                .ingest(from(
+                    "s1",
+                    "x@example.it",
+                    &format!("Contrassegno {permit}"),
+                ))
+                .await
+                .unwrap();
+            assert_eq!(stranger.outcome, "new_case");
+            let own = stranger.case.clone().unwrap();
+            assert!(own != a && own != b, "{stranger:?}");
+            check(&stranger, &own, "permit_reference_unverified", true);
+            let listed = store.case_messages(&own).await.unwrap();
+            assert_eq!(listed[0].rule, "permit_reference_unverified");
+            let case = store.get_case(&own).await.unwrap();
+            for flag in [flags::PERMIT_REFERENCE_UNVERIFIED, flags::NEEDS_ATTENTION] {
+                assert!(case.summary.flags.iter().any(|f| f == flag), "{flag}");
+            }
+            // The holder, by the address known for them (any letter case), or by fiscal
+            // code: the permit's case.
+            let holder = store
+                .ingest(from(
+                    "b1",
+                    "bruno@example.IT",
+                    &format!("rif. {}", permit.to_lowercase()),
+                ))
+                .await
+                .unwrap();
+            assert_eq!(holder.outcome, "attached");
+            check(&holder, &b, "permit_reference", false);
+            let mut by_code = from("b2", "altro@example.it", "Contrassegno");
+            by_code.text = format!("Il mio permesso è il n.{permit}.");
+            by_code.sender.fiscal_code = Some(FiscalCode::parse(b_code).unwrap());
+            check(
+                &store.ingest(by_code).await.unwrap(),
+                &b,
+                "permit_reference",
+                false,
+            );
+
+            // The permit's former number (the old shape) is A's case reference too: the
+            // case's when A writes, the permit's when B does, nobody's otherwise.
+            sqlx::query("INSERT INTO permit_aliases (alias, permit) VALUES ($1, $2)")
+                .bind("CUD-2026-000001")
+                .bind(&permit)
+                .execute(&store.write)
+                .await
+                .unwrap();
+            let old = "Permesso CUD-2026-000001";
+            let stranger = store.ingest(from("s2", "x@example.it", old)).await.unwrap();
+            assert_eq!(stranger.outcome, "new_case");
+            assert!(stranger.case.as_deref() != Some(a.as_str()), "{stranger:?}");
+            assert!(
+                stranger
+                    .flags
+                    .iter()
+                    .any(|f| f == flags::PERMIT_REFERENCE_UNVERIFIED)
+            );
+            check(
+                &store
+                    .ingest(from("a1", "anna@example.it", old))
+                    .await
+                    .unwrap(),
+                &a,
+                "reference_in_subject",
+                false,
+            );
+            check(
+                &store
+                    .ingest(from("b3", "bruno@example.it", old))
+                    .await
+                    .unwrap(),
+                &b,
+                "permit_reference",
+                false,
+            );
+            // A real case reference is still a case reference, whoever quotes it.
+            check(
+                &store
+                    .ingest(from("s3", "x@example.it", &format!("Re: {b}")))
+                    .await
+                    .unwrap(),
+                &b,
+                "reference_in_subject",
+                false,
+            );
+            // An imported permit's number (any string) is a permit number too.
+            let mut row = crate::permits::tests::register_row("ZTL/77", "CC333CC", now + 1);
+            row.holder_fiscal_code = a_code.into();
+            store
+                .import_permit_rows(&[row], None, "import")
+                .await
+                .unwrap();
+            let quoted = store
+                .ingest(from("s4", "x@example.it", "Permesso ZTL/77"))
+                .await
+                .unwrap();
+            assert_eq!(quoted.rule, "permit_reference_unverified", "{quoted:?}");
         })
         .await;
     }

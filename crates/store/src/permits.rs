@@ -1,6 +1,7 @@
 //! The permit register in the database: bulk import (idempotent by permit number, plate
 //! and start of validity), the rows the transit check and the whitelist read.
 
+use chrono::Datelike;
 use sportello_domain::refusal::Refusal;
 use sportello_domain::ztl::permits::RegisterRow;
 use sportello_domain::ztl::transits::PermitRow;
@@ -422,6 +423,10 @@ pub struct PermitView {
     /// (`/permits/v/{token}`), printed as the permit's QR code.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verify_token: Option<String>,
+    /// Numbers it was issued under before it was renumbered (the old `CUD-2026-000001`
+    /// shape): they still find it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
     /// What happened to it, oldest first: who, when, what and why.
     pub history: Vec<PermitEvent>,
 }
@@ -441,8 +446,9 @@ pub struct PermitEvent {
 }
 
 impl Store {
-    /// A permit with all its rows.
+    /// A permit with all its rows, by its number or a former number (an alias).
     pub async fn permit(&self, number: &str) -> Result<PermitView> {
+        let number = &resolve_permit_number(&self.read, number).await?;
         let rows = sqlx::query(
             "SELECT category, holder_fiscal_code, holder_name, plate, country, valid_from, valid_to, status, source, \
              recorded_at, recorded_by, policy_version, verify_token FROM permit_rows WHERE permit = $1 ORDER BY recorded_at, id",
@@ -461,6 +467,7 @@ impl Store {
             state: String::new(),
             plates: Vec::with_capacity(rows.len()),
             verify_token: None,
+            aliases: permit_aliases(&self.read, number).await?,
             history: Vec::new(),
         };
         for r in &rows {
@@ -521,6 +528,7 @@ impl Store {
             return Err(crate::StoreError::invalid("reason", "say why"));
         }
         let current = self.permit(number).await?;
+        let number = current.number.as_str();
         if current.plates.iter().all(|p| p.status == "revoked") && status != "revoked" {
             return Err(crate::StoreError::Refused(
                 Refusal::new("refusal.revoked_not_reinstated").with("number", number),
@@ -548,7 +556,10 @@ impl Store {
     /// Adds a temporary plate to a person-bound (CUDE) permit: the vehicle a disabled
     /// citizen travelled in, communicated afterwards. The category's rules are enforced:
     /// person-bound only, reaching back at most `temporary_plate_hours`, forward at most
-    /// 24 hours, on a permit active and valid over that time.
+    /// 24 hours, on a permit active and valid over that time, and never more plates at
+    /// one instant than the category's `max_vehicles` (permanent and temporary together).
+    /// The rules are checked under the permit's lock, in the transaction that adds the
+    /// row, so two requests at once cannot both pass.
     pub async fn add_temporary_plate(
         &self,
         policy: &sportello_domain::ztl::policy::Policy,
@@ -557,26 +568,44 @@ impl Store {
         policy_version: Option<i64>,
         actor: &str,
     ) -> Result<PermitView> {
+        use sportello_domain::ztl::plate_limit::{AuthorisedPlate, check_plate_limit};
         let TemporaryPlate {
             plate,
             from_ms,
             to_ms: to_ms_,
         } = request;
         let (from_ms, to_ms_) = (*from_ms, *to_ms_);
-        let permit = self.permit(number).await?;
-        let category = policy.category(&permit.category).ok_or_else(|| {
+        let now = to_ms(self.clock.now());
+        let number = resolve_permit_number(&self.read, number).await?;
+        let mut tx = self.write.begin().await?;
+        lock_permit(&mut tx, self.backend, &number).await?;
+        let rows = sqlx::query(
+            "SELECT category, holder_fiscal_code, holder_name, plate, country, valid_from, valid_to, status, source \
+             FROM permit_rows WHERE permit = $1 ORDER BY id",
+        )
+        .bind(&number)
+        .fetch_all(&mut *tx)
+        .await?;
+        let first = rows
+            .first()
+            .ok_or_else(|| crate::StoreError::NotFound(format!("permit {number}")))?;
+        let (category_id, holder_fiscal_code, holder_name) = (
+            get_str(first, "category")?,
+            get_str(first, "holder_fiscal_code")?,
+            get_str(first, "holder_name")?,
+        );
+        let category = policy.category(&category_id).ok_or_else(|| {
             crate::StoreError::Refused(
-                Refusal::new("refusal.category_unknown").with("category", &permit.category),
+                Refusal::new("refusal.category_unknown").with("category", &category_id),
             )
         })?;
         if !category.person_bound {
             return Err(crate::StoreError::Refused(
                 Refusal::new("refusal.not_person_bound")
-                    .with("number", number)
+                    .with("number", &number)
                     .with("category", &category.name),
             ));
         }
-        let now = to_ms(self.clock.now());
         let back = i64::from(category.temporary_plate_hours) * 3_600_000;
         if from_ms < now - back {
             return Err(crate::StoreError::RefusedField {
@@ -597,15 +626,48 @@ impl Store {
                 refusal: Refusal::new("refusal.temporary_backwards"),
             });
         }
-        let covered = permit.plates.iter().any(|p| {
-            p.status == "active"
-                && p.source != "temporary"
-                && p.valid_from <= from_ms
-                && to_ms_ <= p.valid_to
-        });
+        let mut authorised = Vec::with_capacity(rows.len());
+        let mut covered = false;
+        for r in &rows {
+            if get_str(r, "status")? != "active" {
+                continue;
+            }
+            let (valid_from, valid_to) = (get_i64(r, "valid_from")?, get_i64(r, "valid_to")?);
+            covered |=
+                get_str(r, "source")? != "temporary" && valid_from <= from_ms && to_ms_ <= valid_to;
+            authorised.push(AuthorisedPlate {
+                plate: get_str(r, "plate")?,
+                country: get_str(r, "country")?,
+                valid_from,
+                valid_to,
+            });
+        }
         if !covered {
             return Err(crate::StoreError::Refused(
-                Refusal::new("refusal.not_valid_then").with("number", number),
+                Refusal::new("refusal.not_valid_then").with("number", &number),
+            ));
+        }
+        let new = AuthorisedPlate {
+            plate: plate.number.clone(),
+            country: plate.country.clone(),
+            valid_from: from_ms,
+            valid_to: to_ms_,
+        };
+        if let Err(over) = check_plate_limit(&authorised, &new, category.max_vehicles) {
+            let overlapping: Vec<String> = over
+                .overlapping
+                .iter()
+                .map(|(plate, country)| plate_label(plate, country))
+                .collect();
+            return Err(crate::StoreError::Refused(
+                Refusal::new("refusal.too_many_plates_at_once")
+                    .with("plate", plate_label(&plate.number, &plate.country))
+                    .with("number", &number)
+                    .with("count", over.count)
+                    .with("max", over.max)
+                    .with("category", &category.name)
+                    .with("at", crate::cases::rome_rfc3339(crate::from_ms(over.at)?))
+                    .with("plates", overlapping.join(", ")),
             ));
         }
         sqlx::query(
@@ -614,10 +676,10 @@ impl Store {
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'active', 'temporary', $9, $10, $11) \
              ON CONFLICT (permit, plate, valid_from) DO NOTHING",
         )
-        .bind(number)
-        .bind(&permit.category)
-        .bind(&permit.holder_fiscal_code)
-        .bind(&permit.holder_name)
+        .bind(&number)
+        .bind(&category_id)
+        .bind(&holder_fiscal_code)
+        .bind(&holder_name)
         .bind(&plate.number)
         .bind(&plate.country)
         .bind(from_ms)
@@ -625,17 +687,25 @@ impl Store {
         .bind(now)
         .bind(actor)
         .bind(policy_version)
-        .execute(&self.write)
+        .execute(&mut *tx)
         .await?;
-        let mut tx = self.write.begin().await?;
         let detail = serde_json::json!({
             "plate": plate.number, "country": plate.country,
             "from": crate::cases::rome_rfc3339(crate::from_ms(from_ms)?),
             "to": crate::cases::rome_rfc3339(crate::from_ms(to_ms_)?),
         });
-        record_permit_event(&mut tx, number, now, actor, "temporary_plate", &detail).await?;
+        record_permit_event(&mut tx, &number, now, actor, "temporary_plate", &detail).await?;
         tx.commit().await?;
-        self.permit(number).await
+        self.permit(&number).await
+    }
+}
+
+/// A plate as the refusals name it: the plate alone when Italian, else with its country.
+fn plate_label(plate: &str, country: &str) -> String {
+    if country == "IT" {
+        plate.to_owned()
+    } else {
+        format!("{plate} ({country})")
     }
 }
 
@@ -690,7 +760,7 @@ pub struct NewPermit {
 /// A permit just issued.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IssuedPermit {
-    /// Its number, e.g. `RES-2026-000001`.
+    /// Its number, e.g. `RES202600001`.
     pub number: String,
     /// The token of its public verification page.
     pub verify_token: String,
@@ -722,38 +792,46 @@ impl Store {
                 verify_token: crate::get_opt_str(&row, "verify_token")?.unwrap_or_default(),
             });
         }
-        for plate in &new.plates {
-            let clash = sqlx::query(
-                "SELECT permit FROM permit_rows WHERE plate = $1 AND country = $2 AND category = $3 \
-                 AND status = 'active' AND valid_from < $4 AND valid_to > $5 AND permit <> $6 LIMIT 1",
+        let renews = match &new.renews {
+            Some(old) => Some(resolve_permit_number(&mut *tx, old).await?),
+            None => None,
+        };
+        if let Some(refusal) = find_plate_clash(
+            &mut tx,
+            &new.plates,
+            &new.category,
+            (new.valid_from, new.valid_to),
+            renews.as_deref(),
+        )
+        .await?
+        {
+            return Err(crate::StoreError::Refused(refusal));
+        }
+        let year = sportello_domain::calendar::rome_date(now).year();
+        // Per prefix and year; a number an imported permit (any string) or a former
+        // number already holds is skipped rather than shared.
+        let number = loop {
+            let row = sqlx::query(
+                "INSERT INTO sequences (name, value) VALUES ($1, 1) \
+                 ON CONFLICT (name) DO UPDATE SET value = sequences.value + 1 RETURNING value",
             )
-            .bind(&plate.number)
-            .bind(&plate.country)
-            .bind(&new.category)
-            .bind(new.valid_to)
-            .bind(new.valid_from)
-            .bind(new.renews.as_deref().unwrap_or_default())
+            .bind(format!("permit:{}:{year}", new.prefix))
+            .fetch_one(&mut *tx)
+            .await?;
+            let seq = u64::try_from(get_i64(&row, "value")?)
+                .map_err(|_| crate::StoreError::Corrupt("permit sequence".into()))?;
+            let number = sportello_domain::ztl::numbers::permit_number(&new.prefix, year, seq);
+            let taken = sqlx::query(
+                "SELECT 1 AS taken FROM permit_rows WHERE permit = $1 \
+                 UNION ALL SELECT 1 AS taken FROM permit_aliases WHERE alias = $1",
+            )
+            .bind(&number)
             .fetch_optional(&mut *tx)
             .await?;
-            if let Some(row) = clash {
-                return Err(crate::StoreError::Refused(
-                    Refusal::new("refusal.plate_has_permit")
-                        .with("plate", &plate.number)
-                        .with("number", get_str(&row, "permit")?),
-                ));
+            if taken.is_none() {
+                break number;
             }
-        }
-        let year = sportello_domain::calendar::rome_date(now)
-            .format("%Y")
-            .to_string();
-        let row = sqlx::query(
-            "INSERT INTO sequences (name, value) VALUES ($1, 1) \
-             ON CONFLICT (name) DO UPDATE SET value = sequences.value + 1 RETURNING value",
-        )
-        .bind(format!("permit:{}:{year}", new.prefix))
-        .fetch_one(&mut *tx)
-        .await?;
-        let number = format!("{}-{year}-{:06}", new.prefix, get_i64(&row, "value")?);
+        };
         let verify_token = format!("{:032x}", rand::random::<u128>());
         for plate in &new.plates {
             sqlx::query(
@@ -787,7 +865,7 @@ impl Store {
             "policy_version": new.policy_version,
         });
         let mut detail = detail;
-        if let Some(old) = &new.renews {
+        if let Some(old) = &renews {
             detail["renews"] = old.as_str().into();
             record_permit_event(
                 &mut tx,
@@ -820,6 +898,24 @@ impl Store {
         })
     }
 
+    /// Whether a plate of a permit still to be issued already has an active permit of the
+    /// same category over `valid` (the refusal saying which), `renews` aside: the same
+    /// rule [`Store::issue_permit`] enforces, asked before the case changes state.
+    pub async fn plate_clash(
+        &self,
+        plates: &[sportello_domain::plate::Plate],
+        category: &str,
+        valid: (i64, i64),
+        renews: Option<&str>,
+    ) -> Result<Option<Refusal>> {
+        let mut conn = self.read.acquire().await?;
+        let renews = match renews {
+            Some(old) => Some(resolve_permit_number(&mut *conn, old).await?),
+            None => None,
+        };
+        find_plate_clash(&mut conn, plates, category, valid, renews.as_deref()).await
+    }
+
     /// Changes the plates of a permit as a case decided (a CUDE holder's new car, a
     /// resident's sold one): rows of plates no longer listed end now, new plates get rows
     /// from now to the permit's end; journaled on the permit and the case. Idempotent per
@@ -833,6 +929,8 @@ impl Store {
         policy_version: Option<i64>,
     ) -> Result<()> {
         let now = to_ms(self.clock.now());
+        let resolved = resolve_permit_number(&self.read, number).await?;
+        let number = resolved.as_str();
         let mut tx = self.write.begin().await?;
         let done = sqlx::query(
             "SELECT 1 AS done FROM case_events e JOIN cases c ON c.id = e.case_id \
@@ -963,12 +1061,10 @@ impl Store {
         row.map(|r| get_str(&r, "permit")).transpose()
     }
 
-    /// What the public verification page may show of a permit: its number, whether it is
-    /// valid now, and its plates; `None` for an unknown token.
-    pub async fn permit_by_token(
-        &self,
-        token: &str,
-    ) -> Result<Option<(String, bool, Vec<String>)>> {
+    /// What the public verification page may show of a permit: its number (and former
+    /// numbers, the one printed on an older copy), whether it is valid now, and its plates;
+    /// `None` for an unknown token.
+    pub async fn permit_by_token(&self, token: &str) -> Result<Option<PublicPermit>> {
         let now = to_ms(self.clock.now());
         let rows = sqlx::query(
             "SELECT permit, plate, status, valid_from, valid_to FROM permit_rows WHERE verify_token = $1 ORDER BY id",
@@ -991,8 +1087,93 @@ impl Store {
                 plates.push(get_str(r, "plate")?);
             }
         }
-        Ok(Some((number, valid, plates)))
+        Ok(Some(PublicPermit {
+            aliases: permit_aliases(&self.read, &number).await?,
+            number,
+            valid,
+            plates,
+        }))
     }
+}
+
+/// What the public page behind a permit's QR code shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicPermit {
+    /// Its number.
+    pub number: String,
+    /// Its former numbers.
+    pub aliases: Vec<String>,
+    /// Whether a plate of it is valid now.
+    pub valid: bool,
+    /// The plates valid now.
+    pub plates: Vec<String>,
+}
+
+/// A permit number quoted in a message, as the register knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct QuotedPermit {
+    /// The text as quoted (the number, or a former number).
+    pub quoted: String,
+    /// The permit's number.
+    pub permit: String,
+    /// Its holder's fiscal code.
+    pub holder_fiscal_code: String,
+    /// The case it was issued from, when it was issued here.
+    pub case_reference: Option<String>,
+}
+
+/// The permits `candidates` name (by number or former number), in the candidates' order,
+/// each once. Intake asks this of every token that could be a permit number.
+pub(crate) async fn quoted_permits(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    candidates: &[String],
+) -> Result<Vec<QuotedPermit>> {
+    let mut named: Vec<(String, String)> = Vec::new();
+    for chunk in candidates.chunks(50) {
+        let params: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+        let list = params.join(", ");
+        let sql = format!(
+            "SELECT DISTINCT permit AS quoted, permit FROM permit_rows WHERE permit IN ({list}) \
+             UNION SELECT alias AS quoted, permit FROM permit_aliases WHERE alias IN ({list})"
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for c in chunk {
+            query = query.bind(c.clone());
+        }
+        for row in query.fetch_all(&mut **tx).await? {
+            named.push((get_str(&row, "quoted")?, get_str(&row, "permit")?));
+        }
+    }
+    let mut found: Vec<QuotedPermit> = Vec::new();
+    for candidate in candidates {
+        // A real number wins over a former number of another permit.
+        let Some((quoted, permit)) = named
+            .iter()
+            .filter(|(quoted, _)| quoted == candidate)
+            .min_by_key(|(quoted, permit)| quoted != permit)
+        else {
+            continue;
+        };
+        if found.iter().any(|f| &f.permit == permit) {
+            continue;
+        }
+        let row = sqlx::query(
+            "SELECT holder_fiscal_code, \
+             (SELECT case_reference FROM permit_rows i WHERE i.permit = $1 AND i.source = 'issued' ORDER BY i.id LIMIT 1) AS case_reference \
+             FROM permit_rows WHERE permit = $1 ORDER BY id LIMIT 1",
+        )
+        .bind(permit)
+        .fetch_optional(&mut **tx)
+        .await?;
+        let Some(row) = row else { continue };
+        found.push(QuotedPermit {
+            quoted: quoted.clone(),
+            permit: permit.clone(),
+            holder_fiscal_code: get_str(&row, "holder_fiscal_code")?,
+            case_reference: crate::get_opt_str(&row, "case_reference")?,
+        });
+    }
+    Ok(found)
 }
 
 /// Where a permit stands at `now` (Unix ms), from its plate rows.
@@ -1013,6 +1194,93 @@ fn permit_state(rows: &[PermitPlate], now: i64) -> &'static str {
     } else {
         "expired"
     }
+}
+
+/// The number a permit is known by now: `number` itself when some permit has it, else the
+/// permit `number` was an alias of (a number issued in the old shape), else `number`
+/// unchanged (and nothing will be found under it).
+pub(crate) async fn resolve_permit_number<'c, E>(db: E, number: &str) -> Result<String>
+where
+    E: sqlx::Executor<'c, Database = sqlx::Any>,
+{
+    let row = sqlx::query(
+        "SELECT COALESCE((SELECT permit FROM permit_rows WHERE permit = $1 LIMIT 1), \
+         (SELECT permit FROM permit_aliases WHERE alias = $1)) AS permit",
+    )
+    .bind(number)
+    .fetch_one(db)
+    .await?;
+    Ok(crate::get_opt_str(&row, "permit")?.unwrap_or_else(|| number.to_owned()))
+}
+
+/// The former numbers of a permit, oldest first.
+async fn permit_aliases<'c, E>(db: E, number: &str) -> Result<Vec<String>>
+where
+    E: sqlx::Executor<'c, Database = sqlx::Any>,
+{
+    sqlx::query("SELECT alias FROM permit_aliases WHERE permit = $1 ORDER BY alias")
+        .bind(number)
+        .fetch_all(db)
+        .await?
+        .iter()
+        .map(|r| get_str(r, "alias"))
+        .collect()
+}
+
+/// Takes the permit's lock for the rest of the transaction, before its rows are read, so
+/// that a rule checked over them (the plates at one instant) still holds when the
+/// transaction writes: on PostgreSQL a row lock on each of its rows (in one order, so two
+/// takers cannot deadlock); on SQLite the database's write lock, taken by a write.
+async fn lock_permit(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    backend: crate::Backend,
+    number: &str,
+) -> Result<()> {
+    let sql = match backend {
+        crate::Backend::Postgres => {
+            "SELECT id FROM permit_rows WHERE permit = $1 ORDER BY id FOR UPDATE"
+        }
+        crate::Backend::Sqlite => {
+            "UPDATE permit_rows SET status = status WHERE id = (SELECT MIN(id) FROM permit_rows WHERE permit = $1)"
+        }
+    };
+    sqlx::query(sql).bind(number).execute(&mut **tx).await?;
+    Ok(())
+}
+
+/// The rule that one plate has at most one active permit of a category at a time: the
+/// first plate of `plates` that already has one overlapping `[valid_from, valid_to)`,
+/// refused with that permit's number. `renews` (the permit a renewal continues) is no
+/// clash. The one place this rule lives: the plan of a case and the issue both ask here.
+async fn find_plate_clash(
+    db: &mut sqlx::AnyConnection,
+    plates: &[sportello_domain::plate::Plate],
+    category: &str,
+    (valid_from, valid_to): (i64, i64),
+    renews: Option<&str>,
+) -> Result<Option<Refusal>> {
+    for plate in plates {
+        let clash = sqlx::query(
+            "SELECT permit FROM permit_rows WHERE plate = $1 AND country = $2 AND category = $3 \
+             AND status = 'active' AND valid_from < $4 AND valid_to > $5 AND permit <> $6 ORDER BY id LIMIT 1",
+        )
+        .bind(&plate.number)
+        .bind(&plate.country)
+        .bind(category)
+        .bind(valid_to)
+        .bind(valid_from)
+        .bind(renews.unwrap_or_default())
+        .fetch_optional(&mut *db)
+        .await?;
+        if let Some(row) = clash {
+            return Ok(Some(
+                Refusal::new("refusal.plate_has_permit")
+                    .with("plate", &plate.number)
+                    .with("number", get_str(&row, "permit")?),
+            ));
+        }
+    }
+    Ok(None)
 }
 
 async fn record_permit_event(
@@ -1037,12 +1305,12 @@ async fn record_permit_event(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::testing::{fixture_now, with_test_store};
     use sportello_domain::clock::Clock;
 
-    fn register_row(permit: &str, plate: &str, valid_to: i64) -> RegisterRow {
+    pub(crate) fn register_row(permit: &str, plate: &str, valid_to: i64) -> RegisterRow {
         RegisterRow {
             line: 2,
             row: PermitRow {
@@ -1219,6 +1487,365 @@ mod tests {
                 later.history[0].at,
                 crate::cases::rome_rfc3339(crate::from_ms(now + day).unwrap())
             );
+        })
+        .await;
+    }
+
+    /// A CUDE permit (at most 2 vehicles in the built-in policy) with one plate for a
+    /// year, issued from a case of its own.
+    async fn cude_permit(store: &Store) -> String {
+        use sportello_domain::plate::Plate;
+        let case = store
+            .create_case(crate::cases::tests::request("cude"))
+            .await
+            .unwrap();
+        let now = fixture_now().timestamp_millis();
+        let new = NewPermit {
+            category: "cude".into(),
+            prefix: "CUD".into(),
+            holder_fiscal_code: "RSSMRA80A01H501U".into(),
+            holder_name: "Mario Rossi".into(),
+            plates: vec![Plate::parse("AA111AA", None).unwrap()],
+            valid_from: now - 3 * 86_400_000,
+            valid_to: now + 365 * 86_400_000,
+            policy_version: None,
+            renews: None,
+        };
+        store
+            .issue_permit(&case.summary.reference, &new, "op")
+            .await
+            .unwrap()
+            .number
+    }
+
+    fn temporary(plate: &str, from_hours: i64, to_hours: i64) -> TemporaryPlate {
+        let now = fixture_now().timestamp_millis();
+        TemporaryPlate {
+            plate: sportello_domain::plate::Plate::parse(plate, None).unwrap(),
+            from_ms: now + from_hours * 3_600_000,
+            to_ms: now + to_hours * 3_600_000,
+        }
+    }
+
+    /// The issue's CUDE permit authorised five plates at once against a maximum of two:
+    /// each temporary plate was checked alone.
+    #[tokio::test]
+    async fn a_cude_permit_never_authorises_more_plates_at_once_than_its_category_allows() {
+        with_test_store(|store, _clock| async move {
+            let policy = sportello_domain::ztl::policy::Policy::parse(
+                sportello_domain::ztl::policy::EXAMPLE_POLICY,
+            )
+            .unwrap();
+            let number = cude_permit(&store).await;
+            let add = |t: TemporaryPlate| {
+                let (store, policy, number) = (store.clone(), policy.clone(), number.clone());
+                async move {
+                    store
+                        .add_temporary_plate(&policy, &number, &t, None, "op")
+                        .await
+                }
+            };
+            // The permanent plate and one temporary plate: two at once, allowed.
+            add(temporary("BB222BB", -10, 2)).await.unwrap();
+            // Four more, each overlapping both: every one refused, naming the plates.
+            for plate in ["CC333CC", "DD444DD", "EE555EE", "FF666FF"] {
+                let refused = add(temporary(plate, -5, 5)).await.unwrap_err();
+                let crate::StoreError::Refused(refusal) = refused else {
+                    panic!("{refused:?}");
+                };
+                assert_eq!(refusal.key, "refusal.too_many_plates_at_once");
+                let text = refusal.fill("{plate}|{count}|{max}|{plates}|{at}", |_, id| id.into());
+                assert_eq!(
+                    text,
+                    format!(
+                        "{plate}|3|2|AA111AA, BB222BB|{}",
+                        crate::cases::rome_rfc3339(fixture_now() - chrono::Duration::hours(5))
+                    )
+                );
+            }
+            // Touching is not overlapping: a plate from when BB222BB ends is allowed, and
+            // the permanent plate again adds no vehicle.
+            add(temporary("CC333CC", 2, 20)).await.unwrap();
+            add(temporary("AA111AA", -1, 1)).await.unwrap();
+            let view = store.permit(&number).await.unwrap();
+            let authorised: Vec<sportello_domain::ztl::plate_limit::AuthorisedPlate> = view
+                .plates
+                .iter()
+                .map(|p| sportello_domain::ztl::plate_limit::AuthorisedPlate {
+                    plate: p.plate.clone(),
+                    country: p.country.clone(),
+                    valid_from: p.valid_from,
+                    valid_to: p.valid_to,
+                })
+                .collect();
+            let peak =
+                sportello_domain::ztl::plate_limit::peak_within(&authorised, i64::MIN, i64::MAX)
+                    .unwrap();
+            assert_eq!(peak.count, 2, "{view:?}");
+            assert_eq!(view.plates.len(), 4);
+        })
+        .await;
+    }
+
+    /// Several requests at once for the same permit: the limit holds (the rule runs under
+    /// the permit's lock, in the transaction that adds the row).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn temporary_plates_sent_at_once_cannot_all_pass() {
+        with_test_store(|store, _clock| async move {
+            let policy = sportello_domain::ztl::policy::Policy::parse(
+                sportello_domain::ztl::policy::EXAMPLE_POLICY,
+            )
+            .unwrap();
+            let number = cude_permit(&store).await;
+            // Open connections first, so the requests below really run at once.
+            let warm: Vec<_> = (0..8).map(|_| store.permit(&number)).collect();
+            for view in futures::future::join_all(warm).await {
+                view.unwrap();
+            }
+            // Rounds over disjoint hours: in each, six plates for the same hours at once,
+            // and only one may join the permanent plate.
+            let plates = [
+                "BB222BB", "CC333CC", "DD444DD", "EE555EE", "FF666FF", "GG777GG",
+            ];
+            let rounds = 8;
+            for round in 0..rounds {
+                let from = -45 + 8 * round;
+                let tries = plates.map(|plate| {
+                    let (store, policy, number) = (store.clone(), policy.clone(), number.clone());
+                    tokio::spawn(async move {
+                        let request = temporary(plate, from, from + 3);
+                        store
+                            .add_temporary_plate(&policy, &number, &request, None, "op")
+                            .await
+                    })
+                });
+                let mut passed = 0;
+                for t in tries {
+                    match t.await.unwrap() {
+                        Ok(_) => passed += 1,
+                        Err(crate::StoreError::Refused(r)) => {
+                            assert_eq!(r.key, "refusal.too_many_plates_at_once");
+                        }
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+                assert_eq!(passed, 1, "round {round}");
+            }
+            let rows = 1 + rounds as usize;
+            assert_eq!(store.permit(&number).await.unwrap().plates.len(), rows);
+        })
+        .await;
+    }
+
+    /// A database with permits issued in the old shape (`CUD-2026-000001`), migrated: each
+    /// is found by its new number and by the old one, keeps its rows, history and QR
+    /// token, and verifies; imported numbers stay as they were.
+    #[tokio::test]
+    async fn old_permit_numbers_are_renumbered_and_still_find_their_permit() {
+        use sportello_domain::clock::FixedClock;
+        let dir = tempfile::tempdir().unwrap();
+        let url = crate::testing::test_database_url(dir.path()).await;
+        crate::install_drivers();
+        let (migrator, pool_url) = if url.starts_with("sqlite") {
+            (&crate::SQLITE_MIGRATIONS, format!("{url}?mode=rwc"))
+        } else {
+            (&crate::POSTGRES_MIGRATIONS, url.clone())
+        };
+        let pool = sqlx::any::AnyPoolOptions::new()
+            .max_connections(1)
+            .connect(&pool_url)
+            .await
+            .unwrap();
+        migrator.run_to(18, &pool).await.unwrap();
+        let now = fixture_now().timestamp_millis();
+        let day = 86_400_000;
+        // permit, plate, source, case, token, valid_from
+        let rows = [
+            (
+                "CUD-2026-000001",
+                "AA111AA",
+                "issued",
+                Some("CUD-2026-000002"),
+                Some("ab".repeat(16)),
+                now - day,
+            ),
+            (
+                "CUD-2026-000001",
+                "BB222BB",
+                "temporary",
+                None,
+                None,
+                now - 3 * 3_600_000,
+            ),
+            (
+                "RES-2026-000007",
+                "CC333CC",
+                "issued",
+                Some("ZTL-2026-000004"),
+                Some("cd".repeat(16)),
+                now - day,
+            ),
+            (
+                "RES-2026-000007",
+                "DD444DD",
+                "changed",
+                Some("ZTL-2026-000005"),
+                Some("cd".repeat(16)),
+                now,
+            ),
+            // Imported numbers, whatever their shape, are never renamed…
+            (
+                "CUD-2026-000009",
+                "EE555EE",
+                "import",
+                None,
+                None,
+                now - day,
+            ),
+            // …and an issued number whose new form an imported permit already has keeps
+            // its old number.
+            (
+                "RES-2026-000003",
+                "FF666FF",
+                "issued",
+                Some("ZTL-2026-000006"),
+                Some("ef".repeat(16)),
+                now - day,
+            ),
+            ("RES202600003", "GG777GG", "import", None, None, now - day),
+        ];
+        for (permit, plate, source, case, token, valid_from) in rows {
+            let category = if permit.starts_with("CUD") {
+                "cude"
+            } else {
+                "residenti"
+            };
+            sqlx::query(
+                "INSERT INTO permit_rows (permit, category, holder_fiscal_code, holder_name, plate, country, valid_from, \
+                 valid_to, status, source, recorded_at, recorded_by, case_reference, verify_token) \
+                 VALUES ($1, $2, 'RSSMRA80A01H501U', 'Mario Rossi', $3, 'IT', $4, $5, 'active', $6, $7, 'op', $8, $9)",
+            )
+            .bind(permit)
+            .bind(category)
+            .bind(plate)
+            .bind(valid_from)
+            .bind(if source == "temporary" {
+                valid_from + 7_200_000
+            } else {
+                now + 365 * day
+            })
+            .bind(source)
+            .bind(valid_from)
+            .bind(case)
+            .bind(token)
+            .execute(&pool)
+            .await
+            .unwrap();
+        }
+        sqlx::query(
+            "INSERT INTO permit_events (permit, at, actor, kind, detail) VALUES ('CUD-2026-000001', $1, 'op', 'issued', '{\"permit\":\"CUD-2026-000001\"}')",
+        )
+        .bind(now - day)
+        .execute(&pool)
+        .await
+        .unwrap();
+        sqlx::query("INSERT INTO sequences (name, value) VALUES ('permit:CUD:2026', 1)")
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+
+        let clock = FixedClock::new(fixture_now());
+        let store = Store::connect(
+            &url,
+            std::sync::Arc::new(clock),
+            crate::StoreSettings::default(),
+        )
+        .await
+        .unwrap();
+        let cude = store.permit("CUD202600001").await.unwrap();
+        assert_eq!(cude.aliases, ["CUD-2026-000001"]);
+        assert_eq!(cude.plates.len(), 2);
+        assert_eq!(cude.history.len(), 1, "the history follows the number");
+        assert_eq!(cude.verify_token.as_deref(), Some("ab".repeat(16).as_str()));
+        let by_alias = store.permit("CUD-2026-000001").await.unwrap();
+        assert_eq!(by_alias, cude);
+        let res = store.permit("RES-2026-000007").await.unwrap();
+        assert_eq!((res.number.as_str(), res.plates.len()), ("RES202600007", 2));
+        for unchanged in ["CUD-2026-000009", "RES-2026-000003", "RES202600003"] {
+            let view = store.permit(unchanged).await.unwrap();
+            assert_eq!(view.number, unchanged);
+            assert!(view.aliases.is_empty());
+        }
+        // It verifies: the public page behind the old QR code, the register the police
+        // read, and the changes staff make through the old number.
+        let public = store
+            .permit_by_token(&"ab".repeat(16))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (
+                public.number.as_str(),
+                public.valid,
+                public.aliases.as_slice()
+            ),
+            (
+                "CUD202600001",
+                true,
+                ["CUD-2026-000001".to_owned()].as_slice()
+            )
+        );
+        let rows = store.permit_rows_of("AA111AA", "IT").await.unwrap();
+        assert_eq!(rows[0].permit, "CUD202600001");
+        let whitelist = store.whitelist_at(now).await.unwrap();
+        assert!(
+            whitelist
+                .iter()
+                .all(|r| !r.permit.starts_with("CUD-2026-000001"))
+        );
+        let policy = sportello_domain::ztl::policy::Policy::parse(
+            sportello_domain::ztl::policy::EXAMPLE_POLICY,
+        )
+        .unwrap();
+        let added = store
+            .add_temporary_plate(
+                &policy,
+                "CUD-2026-000001",
+                &temporary("HH888HH", 0, 1),
+                None,
+                "op",
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            (added.number.as_str(), added.plates.len()),
+            ("CUD202600001", 3)
+        );
+        let suspended = store
+            .set_permit_status("CUD-2026-000001", "suspended", "verifica", "op")
+            .await
+            .unwrap();
+        assert_eq!(suspended.state, "suspended");
+        assert_eq!(store.permit("CUD202600001").await.unwrap().history.len(), 3);
+        // The sequence goes on in the new shape.
+        let next = cude_permit(&store).await;
+        assert_eq!(next, "CUD202600002");
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn a_new_number_already_held_by_an_imported_permit_is_skipped() {
+        with_test_store(|store, _clock| async move {
+            store
+                .import_permit_rows(
+                    &[register_row("CUD202600001", "ZZ999ZZ", 10)],
+                    None,
+                    "import",
+                )
+                .await
+                .unwrap();
+            assert_eq!(cude_permit(&store).await, "CUD202600002");
         })
         .await;
     }

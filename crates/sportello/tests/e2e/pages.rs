@@ -745,7 +745,29 @@ async fn a_cude_holder_communicates_a_temporary_plate_and_the_supervisor_sees_wh
             .format("%Y-%m-%dT%H:%M")
             .to_string()
     };
-    let (from, to) = (local(-1), local(2));
+    // AA111AA and ZZ123ZZ are authorised until ZZ123ZZ ends: at most two plates at once
+    // (CUDE), so a third over those hours is refused, naming them; one after it passes.
+    let (from, to) = (local(1), local(2));
+    let crowded = supervisor
+        .post_form(
+            "/ufficio/permessi/CUD-7",
+            &[
+                ("csrf", &token),
+                ("change", "temporary_plate"),
+                ("plate", "yy 333 yy"),
+                ("from", &from),
+                ("to", &to),
+            ],
+        )
+        .await;
+    assert!(
+        crowded.body.contains("notice error")
+            && crowded.body.contains("autorizzerebbe 3 targhe insieme")
+            && crowded.body.contains("si sovrappone a AA111AA, ZZ123ZZ"),
+        "{}",
+        crowded.body
+    );
+    let (from, to) = (local(6), local(9));
     let added = supervisor
         .post_form(
             "/ufficio/permessi/CUD-7",
@@ -928,7 +950,7 @@ async fn an_operator_issues_a_permit_from_the_pages_alone() {
         .collect();
     assert_eq!(names.len(), 3, "{names:?}");
     assert!(
-        names.iter().any(|n| n.starts_with("permesso-RES-")),
+        names.iter().any(|n| n.starts_with("permesso-RES2")),
         "{names:?}"
     );
     // The permit's page: its state and history, suspension with a reason, renewal.

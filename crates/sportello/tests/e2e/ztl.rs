@@ -446,6 +446,30 @@ async fn cude_temporary_plates_follow_the_category_rules() {
     )
     .await;
     assert_eq!(status, 422);
+    // At no instant more plates than the category's maximum (2 for CUDE), permanent and
+    // temporary together: with AA111AA and CC333CC authorised, every further overlapping
+    // plate is refused, naming the plates it overlaps; one from when CC333CC ends passes.
+    for plate in ["DD444DD", "EE555EE", "FF666FF"] {
+        let (status, _, body) = post(
+            "CUD1",
+            serde_json::json!({"plate": plate, "from": at(-1), "to": at(1)}),
+        )
+        .await;
+        assert_eq!(status, 409, "{body}");
+        let detail = body["detail"].as_str().unwrap();
+        assert!(
+            detail.contains(&format!(
+                "with {plate}, permit CUD1 would authorise 3 plates at once"
+            )) && detail.contains("allows at most 2: it overlaps AA111AA, CC333CC"),
+            "{body}"
+        );
+    }
+    let (status, _, body) = post(
+        "CUD1",
+        serde_json::json!({"plate": "DD444DD", "from": at(3), "to": at(5)}),
+    )
+    .await;
+    assert_eq!(status, 201, "touching is not overlapping: {body}");
     let (status, _, body) = post(
         "RES1",
         serde_json::json!({"plate": "DD444DD", "from": at(0), "to": at(1)}),
@@ -615,10 +639,9 @@ async fn issuing_a_case_creates_the_permit_its_pdf_and_its_verification_page() {
         .find(|e| e["kind"] == "permit_issued")
         .expect("journaled");
     let number = issued["detail"]["permit"].as_str().unwrap().to_owned();
-    assert!(
-        number.starts_with("RES-") && number.ends_with("-000001"),
-        "{number}"
-    );
+    // CONTRACT §1: {CATEGORY_PREFIX}{YYYY}{NNNNN}, never the shape of a case reference.
+    let year = &case["received_at"].as_str().unwrap()[..4];
+    assert_eq!(number, format!("RES{year}00001"));
     let pdf = case["documents"]
         .as_array()
         .unwrap()
@@ -961,4 +984,130 @@ fn enforced_weekday_morning(valid_from: &str) -> String {
         .unwrap()
         .to_rfc3339()
         .replace('+', "%2B")
+}
+
+/// Citizen A's CUDE case and citizen B's CUDE permit used to share the text
+/// `CUD-YYYY-000001`, and a stranger's e-mail quoting B's permit was filed in A's case.
+/// Now the permit has a number of its own shape; an e-mail quoting it reaches B's case
+/// only when B sends it, and anyone else's opens a case flagged for a look, the rule saying
+/// why.
+#[tokio::test]
+async fn a_permit_number_in_an_email_reaches_the_holders_case_only() {
+    let mut install = Install::new("").await;
+    let op = install.user("op", "operator");
+    let mta = install.user("mta", "integration");
+    install.start(&[]).await;
+    let create = |citizen: serde_json::Value, fields: serde_json::Value| {
+        let install = &install;
+        let op = op.clone();
+        async move {
+            let body = serde_json::json!({"case_type": "cude", "subject": "Contrassegno", "channel": "counter",
+                "citizen": citizen, "fields": fields});
+            let (status, _, case) = install
+                .call("POST", "/api/v1/cases", Some(&op), Some(body))
+                .await;
+            assert_eq!(status, 201, "{case}");
+            case["reference"].as_str().unwrap().to_owned()
+        }
+    };
+    let a = create(
+        serde_json::json!({"fiscal_code": "RSSMRA85T10A562S", "name": "Anna Neri", "email": "anna.neri@example.it"}),
+        serde_json::json!({}),
+    )
+    .await;
+    assert!(a.starts_with("CUD-") && a.ends_with("-000001"), "{a}");
+    let b = create(
+        crate::harness::citizen(),
+        serde_json::json!({"plates": ["AB123CD"], "documents": ["contrassegno_cude", "documento_identita"]}),
+    )
+    .await;
+    for action in ["start_review", "approve", "issue"] {
+        let (status, _, body) = install
+            .call(
+                "POST",
+                &format!("/api/v1/cases/{b}/actions"),
+                Some(&op),
+                Some(serde_json::json!({"action": action})),
+            )
+            .await;
+        assert_eq!(status, 200, "{action}: {body}");
+    }
+    let (_, _, permit) = install
+        .call("GET", &format!("/api/v1/cases/{b}"), Some(&op), None)
+        .await;
+    let number = permit["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "permit_issued")
+        .unwrap()["detail"]["permit"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(number, format!("CUD{}00001", &a[4..8]), "{number} vs {a}");
+    let email = |from: &str, id: &str| {
+        let install = &install;
+        let mta = mta.clone();
+        let raw = format!(
+            "From: {from}\r\nTo: protocollo@comune.example.it\r\nSubject: Contrassegno {number}\r\n\
+             Message-ID: <{id}@example.org>\r\nDate: Thu, 26 Nov 2026 10:00:00 +0100\r\n\r\n\
+             Scrivo per il permesso {number}.\r\n"
+        );
+        async move {
+            let response = install
+                .client
+                .post(format!("{}/api/v1/inbound/email", install.base()))
+                .bearer_auth(&mta)
+                .header("content-type", "message/rfc822")
+                .body(raw)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200);
+            response.json::<serde_json::Value>().await.unwrap()
+        }
+    };
+    let rule_of = |reference: String| {
+        let install = &install;
+        let op = op.clone();
+        async move {
+            let (status, _, messages) = install
+                .call(
+                    "GET",
+                    &format!("/api/v1/cases/{reference}/messages"),
+                    Some(&op),
+                    None,
+                )
+                .await;
+            assert_eq!(status, 200, "{messages}");
+            messages
+                .as_array()
+                .or_else(|| messages["items"].as_array())
+                .and_then(|m| m.last())
+                .map(|m| m["rule"].as_str().unwrap_or_default().to_owned())
+                .unwrap_or_default()
+        }
+    };
+    let stranger = email("Sconosciuto <x@example.org>", "s1").await;
+    assert_eq!(stranger["outcome"], "new_case", "{stranger}");
+    let own = stranger["case"].as_str().unwrap().to_owned();
+    assert!(own != a && own != b, "{stranger}");
+    assert!(
+        stranger["flags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f == "permit_reference_unverified"),
+        "{stranger}"
+    );
+    assert_eq!(rule_of(own).await, "permit_reference_unverified");
+    let holder = email("Mario Rossi <Mario.Rossi@example.it>", "b1").await;
+    assert_eq!(
+        (holder["outcome"].as_str(), holder["case"].as_str()),
+        (Some("attached"), Some(b.as_str())),
+        "{holder}"
+    );
+    assert_eq!(rule_of(b).await, "permit_reference");
+    // A's case got neither.
+    assert_eq!(rule_of(a).await, "");
 }

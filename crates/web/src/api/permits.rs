@@ -245,15 +245,17 @@ pub async fn plan_permit(
     let now = state.store.clock().now();
     // A renewal (fields.renews) continues the old permit: it starts when the old one ends
     // (now, if it has ended already), and the old permit's rows are no clash.
-    let renews = fields
+    let mut renews = fields
         .get("renews")
         .and_then(|v| v.as_str())
         .map(str::to_owned);
     let mut valid_from = now.timestamp_millis();
-    if let Some(old) = &renews {
+    if let Some(old) = renews.as_mut() {
         let previous = state.store.permit(old).await.map_err(|_| {
-            ApiError::Refused(Refusal::new("refusal.permit_to_renew_unknown").with("number", old))
+            ApiError::Refused(Refusal::new("refusal.permit_to_renew_unknown").with("number", &*old))
         })?;
+        // A former number (the old shape) names the permit by its number from now on.
+        old.clone_from(&previous.number);
         if previous.holder_fiscal_code != holder_fiscal_code {
             return Err(ApiError::Refused(
                 Refusal::new("refusal.other_holder").with("number", old),
@@ -275,24 +277,17 @@ pub async fn plan_permit(
         }
     }
     let valid_to = valid_from + i64::from(category.validity_days) * 86_400_000;
-    for plate in &plates {
-        let rows = state
-            .store
-            .permit_rows_of(&plate.number, &plate.country)
-            .await?;
-        if let Some(clash) = rows.iter().find(|r| {
-            r.active
-                && Some(&r.permit) != renews.as_ref()
-                && r.category == category.id
-                && r.valid_from < valid_to
-                && r.valid_to > valid_from
-        }) {
-            return Err(ApiError::Refused(
-                Refusal::new("refusal.plate_has_permit")
-                    .with("plate", &plate.number)
-                    .with("number", &clash.permit),
-            ));
-        }
+    if let Some(refusal) = state
+        .store
+        .plate_clash(
+            &plates,
+            &category.id,
+            (valid_from, valid_to),
+            renews.as_deref(),
+        )
+        .await?
+    {
+        return Err(ApiError::Refused(refusal));
     }
     Ok(Some(PermitPlan::Issue(
         sportello_store::permits::NewPermit {

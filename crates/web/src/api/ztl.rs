@@ -256,7 +256,12 @@ pub async fn public_verification(
         None
     };
     let (status, body) = match found {
-        Some((number, valid, plates)) => {
+        Some(sportello_store::permits::PublicPermit {
+            number,
+            aliases,
+            valid,
+            plates,
+        }) => {
             let verdict = if valid {
                 "<p class=\"esito valido\"><strong>VALIDO</strong> in questo momento</p>"
             } else {
@@ -267,9 +272,21 @@ pub async fn public_verification(
             } else {
                 format!("<p>Targhe: {}</p>", crate::charts::escape(&plates.join(", ")))
             };
+            // A copy printed before the permit was renumbered carries its former number.
+            let former = if aliases.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "<p>Numero precedente: {}</p>",
+                    crate::charts::escape(&aliases.join(", "))
+                )
+            };
             (
                 axum::http::StatusCode::OK,
-                format!("<h1>Permesso ZTL {}</h1>{verdict}{plates}", crate::charts::escape(&number)),
+                format!(
+                    "<h1>Permesso ZTL {}</h1>{former}{verdict}{plates}",
+                    crate::charts::escape(&number)
+                ),
             )
         }
         None => (

@@ -981,7 +981,11 @@ mod tests {
             let ack = render(TemplateKind::Acknowledgement, lang, Length::Full, &seg).unwrap();
             assert!(ack.body.contains(sent), "{lang}: {}", ack.body);
             assert!(
-                !ack.body.contains(if lang == "it" { "sarà annullata" } else { "will be cancelled" }),
+                !ack.body.contains(if lang == "it" {
+                    "sarà annullata"
+                } else {
+                    "will be cancelled"
+                }),
                 "{lang}: {}",
                 ack.body
             );

@@ -239,7 +239,7 @@ fn last_nine(digits: &str) -> &str {
 /// non-geographic `8`, 6 to 10); after another international prefix, 7 to 15 digits.
 /// Dates, amounts, protocol numbers and case references mostly fail the shape, so they
 /// add no term.
-fn plausible_phone_key(digits: &str, plus: bool) -> Option<String> {
+fn plausible_phone_key(digits: &str, plus: bool) -> Option<&str> {
     if digits.len() > MAX_PHONE_DIGITS {
         return None;
     }
@@ -267,7 +267,7 @@ fn plausible_phone_key(digits: &str, plus: bool) -> Option<String> {
     } else {
         (7..=MAX_PHONE_DIGITS).contains(&n) && b.first().is_some_and(|&d| d != b'0')
     };
-    shaped.then(|| last_nine(national).to_owned())
+    shaped.then(|| last_nine(national))
 }
 
 /// Consecutive words made only of digits, separated by at most three characters of
@@ -312,19 +312,22 @@ impl<'a> DigitRun<'a> {
     /// [`MAX_PHONE_GROUPS`] groups with the shape of a number (a text may put two numbers
     /// side by side, or a number next to other figures).
     fn phone_terms(&self, mut emit: impl FnMut(usize, usize, &str)) {
-        let mut digits = String::new();
+        // On the stack: most runs are a lone short figure, and indexing must stay fast.
+        let mut digits = [0u8; MAX_PHONE_DIGITS];
         for i in 0..self.groups.len() {
-            digits.clear();
             let plus = self.plus && i == 0;
+            let mut len = 0;
             for (at, group) in self.groups[i..].iter().take(MAX_PHONE_GROUPS) {
-                digits.push_str(group);
-                if digits.len() > MAX_PHONE_DIGITS {
+                if len + group.len() > MAX_PHONE_DIGITS {
                     break;
                 }
-                if digits.len() < MIN_PHONE_DIGITS {
+                digits[len..len + group.len()].copy_from_slice(group.as_bytes());
+                len += group.len();
+                if len < MIN_PHONE_DIGITS {
                     continue;
                 }
-                if let Some(key) = plausible_phone_key(&digits, plus) {
+                let number = std::str::from_utf8(&digits[..len]).unwrap_or_default();
+                if let Some(key) = plausible_phone_key(number, plus) {
                     let term = format!("{PHONE_TERM_PREFIX}{key}");
                     emit(
                         self.groups[i].0 - usize::from(plus),

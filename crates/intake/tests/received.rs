@@ -213,3 +213,38 @@ async fn a_fax_is_received_when_the_gateway_received_it() {
     })
     .await;
 }
+
+/// The shared fixture's signed envelope (daticert: 26 November 2026, 10:15:30 +0100), read
+/// on 7 December.
+#[tokio::test]
+async fn the_fixture_pec_is_received_on_its_daticert_day() {
+    let Ok(raw) = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/fixtures/intake/04_pec_envelope_new_request.eml"
+    )) else {
+        eprintln!("skipped: ../shared/fixtures not present");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let blobs = blobs(&dir);
+    with_test_store(|store, clock| async move {
+        clock.set(at("2026-12-07T10:00:00+01:00"));
+        let out = ingest_email(
+            &store,
+            &blobs,
+            Bytes::from(raw),
+            "04.eml",
+            &source(Channel::Pec),
+            &ocr(),
+            LIMITS,
+        )
+        .await
+        .unwrap();
+        assert_eq!(out.channel, "pec");
+        let case = store.get_case(&out.case.unwrap()).await.unwrap();
+        assert_eq!(case.summary.received_at, "2026-11-26T10:15:30+01:00");
+        assert_eq!(case.ingested_at, "2026-12-07T10:00:00+01:00");
+        assert_eq!(case.summary.due_at, "2026-12-28");
+    })
+    .await;
+}

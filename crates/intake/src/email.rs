@@ -174,17 +174,35 @@ impl Default for FaxCallerPatterns {
     }
 }
 
-/// Parses a raw message. `raw_sha256` names the raw bytes, already stored.
+/// Parses a raw message. `raw_sha256` names the raw bytes, already stored. `arrived_at`
+/// is when the message reached the office as our own systems saw it: the IMAP server's
+/// `INTERNALDATE` for a message read from a mailbox, otherwise the instant it is ingested.
+///
+/// The message's reception instant ([`Inbound::received_at`]), from which the legal term
+/// of a new case runs (CONTRACT §7.2), is the most trustworthy delivery time there is:
+/// - a PEC: the provider's certified time (`daticert.xml` `data`, with its `zona`);
+/// - a fax from a configured gateway (`fax.gateway_senders`): the gateway's own `Date:`
+///   header, written when the office's gateway received the fax;
+/// - any other message, plain e-mail included: `arrived_at`. The `Date:` header of
+///   ordinary mail is written by the sender's program and can say anything, so it never
+///   decides a legal term. Through the MTA pipe (`POST /api/v1/inbound/email`) the mail
+///   server hands a message over as it arrives, so the ingestion instant is its delivery;
+///   `.eml` files given to `sportello ingest` later are received when ingested, as
+///   nothing trustworthy says otherwise.
+///
+/// Without a readable certified time a PEC falls back to `arrived_at`; receipts keep the
+/// provider's time (daticert, else their `Date:`). An instant after the clock is taken as
+/// the clock's by the pipeline.
 pub fn parse_email(
     raw: &[u8],
     source: &str,
     raw_sha256: &str,
     src: &EmailSource,
-    now: DateTime<Utc>,
+    arrived_at: DateTime<Utc>,
 ) -> ParsedEmail {
     let parser = MessageParser::default();
     let Some(outer) = parser.parse(raw) else {
-        return unparseable(raw, source, raw_sha256, src, now);
+        return unparseable(raw, source, raw_sha256, src, arrived_at);
     };
     let mut flags: Vec<String> = Vec::new();
     let mut channel = src.channel;
@@ -219,9 +237,9 @@ pub fn parse_email(
             message_id: None,
             in_reply_to: Vec::new(),
             received_at: daticert_time(daticert.as_ref()).unwrap_or_else(|| {
-                outer
-                    .date()
-                    .map_or(now, |d| crate::from_unix(d.to_timestamp(), now))
+                outer.date().map_or(arrived_at, |d| {
+                    crate::from_unix(d.to_timestamp(), arrived_at)
+                })
             }),
             sender: CitizenInput::default(),
             sender_label: outer
@@ -373,6 +391,10 @@ pub fn parse_email(
         Some(id) => format!("msgid:{id}"),
         None => format!("sha256:{raw_sha256}"),
     };
+    let gateway_time = is_fax
+        .then(|| message.date())
+        .flatten()
+        .map(|d| crate::from_unix(d.to_timestamp(), arrived_at));
     let inbound = Inbound {
         explicit_case: None,
         channel,
@@ -380,11 +402,7 @@ pub fn parse_email(
         dedupe_key,
         message_id,
         in_reply_to,
-        received_at: pec_time.unwrap_or_else(|| {
-            message
-                .date()
-                .map_or(now, |d| crate::from_unix(d.to_timestamp(), now))
-        }),
+        received_at: pec_time.or(gateway_time).unwrap_or(arrived_at),
         sender,
         sender_label,
         subject: if subject.is_empty() {
@@ -453,7 +471,7 @@ fn unparseable(
     source: &str,
     raw_sha256: &str,
     src: &EmailSource,
-    now: DateTime<Utc>,
+    arrived_at: DateTime<Utc>,
 ) -> ParsedEmail {
     let text: String = String::from_utf8_lossy(raw).chars().take(5000).collect();
     let inbound = Inbound {
@@ -463,7 +481,7 @@ fn unparseable(
         dedupe_key: format!("sha256:{raw_sha256}"),
         message_id: None,
         in_reply_to: Vec::new(),
-        received_at: now,
+        received_at: arrived_at,
         sender: CitizenInput::default(),
         sender_label: "mittente sconosciuto".into(),
         subject: "Messaggio non leggibile".into(),
@@ -702,5 +720,51 @@ mod tests {
         let envelope_like = raw.replace("avvenuta-consegna", "posta-certificata");
         let p = parse_email(envelope_like.as_bytes(), "e.eml", "ab", &src(), now());
         assert!(p.inbound.receipt.is_none());
+    }
+
+    /// The sender's `Date:` never decides when a message was received; the office's fax
+    /// gateway's does, and so does a PEC provider's certified time.
+    #[test]
+    fn the_reception_instant_is_the_most_trustworthy_delivery_time() {
+        let arrived = DateTime::parse_from_rfc3339("2026-12-07T08:00:00+01:00")
+            .unwrap()
+            .to_utc();
+        let plain = b"From: Anna <anna@example.it>\r\nSubject: Domanda\r\n\
+            Date: Wed, 25 Nov 2026 18:02:11 +0100\r\nMessage-ID: <d1@example.it>\r\n\r\nBuongiorno\r\n";
+        let p = parse_email(plain, "p.eml", "ab", &src(), arrived);
+        assert_eq!(
+            p.inbound.received_at, arrived,
+            "the sender's Date is not trusted"
+        );
+
+        let fax = b"From: fax-gateway@comune.example.it\r\nSubject: Fax ricevuto da 0655512345\r\n\
+            Date: Thu, 26 Nov 2026 09:30:00 +0100\r\nMessage-ID: <f1@fax.example.it>\r\n\r\nPagine: 1\r\n";
+        let p = parse_email(fax, "f.eml", "ab", &src(), arrived);
+        assert_eq!(p.inbound.channel, Channel::Fax);
+        assert_eq!(
+            p.inbound.received_at.to_rfc3339(),
+            "2026-11-26T08:30:00+00:00",
+            "the gateway's reception time"
+        );
+        let undated = b"From: fax-gateway@comune.example.it\r\nSubject: Fax ricevuto da 0655512345\r\n\r\nx\r\n";
+        assert_eq!(
+            parse_email(undated, "f.eml", "ab", &src(), arrived)
+                .inbound
+                .received_at,
+            arrived
+        );
+
+        // A PEC envelope whose daticert.xml cannot be read: not the inner Date either.
+        let pec = b"From: posta-certificata@pec.gestore.it\r\nX-Trasporto: posta-certificata\r\n\
+            Subject: POSTA CERTIFICATA: Domanda\r\nDate: Thu, 26 Nov 2026 10:15:30 +0100\r\n\
+            MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n\
+            --b\r\nContent-Type: text/plain\r\n\r\nMessaggio di posta certificata\r\n\
+            --b\r\nContent-Type: message/rfc822; name=\"postacert.eml\"\r\n\
+            Content-Disposition: attachment; filename=\"postacert.eml\"\r\n\r\n\
+            From: anna@pec.example.it\r\nSubject: Domanda\r\nDate: Mon, 23 Nov 2026 09:00:00 +0100\r\n\r\nTesto\r\n\
+            --b--\r\n";
+        let p = parse_email(pec, "e.eml", "ab", &src(), arrived);
+        assert_eq!(p.inbound.channel, Channel::Pec);
+        assert_eq!(p.inbound.received_at, arrived);
     }
 }

@@ -18,6 +18,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
+use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
 use sportello_store::documents::BlobStore;
 use sportello_store::mailboxes::MailboxCursor;
@@ -29,7 +30,7 @@ use tokio_rustls::client::TlsStream;
 use tokio_rustls::rustls;
 
 use crate::email::EmailSource;
-use crate::pipeline::{Limits, OcrSettings, ingest_email};
+use crate::pipeline::{Limits, OcrSettings, ingest_arrived_email};
 
 /// Messages whose size is fetched in one command.
 const SIZE_CHUNK: usize = 500;
@@ -467,11 +468,14 @@ impl MailboxPoller {
                         break;
                     }
                     // A message expunged since the search is simply gone.
-                    let Some(raw) = bodies.get(&uid) else {
+                    let Some((raw, arrived_at)) = bodies.get(&uid) else {
                         done = i64::from(uid);
                         continue;
                     };
-                    match self.ingest(uidvalidity, uid, raw.clone()).await {
+                    match self
+                        .ingest(uidvalidity, uid, raw.clone(), *arrived_at)
+                        .await
+                    {
                         Ok(()) => {
                             committed.push(uid);
                             report.ingested += 1;
@@ -524,16 +528,23 @@ impl MailboxPoller {
         }
     }
 
-    async fn ingest(&self, uidvalidity: i64, uid: u32, raw: Bytes) -> Result<(), ImapError> {
+    async fn ingest(
+        &self,
+        uidvalidity: i64,
+        uid: u32,
+        raw: Bytes,
+        arrived_at: Option<DateTime<Utc>>,
+    ) -> Result<(), ImapError> {
         let source = format!(
             "{};UIDVALIDITY={uidvalidity}/;UID={uid}",
             self.account.label()
         );
-        let outcome = ingest_email(
+        let outcome = ingest_arrived_email(
             &self.store,
             &self.blobs,
             raw,
             &source,
+            arrived_at,
             &self.source,
             &self.ocr,
             self.limits,
@@ -599,18 +610,21 @@ fn body_batches(uids: &[u32], sizes: &HashMap<u32, u64>) -> Vec<Vec<u32>> {
     batches
 }
 
-/// `UID FETCH … BODY.PEEK[]`: the raw messages, flags untouched.
+/// `UID FETCH … (INTERNALDATE BODY.PEEK[])`: the raw messages, flags untouched, with
+/// when our IMAP server received each one (its `INTERNALDATE`, the message's delivery to
+/// the office when nothing more trustworthy says otherwise; `None` if unreadable).
 async fn fetch_bodies(
     session: &mut Session,
     uids: &[u32],
-) -> Result<HashMap<u32, Bytes>, ImapError> {
+) -> Result<HashMap<u32, (Bytes, Option<DateTime<Utc>>)>, ImapError> {
     let mut stream = session
-        .uid_fetch(uid_set(uids), "(UID BODY.PEEK[])")
+        .uid_fetch(uid_set(uids), "(UID INTERNALDATE BODY.PEEK[])")
         .await?;
     let mut bodies = HashMap::with_capacity(uids.len());
     while let Some(fetch) = stream.try_next().await? {
         if let (Some(uid), Some(body)) = (fetch.uid, fetch.body()) {
-            bodies.insert(uid, Bytes::copy_from_slice(body));
+            let arrived_at = fetch.internal_date().map(|d| d.with_timezone(&Utc));
+            bodies.insert(uid, (Bytes::copy_from_slice(body), arrived_at));
         }
     }
     Ok(bodies)

@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 
 use bytes::Bytes;
+use chrono::{DateTime, Utc};
 use sportello_domain::case::Channel;
 use sportello_store::documents::{BlobStore, sniff_media_type};
 use sportello_store::intake::{InboundDocument, IntakeOutcome};
@@ -89,7 +90,9 @@ impl Limits {
     }
 }
 
-/// Ingests one raw RFC 5322 message.
+/// Ingests one raw RFC 5322 message handed over as it arrives (the MTA pipe, `sportello
+/// ingest`): as far as our own systems know, it reached the office now (see
+/// [`parse_email`] for when it counts as received).
 pub async fn ingest_email(
     store: &Store,
     blobs: &BlobStore,
@@ -99,10 +102,26 @@ pub async fn ingest_email(
     ocr: &OcrSettings,
     limits: Limits,
 ) -> Result<IntakeOutcome, StoreError> {
+    ingest_arrived_email(store, blobs, raw, source, None, src, ocr, limits).await
+}
+
+/// Ingests one raw RFC 5322 message that reached the office at `arrived_at` as our own
+/// server recorded it (a mailbox's IMAP `INTERNALDATE`); `None` means now.
+#[allow(clippy::too_many_arguments)]
+pub async fn ingest_arrived_email(
+    store: &Store,
+    blobs: &BlobStore,
+    raw: Bytes,
+    source: &str,
+    arrived_at: Option<DateTime<Utc>>,
+    src: &EmailSource,
+    ocr: &OcrSettings,
+    limits: Limits,
+) -> Result<IntakeOutcome, StoreError> {
     // Nothing is lost: the raw message is stored before anything else happens.
     let raw_sha256 = blobs.put(raw.clone()).await?;
-    let now = store.clock().now();
-    let mut parsed = parse_email(&raw, source, &raw_sha256, src, now);
+    let arrived_at = arrived_at.unwrap_or_else(|| store.clock().now());
+    let mut parsed = parse_email(&raw, source, &raw_sha256, src, arrived_at);
     if parsed.inbound.channel == Channel::Fax && parsed.inbound.receipt.is_none() {
         match ocr_pages(&parsed.attachments, ocr).await {
             Some(text) if !text.trim().is_empty() => {

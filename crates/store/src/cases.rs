@@ -156,6 +156,9 @@ pub struct CaseView {
     pub documents: Vec<DocumentView>,
     /// The journal, oldest first.
     pub timeline: Vec<EventView>,
+    /// When Sportello took the case in (RFC 3339, Europe/Rome): later than `received_at`
+    /// when the request was delivered before it was read (a PEC, a mailbox polled later).
+    pub ingested_at: String,
 }
 
 /// A case in a list: the case without documents and journal.
@@ -236,6 +239,7 @@ pub fn rome_rfc3339(t: DateTime<Utc>) -> String {
 const CASE_COLUMNS: &str = "c.id, c.reference, c.case_type, c.status, c.subject, c.description, c.channel, \
     c.priority, c.protocol, c.received_at, c.received_on, c.term_days, c.service_days, c.paused_days, \
     c.pause_kind, c.pause_started_on, c.flags, c.fields, c.last_event_at, c.assignee_id, \
+    COALESCE(c.ingested_at, c.received_at) AS ingested_at, \
     ci.fiscal_code, ci.name AS citizen_name, ci.email, ci.pec, ci.phone, ci.fax, u.login AS assignee_login";
 
 const CASE_FROM: &str = "cases c LEFT JOIN citizens ci ON ci.id = c.citizen_id LEFT JOIN users u ON u.id = c.assignee_id";
@@ -252,6 +256,7 @@ struct CaseRecord {
     protocol: Option<String>,
     received_at: DateTime<Utc>,
     received_on: NaiveDate,
+    ingested_at: DateTime<Utc>,
     term_days: u32,
     service_days: i64,
     paused_days: i64,
@@ -292,6 +297,7 @@ impl CaseRecord {
             protocol: get_opt_str(row, "protocol")?,
             received_at: from_ms(get_i64(row, "received_at")?)?,
             received_on: parse_date(&get_str(row, "received_on")?)?,
+            ingested_at: from_ms(get_i64(row, "ingested_at")?)?,
             term_days: u32::try_from(get_i64(row, "term_days")?).unwrap_or(30),
             service_days: get_i64(row, "service_days")?,
             paused_days: get_i64(row, "paused_days")?,
@@ -393,7 +399,7 @@ impl Store {
         batch: Vec<NewCase>,
     ) -> Result<Vec<CaseView>> {
         let mut tx = self.write.begin().await?;
-        let created = self.insert_cases(&mut tx, batch).await?;
+        let created = self.insert_cases(&mut tx, batch, None).await?;
         tx.commit().await?;
         Ok(created
             .into_iter()
@@ -403,17 +409,27 @@ impl Store {
 
     /// The statements of [`Store::create_cases_in_one_transaction`], inside the caller's
     /// transaction (intake opens a case and records the message that opened it together).
+    ///
+    /// `delivered_at` is when the request reached the office, for every case of the batch
+    /// (a message's delivery, see [`crate::intake::Inbound::received_at`]); `None` is now.
+    /// The case is received then — its `received_at`, its legal term (CONTRACT §7.2) and
+    /// the reports run from it — while its reference, its protocol entry and its journal
+    /// say when it was registered (now), and `ingested_at` keeps that instant too. A
+    /// delivery after the clock is taken as now.
     pub(crate) async fn insert_cases(
         &self,
         tx: &mut Transaction<'static, Any>,
         batch: Vec<NewCase>,
+        delivered_at: Option<DateTime<Utc>>,
     ) -> Result<Vec<CreatedCase>> {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
         let now = self.clock.now();
-        let received_at = crate::from_ms(to_ms(now))?;
-        let received_on = rome_date(now);
+        let ingested_at = crate::from_ms(to_ms(now))?;
+        let received_at = crate::from_ms(to_ms(delivered_at.map_or(now, |d| d.min(now))))?;
+        let received_on = rome_date(received_at);
+        let registered_year = rome_date(now).year();
         // The case type's terms, unless the request names terms of its own (a permit
         // category's legal term and service standard).
         let types: Vec<CaseType> = batch
@@ -438,12 +454,12 @@ impl Store {
             let slots: Vec<usize> = (0..batch.len())
                 .filter(|&i| types[i].prefix == prefix)
                 .collect();
-            let last = advance_sequence(tx, prefix, received_on.year(), slots.len()).await?;
+            let last = advance_sequence(tx, prefix, registered_year, slots.len()).await?;
             let first = last + 1 - slots.len() as u64;
             for (k, i) in slots.into_iter().enumerate() {
                 references[i] = Reference {
                     prefix: prefix.to_owned(),
-                    year: received_on.year(),
+                    year: registered_year,
                     seq: first + k as u64,
                 }
                 .to_string();
@@ -502,20 +518,21 @@ impl Store {
                 unique
             })
             .collect();
-        const CASE_PARAMS: usize = 15;
+        const CASE_PARAMS: usize = 16;
         let rows: Vec<String> = (0..batch.len())
             .map(|i| {
                 let p: Vec<String> = (1..=CASE_PARAMS).map(|k| format!("${}", i * CASE_PARAMS + k)).collect();
                 format!(
-                    "({}, {}, 'received', {}, {}, {}, {}, NULL, {}, {}, {}, {}, {}, {}, 0, {}, NULL, NULL, 0, 0, {}, {}, {}, NULL, 1)",
-                    p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[11], p[12], p[13], p[14], p[8]
+                    "({}, {}, 'received', {}, {}, {}, {}, NULL, {}, {}, {}, {}, {}, {}, 0, {}, NULL, NULL, 0, 0, {}, {}, {}, NULL, 1, {})",
+                    p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[11], p[12], p[13], p[14], p[15], p[15]
                 )
             })
             .collect();
         let sql = format!(
             "INSERT INTO cases (reference, case_type, status, subject, description, channel, citizen_id, assignee_id, \
              priority, protocol, received_at, received_on, term_days, service_days, paused_days, due_on, pause_kind, \
-             pause_started_on, integration_requested, rejection_notified, flags, fields, last_event_at, closed_at, version) \
+             pause_started_on, integration_requested, rejection_notified, flags, fields, last_event_at, closed_at, version, \
+             ingested_at) \
              VALUES {} RETURNING id, reference",
             rows.join(", ")
         );
@@ -537,7 +554,8 @@ impl Store {
                 .bind(i64::from(types[i].service_days))
                 .bind(date_text(due_on))
                 .bind(json_text(&flags[i]))
-                .bind(json_text(&new.fields));
+                .bind(json_text(&new.fields))
+                .bind(to_ms(ingested_at));
         }
         // Ids come back by reference: the order of RETURNING rows is not promised.
         let mut case_ids: std::collections::HashMap<String, i64> = std::collections::HashMap::new();
@@ -623,13 +641,14 @@ impl Store {
                 protocol: Some(protocols[i].clone()),
                 received_at,
                 received_on,
+                ingested_at,
                 term_days: types[i].term_days,
                 service_days: i64::from(types[i].service_days),
                 paused_days: 0,
                 open_pause: None,
                 flags,
                 fields: serde_json::Value::Object(new.fields),
-                last_event_at: received_at,
+                last_event_at: ingested_at,
                 assignee: None,
                 assigned: false,
                 citizen: citizen.map(|(_, view)| view).unwrap_or_default(),
@@ -808,6 +827,7 @@ impl Store {
             fields: rec.fields,
             documents,
             timeline,
+            ingested_at: rome_rfc3339(rec.ingested_at),
         }
     }
 

@@ -39,7 +39,13 @@ pub struct Inbound {
     pub message_id: Option<String>,
     /// Ids it answers (`In-Reply-To`, `References`).
     pub in_reply_to: Vec<String>,
-    /// When the channel says it was sent.
+    /// When it was delivered to the office, as far as someone we trust says: a PEC's
+    /// certified time (`daticert.xml`), the arrival on our IMAP server (`INTERNALDATE`), a
+    /// fax gateway's reception time, a messaging platform's timestamp; otherwise when it
+    /// reached Sportello (see `sportello_intake::email::parse_email`). A new case is
+    /// received at this instant and its legal term runs from it; an instant after the
+    /// clock is taken as now. The protocol entry and the journal keep the registration
+    /// time, and the message's `recorded_at` when Sportello took it in.
     pub received_at: DateTime<Utc>,
     /// Who sent it, as far as the channel tells.
     pub sender: CitizenInput,
@@ -200,8 +206,9 @@ impl Store {
         }
     }
 
-    async fn ingest_once(&self, msg: Inbound) -> Result<IntakeOutcome> {
+    async fn ingest_once(&self, mut msg: Inbound) -> Result<IntakeOutcome> {
         let now = self.clock.now();
+        msg.received_at = reception_instant(msg.received_at, now);
         let mut flags: Vec<String> = Vec::new();
         for f in &msg.flags {
             if !flags.contains(f) {
@@ -379,7 +386,9 @@ impl Store {
                     registered_as: None,
                     terms: None,
                 };
-                let created = self.insert_cases(&mut tx, vec![new]).await?;
+                let created = self
+                    .insert_cases(&mut tx, vec![new], Some(msg.received_at))
+                    .await?;
                 let created = created
                     .into_iter()
                     .next()
@@ -742,6 +751,13 @@ impl SenderIdentity {
     }
 }
 
+/// The instant a message counts as received: the one its channel gives, unless that lies
+/// after the clock (a sender's or a gateway's clock set wrong, a forged date), when it is
+/// the clock's — a case must never be received in the future, nor its term start there.
+fn reception_instant(claimed: DateTime<Utc>, now: DateTime<Utc>) -> DateTime<Utc> {
+    claimed.min(now)
+}
+
 /// A unique-key clash on `inbound_messages.dedupe_key`: someone recorded it first.
 fn is_duplicate(e: &StoreError) -> bool {
     matches!(e, StoreError::Database(sqlx::Error::Database(db)) if db.is_unique_violation())
@@ -1071,6 +1087,105 @@ mod tests {
                 vec!["duplicate".to_string(), "new_case".to_string()]
             );
             assert_eq!(store.verify_register().await.unwrap(), Ok(1));
+        })
+        .await;
+    }
+
+    fn rome(rfc3339: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(rfc3339).unwrap().to_utc()
+    }
+
+    /// A PEC delivered on 26 November and read on 7 December: the case is received on 26
+    /// November and its legal term runs from then; the register and the journal say when
+    /// it was registered.
+    #[tokio::test]
+    async fn a_case_is_received_when_its_message_was_delivered() {
+        with_test_store(|store, clock| async move {
+            clock.set(rome("2026-12-07T10:00:00+01:00"));
+            let mut pec = message("pec1", "Domanda permesso", "");
+            pec.channel = Channel::Pec;
+            pec.received_at = rome("2026-11-26T10:15:30+01:00");
+            let out = store.ingest(pec).await.unwrap();
+            assert_eq!(out.outcome, "new_case");
+            let reference = out.case.unwrap();
+            let case = store.get_case(&reference).await.unwrap();
+            assert_eq!(case.summary.received_at, "2026-11-26T10:15:30+01:00");
+            // 26 November + 30 days is 26 December (Santo Stefano), then a Sunday: the 28th.
+            // From 7 December it would have been 6 January (Epiphany), so the 7th.
+            assert_eq!(case.summary.due_at, "2026-12-28");
+            assert_eq!(case.summary.sla.days_left, 21);
+            assert_eq!(case.ingested_at, "2026-12-07T10:00:00+01:00");
+            assert_eq!(case.timeline[0].at, "2026-12-07T10:00:00+01:00");
+            let messages = store.case_messages(&reference).await.unwrap();
+            assert_eq!(
+                (
+                    messages[0].received_at.as_str(),
+                    messages[0].ingested_at.as_str()
+                ),
+                ("2026-11-26T10:15:30+01:00", "2026-12-07T10:00:00+01:00")
+            );
+            // The register is append-only: the entry is dated when it was registered.
+            let day = |d: &str| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").unwrap();
+            let registered = store.register_entries_on(day("2026-12-07")).await.unwrap();
+            assert_eq!(registered.len(), 1);
+            assert_eq!(
+                Some(registered[0].0.number.to_string()),
+                out.protocol,
+                "registered today"
+            );
+            assert!(
+                store
+                    .register_entries_on(day("2026-11-26"))
+                    .await
+                    .unwrap()
+                    .is_empty()
+            );
+            // Found in lists by the day it was received.
+            let (listed, _) = store
+                .list_cases(&crate::cases::CaseFilter {
+                    per_page: 10,
+                    page: 1,
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+            assert_eq!(listed[0].received_at, "2026-11-26T10:15:30+01:00");
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn a_delivery_after_the_clock_is_received_now() {
+        with_test_store(|store, clock| async move {
+            let now = rome("2026-12-07T10:00:00+01:00");
+            clock.set(now);
+            let mut forged = message("future", "Domanda", "");
+            forged.received_at = now + chrono::Duration::days(3);
+            let reference = store.ingest(forged).await.unwrap().case.unwrap();
+            let case = store.get_case(&reference).await.unwrap();
+            assert_eq!(case.summary.received_at, "2026-12-07T10:00:00+01:00");
+            assert_eq!(case.summary.received_at, case.ingested_at);
+            assert_eq!(
+                store.case_messages(&reference).await.unwrap()[0].received_at,
+                "2026-12-07T10:00:00+01:00"
+            );
+        })
+        .await;
+    }
+
+    /// The reference carries the year of registration (CONTRACT §1), the received date the
+    /// year of delivery.
+    #[tokio::test]
+    async fn a_message_delivered_last_year_gets_this_years_reference() {
+        with_test_store(|store, clock| async move {
+            clock.set(rome("2027-01-04T09:00:00+01:00"));
+            let mut late = message("late", "Domanda", "");
+            late.received_at = rome("2026-12-31T18:00:00+01:00");
+            let out = store.ingest(late).await.unwrap();
+            assert_eq!(out.case.as_deref(), Some("ZTL-2027-000001"));
+            assert_eq!(out.protocol.as_deref(), Some("2027/0000001"));
+            let case = store.get_case("ZTL-2027-000001").await.unwrap();
+            assert_eq!(case.summary.received_at, "2026-12-31T18:00:00+01:00");
         })
         .await;
     }

@@ -25,8 +25,12 @@ pub struct MessageView {
     pub sender: String,
     /// Subject.
     pub subject: String,
-    /// When the channel says it was sent (Europe/Rome).
+    /// When it was delivered to the office (RFC 3339, Europe/Rome): a PEC's certified
+    /// time, the arrival on the IMAP server, a fax gateway's reception time, else when
+    /// Sportello took it in (see [`crate::intake::Inbound::received_at`]).
     pub received_at: String,
+    /// When Sportello took it in (RFC 3339, Europe/Rome).
+    pub ingested_at: String,
     /// Its protocol number.
     pub protocol: Option<String>,
     /// How it was linked: `reference_in_subject`, `reference_in_text`, `in_reply_to`,
@@ -74,7 +78,7 @@ impl Store {
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("case {reference}")))?;
         let rows = sqlx::query(
-            "SELECT id, channel, sender, subject, received_at, protocol, rule, flags, raw_sha256, body_text \
+            "SELECT id, channel, sender, subject, received_at, recorded_at, protocol, rule, flags, raw_sha256, body_text \
              FROM inbound_messages WHERE case_id = $1 ORDER BY id",
         )
         .bind(get_i64(&case, "id")?)
@@ -88,6 +92,7 @@ impl Store {
                     sender: get_str(row, "sender")?,
                     subject: get_str(row, "subject")?,
                     received_at: rome_rfc3339(from_ms(get_i64(row, "received_at")?)?),
+                    ingested_at: rome_rfc3339(from_ms(get_i64(row, "recorded_at")?)?),
                     protocol: get_opt_str(row, "protocol")?,
                     rule: get_str(row, "rule")?,
                     flags: serde_json::from_str(&get_str(row, "flags")?).unwrap_or_default(),
@@ -118,7 +123,7 @@ impl Store {
         let now = self.clock.now();
         let mut tx = self.write.begin().await?;
         let row = sqlx::query(
-            "SELECT m.case_id, m.protocol, m.rule, m.subject, m.channel, m.raw_sha256, c.reference, c.case_type, \
+            "SELECT m.case_id, m.protocol, m.rule, m.subject, m.channel, m.raw_sha256, m.received_at, c.reference, c.case_type, \
              z.fiscal_code, z.name, z.email, z.pec, z.phone, z.fax \
              FROM inbound_messages m JOIN cases c ON c.id = m.case_id LEFT JOIN citizens z ON z.id = c.citizen_id \
              WHERE m.id = $1",
@@ -179,8 +184,10 @@ impl Store {
                     registered_as: protocol.clone(),
                     terms: None,
                 };
+                // The request split off was received when its message was delivered.
+                let delivered_at = from_ms(get_i64(&row, "received_at")?)?;
                 let created = self
-                    .insert_cases(&mut tx, vec![new])
+                    .insert_cases(&mut tx, vec![new], Some(delivered_at))
                     .await?
                     .into_iter()
                     .next()
@@ -345,6 +352,36 @@ mod tests {
             assert_eq!(
                 store.verify_register().await.unwrap().unwrap(),
                 entries_before
+            );
+        })
+        .await;
+    }
+
+    /// The case split off holds a request that arrived with its message: its legal term
+    /// runs from the message's delivery, not from the day staff split it.
+    #[tokio::test]
+    async fn a_case_split_off_is_received_when_its_message_was() {
+        with_test_store(|store, clock| async move {
+            let delivered = fixture_now();
+            clock.set(delivered + chrono::Duration::days(11));
+            let mut two = message("two", "Due richieste", 0);
+            two.received_at = delivered;
+            let from = store.ingest(two).await.unwrap().case.unwrap();
+            let id = store.case_messages(&from).await.unwrap()[0].id;
+            clock.advance(chrono::Duration::days(2));
+            let moved = store
+                .move_message(id, MoveTarget::NewCase(None), "seconda richiesta", "op1")
+                .await
+                .unwrap();
+            let split = store.get_case(&moved.to).await.unwrap();
+            assert_eq!(split.summary.received_at, rome_rfc3339(delivered));
+            assert_eq!(
+                split.summary.due_at,
+                store.get_case(&from).await.unwrap().summary.due_at
+            );
+            assert_eq!(
+                split.ingested_at,
+                rome_rfc3339(delivered + chrono::Duration::days(13))
             );
         })
         .await;

@@ -180,34 +180,12 @@ impl Store {
     /// Ranked results for a query, with snippets. An empty query (or one made only of
     /// common words) finds nothing rather than everything.
     pub async fn search(&self, query: &SearchQuery) -> Result<Vec<SearchHit>> {
-        let terms = text::query_terms(&query.q);
-        if terms.is_empty() {
+        let clauses = text::query_clauses(&query.q);
+        if clauses.is_empty() {
             return Ok(Vec::new());
         }
-        // The last word may be unfinished (search as you type): it matches as a prefix.
-        let prefix_last = query
-            .q
-            .trim_end()
-            .chars()
-            .last()
-            .is_some_and(char::is_alphanumeric)
-            && terms.last().is_some_and(|t| t.chars().count() >= 3);
-        let match_arg = match self.backend {
-            Backend::Sqlite => {
-                let mut expr: Vec<String> = terms.iter().map(|t| format!("\"{t}\"")).collect();
-                if prefix_last && let Some(last) = expr.last_mut() {
-                    last.push('*');
-                }
-                expr.join(" ")
-            }
-            Backend::Postgres => {
-                let mut expr: Vec<String> = terms.clone();
-                if prefix_last && let Some(last) = expr.last_mut() {
-                    last.push_str(":*");
-                }
-                expr.join(" & ")
-            }
-        };
+        let match_arg = match_expression(self.backend, &query.q, &clauses);
+        let terms = text::clause_terms(&clauses);
         // Ranking every match of a common word costs seconds (every match scored and
         // joined before the LIMIT): the newest RANK_WINDOW matches are ranked first, and
         // only when they do not fill the page is everything ranked.
@@ -474,6 +452,56 @@ impl Store {
         }
         Ok(total)
     }
+}
+
+/// The engine's match expression for a query's clauses: every clause, each met by all the
+/// terms of one of its alternatives (a telephone number: its words, or its number's term).
+/// The last word may be unfinished (search as you type): it matches as a prefix.
+fn match_expression(backend: Backend, q: &str, clauses: &[text::QueryClause]) -> String {
+    let last_is_word = q
+        .trim_end()
+        .chars()
+        .last()
+        .is_some_and(char::is_alphanumeric);
+    let (quote, prefix, and, or): (fn(&str) -> String, &str, &str, &str) = match backend {
+        Backend::Sqlite => (|t| format!("\"{t}\""), "*", " AND ", " OR "),
+        Backend::Postgres => (|t| t.to_owned(), ":*", " & ", " | "),
+    };
+    let group = |parts: Vec<String>, op: &str| {
+        if parts.len() == 1 {
+            parts.into_iter().collect()
+        } else {
+            format!("({})", parts.join(op))
+        }
+    };
+    let rendered: Vec<String> = clauses
+        .iter()
+        .enumerate()
+        .map(|(c, clause)| {
+            let alternatives = clause
+                .any_of
+                .iter()
+                .enumerate()
+                .map(|(a, terms)| {
+                    let parts = terms
+                        .iter()
+                        .enumerate()
+                        .map(|(i, t)| {
+                            let last = c + 1 == clauses.len() && a == 0 && i + 1 == terms.len();
+                            let mut part = quote(t);
+                            if last && last_is_word && t.chars().count() >= 3 {
+                                part.push_str(prefix);
+                            }
+                            part
+                        })
+                        .collect();
+                    group(parts, and)
+                })
+                .collect();
+            group(alternatives, or)
+        })
+        .collect();
+    rendered.join(and)
 }
 
 /// How many of the newest matching entries are ranked before looking further.
@@ -855,6 +883,87 @@ mod tests {
                 "{}",
                 hits[0].snippet
             );
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn a_phone_number_is_found_without_its_prefix_and_in_any_grouping() {
+        with_test_store(|store, _clock| async move {
+            let mut by_citizen = new_case("Permesso residenti", "", &[], "Maria Rossi");
+            by_citizen.citizen.phone = Some("+39 333 1234567".into());
+            let by_citizen = store.create_case(by_citizen).await.unwrap();
+            let other = store
+                .create_case(new_case("Contrassegno", "", &[], "Luca Bianchi"))
+                .await
+                .unwrap();
+            // A message of the other case that gives the number in its text.
+            let msg = Inbound {
+                explicit_case: None,
+                channel: Channel::Email,
+                source: "m.eml".into(),
+                dedupe_key: "email:phone".into(),
+                message_id: Some("phone@example.it".into()),
+                in_reply_to: Vec::new(),
+                received_at: fixture_now(),
+                sender: CitizenInput::default(),
+                sender_label: "luca@example.it".into(),
+                subject: format!("Re: [{}] recapito", other.summary.reference),
+                text: "Potete richiamarmi al 0039 06 5551 2345 dopo le 15.".into(),
+                receipt: None,
+                flags: Vec::new(),
+                default_case_type: "ztl_permit".into(),
+                raw_sha256: "cd".repeat(32),
+                attachments: Vec::<InboundDocument>::new(),
+            };
+            store.ingest(msg).await.unwrap();
+            let found = |q: &'static str| {
+                let store = store.clone();
+                async move {
+                    store
+                        .search(&query(q))
+                        .await
+                        .unwrap()
+                        .into_iter()
+                        .map(|h| (h.kind, h.reference, h.snippet))
+                        .collect::<Vec<_>>()
+                }
+            };
+            for q in [
+                "3331234567",
+                "333 123 4567",
+                "+393331234567",
+                "0039 333 1234567",
+                "00393331234567",
+                "+39 333 1234567",
+            ] {
+                let hits = found(q).await;
+                assert_eq!(hits.len(), 1, "{q}: {hits:?}");
+                assert_eq!(
+                    (hits[0].0.as_str(), hits[0].1.as_str()),
+                    ("case", by_citizen.summary.reference.as_str()),
+                    "{q}"
+                );
+                assert!(hits[0].2.contains("<mark>"), "{q}: {}", hits[0].2);
+            }
+            for q in ["0655512345", "06 555 12345", "+39 06 55512345"] {
+                let hits = found(q).await;
+                assert_eq!(hits.len(), 1, "{q}: {hits:?}");
+                assert_eq!(
+                    (hits[0].0.as_str(), hits[0].1.as_str()),
+                    ("message", other.summary.reference.as_str()),
+                    "{q}"
+                );
+                assert!(
+                    hits[0].2.contains("<mark>0039 06 5551 2345</mark>"),
+                    "{q}: {}",
+                    hits[0].2
+                );
+            }
+            // Another number, and a number with a word that is not there, find nothing.
+            assert!(found("3331234568").await.is_empty());
+            assert!(found("3331234567 bianchi").await.is_empty());
+            assert_eq!(found("3331234567 rossi").await.len(), 1);
         })
         .await;
     }

@@ -211,6 +211,77 @@ Subject: R: I: Re: pratica ZTL-2026-000001\r\nMessage-ID: <later@example.it>\r\n
     );
 }
 
+/// A message that waited in the mailbox is received when our IMAP server received it (its
+/// INTERNALDATE), not when it was read, and not when its sender's Date says: the case's
+/// legal term runs from that day.
+#[tokio::test]
+async fn a_mailbox_message_is_received_when_the_server_received_it() {
+    use chrono::{DateTime, Duration as Days, Utc};
+    use sportello_domain::clock::{Clock, SystemClock};
+    let Some(dovecot) = Dovecot::start().await else {
+        return;
+    };
+    // Eleven days before the server's own clock (the binary runs on the system clock).
+    let arrived =
+        DateTime::from_timestamp((SystemClock.now() - Days::days(11)).timestamp(), 0).unwrap();
+    let mut session = dovecot.session().await;
+    session
+        .append(
+            "INBOX",
+            None,
+            Some(&arrived.format("\"%d-%b-%Y %H:%M:%S +0000\"").to_string()),
+            message(1, "waited", None),
+        )
+        .await
+        .unwrap();
+    let _ = session.logout().await;
+    let mut install = Install::new(&mailbox_config(&dovecot.url(), "")).await;
+    let op = install.user("op1", "operator");
+    install.start(&[]).await;
+    let pool = pool(&install).await;
+    let rows = wait_for(&pool, &dovecot, 1, Duration::from_secs(60), "waited").await;
+    let reference = rows[0].case.clone().unwrap();
+    let (status, _, case) = install
+        .call(
+            "GET",
+            &format!("/api/v1/cases/{reference}"),
+            Some(&op),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{case}");
+    let instant = |v: &serde_json::Value| {
+        DateTime::parse_from_rfc3339(v.as_str().unwrap())
+            .unwrap()
+            .with_timezone(&Utc)
+    };
+    assert_eq!(instant(&case["received_at"]), arrived, "{case}");
+    assert!(
+        instant(&case["ingested_at"]) >= arrived + Days::days(11),
+        "{case}"
+    );
+    let received_on =
+        chrono::NaiveDate::parse_from_str(&case["received_at"].as_str().unwrap()[..10], "%Y-%m-%d")
+            .unwrap();
+    let term = u32::try_from(case["sla"]["term_days"].as_u64().unwrap()).unwrap();
+    let due = sportello_domain::sla::due_date(
+        &sportello_domain::calendar::HolidayCalendar::new(Vec::new()),
+        received_on,
+        term,
+        0,
+    );
+    assert_eq!(case["due_at"], due.to_string(), "{case}");
+    let (_, _, messages) = install
+        .call(
+            "GET",
+            &format!("/api/v1/cases/{reference}/messages"),
+            Some(&op),
+            None,
+        )
+        .await;
+    assert_eq!(instant(&messages[0]["received_at"]), arrived, "{messages}");
+}
+
 #[tokio::test]
 async fn imaps_with_a_verified_certificate_and_a_changed_uidvalidity() {
     let Some(dovecot) = Dovecot::start().await else {

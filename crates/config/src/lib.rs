@@ -655,6 +655,8 @@ pub struct LimitsConfig {
     pub max_json_bytes: usize,
     /// Largest page size of list endpoints.
     pub max_per_page: u32,
+    /// Failed API authentications allowed per client address and minute before 429.
+    pub auth_failures_per_minute: u32,
 }
 
 impl Default for LimitsConfig {
@@ -662,6 +664,7 @@ impl Default for LimitsConfig {
         LimitsConfig {
             max_json_bytes: 1024 * 1024,
             max_per_page: 200,
+            auth_failures_per_minute: 30,
         }
     }
 }

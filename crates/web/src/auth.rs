@@ -45,23 +45,34 @@ impl TokenCache {
     }
 }
 
-/// Failed authentications allowed per client address and minute before 429.
-const FAILURES_PER_MINUTE: u32 = 30;
-
 /// Counts failed authentications per client address, so tokens cannot be guessed at speed.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct FailureLimiter {
     failures: Throttle,
+    /// Failed authentications allowed per client address and minute before 429
+    /// (`limits.auth_failures_per_minute`).
+    per_minute: u32,
+}
+
+impl Default for FailureLimiter {
+    fn default() -> Self {
+        FailureLimiter::new(30)
+    }
 }
 
 impl FailureLimiter {
+    /// A limiter allowing `per_minute` failures per client address.
+    pub fn new(per_minute: u32) -> Self {
+        FailureLimiter {
+            failures: Throttle::default(),
+            per_minute,
+        }
+    }
+
     /// Whether `ip` has used up its failures for the current minute.
     pub fn blocked(&self, ip: IpAddr) -> bool {
-        self.failures.used_up(
-            &ip.to_string(),
-            FAILURES_PER_MINUTE,
-            Duration::from_secs(60),
-        )
+        self.failures
+            .used_up(&ip.to_string(), self.per_minute, Duration::from_secs(60))
     }
 
     /// Counts one failure of `ip`.

@@ -25,6 +25,7 @@ pub mod extract;
 pub mod metrics;
 pub mod openapi;
 pub mod pages;
+pub mod vocabulary;
 
 /// Everything a request handler may need, shared by all requests.
 #[derive(Clone)]
@@ -64,6 +65,7 @@ impl AppState {
     pub fn new(store: Store, blobs: BlobStore, config: Arc<Config>) -> AppState {
         let staging_dir = config.data_dir.join("tmp");
         let config_for_transports = config.clone();
+        let auth_failures_per_minute = config.limits.auth_failures_per_minute;
         AppState {
             ocr: sportello_intake::pipeline::OcrSettings::from_config(&config),
             store,
@@ -71,7 +73,7 @@ impl AppState {
             config,
             staging_dir,
             tokens: Arc::new(auth::TokenCache::default()),
-            auth_failures: Arc::new(auth::FailureLimiter::default()),
+            auth_failures: Arc::new(auth::FailureLimiter::new(auth_failures_per_minute)),
             metrics: metrics::Metrics::install(),
             pec_trust_anchors: None,
             policy: Arc::new(

@@ -8,6 +8,10 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::AppState;
+use crate::vocabulary::{
+    ActionName, CaseStatus, CaseTypeId, CategoryId, ChannelName, Flag, GateId, InstantOrDate,
+    MailboxName, OptionalDate, TextLines,
+};
 
 use crate::api::{
     cases, contact, documents, health, inbound, messages, outbound, permits, remedy, reports,
@@ -377,47 +381,3 @@ fn vocabulary(
         .enum_values(Some(values))
         .into()
 }
-
-/// Placeholders the served document fills with this office's values ([`openapi_json`]).
-#[allow(dead_code)]
-mod vocabularies {
-    use utoipa::ToSchema;
-
-    /// A case type of this office.
-    #[derive(ToSchema)]
-    pub struct CaseTypeId(String);
-    /// A permit category of the policy in force.
-    #[derive(ToSchema)]
-    pub struct CategoryId(String);
-    /// A gate of the policy in force.
-    #[derive(ToSchema)]
-    pub struct GateId(String);
-    /// A case's status.
-    #[derive(ToSchema)]
-    pub struct CaseStatus(String);
-    /// A channel.
-    #[derive(ToSchema)]
-    pub struct ChannelName(String);
-    /// A workflow action.
-    #[derive(ToSchema)]
-    pub struct ActionName(String);
-    /// Text of one or more lines: no control characters but tabs and line breaks.
-    #[derive(ToSchema)]
-    pub struct TextLines(String);
-    /// An RFC 3339 instant, or a date meaning its local midnight.
-    #[derive(ToSchema)]
-    pub struct InstantOrDate(String);
-    /// A date, or nothing.
-    #[derive(ToSchema)]
-    pub struct OptionalDate(String);
-    /// A yes/no filter as a query string says it.
-    #[derive(ToSchema)]
-    pub struct Flag(String);
-    /// A configured mailbox.
-    #[derive(ToSchema)]
-    pub struct MailboxName(String);
-}
-pub use vocabularies::{
-    ActionName, CaseStatus, CaseTypeId, CategoryId, ChannelName, Flag, GateId, InstantOrDate,
-    MailboxName, OptionalDate, TextLines,
-};

@@ -51,7 +51,7 @@ pub struct CitizenBody {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CreateCaseBody {
     /// `ztl_permit`, `cude`, `seg` or a configured type.
-    #[schema(value_type = crate::openapi::CaseTypeId)]
+    #[schema(value_type = crate::vocabulary::CaseTypeId)]
     pub case_type: Option<String>,
     /// Subject (oggetto), up to 300 characters.
     #[schema(value_type = String, min_length = 1, max_length = 300, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$")]
@@ -63,7 +63,7 @@ pub struct CreateCaseBody {
     )]
     pub description: Option<String>,
     /// `web`, `email`, `pec`, `fax`, `phone`, `counter`, `post`, `scan`, `whatsapp`, `telegram`, `sms`.
-    #[schema(value_type = crate::openapi::ChannelName)]
+    #[schema(value_type = crate::vocabulary::ChannelName)]
     pub channel: Option<String>,
     /// The citizen.
     pub citizen: Option<CitizenBody>,
@@ -76,7 +76,7 @@ pub struct CreateCaseBody {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ActionBody {
     /// One of the workflow's actions (CONTRACT §7.2).
-    #[schema(value_type = crate::openapi::ActionName)]
+    #[schema(value_type = crate::vocabulary::ActionName)]
     pub action: Option<String>,
     /// Free note, kept in the journal (required by `withdraw`).
     #[schema(
@@ -88,17 +88,17 @@ pub struct ActionBody {
     #[schema(max_length = 200, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     pub user: Option<String>,
     /// `request_integration`: what is missing.
-    #[schema(value_type = Option<Vec<crate::openapi::TextLines>>)]
+    #[schema(value_type = Option<Vec<crate::vocabulary::TextLines>>)]
     pub missing: Option<Vec<String>>,
     /// `notify_rejection`, `reject`, `confirm`, `annul`: the reasons.
-    #[schema(value_type = Option<Vec<crate::openapi::TextLines>>)]
+    #[schema(value_type = Option<Vec<crate::vocabulary::TextLines>>)]
     pub reasons: Option<Vec<String>>,
     /// Write to the citizen about it (default `true`): the action's template on the
     /// citizen's default channel, queued with the action; a citizen the office cannot
     /// write to gets a call-back task instead when the case waits on them.
     pub notify: Option<bool>,
     /// The channel to write on instead of the default.
-    #[schema(value_type = Option<crate::openapi::ChannelName>)]
+    #[schema(value_type = Option<crate::vocabulary::ChannelName>)]
     pub notify_channel: Option<String>,
     /// The message's language, `it` (default) or `en`.
     #[schema(pattern = r"^(it|en)?$")]
@@ -110,22 +110,22 @@ pub struct ActionBody {
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Status.
-    #[param(value_type = Option<crate::openapi::CaseStatus>)]
+    #[param(value_type = Option<crate::vocabulary::CaseStatus>)]
     pub status: Option<String>,
     /// Case type.
-    #[param(value_type = Option<crate::openapi::CaseTypeId>)]
+    #[param(value_type = Option<crate::vocabulary::CaseTypeId>)]
     pub case_type: Option<String>,
     /// Channel.
-    #[param(value_type = Option<crate::openapi::ChannelName>)]
+    #[param(value_type = Option<crate::vocabulary::ChannelName>)]
     pub channel: Option<String>,
     /// Assignee login, or `none`.
     #[param(pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     pub assignee: Option<String>,
     /// Only late cases (`true`).
-    #[param(value_type = Option<crate::openapi::Flag>)]
+    #[param(value_type = Option<crate::vocabulary::Flag>)]
     pub overdue: Option<String>,
     /// Only orphan cases (`true`).
-    #[param(value_type = Option<crate::openapi::Flag>)]
+    #[param(value_type = Option<crate::vocabulary::Flag>)]
     pub orphan: Option<String>,
     /// Text in reference, subject, citizen name or fiscal code.
     #[param(pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]

@@ -144,7 +144,7 @@ pub struct LoggedCall {
 #[into_params(parameter_in = Query)]
 pub struct DayQuery {
     /// The day, `YYYY-MM-DD` (Rome); today when absent.
-    #[param(value_type = Option<crate::openapi::OptionalDate>)]
+    #[param(value_type = Option<crate::vocabulary::OptionalDate>)]
     pub day: Option<String>,
 }
 

@@ -354,7 +354,7 @@ pub async fn cti_lookup(
 #[into_params(parameter_in = Query)]
 pub struct EmailQuery {
     /// The configured `[[mailbox]]` the message counts as coming from.
-    #[param(value_type = Option<crate::openapi::MailboxName>)]
+    #[param(value_type = Option<crate::vocabulary::MailboxName>)]
     pub mailbox: Option<String>,
 }
 

@@ -63,7 +63,7 @@ pub struct MoveBody {
 pub struct SplitBody {
     /// Type of the new case (default: the type of the case the message leaves).
     #[serde(default)]
-    #[schema(value_type = Option<crate::openapi::CaseTypeId>)]
+    #[schema(value_type = Option<crate::vocabulary::CaseTypeId>)]
     pub case_type: Option<String>,
     /// Why (kept in both journals).
     #[serde(default)]

@@ -457,7 +457,7 @@ pub async fn permit_status(
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct RenewalRequest {
     /// Where the request came from (default `counter`).
-    #[schema(value_type = Option<crate::openapi::ChannelName>)]
+    #[schema(value_type = Option<crate::vocabulary::ChannelName>)]
     pub channel: Option<String>,
     /// What the holder asked, kept as the case description.
     #[schema(

@@ -44,7 +44,7 @@ pub struct ContestedTransit {
     )]
     pub transit_id: String,
     /// The gate.
-    #[schema(value_type = crate::openapi::GateId)]
+    #[schema(value_type = crate::vocabulary::GateId)]
     pub gate: String,
     /// RFC 3339 with offset.
     #[schema(format = DateTime)]
@@ -76,7 +76,7 @@ pub struct ContestBody {
     )]
     pub note: Option<String>,
     /// Where the report came from (default `web`; the police use `counter` or `pec`).
-    #[schema(value_type = Option<crate::openapi::ChannelName>)]
+    #[schema(value_type = Option<crate::vocabulary::ChannelName>)]
     pub channel: Option<String>,
     /// The citizen, when known.
     pub citizen: Option<CitizenBody>,

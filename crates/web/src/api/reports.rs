@@ -29,10 +29,10 @@ pub const DEFAULT_PERIOD_DAYS: i64 = 365;
 #[into_params(parameter_in = Query)]
 pub struct ThroughputParams {
     /// First day (YYYY-MM-DD, Europe/Rome); default: 364 days before `to`.
-    #[param(value_type = Option<crate::openapi::OptionalDate>)]
+    #[param(value_type = Option<crate::vocabulary::OptionalDate>)]
     pub from: Option<String>,
     /// Last day, included; default: today.
-    #[param(value_type = Option<crate::openapi::OptionalDate>)]
+    #[param(value_type = Option<crate::vocabulary::OptionalDate>)]
     pub to: Option<String>,
     /// `case_type` (default), `channel` or `month`.
     #[param(pattern = r"^(case_type|channel|month)?$")]
@@ -51,10 +51,10 @@ pub struct ThroughputParams {
 #[into_params(parameter_in = Query)]
 pub struct SlaParams {
     /// First day (YYYY-MM-DD, Europe/Rome); default: 364 days before `to`.
-    #[param(value_type = Option<crate::openapi::OptionalDate>)]
+    #[param(value_type = Option<crate::vocabulary::OptionalDate>)]
     pub from: Option<String>,
     /// Last day, included; default: today.
-    #[param(value_type = Option<crate::openapi::OptionalDate>)]
+    #[param(value_type = Option<crate::vocabulary::OptionalDate>)]
     pub to: Option<String>,
     /// `json` (default), `csv` or `xlsx`.
     #[param(pattern = r"^(json|csv|xlsx)?$")]

@@ -31,16 +31,16 @@ pub struct SearchParams {
     )]
     pub q: Option<String>,
     /// Only cases of this type.
-    #[param(value_type = Option<crate::openapi::CaseTypeId>)]
+    #[param(value_type = Option<crate::vocabulary::CaseTypeId>)]
     pub case_type: Option<String>,
     /// Only cases in this status.
-    #[param(value_type = Option<crate::openapi::CaseStatus>)]
+    #[param(value_type = Option<crate::vocabulary::CaseStatus>)]
     pub status: Option<String>,
     /// Only cases received on or after this day (YYYY-MM-DD, Europe/Rome).
-    #[param(value_type = Option<crate::openapi::OptionalDate>)]
+    #[param(value_type = Option<crate::vocabulary::OptionalDate>)]
     pub from: Option<String>,
     /// Only cases received on or before this day (YYYY-MM-DD, Europe/Rome).
-    #[param(value_type = Option<crate::openapi::OptionalDate>)]
+    #[param(value_type = Option<crate::vocabulary::OptionalDate>)]
     pub to: Option<String>,
     /// Page from 1.
     #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]

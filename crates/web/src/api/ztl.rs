@@ -32,7 +32,7 @@ pub struct VerifyQuery {
     #[param(pattern = r"^([A-Za-z]{2})?$")]
     pub country: Option<String>,
     /// The gate (or the patrol's spot, as a gate id) deciding the zone.
-    #[param(required = true, value_type = crate::openapi::GateId)]
+    #[param(required = true, value_type = crate::vocabulary::GateId)]
     pub gate: Option<String>,
     /// The instant (RFC 3339); now when absent.
     #[param(format = DateTime)]
@@ -114,13 +114,13 @@ pub async fn verify(
 #[into_params(parameter_in = Query)]
 pub struct WhitelistQuery {
     /// The instant (RFC 3339, or a date meaning its local midnight); now when absent.
-    #[param(value_type = Option<crate::openapi::InstantOrDate>)]
+    #[param(value_type = Option<crate::vocabulary::InstantOrDate>)]
     pub at: Option<String>,
     /// `csv` (default) or `json`.
     #[param(pattern = r"^(csv|json)?$")]
     pub format: Option<String>,
     /// Only what changed since this instant (`added` / `removed` rows).
-    #[param(value_type = Option<crate::openapi::InstantOrDate>)]
+    #[param(value_type = Option<crate::vocabulary::InstantOrDate>)]
     pub since: Option<String>,
 }
 

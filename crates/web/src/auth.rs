@@ -252,9 +252,9 @@ mod tests {
         assert!(throttle.allow("b", 2, window), "other keys are apart");
         // A window that has passed starts again.
         assert!(throttle.allow("a", 2, Duration::ZERO));
-        let limiter = FailureLimiter::default();
+        let limiter = FailureLimiter::new(30);
         let ip: IpAddr = [10, 0, 0, 1].into();
-        for _ in 0..FAILURES_PER_MINUTE {
+        for _ in 0..30 {
             assert!(!limiter.blocked(ip));
             limiter.record(ip);
         }

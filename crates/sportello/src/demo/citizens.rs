@@ -287,7 +287,7 @@ impl Office {
             Bytes::from(raw),
             &name,
             &source,
-            &self.ocr,
+            &self.state.ocr,
             self.limits,
         )
         .await
@@ -305,8 +305,10 @@ impl Office {
             text,
             self.clock.now(),
         );
-        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(self.whatsapp_secret.as_bytes())
-            .map_err(|e| anyhow!("{e}"))?;
+        let secret = self.state.config.webhooks.whatsapp.app_secret.as_ref();
+        let mut mac =
+            Hmac::<sha2::Sha256>::new_from_slice(secret.map_or("", |s| s.expose()).as_bytes())
+                .map_err(|e| anyhow!("{e}"))?;
         mac.update(&body);
         let mut headers = HeaderMap::new();
         headers.insert(
@@ -348,7 +350,14 @@ impl Office {
         let mut headers = HeaderMap::new();
         headers.insert(
             "x-telegram-bot-api-secret-token",
-            self.telegram_secret.parse()?,
+            self.state
+                .config
+                .webhooks
+                .telegram
+                .secret_token
+                .as_ref()
+                .map_or("", |s| s.expose())
+                .parse()?,
         );
         let Json(results) = sportello_web::api::inbound::telegram_update(
             State(self.state.clone()),
@@ -388,8 +397,14 @@ impl Office {
             Channel::Telegram => {
                 self.telegram(story, i, &text).await?;
             }
-            Channel::Pec => self.mail_reply(story, &reference, &text, true).await?,
-            _ if by_email => self.mail_reply(story, &reference, &text, false).await?,
+            Channel::Pec => {
+                self.mail_reply(story, &reference, &text, true, !observations)
+                    .await?
+            }
+            _ if by_email => {
+                self.mail_reply(story, &reference, &text, false, !observations)
+                    .await?
+            }
             _ => {
                 // Brought to the counter.
                 let (action, note) = if observations {
@@ -418,6 +433,7 @@ impl Office {
         reference: &str,
         text: &str,
         pec: bool,
+        with_document: bool,
     ) -> anyhow::Result<()> {
         let p = &story.person;
         let last = self
@@ -435,7 +451,7 @@ impl Office {
         };
         let parts: Vec<Part> = story
             .missing
-            .filter(|_| !text.contains("osservazioni"))
+            .filter(|_| with_document)
             .map(|d| Part {
                 filename: format!("{d}.pdf"),
                 media_type: "application/pdf",
@@ -487,9 +503,15 @@ impl Office {
             Channel::Telegram => {
                 self.telegram(story, i, &text).await?;
             }
-            Channel::Pec => self.mail_reply(story, &reference, &text, true).await?,
+            Channel::Pec => {
+                self.mail_reply(story, &reference, &text, true, false)
+                    .await?
+            }
             Channel::Fax => {}
-            _ if story.gives_email => self.mail_reply(story, &reference, &text, false).await?,
+            _ if story.gives_email => {
+                self.mail_reply(story, &reference, &text, false, false)
+                    .await?
+            }
             _ => {}
         }
         Ok(())

@@ -29,7 +29,6 @@ use chrono::Duration;
 use sportello_config::{Config, Secret, SecretUrl};
 use sportello_domain::clock::{Clock, FixedClock, SystemClock};
 use sportello_domain::roles::Role;
-use sportello_intake::pipeline::{Limits, OcrSettings};
 use sportello_outbound::worker::{Worker, WorkerSettings};
 use sportello_store::Store;
 use sportello_store::cases::CaseFilter;
@@ -113,24 +112,21 @@ async fn seed(
     seeding.outbound.email.from = Some(messages::OFFICE_EMAIL.into());
     seeding.outbound.pec.smtp_url = Some(smtp);
     seeding.outbound.pec.from = Some(messages::OFFICE_PEC.into());
-    let whatsapp_secret = format!("{:032x}", rand::random::<u128>());
-    let telegram_secret = format!("{:032x}", rand::random::<u128>());
-    seeding.webhooks.whatsapp.app_secret = Some(Secret(whatsapp_secret.clone()));
-    seeding.webhooks.telegram.secret_token = Some(Secret(telegram_secret.clone()));
+    seeding.webhooks.whatsapp.app_secret = Some(Secret(format!("{:032x}", rand::random::<u128>())));
+    seeding.webhooks.telegram.secret_token =
+        Some(Secret(format!("{:032x}", rand::random::<u128>())));
     let seeding = Arc::new(seeding);
 
     let (policy, policy_text) = crate::ztl::load_policy_text(config)?;
     let policy_version = store.record_policy_version(&policy_text, "demo").await?;
     let shared_clock: sportello_domain::clock::SharedClock = Arc::new(clock.clone());
     let transports = sportello_outbound::Transports::from_config(&seeding.outbound)
-        .map_err(|e| anyhow::anyhow!("{e:?}"))?
+        .map_err(|e| anyhow::anyhow!("{e}"))?
         .with_clock(shared_clock);
-    let ocr = OcrSettings::from_config(config);
     let mut state = sportello_web::AppState::new(store.clone(), blobs.clone(), seeding.clone());
     state.policy = Arc::new(policy);
     state.policy_version = Some(policy_version);
     state.transports = Arc::new(transports);
-    state.ocr = ocr.clone();
     let worker = Worker::new(
         store.clone(),
         blobs.clone(),
@@ -145,18 +141,7 @@ async fn seed(
     }
     let provider = messages::PecProvider::new(start).context("the demo PEC provider")?;
     let stories = story::write(now);
-    let mut office = replay::Office::new(
-        state,
-        clock.clone(),
-        worker,
-        sink,
-        provider,
-        ocr,
-        Limits::from_config(config),
-        users,
-        whatsapp_secret,
-        telegram_secret,
-    );
+    let mut office = replay::Office::new(state, clock.clone(), worker, sink, provider, users);
     office.replay(&stories, start, now).await?;
     clock.set(now);
     store.sla_tick().await?;

@@ -16,7 +16,7 @@ use sportello_domain::case::Channel;
 use sportello_domain::clock::{Clock, FixedClock};
 use sportello_domain::workflow::Action;
 use sportello_intake::email::FaxCallerPatterns;
-use sportello_intake::pipeline::{Limits, OcrSettings};
+use sportello_intake::pipeline::Limits;
 use sportello_outbound::worker::Worker;
 use sportello_store::users::AuthUser;
 use sportello_web::AppState;
@@ -64,17 +64,22 @@ struct Event {
     what: What,
 }
 
+/// What an event is.
 #[derive(Debug)]
 enum What {
-    /// Step `1` of story `0`.
+    /// A step of a story: (story, step) by position.
     Story(usize, usize),
     /// The office's evening: the minute ticks of `serve`, once a day.
     Evening,
     /// The PEC provider's receipt of a message the office sent.
     Receipt {
+        /// `accettazione` or `avvenuta-consegna`.
         kind: &'static str,
+        /// The Message-ID of the message sent.
         message_id: String,
+        /// Its recipient.
         recipient: String,
+        /// Its subject.
         subject: String,
     },
 }
@@ -121,16 +126,10 @@ pub(super) struct Office {
     pub sink: SmtpSink,
     /// The citizens' and the office's PEC provider.
     pub provider: PecProvider,
-    /// The process's OCR pool.
-    pub ocr: OcrSettings,
     /// Limits on what a message may bring.
     pub limits: Limits,
     /// The staff, by login.
     pub users: HashMap<String, AuthUser>,
-    /// `webhooks.whatsapp.app_secret` of the seeding configuration.
-    pub whatsapp_secret: String,
-    /// `webhooks.telegram.secret_token` of the seeding configuration.
-    pub telegram_secret: String,
     /// Where the fax server writes the caller's number (compiled once).
     pub fax_caller: FaxCallerPatterns,
     /// Each story's case, once it has arrived.
@@ -145,31 +144,24 @@ pub(super) struct Office {
 }
 
 impl Office {
-    /// The office before the first story.
-    #[allow(clippy::too_many_arguments)]
+    /// The office before the first story: `state` on the demo's `clock`, its `worker`
+    /// sending to `sink`, the citizens' PEC `provider`, the staff `users`.
     pub fn new(
         state: AppState,
         clock: FixedClock,
         worker: Worker,
         sink: SmtpSink,
         provider: PecProvider,
-        ocr: OcrSettings,
-        limits: Limits,
         users: HashMap<String, AuthUser>,
-        whatsapp_secret: String,
-        telegram_secret: String,
     ) -> Office {
         Office {
+            limits: Limits::from_config(&state.config),
             state,
             clock,
             worker,
             sink,
             provider,
-            ocr,
-            limits,
             users,
-            whatsapp_secret,
-            telegram_secret,
             fax_caller: FaxCallerPatterns::default(),
             references: Vec::new(),
             contests: Vec::new(),
@@ -225,12 +217,11 @@ impl Office {
                     Step::Act(
                         Action::RequestIntegration { .. }
                             | Action::NotifyRejection { .. }
-                            | Action::Approve
                             | Action::Reject { .. }
                             | Action::Issue
                     ) | Step::Decide
                         | Step::Appointment(..)
-                        | Step::Call(_)
+                        | Step::Call("appointment")
                 ),
                 What::Evening => true,
                 What::Receipt { .. } => false,
@@ -315,6 +306,7 @@ impl Office {
         Ok(())
     }
 
+    /// The provider's receipt, through the e-mail adapter like any PEC.
     async fn receipt(
         &mut self,
         kind: &'static str,

@@ -13,8 +13,8 @@ use super::people::{Person, office_hours, pick, plate};
 
 /// Cases in the six months.
 const CASES: usize = 300;
-/// One case in this many arrives by fax.
-const FAX_EVERY: usize = 150;
+/// One case in this many arrives by fax: the one in the middle of the six months.
+const FAX_EVERY: usize = 300;
 /// How far back the story starts.
 pub(super) const SPAN_DAYS: i64 = 182;
 
@@ -148,7 +148,7 @@ pub(super) fn write(now: DateTime<Utc>) -> Vec<Story> {
 fn story(rng: &mut StdRng, i: usize, received: DateTime<Utc>, now: DateTime<Utc>) -> Story {
     let mut case_type = *pick(rng, &[("ztl_permit", 60), ("cude", 25), ("seg", 15)]);
     let channel = if i % FAX_EVERY == FAX_EVERY / 2 {
-        // A fax now and then: few, since reading each page takes OCR a second.
+        // One fax (reading its page takes OCR most of a second).
         case_type = "ztl_permit";
         Channel::Fax
     } else if case_type == "seg" {
@@ -303,7 +303,9 @@ fn story(rng: &mut StdRng, i: usize, received: DateTime<Utc>, now: DateTime<Utc>
             steps.insert((at + 1).min(steps.len()), Step::Call("reached"));
         }
     }
-    if rng.random_range(0..10) == 0 {
+    // Now and then the citizen writes again about the case; people on a chat do it often.
+    let chat = matches!(channel, Channel::Whatsapp | Channel::Telegram);
+    if rng.random_range(0..10) == 0 || chat && rng.random_bool(0.5) {
         steps.push(Step::FollowUp);
     }
     let mut when = received;

@@ -13,7 +13,6 @@ use sportello_domain::calendar::ROME;
 use sportello_domain::case::Channel;
 use sportello_domain::clock::Clock;
 use sportello_domain::workflow::Action;
-use sportello_intake::email::EmailSource;
 use sportello_intake::pipeline::ingest_email;
 use sportello_web::api::cases::{CitizenBody, CreateCaseBody};
 use sportello_web::api::remedy::ContestBody;
@@ -22,8 +21,7 @@ use sportello_web::extract::ApiJson;
 use super::counter::{contest_note, transit_day};
 use super::fax_page::fax_page;
 use super::messages::{
-    FAX_GATEWAY, Mail, OFFICE_EMAIL, OFFICE_PEC, Part, fax_to_mail, telegram_message,
-    whatsapp_message,
+    Mail, OFFICE_EMAIL, OFFICE_PEC, Part, fax_to_mail, telegram_message, whatsapp_message,
 };
 use super::replay::{Office, api, store};
 use super::story::Story;
@@ -39,9 +37,8 @@ impl Office {
             fiscal_code: fiscal_code.clone(),
             name: Some(p.name.clone()),
             email: story.gives_email.then(|| p.email.clone()),
-            pec: None,
             phone: Some(p.phone_as_written()),
-            fax: None,
+            ..CitizenBody::default()
         };
         let description = format!("{} - richiesta di {}.", story.subject, p.name);
         let reference = match story.channel {
@@ -273,13 +270,9 @@ impl Office {
         channel: Channel,
         case_type: &str,
     ) -> anyhow::Result<sportello_store::intake::IntakeOutcome> {
-        let source = EmailSource {
-            channel,
-            default_case_type: case_type.to_owned(),
-            fax_gateway_senders: vec![FAX_GATEWAY.to_owned()],
-            fax_caller: self.fax_caller.clone(),
-            pec_trust_anchors: None,
-        };
+        let mut source = self.mailbox.clone();
+        source.channel = channel;
+        source.default_case_type = case_type.to_owned();
         let name = format!("demo/{}", channel.as_str());
         ingest_email(
             &self.state.store,

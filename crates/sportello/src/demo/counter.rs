@@ -84,9 +84,8 @@ impl Office {
             .status;
         let body = AppointmentBody {
             starts_at: starts_at.with_timezone(&ROME).to_rfc3339(),
-            place: None,
             reason: appointment_reason(story, &status).to_owned(),
-            notify: None,
+            ..AppointmentBody::default()
         };
         let (_, Json(appointment)) = sportello_web::api::contact::propose_appointment(
             State(self.state.clone()),
@@ -132,9 +131,8 @@ impl Office {
             let day = next_working_day(self.clock.now());
             AppointmentBody {
                 starts_at: day.with_timezone(&ROME).to_rfc3339(),
-                place: None,
                 reason: appointment_reason(story, "in_review").to_owned(),
-                notify: None,
+                ..AppointmentBody::default()
             }
         });
         let note = match outcome {

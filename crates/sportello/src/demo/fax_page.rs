@@ -107,12 +107,15 @@ mod tests {
         assert_eq!(decoder.unwrap().dimensions().unwrap(), (1728, 336));
         let at = chrono::DateTime::from_timestamp(1_780_000_000, 0).unwrap();
         let raw = fax_to_mail("0655512345", "fax-1@fax.comune.example.it", at, page);
-        let source = sportello_intake::email::EmailSource {
-            channel: sportello_domain::case::Channel::Email,
-            default_case_type: "ztl_permit".into(),
-            fax_gateway_senders: vec![FAX_GATEWAY.into()],
-            fax_caller: Default::default(),
-            pec_trust_anchors: None,
+        let source = {
+            let mut source = sportello_intake::email::EmailSource::from_config(
+                &sportello_config::Config::default(),
+                None,
+                None,
+            )
+            .unwrap();
+            source.fax_gateway_senders = vec![FAX_GATEWAY.into()];
+            source
         };
         let parsed = sportello_intake::email::parse_email(&raw, "demo", "00", &source, at);
         assert_eq!(parsed.inbound.channel, sportello_domain::case::Channel::Fax);

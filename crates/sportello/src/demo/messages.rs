@@ -518,12 +518,15 @@ mod tests {
     }
 
     fn source() -> sportello_intake::email::EmailSource {
-        sportello_intake::email::EmailSource {
-            channel: sportello_domain::case::Channel::Email,
-            default_case_type: "ztl_permit".into(),
-            fax_gateway_senders: vec![FAX_GATEWAY.into()],
-            fax_caller: Default::default(),
-            pec_trust_anchors: None,
+        {
+            let mut source = sportello_intake::email::EmailSource::from_config(
+                &sportello_config::Config::default(),
+                None,
+                None,
+            )
+            .unwrap();
+            source.fax_gateway_senders = vec![FAX_GATEWAY.into()];
+            source
         }
     }
 

@@ -141,7 +141,7 @@ async fn seed(
     }
     let provider = messages::PecProvider::new(start).context("the demo PEC provider")?;
     let stories = story::write(now);
-    let mut office = replay::Office::new(state, clock.clone(), worker, sink, provider, users);
+    let mut office = replay::Office::new(state, clock.clone(), worker, sink, provider, users)?;
     office.replay(&stories, start, now).await?;
     clock.set(now);
     store.sla_tick().await?;

@@ -15,7 +15,7 @@ use sportello_domain::calendar::{ROME, rome_date};
 use sportello_domain::case::Channel;
 use sportello_domain::clock::{Clock, FixedClock};
 use sportello_domain::workflow::Action;
-use sportello_intake::email::FaxCallerPatterns;
+use sportello_intake::email::{EmailSource, FaxCallerPatterns};
 use sportello_intake::pipeline::Limits;
 use sportello_outbound::worker::Worker;
 use sportello_store::users::AuthUser;
@@ -26,7 +26,7 @@ use sportello_web::error::ApiError;
 use sportello_web::extract::{ApiJson, ApiPath};
 
 use super::counter::Contested;
-use super::messages::{Certified, OFFICE_PEC, PecProvider};
+use super::messages::{Certified, FAX_GATEWAY, OFFICE_PEC, PecProvider};
 use super::smtp_sink::SmtpSink;
 use super::story::{Step, Story};
 
@@ -130,8 +130,10 @@ pub(super) struct Office {
     pub limits: Limits,
     /// The staff, by login.
     pub users: HashMap<String, AuthUser>,
-    /// Where the fax server writes the caller's number (compiled once).
-    pub fax_caller: FaxCallerPatterns,
+    /// The mailbox the demo's mail arrives in (its channel and case type set per message):
+    /// the fax server among its senders, the caller's number where the default patterns
+    /// find it (compiled once).
+    pub mailbox: EmailSource,
     /// Each story's case, once it has arrived.
     pub references: Vec<Option<String>>,
     /// Each contested fine's plate and transits.
@@ -153,8 +155,14 @@ impl Office {
         sink: SmtpSink,
         provider: PecProvider,
         users: HashMap<String, AuthUser>,
-    ) -> Office {
-        Office {
+    ) -> anyhow::Result<Office> {
+        let mut mailbox =
+            EmailSource::from_config(&state.config, None, None).map_err(|e| anyhow!(e))?;
+        mailbox.fax_gateway_senders = vec![FAX_GATEWAY.to_owned()];
+        mailbox.fax_caller = FaxCallerPatterns::default();
+        mailbox.pec_trust_anchors = None;
+        Ok(Office {
+            mailbox,
             limits: Limits::from_config(&state.config),
             state,
             clock,
@@ -162,14 +170,13 @@ impl Office {
             sink,
             provider,
             users,
-            fax_caller: FaxCallerPatterns::default(),
             references: Vec::new(),
             contests: Vec::new(),
             issued: Vec::new(),
             queue: BinaryHeap::new(),
             seq: 0,
             messages: 0,
-        }
+        })
     }
 
     fn schedule(&mut self, at: DateTime<Utc>, what: What) {

@@ -273,7 +273,11 @@ impl Office {
             .await
             .context("sending the demo's messages")?;
         let now = self.clock.now();
-        for delivered in self.sink.take() {
+        // The worker sends several at once: the receipts follow the recipients' order,
+        // not the order the server happened to take the messages in.
+        let mut delivered = self.sink.take();
+        delivered.sort_by(|a, b| (&a.to, &a.data).cmp(&(&b.to, &b.data)));
+        for delivered in delivered {
             let Some(message) = mail_parser::MessageParser::default().parse(&delivered.data) else {
                 continue;
             };

@@ -65,6 +65,10 @@ pub struct AppState {
 
 impl AppState {
     /// Builds the state from its parts.
+    #[allow(
+        clippy::expect_used,
+        reason = "the built-in policy is valid: tested in sportello-domain"
+    )]
     pub fn new(store: Store, blobs: BlobStore, config: Arc<Config>) -> AppState {
         let staging_dir = config.data_dir.join("tmp");
         let config_for_transports = config.clone();
@@ -95,6 +99,10 @@ impl AppState {
 
 /// The transports of the configured outbound channels; a configuration they cannot use
 /// (already refused by `sportello check`) leaves the channels unconfigured, logged.
+#[allow(
+    clippy::expect_used,
+    reason = "no channel configured is a valid configuration"
+)]
 fn outbound_transports(config: &Config) -> sportello_outbound::Transports {
     sportello_outbound::Transports::from_config(&config.outbound).unwrap_or_else(|e| {
         tracing::error!(error = %e, "outbound channels not usable: check [outbound]");

@@ -402,7 +402,7 @@ fn render_pdf_page(
 /// Cuts the given pages (zero-based, in the order given) out of a PDF into a new PDF with
 /// poppler's `pdfseparate` and `pdfunite`, so that whatever the scanner put in the file (its
 /// OCR text layer, its compression) is kept, unlike re-assembling rendered pages with
-/// [`PdfAssembler`](crate::PdfAssembler).
+/// [`PdfAssembler`](sportello_paper::PdfAssembler).
 pub fn extract_pdf_pages(
     pdf: &Path,
     pages: &[usize],

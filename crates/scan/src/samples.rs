@@ -43,5 +43,4 @@ mod tests {
         assert_eq!(packed_sample(&[0xF0], 0, 4), Some(255));
         assert_eq!(packed_sample(&[0xF0], 1, 4), Some(0));
     }
-
 }

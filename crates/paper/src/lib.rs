@@ -1,13 +1,16 @@
 //! Printed paper: every PDF Sportello writes is made here.
 //!
-//! Two back ends share one idea of a page (A4, points, text runs, rules, QR codes):
-//! - [`pdfa`] sets pages of [`pdfa::Mark`]s in DejaVu Sans embedded in the file, through
-//!   krilla, as PDF/A-2b when the document says when it was made. The [`table`] documents
-//!   (the daily protocol register, report and demo tables) use it.
-//! - The Helvetica writer ([`cover_sheet_pdf`], [`letter_pdf`], [`permit_pdf`]) uses the
-//!   standard PDF fonts in WinAnsi encoding, so it embeds nothing; cover sheets carry the
-//!   QR code that the scan reader (`sportello-scan`) finds again on a scanned batch, with
-//!   [`COVER_QR_PREFIX`] in front of the case reference.
+//! Every document is drawn in one [page model](page): sheets of text runs, rules and
+//! rectangles (a QR code is a filled set of them). Two back ends write those sheets:
+//! - [`pdfa`] sets them in DejaVu Sans embedded in the file, through krilla, as PDF/A-2b
+//!   when the document says when it was made. The [`table`] documents (the daily protocol
+//!   register, the demo's forms) use it.
+//! - The Helvetica writer, for [`cover_sheet_pdf`], [`letter_pdf`] and [`permit_pdf`], uses
+//!   the standard PDF fonts in WinAnsi encoding, so it embeds nothing. Moving these three
+//!   to [`pdfa`] is a change of the back end they call (and of the metrics they lay text
+//!   out with), not of their drawing. Cover sheets carry the QR code that the scan reader
+//!   (`sportello-scan`) finds again on a scanned batch, with [`COVER_QR_PREFIX`] in front
+//!   of the case reference.
 //!
 //! [`PdfAssembler`] writes scanned pages back out as an image-only PDF, one case's part of a
 //! batch at a time.
@@ -16,8 +19,11 @@
 
 mod assemble;
 mod cover;
+mod draw;
+mod helvetica;
 mod letter;
 mod metrics;
+pub mod page;
 pub mod pdfa;
 mod permit;
 pub mod table;

@@ -242,7 +242,7 @@ mod tests {
             Mark::Text { baseline, size, .. } => {
                 Some((baseline - size * ASCENT, baseline + size * DESCENT))
             }
-            Mark::Rule { .. } => None,
+            Mark::Rule { .. } | Mark::Filled { .. } | Mark::Outline { .. } => None,
         }
     }
 

@@ -4,7 +4,7 @@
 //! the same PDF whenever it is printed again.
 
 use sportello_config::OfficeConfig;
-use sportello_scan::{Block, Letter, letter_pdf};
+use sportello_paper::{Block, Letter, letter_pdf};
 
 /// What a printed message says.
 #[derive(Debug, Clone)]

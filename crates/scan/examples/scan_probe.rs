@@ -6,9 +6,8 @@
 use std::path::Path;
 use std::time::Instant;
 
-use sportello_scan::{
-    Batch, CoverSheet, Limits, cover_reference, cover_sheet_pdf, split_at_covers,
-};
+use sportello_paper::{CoverSheet, cover_sheet_pdf};
+use sportello_scan::{Batch, Limits, cover_reference, split_at_covers};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();

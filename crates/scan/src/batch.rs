@@ -13,6 +13,8 @@ use tiff::decoder::{Decoder, DecodingResult};
 use tiff::tags::{ResolutionUnit, Tag};
 use tiff::{ColorType, TiffError};
 
+use crate::error::ScanError;
+use crate::samples::{luma, over_white, packed_sample};
 use crate::tools;
 use crate::{ccitt, jpeg_gray, palette, raster};
 
@@ -49,55 +51,6 @@ impl Default for Limits {
             max_page_pixels: 100_000_000,
         }
     }
-}
-
-/// Why a batch or one of its pages could not be read. The messages are meant to be shown to
-/// the operator as they are.
-#[derive(Debug, thiserror::Error)]
-pub enum ScanError {
-    /// The file has no content at all, usually an interrupted scan or upload.
-    #[error(
-        "the file is empty (0 bytes): the scan or the upload was probably interrupted, please scan the batch again"
-    )]
-    Empty,
-    /// The file is none of the formats a scanner writes.
-    #[error("the file is not a scanned document: only PDF, TIFF, PNG and JPEG files are accepted")]
-    UnknownFormat,
-    /// A PDF that needs a password to open.
-    #[error(
-        "the PDF is protected by a password: save or scan it again without a password and upload that file"
-    )]
-    Encrypted,
-    /// The file claims a known format but cannot be read; the detail says where it failed.
-    #[error(
-        "the file is damaged or incomplete and cannot be read ({0}); please scan the batch again"
-    )]
-    Corrupt(String),
-    /// More pages than [`Limits::max_pages`].
-    #[error(
-        "the batch has {pages} pages, more than the {limit} allowed in one upload: please split it into smaller batches"
-    )]
-    TooManyPages {
-        /// Pages the file has (for a TIFF, counted only up to four times the limit).
-        pages: usize,
-        /// The limit in force.
-        limit: usize,
-    },
-    /// The file exceeds [`Limits::max_bytes`], or a page exceeds [`Limits::max_page_pixels`].
-    #[error(
-        "the file or one of its pages is too large to be processed: please scan at a lower resolution or split the batch"
-    )]
-    TooLarge,
-    /// An external program this needs is not installed; the detail names it and its package.
-    /// Never reported as a damaged file: the file may well be fine.
-    #[error(
-        "tool missing: {0}; a program needed to read this scan is not installed on the server, please tell the system administrator"
-    )]
-    ToolMissing(String),
-    /// An external program failed for a reason other than a damaged file (time limit,
-    /// resources); the detail says which and why.
-    #[error("reading the scan failed: {0}")]
-    Tool(String),
 }
 
 /// The file formats a batch can come in, for callers that treat them differently (only a
@@ -449,7 +402,7 @@ fn render_pdf_page(
 /// Cuts the given pages (zero-based, in the order given) out of a PDF into a new PDF with
 /// poppler's `pdfseparate` and `pdfunite`, so that whatever the scanner put in the file (its
 /// OCR text layer, its compression) is kept, unlike re-assembling rendered pages with
-/// [`PdfAssembler`](crate::PdfAssembler).
+/// [`PdfAssembler`](sportello_paper::PdfAssembler).
 pub fn extract_pdf_pages(
     pdf: &Path,
     pages: &[usize],
@@ -894,32 +847,6 @@ struct Pixels {
     planar: bool,
 }
 
-/// Reads sample `i` of a row of `bits`-bit samples (1, 2, 4 or 8) packed MSB first.
-pub(crate) fn packed_raw(row: &[u8], i: usize, bits: u8) -> Option<u16> {
-    let bits = usize::from(bits);
-    let bit = i * bits;
-    let byte = *row.get(bit / 8)?;
-    let shift = 8 - bits - bit % 8;
-    let max = (1u16 << bits) - 1;
-    Some(u16::from(byte >> shift) & max)
-}
-
-/// Like [`packed_raw`], scaled to 0..=255.
-fn packed_sample(row: &[u8], i: usize, bits: u8) -> Option<u8> {
-    let max = (1u16 << bits) - 1;
-    Some((packed_raw(row, i, bits)? * 255 / max) as u8)
-}
-
-pub(crate) fn luma(r: u8, g: u8, b: u8) -> u8 {
-    let (r, g, b) = (u32::from(r), u32::from(g), u32::from(b));
-    ((r * 299 + g * 587 + b * 114 + 500) / 1000).min(255) as u8
-}
-
-fn over_white(l: u8, a: u8) -> u8 {
-    let (l, a) = (u32::from(l), u32::from(a));
-    ((l * a + 255 * (255 - a) + 127) / 255) as u8
-}
-
 /// Converts a decoded TIFF page to 8-bit gray, 0 = black. The decoder has already turned
 /// WhiteIsZero pages (as fax and Group 4 files usually are) around; JPEG-compressed YCbCr
 /// comes without colour conversion, so its first sample is the luma.
@@ -1014,17 +941,6 @@ mod tests {
             Err(ScanError::TooManyPages { pages: 2, limit: 1 })
         ));
         assert!(matches!(parse_pdfinfo("", 10), Err(ScanError::Corrupt(_))));
-    }
-
-    #[test]
-    fn packed_samples() {
-        let row = [0b1010_0000u8];
-        assert_eq!(packed_sample(&row, 0, 1), Some(255));
-        assert_eq!(packed_sample(&row, 1, 1), Some(0));
-        assert_eq!(packed_sample(&row, 2, 1), Some(255));
-        assert_eq!(packed_sample(&row, 8, 1), None);
-        assert_eq!(packed_sample(&[0xF0], 0, 4), Some(255));
-        assert_eq!(packed_sample(&[0xF0], 1, 4), Some(0));
     }
 
     #[test]

@@ -13,7 +13,7 @@ use image::GrayImage;
 use tiff::decoder::Decoder;
 use tiff::tags::Tag;
 
-use crate::ScanError;
+use crate::error::ScanError;
 
 /// TIFF tag 292: Group 3 options (bit 0: two-dimensional coding, bit 1: uncompressed mode).
 const T4_OPTIONS: Tag = Tag::Unknown(292);

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use image::GrayImage;
 
-use crate::ScanError;
+use crate::error::ScanError;
 
 /// Share of isolated pixels (a dark pixel with no dark neighbour, or a light one with no
 /// light neighbour) above which a page counts as speckled. A clean text page has almost

@@ -11,7 +11,7 @@ use image::{GrayImage, ImageDecoder};
 use tiff::decoder::Decoder;
 use tiff::tags::Tag;
 
-use crate::ScanError;
+use crate::error::ScanError;
 
 /// TIFF compression 7: JPEG as of TIFF Technical Note 2.
 const JPEG: u32 = 7;

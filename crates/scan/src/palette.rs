@@ -15,7 +15,8 @@ use tiff::ColorType;
 use tiff::decoder::{Decoder, DecodingResult};
 use tiff::tags::Tag;
 
-use crate::ScanError;
+use crate::error::ScanError;
+use crate::samples::{luma, packed_raw};
 
 /// PhotometricInterpretation = RGB palette.
 const PALETTE: u16 = 3;
@@ -54,7 +55,7 @@ pub(crate) fn decode_page(
     let gray: Vec<u8> = (0..entries)
         .map(|i| {
             let channel = |c: usize| (map[c * entries + i] >> 8) as u8;
-            crate::batch::luma(channel(0), channel(1), channel(2))
+            luma(channel(0), channel(1), channel(2))
         })
         .collect();
     let Some(ifd) = decoder.ifd_pointer() else {
@@ -97,7 +98,7 @@ pub(crate) fn decode_page(
             .get(y * stride..(y + 1) * stride)
             .ok_or_else(|| ScanError::Corrupt("inconsistent TIFF page size".to_owned()))?;
         for x in 0..w {
-            let i = crate::batch::packed_raw(row, x, bits as u8).unwrap_or(0);
+            let i = packed_raw(row, x, bits as u8).unwrap_or(0);
             out.push(gray[usize::from(i)]);
         }
     }

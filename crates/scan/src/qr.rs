@@ -2,8 +2,8 @@
 
 use image::GrayImage;
 
-use crate::COVER_QR_PREFIX;
 use crate::raster;
+use sportello_paper::COVER_QR_PREFIX;
 
 /// Pages are first searched shrunk to about this many pixels on their longer side (an A4
 /// page at about 60 dpi): the cover's QR modules are then still 5 pixels wide (2.5 on a

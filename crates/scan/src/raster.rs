@@ -122,12 +122,6 @@ pub(crate) fn median3(img: &GrayImage) -> GrayImage {
     out
 }
 
-/// True when every pixel is pure black or pure white, i.e. the page can be stored at one bit
-/// per pixel without loss.
-pub(crate) fn is_bilevel(img: &GrayImage) -> bool {
-    img.as_raw().iter().all(|&p| p == 0 || p == 255)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,8 +158,5 @@ mod tests {
         let mut img = GrayImage::from_pixel(5, 5, image::Luma([255]));
         img.put_pixel(2, 2, image::Luma([0]));
         assert!(median3(&img).as_raw().iter().all(|&p| p == 255));
-        assert!(is_bilevel(&img));
-        img.put_pixel(1, 1, image::Luma([7]));
-        assert!(!is_bilevel(&img));
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use wait_timeout::ChildExt;
 
-use crate::ScanError;
+use crate::error::ScanError;
 
 /// What a finished tool run left behind.
 pub(crate) struct Output {

@@ -14,9 +14,9 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use image::GrayImage;
+use sportello_paper::{COVER_QR_PREFIX, CoverSheet, PdfAssembler, cover_sheet_pdf};
 use sportello_scan::{
-    Batch, COVER_QR_PREFIX, CoverSheet, Format, Limits, Part, PdfAssembler, ScanError,
-    cover_reference, cover_sheet_pdf, extract_pdf_pages, split_at_covers,
+    Batch, Format, Limits, Part, ScanError, cover_reference, extract_pdf_pages, split_at_covers,
 };
 
 const REF_A: &str = "OSP-2025-000001";

@@ -14,7 +14,7 @@ use sportello_domain::register::RegisterEntry;
 use sportello_store::cases::rome_rfc3339;
 
 use crate::app::{UsageError, open_store};
-use crate::pdf;
+use sportello_paper::table as pdf;
 
 /// Writes the daily register of `date`.
 pub async fn run(config: &Config, date: &str, output: Option<&Path>) -> anyhow::Result<ExitCode> {
@@ -156,7 +156,7 @@ pub fn to_pdf(
         day.format("%d/%m/%Y"),
         entries.len()
     );
-    pdf::render_archival(
+    Ok(pdf::render_archival(
         "Registro giornaliero di protocollo",
         &subtitle,
         &header,
@@ -164,7 +164,7 @@ pub fn to_pdf(
         pdf::A4_LANDSCAPE,
         author,
         made_at,
-    )
+    )?)
 }
 
 #[cfg(test)]

@@ -10,7 +10,6 @@ mod daily_register;
 mod demo;
 mod ingest;
 mod outbound;
-mod pdf;
 mod scan_watch;
 mod serve;
 mod ztl;

@@ -16,7 +16,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use sportello_domain::case::Channel;
-use sportello_scan::{Batch, Limits, PdfAssembler, ScanError, cover_reference, split_at_covers};
+use sportello_paper::PdfAssembler;
+use sportello_scan::{Batch, Limits, ScanError, cover_reference, split_at_covers};
 use sportello_store::Store;
 use sportello_store::cases::CitizenInput;
 use sportello_store::documents::BlobStore;

@@ -521,19 +521,20 @@ fn application_form(story: &Story, reference: &str) -> anyhow::Result<Vec<u8>> {
         lines.push(format!("Targhe: {}", story.plates.join(", ")));
     }
     lines.push("Allegati: documento di identità, carta di circolazione".to_owned());
-    let rows: Vec<crate::pdf::Row> = lines.into_iter().map(|l| vec![(40.0, l, 90)]).collect();
-    crate::pdf::render(
+    let rows: Vec<sportello_paper::table::Row> =
+        lines.into_iter().map(|l| vec![(40.0, l, 90)]).collect();
+    Ok(sportello_paper::table::render(
         "Domanda",
         "Modulo compilato dal richiedente",
         &Vec::new(),
         &rows,
-        crate::pdf::A4_PORTRAIT,
-    )
+        sportello_paper::table::A4_PORTRAIT,
+    )?)
 }
 
 /// A document a citizen sends (a scan of their vehicle's registration, their CUDE…).
 fn document_pdf(story: &Story, document: &str) -> anyhow::Result<Vec<u8>> {
-    let rows: Vec<crate::pdf::Row> = [
+    let rows: Vec<sportello_paper::table::Row> = [
         format!("Documento: {}", document.replace('_', " ")),
         format!("Intestatario: {}", story.person.name),
         format!("Targhe: {}", story.plates.join(", ")),
@@ -541,11 +542,11 @@ fn document_pdf(story: &Story, document: &str) -> anyhow::Result<Vec<u8>> {
     .into_iter()
     .map(|l| vec![(40.0, l, 90)])
     .collect();
-    crate::pdf::render(
+    Ok(sportello_paper::table::render(
         "Documento",
         "Copia inviata dal cittadino",
         &Vec::new(),
         &rows,
-        crate::pdf::A4_PORTRAIT,
-    )
+        sportello_paper::table::A4_PORTRAIT,
+    )?)
 }

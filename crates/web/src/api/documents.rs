@@ -309,7 +309,7 @@ pub async fn cover_sheet(
     let printed_at = sportello_store::cases::rome_rfc3339(now);
     let printed_at = chrono::DateTime::parse_from_rfc3339(&printed_at)
         .map_or(printed_at, |t| t.format("%d/%m/%Y %H:%M").to_string());
-    let pdf = sportello_scan::cover_sheet_pdf(&sportello_scan::CoverSheet {
+    let pdf = sportello_paper::cover_sheet_pdf(&sportello_paper::CoverSheet {
         reference: &case.summary.reference,
         case_type: &type_name,
         subject: &case.summary.subject,

@@ -403,7 +403,7 @@ fn printed_permit(state: &AppState, view: &sportello_store::permits::PermitView)
         state.config.public_url.trim_end_matches('/'),
         view.verify_token.as_deref().unwrap_or_default()
     );
-    sportello_scan::permit_pdf(&sportello_scan::PrintedPermit {
+    sportello_paper::permit_pdf(&sportello_paper::PrintedPermit {
         number: &view.number,
         category: category.map_or(view.category.as_str(), |c| c.name.as_str()),
         holder: &view.holder_name,

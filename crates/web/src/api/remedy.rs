@@ -484,7 +484,7 @@ pub async fn annulment_request(
     };
 
     // The letter.
-    use sportello_scan::Block;
+    use sportello_paper::Block;
     let office = &state.config.office;
     let letterhead = vec![office.authority.clone(), office.name.clone()];
     let recipient = vec![
@@ -603,7 +603,7 @@ pub async fn annulment_request(
         evidence.plate
     );
     let signature = office.name.clone();
-    let pdf = sportello_scan::letter_pdf(&sportello_scan::Letter {
+    let pdf = sportello_paper::letter_pdf(&sportello_paper::Letter {
         letterhead: &letterhead,
         recipient: &recipient,
         place_date: &format!("Data: {today}"),

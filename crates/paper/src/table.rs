@@ -1,9 +1,10 @@
 //! Tabular PDF documents (the daily protocol register, demo attachments): a heading, a
-//! column header and rows, paged as needed. They are set with the shared PDF engine of
-//! [`sportello_scan::pdfa`], in DejaVu Sans embedded in the file; the register is PDF/A-2b.
+//! column header and rows, paged as needed. They are set with the engine of [`pdfa`], in
+//! DejaVu Sans embedded in the file; the register is PDF/A-2b.
 
 use chrono::{DateTime, FixedOffset};
-use sportello_scan::pdfa::{self, DocumentInfo, Mark, Sheet, Weight};
+
+use crate::pdfa::{self, DocumentInfo, Mark, PdfError, Sheet, Weight};
 
 /// A line of text placed in columns: (x position in points, text, maximum characters).
 /// A cell is also cut to the room before the next column.
@@ -202,17 +203,14 @@ pub fn render(
     header: &Row,
     rows: &[Row],
     layout: Layout,
-) -> anyhow::Result<Vec<u8>> {
+) -> Result<Vec<u8>, PdfError> {
     let info = DocumentInfo {
         title,
         author: None,
         language: "it",
         created: None,
     };
-    Ok(pdfa::write_pdf(
-        &info,
-        &sheets(title, subtitle, header, rows, layout),
-    )?)
+    pdfa::write_pdf(&info, &sheets(title, subtitle, header, rows, layout))
 }
 
 /// Like [`render`], as a PDF/A-2b document for conservation, made at `created` by `author`.
@@ -224,17 +222,14 @@ pub fn render_archival(
     layout: Layout,
     author: &str,
     created: DateTime<FixedOffset>,
-) -> anyhow::Result<Vec<u8>> {
+) -> Result<Vec<u8>, PdfError> {
     let info = DocumentInfo {
         title,
         author: Some(author),
         language: "it",
         created: Some(created),
     };
-    Ok(pdfa::write_pdf(
-        &info,
-        &sheets(title, subtitle, header, rows, layout),
-    )?)
+    pdfa::write_pdf(&info, &sheets(title, subtitle, header, rows, layout))
 }
 
 #[cfg(test)]
@@ -247,7 +242,7 @@ mod tests {
             Mark::Text { baseline, size, .. } => {
                 Some((baseline - size * ASCENT, baseline + size * DESCENT))
             }
-            Mark::Rule { .. } => None,
+            Mark::Rule { .. } | Mark::Filled { .. } | Mark::Outline { .. } => None,
         }
     }
 

@@ -2,20 +2,13 @@
 //! as themselves without embedding a font), width measurement, wrapping and truncation.
 
 use crate::metrics;
+use crate::page::Weight;
 
-/// Which of the two standard fonts a run of text is set in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Face {
-    Regular,
-    Bold,
-}
-
-impl Face {
-    fn widths(self) -> &'static [u16; 256] {
-        match self {
-            Face::Regular => &metrics::HELVETICA,
-            Face::Bold => &metrics::HELVETICA_BOLD,
-        }
+/// The Helvetica widths of a weight, by WinAnsi byte.
+fn widths(face: Weight) -> &'static [u16; 256] {
+    match face {
+        Weight::Regular => &metrics::HELVETICA,
+        Weight::Bold => &metrics::HELVETICA_BOLD,
     }
 }
 
@@ -41,6 +34,29 @@ pub(crate) fn to_winansi(text: &str) -> Vec<u8> {
     }
     out
 }
+
+/// Decodes WinAnsi bytes as made by [`to_winansi`] back into text, so that laid-out lines
+/// can travel in the [page model](crate::page) (the Helvetica writer encodes them again, to
+/// the same bytes). DEL and the five bytes Windows-1252 leaves undefined become '?'.
+pub(crate) fn from_winansi(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|&b| match b {
+            0x7F..=0x9F => CP1252_EXTRAS
+                .iter()
+                .copied()
+                .find(|&c| cp1252_extra(c) == Some(b))
+                .unwrap_or('?'),
+            _ => char::from(b),
+        })
+        .collect()
+}
+
+/// Every character [`cp1252_extra`] knows.
+const CP1252_EXTRAS: [char; 27] = [
+    '€', '‚', 'ƒ', '„', '…', '†', '‡', 'ˆ', '‰', 'Š', '‹', 'Œ', 'Ž', '‘', '’', '“', '”', '•', '–',
+    '—', '˜', '™', 'š', '›', 'œ', 'ž', 'Ÿ',
+];
 
 /// The characters that Windows-1252 places in 0x80..=0x9F.
 fn cp1252_extra(c: char) -> Option<u8> {
@@ -129,8 +145,8 @@ fn transliterate(c: char) -> &'static str {
 }
 
 /// Width of WinAnsi-encoded `text` in points at `size`.
-pub(crate) fn width(text: &[u8], face: Face, size: f32) -> f32 {
-    let widths = face.widths();
+pub(crate) fn width(text: &[u8], face: Weight, size: f32) -> f32 {
+    let widths = widths(face);
     let units: u32 = text
         .iter()
         .map(|&b| u32::from(widths[usize::from(b)]))
@@ -139,7 +155,7 @@ pub(crate) fn width(text: &[u8], face: Face, size: f32) -> f32 {
 }
 
 /// Cuts `text` so that it fits in `max_width`, ending it with an ellipsis when anything was cut.
-pub(crate) fn truncate(text: &[u8], face: Face, size: f32, max_width: f32) -> Vec<u8> {
+pub(crate) fn truncate(text: &[u8], face: Weight, size: f32, max_width: f32) -> Vec<u8> {
     if width(text, face, size) <= max_width {
         return text.to_vec();
     }
@@ -166,7 +182,7 @@ pub(crate) fn truncate(text: &[u8], face: Face, size: f32, max_width: f32) -> Ve
 /// remains.
 pub(crate) fn wrap(
     text: &[u8],
-    face: Face,
+    face: Weight,
     size: f32,
     max_width: f32,
     max_lines: usize,
@@ -240,10 +256,24 @@ mod tests {
     }
 
     #[test]
+    fn decoding_gives_back_the_text_that_encodes_to_the_same_bytes() {
+        let encoded = to_winansi("Città € “così” … Łódź 日本\tfine");
+        let decoded = from_winansi(&encoded);
+        assert_eq!(decoded, "Città € “così” … Lódz ?? fine");
+        assert_eq!(to_winansi(&decoded), encoded);
+        // Every byte the encoder can produce comes back as itself.
+        let all: Vec<u8> = (0x20..=0xFF_u8)
+            .filter(|&b| from_winansi(&[b]) != "?")
+            .collect();
+        assert_eq!(to_winansi(&from_winansi(&all)), all);
+        assert_eq!(from_winansi(&[0x81]), "?");
+    }
+
+    #[test]
     fn widths_match_helvetica() {
         // "Hello" in Helvetica: H 722 e 556 l 222 l 222 o 556.
-        assert!((width(b"Hello", Face::Regular, 1000.0) - 2278.0).abs() < 0.01);
-        assert!(width(b"W", Face::Bold, 10.0) > width(b"i", Face::Bold, 10.0));
+        assert!((width(b"Hello", Weight::Regular, 1000.0) - 2278.0).abs() < 0.01);
+        assert!(width(b"W", Weight::Bold, 10.0) > width(b"i", Weight::Bold, 10.0));
     }
 
     #[test]
@@ -251,20 +281,20 @@ mod tests {
         let text = to_winansi(
             "Richiesta di occupazione di suolo pubblico per un dehors stagionale in via Garibaldi",
         );
-        let lines = wrap(&text, Face::Regular, 12.0, 150.0, 2);
+        let lines = wrap(&text, Weight::Regular, 12.0, 150.0, 2);
         assert_eq!(lines.len(), 2);
         for l in &lines {
-            assert!(width(l, Face::Regular, 12.0) <= 150.0);
+            assert!(width(l, Weight::Regular, 12.0) <= 150.0);
         }
         assert_eq!(lines[1].last(), Some(&ELLIPSIS));
-        let one = wrap(b"breve", Face::Regular, 12.0, 150.0, 2);
+        let one = wrap(b"breve", Weight::Regular, 12.0, 150.0, 2);
         assert_eq!(one, vec![b"breve".to_vec()]);
         let long_word = vec![b'W'; 200];
-        let lines = wrap(&long_word, Face::Bold, 12.0, 100.0, 3);
+        let lines = wrap(&long_word, Weight::Bold, 12.0, 100.0, 3);
         assert_eq!(lines.len(), 3);
         for l in &lines {
-            assert!(width(l, Face::Bold, 12.0) <= 100.0 + 0.01);
+            assert!(width(l, Weight::Bold, 12.0) <= 100.0 + 0.01);
         }
-        assert!(wrap(b"", Face::Regular, 12.0, 100.0, 3).is_empty());
+        assert!(wrap(b"", Weight::Regular, 12.0, 100.0, 3).is_empty());
     }
 }

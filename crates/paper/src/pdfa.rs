@@ -1,9 +1,9 @@
 //! PDF/A documents with embedded fonts, for the papers the office keeps: the daily protocol
-//! register first (letters, permits and notices can move here from the Helvetica writer of
-//! [`cover`](crate::cover_sheet_pdf)).
+//! register first (letters, permits and cover sheets can move here from the Helvetica
+//! writer, since they are drawn in the same [page model](crate::page)).
 //!
-//! A document is described as pages of [`Mark`]s (text runs and rules, in points from the
-//! top-left corner) and written by `krilla`, which embeds the glyphs used of DejaVu Sans
+//! A document is described as pages of [`Mark`]s (text runs, rules and rectangles, in
+//! points from the top-left corner) and written by `krilla`, which embeds the glyphs used of DejaVu Sans
 //! (subset, with a ToUnicode map so the text can be extracted), writes the XMP metadata with
 //! the PDF/A identification, the document information consistent with it, the sRGB output
 //! intent and the file ID, and checks the result against PDF/A-2b before handing it out.
@@ -21,65 +21,19 @@ use krilla::text::{Font, TextDirection};
 use skrifa::instance::{LocationRef, Size};
 use skrifa::{FontRef, MetadataProvider};
 
+pub use crate::page::{Mark, Rect, Sheet, Weight};
+
 /// DejaVu Sans 2.37 (Bitstream Vera licence; see `fonts/LICENSE-DejaVu.txt`).
 static REGULAR_TTF: &[u8] = include_bytes!("../fonts/DejaVuSans.ttf");
 /// DejaVu Sans Bold 2.37.
 static BOLD_TTF: &[u8] = include_bytes!("../fonts/DejaVuSans-Bold.ttf");
 
-/// The two faces documents are set in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Weight {
-    /// DejaVu Sans.
-    Regular,
-    /// DejaVu Sans Bold.
-    Bold,
-}
-
-impl Weight {
-    fn bytes(self) -> &'static [u8] {
-        match self {
-            Weight::Regular => REGULAR_TTF,
-            Weight::Bold => BOLD_TTF,
-        }
+/// The DejaVu face of a weight.
+fn font_bytes(weight: Weight) -> &'static [u8] {
+    match weight {
+        Weight::Regular => REGULAR_TTF,
+        Weight::Bold => BOLD_TTF,
     }
-}
-
-/// Something drawn on a page. Coordinates are in points, from the top-left corner.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Mark {
-    /// A line of text starting at `x`, sitting on the baseline `baseline`.
-    Text {
-        /// Left edge.
-        x: f32,
-        /// Baseline, from the top of the page.
-        baseline: f32,
-        /// Font size in points.
-        size: f32,
-        /// Face.
-        weight: Weight,
-        /// The text; characters the font lacks are printed as '?'.
-        text: String,
-    },
-    /// A straight black rule.
-    Rule {
-        /// Start (x, y).
-        from: (f32, f32),
-        /// End (x, y).
-        to: (f32, f32),
-        /// Line width in points.
-        width: f32,
-    },
-}
-
-/// One page: its size in points and what is on it.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Sheet {
-    /// Width in points.
-    pub width: f32,
-    /// Height in points.
-    pub height: f32,
-    /// What is drawn, in order.
-    pub marks: Vec<Mark>,
 }
 
 /// What the document says about itself (document information and XMP metadata).
@@ -163,19 +117,20 @@ pub fn write_pdf(info: &DocumentInfo<'_>, sheets: &[Sheet]) -> Result<Vec<u8>, P
                     let mut path = PathBuilder::new();
                     path.move_to(from.0, from.1);
                     path.line_to(to.0, to.1);
+                    stroke(&mut surface, path, *width);
+                }
+                Mark::Outline { rect, width } => {
+                    let mut path = PathBuilder::new();
+                    push_rect(&mut path, rect);
+                    stroke(&mut surface, path, *width);
+                }
+                Mark::Filled { rects } => {
+                    let mut path = PathBuilder::new();
+                    for rect in rects {
+                        push_rect(&mut path, rect);
+                    }
                     if let Some(path) = path.finish() {
-                        surface.set_fill(None);
-                        surface.set_stroke(Some(Stroke {
-                            paint: black.into(),
-                            width: *width,
-                            ..Default::default()
-                        }));
                         surface.draw_path(&path);
-                        surface.set_stroke(None);
-                        surface.set_fill(Some(Fill {
-                            paint: black.into(),
-                            ..Default::default()
-                        }));
                     }
                 }
             }
@@ -201,6 +156,34 @@ pub fn write_pdf(info: &DocumentInfo<'_>, sheets: &[Sheet]) -> Result<Vec<u8>, P
         .map_err(|e| PdfError::Writer(format!("{e:?}")))
 }
 
+/// Strokes `path` in black, `width` points wide, leaving the fill black for the marks after.
+fn stroke(surface: &mut krilla::surface::Surface<'_>, path: PathBuilder, width: f32) {
+    let black = rgb::Color::black();
+    if let Some(path) = path.finish() {
+        surface.set_fill(None);
+        surface.set_stroke(Some(Stroke {
+            paint: black.into(),
+            width,
+            ..Default::default()
+        }));
+        surface.draw_path(&path);
+        surface.set_stroke(None);
+        surface.set_fill(Some(Fill {
+            paint: black.into(),
+            ..Default::default()
+        }));
+    }
+}
+
+/// Adds `rect` to `path` as a closed sub-path.
+fn push_rect(path: &mut PathBuilder, rect: &Rect) {
+    path.move_to(rect.x, rect.top);
+    path.line_to(rect.x + rect.width, rect.top);
+    path.line_to(rect.x + rect.width, rect.top + rect.height);
+    path.line_to(rect.x, rect.top + rect.height);
+    path.close();
+}
+
 fn pdf_date(t: DateTime<FixedOffset>) -> krilla::metadata::DateTime {
     let offset_minutes = t.offset().local_minus_utc() / 60;
     krilla::metadata::DateTime::new(u16::try_from(t.year()).unwrap_or(0))
@@ -216,7 +199,7 @@ fn pdf_date(t: DateTime<FixedOffset>) -> krilla::metadata::DateTime {
 /// `text` with what cannot be printed replaced: characters the font has no glyph for (a
 /// PDF/A file may not show the .notdef glyph) become '?', control characters a space.
 fn printable(text: &str, weight: Weight) -> String {
-    let Ok(font) = FontRef::new(weight.bytes()) else {
+    let Ok(font) = FontRef::new(font_bytes(weight)) else {
         return text.to_owned();
     };
     let charmap = font.charmap();
@@ -235,7 +218,7 @@ fn printable(text: &str, weight: Weight) -> String {
 
 /// The width of `text` set in `weight` at `size` points (advance widths, no kerning).
 pub fn text_width(text: &str, weight: Weight, size: f32) -> f32 {
-    let Ok(font) = FontRef::new(weight.bytes()) else {
+    let Ok(font) = FontRef::new(font_bytes(weight)) else {
         return 0.0;
     };
     let charmap = font.charmap();

@@ -2,12 +2,10 @@
 //! to the public verification page (`/permits/v/{token}`), so a patrol or a citizen can
 //! check it is genuine and valid without any personal data beyond the plate.
 
-use pdf_writer::{Content, Name};
-
-use crate::cover::{
-    MARGIN, MM, PAGE_H, PAGE_W, QR_QUIET, QR_SIDE, draw_qr, labelled, one_page_pdf, show_centered,
-};
-use crate::text::{self, Face};
+use crate::draw::{Canvas, MARGIN, MM, PAGE_H, PAGE_W, QR_QUIET, QR_SIDE};
+use crate::helvetica;
+use crate::page::Weight;
+use crate::text;
 
 /// What is printed on a permit.
 #[derive(Clone, Copy, Debug)]
@@ -33,66 +31,32 @@ pub struct PrintedPermit<'a> {
 /// Renders the permit as a one-page A4 PDF with its verification QR code.
 pub fn permit_pdf(permit: &PrintedPermit) -> Vec<u8> {
     let title = format!("Permesso ZTL {}", permit.number);
-    one_page_pdf(&title, |content, regular, bold| {
-        draw_permit(content, permit, regular, bold)
-    })
+    let mut canvas = Canvas::new();
+    draw_permit(&mut canvas, permit);
+    helvetica::write_pdf(&title, &[canvas.into_sheet()])
 }
 
-fn draw_permit(content: &mut Content, permit: &PrintedPermit, regular: Name, bold: Name) {
+fn draw_permit(canvas: &mut Canvas, permit: &PrintedPermit) {
     let mut y = PAGE_H - MARGIN;
     let header = text::to_winansi("PERMESSO DI ACCESSO ALLA ZONA A TRAFFICO LIMITATO");
-    show_centered(content, bold, Face::Bold, 14.0, &header, y);
+    canvas.show_centered(Weight::Bold, 14.0, &header, y);
     y -= 14.0 * MM;
     let number = text::to_winansi(permit.number);
-    show_centered(content, bold, Face::Bold, 30.0, &number, y);
+    canvas.show_centered(Weight::Bold, 30.0, &number, y);
     y -= 14.0 * MM;
-    y = labelled(content, (regular, bold), "Categoria", permit.category, 2, y);
-    y = labelled(
-        content,
-        (regular, bold),
-        "Titolare",
-        permit.holder,
-        2,
-        y - 2.0,
-    );
-    y = labelled(
-        content,
-        (regular, bold),
-        "Targhe",
-        &permit.plates.join("  "),
-        2,
-        y - 2.0,
-    );
-    y = labelled(content, (regular, bold), "Zone", permit.zones, 2, y - 2.0);
-    y = labelled(
-        content,
-        (regular, bold),
-        "Valido dal",
-        permit.valid_from,
-        1,
-        y - 2.0,
-    );
-    y = labelled(content, (regular, bold), "al", permit.valid_to, 1, y - 2.0);
+    y = canvas.labelled("Categoria", permit.category, 2, y);
+    y = canvas.labelled("Titolare", permit.holder, 2, y - 2.0);
+    y = canvas.labelled("Targhe", &permit.plates.join("  "), 2, y - 2.0);
+    y = canvas.labelled("Zone", permit.zones, 2, y - 2.0);
+    y = canvas.labelled("Valido dal", permit.valid_from, 1, y - 2.0);
+    y = canvas.labelled("al", permit.valid_to, 1, y - 2.0);
     let qr_bottom = y - QR_QUIET - QR_SIDE;
-    draw_qr(
-        content,
-        permit.verify_url,
-        (PAGE_W - QR_SIDE) / 2.0,
-        qr_bottom,
-        bold,
-    );
+    canvas.qr(permit.verify_url, (PAGE_W - QR_SIDE) / 2.0, qr_bottom);
     let note = text::to_winansi(
         "Inquadrare il codice per verificare che il permesso sia autentico e valido.",
     );
-    let note = text::truncate(&note, Face::Regular, 11.0, PAGE_W - 2.0 * MARGIN);
-    show_centered(
-        content,
-        regular,
-        Face::Regular,
-        11.0,
-        &note,
-        qr_bottom - QR_QUIET / 2.0,
-    );
+    let note = text::truncate(&note, Weight::Regular, 11.0, PAGE_W - 2.0 * MARGIN);
+    canvas.show_centered(Weight::Regular, 11.0, &note, qr_bottom - QR_QUIET / 2.0);
 }
 
 #[cfg(test)]

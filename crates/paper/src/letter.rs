@@ -2,10 +2,10 @@
 //! paragraphs and tables, on as many A4 pages as they need, each numbered. Used for the
 //! annulment requests sent to the police and for letters to citizens.
 
-use pdf_writer::Content;
-
-use crate::cover::{BOLD, MARGIN, MM, PAGE_H, PAGE_W, REGULAR, pages_pdf, show_at};
-use crate::text::{self, Face};
+use crate::draw::{Canvas, MARGIN, MM, PAGE_H, PAGE_W};
+use crate::helvetica;
+use crate::page::{Sheet, Weight};
+use crate::text;
 
 /// A part of a letter's body.
 #[derive(Clone, Debug)]
@@ -53,8 +53,8 @@ const BOTTOM: f32 = MARGIN + 10.0 * MM;
 
 /// Lays text out on pages, starting a new page when the next line would not fit.
 struct Pages {
-    done: Vec<Content>,
-    current: Content,
+    done: Vec<Canvas>,
+    current: Canvas,
     y: f32,
 }
 
@@ -62,7 +62,7 @@ impl Pages {
     fn new() -> Pages {
         Pages {
             done: Vec::new(),
-            current: Content::new(),
+            current: Canvas::new(),
             y: PAGE_H - MARGIN,
         }
     }
@@ -71,19 +71,18 @@ impl Pages {
     fn room(&mut self, height: f32) {
         if self.y - height < BOTTOM {
             self.done
-                .push(std::mem::replace(&mut self.current, Content::new()));
+                .push(std::mem::replace(&mut self.current, Canvas::new()));
             self.y = PAGE_H - MARGIN;
         }
     }
 
-    fn line(&mut self, face: Face, size: f32, leading: f32, x: f32, text: &[u8]) {
+    fn line(&mut self, face: Weight, size: f32, leading: f32, x: f32, text: &[u8]) {
         self.room(leading);
         self.y -= leading;
-        let font = if face == Face::Bold { BOLD } else { REGULAR };
-        show_at(&mut self.current, font, size, text, x, self.y);
+        self.current.show_at(face, size, text, x, self.y);
     }
 
-    fn wrapped(&mut self, face: Face, text: &str) {
+    fn wrapped(&mut self, face: Weight, text: &str) {
         for line in text::wrap(&text::to_winansi(text), face, SIZE, TEXT_W, usize::MAX) {
             self.line(face, SIZE, LEADING, MARGIN, &line);
         }
@@ -93,38 +92,30 @@ impl Pages {
         self.y -= points;
     }
 
-    fn row(&mut self, face: Face, columns: &[(String, f32)], cells: &[String]) {
+    fn row(&mut self, face: Weight, columns: &[(String, f32)], cells: &[String]) {
         let mut x = MARGIN;
         self.room(TABLE_LEADING);
         self.y -= TABLE_LEADING;
-        let font = if face == Face::Bold { BOLD } else { REGULAR };
         for ((_, share), cell) in columns.iter().zip(cells) {
             let width = share * TEXT_W;
             let fitted = text::truncate(&text::to_winansi(cell), face, TABLE_SIZE, width - 4.0);
-            show_at(&mut self.current, font, TABLE_SIZE, &fitted, x, self.y);
+            self.current.show_at(face, TABLE_SIZE, &fitted, x, self.y);
             x += width;
         }
     }
 
     /// The pages, each with "Pagina i di n" at its foot.
-    fn finish(mut self) -> Vec<Vec<u8>> {
+    fn finish(mut self) -> Vec<Sheet> {
         self.done.push(self.current);
         let total = self.done.len();
         self.done
             .into_iter()
             .enumerate()
-            .map(|(i, mut content)| {
+            .map(|(i, mut canvas)| {
                 let footer = text::to_winansi(&format!("Pagina {} di {total}", i + 1));
-                let w = text::width(&footer, Face::Regular, 8.0);
-                show_at(
-                    &mut content,
-                    REGULAR,
-                    8.0,
-                    &footer,
-                    PAGE_W - MARGIN - w,
-                    MARGIN,
-                );
-                content.finish().to_vec()
+                let w = text::width(&footer, Weight::Regular, 8.0);
+                canvas.show_at(Weight::Regular, 8.0, &footer, PAGE_W - MARGIN - w, MARGIN);
+                canvas.into_sheet()
             })
             .collect()
     }
@@ -134,38 +125,38 @@ impl Pages {
 pub fn letter_pdf(letter: &Letter) -> Vec<u8> {
     let mut pages = Pages::new();
     for line in letter.letterhead {
-        pages.wrapped(Face::Bold, line);
+        pages.wrapped(Weight::Bold, line);
     }
     pages.gap(10.0 * MM);
     for line in letter.recipient {
         let text = text::to_winansi(line);
-        let text = text::truncate(&text, Face::Regular, SIZE, TEXT_W / 2.0);
-        pages.line(Face::Regular, SIZE, LEADING, PAGE_W / 2.0, &text);
+        let text = text::truncate(&text, Weight::Regular, SIZE, TEXT_W / 2.0);
+        pages.line(Weight::Regular, SIZE, LEADING, PAGE_W / 2.0, &text);
     }
     pages.gap(8.0 * MM);
-    pages.wrapped(Face::Regular, letter.place_date);
-    pages.wrapped(Face::Regular, &format!("Pratica {}", letter.reference));
+    pages.wrapped(Weight::Regular, letter.place_date);
+    pages.wrapped(Weight::Regular, &format!("Pratica {}", letter.reference));
     pages.gap(4.0 * MM);
-    pages.wrapped(Face::Bold, &format!("Oggetto: {}", letter.subject));
+    pages.wrapped(Weight::Bold, &format!("Oggetto: {}", letter.subject));
     for block in letter.body {
         pages.gap(3.0 * MM);
         match block {
-            Block::Paragraph(text) => pages.wrapped(Face::Regular, text),
-            Block::Heading(text) => pages.wrapped(Face::Bold, text),
+            Block::Paragraph(text) => pages.wrapped(Weight::Regular, text),
+            Block::Heading(text) => pages.wrapped(Weight::Bold, text),
             Block::Table { columns, rows } => {
                 let titles: Vec<String> = columns.iter().map(|(t, _)| t.clone()).collect();
-                pages.row(Face::Bold, columns, &titles);
+                pages.row(Weight::Bold, columns, &titles);
                 for row in rows {
-                    pages.row(Face::Regular, columns, row);
+                    pages.row(Weight::Regular, columns, row);
                 }
             }
         }
     }
     pages.gap(12.0 * MM);
     let signature = text::to_winansi(letter.signature);
-    let signature = text::truncate(&signature, Face::Regular, SIZE, TEXT_W / 2.0);
-    pages.line(Face::Regular, SIZE, LEADING, PAGE_W / 2.0, &signature);
-    pages_pdf(letter.subject, pages.finish())
+    let signature = text::truncate(&signature, Weight::Regular, SIZE, TEXT_W / 2.0);
+    pages.line(Weight::Regular, SIZE, LEADING, PAGE_W / 2.0, &signature);
+    helvetica::write_pdf(letter.subject, &pages.finish())
 }
 
 #[cfg(test)]

@@ -7,8 +7,6 @@ use flate2::write::ZlibEncoder;
 use image::GrayImage;
 use pdf_writer::{Content, Filter, Finish, Name, Pdf, Rect, Ref};
 
-use crate::raster;
-
 /// Builds an image-only PDF one page at a time. Only the compressed page data is kept
 /// between pages (a part can have hundreds of pages): a bilevel page is stored at 1 bit per
 /// pixel, anything else as 8-bit gray, both Flate-compressed.
@@ -65,7 +63,7 @@ impl PdfAssembler {
         let (w, h, bilevel) = if w == 0 || h == 0 {
             (1, 1, true)
         } else {
-            (w, h, raster::is_bilevel(page))
+            (w, h, is_bilevel(page))
         };
         let (data, bits) = if page.width() == 0 || page.height() == 0 {
             (deflate(&[0x80]), 1)
@@ -128,6 +126,12 @@ impl PdfAssembler {
     }
 }
 
+/// True when every pixel is pure black or pure white, i.e. the page can be stored at one bit
+/// per pixel without loss.
+fn is_bilevel(img: &GrayImage) -> bool {
+    img.as_raw().iter().all(|&p| p == 0 || p == 255)
+}
+
 /// 1 bit per pixel, rows padded to whole bytes, 1 = white (DeviceGray).
 fn pack_bits(page: &GrayImage) -> Vec<u8> {
     let w = page.width() as usize;
@@ -159,6 +163,15 @@ mod tests {
     fn packs_bits_msb_first() {
         let img = GrayImage::from_raw(10, 1, vec![255, 0, 255, 0, 0, 0, 0, 0, 255, 255]).unwrap();
         assert_eq!(pack_bits(&img), vec![0b1010_0000, 0b1100_0000]);
+    }
+
+    #[test]
+    fn only_pure_black_and_white_is_bilevel() {
+        let mut img = GrayImage::from_pixel(5, 5, image::Luma([255]));
+        img.put_pixel(2, 2, image::Luma([0]));
+        assert!(is_bilevel(&img));
+        img.put_pixel(1, 1, image::Luma([7]));
+        assert!(!is_bilevel(&img));
     }
 
     #[test]

@@ -11,7 +11,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 use sqlx::{Any, Transaction};
 
-use crate::cases::insert_event;
+use crate::journal::insert_event;
 use crate::register::{Registration, register_many_in};
 use crate::{
     Backend, Result, Store, StoreError, from_ms, get_i64, get_opt_i64, get_opt_str, get_str, to_ms,
@@ -185,7 +185,7 @@ const COLUMNS: &str = "o.id, c.reference, o.channel, o.recipient, o.subject, o.b
 fn view_of(row: &sqlx::any::AnyRow) -> Result<OutboundView> {
     let time = |col: &str| -> Result<Option<String>> {
         get_opt_i64(row, col)?
-            .map(|ms| from_ms(ms).map(crate::cases::rome_rfc3339))
+            .map(|ms| from_ms(ms).map(crate::time::rome_rfc3339))
             .transpose()
     };
     Ok(OutboundView {
@@ -204,7 +204,7 @@ fn view_of(row: &sqlx::any::AnyRow) -> Result<OutboundView> {
         message_id: get_str(row, "message_id")?,
         attachments: serde_json::from_str(&get_str(row, "attachments")?).unwrap_or_default(),
         created_by: get_str(row, "created_by")?,
-        created_at: crate::cases::rome_rfc3339(from_ms(get_i64(row, "created_at")?)?),
+        created_at: crate::time::rome_rfc3339(from_ms(get_i64(row, "created_at")?)?),
         sent_at: time("sent_at")?,
         accepted_at: time("accepted_at")?,
         delivered_at: time("delivered_at")?,
@@ -448,7 +448,7 @@ impl Store {
                 whatsapp_template: get_i64(row, "whatsapp_template")? != 0,
                 attempts: get_i64(row, "attempts")?,
                 protocol: get_opt_str(row, "protocol")?,
-                queued_at: crate::cases::rome_rfc3339(from_ms(get_i64(row, "created_at")?)?),
+                queued_at: crate::time::rome_rfc3339(from_ms(get_i64(row, "created_at")?)?),
             });
         }
         claimed.sort_by_key(|c| c.id);
@@ -547,7 +547,7 @@ impl Store {
         });
         let kind = match retry_at {
             Some(at) => {
-                detail["retry_at"] = crate::cases::rome_rfc3339(at).into();
+                detail["retry_at"] = crate::time::rome_rfc3339(at).into();
                 "message_retry"
             }
             None => {
@@ -691,7 +691,7 @@ pub(crate) async fn receipt_in(
         "outbound_id": outbound,
         "channel": get_str(&row, "channel")?,
         "error": error,
-        "at": crate::cases::rome_rfc3339(at),
+        "at": crate::time::rome_rfc3339(at),
     });
     insert_event(tx, case_id, now, "system", kind, &detail).await?;
     Ok(Some(reference))
@@ -727,7 +727,7 @@ pub(crate) async fn add_flag(
 pub const PROTOCOL_RULE: &str = "protocol_number";
 
 /// Whether `sender` is one of the police command's configured `police` addresses.
-fn is_police(police: &[String], sender: &crate::cases::CitizenInput) -> bool {
+fn is_police(police: &[String], sender: &crate::citizens::CitizenInput) -> bool {
     [&sender.pec, &sender.email]
         .into_iter()
         .flatten()
@@ -746,7 +746,7 @@ fn is_police(police: &[String], sender: &crate::cases::CitizenInput) -> bool {
 pub(crate) async fn police_answer_case(
     tx: &mut Transaction<'static, Any>,
     police: &[String],
-    sender: &crate::cases::CitizenInput,
+    sender: &crate::citizens::CitizenInput,
     texts: [&str; 2],
 ) -> Result<Option<String>> {
     if !is_police(police, sender) {
@@ -777,7 +777,7 @@ pub(crate) async fn police_answer_case(
 pub(crate) async fn journal_police_answer(
     tx: &mut Transaction<'static, Any>,
     police: &[String],
-    sender: &crate::cases::CitizenInput,
+    sender: &crate::citizens::CitizenInput,
     case_id: i64,
     rule: &str,
     protocol: Option<&str>,

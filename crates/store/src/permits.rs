@@ -385,7 +385,7 @@ fn ms_as_rfc3339<S: serde::Serializer>(
     serializer: S,
 ) -> std::result::Result<S::Ok, S::Error> {
     match chrono::DateTime::from_timestamp_millis(*ms) {
-        Some(t) => serializer.serialize_str(&crate::cases::rome_rfc3339(t)),
+        Some(t) => serializer.serialize_str(&crate::time::rome_rfc3339(t)),
         None => Err(serde::ser::Error::custom(format!(
             "instant out of range: {ms}"
         ))),
@@ -495,7 +495,7 @@ impl Store {
         .await?;
         for e in &events {
             view.history.push(PermitEvent {
-                at: crate::cases::rome_rfc3339(crate::from_ms(get_i64(e, "at")?)?),
+                at: crate::time::rome_rfc3339(crate::from_ms(get_i64(e, "at")?)?),
                 actor: get_str(e, "actor")?,
                 kind: get_str(e, "kind")?,
                 detail: serde_json::from_str(&get_str(e, "detail")?).unwrap_or_default(),
@@ -666,7 +666,7 @@ impl Store {
                     .with("count", over.count)
                     .with("max", over.max)
                     .with("category", &category.name)
-                    .with("at", crate::cases::rome_rfc3339(crate::from_ms(over.at)?))
+                    .with("at", crate::time::rome_rfc3339(crate::from_ms(over.at)?))
                     .with("plates", overlapping.join(", ")),
             ));
         }
@@ -691,8 +691,8 @@ impl Store {
         .await?;
         let detail = serde_json::json!({
             "plate": plate.number, "country": plate.country,
-            "from": crate::cases::rome_rfc3339(crate::from_ms(from_ms)?),
-            "to": crate::cases::rome_rfc3339(crate::from_ms(to_ms_)?),
+            "from": crate::time::rome_rfc3339(crate::from_ms(from_ms)?),
+            "to": crate::time::rome_rfc3339(crate::from_ms(to_ms_)?),
         });
         record_permit_event(&mut tx, &number, now, actor, "temporary_plate", &detail).await?;
         tx.commit().await?;
@@ -855,13 +855,13 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        let case_id = crate::cases::touch_case(&mut tx, case_reference, now).await?;
+        let case_id = crate::journal::touch_case(&mut tx, case_reference, now).await?;
         let detail = serde_json::json!({
             "permit": number,
             "category": new.category,
             "plates": new.plates.iter().map(|p| format!("{} {}", p.number, p.country)).collect::<Vec<_>>(),
-            "valid_from": crate::cases::rome_rfc3339(crate::from_ms(new.valid_from)?),
-            "valid_to": crate::cases::rome_rfc3339(crate::from_ms(new.valid_to)?),
+            "valid_from": crate::time::rome_rfc3339(crate::from_ms(new.valid_from)?),
+            "valid_to": crate::time::rome_rfc3339(crate::from_ms(new.valid_to)?),
             "policy_version": new.policy_version,
         });
         let mut detail = detail;
@@ -877,7 +877,8 @@ impl Store {
             )
             .await?;
         }
-        crate::cases::insert_event(&mut tx, case_id, now, actor, "permit_issued", &detail).await?;
+        crate::journal::insert_event(&mut tx, case_id, now, actor, "permit_issued", &detail)
+            .await?;
         let mut permit_detail = detail.clone();
         if let Some(map) = permit_detail.as_object_mut() {
             map.insert("case".into(), case_reference.into());
@@ -1016,10 +1017,10 @@ impl Store {
         });
         record_permit_event(&mut tx, number, now, actor, "plates_changed", &detail).await?;
         let case_id =
-            crate::cases::touch_case(&mut tx, case_reference, crate::from_ms(now)?).await?;
+            crate::journal::touch_case(&mut tx, case_reference, crate::from_ms(now)?).await?;
         let mut case_detail = detail;
         case_detail["permit"] = number.into();
-        crate::cases::insert_event(
+        crate::journal::insert_event(
             &mut tx,
             case_id,
             crate::from_ms(now)?,
@@ -1485,7 +1486,7 @@ pub(crate) mod tests {
             // Dated when the validity ended, not when the tick noticed.
             assert_eq!(
                 later.history[0].at,
-                crate::cases::rome_rfc3339(crate::from_ms(now + day).unwrap())
+                crate::time::rome_rfc3339(crate::from_ms(now + day).unwrap())
             );
         })
         .await;
@@ -1559,7 +1560,7 @@ pub(crate) mod tests {
                     text,
                     format!(
                         "{plate}|3|2|AA111AA, BB222BB|{}",
-                        crate::cases::rome_rfc3339(fixture_now() - chrono::Duration::hours(5))
+                        crate::time::rome_rfc3339(fixture_now() - chrono::Duration::hours(5))
                     )
                 );
             }

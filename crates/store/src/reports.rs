@@ -35,7 +35,7 @@ use sportello_domain::sla::{self, ClockState, OrphanFacts, Pause};
 use sportello_domain::workflow::PauseKind;
 use utoipa::ToSchema;
 
-use crate::cases::rome_rfc3339;
+use crate::time::rome_rfc3339;
 use crate::{Backend, Result, Store, StoreError, date_text, from_ms, get_opt_str, to_ms};
 
 /// The journal actions that count as the office's *first answer* to a citizen.
@@ -1304,8 +1304,8 @@ fn parse_day_counts(packed: Option<&str>, names: &mut Names) -> Result<Vec<DayCo
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cases::OutgoingDocument;
     use crate::cases::tests::request;
+    use crate::documents::OutgoingDocument;
     use crate::testing::{fixture_now, with_test_store};
     use sportello_domain::roles::Role;
     use sportello_domain::workflow::Action;

@@ -15,7 +15,7 @@ use serde::Serialize;
 use sportello_domain::text;
 use utoipa::ToSchema;
 
-use crate::cases::CitizenView;
+use crate::citizens::CitizenView;
 use crate::{Backend, Result, Store, get_i64, get_opt_str, get_str, to_ms};
 
 /// What a search may look at and how many results it wants.
@@ -567,7 +567,8 @@ mod tests {
     use sportello_domain::case::Channel;
 
     use super::*;
-    use crate::cases::{CitizenInput, NewCase};
+    use crate::cases::NewCase;
+    use crate::citizens::CitizenInput;
     use crate::intake::{Inbound, InboundDocument};
     use crate::testing::{fixture_now, with_test_store};
     use crate::texts::{PageText, TextOutcome};
@@ -986,7 +987,7 @@ mod retention_tests {
                     subject: "Domanda".into(),
                     description: String::new(),
                     channel: sportello_domain::case::Channel::Counter,
-                    citizen: crate::cases::CitizenInput::default(),
+                    citizen: crate::citizens::CitizenInput::default(),
                     fields: serde_json::Map::new(),
                     flags: Vec::new(),
                     actor: "op".into(),

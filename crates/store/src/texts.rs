@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::cases::insert_event;
+use crate::journal::insert_event;
 use crate::search::{EntryOf, upsert_entry};
 use crate::{Result, Store, StoreError, get_i64, get_str, to_ms};
 

@@ -22,7 +22,6 @@ pub struct WhitelistRow {
     pub change: Option<&'static str>,
 }
 
-
 /// Writes the whitelist (CONTRACT §6.3) as `csv` or `json`: zones and windows from the
 /// policy (joined with `;` in CSV), instants in the policy's time zone. A `delta` starts
 /// every row with its `change` (`added` or `removed`).
@@ -108,8 +107,6 @@ pub fn write_whitelist<W: std::io::Write>(
     }
     writer.flush()
 }
-
-
 
 #[cfg(test)]
 mod tests {

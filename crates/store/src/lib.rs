@@ -23,6 +23,7 @@ mod batch;
 pub mod cases;
 mod citizens;
 pub mod contact;
+mod dialect;
 pub mod documents;
 pub mod intake;
 mod journal;

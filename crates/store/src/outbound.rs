@@ -14,7 +14,7 @@ use sqlx::{Any, Transaction};
 use crate::journal::insert_event;
 use crate::register::{Registration, register_many_in};
 use crate::{
-    Backend, Result, Store, StoreError, from_ms, get_i64, get_opt_i64, get_opt_str, get_str, to_ms,
+    Result, Store, StoreError, from_ms, get_i64, get_opt_i64, get_opt_str, get_str, to_ms,
 };
 use sportello_domain::register::Direction;
 
@@ -369,10 +369,7 @@ impl Store {
     /// again with the same Message-ID, which the receiving side deduplicates).
     pub async fn claim_outbound(&self, limit: i64, lease: Duration) -> Result<Vec<Claimed>> {
         let now = self.clock.now();
-        let skip_locked = match self.backend {
-            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
-            Backend::Sqlite => "",
-        };
+        let skip_locked = crate::dialect::skip_locked(self.backend);
         let sql = format!(
             "UPDATE outbound_messages SET status = 'sending', attempts = attempts + 1, next_attempt_at = $1 \
              WHERE id IN (SELECT id FROM outbound_messages WHERE status IN ('queued', 'sending') \

@@ -131,7 +131,7 @@ impl Store {
     /// document left `running` was being read by a process that died: it goes back to the
     /// queue at once. (On PostgreSQL other instances may be reading: their claims lapse.)
     pub async fn release_stale_text_claims(&self) -> Result<u64> {
-        if self.backend != crate::Backend::Sqlite {
+        if !crate::dialect::single_process(self.backend) {
             return Ok(0);
         }
         let done = sqlx::query(

@@ -9,6 +9,7 @@ use super::model::{
     Arg, CASE_COLUMNS, CASE_FROM, CaseFilter, CaseRecord, CaseSummary, CaseView, DocumentTuple,
     EventTuple, EventView, SlaJson, json_text,
 };
+use crate::dialect;
 use crate::documents::DocumentView;
 use crate::time::rome_rfc3339;
 use crate::{Result, Store, StoreError, date_text, from_ms, get_i64, get_str, to_ms};
@@ -17,20 +18,7 @@ impl Store {
     /// The whole case with documents and journal, read in one query (the journal and the
     /// documents are aggregated to JSON by the database).
     pub async fn get_case(&self, reference: &str) -> Result<CaseView> {
-        let aggregates = match self.backend {
-            crate::Backend::Sqlite => {
-                "(SELECT json_group_array(json_array(e.id, e.at, e.actor, e.kind, e.detail)) \
-                   FROM case_events e WHERE e.case_id = c.id) AS events_json, \
-                 (SELECT json_group_array(json_array(d.id, d.sha256, d.filename, d.media_type, d.size, d.uploaded_at, d.uploaded_by, d.text_status, d.text_error)) \
-                   FROM documents d WHERE d.case_id = c.id) AS documents_json"
-            }
-            crate::Backend::Postgres => {
-                "(SELECT COALESCE(json_agg(json_build_array(e.id, e.at, e.actor, e.kind, e.detail)), '[]'::json)::text \
-                   FROM case_events e WHERE e.case_id = c.id) AS events_json, \
-                 (SELECT COALESCE(json_agg(json_build_array(d.id, d.sha256, d.filename, d.media_type, d.size, d.uploaded_at, d.uploaded_by, d.text_status, d.text_error)), '[]'::json)::text \
-                   FROM documents d WHERE d.case_id = c.id) AS documents_json"
-            }
-        };
+        let aggregates = dialect::case_aggregates(self.backend);
         let sql =
             format!("SELECT {CASE_COLUMNS}, {aggregates} FROM {CASE_FROM} WHERE c.reference = $1");
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))

@@ -43,14 +43,7 @@ pub(super) async fn lock_permit(
     backend: crate::Backend,
     number: &str,
 ) -> Result<()> {
-    let sql = match backend {
-        crate::Backend::Postgres => {
-            "SELECT id FROM permit_rows WHERE permit = $1 ORDER BY id FOR UPDATE"
-        }
-        crate::Backend::Sqlite => {
-            "UPDATE permit_rows SET status = status WHERE id = (SELECT MIN(id) FROM permit_rows WHERE permit = $1)"
-        }
-    };
+    let sql = crate::dialect::lock_permit(backend);
     sqlx::query(sql).bind(number).execute(&mut **tx).await?;
     Ok(())
 }

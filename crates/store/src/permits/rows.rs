@@ -5,6 +5,7 @@ use sportello_domain::ztl::permits::RegisterRow;
 use sportello_domain::ztl::transits::PermitRow;
 
 use super::model::ImportCounts;
+use crate::dialect;
 use crate::permits::WhitelistRow;
 use crate::{Result, Store, get_i64, get_str, to_ms};
 
@@ -79,20 +80,7 @@ impl Store {
     /// separated by U+001F, rows by U+001E); `None` when a field holds a separator.
     pub(super) async fn permit_rows_packed(&self) -> Result<Option<Vec<PermitRow>>> {
         const CHUNK: i64 = 5_000;
-        let sql = match self.backend {
-            crate::Backend::Sqlite => {
-                "SELECT MAX(id) AS last, group_concat(permit || char(31) || category || char(31) || plate || char(31) \
-                 || country || char(31) || valid_from || char(31) || valid_to || char(31) || status, char(30)) AS packed \
-                 FROM (SELECT id, permit, category, plate, country, valid_from, valid_to, status FROM permit_rows \
-                 WHERE id > $1 ORDER BY id LIMIT $2) chunk"
-            }
-            crate::Backend::Postgres => {
-                "SELECT MAX(id) AS last, string_agg(permit || chr(31) || category || chr(31) || plate || chr(31) \
-                 || country || chr(31) || valid_from::text || chr(31) || valid_to::text || chr(31) || status, chr(30)) AS packed \
-                 FROM (SELECT id, permit, category, plate, country, valid_from, valid_to, status FROM permit_rows \
-                 WHERE id > $1 ORDER BY id LIMIT $2) chunk"
-            }
-        };
+        let sql = dialect::packed_permit_rows(self.backend);
         let mut rows = Vec::new();
         let mut after = 0_i64;
         loop {

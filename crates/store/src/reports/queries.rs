@@ -5,18 +5,8 @@ use chrono::NaiveDate;
 
 use super::figures::fast_date;
 use super::model::{ClosedCase, DayCount, Names};
-use crate::{Backend, Result, Store, StoreError, date_text, get_opt_str};
-
-/// The answer predicate on SQLite, word for word the predicate of the partial index
-/// `case_events_answers` (migration 0014), so that the index applies and covers the query.
-pub(super) const ANSWER_PREDICATE_SQLITE: &str = "e.actor <> 'system' AND ((e.kind = 'action' AND json_extract(e.detail, '$.action') IN \
-    ('request_integration', 'notify_rejection', 'approve', 'reject', 'issue', 'confirm', 'annul')) \
-    OR (e.kind = 'document_added' AND json_extract(e.detail, '$.protocol') IS NOT NULL))";
-
-/// The same on PostgreSQL (its index predicate in migration 0014).
-pub(super) const ANSWER_PREDICATE_POSTGRES: &str = "e.actor <> 'system' AND ((e.kind = 'action' AND (e.detail::json ->> 'action') IN \
-    ('request_integration', 'notify_rejection', 'approve', 'reject', 'issue', 'confirm', 'annul')) \
-    OR (e.kind = 'document_added' AND (e.detail::json ->> 'protocol') IS NOT NULL))";
+use crate::dialect;
+use crate::{Result, Store, StoreError, date_text, get_opt_str};
 
 impl Store {
     /// The cases closed in `[start_ms, end_ms)` packed into one text ([`Store::packed_rows`]),
@@ -64,10 +54,7 @@ impl Store {
     }
 
     pub(super) fn first_answers_sql(&self) -> String {
-        let predicate = match self.backend {
-            Backend::Sqlite => ANSWER_PREDICATE_SQLITE,
-            Backend::Postgres => ANSWER_PREDICATE_POSTGRES,
-        };
+        let predicate = dialect::answer_predicate(self.backend);
         format!(
             "SELECT {} AS packed FROM (SELECT e.case_id, MIN(e.at) AS first_at FROM case_events e \
              WHERE e.case_id >= (SELECT MIN(c.id) FROM cases c WHERE c.closed_at >= $1 AND c.closed_at < $2) \
@@ -83,20 +70,12 @@ impl Store {
     /// cheaper there than chains of `||`), `v,v;v,v` on PostgreSQL (where `json_agg` of
     /// `json_build_array` costs twice `string_agg`).
     pub(super) fn packed_rows(&self, columns: &[&str]) -> String {
-        match self.backend {
-            Backend::Sqlite => format!("json_group_array(json_array({}))", columns.join(", ")),
-            Backend::Postgres => format!("string_agg({}, ';')", columns.join(" || ',' || ")),
-        }
+        dialect::packed_rows(self.backend, columns)
     }
 
     /// The aggregate that turns rows of `columns` into one JSON array of arrays.
     pub(super) fn json_rows(&self, columns: &str) -> String {
-        match self.backend {
-            Backend::Sqlite => format!("json_group_array(json_array({columns}))"),
-            Backend::Postgres => {
-                format!("COALESCE(json_agg(json_build_array({columns})), '[]'::json)::text")
-            }
-        }
+        dialect::json_rows(self.backend, columns)
     }
 
     /// Cases received per day, case type and channel from `from` to `to` (Rome dates),
@@ -140,10 +119,7 @@ impl Store {
     }
 
     pub(super) fn pack_day_counts(&self) -> &'static str {
-        match self.backend {
-            Backend::Sqlite => "group_concat(g.d || ',' || g.t || ',' || g.ch || ',' || g.n, ';')",
-            Backend::Postgres => "string_agg(g.d || ',' || g.t || ',' || g.ch || ',' || g.n, ';')",
-        }
+        dialect::pack_day_counts(self.backend)
     }
 }
 
@@ -287,6 +263,7 @@ pub(super) fn parse_day_counts(packed: Option<&str>, names: &mut Names) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Backend;
     use crate::reports::model::ANSWER_ACTIONS;
 
     use crate::testing::with_test_store;
@@ -330,11 +307,11 @@ mod tests {
             .join(", ");
         for (predicate, migration) in [
             (
-                ANSWER_PREDICATE_SQLITE,
+                crate::dialect::ANSWER_PREDICATE_SQLITE,
                 include_str!("../../migrations/sqlite/0014_reports.sql"),
             ),
             (
-                ANSWER_PREDICATE_POSTGRES,
+                crate::dialect::ANSWER_PREDICATE_POSTGRES,
                 include_str!("../../migrations/postgres/0014_reports.sql"),
             ),
         ] {

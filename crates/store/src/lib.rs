@@ -39,6 +39,7 @@ pub mod texts;
 mod time;
 pub mod transits;
 pub mod users;
+mod values;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");

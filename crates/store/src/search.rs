@@ -17,6 +17,7 @@ use utoipa::ToSchema;
 
 use crate::citizens::CitizenView;
 use crate::dialect;
+use crate::values::{rows_per_statement, values};
 use crate::{Backend, Result, Store, get_i64, get_opt_str, get_str, to_ms};
 
 /// What a search may look at and how many results it wants.
@@ -155,15 +156,12 @@ pub(crate) async fn insert_case_entries(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     cases: &[(i64, String)],
 ) -> Result<()> {
-    // 3 parameters per row, well under both engines' limits for the batch sizes used.
-    for chunk in cases.chunks(200) {
-        let rows: Vec<String> = (0..chunk.len())
-            .map(|i| format!("(${}, 'case', ${}, ${})", i * 3 + 1, i * 3 + 2, i * 3 + 3))
-            .collect();
+    const ROW: &str = "($1, 'case', $2, $3)";
+    for chunk in cases.chunks(rows_per_statement(3, 200)) {
+        let rows = values(ROW, chunk.len());
         let sql = format!(
-            "INSERT INTO search_entries (key, kind, case_id, terms) VALUES {} \
-             ON CONFLICT (key) DO UPDATE SET terms = excluded.terms",
-            rows.join(", ")
+            "INSERT INTO search_entries (key, kind, case_id, terms) VALUES {rows} \
+             ON CONFLICT (key) DO UPDATE SET terms = excluded.terms"
         );
         let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
         for (id, text_to_index) in chunk {

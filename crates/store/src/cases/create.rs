@@ -14,6 +14,7 @@ use super::model::{CaseRecord, CaseView, CreatedCase, EventView, NewCase, json_t
 use crate::citizens::{correspondent_of, upsert_citizen};
 use crate::register::{Registration, register_many_in};
 use crate::time::rome_rfc3339;
+use crate::values::values;
 use crate::{Result, Store, StoreError, date_text, get_i64, get_str, to_ms};
 
 impl Store {
@@ -180,23 +181,18 @@ impl Store {
                 unique
             })
             .collect();
-        const CASE_PARAMS: usize = 16;
-        let rows: Vec<String> = (0..batch.len())
-            .map(|i| {
-                let p: Vec<String> = (1..=CASE_PARAMS).map(|k| format!("${}", i * CASE_PARAMS + k)).collect();
-                format!(
-                    "({}, {}, 'received', {}, {}, {}, {}, NULL, {}, {}, {}, {}, {}, {}, 0, {}, NULL, NULL, 0, 0, {}, {}, {}, NULL, 1, {})",
-                    p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[11], p[12], p[13], p[14], p[15], p[15]
-                )
-            })
-            .collect();
+        // 16 parameters a case; the last (ingested_at) also stands for last_event_at.
+        let rows = values(
+            "($1, $2, 'received', $3, $4, $5, $6, NULL, $7, $8, $9, $10, $11, $12, 0, $13, NULL, NULL, 0, 0, \
+             $14, $15, $16, NULL, 1, $16)",
+            batch.len(),
+        );
         let sql = format!(
             "INSERT INTO cases (reference, case_type, status, subject, description, channel, citizen_id, assignee_id, \
              priority, protocol, received_at, received_on, term_days, service_days, paused_days, due_on, pause_kind, \
              pause_started_on, integration_requested, rejection_notified, flags, fields, last_event_at, closed_at, version, \
              ingested_at) \
-             VALUES {} RETURNING id, reference",
-            rows.join(", ")
+             VALUES {rows} RETURNING id, reference"
         );
         let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
         for (i, new) in batch.iter().enumerate() {
@@ -249,22 +245,9 @@ impl Store {
                 })
             })
             .collect();
-        let events: Vec<String> = (0..batch.len())
-            .map(|i| {
-                format!(
-                    "(${}, ${}, ${}, ${}, ${})",
-                    i * 5 + 1,
-                    i * 5 + 2,
-                    i * 5 + 3,
-                    i * 5 + 4,
-                    i * 5 + 5
-                )
-            })
-            .collect();
-        let sql = format!(
-            "INSERT INTO case_events (case_id, at, actor, kind, detail) VALUES {}",
-            events.join(", ")
-        );
+        let events = values("($1, $2, $3, $4, $5)", batch.len());
+        let sql =
+            format!("INSERT INTO case_events (case_id, at, actor, kind, detail) VALUES {events}");
         let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
         for (i, new) in batch.iter().enumerate() {
             let case_id = case_ids

@@ -7,6 +7,7 @@ use sportello_domain::ztl::transits::PermitRow;
 use super::model::ImportCounts;
 use crate::dialect;
 use crate::permits::WhitelistRow;
+use crate::values::{rows_per_statement, values};
 use crate::{Result, Store, get_i64, get_str, to_ms};
 
 impl Store {
@@ -24,20 +25,13 @@ impl Store {
         let mut added = 0u64;
         // Small statements: sqlx's SQLite driver looks every `$N` up by name, which costs
         // the square of the parameters of one statement (500 rows took 9 s per 100,000).
-        for chunk in rows.chunks(40) {
-            let values: Vec<String> = (0..chunk.len())
-                .map(|i| {
-                    let p: Vec<String> = (1..=COLUMNS)
-                        .map(|k| format!("${}", i * COLUMNS + k))
-                        .collect();
-                    format!("({})", p.join(", "))
-                })
-                .collect();
+        const ROW: &str = "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
+        for chunk in rows.chunks(rows_per_statement(COLUMNS, 40)) {
+            let values = values(ROW, chunk.len());
             let sql = format!(
                 "INSERT INTO permit_rows (permit, category, holder_fiscal_code, holder_name, plate, country, \
-                 valid_from, valid_to, status, source, recorded_at, recorded_by, policy_version) VALUES {} \
-                 ON CONFLICT (permit, plate, valid_from) DO NOTHING",
-                values.join(", ")
+                 valid_from, valid_to, status, source, recorded_at, recorded_by, policy_version) VALUES {values} \
+                 ON CONFLICT (permit, plate, valid_from) DO NOTHING"
             );
             let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
             for r in chunk {

@@ -1,4 +1,4 @@
-//! The contact centre and the counter (issue #7). Citizens without e-mail prefer the
+//! The contact centre and the counter. Citizens without e-mail prefer the
 //! phone: the office keeps a queue of calls to make (the citizen has no digital contact,
 //! has not answered a request, or an operator asked for it), each call logged with its
 //! outcome on the case's timeline; and when the citizen's presence is indispensable, an

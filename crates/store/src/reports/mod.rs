@@ -1,4 +1,4 @@
-//! The office's measurements (issue #6): throughput over a period — lead times, time to
+//! The office's measurements: throughput over a period — lead times, time to
 //! first answer, opened against closed per week, backlog, terms met — and the SLA report
 //! with the lists of late and orphan cases.
 //!

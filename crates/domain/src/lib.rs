@@ -12,6 +12,7 @@ pub mod outbound;
 pub mod plate;
 pub mod refusal;
 pub mod register;
+pub mod reports;
 pub mod roles;
 pub mod sla;
 pub mod text;

@@ -6,6 +6,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::values::{rows_per_statement, values};
 use crate::{Result, Store, to_ms};
 
 /// One access to personal data.
@@ -49,22 +50,9 @@ impl AuditSender {
 /// Writes records with multi-row inserts (100 rows a statement) in one transaction.
 async fn write_batch(store: &Store, batch: &[AccessRecord]) -> Result<()> {
     let mut tx = store.write.begin().await?;
-    for chunk in batch.chunks(100) {
-        let rows: Vec<String> = (0..chunk.len())
-            .map(|i| {
-                format!(
-                    "(${}, ${}, ${}, ${})",
-                    i * 4 + 1,
-                    i * 4 + 2,
-                    i * 4 + 3,
-                    i * 4 + 4
-                )
-            })
-            .collect();
-        let sql = format!(
-            "INSERT INTO access_log (at, actor, action, target) VALUES {}",
-            rows.join(", ")
-        );
+    for chunk in batch.chunks(rows_per_statement(4, 100)) {
+        let rows = values("($1, $2, $3, $4)", chunk.len());
+        let sql = format!("INSERT INTO access_log (at, actor, action, target) VALUES {rows}");
         let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
         for r in chunk {
             insert = insert

@@ -1,4 +1,4 @@
-//! The contact centre and the counter (issue #7). Citizens without e-mail prefer the
+//! The contact centre and the counter. Citizens without e-mail prefer the
 //! phone: the office keeps a queue of calls to make (the citizen has no digital contact,
 //! has not answered a request, or an operator asked for it), each call logged with its
 //! outcome on the case's timeline; and when the citizen's presence is indispensable, an
@@ -15,7 +15,8 @@ use sportello_domain::calendar::{rome_date, rome_start_of_day};
 use sportello_domain::refusal::Refusal;
 use sqlx::{Any, Transaction};
 
-use crate::cases::{insert_event, rome_rfc3339, touch_case};
+use crate::journal::{insert_event, touch_case};
+use crate::time::rome_rfc3339;
 use crate::{
     Result, Store, StoreError, date_text, from_ms, get_i64, get_opt_i64, get_opt_str, get_str,
     to_ms,

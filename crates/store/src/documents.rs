@@ -6,17 +6,22 @@ use std::path::Path;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use chrono::{DateTime, Utc};
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use sportello_domain::register::Direction;
+use sqlx::{Any, Transaction};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use utoipa::ToSchema;
 
-use crate::cases::{rome_rfc3339, touch_case};
-use crate::{Result, Store, StoreError, from_ms, get_i64, get_str};
+use crate::journal::{insert_event, touch_case};
+use crate::register::{Registration, register_many_in};
+use crate::time::rome_rfc3339;
+use crate::{Result, Store, StoreError, from_ms, get_i64, get_str, to_ms};
 
 /// A document's metadata, as the API returns it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -377,15 +382,14 @@ impl Store {
         let now = self.clock.now();
         let mut tx = self.write.begin().await?;
         let case_id = touch_case(&mut tx, reference, now).await?;
-        let doc = crate::cases::OutgoingDocument {
+        let doc = OutgoingDocument {
             sha256: sha256.to_owned(),
             size,
             filename: filename.to_owned(),
             media_type: media_type.to_owned(),
             register: None,
         };
-        let ids =
-            crate::cases::attach_outgoing(&mut tx, case_id, reference, now, actor, &[doc]).await?;
+        let ids = attach_outgoing(&mut tx, case_id, reference, now, actor, &[doc]).await?;
         tx.commit().await?;
         let id = ids
             .into_iter()
@@ -424,6 +428,102 @@ impl Store {
             .map(|r| Ok((get_str(r, "sha256")?, crate::get_opt_i64(r, "size")?)))
             .collect()
     }
+}
+
+/// A document an action produces, already stored in the blob store.
+#[derive(Debug, Clone)]
+pub struct OutgoingDocument {
+    /// SHA-256 of the bytes.
+    pub sha256: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// File name shown on the case.
+    pub filename: String,
+    /// Media type.
+    pub media_type: String,
+    /// `Some((recipient, subject))` to register it outgoing in the protocol register.
+    pub register: Option<(String, String)>,
+}
+
+/// Attaches documents to the locked case and registers those that ask for it, each with
+/// its journal entry (naming the protocol number when there is one); returns their ids.
+pub(crate) async fn attach_outgoing(
+    tx: &mut Transaction<'static, Any>,
+    case_id: i64,
+    reference: &str,
+    now: DateTime<Utc>,
+    actor: &str,
+    outgoing: &[OutgoingDocument],
+) -> Result<Vec<String>> {
+    let registrations: Vec<Registration<'_>> = outgoing
+        .iter()
+        .filter_map(|doc| {
+            doc.register
+                .as_ref()
+                .map(|(recipient, subject)| Registration {
+                    direction: Direction::Out,
+                    correspondent: recipient,
+                    subject,
+                    document_sha256: &doc.sha256,
+                    case_reference: Some(reference),
+                })
+        })
+        .collect();
+    let mut numbers = register_many_in(tx, now, &registrations).await?.into_iter();
+    let mut ids = Vec::with_capacity(outgoing.len());
+    for doc in outgoing {
+        let (id, filename) = insert_document(
+            tx,
+            case_id,
+            (&doc.sha256, doc.size, &doc.filename, &doc.media_type),
+            now,
+            actor,
+            None,
+        )
+        .await?;
+        let mut detail = serde_json::json!({
+            "document_id": id, "filename": filename, "sha256": doc.sha256, "size": doc.size,
+        });
+        if doc.register.is_some()
+            && let Some(number) = numbers.next()
+        {
+            detail["protocol"] = number.to_string().into();
+        }
+        insert_event(tx, case_id, now, actor, "document_added", &detail).await?;
+        ids.push(id);
+    }
+    Ok(ids)
+}
+
+/// Inserts one document row (`sha256, size, filename, media_type`), the file name cleaned
+/// for display, linked to the inbound message it came with, if any; returns its new id
+/// and the cleaned name.
+pub(crate) async fn insert_document(
+    tx: &mut Transaction<'static, Any>,
+    case_id: i64,
+    (sha256, size, filename, media_type): (&str, u64, &str, &str),
+    now: DateTime<Utc>,
+    actor: &str,
+    inbound_message: Option<i64>,
+) -> Result<(String, String)> {
+    let id = format!("{:032x}", rand::random::<u128>());
+    let filename = display_filename(filename);
+    sqlx::query(
+        "INSERT INTO documents (id, case_id, sha256, filename, media_type, size, uploaded_at, uploaded_by, inbound_message_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(&id)
+    .bind(case_id)
+    .bind(sha256)
+    .bind(&filename)
+    .bind(media_type)
+    .bind(size as i64)
+    .bind(to_ms(now))
+    .bind(actor)
+    .bind(inbound_message)
+    .execute(&mut **tx)
+    .await?;
+    Ok((id, filename))
 }
 
 #[cfg(test)]

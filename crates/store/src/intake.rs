@@ -11,7 +11,9 @@ use sportello_domain::register::Direction;
 use sportello_domain::workflow::Action;
 use utoipa::ToSchema;
 
-use crate::cases::{CitizenInput, NewCase, insert_event, touch_case};
+use crate::cases::NewCase;
+use crate::citizens::CitizenInput;
+use crate::journal::{insert_event, touch_case};
 use crate::register::{Registration, register_many_in};
 use crate::{Result, Store, StoreError, get_i64, get_str, to_ms};
 
@@ -601,7 +603,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<()> {
         for doc in documents {
-            let (id, filename) = crate::cases::insert_document(
+            let (id, filename) = crate::documents::insert_document(
                 tx,
                 case_id,
                 (&doc.sha256, doc.size, &doc.filename, &doc.media_type),
@@ -635,8 +637,8 @@ impl Store {
     pub async fn lookup_caller(
         &self,
         number: &str,
-    ) -> Result<Option<(crate::cases::CitizenView, Vec<String>)>> {
-        let Some(key) = crate::cases::phone_key(number) else {
+    ) -> Result<Option<(crate::citizens::CitizenView, Vec<String>)>> {
+        let Some(key) = crate::citizens::phone_key(number) else {
             return Ok(None);
         };
         let Some(row) = sqlx::query(
@@ -656,7 +658,7 @@ impl Store {
             .iter()
             .map(|r| get_str(r, "reference"))
             .collect::<Result<Vec<_>>>()?;
-        let citizen = crate::cases::CitizenView {
+        let citizen = crate::citizens::CitizenView {
             fiscal_code: crate::get_opt_str(&row, "fiscal_code")?,
             name: crate::get_opt_str(&row, "name")?,
             email: crate::get_opt_str(&row, "email")?,

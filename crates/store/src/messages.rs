@@ -11,7 +11,10 @@ use sportello_domain::case::Channel;
 use sportello_domain::fiscal_code::FiscalCode;
 use utoipa::ToSchema;
 
-use crate::cases::{CitizenInput, NewCase, insert_event, rome_rfc3339, touch_case};
+use crate::cases::NewCase;
+use crate::citizens::CitizenInput;
+use crate::journal::{insert_event, touch_case};
+use crate::time::rome_rfc3339;
 use crate::{Result, Store, StoreError, from_ms, get_i64, get_opt_str, get_str, to_ms};
 
 /// An inbound message as listed on its case.

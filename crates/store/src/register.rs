@@ -10,6 +10,7 @@ use sportello_domain::register::{
 use sqlx::any::AnyRow;
 use sqlx::{Any, Transaction};
 
+use crate::values::values;
 use crate::{Result, Store, StoreError, from_ms, get_i64, get_opt_str, get_str, to_ms};
 
 /// What a registration records besides its number and time.
@@ -86,29 +87,10 @@ pub(crate) async fn register_many_in(
         last = Some(number);
         rows.push((entry, hash));
     }
-    let placeholders: Vec<String> = (0..rows.len())
-        .map(|i| {
-            let b = i * 11;
-            format!(
-                "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                b + 1,
-                b + 2,
-                b + 3,
-                b + 4,
-                b + 5,
-                b + 6,
-                b + 7,
-                b + 8,
-                b + 9,
-                b + 10,
-                b + 11
-            )
-        })
-        .collect();
+    let placeholders = values("($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)", rows.len());
     let sql = format!(
         "INSERT INTO protocol_register (number, year, seq, registered_at, direction, correspondent, subject, \
-         document_sha256, case_reference, prev_hash, entry_hash) VALUES {}",
-        placeholders.join(", ")
+         document_sha256, case_reference, prev_hash, entry_hash) VALUES {placeholders}"
     );
     let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
     for (entry, hash) in &rows {

@@ -15,7 +15,9 @@ use serde::Serialize;
 use sportello_domain::text;
 use utoipa::ToSchema;
 
-use crate::cases::CitizenView;
+use crate::citizens::CitizenView;
+use crate::dialect;
+use crate::values::{rows_per_statement, values};
 use crate::{Backend, Result, Store, get_i64, get_opt_str, get_str, to_ms};
 
 /// What a search may look at and how many results it wants.
@@ -154,15 +156,12 @@ pub(crate) async fn insert_case_entries(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     cases: &[(i64, String)],
 ) -> Result<()> {
-    // 3 parameters per row, well under both engines' limits for the batch sizes used.
-    for chunk in cases.chunks(200) {
-        let rows: Vec<String> = (0..chunk.len())
-            .map(|i| format!("(${}, 'case', ${}, ${})", i * 3 + 1, i * 3 + 2, i * 3 + 3))
-            .collect();
+    const ROW: &str = "($1, 'case', $2, $3)";
+    for chunk in cases.chunks(rows_per_statement(3, 200)) {
+        let rows = values(ROW, chunk.len());
         let sql = format!(
-            "INSERT INTO search_entries (key, kind, case_id, terms) VALUES {} \
-             ON CONFLICT (key) DO UPDATE SET terms = excluded.terms",
-            rows.join(", ")
+            "INSERT INTO search_entries (key, kind, case_id, terms) VALUES {rows} \
+             ON CONFLICT (key) DO UPDATE SET terms = excluded.terms"
         );
         let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
         for (id, text_to_index) in chunk {
@@ -206,14 +205,7 @@ impl Store {
 
     /// Whether a query has at least [`RANK_WINDOW`] matching entries (counting stops there).
     async fn window_is_full(&self, match_arg: &str) -> Result<bool> {
-        let sql = match self.backend {
-            Backend::Sqlite => format!(
-                "SELECT COUNT(*) AS n FROM (SELECT rowid FROM search_fts WHERE search_fts MATCH $1 LIMIT {RANK_WINDOW}) w"
-            ),
-            Backend::Postgres => format!(
-                "SELECT COUNT(*) AS n FROM (SELECT id FROM search_entries WHERE tsv @@ to_tsquery('simple', $1) LIMIT {RANK_WINDOW}) w"
-            ),
-        };
+        let sql = dialect::search_window_count(self.backend, RANK_WINDOW);
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(match_arg.to_owned())
             .fetch_one(&self.read)
@@ -230,16 +222,7 @@ impl Store {
         window: Option<u32>,
     ) -> Result<Vec<RawHit>> {
         let cap = window.map_or_else(String::new, |w| format!(" LIMIT {w}"));
-        let matches = match self.backend {
-            Backend::Sqlite => format!(
-                "(SELECT rowid AS id, bm25(search_fts) AS score FROM search_fts \
-                 WHERE search_fts MATCH $1 ORDER BY rowid DESC{cap}) f"
-            ),
-            Backend::Postgres => format!(
-                "(SELECT e0.id, -ts_rank(e0.tsv, q) AS score FROM search_entries e0, to_tsquery('simple', $1) q \
-                 WHERE e0.tsv @@ q ORDER BY e0.id DESC{cap}) f"
-            ),
-        };
+        let matches = dialect::search_matches(self.backend, &cap);
         let mut filters = String::new();
         let mut n = 1;
         let mut next = || {
@@ -463,10 +446,7 @@ fn match_expression(backend: Backend, q: &str, clauses: &[text::QueryClause]) ->
         .chars()
         .last()
         .is_some_and(char::is_alphanumeric);
-    let (quote, prefix, and, or): (fn(&str) -> String, &str, &str, &str) = match backend {
-        Backend::Sqlite => (|t| format!("\"{t}\""), "*", " AND ", " OR "),
-        Backend::Postgres => (|t| t.to_owned(), ":*", " & ", " | "),
-    };
+    let (quote, prefix, and, or) = dialect::match_syntax(backend);
     let group = |parts: Vec<String>, op: &str| {
         if parts.len() == 1 {
             parts.into_iter().collect()
@@ -567,7 +547,8 @@ mod tests {
     use sportello_domain::case::Channel;
 
     use super::*;
-    use crate::cases::{CitizenInput, NewCase};
+    use crate::cases::NewCase;
+    use crate::citizens::CitizenInput;
     use crate::intake::{Inbound, InboundDocument};
     use crate::testing::{fixture_now, with_test_store};
     use crate::texts::{PageText, TextOutcome};
@@ -986,7 +967,7 @@ mod retention_tests {
                     subject: "Domanda".into(),
                     description: String::new(),
                     channel: sportello_domain::case::Channel::Counter,
-                    citizen: crate::cases::CitizenInput::default(),
+                    citizen: crate::citizens::CitizenInput::default(),
                     fields: serde_json::Map::new(),
                     flags: Vec::new(),
                     actor: "op".into(),

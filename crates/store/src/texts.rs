@@ -10,8 +10,9 @@ use std::time::Duration;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::cases::insert_event;
+use crate::journal::insert_event;
 use crate::search::{EntryOf, upsert_entry};
+use crate::values::{rows_per_statement, values};
 use crate::{Result, Store, StoreError, get_i64, get_str, to_ms};
 
 /// A claimed document to read.
@@ -131,7 +132,7 @@ impl Store {
     /// document left `running` was being read by a process that died: it goes back to the
     /// queue at once. (On PostgreSQL other instances may be reading: their claims lapse.)
     pub async fn release_stale_text_claims(&self) -> Result<u64> {
-        if self.backend != crate::Backend::Sqlite {
+        if !crate::dialect::single_process(self.backend) {
             return Ok(0);
         }
         let done = sqlx::query(
@@ -185,22 +186,11 @@ impl Store {
         let mut index_text = format!("{}\n", job.filename);
         let (status, error, pages) = match &outcome {
             TextOutcome::Pages(pages) => {
-                for chunk in pages.chunks(100) {
-                    let rows: Vec<String> = (0..chunk.len())
-                        .map(|i| {
-                            format!(
-                                "(${}, ${}, ${}, ${})",
-                                i * 4 + 1,
-                                i * 4 + 2,
-                                i * 4 + 3,
-                                i * 4 + 4
-                            )
-                        })
-                        .collect();
+                for chunk in pages.chunks(rows_per_statement(4, 100)) {
+                    let rows = values("($1, $2, $3, $4)", chunk.len());
                     let sql = format!(
-                        "INSERT INTO document_texts (sha256, page, method, text) VALUES {} \
-                         ON CONFLICT (sha256, page) DO NOTHING",
-                        rows.join(", ")
+                        "INSERT INTO document_texts (sha256, page, method, text) VALUES {rows} \
+                         ON CONFLICT (sha256, page) DO NOTHING"
                     );
                     let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
                     for p in chunk {

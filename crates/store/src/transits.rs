@@ -61,7 +61,7 @@ impl Store {
         rows.iter()
             .map(|r| {
                 Ok(TransitCheckView {
-                    checked_at: crate::cases::rome_rfc3339(crate::from_ms(get_i64(
+                    checked_at: crate::time::rome_rfc3339(crate::from_ms(get_i64(
                         r,
                         "checked_at",
                     )?)?),

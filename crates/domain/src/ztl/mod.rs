@@ -6,3 +6,4 @@ pub mod permits;
 pub mod plate_limit;
 pub mod policy;
 pub mod transits;
+pub mod whitelist;

@@ -20,6 +20,8 @@ pub struct Install {
     pub database_url: String,
     pub port: u16,
     server: Option<Child>,
+    /// Where the last `serve` started by [`Install::start`] writes its output.
+    server_log: Option<PathBuf>,
     pub client: reqwest::Client,
 }
 
@@ -52,6 +54,7 @@ impl Install {
             database_url,
             port,
             server: None,
+            server_log: None,
             client,
         }
     }
@@ -115,6 +118,7 @@ impl Install {
     pub async fn start_with_env(&mut self, args: &[&str], envs: &[(&str, &str)]) -> String {
         let (child, log) = self.launch(args, envs);
         self.server = Some(child);
+        self.server_log = Some(log.clone());
         let base = self.base();
         wait_healthy(&self.client, &base, self.server.as_mut().unwrap(), &log).await
     }
@@ -147,6 +151,14 @@ impl Install {
             .spawn()
             .unwrap();
         (child, log)
+    }
+
+    /// What the server printed and logged so far.
+    pub fn server_log(&self) -> String {
+        self.server_log
+            .as_ref()
+            .and_then(|log| std::fs::read_to_string(log).ok())
+            .unwrap_or_default()
     }
 
     /// Kills the server at once (SIGKILL), as a crash would.

@@ -372,3 +372,43 @@ pub fn case_body() -> Value {
 }
 
 pub use sportello_store::testing::tools_present;
+
+/// A started installation with the users asked (login, role), each with its password and
+/// API token, in the order asked.
+pub async fn started_with(users: &[(&str, &str)]) -> (Install, Vec<(String, String)>) {
+    let mut install = Install::new("").await;
+    let credentials = users
+        .iter()
+        .map(|(login, role)| install.user_with_password(login, role))
+        .collect();
+    install.start(&[]).await;
+    (install, credentials)
+}
+
+impl Install {
+    /// Performs a workflow action on a case through the API and expects it done.
+    pub async fn act(&self, token: &str, reference: &str, action: Value) {
+        let (status, _, body) = self
+            .call(
+                "POST",
+                &format!("/api/v1/cases/{reference}/actions"),
+                Some(token),
+                Some(action),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+
+    /// Ingests one e-mail (its raw text) through the CLI; the JSON line it printed.
+    pub fn ingest_mail(&self, name: &str, raw: &str) -> Value {
+        let eml = self.dir.path().join(name);
+        std::fs::write(&eml, raw).unwrap();
+        let out = self.cli(&["ingest", eml.to_str().unwrap()]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+}

@@ -7,7 +7,7 @@ use reqwest::multipart::{Form, Part};
 use serde_json::json;
 
 use crate::browser::{Answer, Browser, csrf_of};
-use crate::harness::Install;
+use crate::harness::{Install, started_with};
 
 fn text_form(fields: &[(&str, &str)]) -> Form {
     fields.iter().fold(Form::new(), |form, (k, v)| {
@@ -259,12 +259,9 @@ async fn a_citizen_applies_online_follows_the_case_and_sends_what_is_missing() {
 }
 
 #[tokio::test]
-async fn staff_sign_in_work_a_case_from_its_page_and_sign_out() {
-    let mut install = Install::new("").await;
-    let (op_password, op) = install.user_with_password("op", "operator");
-    let (police_password, _) = install.user_with_password("vigile", "police");
-    install.start(&[]).await;
-    let reference = install.create_case(&op).await;
+async fn staff_sign_in_refuses_forged_and_wrong_attempts_with_one_message() {
+    let (install, users) = started_with(&[("op", "operator")]).await;
+    let op_password = &users[0].0;
     let mut browser = Browser::new(&install);
 
     let gate = browser.get("/ufficio").await;
@@ -317,7 +314,7 @@ async fn staff_sign_in_work_a_case_from_its_page_and_sign_out() {
             "/ufficio/login",
             &[
                 ("login", "op"),
-                ("password", &op_password),
+                ("password", op_password),
                 ("csrf", &csrf_of(&unknown.body)),
                 ("next", "/ufficio"),
             ],
@@ -331,6 +328,46 @@ async fn staff_sign_in_work_a_case_from_its_page_and_sign_out() {
         .cookie("sportello_session")
         .expect("a session cookie");
     assert!(session.starts_with("spt_"));
+}
+
+#[tokio::test]
+async fn repeated_wrong_passwords_lock_the_sign_in() {
+    let (install, users) = started_with(&[("op", "operator")]).await;
+    let op_password = &users[0].0;
+    let mut guesser = Browser::new(&install);
+    let mut page = guesser.get("/ufficio/login").await;
+    for _ in 0..5 {
+        page = guesser
+            .post_form(
+                "/ufficio/login",
+                &[
+                    ("login", "op"),
+                    ("password", "no"),
+                    ("csrf", &csrf_of(&page.body)),
+                ],
+            )
+            .await;
+    }
+    let locked = guesser
+        .post_form(
+            "/ufficio/login",
+            &[
+                ("login", "op"),
+                ("password", op_password),
+                ("csrf", &csrf_of(&page.body)),
+            ],
+        )
+        .await;
+    assert_eq!(locked.status, 429);
+    assert!(locked.body.contains("Troppi tentativi di accesso"));
+}
+
+#[tokio::test]
+async fn an_operator_works_a_case_from_its_page_lists_it_and_finds_it() {
+    let (install, users) = started_with(&[("op", "operator")]).await;
+    let (op_password, op) = &users[0];
+    let reference = install.create_case(op).await;
+    let (mut browser, _) = Browser::signed_in(&install, "op", op_password).await;
 
     let home = browser.get("/ufficio").await;
     assert_eq!(home.status, 200);
@@ -367,12 +404,7 @@ async fn staff_sign_in_work_a_case_from_its_page_and_sign_out() {
         format!("/ufficio/pratiche/{reference}?esito=start_review")
     );
     let (_, _, case) = install
-        .call(
-            "GET",
-            &format!("/api/v1/cases/{reference}"),
-            Some(&op),
-            None,
-        )
+        .call("GET", &format!("/api/v1/cases/{reference}"), Some(op), None)
         .await;
     assert_eq!(case["status"], "in_review");
     assert_eq!(
@@ -403,17 +435,26 @@ async fn staff_sign_in_work_a_case_from_its_page_and_sign_out() {
         .await;
     assert_eq!(refused.status, 200);
     assert!(refused.body.contains("notice error"), "{}", refused.body);
+    // Search jumps to a reference.
+    let jump = browser
+        .get(&format!("/ufficio/cerca?q={}", reference.to_lowercase()))
+        .await;
+    assert_eq!(jump.location, format!("/ufficio/pratiche/{reference}"));
+}
+
+#[tokio::test]
+async fn a_message_shows_as_text_and_moves_to_another_case_from_its_page() {
+    let (install, users) = started_with(&[("op", "operator")]).await;
+    let (op_password, op) = &users[0];
+    let reference = install.create_case(op).await;
+    let (mut browser, token) = Browser::signed_in(&install, "op", op_password).await;
     // A message's text is on the timeline, as text: markup from outside never runs.
-    let eml = install.dir.path().join("hostile.eml");
-    std::fs::write(
-        &eml,
+    let line = install.ingest_mail(
+        "hostile.eml",
         "From: anna@example.it\r\nSubject: Documenti\r\nMessage-ID: <pages@example.it>\r\n\
          Content-Type: text/html; charset=utf-8\r\n\r\n\
          <p>Allego il libretto <b>richiesto</b> &lt;script&gt;alert(1)&lt;/script&gt;</p><script>alert(2)</script>\r\n",
-    )
-    .unwrap();
-    let out = install.cli(&["ingest", eml.to_str().unwrap()]);
-    let line: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    );
     let hostile = browser
         .get(&format!(
             "/ufficio/pratiche/{}",
@@ -439,7 +480,7 @@ async fn staff_sign_in_work_a_case_from_its_page_and_sign_out() {
         .call(
             "GET",
             &format!("/api/v1/cases/{hostile_case}/messages"),
-            Some(&op),
+            Some(op),
             None,
         )
         .await;
@@ -459,7 +500,7 @@ async fn staff_sign_in_work_a_case_from_its_page_and_sign_out() {
         .call(
             "GET",
             &format!("/api/v1/cases/{reference}/messages"),
-            Some(&op),
+            Some(op),
             None,
         )
         .await;
@@ -471,27 +512,24 @@ async fn staff_sign_in_work_a_case_from_its_page_and_sign_out() {
             .any(|m| m["id"] == message),
         "{messages}"
     );
-    // A message for a closed case waits in its queue until someone deals with it.
-    let closed = install.create_case(&op).await;
+}
+
+#[tokio::test]
+async fn a_message_for_a_closed_case_waits_in_its_queue_until_someone_deals_with_it() {
+    let (install, users) = started_with(&[("op", "operator")]).await;
+    let (op_password, op) = &users[0];
+    let (mut browser, token) = Browser::signed_in(&install, "op", op_password).await;
+    let closed = install.create_case(op).await;
     install
-        .call(
-            "POST",
-            &format!("/api/v1/cases/{closed}/actions"),
-            Some(&op),
-            Some(json!({"action": "withdraw", "note": "rinuncia"})),
+        .act(
+            op,
+            &closed,
+            json!({"action": "withdraw", "note": "rinuncia"}),
         )
         .await;
-    let late = install.dir.path().join("late.eml");
-    std::fs::write(
-        &late,
-        format!("From: anna@example.it\r\nSubject: Re: {closed}\r\nMessage-ID: <late@example.it>\r\n\r\nAncora io\r\n"),
-    )
-    .unwrap();
-    assert!(
-        install
-            .cli(&["ingest", late.to_str().unwrap()])
-            .status
-            .success()
+    install.ingest_mail(
+        "late.eml",
+        &format!("From: anna@example.it\r\nSubject: Re: {closed}\r\nMessage-ID: <late@example.it>\r\n\r\nAncora io\r\n"),
     );
     let attention = "<span class=\"count\">1</span><span class=\"label\">Messaggi da verificare";
     assert!(browser.get("/ufficio").await.body.contains(attention));
@@ -509,11 +547,18 @@ async fn staff_sign_in_work_a_case_from_its_page_and_sign_out() {
             .body
             .contains("<span class=\"count\">0</span><span class=\"label\">Messaggi da verificare")
     );
-    // Search jumps to a reference.
-    let jump = browser
-        .get(&format!("/ufficio/cerca?q={}", reference.to_lowercase()))
+}
+
+#[tokio::test]
+async fn the_session_cookie_reads_the_api_changes_only_with_the_csrf_header_and_ends_at_sign_out() {
+    let (install, users) = started_with(&[("op", "operator")]).await;
+    let (op_password, op) = &users[0];
+    let reference = install.create_case(op).await;
+    install
+        .act(op, &reference, json!({"action": "start_review"}))
         .await;
-    assert_eq!(jump.location, format!("/ufficio/pratiche/{reference}"));
+    let (mut browser, token) = Browser::signed_in(&install, "op", op_password).await;
+    let session = browser.cookie("sportello_session").unwrap();
 
     // The API from the pages: reads with the cookie; changes only with the CSRF header.
     let api = format!("{}/api/v1/cases/{reference}/actions", install.base());
@@ -559,10 +604,17 @@ async fn staff_sign_in_work_a_case_from_its_page_and_sign_out() {
         .await
         .unwrap();
     assert_eq!(after.status(), 401);
+}
 
-    // The police land on the permits desk; repeated wrong passwords lock the login.
+#[tokio::test]
+async fn the_police_land_on_the_permits_desk_and_check_a_gate_file_there() {
+    let (install, users) = started_with(&[("op", "operator"), ("vigile", "police")]).await;
+    let op = &users[0].1;
+    let police_password = &users[1].0;
+    let reference = install.create_case(op).await;
+    // The police land on the permits desk.
     let mut police = Browser::new(&install);
-    let signed = police.sign_in("vigile", &police_password).await;
+    let signed = police.sign_in("vigile", police_password).await;
     assert_eq!(signed.status, 303);
     let home = police.get("/ufficio").await;
     assert_eq!(home.location, "/ufficio/permessi");
@@ -601,33 +653,6 @@ async fn staff_sign_in_work_a_case_from_its_page_and_sign_out() {
         case.location, "/ufficio/permessi",
         "no case files for the police"
     );
-
-    let mut guesser = Browser::new(&install);
-    let mut page = guesser.get("/ufficio/login").await;
-    for _ in 0..5 {
-        page = guesser
-            .post_form(
-                "/ufficio/login",
-                &[
-                    ("login", "op"),
-                    ("password", "no"),
-                    ("csrf", &csrf_of(&page.body)),
-                ],
-            )
-            .await;
-    }
-    let locked = guesser
-        .post_form(
-            "/ufficio/login",
-            &[
-                ("login", "op"),
-                ("password", &op_password),
-                ("csrf", &csrf_of(&page.body)),
-            ],
-        )
-        .await;
-    assert_eq!(locked.status, 429);
-    assert!(locked.body.contains("Troppi tentativi di accesso"));
 }
 
 /// Posts the CUDE temporary-plate form for permit CUD-7 and plate ZZ 123 ZZ.

@@ -347,44 +347,88 @@ async fn the_police_check_plates_read_the_whitelist_and_reconcile_over_http() {
 
 /// A disabled citizen communicates the car they used: the plate joins their CUDE permit
 /// for that time, within the category's limits (48 h back, 24 h forward).
+/// An installation under the fixture policy whose register holds Mario Rossi's permits
+/// CUD1 (CUDE, plate AA111AA) and RES1 (residents, plate BB222BB), with an operator and a
+/// police user; `None` (and a notice) without the shared fixtures.
+struct CudeRegister {
+    install: Install,
+    op: String,
+    police: String,
+    now: chrono::DateTime<chrono::Utc>,
+}
+
+impl CudeRegister {
+    async fn new() -> Option<CudeRegister> {
+        let Some(policy) = fixture("policy.toml") else {
+            eprintln!("skipped: ../shared/fixtures not present");
+            return None;
+        };
+        let mut install =
+            Install::new(&format!("[policy]\nfile = \"{}\"\n", policy.display())).await;
+        let register = install.dir.path().join("register.csv");
+        std::fs::write(
+            &register,
+            "permit,category,holder_fiscal_code,holder_name,plate,country,valid_from,valid_to,status\n\
+             CUD1,cude,RSSMRA85T10A562S,Mario Rossi,AA111AA,IT,2020-01-01,2099-12-31,active\n\
+             RES1,residenti,RSSMRA85T10A562S,Mario Rossi,BB222BB,IT,2020-01-01,2099-12-31,active\n",
+        )
+        .unwrap();
+        assert!(
+            install
+                .cli(&["permits", "import", register.to_str().unwrap()])
+                .status
+                .success()
+        );
+        let op = install.user("op", "operator");
+        let police = install.user("vigile", "police");
+        install.start(&[]).await;
+        let now = sportello_domain::clock::Clock::now(&sportello_domain::clock::SystemClock);
+        Some(CudeRegister {
+            install,
+            op,
+            police,
+            now,
+        })
+    }
+
+    /// `hours` from now, RFC 3339.
+    fn at(&self, hours: i64) -> String {
+        (self.now + chrono::Duration::hours(hours)).to_rfc3339()
+    }
+
+    /// The operator records a temporary plate on a permit.
+    async fn post(
+        &self,
+        number: &str,
+        body: serde_json::Value,
+    ) -> (u16, String, serde_json::Value) {
+        let path = format!("/api/v1/permits/{number}/temporary-plates");
+        self.install
+            .call("POST", &path, Some(&self.op), Some(body))
+            .await
+    }
+
+    /// The temporary plate CC333CC on CUD1, from two hours ago for five hours: the permit.
+    async fn with_cc333cc(&self) -> serde_json::Value {
+        let (status, _, permit) = self
+            .post(
+                "CUD1",
+                serde_json::json!({"plate": "cc 333 cc", "from": self.at(-2), "to": self.at(3)}),
+            )
+            .await;
+        assert_eq!(status, 201, "{permit}");
+        permit
+    }
+}
+
 #[tokio::test]
-async fn cude_temporary_plates_follow_the_category_rules() {
-    let Some(policy) = fixture("policy.toml") else {
-        eprintln!("skipped: ../shared/fixtures not present");
+async fn a_cude_temporary_plate_is_recorded_under_the_policy_and_lets_the_car_through() {
+    let Some(office) = CudeRegister::new().await else {
         return;
     };
-    let mut install = Install::new(&format!("[policy]\nfile = \"{}\"\n", policy.display())).await;
-    let register = install.dir.path().join("register.csv");
-    std::fs::write(
-        &register,
-        "permit,category,holder_fiscal_code,holder_name,plate,country,valid_from,valid_to,status\n\
-         CUD1,cude,RSSMRA85T10A562S,Mario Rossi,AA111AA,IT,2020-01-01,2099-12-31,active\n\
-         RES1,residenti,RSSMRA85T10A562S,Mario Rossi,BB222BB,IT,2020-01-01,2099-12-31,active\n",
-    )
-    .unwrap();
-    assert!(
-        install
-            .cli(&["permits", "import", register.to_str().unwrap()])
-            .status
-            .success()
-    );
-    let op = install.user("op", "operator");
-    let police = install.user("vigile", "police");
-    install.start(&[]).await;
-    let now = sportello_domain::clock::Clock::now(&sportello_domain::clock::SystemClock);
-    let at = |hours: i64| (now + chrono::Duration::hours(hours)).to_rfc3339();
-    let post = |number: &str, body: serde_json::Value| {
-        let install = &install;
-        let op = op.clone();
-        let path = format!("/api/v1/permits/{number}/temporary-plates");
-        async move { install.call("POST", &path, Some(&op), Some(body)).await }
-    };
-    let (status, _, permit) = post(
-        "CUD1",
-        serde_json::json!({"plate": "cc 333 cc", "from": at(-2), "to": at(3)}),
-    )
-    .await;
-    assert_eq!(status, 201, "{permit}");
+    let (install, police) = (&office.install, &office.police);
+    let at = |hours| office.at(hours);
+    let permit = office.with_cc333cc().await;
     let temporary = permit["plates"]
         .as_array()
         .unwrap()
@@ -422,6 +466,17 @@ async fn cude_temporary_plates_follow_the_category_rules() {
         (Some(true), Some("CUD1")),
         "{verdict}"
     );
+}
+
+#[tokio::test]
+async fn cude_temporary_plates_outside_the_category_rules_are_refused() {
+    let Some(office) = CudeRegister::new().await else {
+        return;
+    };
+    let (install, police) = (&office.install, &office.police);
+    let at = |hours| office.at(hours);
+    let post = |number, body| office.post(number, body);
+    office.with_cc333cc().await;
     // Outside the rules: clear refusals.
     let (status, _, body) = post(
         "CUD1",
@@ -482,6 +537,28 @@ async fn cude_temporary_plates_follow_the_category_rules() {
     )
     .await;
     assert_eq!(status, 404);
+    // The police may read permits but not register plates.
+    let (status, _, _) = install
+        .call("GET", "/api/v1/permits/CUD1", Some(&police), None)
+        .await;
+    assert_eq!(status, 200);
+    let (status, _, _) = install
+        .call(
+            "POST",
+            "/api/v1/permits/CUD1/temporary-plates",
+            Some(&police),
+            Some(serde_json::json!({"plate": "EE555EE", "from": at(0), "to": at(1)})),
+        )
+        .await;
+    assert_eq!(status, 403);
+}
+
+#[tokio::test]
+async fn a_cude_request_is_urgent_with_its_category_standard_and_an_unknown_category_is_refused() {
+    let Some(office) = CudeRegister::new().await else {
+        return;
+    };
+    let (install, op) = (&office.install, &office.op);
     // A CUDE request: high priority, and the CUDE category's short service standard
     // (5 days in the fixture policy) instead of the case type's default; an unknown
     // category is refused.
@@ -511,6 +588,16 @@ async fn cude_temporary_plates_follow_the_category_rules() {
         problem["errors"][0]["field"], "fields.category",
         "{problem}"
     );
+}
+
+#[tokio::test]
+async fn a_contested_transit_shows_what_covered_it_and_the_permits_history() {
+    let Some(office) = CudeRegister::new().await else {
+        return;
+    };
+    let (install, op, police) = (&office.install, &office.op, &office.police);
+    let at = |hours| office.at(hours);
+    office.with_cc333cc().await;
     // The citizen is fined anyway and contests it: the SEG case shows, for each transit,
     // what covered it, and every permit of the plate with its history.
     let seg = serde_json::json!({"case_type": "seg", "subject": "Contestazione multa ZTL", "channel": "counter",
@@ -572,20 +659,6 @@ async fn cude_temporary_plates_follow_the_category_rules() {
         )
         .await;
     assert_eq!(status, 403, "the police do not read case files");
-    // The police may read permits but not register plates.
-    let (status, _, _) = install
-        .call("GET", "/api/v1/permits/CUD1", Some(&police), None)
-        .await;
-    assert_eq!(status, 200);
-    let (status, _, _) = install
-        .call(
-            "POST",
-            "/api/v1/permits/CUD1/temporary-plates",
-            Some(&police),
-            Some(serde_json::json!({"plate": "EE555EE", "from": at(0), "to": at(1)})),
-        )
-        .await;
-    assert_eq!(status, 403);
 }
 
 /// From the request to the car passing the gate: a ZTL case issued under the policy gets

@@ -14,18 +14,71 @@ fn fixture(name: &str) -> Option<PathBuf> {
     path.exists().then_some(path)
 }
 
+/// The shared fixtures of the ZTL commands.
+struct Fixtures {
+    policy: PathBuf,
+    permits: PathBuf,
+    transits: PathBuf,
+    expected: PathBuf,
+}
+
+impl Fixtures {
+    /// The fixtures, or `None` (and a notice) when they are not present.
+    fn find() -> Option<Fixtures> {
+        let (Some(policy), Some(permits), Some(transits), Some(expected)) = (
+            fixture("policy.toml"),
+            fixture("permits.csv"),
+            fixture("transits.csv"),
+            fixture("violations.expected.csv"),
+        ) else {
+            eprintln!("skipped: ../shared/fixtures not present");
+            return None;
+        };
+        Some(Fixtures {
+            policy,
+            permits,
+            transits,
+            expected,
+        })
+    }
+
+    /// An installation (not started) under the fixture policy.
+    async fn install(&self) -> Install {
+        Install::new(&format!("[policy]\nfile = \"{}\"\n", self.policy.display())).await
+    }
+}
+
+/// Imports a register of seven rows of which only the first (X1, plate AB123CD, residents,
+/// 2026) is good; the command's output.
+fn import_broken_register(install: &Install) -> std::process::Output {
+    let broken = install.dir.path().join("broken.csv");
+    std::fs::write(
+        &broken,
+        "permit,category,holder_fiscal_code,holder_name,plate,country,valid_from,valid_to,status\n\
+         X1,residenti,RSSMRA85T10A562S,Mario Rossi,AB123CD,IT,2026-01-01,2026-12-31,active\n\
+         X2,nessuna,RSSMRA85T10A562S,Mario Rossi,AB123CE,IT,2026-01-01,2026-12-31,active\n\
+         X3,residenti,RSSMRA85T10A562X,Mario Rossi,AB123CF,IT,2026-01-01,2026-12-31,active\n\
+         X4,residenti,RSSMRA85T10A562S,Mario Rossi,AB<1>,IT,2026-01-01,2026-12-31,active\n\
+         X5,residenti,RSSMRA85T10A562S,Mario Rossi,AB123CG,IT,2026-12-31,2026-01-01,active\n\
+         X6,residenti,RSSMRA85T10A562S,Mario Rossi,AB123CH,IT,2026-01-01,2026-12-31,sospeso\n\
+         X7,residenti\n",
+    )
+    .unwrap();
+    install.cli(&["permits", "import", broken.to_str().unwrap()])
+}
+
 #[tokio::test]
-async fn permits_transits_and_whitelist_from_the_fixtures() {
-    let (Some(policy), Some(permits), Some(transits), Some(expected)) = (
-        fixture("policy.toml"),
-        fixture("permits.csv"),
-        fixture("transits.csv"),
-        fixture("violations.expected.csv"),
-    ) else {
-        eprintln!("skipped: ../shared/fixtures not present");
+async fn the_fixture_register_imports_once_and_its_transits_give_the_expected_violations() {
+    let Some(fixtures) = Fixtures::find() else {
         return;
     };
-    let install = Install::new(&format!("[policy]\nfile = \"{}\"\n", policy.display())).await;
+    let install = fixtures.install().await;
+    let Fixtures {
+        permits,
+        transits,
+        expected,
+        ..
+    } = fixtures;
     let out = install.cli(&["permits", "import", permits.to_str().unwrap()]);
     assert!(
         out.status.success(),
@@ -67,22 +120,16 @@ async fn permits_transits_and_whitelist_from_the_fixtures() {
             assert!(stderr.contains(&format!("line {line}:")), "{stderr}");
         }
     }
+}
 
+#[tokio::test]
+async fn a_register_with_broken_rows_imports_the_good_ones_and_names_the_bad() {
+    let Some(fixtures) = Fixtures::find() else {
+        return;
+    };
+    let install = fixtures.install().await;
     // A register with broken rows: the good ones go in, the bad ones are named.
-    let broken = install.dir.path().join("broken.csv");
-    std::fs::write(
-        &broken,
-        "permit,category,holder_fiscal_code,holder_name,plate,country,valid_from,valid_to,status\n\
-         X1,residenti,RSSMRA85T10A562S,Mario Rossi,AB123CD,IT,2026-01-01,2026-12-31,active\n\
-         X2,nessuna,RSSMRA85T10A562S,Mario Rossi,AB123CE,IT,2026-01-01,2026-12-31,active\n\
-         X3,residenti,RSSMRA85T10A562X,Mario Rossi,AB123CF,IT,2026-01-01,2026-12-31,active\n\
-         X4,residenti,RSSMRA85T10A562S,Mario Rossi,AB<1>,IT,2026-01-01,2026-12-31,active\n\
-         X5,residenti,RSSMRA85T10A562S,Mario Rossi,AB123CG,IT,2026-12-31,2026-01-01,active\n\
-         X6,residenti,RSSMRA85T10A562S,Mario Rossi,AB123CH,IT,2026-01-01,2026-12-31,sospeso\n\
-         X7,residenti\n",
-    )
-    .unwrap();
-    let out = install.cli(&["permits", "import", broken.to_str().unwrap()]);
+    let out = import_broken_register(&install);
     assert_eq!(out.status.code(), Some(3));
     let stderr = String::from_utf8_lossy(&out.stderr);
     for line in 3..=8 {
@@ -90,7 +137,15 @@ async fn permits_transits_and_whitelist_from_the_fixtures() {
     }
     assert!(!stderr.contains("line 2:"), "{stderr}");
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("1 rows added"));
+}
 
+#[tokio::test]
+async fn the_whitelist_export_gives_the_plates_at_an_instant_and_the_changes_since() {
+    let Some(fixtures) = Fixtures::find() else {
+        return;
+    };
+    let install = fixtures.install().await;
+    assert_eq!(import_broken_register(&install).status.code(), Some(3));
     // The whitelist at an instant: the imported plate is in, as CSV and JSON.
     let out = install.cli(&["whitelist", "export", "--at", "2026-06-01T12:00:00+02:00"]);
     assert!(out.status.success());
@@ -145,7 +200,37 @@ async fn permits_transits_and_whitelist_from_the_fixtures() {
     );
     let out = install.cli(&["whitelist", "export", "--format", "xml"]);
     assert_eq!(out.status.code(), Some(2));
+}
 
+#[tokio::test]
+async fn a_policy_draft_is_checked_against_the_transits_already_checked() {
+    let Some(fixtures) = Fixtures::find() else {
+        return;
+    };
+    let install = fixtures.install().await;
+    let Fixtures {
+        policy,
+        permits,
+        transits,
+        ..
+    } = fixtures;
+    assert!(
+        install
+            .cli(&["permits", "import", permits.to_str().unwrap()])
+            .status
+            .success()
+    );
+    // The transits checked: the fixture file and the bad one.
+    let checked = install.cli(&["transits", "check", transits.to_str().unwrap()]);
+    assert!(checked.status.success());
+    let bad = fixture("transits-bad.csv").unwrap();
+    assert_eq!(
+        install
+            .cli(&["transits", "check", bad.to_str().unwrap()])
+            .status
+            .code(),
+        Some(3)
+    );
     // A draft policy with a mistake is refused naming the line and the field.
     let draft = install.dir.path().join("draft.toml");
     let text = std::fs::read_to_string(&policy)

@@ -746,57 +746,88 @@ async fn a_contested_transit_shows_what_covered_it_and_the_permits_history() {
     assert_eq!(status, 403, "the police do not read case files");
 }
 
-/// From the request to the car passing the gate: a ZTL case issued under the policy gets
-/// its permit number, its whitelist rows, its printed PDF with a QR code, and a public
-/// verification page; the category's rules are enforced before the case changes state.
-#[tokio::test]
-async fn issuing_a_case_creates_the_permit_its_pdf_and_its_verification_page() {
-    let mut install = Install::new("").await;
-    let op = install.user("op", "operator");
-    let police = install.user("vigile", "police");
-    install.start(&[]).await;
-    let create = |fields: serde_json::Value| {
-        let install = &install;
-        let op = op.clone();
-        async move {
-            let body = serde_json::json!({"case_type": "ztl_permit", "subject": "Permesso residenti", "channel": "counter",
-                "citizen": crate::harness::citizen(), "fields": fields});
-            let (status, _, case) = install
-                .call("POST", "/api/v1/cases", Some(&op), Some(body))
-                .await;
-            assert_eq!(status, 201, "{case}");
-            case["reference"].as_str().unwrap().to_owned()
+/// A started installation with an operator and a police user, for issuing permits.
+struct IssuingOffice {
+    install: Install,
+    op: String,
+    police: String,
+}
+
+impl IssuingOffice {
+    async fn new() -> IssuingOffice {
+        let mut install = Install::new("").await;
+        let op = install.user("op", "operator");
+        let police = install.user("vigile", "police");
+        install.start(&[]).await;
+        IssuingOffice {
+            install,
+            op,
+            police,
         }
-    };
-    let act = |reference: String, action: &'static str| {
-        let install = &install;
-        let op = op.clone();
-        async move {
-            install
-                .call(
-                    "POST",
-                    &format!("/api/v1/cases/{reference}/actions"),
-                    Some(&op),
-                    Some(serde_json::json!({"action": action})),
-                )
-                .await
-        }
-    };
-    let good = create(serde_json::json!({"category": "residenti", "plates": ["ab 123 cd"], "documents": ["documento_identita", "carta_circolazione"]})).await;
-    for action in ["start_review", "approve"] {
-        let (status, _, body) = act(good.clone(), action).await;
-        assert_eq!(status, 200, "{action}: {body}");
     }
-    let (status, _, case) = act(good.clone(), "issue").await;
-    assert_eq!(status, 200, "{case}");
-    assert_eq!(case["status"], "issued");
+
+    /// A residents' permit case of Mario Rossi with these fields: its reference.
+    async fn create(&self, fields: serde_json::Value) -> String {
+        let body = serde_json::json!({"case_type": "ztl_permit", "subject": "Permesso residenti", "channel": "counter",
+            "citizen": crate::harness::citizen(), "fields": fields});
+        let (status, _, case) = self
+            .install
+            .call("POST", "/api/v1/cases", Some(&self.op), Some(body))
+            .await;
+        assert_eq!(status, 201, "{case}");
+        case["reference"].as_str().unwrap().to_owned()
+    }
+
+    async fn act(
+        &self,
+        reference: String,
+        action: &'static str,
+    ) -> (u16, String, serde_json::Value) {
+        self.install
+            .call(
+                "POST",
+                &format!("/api/v1/cases/{reference}/actions"),
+                Some(&self.op),
+                Some(serde_json::json!({"action": action})),
+            )
+            .await
+    }
+
+    /// A complete case for plate AB 123 CD, reviewed, approved and issued: the case as the
+    /// issue answered it.
+    async fn issued(&self) -> serde_json::Value {
+        let good = self.create(serde_json::json!({"category": "residenti", "plates": ["ab 123 cd"], "documents": ["documento_identita", "carta_circolazione"]})).await;
+        for action in ["start_review", "approve"] {
+            let (status, _, body) = self.act(good.clone(), action).await;
+            assert_eq!(status, 200, "{action}: {body}");
+        }
+        let (status, _, case) = self.act(good.clone(), "issue").await;
+        assert_eq!(status, 200, "{case}");
+        assert_eq!(case["status"], "issued");
+        case
+    }
+}
+
+/// The number of the permit an issued case's journal names.
+fn permit_number(case: &serde_json::Value) -> String {
     let issued = case["timeline"]
         .as_array()
         .unwrap()
         .iter()
         .find(|e| e["kind"] == "permit_issued")
         .expect("journaled");
-    let number = issued["detail"]["permit"].as_str().unwrap().to_owned();
+    issued["detail"]["permit"].as_str().unwrap().to_owned()
+}
+
+/// From the request to the car passing the gate: a ZTL case issued under the policy gets
+/// its permit number, its whitelist rows, its printed PDF with a QR code, and a public
+/// verification page; the category's rules are enforced before the case changes state.
+#[tokio::test]
+async fn issuing_a_case_creates_the_permit_its_pdf_and_its_verification_page() {
+    let office = IssuingOffice::new().await;
+    let (install, police) = (&office.install, &office.police);
+    let case = office.issued().await;
+    let number = permit_number(&case);
     // CONTRACT §1: {CATEGORY_PREFIX}{YYYY}{NNNNN}, never the shape of a case reference.
     let year = &case["received_at"].as_str().unwrap()[..4];
     assert_eq!(number, format!("RES{year}00001"));
@@ -812,7 +843,7 @@ async fn issuing_a_case_creates_the_permit_its_pdf_and_its_verification_page() {
         .call(
             "GET",
             "/api/v1/permits/verify?plate=AB123CD&gate=V04",
-            Some(&police),
+            Some(police),
             None,
         )
         .await;
@@ -824,7 +855,7 @@ async fn issuing_a_case_creates_the_permit_its_pdf_and_its_verification_page() {
         .call(
             "GET",
             &format!("/api/v1/permits/{number}"),
-            Some(&police),
+            Some(police),
             None,
         )
         .await;
@@ -858,6 +889,16 @@ async fn issuing_a_case_creates_the_permit_its_pdf_and_its_verification_page() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 404);
+}
+
+#[tokio::test]
+async fn refusals_to_issue_a_permit_leave_the_case_as_it_was() {
+    let office = IssuingOffice::new().await;
+    let (install, op) = (&office.install, &office.op);
+    let create = |fields| office.create(fields);
+    let act = |reference, action| office.act(reference, action);
+    // AB123CD has its permit already.
+    office.issued().await;
     // Refusals leave the case as it was.
     let too_many = create(serde_json::json!({"category": "residenti", "plates": ["AA111AA", "BB222BB", "CC333CC"], "documents": ["documento_identita", "carta_circolazione"]})).await;
     let missing_docs = create(serde_json::json!({"category": "residenti", "plates": ["DD444DD"], "documents": ["documento_identita"]})).await;
@@ -877,27 +918,37 @@ async fn issuing_a_case_creates_the_permit_its_pdf_and_its_verification_page() {
             "{problem}"
         );
         let (_, _, case) = install
-            .call(
-                "GET",
-                &format!("/api/v1/cases/{reference}"),
-                Some(&op),
-                None,
-            )
+            .call("GET", &format!("/api/v1/cases/{reference}"), Some(op), None)
             .await;
         assert_eq!(case["status"], "approved");
     }
+}
+
+#[tokio::test]
+async fn a_suspended_permit_shows_at_once_and_a_revoked_one_is_not_reinstated() {
+    let office = IssuingOffice::new().await;
+    let (install, op, police) = (&office.install, &office.op, &office.police);
+    let number = permit_number(&office.issued().await);
+    let (_, _, permit) = install
+        .call(
+            "GET",
+            &format!("/api/v1/permits/{number}"),
+            Some(police),
+            None,
+        )
+        .await;
+    let token = permit["verify_token"].as_str().unwrap().to_owned();
     // Suspended: the patrol's check and the public page say so at once; the history says
     // who and why; a revoked permit is not reinstated.
     let status = |value: &'static str, reason: &'static str| {
         let install = &install;
-        let op = op.clone();
         let number = number.clone();
         async move {
             install
                 .call(
                     "POST",
                     &format!("/api/v1/permits/{number}/status"),
-                    Some(&op),
+                    Some(op),
                     Some(serde_json::json!({"status": value, "reason": reason})),
                 )
                 .await
@@ -918,7 +969,7 @@ async fn issuing_a_case_creates_the_permit_its_pdf_and_its_verification_page() {
         .call(
             "GET",
             &format!("/api/v1/permits/{number}"),
-            Some(&police),
+            Some(police),
             None,
         )
         .await;
@@ -927,7 +978,7 @@ async fn issuing_a_case_creates_the_permit_its_pdf_and_its_verification_page() {
         .call(
             "GET",
             &format!("/api/v1/permits/verify?plate=AB123CD&gate=V01&at={at}"),
-            Some(&police),
+            Some(police),
             None,
         )
         .await;

@@ -1004,45 +1004,18 @@ async fn a_suspended_permit_shows_at_once_and_a_revoked_one_is_not_reinstated() 
 /// starts when the old one ends and both histories say so.
 #[tokio::test]
 async fn renewing_a_permit_opens_a_prefilled_case_and_continues_the_validity() {
-    let mut install = Install::new("").await;
-    let op = install.user("op", "operator");
-    let police = install.user("vigile", "police");
-    install.start(&[]).await;
-    let call = |method: &'static str, path: String, body: Option<serde_json::Value>| {
-        let install = &install;
-        let op = op.clone();
-        async move { install.call(method, &path, Some(&op), body).await }
+    let office = IssuingOffice::new().await;
+    let (install, op, police) = (&office.install, &office.op, &office.police);
+    let call = |method: &'static str, path: String, body: Option<serde_json::Value>| async move {
+        install.call(method, &path, Some(op), body).await
     };
-    let act = |reference: String, action: &'static str| {
-        call(
-            "POST",
-            format!("/api/v1/cases/{reference}/actions"),
-            Some(serde_json::json!({"action": action})),
-        )
-    };
-    let body = serde_json::json!({"case_type": "ztl_permit", "subject": "Permesso residenti", "channel": "counter",
-        "citizen": crate::harness::citizen(),
-        "fields": {"category": "residenti", "plates": ["AB123CD"], "documents": ["documento_identita", "carta_circolazione"]}});
-    let (_, _, case) = call("POST", "/api/v1/cases".into(), Some(body)).await;
-    let first = case["reference"].as_str().unwrap().to_owned();
-    for action in ["start_review", "approve", "issue"] {
-        let (status, _, body) = act(first.clone(), action).await;
-        assert_eq!(status, 200, "{action}: {body}");
-    }
-    let (_, _, case) = call("GET", format!("/api/v1/cases/{first}"), None).await;
-    let old = case["timeline"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["kind"] == "permit_issued")
-        .unwrap()["detail"]["permit"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let act = |reference: String, action: &'static str| office.act(reference, action);
+    let first_case = office.issued().await;
+    let old = permit_number(&first_case);
 
     let renew = format!("/api/v1/permits/{old}/renew");
     let (status, _, _) = install
-        .call("POST", &renew, Some(&police), Some(serde_json::json!({})))
+        .call("POST", &renew, Some(police), Some(serde_json::json!({})))
         .await;
     assert_eq!(status, 403, "the police do not open cases");
     let (status, _, renewal) = call("POST", renew.clone(), Some(serde_json::json!({}))).await;
@@ -1116,6 +1089,18 @@ async fn renewing_a_permit_opens_a_prefilled_case_and_continues_the_validity() {
         .find(|e| e["kind"] == "renewed")
         .expect("the old permit's history says it was renewed");
     assert_eq!(renewed["detail"]["by"], new);
+}
+
+#[tokio::test]
+async fn changing_a_permits_plate_amends_it_from_now_on_and_prints_it_again() {
+    let office = IssuingOffice::new().await;
+    let (install, op) = (&office.install, &office.op);
+    let call = |method: &'static str, path: String, body: Option<serde_json::Value>| async move {
+        install.call(method, &path, Some(op), body).await
+    };
+    let act = |reference: String, action: &'static str| office.act(reference, action);
+    let first_case = office.issued().await;
+    let old = permit_number(&first_case);
     // The holder sells the car: a case amending the old permit changes its plate from
     // now on (no documents asked), and prints the permit again.
     let body = serde_json::json!({"case_type": "ztl_permit", "subject": "Cambio targa", "channel": "counter",
@@ -1156,20 +1141,34 @@ async fn renewing_a_permit_opens_a_prefilled_case_and_continues_the_validity() {
     )
     .await;
     assert_eq!(info["protocol"][0]["direction"], "out", "{info}");
+}
+
+#[tokio::test]
+async fn a_closed_cases_fields_stay_as_they_were_and_a_revoked_permit_is_not_renewed() {
+    let office = IssuingOffice::new().await;
+    let (install, op) = (&office.install, &office.op);
+    let call = |method: &'static str, path: String, body: Option<serde_json::Value>| async move {
+        install.call(method, &path, Some(op), body).await
+    };
+    let act = |reference: String, action: &'static str| office.act(reference, action);
+    let first_case = office.issued().await;
+    let old = permit_number(&first_case);
+    let first = first_case["reference"].as_str().unwrap().to_owned();
+    let fields = format!("/api/v1/cases/{first}/fields");
     // A closed case's fields stay as they were; a revoked permit is not renewed.
-    act(reference.clone(), "close").await;
+    act(first.clone(), "close").await;
     let (status, _, _) = call("PATCH", fields, Some(serde_json::json!({"documents": []}))).await;
     assert_eq!(status, 409);
     let (status, _, _) = call(
         "POST",
-        format!("/api/v1/permits/{new}/status"),
+        format!("/api/v1/permits/{old}/status"),
         Some(serde_json::json!({"status": "revoked", "reason": "trasferimento di residenza"})),
     )
     .await;
     assert_eq!(status, 200);
     let (status, _, problem) = call(
         "POST",
-        format!("/api/v1/permits/{new}/renew"),
+        format!("/api/v1/permits/{old}/renew"),
         Some(serde_json::json!({})),
     )
     .await;

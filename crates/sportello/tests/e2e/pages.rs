@@ -70,11 +70,64 @@ async fn the_portal_answers_in_italian_and_english_without_scripts() {
     assert!(css.body.contains(":focus-visible"));
 }
 
+/// The application form's fields for Mario Rossi's residents' permit, complete with its
+/// two documents.
+fn complete_application(csrf: &str) -> Form {
+    text_form(&[
+        ("csrf", csrf),
+        ("category", "residenti"),
+        ("name", "Mario Rossi"),
+        ("fiscal_code", "RSSMRA80A01H501U"),
+        ("email", "mario.rossi@example.it"),
+        ("plates", "ab 123 cd"),
+        ("privacy", "yes"),
+    ])
+    .part("doc_documento_identita", file("carta-identita.pdf"))
+    .part("doc_carta_circolazione", file("libretto.pdf"))
+}
+
+/// The status form for a case reference and a fiscal code.
+fn lookup(csrf: &str, reference: &str, code: &str) -> Form {
+    text_form(&[
+        ("csrf", csrf),
+        ("reference", reference),
+        ("fiscal_code", code),
+    ])
+}
+
+/// A citizen who applied online with the complete form: their browser, its form token,
+/// the page that answered and the case's reference.
+struct Applied {
+    browser: Browser,
+    csrf: String,
+    done: Answer,
+    reference: String,
+}
+
+impl Applied {
+    async fn new(install: &Install) -> Applied {
+        let mut browser = Browser::new(install);
+        let form = browser.get("/domanda").await;
+        let csrf = csrf_of(&form.body);
+        let done = browser
+            .post_multipart("/domanda", complete_application(&csrf))
+            .await;
+        assert_eq!(done.status, 201, "{}", done.body);
+        let at = done.body.find("ZTL-").expect("the case number is shown");
+        let reference = done.body[at..at + 15].to_owned();
+        Applied {
+            browser,
+            csrf,
+            done,
+            reference,
+        }
+    }
+}
+
 #[tokio::test]
-async fn a_citizen_applies_online_follows_the_case_and_sends_what_is_missing() {
-    let mut install = Install::new("").await;
-    let op = install.user("op", "operator");
-    install.start(&[]).await;
+async fn an_incomplete_or_forged_application_names_each_problem_and_registers_nothing() {
+    let (install, users) = started_with(&[("op", "operator")]).await;
+    let op = &users[0].1;
     let mut browser = Browser::new(&install);
     let form = browser.get("/domanda").await;
     let csrf = csrf_of(&form.body);
@@ -123,34 +176,25 @@ async fn a_citizen_applies_online_follows_the_case_and_sends_what_is_missing() {
         page.body
     );
     assert!(!page.body.contains("Il codice fiscale non è valido."));
-    let (_, _, list) = install.call("GET", "/api/v1/cases", Some(&op), None).await;
+    let (_, _, list) = install.call("GET", "/api/v1/cases", Some(op), None).await;
     assert_eq!(list["total"], 0);
     // A forged form (no CSRF cookie match) is refused.
     let forged = text_form(&[("csrf", "0".repeat(32).as_str())]);
     assert_eq!(browser.post_multipart("/domanda", forged).await.status, 403);
+}
 
-    let complete = text_form(&[
-        ("csrf", &csrf),
-        ("category", "residenti"),
-        ("name", "Mario Rossi"),
-        ("fiscal_code", "RSSMRA80A01H501U"),
-        ("email", "mario.rossi@example.it"),
-        ("plates", "ab 123 cd"),
-        ("privacy", "yes"),
-    ])
-    .part("doc_documento_identita", file("carta-identita.pdf"))
-    .part("doc_carta_circolazione", file("libretto.pdf"));
-    let done = browser.post_multipart("/domanda", complete).await;
-    assert_eq!(done.status, 201, "{}", done.body);
-    let at = done.body.find("ZTL-").expect("the case number is shown");
-    let reference = done.body[at..at + 15].to_owned();
+#[tokio::test]
+async fn a_complete_application_registers_a_web_case_and_shows_a_private_link_once() {
+    let (install, users) = started_with(&[("op", "operator")]).await;
+    let op = &users[0].1;
+    let Applied {
+        mut browser,
+        done,
+        reference,
+        ..
+    } = Applied::new(&install).await;
     let (_, _, case) = install
-        .call(
-            "GET",
-            &format!("/api/v1/cases/{reference}"),
-            Some(&op),
-            None,
-        )
+        .call("GET", &format!("/api/v1/cases/{reference}"), Some(op), None)
         .await;
     assert_eq!(case["channel"], "web");
     assert_eq!(
@@ -174,15 +218,19 @@ async fn a_citizen_applies_online_follows_the_case_and_sends_what_is_missing() {
             .body
             .contains("non corrisponde ad alcuna pratica")
     );
+}
 
+#[tokio::test]
+async fn the_status_page_shows_the_case_only_for_the_right_pair_and_limits_guessing() {
+    let (install, _) = started_with(&[]).await;
+    let Applied {
+        mut browser,
+        csrf,
+        reference,
+        ..
+    } = Applied::new(&install).await;
+    let lookup = |reference: &str, code: &str| lookup(&csrf, reference, code);
     // Following it: the right pair shows the case; any wrong pair gets one answer.
-    let lookup = |reference: &str, code: &str| {
-        text_form(&[
-            ("csrf", &csrf),
-            ("reference", reference),
-            ("fiscal_code", code),
-        ])
-    };
     let status = browser
         .post_multipart("/stato", lookup(&reference, "rssmra80a01h501u"))
         .await;
@@ -205,6 +253,32 @@ async fn a_citizen_applies_online_follows_the_case_and_sends_what_is_missing() {
         assert!(!answer.body.contains("Mario"), "nothing of the case");
     }
 
+    // Guessing is rate limited per reference.
+    let mut limited = false;
+    for _ in 0..12 {
+        let answer = browser
+            .post_multipart("/stato", lookup(&reference, "BNCGNN75C12F205K"))
+            .await;
+        if answer.status == 429 {
+            assert!(answer.body.contains("Troppi tentativi"));
+            limited = true;
+            break;
+        }
+    }
+    assert!(limited, "lookups of one reference are limited");
+}
+
+#[tokio::test]
+async fn the_citizen_sees_what_is_missing_and_sending_it_resumes_the_clock() {
+    let (install, users) = started_with(&[("op", "operator")]).await;
+    let op = &users[0].1;
+    let Applied {
+        mut browser,
+        csrf,
+        reference,
+        ..
+    } = Applied::new(&install).await;
+    let lookup = |reference: &str, code: &str| lookup(&csrf, reference, code);
     // The office asks for a document; the citizen sees what is missing and sends it,
     // which resumes the clock.
     for body in [
@@ -215,7 +289,7 @@ async fn a_citizen_applies_online_follows_the_case_and_sends_what_is_missing() {
             .call(
                 "POST",
                 &format!("/api/v1/cases/{reference}/actions"),
-                Some(&op),
+                Some(op),
                 Some(body),
             )
             .await;
@@ -233,29 +307,10 @@ async fn a_citizen_applies_online_follows_the_case_and_sends_what_is_missing() {
         sent.body
     );
     let (_, _, case) = install
-        .call(
-            "GET",
-            &format!("/api/v1/cases/{reference}"),
-            Some(&op),
-            None,
-        )
+        .call("GET", &format!("/api/v1/cases/{reference}"), Some(op), None)
         .await;
     assert_eq!(case["status"], "in_review", "the clock runs again");
     assert_eq!(case["documents"].as_array().unwrap().len(), 3);
-
-    // Guessing is rate limited per reference.
-    let mut limited = false;
-    for _ in 0..12 {
-        let answer = browser
-            .post_multipart("/stato", lookup(&reference, "BNCGNN75C12F205K"))
-            .await;
-        if answer.status == 429 {
-            assert!(answer.body.contains("Troppi tentativi"));
-            limited = true;
-            break;
-        }
-    }
-    assert!(limited, "lookups of one reference are limited");
 }
 
 #[tokio::test]

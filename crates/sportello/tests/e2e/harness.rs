@@ -412,3 +412,39 @@ impl Install {
         serde_json::from_slice(&out.stdout).unwrap()
     }
 }
+
+impl Install {
+    /// A residents' permit for `plates`, issued through the API from a complete case of the
+    /// contract's citizen: the case's reference and the permit's number.
+    pub async fn issued_permit(&self, token: &str, plates: &[&str]) -> (String, String) {
+        let mut body = case_body();
+        body["fields"] = serde_json::json!({"category": "residenti", "plates": plates,
+            "documents": ["documento_identita", "carta_circolazione"]});
+        let (status, _, case) = self
+            .call("POST", "/api/v1/cases", Some(token), Some(body))
+            .await;
+        assert_eq!(status, 201, "{case}");
+        let reference = case["reference"].as_str().unwrap().to_owned();
+        for action in ["start_review", "approve", "issue"] {
+            self.act(token, &reference, serde_json::json!({ "action": action }))
+                .await;
+        }
+        let (_, _, case) = self
+            .call(
+                "GET",
+                &format!("/api/v1/cases/{reference}"),
+                Some(token),
+                None,
+            )
+            .await;
+        let number = case["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["kind"] == "permit_issued")
+            .and_then(|e| e["detail"]["permit"].as_str())
+            .expect("the issued permit in the journal")
+            .to_owned();
+        (reference, number)
+    }
+}

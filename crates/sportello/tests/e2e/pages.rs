@@ -1033,15 +1033,25 @@ async fn an_operator_issues_a_permit_from_the_pages_alone() {
         names.iter().any(|n| n.starts_with("permesso-RES2")),
         "{names:?}"
     );
+    // Without the session's token nothing is stored.
+    let forged = browser
+        .post_multipart(
+            &format!("{case_path}/documenti"),
+            Form::new()
+                .text("csrf", "x")
+                .part("file", file("altro.pdf")),
+        )
+        .await;
+    assert!(forged.body.contains("Il modulo è scaduto"));
+}
+
+#[tokio::test]
+async fn the_permit_page_shows_its_state_suspends_with_a_reason_and_opens_a_renewal() {
+    let (install, users) = started_with(&[("op", "operator")]).await;
+    let (password, op) = &users[0];
+    let (_, number) = install.issued_permit(op, &["AB123CD"]).await;
+    let (mut browser, token) = Browser::signed_in(&install, "op", password).await;
     // The permit's page: its state and history, suspension with a reason, renewal.
-    let number = names
-        .iter()
-        .find_map(|n| {
-            n.strip_prefix("permesso-")
-                .and_then(|n| n.strip_suffix(".pdf"))
-        })
-        .unwrap()
-        .to_owned();
     let permit_path = format!("/ufficio/permessi/{number}");
     let permit_page = browser.get(&permit_path).await;
     assert_eq!(permit_page.status, 200);
@@ -1058,7 +1068,7 @@ async fn an_operator_issues_a_permit_from_the_pages_alone() {
         .await;
     assert_eq!(suspended.status, 303);
     let (_, _, permit) = install
-        .call("GET", &format!("/api/v1/permits/{number}"), Some(&op), None)
+        .call("GET", &format!("/api/v1/permits/{number}"), Some(op), None)
         .await;
     assert_eq!(permit["state"], "suspended");
     assert_eq!(
@@ -1081,14 +1091,4 @@ async fn an_operator_issues_a_permit_from_the_pages_alone() {
         ))
         .await;
     assert_eq!(opened.location, permit_path);
-    // Without the session's token nothing is stored.
-    let forged = browser
-        .post_multipart(
-            &format!("{case_path}/documenti"),
-            Form::new()
-                .text("csrf", "x")
-                .part("file", file("altro.pdf")),
-        )
-        .await;
-    assert!(forged.body.contains("Il modulo è scaduto"));
 }

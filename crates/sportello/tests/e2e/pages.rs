@@ -735,37 +735,69 @@ async fn send_cude(
         .await
 }
 
-#[tokio::test]
-async fn a_cude_holder_communicates_a_temporary_plate_and_the_supervisor_sees_who_read_what() {
-    let mut install = Install::new("").await;
-    let register = install.dir.path().join("register.csv");
-    std::fs::write(
-        &register,
-        "permit,category,holder_fiscal_code,holder_name,plate,country,valid_from,valid_to,status\n\
-         CUD-7,cude,RSSMRA80A01H501U,Mario Rossi,AA111AA,IT,2020-01-01,2099-12-31,active\n",
-    )
-    .unwrap();
-    assert!(
-        install
-            .cli(&["permits", "import", register.to_str().unwrap()])
-            .status
-            .success()
-    );
-    let (supervisor_password, _) = install.user_with_password("capo", "supervisor");
-    let op = install.user("op", "operator");
-    install.start(&[]).await;
-    let mut browser = Browser::new(&install);
-    let form = browser.get("/cude").await;
-    let csrf = csrf_of(&form.body);
-    let now = sportello_domain::clock::Clock::now(&sportello_domain::clock::SystemClock)
-        .with_timezone(&sportello_domain::calendar::ROME);
-    let at = |hours: i64| {
-        let t = now + chrono::Duration::hours(hours);
+/// An installation whose register holds the CUDE permit CUD-7 of the contract's citizen
+/// (plate AA111AA), with a supervisor `capo` (its password) and an operator `op` (its
+/// token), started; and the time in Rome.
+struct CudeHolder {
+    install: Install,
+    supervisor_password: String,
+    op: String,
+    now: chrono::DateTime<chrono::Utc>,
+}
+
+impl CudeHolder {
+    async fn new() -> CudeHolder {
+        let mut install = Install::new("").await;
+        let register = install.dir.path().join("register.csv");
+        std::fs::write(
+            &register,
+            "permit,category,holder_fiscal_code,holder_name,plate,country,valid_from,valid_to,status\n\
+             CUD-7,cude,RSSMRA80A01H501U,Mario Rossi,AA111AA,IT,2020-01-01,2099-12-31,active\n",
+        )
+        .unwrap();
+        assert!(
+            install
+                .cli(&["permits", "import", register.to_str().unwrap()])
+                .status
+                .success()
+        );
+        let (supervisor_password, _) = install.user_with_password("capo", "supervisor");
+        let op = install.user("op", "operator");
+        install.start(&[]).await;
+        let now = sportello_domain::clock::Clock::now(&sportello_domain::clock::SystemClock);
+        CudeHolder {
+            install,
+            supervisor_password,
+            op,
+            now,
+        }
+    }
+
+    /// The date and the time `hours` from now, as the portal's form takes them.
+    fn at(&self, hours: i64) -> (String, String) {
+        let t = (self.now + chrono::Duration::hours(hours))
+            .with_timezone(&sportello_domain::calendar::ROME);
         (
             t.format("%Y-%m-%d").to_string(),
             t.format("%H:%M").to_string(),
         )
-    };
+    }
+
+    /// The portal's CUDE form, opened in a new browser: the browser and its form token.
+    async fn portal(&self) -> (Browser, String) {
+        let mut browser = Browser::new(&self.install);
+        let form = browser.get("/cude").await;
+        let csrf = csrf_of(&form.body);
+        (browser, csrf)
+    }
+}
+
+#[tokio::test]
+async fn a_cude_holder_communicates_a_temporary_plate_on_the_portal() {
+    let holder = CudeHolder::new().await;
+    let (install, op) = (&holder.install, &holder.op);
+    let (mut browser, csrf) = holder.portal().await;
+    let at = |hours| holder.at(hours);
     let wrong_holder = send_cude(&mut browser, &csrf, "BNCGNN75C12F205K", at(-2), at(2)).await;
     assert_eq!(wrong_holder.status, 422);
     assert!(wrong_holder.body.contains("non corrispondono"));
@@ -780,7 +812,7 @@ async fn a_cude_holder_communicates_a_temporary_plate_and_the_supervisor_sees_wh
     assert_eq!(done.status, 201, "{}", done.body);
     assert!(done.body.contains("ZZ123ZZ"));
     let (_, _, permit) = install
-        .call("GET", "/api/v1/permits/CUD-7", Some(&op), None)
+        .call("GET", "/api/v1/permits/CUD-7", Some(op), None)
         .await;
     let temporary = permit["plates"]
         .as_array()
@@ -790,19 +822,19 @@ async fn a_cude_holder_communicates_a_temporary_plate_and_the_supervisor_sees_wh
         .expect("the plate is on the permit");
     assert_eq!(temporary["plate"], "ZZ123ZZ");
     assert_eq!(temporary["recorded_by"], "cittadino");
+}
 
+#[tokio::test]
+async fn the_supervisor_sees_who_read_a_case_and_operators_see_neither_log_nor_reports() {
+    let (install, users) = started_with(&[("capo", "supervisor"), ("op", "operator")]).await;
+    let (supervisor_password, op) = (&users[0].0, &users[1].1);
     // Someone reads a case; the supervisor's log says who.
     let reference = install.create_case(&op).await;
     install
-        .call(
-            "GET",
-            &format!("/api/v1/cases/{reference}"),
-            Some(&op),
-            None,
-        )
+        .call("GET", &format!("/api/v1/cases/{reference}"), Some(op), None)
         .await;
     let mut supervisor = Browser::new(&install);
-    supervisor.sign_in("capo", &supervisor_password).await;
+    supervisor.sign_in("capo", supervisor_password).await;
     let log = supervisor
         .get(&format!("/ufficio/accessi?target={reference}"))
         .await;
@@ -816,6 +848,31 @@ async fn a_cude_holder_communicates_a_temporary_plate_and_the_supervisor_sees_wh
         log.body.contains("href=\"/ufficio/accessi\""),
         "in the supervisor's menu"
     );
+    let mut operator = Browser::new(&install);
+    let (op_password, _) = install.user_with_password("op2", "operator");
+    operator.sign_in("op2", &op_password).await;
+    assert_eq!(operator.get("/ufficio/report").await.location, "/ufficio");
+    assert_eq!(operator.get("/ufficio/accessi").await.location, "/ufficio");
+}
+
+#[tokio::test]
+async fn staff_register_a_temporary_plate_from_the_permit_page_within_the_category_limit() {
+    let holder = CudeHolder::new().await;
+    let (install, op) = (&holder.install, &holder.op);
+    let now = holder.now.with_timezone(&sportello_domain::calendar::ROME);
+    // The holder has communicated ZZ123ZZ on the portal, from three hours ago for eight.
+    let (mut browser, csrf) = holder.portal().await;
+    let done = send_cude(
+        &mut browser,
+        &csrf,
+        "RSSMRA80A01H501U",
+        holder.at(-3),
+        holder.at(5),
+    )
+    .await;
+    assert_eq!(done.status, 201, "{}", done.body);
+    let (mut supervisor, _) =
+        Browser::signed_in(install, "capo", &holder.supervisor_password).await;
     // Staff register a temporary plate from the permit's page too.
     let permit_page = supervisor.get("/ufficio/permessi/CUD-7").await;
     assert!(permit_page.body.contains("Targa temporanea (CUDE)"));
@@ -862,7 +919,7 @@ async fn a_cude_holder_communicates_a_temporary_plate_and_the_supervisor_sees_wh
         .await;
     assert_eq!(added.status, 303, "{}", added.body);
     let (_, _, permit) = install
-        .call("GET", "/api/v1/permits/CUD-7", Some(&op), None)
+        .call("GET", "/api/v1/permits/CUD-7", Some(op), None)
         .await;
     assert!(
         permit["plates"]
@@ -886,6 +943,12 @@ async fn a_cude_holder_communicates_a_temporary_plate_and_the_supervisor_sees_wh
         )
         .await;
     assert!(refused.body.contains("notice error"), "{}", refused.body);
+}
+
+#[tokio::test]
+async fn the_reports_page_draws_its_charts_with_their_data_and_refuses_a_backward_period() {
+    let (install, users) = started_with(&[("capo", "supervisor")]).await;
+    let (mut supervisor, _) = Browser::signed_in(&install, "capo", &users[0].0).await;
     // The reports as a page: charts with their data, the figures, the exports.
     let reports = supervisor.get("/ufficio/report?group_by=channel").await;
     assert_eq!(reports.status, 200);
@@ -906,11 +969,6 @@ async fn a_cude_holder_communicates_a_temporary_plate_and_the_supervisor_sees_wh
         .get("/ufficio/report?from=2026-05-01&to=2026-04-01")
         .await;
     assert_eq!(backwards.status, 422);
-    let mut operator = Browser::new(&install);
-    let (op_password, _) = install.user_with_password("op2", "operator");
-    operator.sign_in("op2", &op_password).await;
-    assert_eq!(operator.get("/ufficio/report").await.location, "/ufficio");
-    assert_eq!(operator.get("/ufficio/accessi").await.location, "/ufficio");
 }
 
 /// The whole job from the browser: a request from the counter gets its document, its

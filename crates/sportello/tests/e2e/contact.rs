@@ -232,33 +232,75 @@ async fn a_call_back_ends_in_an_appointment_at_the_counter() {
     );
 }
 
-#[tokio::test]
-async fn bad_input_is_a_clear_422_and_other_roles_are_refused() {
-    let mut install = Install::new("").await;
-    let op = install.user("op", "operator");
-    let police = install.user("vigile", "police");
-    let integration = install.user("pbx", "integration");
-    install.start(&[]).await;
-    let reference = install.create_case(&op).await;
-    let (_, task) = post(
-        &install,
-        &op,
-        &format!("/api/v1/cases/{reference}/callbacks"),
-        None,
-    )
-    .await;
-    assert_eq!(task["script"], "Richiamare il cittadino");
-    let id = task["id"].as_i64().unwrap();
-    let (future, day) = rome_morning(2);
-    let (_, appointment) = post(
-        &install,
-        &op,
-        &format!("/api/v1/cases/{reference}/appointments"),
-        Some(json!({"starts_at": future, "reason": "Firma"})),
-    )
-    .await;
-    let aid = appointment["id"].as_i64().unwrap();
+/// A started installation with an operator, a police user and an integration client, and a
+/// case with a call-back task and an appointment proposed for a morning two days ahead.
+struct CallAndAppointment {
+    install: Install,
+    op: String,
+    police: String,
+    integration: String,
+    reference: String,
+    /// The call-back task.
+    id: i64,
+    /// The appointment.
+    aid: i64,
+    /// When the appointment starts, RFC 3339, and its day.
+    future: String,
+    day: String,
+}
 
+impl CallAndAppointment {
+    async fn new() -> CallAndAppointment {
+        let mut install = Install::new("").await;
+        let op = install.user("op", "operator");
+        let police = install.user("vigile", "police");
+        let integration = install.user("pbx", "integration");
+        install.start(&[]).await;
+        let reference = install.create_case(&op).await;
+        let (_, task) = post(
+            &install,
+            &op,
+            &format!("/api/v1/cases/{reference}/callbacks"),
+            None,
+        )
+        .await;
+        assert_eq!(task["script"], "Richiamare il cittadino");
+        let id = task["id"].as_i64().unwrap();
+        let (future, day) = rome_morning(2);
+        let (_, appointment) = post(
+            &install,
+            &op,
+            &format!("/api/v1/cases/{reference}/appointments"),
+            Some(json!({"starts_at": future, "reason": "Firma"})),
+        )
+        .await;
+        let aid = appointment["id"].as_i64().unwrap();
+        CallAndAppointment {
+            install,
+            op,
+            police,
+            integration,
+            reference,
+            id,
+            aid,
+            future,
+            day,
+        }
+    }
+}
+
+#[tokio::test]
+async fn bad_call_and_appointment_input_is_a_clear_422_and_writes_nothing() {
+    let CallAndAppointment {
+        install,
+        op,
+        reference,
+        id,
+        aid,
+        future,
+        day,
+        ..
+    } = CallAndAppointment::new().await;
     let field_of = |body: &Value| body["errors"][0]["field"].as_str().unwrap_or("").to_owned();
     let call = format!("/api/v1/callbacks/{id}");
     let propose = format!("/api/v1/cases/{reference}/appointments");
@@ -354,7 +396,23 @@ async fn bad_input_is_a_clear_422_and_other_roles_are_refused() {
     assert_eq!(queue["items"][0]["attempts"], 0);
     let list = get_ok(&install, &op, &format!("/api/v1/appointments?day={day}")).await;
     assert_eq!(ids(&list), [aid]);
+}
 
+#[tokio::test]
+async fn other_roles_neither_read_nor_change_calls_and_appointments() {
+    let CallAndAppointment {
+        install,
+        op,
+        police,
+        integration,
+        reference,
+        id,
+        aid,
+        future,
+        day,
+    } = CallAndAppointment::new().await;
+    let call = format!("/api/v1/callbacks/{id}");
+    let propose = format!("/api/v1/cases/{reference}/appointments");
     // Neither the police nor a machine client reads or changes any of it.
     let endpoints = [
         ("GET", "/api/v1/callbacks".to_owned(), None),

@@ -9,7 +9,7 @@ use sportello_domain::calendar::{ROME, rome_date};
 use sportello_domain::clock::{Clock, SystemClock};
 
 use crate::browser::{Browser, csrf_of};
-use crate::harness::Install;
+use crate::harness::{Install, started_with};
 
 /// A case of a citizen who has only a phone.
 async fn phone_case(install: &Install, token: &str) -> String {
@@ -462,14 +462,12 @@ async fn other_roles_neither_read_nor_change_calls_and_appointments() {
 
 #[tokio::test]
 async fn the_queue_page_closes_a_call_with_one_click() {
-    let mut install = Install::new("").await;
-    let (password, op) = install.user_with_password("op", "operator");
-    let (police_password, _) = install.user_with_password("vigile", "police");
-    install.start(&[]).await;
-    let reference = phone_case(&install, &op).await;
+    let (install, users) = started_with(&[("op", "operator")]).await;
+    let (password, op) = &users[0];
+    let reference = phone_case(&install, op).await;
     let (status, task) = post(
         &install,
-        &op,
+        op,
         &format!("/api/v1/cases/{reference}/callbacks"),
         Some(json!({"note": "Manca la carta di circolazione"})),
     )
@@ -483,7 +481,7 @@ async fn the_queue_page_closes_a_call_with_one_click() {
         (gate.status, gate.location.as_str()),
         (303, "/ufficio/login?next=/ufficio/richiamate")
     );
-    assert_eq!(browser.sign_in("op", &password).await.status, 303);
+    assert_eq!(browser.sign_in("op", password).await.status, 303);
     let queue = browser.get("/ufficio/richiamate").await;
     assert_eq!(queue.status, 200, "{}", queue.body);
     for needle in [
@@ -541,9 +539,9 @@ async fn the_queue_page_closes_a_call_with_one_click() {
         "the task left the queue"
     );
     assert!(after.body.contains("role=\"status\""), "{}", after.body);
-    let queue = get_ok(&install, &op, "/api/v1/callbacks").await;
+    let queue = get_ok(&install, op, "/api/v1/callbacks").await;
     assert_eq!(queue["total"], 0);
-    let logged = timeline(&install, &op, &reference)
+    let logged = timeline(&install, op, &reference)
         .await
         .into_iter()
         .find(|e| e["kind"] == "call_logged")
@@ -555,12 +553,19 @@ async fn the_queue_page_closes_a_call_with_one_click() {
         .post_form(&form, &[("csrf", &csrf), ("outcome", "reached")])
         .await;
     assert_eq!(twice.status, 409, "a done call is not logged again");
+}
 
+#[tokio::test]
+async fn the_counter_day_shows_the_appointment_and_confirms_it_with_one_click() {
+    let (install, users) = started_with(&[("op", "operator")]).await;
+    let (password, op) = &users[0];
+    let reference = phone_case(&install, op).await;
+    let (mut browser, csrf) = Browser::signed_in(&install, "op", password).await;
     // The counter's day: the appointment, whether the case is ready, one-click confirm.
     let (starts_at, day) = rome_morning(2);
     let (status, appointment) = post(
         &install,
-        &op,
+        op,
         &format!("/api/v1/cases/{reference}/appointments"),
         Some(json!({"starts_at": starts_at, "reason": "Firma del permesso"})),
     )
@@ -600,16 +605,21 @@ async fn the_queue_page_closes_a_call_with_one_click() {
         confirmed.location,
         format!("/ufficio/appuntamenti?giorno={day}&esito=confirm")
     );
-    let list = get_ok(&install, &op, &format!("/api/v1/appointments?day={day}")).await;
+    let list = get_ok(&install, op, &format!("/api/v1/appointments?day={day}")).await;
     assert_eq!(list[0]["status"], "confirmed");
     assert_eq!(list[0]["confirmed_via"], "counter");
     let today = browser.get("/ufficio/appuntamenti?giorno=ieri").await;
     assert_eq!(today.status, 200, "a wrong day shows today, saying so");
     assert!(today.body.contains("role=\"alert\""));
+}
 
+#[tokio::test]
+async fn the_police_have_no_business_on_the_call_and_counter_pages() {
+    let (install, users) = started_with(&[("vigile", "police")]).await;
+    let police_password = &users[0].0;
     // The police have no business here.
     let mut police = Browser::new(&install);
-    assert_eq!(police.sign_in("vigile", &police_password).await.status, 303);
+    assert_eq!(police.sign_in("vigile", police_password).await.status, 303);
     for path in ["/ufficio/richiamate", "/ufficio/appuntamenti"] {
         let page = police.get(path).await;
         assert_eq!(

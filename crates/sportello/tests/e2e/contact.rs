@@ -185,12 +185,29 @@ async fn a_call_back_ends_in_an_appointment_at_the_counter() {
         assert!(kinds.iter().any(|k| k == kind), "{kind} in {kinds:?}");
     }
     assert_eq!(kinds.iter().filter(|k| *k == "call_logged").count(), 2);
+}
 
+#[tokio::test]
+async fn an_appointment_set_directly_and_cancelled_cannot_be_confirmed_any_more() {
+    let (install, users) = started_with(&[("op", "operator")]).await;
+    let op = &users[0].1;
+    let reference = install.create_case(op).await;
+    // The case's first appointment, proposed directly.
+    let (starts_at, _) = rome_morning(3);
+    let (status, first) = post(
+        &install,
+        op,
+        &format!("/api/v1/cases/{reference}/appointments"),
+        Some(json!({"starts_at": starts_at, "reason": "Firma e ritiro del permesso"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{first}");
+    let aid = first["id"].as_i64().unwrap();
     // An appointment set directly, then cancelled: it cannot be confirmed any more.
     let (later, _) = rome_morning(4);
     let (status, second) = post(
         &install,
-        &op,
+        op,
         &format!("/api/v1/cases/{reference}/appointments"),
         Some(json!({"starts_at": later, "place": "Sportello 3", "reason": "Documento d'identità"})),
     )
@@ -200,7 +217,7 @@ async fn a_call_back_ends_in_an_appointment_at_the_counter() {
     let second_id = second["id"].as_i64().unwrap();
     let (status, cancelled) = post(
         &install,
-        &op,
+        op,
         &format!("/api/v1/appointments/{second_id}/cancel"),
         Some(json!({"note": "il cittadino non può"})),
     )
@@ -211,7 +228,7 @@ async fn a_call_back_ends_in_an_appointment_at_the_counter() {
     );
     let (status, _) = post(
         &install,
-        &op,
+        op,
         &format!("/api/v1/appointments/{second_id}/confirm"),
         None,
     )
@@ -219,13 +236,13 @@ async fn a_call_back_ends_in_an_appointment_at_the_counter() {
     assert_eq!(status, 409);
     let of_case = get_ok(
         &install,
-        &op,
+        op,
         &format!("/api/v1/cases/{reference}/appointments"),
     )
     .await;
     assert_eq!(ids(&of_case), [aid, second_id]);
     assert!(
-        timeline_kinds(&install, &op, &reference)
+        timeline_kinds(&install, op, &reference)
             .await
             .iter()
             .any(|k| k == "appointment_cancelled")

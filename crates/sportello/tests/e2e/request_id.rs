@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use crate::browser::Browser;
-use crate::harness::Install;
+use crate::harness::{Install, started_with};
 
 /// The code an answer carries.
 fn code_of(response: &reqwest::Response) -> String {
@@ -40,10 +40,8 @@ async fn log_line_naming(install: &Install, code: &str) -> String {
 }
 
 #[tokio::test]
-async fn every_answer_and_error_carries_the_request_code_and_the_log_names_it() {
-    let mut install = Install::new("").await;
-    let (password, token) = install.user_with_password("op", "operator");
-    install.start(&[]).await;
+async fn every_answer_carries_a_request_code_and_a_client_s_sensible_one_is_kept() {
+    let (install, _) = started_with(&[]).await;
     let client = &install.client;
     let base = install.base();
 
@@ -54,35 +52,6 @@ async fn every_answer_and_error_carries_the_request_code_and_the_log_names_it() 
     assert!(is_uuid(&first), "{first}");
     let again = client.get(format!("{base}/healthz")).send().await.unwrap();
     assert_ne!(code_of(&again), first, "one code per request");
-
-    // A problem+json 4xx repeats the header's code in its body.
-    let missing = client
-        .get(format!("{base}/api/v1/cases/ZTL-2026-999999"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(missing.status(), 404);
-    assert_eq!(
-        missing.headers()["content-type"],
-        "application/problem+json"
-    );
-    let code = code_of(&missing);
-    assert!(is_uuid(&code), "{code}");
-    let problem: serde_json::Value = missing.json().await.unwrap();
-    assert_eq!(problem["request_id"], code.as_str(), "{problem}");
-    assert_eq!(problem["type"], "urn:sportello:problem:not-found");
-    let invalid = client
-        .post(format!("{base}/api/v1/cases"))
-        .bearer_auth(&token)
-        .json(&serde_json::json!({"case_type": "ztl_permit"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(invalid.status(), 422);
-    let code = code_of(&invalid);
-    let problem: serde_json::Value = invalid.json().await.unwrap();
-    assert_eq!(problem["request_id"], code.as_str(), "{problem}");
 
     // A client's sensible code is kept, in the header, the problem and the log line.
     let mine = "portale-7f3a.2026_01";
@@ -111,7 +80,50 @@ async fn every_answer_and_error_carries_the_request_code_and_the_log_names_it() 
         let code = code_of(&replaced);
         assert!(is_uuid(&code), "{bad:?} replaced by {code}");
     }
+}
 
+#[tokio::test]
+async fn a_problem_repeats_the_request_code_of_its_header() {
+    let (install, users) = started_with(&[("op", "operator")]).await;
+    let token = &users[0].1;
+    let client = &install.client;
+    let base = install.base();
+    // A problem+json 4xx repeats the header's code in its body.
+    let missing = client
+        .get(format!("{base}/api/v1/cases/ZTL-2026-999999"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    assert_eq!(
+        missing.headers()["content-type"],
+        "application/problem+json"
+    );
+    let code = code_of(&missing);
+    assert!(is_uuid(&code), "{code}");
+    let problem: serde_json::Value = missing.json().await.unwrap();
+    assert_eq!(problem["request_id"], code.as_str(), "{problem}");
+    assert_eq!(problem["type"], "urn:sportello:problem:not-found");
+    let invalid = client
+        .post(format!("{base}/api/v1/cases"))
+        .bearer_auth(token)
+        .json(&serde_json::json!({"case_type": "ztl_permit"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(invalid.status(), 422);
+    let code = code_of(&invalid);
+    let problem: serde_json::Value = invalid.json().await.unwrap();
+    assert_eq!(problem["request_id"], code.as_str(), "{problem}");
+}
+
+#[tokio::test]
+async fn error_pages_show_the_request_code_that_the_log_names() {
+    let (install, users) = started_with(&[("op", "operator")]).await;
+    let password = &users[0].0;
+    let client = &install.client;
+    let base = install.base();
     // The portal's error page shows the code in the reader's language.
     let unknown_link = client
         .get(format!("{base}/stato/nessun-collegamento"))
@@ -152,7 +164,7 @@ async fn every_answer_and_error_carries_the_request_code_and_the_log_names_it() 
 
     // The office's "case not found" page too.
     let mut browser = Browser::new(&install);
-    assert_eq!(browser.sign_in("op", &password).await.status, 303);
+    assert_eq!(browser.sign_in("op", password).await.status, 303);
     let not_found = browser.get("/ufficio/pratiche/ZTL-2026-999999").await;
     assert_eq!(not_found.status, 404);
     let shown = not_found

@@ -163,13 +163,11 @@ mod tests {
 
     /// A route that panics, behind the same outer layers as the application.
     fn panicking() -> Router {
-        with_request_ids(Router::new().route(
-            "/boom",
-            axum::routing::get(|| async {
-                let handler_fails: Option<()> = None;
-                handler_fails.expect("a handler that panics")
-            }),
-        ))
+        with_request_ids(Router::new().route("/boom", axum::routing::get(boom)))
+    }
+
+    async fn boom() -> &'static str {
+        panic!("a handler that panics")
     }
 
     async fn get_boom(request_id: Option<&str>) -> (StatusCode, String, serde_json::Value) {

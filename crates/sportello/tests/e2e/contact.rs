@@ -51,6 +51,19 @@ async fn send(
 }
 
 /// POST `path` as `token`, with an optional JSON body: (status, JSON).
+/// Proposes an appointment for a case; the appointment.
+async fn propose(install: &Install, token: &str, reference: &str, body: Value) -> Value {
+    let (status, appointment) = post(
+        install,
+        token,
+        &format!("/api/v1/cases/{reference}/appointments"),
+        Some(body),
+    )
+    .await;
+    assert_eq!(status, 201, "{appointment}");
+    appointment
+}
+
 async fn post(install: &Install, token: &str, path: &str, body: Option<Value>) -> (u16, Value) {
     send(install, "POST", path, token, body).await
 }
@@ -194,14 +207,13 @@ async fn an_appointment_set_directly_and_cancelled_cannot_be_confirmed_any_more(
     let reference = install.create_case(op).await;
     // The case's first appointment, proposed directly.
     let (starts_at, _) = rome_morning(3);
-    let (status, first) = post(
+    let first = propose(
         &install,
         op,
-        &format!("/api/v1/cases/{reference}/appointments"),
-        Some(json!({"starts_at": starts_at, "reason": "Firma e ritiro del permesso"})),
+        &reference,
+        json!({"starts_at": starts_at, "reason": "Firma e ritiro del permesso"}),
     )
     .await;
-    assert_eq!(status, 201, "{first}");
     let aid = first["id"].as_i64().unwrap();
     // An appointment set directly, then cancelled: it cannot be confirmed any more.
     let (later, _) = rome_morning(4);
@@ -580,14 +592,13 @@ async fn the_counter_day_shows_the_appointment_and_confirms_it_with_one_click() 
     let (mut browser, csrf) = Browser::signed_in(&install, "op", password).await;
     // The counter's day: the appointment, whether the case is ready, one-click confirm.
     let (starts_at, day) = rome_morning(2);
-    let (status, appointment) = post(
+    let appointment = propose(
         &install,
         op,
-        &format!("/api/v1/cases/{reference}/appointments"),
-        Some(json!({"starts_at": starts_at, "reason": "Firma del permesso"})),
+        &reference,
+        json!({"starts_at": starts_at, "reason": "Firma del permesso"}),
     )
     .await;
-    assert_eq!(status, 201, "{appointment}");
     let aid = appointment["id"].as_i64().unwrap();
     let counter = browser
         .get(&format!("/ufficio/appuntamenti?giorno={day}"))

@@ -448,3 +448,24 @@ impl Install {
         (reference, number)
     }
 }
+
+impl Install {
+    /// Imports a permit register of these CSV rows (under the §6.2 header) through the CLI,
+    /// every row accepted.
+    pub fn import_register(&self, rows: &str) {
+        let register = self.dir.path().join("register.csv");
+        std::fs::write(
+            &register,
+            format!(
+                "permit,category,holder_fiscal_code,holder_name,plate,country,valid_from,valid_to,status\n{rows}"
+            ),
+        )
+        .unwrap();
+        let out = self.cli(&["permits", "import", register.to_str().unwrap()]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

@@ -748,18 +748,8 @@ struct CudeHolder {
 impl CudeHolder {
     async fn new() -> CudeHolder {
         let mut install = Install::new("").await;
-        let register = install.dir.path().join("register.csv");
-        std::fs::write(
-            &register,
-            "permit,category,holder_fiscal_code,holder_name,plate,country,valid_from,valid_to,status\n\
-             CUD-7,cude,RSSMRA80A01H501U,Mario Rossi,AA111AA,IT,2020-01-01,2099-12-31,active\n",
-        )
-        .unwrap();
-        assert!(
-            install
-                .cli(&["permits", "import", register.to_str().unwrap()])
-                .status
-                .success()
+        install.import_register(
+            "CUD-7,cude,RSSMRA80A01H501U,Mario Rossi,AA111AA,IT,2020-01-01,2099-12-31,active\n",
         );
         let (supervisor_password, _) = install.user_with_password("capo", "supervisor");
         let op = install.user("op", "operator");
@@ -829,7 +819,7 @@ async fn the_supervisor_sees_who_read_a_case_and_operators_see_neither_log_nor_r
     let (install, users) = started_with(&[("capo", "supervisor"), ("op", "operator")]).await;
     let (supervisor_password, op) = (&users[0].0, &users[1].1);
     // Someone reads a case; the supervisor's log says who.
-    let reference = install.create_case(&op).await;
+    let reference = install.create_case(op).await;
     install
         .call("GET", &format!("/api/v1/cases/{reference}"), Some(op), None)
         .await;

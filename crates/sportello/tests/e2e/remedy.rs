@@ -64,18 +64,8 @@ struct Contested {
 impl CudeOffice {
     async fn new() -> CudeOffice {
         let mut install = Install::new("[office]\nauthority = \"Comune di Prova\"\n").await;
-        let register = install.dir.path().join("register.csv");
-        std::fs::write(
-            &register,
-            "permit,category,holder_fiscal_code,holder_name,plate,country,valid_from,valid_to,status\n\
-             CUD9,cude,RSSMRA85T10A562S,Mario Rossi,AA111AA,IT,2020-01-01,2099-12-31,active\n",
-        )
-        .unwrap();
-        assert!(
-            install
-                .cli(&["permits", "import", register.to_str().unwrap()])
-                .status
-                .success()
+        install.import_register(
+            "CUD9,cude,RSSMRA85T10A562S,Mario Rossi,AA111AA,IT,2020-01-01,2099-12-31,active\n",
         );
         let op = install.user("op", "operator");
         let police = install.user("vigile", "police");

@@ -450,19 +450,9 @@ impl CudeRegister {
         };
         let mut install =
             Install::new(&format!("[policy]\nfile = \"{}\"\n", policy.display())).await;
-        let register = install.dir.path().join("register.csv");
-        std::fs::write(
-            &register,
-            "permit,category,holder_fiscal_code,holder_name,plate,country,valid_from,valid_to,status\n\
-             CUD1,cude,RSSMRA85T10A562S,Mario Rossi,AA111AA,IT,2020-01-01,2099-12-31,active\n\
+        install.import_register(
+            "CUD1,cude,RSSMRA85T10A562S,Mario Rossi,AA111AA,IT,2020-01-01,2099-12-31,active\n\
              RES1,residenti,RSSMRA85T10A562S,Mario Rossi,BB222BB,IT,2020-01-01,2099-12-31,active\n",
-        )
-        .unwrap();
-        assert!(
-            install
-                .cli(&["permits", "import", register.to_str().unwrap()])
-                .status
-                .success()
         );
         let op = install.user("op", "operator");
         let police = install.user("vigile", "police");
@@ -542,7 +532,7 @@ async fn a_cude_temporary_plate_is_recorded_under_the_policy_and_lets_the_car_th
                 "/api/v1/permits/verify?plate=CC333CC&gate=V04&at={}",
                 at(0).replace('+', "%2B")
             ),
-            Some(&police),
+            Some(police),
             None,
         )
         .await;
@@ -624,14 +614,14 @@ async fn cude_temporary_plates_outside_the_category_rules_are_refused() {
     assert_eq!(status, 404);
     // The police may read permits but not register plates.
     let (status, _, _) = install
-        .call("GET", "/api/v1/permits/CUD1", Some(&police), None)
+        .call("GET", "/api/v1/permits/CUD1", Some(police), None)
         .await;
     assert_eq!(status, 200);
     let (status, _, _) = install
         .call(
             "POST",
             "/api/v1/permits/CUD1/temporary-plates",
-            Some(&police),
+            Some(police),
             Some(serde_json::json!({"plate": "EE555EE", "from": at(0), "to": at(1)})),
         )
         .await;
@@ -650,7 +640,7 @@ async fn a_cude_request_is_urgent_with_its_category_standard_and_an_unknown_cate
     let request = serde_json::json!({"case_type": "cude", "subject": "Contrassegno", "channel": "web",
         "citizen": crate::harness::citizen()});
     let (status, _, case) = install
-        .call("POST", "/api/v1/cases", Some(&op), Some(request))
+        .call("POST", "/api/v1/cases", Some(op), Some(request))
         .await;
     assert_eq!(status, 201, "{case}");
     assert_eq!(case["priority"], "high");
@@ -666,7 +656,7 @@ async fn a_cude_request_is_urgent_with_its_category_standard_and_an_unknown_cate
     let request = serde_json::json!({"case_type": "ztl_permit", "subject": "Permesso", "channel": "web",
         "citizen": crate::harness::citizen(), "fields": {"category": "astronauti"}});
     let (status, _, problem) = install
-        .call("POST", "/api/v1/cases", Some(&op), Some(request))
+        .call("POST", "/api/v1/cases", Some(op), Some(request))
         .await;
     assert_eq!(status, 422);
     assert_eq!(
@@ -692,7 +682,7 @@ async fn a_contested_transit_shows_what_covered_it_and_the_permits_history() {
             {"transit_id": "T2", "gate": "V04", "timestamp": at(-5)},
             {"transit_id": "T3", "gate": "V99", "timestamp": at(-1)}]}});
     let (status, _, case) = install
-        .call("POST", "/api/v1/cases", Some(&op), Some(seg))
+        .call("POST", "/api/v1/cases", Some(op), Some(seg))
         .await;
     assert_eq!(status, 201, "{case}");
     let reference = case["reference"].as_str().unwrap();
@@ -700,7 +690,7 @@ async fn a_contested_transit_shows_what_covered_it_and_the_permits_history() {
         .call(
             "GET",
             &format!("/api/v1/cases/{reference}/evidence"),
-            Some(&op),
+            Some(op),
             None,
         )
         .await;
@@ -739,7 +729,7 @@ async fn a_contested_transit_shows_what_covered_it_and_the_permits_history() {
         .call(
             "GET",
             &format!("/api/v1/cases/{reference}/evidence"),
-            Some(&police),
+            Some(police),
             None,
         )
         .await;
@@ -791,6 +781,25 @@ impl IssuingOffice {
                 Some(serde_json::json!({"action": action})),
             )
             .await
+    }
+
+    /// A new office with one permit issued ([`IssuingOffice::issued`]): the office, the
+    /// case as the issue answered it and the permit's number.
+    async fn with_permit() -> (IssuingOffice, serde_json::Value, String) {
+        let office = IssuingOffice::new().await;
+        let case = office.issued().await;
+        let number = permit_number(&case);
+        (office, case, number)
+    }
+
+    /// A request of the operator.
+    async fn call(
+        &self,
+        method: &'static str,
+        path: String,
+        body: Option<serde_json::Value>,
+    ) -> (u16, String, serde_json::Value) {
+        self.install.call(method, &path, Some(&self.op), body).await
     }
 
     /// A complete case for plate AB 123 CD, reviewed, approved and issued: the case as the
@@ -1004,14 +1013,10 @@ async fn a_suspended_permit_shows_at_once_and_a_revoked_one_is_not_reinstated() 
 /// starts when the old one ends and both histories say so.
 #[tokio::test]
 async fn renewing_a_permit_opens_a_prefilled_case_and_continues_the_validity() {
-    let office = IssuingOffice::new().await;
-    let (install, op, police) = (&office.install, &office.op, &office.police);
-    let call = |method: &'static str, path: String, body: Option<serde_json::Value>| async move {
-        install.call(method, &path, Some(op), body).await
-    };
-    let act = |reference: String, action: &'static str| office.act(reference, action);
-    let first_case = office.issued().await;
-    let old = permit_number(&first_case);
+    let (office, _, old) = IssuingOffice::with_permit().await;
+    let (install, police) = (&office.install, &office.police);
+    let call = |method, path, body| office.call(method, path, body);
+    let act = |reference, action| office.act(reference, action);
 
     let renew = format!("/api/v1/permits/{old}/renew");
     let (status, _, _) = install
@@ -1093,14 +1098,9 @@ async fn renewing_a_permit_opens_a_prefilled_case_and_continues_the_validity() {
 
 #[tokio::test]
 async fn changing_a_permits_plate_amends_it_from_now_on_and_prints_it_again() {
-    let office = IssuingOffice::new().await;
-    let (install, op) = (&office.install, &office.op);
-    let call = |method: &'static str, path: String, body: Option<serde_json::Value>| async move {
-        install.call(method, &path, Some(op), body).await
-    };
-    let act = |reference: String, action: &'static str| office.act(reference, action);
-    let first_case = office.issued().await;
-    let old = permit_number(&first_case);
+    let (office, _, old) = IssuingOffice::with_permit().await;
+    let call = |method, path, body| office.call(method, path, body);
+    let act = |reference, action| office.act(reference, action);
     // The holder sells the car: a case amending the old permit changes its plate from
     // now on (no documents asked), and prints the permit again.
     let body = serde_json::json!({"case_type": "ztl_permit", "subject": "Cambio targa", "channel": "counter",
@@ -1145,14 +1145,9 @@ async fn changing_a_permits_plate_amends_it_from_now_on_and_prints_it_again() {
 
 #[tokio::test]
 async fn a_closed_cases_fields_stay_as_they_were_and_a_revoked_permit_is_not_renewed() {
-    let office = IssuingOffice::new().await;
-    let (install, op) = (&office.install, &office.op);
-    let call = |method: &'static str, path: String, body: Option<serde_json::Value>| async move {
-        install.call(method, &path, Some(op), body).await
-    };
-    let act = |reference: String, action: &'static str| office.act(reference, action);
-    let first_case = office.issued().await;
-    let old = permit_number(&first_case);
+    let (office, first_case, old) = IssuingOffice::with_permit().await;
+    let call = |method, path, body| office.call(method, path, body);
+    let act = |reference, action| office.act(reference, action);
     let first = first_case["reference"].as_str().unwrap().to_owned();
     let fields = format!("/api/v1/cases/{first}/fields");
     // A closed case's fields stay as they were; a revoked permit is not renewed.

@@ -3,7 +3,10 @@
 use std::any::Any;
 
 use axum::Json;
+use axum::body::Body;
+use axum::extract::Request;
 use axum::http::{StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use sportello_domain::refusal::Refusal;
@@ -36,6 +39,10 @@ pub struct Problem {
     /// Field errors, for validation problems.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
+    /// The request's code, as in its `x-request-id` header: quoted to the office, it finds
+    /// the request's log (an extension member of RFC 9457).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 /// Everything a handler can fail with.
@@ -174,8 +181,11 @@ fn problem(
         status: status.as_u16(),
         detail,
         errors,
+        request_id: None,
     };
-    let mut response = (status, Json(body)).into_response();
+    let mut response = (status, Json(body.clone())).into_response();
+    // Kept for [`stamp_request_id`], which writes the request's code into it.
+    response.extensions_mut().insert(body);
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         header::HeaderValue::from_static("application/problem+json"),
@@ -335,4 +345,116 @@ pub async fn not_found(uri: axum::http::Uri) -> ApiError {
 /// A panic in a handler becomes a plain 500 problem, never a stack trace.
 pub fn panic_response(_err: Box<dyn Any + Send + 'static>) -> Response {
     ApiError::Internal("a request handler panicked".into()).into_response()
+}
+
+/// Writes the request's code into an error's answer: the `request_id` member of a
+/// problem+json, and a line ("Codice della richiesta: …") on an HTML error page, in the
+/// page's language. Answers that went well pass untouched.
+pub async fn stamp_request_id(request: Request, next: Next) -> Response {
+    let Some(id) = crate::request_id::of(&request).map(str::to_owned) else {
+        return next.run(request).await;
+    };
+    let response = next.run(request).await;
+    if let Some(problem) = response.extensions().get::<Problem>() {
+        let stamped = Problem {
+            request_id: Some(id),
+            ..problem.clone()
+        };
+        return match serde_json::to_vec(&stamped) {
+            Ok(body) => with_body(response, body),
+            Err(_) => response,
+        };
+    }
+    let is_html = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    if !(response.status().is_client_error() || response.status().is_server_error()) || !is_html {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    match axum::body::to_bytes(body, usize::MAX).await {
+        Ok(bytes) => {
+            let page = String::from_utf8_lossy(&bytes);
+            let body = with_request_code(&page, &id).unwrap_or_else(|| page.into_owned());
+            with_body(
+                Response::from_parts(parts, Body::empty()),
+                body.into_bytes(),
+            )
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "an error page could not be read");
+            Response::from_parts(parts, Body::empty())
+        }
+    }
+}
+
+/// The answer with another body (and no stale length).
+fn with_body(response: Response, body: Vec<u8>) -> Response {
+    let (mut parts, _) = response.into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(body))
+}
+
+/// An error page with the request's code shown at the end of its main content, in the
+/// page's own language (its `<html lang>`); `None` when the page has no main content.
+fn with_request_code(page: &str, id: &str) -> Option<String> {
+    let end_of_main = page.rfind("</main>")?;
+    let lang = page
+        .split_once("<html lang=\"")
+        .and_then(|(_, rest)| rest.split_once('"'))
+        .and_then(|(code, _)| Lang::parse(code))
+        .unwrap_or(Lang::It);
+    let label = Tr { lang }.t("error.request_code");
+    let id = escape_html(id);
+    Some(format!(
+        "{}<p class=\"request-code\">{label}: <code>{id}</code></p>\n{}",
+        &page[..end_of_main],
+        &page[end_of_main..]
+    ))
+}
+
+/// Text safe inside an HTML element.
+fn escape_html(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_page_shows_the_request_code_in_its_language() {
+        let page = "<!doctype html>\n<html lang=\"en\">\n<body><main id=\"main\">\n<h1>Case not found</h1>\n</main>\n<footer></footer></body></html>";
+        let shown = with_request_code(page, "abc-123").unwrap();
+        assert!(
+            shown.contains(
+                "<h1>Case not found</h1>\n<p class=\"request-code\">Request code: <code>abc-123</code></p>\n</main>"
+            ),
+            "{shown}"
+        );
+        let italian = with_request_code(&page.replace("lang=\"en\"", "lang=\"it\""), "abc-123");
+        assert!(
+            italian
+                .unwrap()
+                .contains("Codice della richiesta: <code>abc-123</code>")
+        );
+    }
+
+    #[test]
+    fn a_page_without_main_content_is_left_alone() {
+        assert_eq!(
+            with_request_code("<html lang=\"it\"><p>x</p></html>", "a"),
+            None
+        );
+    }
+
+    #[test]
+    fn the_code_is_escaped_on_the_page() {
+        assert_eq!(escape_html("<a&\"b>"), "&lt;a&amp;&quot;b&gt;");
+    }
 }

@@ -14,6 +14,7 @@ use sportello_config::Config;
 use sportello_store::Store;
 use sportello_store::documents::BlobStore;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
@@ -27,6 +28,7 @@ pub mod i18n;
 pub mod metrics;
 pub mod openapi;
 pub mod pages;
+pub mod request_id;
 pub mod tables;
 pub mod vocabulary;
 
@@ -117,7 +119,7 @@ pub fn router(state: AppState) -> Router {
         .unwrap_or(usize::MAX)
         .saturating_add(1024 * 1024);
     let json_limit = state.config.limits.max_json_bytes;
-    Router::new()
+    let app = Router::new()
         .merge(api::routes(upload_limit))
         .merge(pages::routes(state.clone()))
         .fallback(error::not_found)
@@ -139,8 +141,83 @@ pub fn router(state: AppState) -> Router {
         .layer(SetResponseHeaderLayer::if_not_present(
             HeaderName::from_static("content-security-policy"),
             HeaderValue::from_static("default-src 'self'; frame-ancestors 'none'"),
-        ))
-        .layer(CatchPanicLayer::custom(error::panic_response))
-        .layer(TraceLayer::new_for_http())
-        .with_state(state)
+        ));
+    with_request_ids(app).with_state(state)
+}
+
+/// The outer layers: a code for every request ([`request_id`]), its log span, the code in
+/// every answer's header and error, and a caught panic's 500 (inside them, so it has the
+/// code too).
+fn with_request_ids<S: Clone + Send + Sync + 'static>(app: Router<S>) -> Router<S> {
+    app.layer(CatchPanicLayer::custom(error::panic_response))
+        .layer(axum::middleware::from_fn(error::stamp_request_id))
+        .layer(PropagateRequestIdLayer::new(request_id_header()))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_id::span)
+                .on_response(request_id::log_answer),
+        )
+        .layer(SetRequestIdLayer::new(request_id_header(), MakeRequestUuid))
+        .layer(axum::middleware::from_fn(request_id::drop_invalid))
+}
+
+fn request_id_header() -> HeaderName {
+    HeaderName::from_static(request_id::HEADER)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use tower::ServiceExt;
+
+    /// A route that panics, behind the same outer layers as the application.
+    fn panicking() -> Router {
+        with_request_ids(Router::new().route("/boom", axum::routing::get(boom)))
+    }
+
+    async fn boom() -> &'static str {
+        panic!("a handler that panics")
+    }
+
+    async fn get_boom(request_id: Option<&str>) -> (StatusCode, String, serde_json::Value) {
+        let mut request = Request::get("/boom");
+        if let Some(id) = request_id {
+            request = request.header("x-request-id", id);
+        }
+        let response = panicking()
+            .oneshot(request.body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        let header = response.headers()["x-request-id"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (status, header, serde_json::from_slice(&body).unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_panic_answers_a_problem_with_the_request_code() {
+        let (status, header, problem) = get_boom(Some("client-code-1")).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(header, "client-code-1");
+        assert_eq!(problem["request_id"], "client-code-1");
+        assert_eq!(problem["type"], "urn:sportello:problem:internal");
+    }
+
+    #[tokio::test]
+    async fn a_panic_without_a_client_code_gets_a_fresh_one() {
+        let (_, header, problem) = get_boom(None).await;
+        assert_eq!(header.len(), 36, "a UUID: {header}");
+        assert_eq!(problem["request_id"], header.as_str());
+        let (_, replaced, problem) = get_boom(Some("not a code")).await;
+        assert_ne!(replaced, "not a code");
+        assert!(request_id::is_valid(&replaced));
+        assert_eq!(problem["request_id"], replaced.as_str());
+    }
 }

@@ -6,7 +6,7 @@ use sportello_domain::calendar::{HolidayCalendar, rome_date};
 use sportello_domain::clock::{Clock, SystemClock};
 use sportello_domain::sla::due_date;
 
-use crate::harness::{Install, case_body, file_form};
+use crate::harness::{Install, case_body, file_form, started_with};
 
 fn is_problem(ctype: &str, body: &Value, status: u16) -> bool {
     ctype.starts_with("application/problem+json")
@@ -17,14 +17,13 @@ fn is_problem(ctype: &str, body: &Value, status: u16) -> bool {
 }
 
 #[tokio::test]
-async fn case_lifecycle_and_errors() {
-    let mut install = Install::new("").await;
-    let op = install.user("op1", "operator");
-    install.start(&[]).await;
+async fn a_new_case_gets_its_reference_protocol_and_term_and_references_stay_gap_free() {
+    let (install, users) = started_with(&[("op1", "operator")]).await;
+    let op = &users[0].1;
     let today = rome_date(SystemClock.now());
 
     let (status, _, case) = install
-        .call("POST", "/api/v1/cases", Some(&op), Some(case_body()))
+        .call("POST", "/api/v1/cases", Some(op), Some(case_body()))
         .await;
     assert_eq!(status, 201, "{case}");
     let reference = case["reference"].as_str().unwrap().to_owned();
@@ -37,11 +36,24 @@ async fn case_lifecycle_and_errors() {
     assert_eq!(case["sla"]["days_left"], (expected_due - today).num_days());
     assert_eq!(case["citizen"]["fiscal_code"], "RSSMRA80A01H501U");
 
+    // References stay gap-free.
+    for n in 2..=6 {
+        let (_, _, c) = install
+            .call("POST", "/api/v1/cases", Some(op), Some(case_body()))
+            .await;
+        assert_eq!(c["reference"], format!("ZTL-{}-{n:06}", today.year()));
+    }
+}
+
+#[tokio::test]
+async fn bad_requests_and_unknown_things_are_problems_that_say_what_is_wrong() {
+    let (install, users) = started_with(&[("op1", "operator")]).await;
+    let op = &users[0].1;
     // Validation: every bad field named, problem+json, never a 500.
     let bad = json!({"case_type": "nope", "subject": "", "channel": "pigeon",
                      "citizen": {"fiscal_code": "RSSMRA80A01H501X", "email": "not-an-address"}});
     let (status, ctype, problem) = install
-        .call("POST", "/api/v1/cases", Some(&op), Some(bad))
+        .call("POST", "/api/v1/cases", Some(op), Some(bad))
         .await;
     assert_eq!(status, 422);
     assert!(is_problem(&ctype, &problem, 422), "{ctype} {problem}");
@@ -75,7 +87,7 @@ async fn case_lifecycle_and_errors() {
     let resp = install
         .client
         .post(format!("{}/api/v1/cases", install.base()))
-        .bearer_auth(&op)
+        .bearer_auth(op)
         .header("content-type", "application/json")
         .body("{not json")
         .send()
@@ -89,27 +101,39 @@ async fn case_lifecycle_and_errors() {
             .starts_with("application/problem+json")
     );
 
+    // Unknown things are 404 problems.
+    for path in [
+        "/api/v1/cases/ZTL-2026-999999",
+        "/api/v1/cases/not-a-reference",
+        "/api/v1/nowhere",
+    ] {
+        let (status, ctype, problem) = install.call("GET", path, Some(op), None).await;
+        assert_eq!(status, 404, "{path}");
+        assert!(is_problem(&ctype, &problem, 404), "{path}: {problem}");
+    }
+}
+
+#[tokio::test]
+async fn the_workflow_refuses_what_the_status_does_not_allow_and_the_journal_shows_who_acted() {
+    let (install, users) = started_with(&[("op1", "operator")]).await;
+    let op = &users[0].1;
+    let reference = install.create_case(op).await;
     // Workflow: 409 when not allowed, with a problem body.
     let actions = format!("/api/v1/cases/{reference}/actions");
     let (status, ctype, problem) = install
-        .call(
-            "POST",
-            &actions,
-            Some(&op),
-            Some(json!({"action": "issue"})),
-        )
+        .call("POST", &actions, Some(op), Some(json!({"action": "issue"})))
         .await;
     assert_eq!(status, 409);
     assert!(is_problem(&ctype, &problem, 409), "{problem}");
     let (status, _, _) = install
-        .call("POST", &actions, Some(&op), Some(json!({"action": "fly"})))
+        .call("POST", &actions, Some(op), Some(json!({"action": "fly"})))
         .await;
     assert_eq!(status, 422);
     let (status, _, after) = install
         .call(
             "POST",
             &actions,
-            Some(&op),
+            Some(op),
             Some(json!({"action": "start_review"})),
         )
         .await;
@@ -118,7 +142,7 @@ async fn case_lifecycle_and_errors() {
         .call(
             "POST",
             &actions,
-            Some(&op),
+            Some(op),
             Some(json!({"action": "reject", "reasons": ["x"]})),
         )
         .await;
@@ -127,14 +151,14 @@ async fn case_lifecycle_and_errors() {
         .call(
             "POST",
             &actions,
-            Some(&op),
+            Some(op),
             Some(json!({"action": "request_integration"})),
         )
         .await;
     assert_eq!(status, 422, "missing[] is required: {problem}");
     let body = json!({"action": "request_integration", "missing": ["carta_circolazione"], "note": "manca il libretto"});
     let (status, _, paused) = install
-        .call("POST", &actions, Some(&op), Some(body.clone()))
+        .call("POST", &actions, Some(op), Some(body.clone()))
         .await;
     assert_eq!(status, 200);
     assert_eq!(
@@ -145,70 +169,46 @@ async fn case_lifecycle_and_errors() {
         .call(
             "POST",
             &actions,
-            Some(&op),
+            Some(op),
             Some(json!({"action": "integration_received"})),
         )
         .await;
     assert_eq!(status, 200);
-    let (status, _, problem) = install.call("POST", &actions, Some(&op), Some(body)).await;
+    let (status, _, problem) = install.call("POST", &actions, Some(op), Some(body)).await;
     assert_eq!(status, 409, "integration only once: {problem}");
 
     // The journal shows who did what.
     let (_, _, full) = install
-        .call(
-            "GET",
-            &format!("/api/v1/cases/{reference}"),
-            Some(&op),
-            None,
-        )
+        .call("GET", &format!("/api/v1/cases/{reference}"), Some(op), None)
         .await;
     let timeline = full["timeline"].as_array().unwrap();
     assert_eq!(timeline.len(), 4);
     assert!(timeline.iter().skip(1).all(|e| e["actor"] == "op1"));
-
-    // Unknown things are 404 problems.
-    for path in [
-        "/api/v1/cases/ZTL-2026-999999",
-        "/api/v1/cases/not-a-reference",
-        "/api/v1/nowhere",
-    ] {
-        let (status, ctype, problem) = install.call("GET", path, Some(&op), None).await;
-        assert_eq!(status, 404, "{path}");
-        assert!(is_problem(&ctype, &problem, 404), "{path}: {problem}");
-    }
 
     // Lists with filters and validation of parameters.
     let (status, _, list) = install
         .call(
             "GET",
             "/api/v1/cases?status=in_review&case_type=ztl_permit",
-            Some(&op),
+            Some(op),
             None,
         )
         .await;
     assert_eq!((status, list["total"].as_i64()), (200, Some(1)));
     let (status, _, list) = install
-        .call("GET", "/api/v1/cases?status=received", Some(&op), None)
+        .call("GET", "/api/v1/cases?status=received", Some(op), None)
         .await;
     assert_eq!((status, list["total"].as_i64()), (200, Some(0)));
     let (status, _, problem) = install
         .call(
             "GET",
             "/api/v1/cases?status=bogus&per_page=100000",
-            Some(&op),
+            Some(op),
             None,
         )
         .await;
     assert_eq!(status, 422);
     assert_eq!(problem["errors"].as_array().unwrap().len(), 2, "{problem}");
-
-    // References stay gap-free.
-    for n in 2..=6 {
-        let (_, _, c) = install
-            .call("POST", "/api/v1/cases", Some(&op), Some(case_body()))
-            .await;
-        assert_eq!(c["reference"], format!("ZTL-{}-{n:06}", today.year()));
-    }
 }
 
 #[tokio::test]

@@ -112,6 +112,23 @@ impl Browser {
         .await
     }
 
+    /// A browser signed in as `login`, and the session's CSRF token for its forms.
+    pub(crate) async fn signed_in(
+        install: &Install,
+        login: &str,
+        password: &str,
+    ) -> (Browser, String) {
+        let mut browser = Browser::new(install);
+        let answer = browser.sign_in(login, password).await;
+        assert_eq!(answer.status, 303, "{login} signs in: {}", answer.body);
+        let mut home = browser.get("/ufficio").await;
+        if home.status == 303 {
+            home = browser.get(&home.location).await;
+        }
+        let csrf = csrf_of(&home.body);
+        (browser, csrf)
+    }
+
     pub(crate) async fn post_multipart(&mut self, path: &str, form: Form) -> Answer {
         let req = self
             .client

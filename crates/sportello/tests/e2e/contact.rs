@@ -9,7 +9,7 @@ use sportello_domain::calendar::{ROME, rome_date};
 use sportello_domain::clock::{Clock, SystemClock};
 
 use crate::browser::{Browser, csrf_of};
-use crate::harness::Install;
+use crate::harness::{Install, started_with};
 
 /// A case of a citizen who has only a phone.
 async fn phone_case(install: &Install, token: &str) -> String {
@@ -51,6 +51,19 @@ async fn send(
 }
 
 /// POST `path` as `token`, with an optional JSON body: (status, JSON).
+/// Proposes an appointment for a case; the appointment.
+async fn propose(install: &Install, token: &str, reference: &str, body: Value) -> Value {
+    let (status, appointment) = post(
+        install,
+        token,
+        &format!("/api/v1/cases/{reference}/appointments"),
+        Some(body),
+    )
+    .await;
+    assert_eq!(status, 201, "{appointment}");
+    appointment
+}
+
 async fn post(install: &Install, token: &str, path: &str, body: Option<Value>) -> (u16, Value) {
     send(install, "POST", path, token, body).await
 }
@@ -185,12 +198,28 @@ async fn a_call_back_ends_in_an_appointment_at_the_counter() {
         assert!(kinds.iter().any(|k| k == kind), "{kind} in {kinds:?}");
     }
     assert_eq!(kinds.iter().filter(|k| *k == "call_logged").count(), 2);
+}
 
+#[tokio::test]
+async fn an_appointment_set_directly_and_cancelled_cannot_be_confirmed_any_more() {
+    let (install, users) = started_with(&[("op", "operator")]).await;
+    let op = &users[0].1;
+    let reference = install.create_case(op).await;
+    // The case's first appointment, proposed directly.
+    let (starts_at, _) = rome_morning(3);
+    let first = propose(
+        &install,
+        op,
+        &reference,
+        json!({"starts_at": starts_at, "reason": "Firma e ritiro del permesso"}),
+    )
+    .await;
+    let aid = first["id"].as_i64().unwrap();
     // An appointment set directly, then cancelled: it cannot be confirmed any more.
     let (later, _) = rome_morning(4);
     let (status, second) = post(
         &install,
-        &op,
+        op,
         &format!("/api/v1/cases/{reference}/appointments"),
         Some(json!({"starts_at": later, "place": "Sportello 3", "reason": "Documento d'identità"})),
     )
@@ -200,7 +229,7 @@ async fn a_call_back_ends_in_an_appointment_at_the_counter() {
     let second_id = second["id"].as_i64().unwrap();
     let (status, cancelled) = post(
         &install,
-        &op,
+        op,
         &format!("/api/v1/appointments/{second_id}/cancel"),
         Some(json!({"note": "il cittadino non può"})),
     )
@@ -211,7 +240,7 @@ async fn a_call_back_ends_in_an_appointment_at_the_counter() {
     );
     let (status, _) = post(
         &install,
-        &op,
+        op,
         &format!("/api/v1/appointments/{second_id}/confirm"),
         None,
     )
@@ -219,46 +248,88 @@ async fn a_call_back_ends_in_an_appointment_at_the_counter() {
     assert_eq!(status, 409);
     let of_case = get_ok(
         &install,
-        &op,
+        op,
         &format!("/api/v1/cases/{reference}/appointments"),
     )
     .await;
     assert_eq!(ids(&of_case), [aid, second_id]);
     assert!(
-        timeline_kinds(&install, &op, &reference)
+        timeline_kinds(&install, op, &reference)
             .await
             .iter()
             .any(|k| k == "appointment_cancelled")
     );
 }
 
-#[tokio::test]
-async fn bad_input_is_a_clear_422_and_other_roles_are_refused() {
-    let mut install = Install::new("").await;
-    let op = install.user("op", "operator");
-    let police = install.user("vigile", "police");
-    let integration = install.user("pbx", "integration");
-    install.start(&[]).await;
-    let reference = install.create_case(&op).await;
-    let (_, task) = post(
-        &install,
-        &op,
-        &format!("/api/v1/cases/{reference}/callbacks"),
-        None,
-    )
-    .await;
-    assert_eq!(task["script"], "Richiamare il cittadino");
-    let id = task["id"].as_i64().unwrap();
-    let (future, day) = rome_morning(2);
-    let (_, appointment) = post(
-        &install,
-        &op,
-        &format!("/api/v1/cases/{reference}/appointments"),
-        Some(json!({"starts_at": future, "reason": "Firma"})),
-    )
-    .await;
-    let aid = appointment["id"].as_i64().unwrap();
+/// A started installation with an operator, a police user and an integration client, and a
+/// case with a call-back task and an appointment proposed for a morning two days ahead.
+struct CallAndAppointment {
+    install: Install,
+    op: String,
+    police: String,
+    integration: String,
+    reference: String,
+    /// The call-back task.
+    id: i64,
+    /// The appointment.
+    aid: i64,
+    /// When the appointment starts, RFC 3339, and its day.
+    future: String,
+    day: String,
+}
 
+impl CallAndAppointment {
+    async fn new() -> CallAndAppointment {
+        let mut install = Install::new("").await;
+        let op = install.user("op", "operator");
+        let police = install.user("vigile", "police");
+        let integration = install.user("pbx", "integration");
+        install.start(&[]).await;
+        let reference = install.create_case(&op).await;
+        let (_, task) = post(
+            &install,
+            &op,
+            &format!("/api/v1/cases/{reference}/callbacks"),
+            None,
+        )
+        .await;
+        assert_eq!(task["script"], "Richiamare il cittadino");
+        let id = task["id"].as_i64().unwrap();
+        let (future, day) = rome_morning(2);
+        let (_, appointment) = post(
+            &install,
+            &op,
+            &format!("/api/v1/cases/{reference}/appointments"),
+            Some(json!({"starts_at": future, "reason": "Firma"})),
+        )
+        .await;
+        let aid = appointment["id"].as_i64().unwrap();
+        CallAndAppointment {
+            install,
+            op,
+            police,
+            integration,
+            reference,
+            id,
+            aid,
+            future,
+            day,
+        }
+    }
+}
+
+#[tokio::test]
+async fn bad_call_and_appointment_input_is_a_clear_422_and_writes_nothing() {
+    let CallAndAppointment {
+        install,
+        op,
+        reference,
+        id,
+        aid,
+        future,
+        day,
+        ..
+    } = CallAndAppointment::new().await;
     let field_of = |body: &Value| body["errors"][0]["field"].as_str().unwrap_or("").to_owned();
     let call = format!("/api/v1/callbacks/{id}");
     let propose = format!("/api/v1/cases/{reference}/appointments");
@@ -354,7 +425,23 @@ async fn bad_input_is_a_clear_422_and_other_roles_are_refused() {
     assert_eq!(queue["items"][0]["attempts"], 0);
     let list = get_ok(&install, &op, &format!("/api/v1/appointments?day={day}")).await;
     assert_eq!(ids(&list), [aid]);
+}
 
+#[tokio::test]
+async fn other_roles_neither_read_nor_change_calls_and_appointments() {
+    let CallAndAppointment {
+        install,
+        op,
+        police,
+        integration,
+        reference,
+        id,
+        aid,
+        future,
+        day,
+    } = CallAndAppointment::new().await;
+    let call = format!("/api/v1/callbacks/{id}");
+    let propose = format!("/api/v1/cases/{reference}/appointments");
     // Neither the police nor a machine client reads or changes any of it.
     let endpoints = [
         ("GET", "/api/v1/callbacks".to_owned(), None),
@@ -404,14 +491,12 @@ async fn bad_input_is_a_clear_422_and_other_roles_are_refused() {
 
 #[tokio::test]
 async fn the_queue_page_closes_a_call_with_one_click() {
-    let mut install = Install::new("").await;
-    let (password, op) = install.user_with_password("op", "operator");
-    let (police_password, _) = install.user_with_password("vigile", "police");
-    install.start(&[]).await;
-    let reference = phone_case(&install, &op).await;
+    let (install, users) = started_with(&[("op", "operator")]).await;
+    let (password, op) = &users[0];
+    let reference = phone_case(&install, op).await;
     let (status, task) = post(
         &install,
-        &op,
+        op,
         &format!("/api/v1/cases/{reference}/callbacks"),
         Some(json!({"note": "Manca la carta di circolazione"})),
     )
@@ -425,7 +510,7 @@ async fn the_queue_page_closes_a_call_with_one_click() {
         (gate.status, gate.location.as_str()),
         (303, "/ufficio/login?next=/ufficio/richiamate")
     );
-    assert_eq!(browser.sign_in("op", &password).await.status, 303);
+    assert_eq!(browser.sign_in("op", password).await.status, 303);
     let queue = browser.get("/ufficio/richiamate").await;
     assert_eq!(queue.status, 200, "{}", queue.body);
     for needle in [
@@ -483,9 +568,9 @@ async fn the_queue_page_closes_a_call_with_one_click() {
         "the task left the queue"
     );
     assert!(after.body.contains("role=\"status\""), "{}", after.body);
-    let queue = get_ok(&install, &op, "/api/v1/callbacks").await;
+    let queue = get_ok(&install, op, "/api/v1/callbacks").await;
     assert_eq!(queue["total"], 0);
-    let logged = timeline(&install, &op, &reference)
+    let logged = timeline(&install, op, &reference)
         .await
         .into_iter()
         .find(|e| e["kind"] == "call_logged")
@@ -497,17 +582,23 @@ async fn the_queue_page_closes_a_call_with_one_click() {
         .post_form(&form, &[("csrf", &csrf), ("outcome", "reached")])
         .await;
     assert_eq!(twice.status, 409, "a done call is not logged again");
+}
 
+#[tokio::test]
+async fn the_counter_day_shows_the_appointment_and_confirms_it_with_one_click() {
+    let (install, users) = started_with(&[("op", "operator")]).await;
+    let (password, op) = &users[0];
+    let reference = phone_case(&install, op).await;
+    let (mut browser, csrf) = Browser::signed_in(&install, "op", password).await;
     // The counter's day: the appointment, whether the case is ready, one-click confirm.
     let (starts_at, day) = rome_morning(2);
-    let (status, appointment) = post(
+    let appointment = propose(
         &install,
-        &op,
-        &format!("/api/v1/cases/{reference}/appointments"),
-        Some(json!({"starts_at": starts_at, "reason": "Firma del permesso"})),
+        op,
+        &reference,
+        json!({"starts_at": starts_at, "reason": "Firma del permesso"}),
     )
     .await;
-    assert_eq!(status, 201, "{appointment}");
     let aid = appointment["id"].as_i64().unwrap();
     let counter = browser
         .get(&format!("/ufficio/appuntamenti?giorno={day}"))
@@ -542,16 +633,21 @@ async fn the_queue_page_closes_a_call_with_one_click() {
         confirmed.location,
         format!("/ufficio/appuntamenti?giorno={day}&esito=confirm")
     );
-    let list = get_ok(&install, &op, &format!("/api/v1/appointments?day={day}")).await;
+    let list = get_ok(&install, op, &format!("/api/v1/appointments?day={day}")).await;
     assert_eq!(list[0]["status"], "confirmed");
     assert_eq!(list[0]["confirmed_via"], "counter");
     let today = browser.get("/ufficio/appuntamenti?giorno=ieri").await;
     assert_eq!(today.status, 200, "a wrong day shows today, saying so");
     assert!(today.body.contains("role=\"alert\""));
+}
 
+#[tokio::test]
+async fn the_police_have_no_business_on_the_call_and_counter_pages() {
+    let (install, users) = started_with(&[("vigile", "police")]).await;
+    let police_password = &users[0].0;
     // The police have no business here.
     let mut police = Browser::new(&install);
-    assert_eq!(police.sign_in("vigile", &police_password).await.status, 303);
+    assert_eq!(police.sign_in("vigile", police_password).await.status, 303);
     for path in ["/ufficio/richiamate", "/ufficio/appuntamenti"] {
         let page = police.get(path).await;
         assert_eq!(

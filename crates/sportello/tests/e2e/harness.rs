@@ -20,6 +20,8 @@ pub struct Install {
     pub database_url: String,
     pub port: u16,
     server: Option<Child>,
+    /// Where the last `serve` started by [`Install::start`] writes its output.
+    server_log: Option<PathBuf>,
     pub client: reqwest::Client,
 }
 
@@ -52,6 +54,7 @@ impl Install {
             database_url,
             port,
             server: None,
+            server_log: None,
             client,
         }
     }
@@ -115,6 +118,7 @@ impl Install {
     pub async fn start_with_env(&mut self, args: &[&str], envs: &[(&str, &str)]) -> String {
         let (child, log) = self.launch(args, envs);
         self.server = Some(child);
+        self.server_log = Some(log.clone());
         let base = self.base();
         wait_healthy(&self.client, &base, self.server.as_mut().unwrap(), &log).await
     }
@@ -147,6 +151,14 @@ impl Install {
             .spawn()
             .unwrap();
         (child, log)
+    }
+
+    /// What the server printed and logged so far.
+    pub fn server_log(&self) -> String {
+        self.server_log
+            .as_ref()
+            .and_then(|log| std::fs::read_to_string(log).ok())
+            .unwrap_or_default()
     }
 
     /// Kills the server at once (SIGKILL), as a crash would.
@@ -360,3 +372,100 @@ pub fn case_body() -> Value {
 }
 
 pub use sportello_store::testing::tools_present;
+
+/// A started installation with the users asked (login, role), each with its password and
+/// API token, in the order asked.
+pub async fn started_with(users: &[(&str, &str)]) -> (Install, Vec<(String, String)>) {
+    let mut install = Install::new("").await;
+    let credentials = users
+        .iter()
+        .map(|(login, role)| install.user_with_password(login, role))
+        .collect();
+    install.start(&[]).await;
+    (install, credentials)
+}
+
+impl Install {
+    /// Performs a workflow action on a case through the API and expects it done.
+    pub async fn act(&self, token: &str, reference: &str, action: Value) {
+        let (status, _, body) = self
+            .call(
+                "POST",
+                &format!("/api/v1/cases/{reference}/actions"),
+                Some(token),
+                Some(action),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+
+    /// Ingests one e-mail (its raw text) through the CLI; the JSON line it printed.
+    pub fn ingest_mail(&self, name: &str, raw: &str) -> Value {
+        let eml = self.dir.path().join(name);
+        std::fs::write(&eml, raw).unwrap();
+        let out = self.cli(&["ingest", eml.to_str().unwrap()]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+}
+
+impl Install {
+    /// A residents' permit for `plates`, issued through the API from a complete case of the
+    /// contract's citizen: the case's reference and the permit's number.
+    pub async fn issued_permit(&self, token: &str, plates: &[&str]) -> (String, String) {
+        let mut body = case_body();
+        body["fields"] = serde_json::json!({"category": "residenti", "plates": plates,
+            "documents": ["documento_identita", "carta_circolazione"]});
+        let (status, _, case) = self
+            .call("POST", "/api/v1/cases", Some(token), Some(body))
+            .await;
+        assert_eq!(status, 201, "{case}");
+        let reference = case["reference"].as_str().unwrap().to_owned();
+        for action in ["start_review", "approve", "issue"] {
+            self.act(token, &reference, serde_json::json!({ "action": action }))
+                .await;
+        }
+        let (_, _, case) = self
+            .call(
+                "GET",
+                &format!("/api/v1/cases/{reference}"),
+                Some(token),
+                None,
+            )
+            .await;
+        let number = case["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["kind"] == "permit_issued")
+            .and_then(|e| e["detail"]["permit"].as_str())
+            .expect("the issued permit in the journal")
+            .to_owned();
+        (reference, number)
+    }
+}
+
+impl Install {
+    /// Imports a permit register of these CSV rows (under the §6.2 header) through the CLI,
+    /// every row accepted.
+    pub fn import_register(&self, rows: &str) {
+        let register = self.dir.path().join("register.csv");
+        std::fs::write(
+            &register,
+            format!(
+                "permit,category,holder_fiscal_code,holder_name,plate,country,valid_from,valid_to,status\n{rows}"
+            ),
+        )
+        .unwrap();
+        let out = self.cli(&["permits", "import", register.to_str().unwrap()]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

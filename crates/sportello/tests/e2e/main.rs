@@ -21,6 +21,7 @@ mod outbound;
 mod pages;
 mod remedy;
 mod reports;
+mod request_id;
 mod roles;
 mod s3;
 mod scan;

@@ -7,7 +7,7 @@ use reqwest::multipart::{Form, Part};
 use serde_json::json;
 
 use crate::browser::{Answer, Browser, csrf_of};
-use crate::harness::Install;
+use crate::harness::{Install, started_with};
 
 fn text_form(fields: &[(&str, &str)]) -> Form {
     fields.iter().fold(Form::new(), |form, (k, v)| {
@@ -70,11 +70,64 @@ async fn the_portal_answers_in_italian_and_english_without_scripts() {
     assert!(css.body.contains(":focus-visible"));
 }
 
+/// The application form's fields for Mario Rossi's residents' permit, complete with its
+/// two documents.
+fn complete_application(csrf: &str) -> Form {
+    text_form(&[
+        ("csrf", csrf),
+        ("category", "residenti"),
+        ("name", "Mario Rossi"),
+        ("fiscal_code", "RSSMRA80A01H501U"),
+        ("email", "mario.rossi@example.it"),
+        ("plates", "ab 123 cd"),
+        ("privacy", "yes"),
+    ])
+    .part("doc_documento_identita", file("carta-identita.pdf"))
+    .part("doc_carta_circolazione", file("libretto.pdf"))
+}
+
+/// The status form for a case reference and a fiscal code.
+fn lookup(csrf: &str, reference: &str, code: &str) -> Form {
+    text_form(&[
+        ("csrf", csrf),
+        ("reference", reference),
+        ("fiscal_code", code),
+    ])
+}
+
+/// A citizen who applied online with the complete form: their browser, its form token,
+/// the page that answered and the case's reference.
+struct Applied {
+    browser: Browser,
+    csrf: String,
+    done: Answer,
+    reference: String,
+}
+
+impl Applied {
+    async fn new(install: &Install) -> Applied {
+        let mut browser = Browser::new(install);
+        let form = browser.get("/domanda").await;
+        let csrf = csrf_of(&form.body);
+        let done = browser
+            .post_multipart("/domanda", complete_application(&csrf))
+            .await;
+        assert_eq!(done.status, 201, "{}", done.body);
+        let at = done.body.find("ZTL-").expect("the case number is shown");
+        let reference = done.body[at..at + 15].to_owned();
+        Applied {
+            browser,
+            csrf,
+            done,
+            reference,
+        }
+    }
+}
+
 #[tokio::test]
-async fn a_citizen_applies_online_follows_the_case_and_sends_what_is_missing() {
-    let mut install = Install::new("").await;
-    let op = install.user("op", "operator");
-    install.start(&[]).await;
+async fn an_incomplete_or_forged_application_names_each_problem_and_registers_nothing() {
+    let (install, users) = started_with(&[("op", "operator")]).await;
+    let op = &users[0].1;
     let mut browser = Browser::new(&install);
     let form = browser.get("/domanda").await;
     let csrf = csrf_of(&form.body);
@@ -123,34 +176,25 @@ async fn a_citizen_applies_online_follows_the_case_and_sends_what_is_missing() {
         page.body
     );
     assert!(!page.body.contains("Il codice fiscale non è valido."));
-    let (_, _, list) = install.call("GET", "/api/v1/cases", Some(&op), None).await;
+    let (_, _, list) = install.call("GET", "/api/v1/cases", Some(op), None).await;
     assert_eq!(list["total"], 0);
     // A forged form (no CSRF cookie match) is refused.
     let forged = text_form(&[("csrf", "0".repeat(32).as_str())]);
     assert_eq!(browser.post_multipart("/domanda", forged).await.status, 403);
+}
 
-    let complete = text_form(&[
-        ("csrf", &csrf),
-        ("category", "residenti"),
-        ("name", "Mario Rossi"),
-        ("fiscal_code", "RSSMRA80A01H501U"),
-        ("email", "mario.rossi@example.it"),
-        ("plates", "ab 123 cd"),
-        ("privacy", "yes"),
-    ])
-    .part("doc_documento_identita", file("carta-identita.pdf"))
-    .part("doc_carta_circolazione", file("libretto.pdf"));
-    let done = browser.post_multipart("/domanda", complete).await;
-    assert_eq!(done.status, 201, "{}", done.body);
-    let at = done.body.find("ZTL-").expect("the case number is shown");
-    let reference = done.body[at..at + 15].to_owned();
+#[tokio::test]
+async fn a_complete_application_registers_a_web_case_and_shows_a_private_link_once() {
+    let (install, users) = started_with(&[("op", "operator")]).await;
+    let op = &users[0].1;
+    let Applied {
+        mut browser,
+        done,
+        reference,
+        ..
+    } = Applied::new(&install).await;
     let (_, _, case) = install
-        .call(
-            "GET",
-            &format!("/api/v1/cases/{reference}"),
-            Some(&op),
-            None,
-        )
+        .call("GET", &format!("/api/v1/cases/{reference}"), Some(op), None)
         .await;
     assert_eq!(case["channel"], "web");
     assert_eq!(
@@ -174,15 +218,19 @@ async fn a_citizen_applies_online_follows_the_case_and_sends_what_is_missing() {
             .body
             .contains("non corrisponde ad alcuna pratica")
     );
+}
 
+#[tokio::test]
+async fn the_status_page_shows_the_case_only_for_the_right_pair_and_limits_guessing() {
+    let (install, _) = started_with(&[]).await;
+    let Applied {
+        mut browser,
+        csrf,
+        reference,
+        ..
+    } = Applied::new(&install).await;
+    let lookup = |reference: &str, code: &str| lookup(&csrf, reference, code);
     // Following it: the right pair shows the case; any wrong pair gets one answer.
-    let lookup = |reference: &str, code: &str| {
-        text_form(&[
-            ("csrf", &csrf),
-            ("reference", reference),
-            ("fiscal_code", code),
-        ])
-    };
     let status = browser
         .post_multipart("/stato", lookup(&reference, "rssmra80a01h501u"))
         .await;
@@ -205,6 +253,32 @@ async fn a_citizen_applies_online_follows_the_case_and_sends_what_is_missing() {
         assert!(!answer.body.contains("Mario"), "nothing of the case");
     }
 
+    // Guessing is rate limited per reference.
+    let mut limited = false;
+    for _ in 0..12 {
+        let answer = browser
+            .post_multipart("/stato", lookup(&reference, "BNCGNN75C12F205K"))
+            .await;
+        if answer.status == 429 {
+            assert!(answer.body.contains("Troppi tentativi"));
+            limited = true;
+            break;
+        }
+    }
+    assert!(limited, "lookups of one reference are limited");
+}
+
+#[tokio::test]
+async fn the_citizen_sees_what_is_missing_and_sending_it_resumes_the_clock() {
+    let (install, users) = started_with(&[("op", "operator")]).await;
+    let op = &users[0].1;
+    let Applied {
+        mut browser,
+        csrf,
+        reference,
+        ..
+    } = Applied::new(&install).await;
+    let lookup = |reference: &str, code: &str| lookup(&csrf, reference, code);
     // The office asks for a document; the citizen sees what is missing and sends it,
     // which resumes the clock.
     for body in [
@@ -215,7 +289,7 @@ async fn a_citizen_applies_online_follows_the_case_and_sends_what_is_missing() {
             .call(
                 "POST",
                 &format!("/api/v1/cases/{reference}/actions"),
-                Some(&op),
+                Some(op),
                 Some(body),
             )
             .await;
@@ -233,38 +307,16 @@ async fn a_citizen_applies_online_follows_the_case_and_sends_what_is_missing() {
         sent.body
     );
     let (_, _, case) = install
-        .call(
-            "GET",
-            &format!("/api/v1/cases/{reference}"),
-            Some(&op),
-            None,
-        )
+        .call("GET", &format!("/api/v1/cases/{reference}"), Some(op), None)
         .await;
     assert_eq!(case["status"], "in_review", "the clock runs again");
     assert_eq!(case["documents"].as_array().unwrap().len(), 3);
-
-    // Guessing is rate limited per reference.
-    let mut limited = false;
-    for _ in 0..12 {
-        let answer = browser
-            .post_multipart("/stato", lookup(&reference, "BNCGNN75C12F205K"))
-            .await;
-        if answer.status == 429 {
-            assert!(answer.body.contains("Troppi tentativi"));
-            limited = true;
-            break;
-        }
-    }
-    assert!(limited, "lookups of one reference are limited");
 }
 
 #[tokio::test]
-async fn staff_sign_in_work_a_case_from_its_page_and_sign_out() {
-    let mut install = Install::new("").await;
-    let (op_password, op) = install.user_with_password("op", "operator");
-    let (police_password, _) = install.user_with_password("vigile", "police");
-    install.start(&[]).await;
-    let reference = install.create_case(&op).await;
+async fn staff_sign_in_refuses_forged_and_wrong_attempts_with_one_message() {
+    let (install, users) = started_with(&[("op", "operator")]).await;
+    let op_password = &users[0].0;
     let mut browser = Browser::new(&install);
 
     let gate = browser.get("/ufficio").await;
@@ -317,7 +369,7 @@ async fn staff_sign_in_work_a_case_from_its_page_and_sign_out() {
             "/ufficio/login",
             &[
                 ("login", "op"),
-                ("password", &op_password),
+                ("password", op_password),
                 ("csrf", &csrf_of(&unknown.body)),
                 ("next", "/ufficio"),
             ],
@@ -331,6 +383,46 @@ async fn staff_sign_in_work_a_case_from_its_page_and_sign_out() {
         .cookie("sportello_session")
         .expect("a session cookie");
     assert!(session.starts_with("spt_"));
+}
+
+#[tokio::test]
+async fn repeated_wrong_passwords_lock_the_sign_in() {
+    let (install, users) = started_with(&[("op", "operator")]).await;
+    let op_password = &users[0].0;
+    let mut guesser = Browser::new(&install);
+    let mut page = guesser.get("/ufficio/login").await;
+    for _ in 0..5 {
+        page = guesser
+            .post_form(
+                "/ufficio/login",
+                &[
+                    ("login", "op"),
+                    ("password", "no"),
+                    ("csrf", &csrf_of(&page.body)),
+                ],
+            )
+            .await;
+    }
+    let locked = guesser
+        .post_form(
+            "/ufficio/login",
+            &[
+                ("login", "op"),
+                ("password", op_password),
+                ("csrf", &csrf_of(&page.body)),
+            ],
+        )
+        .await;
+    assert_eq!(locked.status, 429);
+    assert!(locked.body.contains("Troppi tentativi di accesso"));
+}
+
+#[tokio::test]
+async fn an_operator_works_a_case_from_its_page_lists_it_and_finds_it() {
+    let (install, users) = started_with(&[("op", "operator")]).await;
+    let (op_password, op) = &users[0];
+    let reference = install.create_case(op).await;
+    let (mut browser, _) = Browser::signed_in(&install, "op", op_password).await;
 
     let home = browser.get("/ufficio").await;
     assert_eq!(home.status, 200);
@@ -367,12 +459,7 @@ async fn staff_sign_in_work_a_case_from_its_page_and_sign_out() {
         format!("/ufficio/pratiche/{reference}?esito=start_review")
     );
     let (_, _, case) = install
-        .call(
-            "GET",
-            &format!("/api/v1/cases/{reference}"),
-            Some(&op),
-            None,
-        )
+        .call("GET", &format!("/api/v1/cases/{reference}"), Some(op), None)
         .await;
     assert_eq!(case["status"], "in_review");
     assert_eq!(
@@ -403,17 +490,26 @@ async fn staff_sign_in_work_a_case_from_its_page_and_sign_out() {
         .await;
     assert_eq!(refused.status, 200);
     assert!(refused.body.contains("notice error"), "{}", refused.body);
+    // Search jumps to a reference.
+    let jump = browser
+        .get(&format!("/ufficio/cerca?q={}", reference.to_lowercase()))
+        .await;
+    assert_eq!(jump.location, format!("/ufficio/pratiche/{reference}"));
+}
+
+#[tokio::test]
+async fn a_message_shows_as_text_and_moves_to_another_case_from_its_page() {
+    let (install, users) = started_with(&[("op", "operator")]).await;
+    let (op_password, op) = &users[0];
+    let reference = install.create_case(op).await;
+    let (mut browser, token) = Browser::signed_in(&install, "op", op_password).await;
     // A message's text is on the timeline, as text: markup from outside never runs.
-    let eml = install.dir.path().join("hostile.eml");
-    std::fs::write(
-        &eml,
+    let line = install.ingest_mail(
+        "hostile.eml",
         "From: anna@example.it\r\nSubject: Documenti\r\nMessage-ID: <pages@example.it>\r\n\
          Content-Type: text/html; charset=utf-8\r\n\r\n\
          <p>Allego il libretto <b>richiesto</b> &lt;script&gt;alert(1)&lt;/script&gt;</p><script>alert(2)</script>\r\n",
-    )
-    .unwrap();
-    let out = install.cli(&["ingest", eml.to_str().unwrap()]);
-    let line: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    );
     let hostile = browser
         .get(&format!(
             "/ufficio/pratiche/{}",
@@ -439,7 +535,7 @@ async fn staff_sign_in_work_a_case_from_its_page_and_sign_out() {
         .call(
             "GET",
             &format!("/api/v1/cases/{hostile_case}/messages"),
-            Some(&op),
+            Some(op),
             None,
         )
         .await;
@@ -459,7 +555,7 @@ async fn staff_sign_in_work_a_case_from_its_page_and_sign_out() {
         .call(
             "GET",
             &format!("/api/v1/cases/{reference}/messages"),
-            Some(&op),
+            Some(op),
             None,
         )
         .await;
@@ -471,27 +567,24 @@ async fn staff_sign_in_work_a_case_from_its_page_and_sign_out() {
             .any(|m| m["id"] == message),
         "{messages}"
     );
-    // A message for a closed case waits in its queue until someone deals with it.
-    let closed = install.create_case(&op).await;
+}
+
+#[tokio::test]
+async fn a_message_for_a_closed_case_waits_in_its_queue_until_someone_deals_with_it() {
+    let (install, users) = started_with(&[("op", "operator")]).await;
+    let (op_password, op) = &users[0];
+    let (mut browser, token) = Browser::signed_in(&install, "op", op_password).await;
+    let closed = install.create_case(op).await;
     install
-        .call(
-            "POST",
-            &format!("/api/v1/cases/{closed}/actions"),
-            Some(&op),
-            Some(json!({"action": "withdraw", "note": "rinuncia"})),
+        .act(
+            op,
+            &closed,
+            json!({"action": "withdraw", "note": "rinuncia"}),
         )
         .await;
-    let late = install.dir.path().join("late.eml");
-    std::fs::write(
-        &late,
-        format!("From: anna@example.it\r\nSubject: Re: {closed}\r\nMessage-ID: <late@example.it>\r\n\r\nAncora io\r\n"),
-    )
-    .unwrap();
-    assert!(
-        install
-            .cli(&["ingest", late.to_str().unwrap()])
-            .status
-            .success()
+    install.ingest_mail(
+        "late.eml",
+        &format!("From: anna@example.it\r\nSubject: Re: {closed}\r\nMessage-ID: <late@example.it>\r\n\r\nAncora io\r\n"),
     );
     let attention = "<span class=\"count\">1</span><span class=\"label\">Messaggi da verificare";
     assert!(browser.get("/ufficio").await.body.contains(attention));
@@ -509,11 +602,18 @@ async fn staff_sign_in_work_a_case_from_its_page_and_sign_out() {
             .body
             .contains("<span class=\"count\">0</span><span class=\"label\">Messaggi da verificare")
     );
-    // Search jumps to a reference.
-    let jump = browser
-        .get(&format!("/ufficio/cerca?q={}", reference.to_lowercase()))
+}
+
+#[tokio::test]
+async fn the_session_cookie_reads_the_api_changes_only_with_the_csrf_header_and_ends_at_sign_out() {
+    let (install, users) = started_with(&[("op", "operator")]).await;
+    let (op_password, op) = &users[0];
+    let reference = install.create_case(op).await;
+    install
+        .act(op, &reference, json!({"action": "start_review"}))
         .await;
-    assert_eq!(jump.location, format!("/ufficio/pratiche/{reference}"));
+    let (mut browser, token) = Browser::signed_in(&install, "op", op_password).await;
+    let session = browser.cookie("sportello_session").unwrap();
 
     // The API from the pages: reads with the cookie; changes only with the CSRF header.
     let api = format!("{}/api/v1/cases/{reference}/actions", install.base());
@@ -559,10 +659,17 @@ async fn staff_sign_in_work_a_case_from_its_page_and_sign_out() {
         .await
         .unwrap();
     assert_eq!(after.status(), 401);
+}
 
-    // The police land on the permits desk; repeated wrong passwords lock the login.
+#[tokio::test]
+async fn the_police_land_on_the_permits_desk_and_check_a_gate_file_there() {
+    let (install, users) = started_with(&[("op", "operator"), ("vigile", "police")]).await;
+    let op = &users[0].1;
+    let police_password = &users[1].0;
+    let reference = install.create_case(op).await;
+    // The police land on the permits desk.
     let mut police = Browser::new(&install);
-    let signed = police.sign_in("vigile", &police_password).await;
+    let signed = police.sign_in("vigile", police_password).await;
     assert_eq!(signed.status, 303);
     let home = police.get("/ufficio").await;
     assert_eq!(home.location, "/ufficio/permessi");
@@ -601,33 +708,6 @@ async fn staff_sign_in_work_a_case_from_its_page_and_sign_out() {
         case.location, "/ufficio/permessi",
         "no case files for the police"
     );
-
-    let mut guesser = Browser::new(&install);
-    let mut page = guesser.get("/ufficio/login").await;
-    for _ in 0..5 {
-        page = guesser
-            .post_form(
-                "/ufficio/login",
-                &[
-                    ("login", "op"),
-                    ("password", "no"),
-                    ("csrf", &csrf_of(&page.body)),
-                ],
-            )
-            .await;
-    }
-    let locked = guesser
-        .post_form(
-            "/ufficio/login",
-            &[
-                ("login", "op"),
-                ("password", &op_password),
-                ("csrf", &csrf_of(&page.body)),
-            ],
-        )
-        .await;
-    assert_eq!(locked.status, 429);
-    assert!(locked.body.contains("Troppi tentativi di accesso"));
 }
 
 /// Posts the CUDE temporary-plate form for permit CUD-7 and plate ZZ 123 ZZ.
@@ -655,37 +735,59 @@ async fn send_cude(
         .await
 }
 
-#[tokio::test]
-async fn a_cude_holder_communicates_a_temporary_plate_and_the_supervisor_sees_who_read_what() {
-    let mut install = Install::new("").await;
-    let register = install.dir.path().join("register.csv");
-    std::fs::write(
-        &register,
-        "permit,category,holder_fiscal_code,holder_name,plate,country,valid_from,valid_to,status\n\
-         CUD-7,cude,RSSMRA80A01H501U,Mario Rossi,AA111AA,IT,2020-01-01,2099-12-31,active\n",
-    )
-    .unwrap();
-    assert!(
-        install
-            .cli(&["permits", "import", register.to_str().unwrap()])
-            .status
-            .success()
-    );
-    let (supervisor_password, _) = install.user_with_password("capo", "supervisor");
-    let op = install.user("op", "operator");
-    install.start(&[]).await;
-    let mut browser = Browser::new(&install);
-    let form = browser.get("/cude").await;
-    let csrf = csrf_of(&form.body);
-    let now = sportello_domain::clock::Clock::now(&sportello_domain::clock::SystemClock)
-        .with_timezone(&sportello_domain::calendar::ROME);
-    let at = |hours: i64| {
-        let t = now + chrono::Duration::hours(hours);
+/// An installation whose register holds the CUDE permit CUD-7 of the contract's citizen
+/// (plate AA111AA), with a supervisor `capo` (its password) and an operator `op` (its
+/// token), started; and the time in Rome.
+struct CudeHolder {
+    install: Install,
+    supervisor_password: String,
+    op: String,
+    now: chrono::DateTime<chrono::Utc>,
+}
+
+impl CudeHolder {
+    async fn new() -> CudeHolder {
+        let mut install = Install::new("").await;
+        install.import_register(
+            "CUD-7,cude,RSSMRA80A01H501U,Mario Rossi,AA111AA,IT,2020-01-01,2099-12-31,active\n",
+        );
+        let (supervisor_password, _) = install.user_with_password("capo", "supervisor");
+        let op = install.user("op", "operator");
+        install.start(&[]).await;
+        let now = sportello_domain::clock::Clock::now(&sportello_domain::clock::SystemClock);
+        CudeHolder {
+            install,
+            supervisor_password,
+            op,
+            now,
+        }
+    }
+
+    /// The date and the time `hours` from now, as the portal's form takes them.
+    fn at(&self, hours: i64) -> (String, String) {
+        let t = (self.now + chrono::Duration::hours(hours))
+            .with_timezone(&sportello_domain::calendar::ROME);
         (
             t.format("%Y-%m-%d").to_string(),
             t.format("%H:%M").to_string(),
         )
-    };
+    }
+
+    /// The portal's CUDE form, opened in a new browser: the browser and its form token.
+    async fn portal(&self) -> (Browser, String) {
+        let mut browser = Browser::new(&self.install);
+        let form = browser.get("/cude").await;
+        let csrf = csrf_of(&form.body);
+        (browser, csrf)
+    }
+}
+
+#[tokio::test]
+async fn a_cude_holder_communicates_a_temporary_plate_on_the_portal() {
+    let holder = CudeHolder::new().await;
+    let (install, op) = (&holder.install, &holder.op);
+    let (mut browser, csrf) = holder.portal().await;
+    let at = |hours| holder.at(hours);
     let wrong_holder = send_cude(&mut browser, &csrf, "BNCGNN75C12F205K", at(-2), at(2)).await;
     assert_eq!(wrong_holder.status, 422);
     assert!(wrong_holder.body.contains("non corrispondono"));
@@ -700,7 +802,7 @@ async fn a_cude_holder_communicates_a_temporary_plate_and_the_supervisor_sees_wh
     assert_eq!(done.status, 201, "{}", done.body);
     assert!(done.body.contains("ZZ123ZZ"));
     let (_, _, permit) = install
-        .call("GET", "/api/v1/permits/CUD-7", Some(&op), None)
+        .call("GET", "/api/v1/permits/CUD-7", Some(op), None)
         .await;
     let temporary = permit["plates"]
         .as_array()
@@ -710,19 +812,19 @@ async fn a_cude_holder_communicates_a_temporary_plate_and_the_supervisor_sees_wh
         .expect("the plate is on the permit");
     assert_eq!(temporary["plate"], "ZZ123ZZ");
     assert_eq!(temporary["recorded_by"], "cittadino");
+}
 
+#[tokio::test]
+async fn the_supervisor_sees_who_read_a_case_and_operators_see_neither_log_nor_reports() {
+    let (install, users) = started_with(&[("capo", "supervisor"), ("op", "operator")]).await;
+    let (supervisor_password, op) = (&users[0].0, &users[1].1);
     // Someone reads a case; the supervisor's log says who.
-    let reference = install.create_case(&op).await;
+    let reference = install.create_case(op).await;
     install
-        .call(
-            "GET",
-            &format!("/api/v1/cases/{reference}"),
-            Some(&op),
-            None,
-        )
+        .call("GET", &format!("/api/v1/cases/{reference}"), Some(op), None)
         .await;
     let mut supervisor = Browser::new(&install);
-    supervisor.sign_in("capo", &supervisor_password).await;
+    supervisor.sign_in("capo", supervisor_password).await;
     let log = supervisor
         .get(&format!("/ufficio/accessi?target={reference}"))
         .await;
@@ -736,6 +838,31 @@ async fn a_cude_holder_communicates_a_temporary_plate_and_the_supervisor_sees_wh
         log.body.contains("href=\"/ufficio/accessi\""),
         "in the supervisor's menu"
     );
+    let mut operator = Browser::new(&install);
+    let (op_password, _) = install.user_with_password("op2", "operator");
+    operator.sign_in("op2", &op_password).await;
+    assert_eq!(operator.get("/ufficio/report").await.location, "/ufficio");
+    assert_eq!(operator.get("/ufficio/accessi").await.location, "/ufficio");
+}
+
+#[tokio::test]
+async fn staff_register_a_temporary_plate_from_the_permit_page_within_the_category_limit() {
+    let holder = CudeHolder::new().await;
+    let (install, op) = (&holder.install, &holder.op);
+    let now = holder.now.with_timezone(&sportello_domain::calendar::ROME);
+    // The holder has communicated ZZ123ZZ on the portal, from three hours ago for eight.
+    let (mut browser, csrf) = holder.portal().await;
+    let done = send_cude(
+        &mut browser,
+        &csrf,
+        "RSSMRA80A01H501U",
+        holder.at(-3),
+        holder.at(5),
+    )
+    .await;
+    assert_eq!(done.status, 201, "{}", done.body);
+    let (mut supervisor, _) =
+        Browser::signed_in(install, "capo", &holder.supervisor_password).await;
     // Staff register a temporary plate from the permit's page too.
     let permit_page = supervisor.get("/ufficio/permessi/CUD-7").await;
     assert!(permit_page.body.contains("Targa temporanea (CUDE)"));
@@ -782,7 +909,7 @@ async fn a_cude_holder_communicates_a_temporary_plate_and_the_supervisor_sees_wh
         .await;
     assert_eq!(added.status, 303, "{}", added.body);
     let (_, _, permit) = install
-        .call("GET", "/api/v1/permits/CUD-7", Some(&op), None)
+        .call("GET", "/api/v1/permits/CUD-7", Some(op), None)
         .await;
     assert!(
         permit["plates"]
@@ -806,6 +933,12 @@ async fn a_cude_holder_communicates_a_temporary_plate_and_the_supervisor_sees_wh
         )
         .await;
     assert!(refused.body.contains("notice error"), "{}", refused.body);
+}
+
+#[tokio::test]
+async fn the_reports_page_draws_its_charts_with_their_data_and_refuses_a_backward_period() {
+    let (install, users) = started_with(&[("capo", "supervisor")]).await;
+    let (mut supervisor, _) = Browser::signed_in(&install, "capo", &users[0].0).await;
     // The reports as a page: charts with their data, the figures, the exports.
     let reports = supervisor.get("/ufficio/report?group_by=channel").await;
     assert_eq!(reports.status, 200);
@@ -826,11 +959,6 @@ async fn a_cude_holder_communicates_a_temporary_plate_and_the_supervisor_sees_wh
         .get("/ufficio/report?from=2026-05-01&to=2026-04-01")
         .await;
     assert_eq!(backwards.status, 422);
-    let mut operator = Browser::new(&install);
-    let (op_password, _) = install.user_with_password("op2", "operator");
-    operator.sign_in("op2", &op_password).await;
-    assert_eq!(operator.get("/ufficio/report").await.location, "/ufficio");
-    assert_eq!(operator.get("/ufficio/accessi").await.location, "/ufficio");
 }
 
 /// The whole job from the browser: a request from the counter gets its document, its
@@ -953,15 +1081,25 @@ async fn an_operator_issues_a_permit_from_the_pages_alone() {
         names.iter().any(|n| n.starts_with("permesso-RES2")),
         "{names:?}"
     );
+    // Without the session's token nothing is stored.
+    let forged = browser
+        .post_multipart(
+            &format!("{case_path}/documenti"),
+            Form::new()
+                .text("csrf", "x")
+                .part("file", file("altro.pdf")),
+        )
+        .await;
+    assert!(forged.body.contains("Il modulo è scaduto"));
+}
+
+#[tokio::test]
+async fn the_permit_page_shows_its_state_suspends_with_a_reason_and_opens_a_renewal() {
+    let (install, users) = started_with(&[("op", "operator")]).await;
+    let (password, op) = &users[0];
+    let (_, number) = install.issued_permit(op, &["AB123CD"]).await;
+    let (mut browser, token) = Browser::signed_in(&install, "op", password).await;
     // The permit's page: its state and history, suspension with a reason, renewal.
-    let number = names
-        .iter()
-        .find_map(|n| {
-            n.strip_prefix("permesso-")
-                .and_then(|n| n.strip_suffix(".pdf"))
-        })
-        .unwrap()
-        .to_owned();
     let permit_path = format!("/ufficio/permessi/{number}");
     let permit_page = browser.get(&permit_path).await;
     assert_eq!(permit_page.status, 200);
@@ -978,7 +1116,7 @@ async fn an_operator_issues_a_permit_from_the_pages_alone() {
         .await;
     assert_eq!(suspended.status, 303);
     let (_, _, permit) = install
-        .call("GET", &format!("/api/v1/permits/{number}"), Some(&op), None)
+        .call("GET", &format!("/api/v1/permits/{number}"), Some(op), None)
         .await;
     assert_eq!(permit["state"], "suspended");
     assert_eq!(
@@ -1001,14 +1139,4 @@ async fn an_operator_issues_a_permit_from_the_pages_alone() {
         ))
         .await;
     assert_eq!(opened.location, permit_path);
-    // Without the session's token nothing is stored.
-    let forged = browser
-        .post_multipart(
-            &format!("{case_path}/documenti"),
-            Form::new()
-                .text("csrf", "x")
-                .part("file", file("altro.pdf")),
-        )
-        .await;
-    assert!(forged.body.contains("Il modulo è scaduto"));
 }

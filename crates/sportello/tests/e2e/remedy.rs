@@ -41,43 +41,124 @@ fn document<'a>(case: &'a Value, prefix: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no document {prefix}* in {case}"))
 }
 
-#[tokio::test]
-async fn a_contested_fine_goes_from_the_police_report_to_the_annulment_letter() {
-    let mut install = Install::new("[office]\nauthority = \"Comune di Prova\"\n").await;
-    let register = install.dir.path().join("register.csv");
-    std::fs::write(
-        &register,
-        "permit,category,holder_fiscal_code,holder_name,plate,country,valid_from,valid_to,status\n\
-         CUD9,cude,RSSMRA85T10A562S,Mario Rossi,AA111AA,IT,2020-01-01,2099-12-31,active\n",
-    )
-    .unwrap();
-    assert!(
-        install
-            .cli(&["permits", "import", register.to_str().unwrap()])
-            .status
-            .success()
-    );
-    let op = install.user("op", "operator");
-    let police = install.user("vigile", "police");
-    install.start(&[]).await;
-    let now = sportello_domain::clock::Clock::now(&sportello_domain::clock::SystemClock);
-    let at = |hours: i64| (now + chrono::Duration::hours(hours)).to_rfc3339();
-    // The holder drove a friend's car and communicated its plate afterwards, within the
-    // 48 hours the CUDE category allows; the camera had fined it meanwhile.
-    let (status, _, permit) = install
-        .call(
-            "POST",
-            "/api/v1/permits/CUD9/temporary-plates",
-            Some(&op),
-            Some(json!({"plate": "CC 333 CC", "from": at(-3), "to": at(2)})),
-        )
-        .await;
-    assert_eq!(status, 201, "{permit}");
+/// An office (authority "Comune di Prova") whose CUDE permit CUD9 of Mario Rossi has had
+/// the temporary plate CC 333 CC since three hours ago, with an operator and a police user.
+struct CudeOffice {
+    install: Install,
+    op: String,
+    police: String,
+    now: chrono::DateTime<chrono::Utc>,
+}
 
+/// The reasons of the annulment in these tests.
+const ANNUL_REASON: &str = "Targa comunicata entro 48 ore dal titolare del CUDE CUD9";
+
+/// An SEG case opened from a police report: its reference and the instants of its two
+/// transits.
+struct Contested {
+    reference: String,
+    t1: String,
+    t2: String,
+}
+
+impl CudeOffice {
+    async fn new() -> CudeOffice {
+        let mut install = Install::new("[office]\nauthority = \"Comune di Prova\"\n").await;
+        install.import_register(
+            "CUD9,cude,RSSMRA85T10A562S,Mario Rossi,AA111AA,IT,2020-01-01,2099-12-31,active\n",
+        );
+        let op = install.user("op", "operator");
+        let police = install.user("vigile", "police");
+        install.start(&[]).await;
+        let now = sportello_domain::clock::Clock::now(&sportello_domain::clock::SystemClock);
+        let office = CudeOffice {
+            install,
+            op,
+            police,
+            now,
+        };
+        // The holder drove a friend's car and communicated its plate afterwards, within the
+        // 48 hours the CUDE category allows; the camera had fined it meanwhile.
+        let (status, _, permit) = office
+            .install
+            .call(
+                "POST",
+                "/api/v1/permits/CUD9/temporary-plates",
+                Some(&office.op),
+                Some(json!({"plate": "CC 333 CC", "from": office.at(-3), "to": office.at(2)})),
+            )
+            .await;
+        assert_eq!(status, 201, "{permit}");
+        office
+    }
+
+    /// `hours` from now, RFC 3339.
+    fn at(&self, hours: i64) -> String {
+        (self.now + chrono::Duration::hours(hours)).to_rfc3339()
+    }
+
+    /// The police forward the fine of CC333CC at two gates: T1 an hour ago (under the
+    /// temporary plate), T2 thirty hours ago (before it).
+    async fn contest(&self) -> (Contested, Value) {
+        let t1 = self.at(-1);
+        let t2 = self.at(-30);
+        let report = json!({"plate": "cc333cc", "fine": "VB-2026-77", "channel": "pec",
+            "note": "Il titolare CUDE era a bordo.",
+            "transits": [{"transit_id": "T1", "gate": "V04", "timestamp": t1},
+                         {"transit_id": "T2", "gate": "V05", "timestamp": t2}]});
+        let (status, _, receipt) = self
+            .install
+            .call(
+                "POST",
+                "/api/v1/transits/contest",
+                Some(&self.police),
+                Some(report),
+            )
+            .await;
+        assert_eq!(status, 201, "{receipt}");
+        let reference = receipt["reference"].as_str().unwrap().to_owned();
+        (Contested { reference, t1, t2 }, receipt)
+    }
+
+    async fn action(&self, reference: &str, body: Value) -> (u16, String, Value) {
+        let actions = format!("/api/v1/cases/{reference}/actions");
+        self.install
+            .call("POST", &actions, Some(&self.op), Some(body))
+            .await
+    }
+
+    /// The contested fine in review and annulled for [`ANNUL_REASON`]: the case as the
+    /// action answered it.
+    async fn annulled(&self) -> (Contested, Value) {
+        let (contested, _) = self.contest().await;
+        let (status, _, _) = self
+            .action(&contested.reference, json!({"action": "start_review"}))
+            .await;
+        assert_eq!(status, 200);
+        let (status, _, case) = self
+            .action(
+                &contested.reference,
+                json!({"action": "annul", "reasons": [ANNUL_REASON]}),
+            )
+            .await;
+        assert_eq!(status, 200, "{case}");
+        (contested, case)
+    }
+}
+
+#[tokio::test]
+async fn the_police_report_of_a_contested_fine_is_checked_and_opens_an_seg_case() {
+    let office = CudeOffice::new().await;
+    let install = &office.install;
     // The police forward the contested fine: an SEG case, without reading any file.
     let bad = json!({"plate": "C<C", "transits": [{"transit_id": "", "gate": "V99", "timestamp": "ieri"}]});
     let (status, _, problem) = install
-        .call("POST", "/api/v1/transits/contest", Some(&police), Some(bad))
+        .call(
+            "POST",
+            "/api/v1/transits/contest",
+            Some(&office.police),
+            Some(bad),
+        )
         .await;
     assert_eq!(status, 422);
     let fields: Vec<&str> = problem["errors"]
@@ -96,22 +177,7 @@ async fn a_contested_fine_goes_from_the_police_report_to_the_annulment_letter() 
         ],
         "{problem}"
     );
-    let t1 = at(-1);
-    let t2 = at(-30);
-    let report = json!({"plate": "cc333cc", "fine": "VB-2026-77", "channel": "pec",
-        "note": "Il titolare CUDE era a bordo.",
-        "transits": [{"transit_id": "T1", "gate": "V04", "timestamp": t1},
-                     {"transit_id": "T2", "gate": "V05", "timestamp": t2}]});
-    let (status, _, receipt) = install
-        .call(
-            "POST",
-            "/api/v1/transits/contest",
-            Some(&police),
-            Some(report),
-        )
-        .await;
-    assert_eq!(status, 201, "{receipt}");
-    let reference = receipt["reference"].as_str().unwrap().to_owned();
+    let (Contested { reference, .. }, receipt) = office.contest().await;
     assert!(reference.starts_with("SEG-"), "{receipt}");
     assert!(receipt["protocol"].is_string(), "{receipt}");
     assert!(
@@ -123,45 +189,46 @@ async fn a_contested_fine_goes_from_the_police_report_to_the_annulment_letter() 
         .call(
             "GET",
             &format!("/api/v1/cases/{reference}"),
-            Some(&op),
+            Some(&office.op),
             None,
         )
         .await;
     assert_eq!(case["case_type"], "seg");
     assert_eq!(case["fields"]["plate"], "CC333CC");
     assert_eq!(case["fields"]["fine"], "VB-2026-77");
-    let actions = format!("/api/v1/cases/{reference}/actions");
-    let act = |body: Value| {
-        let install = &install;
-        let op = op.clone();
-        let actions = actions.clone();
-        async move { install.call("POST", &actions, Some(&op), Some(body)).await }
-    };
-    let (status, _, _) = act(json!({"action": "start_review"})).await;
+}
+
+#[tokio::test]
+async fn annulling_a_contested_fine_needs_reasons_and_gives_the_police_csv_and_whitelist_rows() {
+    let office = CudeOffice::new().await;
+    let (install, op) = (&office.install, &office.op);
+    let (Contested { reference, t1, t2 }, _) = office.contest().await;
+    let (status, _, _) = office
+        .action(&reference, json!({"action": "start_review"}))
+        .await;
     assert_eq!(status, 200);
     // No reasons, no annulment, and nothing produced.
-    let (status, _, _) = act(json!({"action": "annul", "reasons": ["  "]})).await;
+    let (status, _, _) = office
+        .action(&reference, json!({"action": "annul", "reasons": ["  "]}))
+        .await;
     assert_eq!(status, 422);
     let (_, _, case) = install
-        .call(
-            "GET",
-            &format!("/api/v1/cases/{reference}"),
-            Some(&op),
-            None,
-        )
+        .call("GET", &format!("/api/v1/cases/{reference}"), Some(op), None)
         .await;
     assert_eq!(case["documents"].as_array().unwrap().len(), 0, "{case}");
 
-    let reason = "Targa comunicata entro 48 ore dal titolare del CUDE CUD9";
-    let (status, _, case) = act(json!({"action": "annul", "reasons": [reason]})).await;
+    let reason = ANNUL_REASON;
+    let (status, _, case) = office
+        .action(&reference, json!({"action": "annul", "reasons": [reason]}))
+        .await;
     assert_eq!(status, 200, "{case}");
     assert_eq!(case["status"], "closed");
     assert_eq!(case["documents"].as_array().unwrap().len(), 3, "{case}");
 
     // The CSV row of each transit, for the police's records.
     let csv = document_text(
-        &install,
-        &op,
+        install,
+        op,
         &case,
         &format!("richiesta-annullamento-{reference}.csv"),
     )
@@ -177,7 +244,7 @@ async fn a_contested_fine_goes_from_the_police_report_to_the_annulment_letter() 
     );
 
     // The corrected whitelist rows: the temporary plate, as §6.3.
-    let rows = document_text(&install, &op, &case, "righe-corrette-").await;
+    let rows = document_text(install, op, &case, "righe-corrette-").await;
     let lines: Vec<&str> = rows.lines().collect();
     assert_eq!(
         lines[0],
@@ -185,13 +252,20 @@ async fn a_contested_fine_goes_from_the_police_report_to_the_annulment_letter() 
     );
     assert_eq!(lines.len(), 2, "{rows}");
     assert!(lines[1].starts_with("CC333CC,IT,CUD9,cude,*,,"), "{rows}");
+}
 
+#[tokio::test]
+async fn the_annulment_letter_is_registered_to_the_police_and_printed_when_they_have_no_address() {
+    let office = CudeOffice::new().await;
+    let (install, op) = (&office.install, &office.op);
+    let (Contested { reference, .. }, case) = office.annulled().await;
+    let reason = ANNUL_REASON;
     // The letter: a PDF naming the plate, the fine and the transits, registered outgoing
     // to the police like the two CSV files.
     let letter = document(&case, &format!("richiesta-annullamento-{reference}.pdf"));
     let pdf = bytes(
-        &install,
-        &op,
+        install,
+        op,
         &format!("/api/v1/documents/{}", letter["id"].as_str().unwrap()),
     )
     .await;
@@ -213,7 +287,7 @@ async fn a_contested_fine_goes_from_the_police_report_to_the_annulment_letter() 
             .call(
                 "GET",
                 &format!("/api/v1/documents/{}/info", doc["id"].as_str().unwrap()),
-                Some(&op),
+                Some(op),
                 None,
             )
             .await;
@@ -256,7 +330,7 @@ async fn a_contested_fine_goes_from_the_police_report_to_the_annulment_letter() 
         .call(
             "GET",
             &format!("/api/v1/cases/{reference}/outbound"),
-            Some(&op),
+            Some(op),
             None,
         )
         .await;
@@ -276,12 +350,17 @@ async fn a_contested_fine_goes_from_the_police_report_to_the_annulment_letter() 
         "{sent}"
     );
     assert_eq!(to_police[0]["attachments"].as_array().unwrap().len(), 3);
+}
 
+#[tokio::test]
+async fn a_contested_fine_that_stands_is_confirmed_and_nothing_goes_to_the_police() {
+    let office = CudeOffice::new().await;
+    let (install, op) = (&office.install, &office.op);
     // A violation that stands: confirmed with its reasons, nothing sent to the police.
     let report = json!({"plate": "ZZ999ZZ",
-        "transits": [{"transit_id": "T9", "gate": "V04", "timestamp": at(-2)}]});
+        "transits": [{"transit_id": "T9", "gate": "V04", "timestamp": office.at(-2)}]});
     let (_, _, receipt) = install
-        .call("POST", "/api/v1/transits/contest", Some(&op), Some(report))
+        .call("POST", "/api/v1/transits/contest", Some(op), Some(report))
         .await;
     let other = receipt["reference"].as_str().unwrap();
     let path = format!("/api/v1/cases/{other}/actions");
@@ -289,7 +368,7 @@ async fn a_contested_fine_goes_from_the_police_report_to_the_annulment_letter() 
         .call(
             "POST",
             &path,
-            Some(&op),
+            Some(op),
             Some(json!({"action": "start_review"})),
         )
         .await;
@@ -297,7 +376,7 @@ async fn a_contested_fine_goes_from_the_police_report_to_the_annulment_letter() 
         .call(
             "POST",
             &path,
-            Some(&op),
+            Some(op),
             Some(json!({"action": "confirm", "reasons": ["Nessun permesso per la targa"]})),
         )
         .await;
@@ -342,11 +421,20 @@ async fn ingest(install: &Install, token: &str, from: &str, id: &str, subject: &
     response.json().await.unwrap()
 }
 
-#[tokio::test]
-async fn an_annulment_request_goes_to_the_police_by_pec_and_their_answer_comes_back_to_the_case() {
-    let Some(sink) = SmtpSink::start() else {
-        return;
-    };
+/// An office that sends PEC and e-mail into `sink`, with an SEG case of DD444DD reported
+/// by an operator for the citizen Mario Rossi, put in review and annulled: the request has
+/// gone to the police by PEC.
+struct AnnulledByPec {
+    install: Install,
+    op: String,
+    /// The integration user that ingests mail.
+    mta: String,
+    reference: String,
+    /// The answer to the report.
+    receipt: Value,
+}
+
+async fn annulled_by_pec(sink: &SmtpSink) -> AnnulledByPec {
     let mut install = Install::new(&format!(
         "[office]\npolice_pec = \"{POLICE_PEC}\"\n\
          [outbound]\nacknowledge = false\n\
@@ -379,22 +467,62 @@ async fn an_annulment_request_goes_to_the_police_by_pec_and_their_answer_comes_b
         .await;
     assert_eq!(status, 200);
     let annul = json!({"action": "annul", "reasons": ["Il veicolo era autorizzato"]});
-    let (status, _, case) = install
-        .call("POST", &actions, Some(&op), Some(annul.clone()))
-        .await;
+    let (status, _, case) = install.call("POST", &actions, Some(&op), Some(annul)).await;
     assert_eq!(status, 200, "{case}");
     assert_eq!(
         case["flags"],
         json!([]),
         "sent, not to deliver by hand: {case}"
     );
+
+    AnnulledByPec {
+        install,
+        op,
+        mta,
+        reference,
+        receipt,
+    }
+}
+
+/// The messages `sink` received: the request to the police and the news to the citizen.
+fn the_two_messages(sink: &SmtpSink) -> Vec<Vec<u8>> {
+    let messages = sink.wait_for(2, Duration::from_secs(20));
+    assert_eq!(messages.len(), 2, "exactly two messages");
+    messages
+}
+
+/// The protocol number in the subject of the PEC to the police.
+fn protocol_of_request(messages: &[Vec<u8>]) -> String {
+    let to_police = MessageParser::default()
+        .parse(message_to(messages, POLICE_PEC))
+        .unwrap();
+    let subject = to_police.subject().unwrap().to_owned();
+    subject["Prot. n. ".len()..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn an_annulment_request_goes_to_the_police_by_pec_once_and_the_citizen_is_told() {
+    let Some(sink) = SmtpSink::start() else {
+        return;
+    };
+    let AnnulledByPec {
+        install,
+        op,
+        reference,
+        ..
+    } = annulled_by_pec(&sink).await;
     // Pressed again: refused, and nothing more is sent.
+    let annul = json!({"action": "annul", "reasons": ["Il veicolo era autorizzato"]});
+    let actions = format!("/api/v1/cases/{reference}/actions");
     let (status, _, _) = install.call("POST", &actions, Some(&op), Some(annul)).await;
     assert_eq!(status, 409);
 
     // Two messages leave: the request to the police, the news to the citizen.
-    let messages = sink.wait_for(2, Duration::from_secs(20));
-    assert_eq!(messages.len(), 2, "exactly two messages");
+    let messages = the_two_messages(&sink);
     let to_police = MessageParser::default()
         .parse(message_to(&messages, POLICE_PEC))
         .unwrap();
@@ -488,7 +616,22 @@ async fn an_annulment_request_goes_to_the_police_by_pec_and_their_answer_comes_b
         "{told}"
     );
     assert!(!told.contains("annullat"), "{told}");
+}
 
+#[tokio::test]
+async fn the_police_answer_quoting_the_protocol_number_comes_back_to_the_case_and_nothing_else_does()
+ {
+    let Some(sink) = SmtpSink::start() else {
+        return;
+    };
+    let AnnulledByPec {
+        install,
+        op,
+        mta,
+        reference,
+        receipt,
+    } = annulled_by_pec(&sink).await;
+    let protocol = protocol_of_request(&the_two_messages(&sink));
     // The police answer quoting only the protocol number: the answer goes to the case,
     // on its timeline as the police's answer.
     let answer = ingest(

@@ -150,17 +150,55 @@ async fn get_bytes(install: &Install, path: &str, token: &str) -> (u16, String, 
     )
 }
 
+/// A started installation seeded with the five cases of [`seed`], a supervisor `sup` and
+/// the operators `op1` and `op2`; the report period runs from the day before the cases
+/// were received to today.
+struct Seeded {
+    install: Install,
+    sup: String,
+    op: String,
+    received_on: NaiveDate,
+    /// The overdue case D.
+    late: String,
+    today: NaiveDate,
+    from: NaiveDate,
+    /// `from=…&to=…`
+    range: String,
+}
+
+impl Seeded {
+    async fn new() -> Seeded {
+        let mut install = Install::new("").await;
+        let sup = install.user("sup", "supervisor");
+        let op = install.user("op1", "operator");
+        install.user("op2", "operator");
+        let (received_on, late) = seed(&install).await;
+        install.start(&[]).await;
+        let today = rome_date(SystemClock.now());
+        let from = received_on - Duration::days(1);
+        let range = format!("from={from}&to={today}");
+        Seeded {
+            install,
+            sup,
+            op,
+            received_on,
+            late,
+            today,
+            from,
+            range,
+        }
+    }
+}
+
 #[tokio::test]
-async fn reports_give_the_office_its_figures() {
-    let mut install = Install::new("").await;
-    let sup = install.user("sup", "supervisor");
-    let op = install.user("op1", "operator");
-    install.user("op2", "operator");
-    let (received_on, late) = seed(&install).await;
-    install.start(&[]).await;
-    let today = rome_date(SystemClock.now());
-    let from = received_on - Duration::days(1);
-    let range = format!("from={from}&to={today}");
+async fn the_throughput_report_gives_totals_lead_times_groups_and_backlog() {
+    let Seeded {
+        install,
+        sup,
+        from,
+        range,
+        ..
+    } = Seeded::new().await;
 
     let (status, _, r) = install
         .call(
@@ -256,7 +294,20 @@ async fn reports_give_the_office_its_figures() {
         4
     );
     assert_eq!(months.last().unwrap()["open"], 1);
+}
 
+#[tokio::test]
+async fn the_sla_report_lists_the_overdue_and_orphan_cases_also_as_csv() {
+    let Seeded {
+        install,
+        sup,
+        received_on,
+        late,
+        today,
+        from,
+        range,
+        ..
+    } = Seeded::new().await;
     // The SLA report: D's due date is 30 days after reception, rolled past holidays.
     let due = sla::due_date(&HolidayCalendar::default(), received_on, 30, 0);
     let (status, _, s) = install
@@ -312,6 +363,16 @@ async fn reports_give_the_office_its_figures() {
             (today - due).num_days()
         )
     );
+}
+
+#[tokio::test]
+async fn the_throughput_tables_come_as_csv_and_xlsx() {
+    let Seeded {
+        install,
+        sup,
+        range,
+        ..
+    } = Seeded::new().await;
     let (status, _, _, body) = get_bytes(
         &install,
         &format!("/api/v1/reports/throughput?{range}&format=csv&table=groups"),
@@ -338,7 +399,18 @@ async fn reports_give_the_office_its_figures() {
         "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
     );
     assert_eq!(&body[..2], b"PK");
+}
 
+#[tokio::test]
+async fn wrong_report_parameters_are_field_errors_operators_are_refused_and_a_year_is_the_default()
+{
+    let Seeded {
+        install,
+        sup,
+        op,
+        today,
+        ..
+    } = Seeded::new().await;
     // Wrong parameters are field errors; operators may not read reports.
     for (query, field) in [
         ("from=2026-13-01", "from"),

@@ -108,43 +108,33 @@ async fn dump(install: &Install, token: &str) -> String {
     out
 }
 
-#[tokio::test]
-async fn a_scanned_batch_is_split_at_its_cover_sheets_and_found_by_ocr() {
-    if !tools_present(&["convert", "pdftoppm", "tesseract", "pdftotext"]) {
-        return;
-    }
-    let watch = tempfile::tempdir().unwrap();
-    let mut install = Install::new(&format!(
-        "[scan]\nwatch_dir = \"{}\"\npoll_seconds = 1\n",
-        watch.path().display()
-    ))
-    .await;
-    let op = install.user("op", "operator");
-    install.start(&[]).await;
-    let refs = [
-        install.create_case(&op).await,
-        install.create_case(&op).await,
-    ];
-    let work = tempfile::tempdir().unwrap();
+/// The cover sheets of `refs`, printed, scanned at 150 dpi, slightly rotated and noisy,
+/// as PNG files in `work`.
+async fn scanned_cover_sheets(
+    install: &Install,
+    token: &str,
+    refs: &[String],
+    work: &Path,
+) -> Vec<std::path::PathBuf> {
     let mut covers = Vec::new();
-    for r in &refs {
+    for r in refs {
         let resp = install
             .client
             .get(format!("{}/api/v1/cases/{r}/cover-sheet", install.base()))
-            .bearer_auth(&op)
+            .bearer_auth(token)
             .send()
             .await
             .unwrap();
         assert_eq!(resp.status(), 200);
         assert_eq!(resp.headers()["content-type"], "application/pdf");
-        let pdf = work.path().join(format!("cover-{r}.pdf"));
+        let pdf = work.join(format!("cover-{r}.pdf"));
         std::fs::write(&pdf, resp.bytes().await.unwrap()).unwrap();
-        let png = work.path().join(format!("cover-{r}"));
+        let png = work.join(format!("cover-{r}"));
         run(Command::new("pdftoppm")
             .args(["-r", "150", "-png", "-singlefile"])
             .arg(&pdf)
             .arg(&png));
-        let noisy = work.path().join(format!("cover-{r}-noisy.png"));
+        let noisy = work.join(format!("cover-{r}-noisy.png"));
         run(Command::new("convert")
             .arg(png.with_extension("png"))
             .args([
@@ -162,7 +152,13 @@ async fn a_scanned_batch_is_split_at_its_cover_sheets_and_found_by_ocr() {
             .arg(&noisy));
         covers.push(noisy);
     }
-    let p = |n: &str| work.path().join(n);
+    covers
+}
+
+/// A batch of six pages: a stray page, cover 1, two pages, cover 2, one page; the words
+/// "ornitorinco" after cover 1 and "pangolino" after cover 2.
+fn batch_of_six_pages(work: &Path, covers: &[std::path::PathBuf]) -> std::path::PathBuf {
+    let p = |n: &str| work.join(n);
     text_page(
         &p("p0.png"),
         &["Pagina vagante senza copertina", "Parola chiave: armadillo"],
@@ -176,9 +172,7 @@ async fn a_scanned_batch_is_split_at_its_cover_sheets_and_found_by_ocr() {
         &p("p3.png"),
         &["Contratto di locazione", "Parola chiave: pangolino"],
     );
-    // A batch being written is left alone until it is renamed into place.
-    let partial = watch.path().join("batch-0001.tif.part");
-    let batch = work.path().join("batch.tif");
+    let batch = work.join("batch.tif");
     run(Command::new("convert")
         .arg(p("p0.png"))
         .arg(&covers[0])
@@ -188,44 +182,19 @@ async fn a_scanned_batch_is_split_at_its_cover_sheets_and_found_by_ocr() {
         .arg(p("p3.png"))
         .args(["-compress", "Group4"])
         .arg(&batch));
-    std::fs::copy(&batch, &partial).unwrap();
-    // A broken file next to it.
-    std::fs::write(watch.path().join("rotto.pdf"), b"%PDF-1.4\n troncato").unwrap();
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    assert!(partial.exists(), "a .part file is never taken");
-    std::fs::rename(&partial, watch.path().join("batch-0001.tif")).unwrap();
+    batch
+}
 
-    // Generous: OCR of every page on a loaded two-core machine.
-    let deadline = Instant::now() + Duration::from_secs(400);
-    while Instant::now() < deadline
-        && !(refs_found(&install, &op, "ornitorinco")
-            .await
-            .contains(&refs[0])
-            && refs_found(&install, &op, "pangolino")
-                .await
-                .contains(&refs[1]))
-    {
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-    let state = dump(&install, &op).await;
-    assert_eq!(
-        refs_found(&install, &op, "ornitorinco").await,
-        vec![refs[0].clone()],
-        "page after cover 1; {state}"
-    );
-    assert_eq!(
-        refs_found(&install, &op, "pangolino").await,
-        vec![refs[1].clone()],
-        "page after cover 2"
-    );
-
+/// Each part of the batch is registered in the protocol and linked to its case by its
+/// cover sheet.
+async fn assert_each_part_is_registered_by_its_cover(install: &Install, op: &str, refs: &[String]) {
     // Each part is registered and linked by its cover sheet.
-    for r in &refs {
+    for r in refs {
         let (_, _, messages) = install
             .call(
                 "GET",
                 &format!("/api/v1/cases/{r}/messages"),
-                Some(&op),
+                Some(op),
                 None,
             )
             .await;
@@ -240,12 +209,7 @@ async fn a_scanned_batch_is_split_at_its_cover_sheets_and_found_by_ocr() {
         assert!(scans[0]["protocol"].is_string(), "{messages}");
     }
     let (_, _, case) = install
-        .call(
-            "GET",
-            &format!("/api/v1/cases/{}", refs[0]),
-            Some(&op),
-            None,
-        )
+        .call("GET", &format!("/api/v1/cases/{}", refs[0]), Some(op), None)
         .await;
     assert_eq!(case["documents"].as_array().unwrap().len(), 1, "{case}");
     assert!(
@@ -259,16 +223,18 @@ async fn a_scanned_batch_is_split_at_its_cover_sheets_and_found_by_ocr() {
         .call(
             "GET",
             &format!("/api/v1/documents/{part}/info"),
-            Some(&op),
+            Some(op),
             None,
         )
         .await;
     assert_eq!(info["protocol"].as_array().unwrap().len(), 1, "{info}");
     assert_eq!(info["protocol"][0]["direction"], "in");
+}
 
-    // The stray page and the broken file each opened a case for triage.
+/// The stray page and the broken file each opened a case for triage.
+async fn assert_stray_page_and_broken_file_open_cases_for_triage(install: &Install, op: &str) {
     let (_, _, list) = install
-        .call("GET", "/api/v1/cases?per_page=100", Some(&op), None)
+        .call("GET", "/api/v1/cases?per_page=100", Some(op), None)
         .await;
     let unsorted: Vec<&Value> = list["items"]
         .as_array()
@@ -302,6 +268,63 @@ async fn a_scanned_batch_is_split_at_its_cover_sheets_and_found_by_ocr() {
         })
         .unwrap();
     assert_eq!(stray["channel"], "scan");
+}
+
+#[tokio::test]
+async fn a_scanned_batch_is_split_at_its_cover_sheets_and_found_by_ocr() {
+    if !tools_present(&["convert", "pdftoppm", "tesseract", "pdftotext"]) {
+        return;
+    }
+    let watch = tempfile::tempdir().unwrap();
+    let mut install = Install::new(&format!(
+        "[scan]\nwatch_dir = \"{}\"\npoll_seconds = 1\n",
+        watch.path().display()
+    ))
+    .await;
+    let op = install.user("op", "operator");
+    install.start(&[]).await;
+    let refs = [
+        install.create_case(&op).await,
+        install.create_case(&op).await,
+    ];
+    let work = tempfile::tempdir().unwrap();
+    let covers = scanned_cover_sheets(&install, &op, &refs, work.path()).await;
+    let batch = batch_of_six_pages(work.path(), &covers);
+    // A batch being written is left alone until it is renamed into place.
+    let partial = watch.path().join("batch-0001.tif.part");
+    std::fs::copy(&batch, &partial).unwrap();
+    // A broken file next to it.
+    std::fs::write(watch.path().join("rotto.pdf"), b"%PDF-1.4\n troncato").unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(partial.exists(), "a .part file is never taken");
+    std::fs::rename(&partial, watch.path().join("batch-0001.tif")).unwrap();
+
+    // Generous: OCR of every page on a loaded two-core machine.
+    let deadline = Instant::now() + Duration::from_secs(400);
+    while Instant::now() < deadline
+        && !(refs_found(&install, &op, "ornitorinco")
+            .await
+            .contains(&refs[0])
+            && refs_found(&install, &op, "pangolino")
+                .await
+                .contains(&refs[1]))
+    {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let state = dump(&install, &op).await;
+    assert_eq!(
+        refs_found(&install, &op, "ornitorinco").await,
+        vec![refs[0].clone()],
+        "page after cover 1; {state}"
+    );
+    assert_eq!(
+        refs_found(&install, &op, "pangolino").await,
+        vec![refs[1].clone()],
+        "page after cover 2"
+    );
+
+    assert_each_part_is_registered_by_its_cover(&install, &op, &refs).await;
+    assert_stray_page_and_broken_file_open_cases_for_triage(&install, &op).await;
     // Processed files leave the folder for processed/.
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline && watch.path().join("batch-0001.tif").exists() {

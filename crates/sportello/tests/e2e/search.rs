@@ -53,51 +53,97 @@ async fn until_found(install: &Install, token: &str, query: &str, within: Durati
     }
 }
 
+/// Uploads a file to a case and returns the document's id.
+async fn upload(
+    install: &Install,
+    token: &str,
+    reference: &str,
+    bytes: Vec<u8>,
+    name: &str,
+) -> String {
+    let resp = install
+        .upload(reference, Some(token), file_form(bytes, name))
+        .await;
+    assert_eq!(resp.status(), 201);
+    resp.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// A started installation with an operator and a police user, and two cases: the first
+/// with a text file about a lease ("locazione"), the second with a scanned page (PNG) whose
+/// key word is "ornitorinco".
+struct TwoDocuments {
+    install: Install,
+    op: String,
+    police: String,
+    first: String,
+    second: String,
+    text_doc: String,
+    scan_doc: String,
+    /// The scanned page's image.
+    scan: PathBuf,
+}
+
+impl TwoDocuments {
+    async fn new() -> TwoDocuments {
+        let mut install = Install::new("").await;
+        let op = install.user("op", "operator");
+        let police = install.user("vigile", "police");
+        install.start(&[]).await;
+        let first = install.create_case(&op).await;
+        let second = install.create_case(&op).await;
+        let text_doc = upload(
+            &install,
+            &op,
+            &first,
+            "Contratto di locazione: l'inquilino è il signor Pangolini."
+                .as_bytes()
+                .to_vec(),
+            "contratto.txt",
+        )
+        .await;
+        let scan = page(
+            install.dir.path(),
+            "scan.png",
+            &["Carta di circolazione", "Parola chiave: ornitorinco"],
+        );
+        let scan_doc = upload(
+            &install,
+            &op,
+            &second,
+            std::fs::read(&scan).unwrap(),
+            "libretto.png",
+        )
+        .await;
+        TwoDocuments {
+            install,
+            op,
+            police,
+            first,
+            second,
+            text_doc,
+            scan_doc,
+            scan,
+        }
+    }
+}
+
 #[tokio::test]
 async fn documents_are_read_in_the_background_and_found() {
     if !tools_present(&["tesseract", "pdftotext", "convert"]) {
         return;
     }
-    let mut install = Install::new("").await;
-    let op = install.user("op", "operator");
-    let police = install.user("vigile", "police");
-    install.start(&[]).await;
-    let first = install.create_case(&op).await;
-    let second = install.create_case(&op).await;
-    let resp = install
-        .upload(
-            &first,
-            Some(&op),
-            file_form(
-                "Contratto di locazione: l'inquilino è il signor Pangolini."
-                    .as_bytes()
-                    .to_vec(),
-                "contratto.txt",
-            ),
-        )
-        .await;
-    assert_eq!(resp.status(), 201);
-    let text_doc = resp.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let scan = page(
-        install.dir.path(),
-        "scan.png",
-        &["Carta di circolazione", "Parola chiave: ornitorinco"],
-    );
-    let resp = install
-        .upload(
-            &second,
-            Some(&op),
-            file_form(std::fs::read(&scan).unwrap(), "libretto.png"),
-        )
-        .await;
-    assert_eq!(resp.status(), 201);
-    let scan_doc = resp.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let TwoDocuments {
+        install,
+        op,
+        first,
+        second,
+        text_doc,
+        scan_doc,
+        ..
+    } = TwoDocuments::new().await;
 
     // Found by a form of the word, with the word marked in the snippet.
     let found = until_found(&install, &op, "q=locazioni", Duration::from_secs(30)).await;
@@ -133,6 +179,33 @@ async fn documents_are_read_in_the_background_and_found() {
         .await;
     assert_eq!(case["documents"][0]["text_status"], "done", "{case}");
 
+    // Filters and paging.
+    let none = search(&install, &op, "q=ornitorinco&status=closed").await;
+    assert_eq!(none["items"].as_array().unwrap().len(), 0);
+    let typed = search(
+        &install,
+        &op,
+        "q=ornitorinco&case_type=ztl_permit&from=2020-01-01",
+    )
+    .await;
+    assert_eq!(typed["items"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn documents_are_viewed_inline_as_images_or_pdf_or_sent_to_their_download() {
+    if !tools_present(&["tesseract", "pdftotext", "convert"]) {
+        return;
+    }
+    let TwoDocuments {
+        install,
+        op,
+        police,
+        second,
+        text_doc,
+        scan_doc,
+        scan,
+        ..
+    } = TwoDocuments::new().await;
     // Viewed inline: images as they are (sandboxed), TIFF faxes as PDF, text sent to its download.
     let view = |id: String, token: String| {
         let install = &install;
@@ -180,17 +253,14 @@ async fn documents_are_read_in_the_background_and_found() {
             .unwrap()
             .success()
     );
-    let resp = install
-        .upload(
-            &second,
-            Some(&op),
-            file_form(std::fs::read(&tiff).unwrap(), "fax.tif"),
-        )
-        .await;
-    let tiff_doc = resp.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let tiff_doc = upload(
+        &install,
+        &op,
+        &second,
+        std::fs::read(&tiff).unwrap(),
+        "fax.tif",
+    )
+    .await;
     let pdf = view(tiff_doc.clone(), op.clone()).await;
     assert_eq!(pdf.status(), 200);
     assert_eq!(pdf.headers()["content-type"], "application/pdf");
@@ -211,17 +281,13 @@ async fn documents_are_read_in_the_background_and_found() {
         info["download_url"],
         format!("/api/v1/documents/{tiff_doc}")
     );
+}
 
-    // Filters and paging.
-    let none = search(&install, &op, "q=ornitorinco&status=closed").await;
-    assert_eq!(none["items"].as_array().unwrap().len(), 0);
-    let typed = search(
-        &install,
-        &op,
-        "q=ornitorinco&case_type=ztl_permit&from=2020-01-01",
-    )
-    .await;
-    assert_eq!(typed["items"].as_array().unwrap().len(), 1);
+#[tokio::test]
+async fn bad_search_input_is_a_clear_422_and_the_police_may_not_search_case_files() {
+    let (install, users) =
+        crate::harness::started_with(&[("op", "operator"), ("vigile", "police")]).await;
+    let (op, police) = (&users[0].1, &users[1].1);
     // Bad input is a clear 422; the police may not search case files.
     for bad in [
         "q=",
@@ -231,13 +297,13 @@ async fn documents_are_read_in_the_background_and_found() {
         "q=x&per_page=1000",
     ] {
         let (status, ctype, body) = install
-            .call("GET", &format!("/api/v1/search?{bad}"), Some(&op), None)
+            .call("GET", &format!("/api/v1/search?{bad}"), Some(op), None)
             .await;
         assert_eq!(status, 422, "{bad}: {body}");
         assert!(ctype.starts_with("application/problem+json"));
     }
     let (status, _, _) = install
-        .call("GET", "/api/v1/search?q=ornitorinco", Some(&police), None)
+        .call("GET", "/api/v1/search?q=ornitorinco", Some(police), None)
         .await;
     assert_eq!(status, 403);
 }

@@ -14,18 +14,71 @@ fn fixture(name: &str) -> Option<PathBuf> {
     path.exists().then_some(path)
 }
 
+/// The shared fixtures of the ZTL commands.
+struct Fixtures {
+    policy: PathBuf,
+    permits: PathBuf,
+    transits: PathBuf,
+    expected: PathBuf,
+}
+
+impl Fixtures {
+    /// The fixtures, or `None` (and a notice) when they are not present.
+    fn find() -> Option<Fixtures> {
+        let (Some(policy), Some(permits), Some(transits), Some(expected)) = (
+            fixture("policy.toml"),
+            fixture("permits.csv"),
+            fixture("transits.csv"),
+            fixture("violations.expected.csv"),
+        ) else {
+            eprintln!("skipped: ../shared/fixtures not present");
+            return None;
+        };
+        Some(Fixtures {
+            policy,
+            permits,
+            transits,
+            expected,
+        })
+    }
+
+    /// An installation (not started) under the fixture policy.
+    async fn install(&self) -> Install {
+        Install::new(&format!("[policy]\nfile = \"{}\"\n", self.policy.display())).await
+    }
+}
+
+/// Imports a register of seven rows of which only the first (X1, plate AB123CD, residents,
+/// 2026) is good; the command's output.
+fn import_broken_register(install: &Install) -> std::process::Output {
+    let broken = install.dir.path().join("broken.csv");
+    std::fs::write(
+        &broken,
+        "permit,category,holder_fiscal_code,holder_name,plate,country,valid_from,valid_to,status\n\
+         X1,residenti,RSSMRA85T10A562S,Mario Rossi,AB123CD,IT,2026-01-01,2026-12-31,active\n\
+         X2,nessuna,RSSMRA85T10A562S,Mario Rossi,AB123CE,IT,2026-01-01,2026-12-31,active\n\
+         X3,residenti,RSSMRA85T10A562X,Mario Rossi,AB123CF,IT,2026-01-01,2026-12-31,active\n\
+         X4,residenti,RSSMRA85T10A562S,Mario Rossi,AB<1>,IT,2026-01-01,2026-12-31,active\n\
+         X5,residenti,RSSMRA85T10A562S,Mario Rossi,AB123CG,IT,2026-12-31,2026-01-01,active\n\
+         X6,residenti,RSSMRA85T10A562S,Mario Rossi,AB123CH,IT,2026-01-01,2026-12-31,sospeso\n\
+         X7,residenti\n",
+    )
+    .unwrap();
+    install.cli(&["permits", "import", broken.to_str().unwrap()])
+}
+
 #[tokio::test]
-async fn permits_transits_and_whitelist_from_the_fixtures() {
-    let (Some(policy), Some(permits), Some(transits), Some(expected)) = (
-        fixture("policy.toml"),
-        fixture("permits.csv"),
-        fixture("transits.csv"),
-        fixture("violations.expected.csv"),
-    ) else {
-        eprintln!("skipped: ../shared/fixtures not present");
+async fn the_fixture_register_imports_once_and_its_transits_give_the_expected_violations() {
+    let Some(fixtures) = Fixtures::find() else {
         return;
     };
-    let install = Install::new(&format!("[policy]\nfile = \"{}\"\n", policy.display())).await;
+    let install = fixtures.install().await;
+    let Fixtures {
+        permits,
+        transits,
+        expected,
+        ..
+    } = fixtures;
     let out = install.cli(&["permits", "import", permits.to_str().unwrap()]);
     assert!(
         out.status.success(),
@@ -67,22 +120,16 @@ async fn permits_transits_and_whitelist_from_the_fixtures() {
             assert!(stderr.contains(&format!("line {line}:")), "{stderr}");
         }
     }
+}
 
+#[tokio::test]
+async fn a_register_with_broken_rows_imports_the_good_ones_and_names_the_bad() {
+    let Some(fixtures) = Fixtures::find() else {
+        return;
+    };
+    let install = fixtures.install().await;
     // A register with broken rows: the good ones go in, the bad ones are named.
-    let broken = install.dir.path().join("broken.csv");
-    std::fs::write(
-        &broken,
-        "permit,category,holder_fiscal_code,holder_name,plate,country,valid_from,valid_to,status\n\
-         X1,residenti,RSSMRA85T10A562S,Mario Rossi,AB123CD,IT,2026-01-01,2026-12-31,active\n\
-         X2,nessuna,RSSMRA85T10A562S,Mario Rossi,AB123CE,IT,2026-01-01,2026-12-31,active\n\
-         X3,residenti,RSSMRA85T10A562X,Mario Rossi,AB123CF,IT,2026-01-01,2026-12-31,active\n\
-         X4,residenti,RSSMRA85T10A562S,Mario Rossi,AB<1>,IT,2026-01-01,2026-12-31,active\n\
-         X5,residenti,RSSMRA85T10A562S,Mario Rossi,AB123CG,IT,2026-12-31,2026-01-01,active\n\
-         X6,residenti,RSSMRA85T10A562S,Mario Rossi,AB123CH,IT,2026-01-01,2026-12-31,sospeso\n\
-         X7,residenti\n",
-    )
-    .unwrap();
-    let out = install.cli(&["permits", "import", broken.to_str().unwrap()]);
+    let out = import_broken_register(&install);
     assert_eq!(out.status.code(), Some(3));
     let stderr = String::from_utf8_lossy(&out.stderr);
     for line in 3..=8 {
@@ -90,7 +137,15 @@ async fn permits_transits_and_whitelist_from_the_fixtures() {
     }
     assert!(!stderr.contains("line 2:"), "{stderr}");
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("1 rows added"));
+}
 
+#[tokio::test]
+async fn the_whitelist_export_gives_the_plates_at_an_instant_and_the_changes_since() {
+    let Some(fixtures) = Fixtures::find() else {
+        return;
+    };
+    let install = fixtures.install().await;
+    assert_eq!(import_broken_register(&install).status.code(), Some(3));
     // The whitelist at an instant: the imported plate is in, as CSV and JSON.
     let out = install.cli(&["whitelist", "export", "--at", "2026-06-01T12:00:00+02:00"]);
     assert!(out.status.success());
@@ -145,7 +200,37 @@ async fn permits_transits_and_whitelist_from_the_fixtures() {
     );
     let out = install.cli(&["whitelist", "export", "--format", "xml"]);
     assert_eq!(out.status.code(), Some(2));
+}
 
+#[tokio::test]
+async fn a_policy_draft_is_checked_against_the_transits_already_checked() {
+    let Some(fixtures) = Fixtures::find() else {
+        return;
+    };
+    let install = fixtures.install().await;
+    let Fixtures {
+        policy,
+        permits,
+        transits,
+        ..
+    } = fixtures;
+    assert!(
+        install
+            .cli(&["permits", "import", permits.to_str().unwrap()])
+            .status
+            .success()
+    );
+    // The transits checked: the fixture file and the bad one.
+    let checked = install.cli(&["transits", "check", transits.to_str().unwrap()]);
+    assert!(checked.status.success());
+    let bad = fixture("transits-bad.csv").unwrap();
+    assert_eq!(
+        install
+            .cli(&["transits", "check", bad.to_str().unwrap()])
+            .status
+            .code(),
+        Some(3)
+    );
     // A draft policy with a mistake is refused naming the line and the field.
     let draft = install.dir.path().join("draft.toml");
     let text = std::fs::read_to_string(&policy)
@@ -347,44 +432,78 @@ async fn the_police_check_plates_read_the_whitelist_and_reconcile_over_http() {
 
 /// A disabled citizen communicates the car they used: the plate joins their CUDE permit
 /// for that time, within the category's limits (48 h back, 24 h forward).
+/// An installation under the fixture policy whose register holds Mario Rossi's permits
+/// CUD1 (CUDE, plate AA111AA) and RES1 (residents, plate BB222BB), with an operator and a
+/// police user; `None` (and a notice) without the shared fixtures.
+struct CudeRegister {
+    install: Install,
+    op: String,
+    police: String,
+    now: chrono::DateTime<chrono::Utc>,
+}
+
+impl CudeRegister {
+    async fn new() -> Option<CudeRegister> {
+        let Some(policy) = fixture("policy.toml") else {
+            eprintln!("skipped: ../shared/fixtures not present");
+            return None;
+        };
+        let mut install =
+            Install::new(&format!("[policy]\nfile = \"{}\"\n", policy.display())).await;
+        install.import_register(
+            "CUD1,cude,RSSMRA85T10A562S,Mario Rossi,AA111AA,IT,2020-01-01,2099-12-31,active\n\
+             RES1,residenti,RSSMRA85T10A562S,Mario Rossi,BB222BB,IT,2020-01-01,2099-12-31,active\n",
+        );
+        let op = install.user("op", "operator");
+        let police = install.user("vigile", "police");
+        install.start(&[]).await;
+        let now = sportello_domain::clock::Clock::now(&sportello_domain::clock::SystemClock);
+        Some(CudeRegister {
+            install,
+            op,
+            police,
+            now,
+        })
+    }
+
+    /// `hours` from now, RFC 3339.
+    fn at(&self, hours: i64) -> String {
+        (self.now + chrono::Duration::hours(hours)).to_rfc3339()
+    }
+
+    /// The operator records a temporary plate on a permit.
+    async fn post(
+        &self,
+        number: &str,
+        body: serde_json::Value,
+    ) -> (u16, String, serde_json::Value) {
+        let path = format!("/api/v1/permits/{number}/temporary-plates");
+        self.install
+            .call("POST", &path, Some(&self.op), Some(body))
+            .await
+    }
+
+    /// The temporary plate CC333CC on CUD1, from two hours ago for five hours: the permit.
+    async fn with_cc333cc(&self) -> serde_json::Value {
+        let (status, _, permit) = self
+            .post(
+                "CUD1",
+                serde_json::json!({"plate": "cc 333 cc", "from": self.at(-2), "to": self.at(3)}),
+            )
+            .await;
+        assert_eq!(status, 201, "{permit}");
+        permit
+    }
+}
+
 #[tokio::test]
-async fn cude_temporary_plates_follow_the_category_rules() {
-    let Some(policy) = fixture("policy.toml") else {
-        eprintln!("skipped: ../shared/fixtures not present");
+async fn a_cude_temporary_plate_is_recorded_under_the_policy_and_lets_the_car_through() {
+    let Some(office) = CudeRegister::new().await else {
         return;
     };
-    let mut install = Install::new(&format!("[policy]\nfile = \"{}\"\n", policy.display())).await;
-    let register = install.dir.path().join("register.csv");
-    std::fs::write(
-        &register,
-        "permit,category,holder_fiscal_code,holder_name,plate,country,valid_from,valid_to,status\n\
-         CUD1,cude,RSSMRA85T10A562S,Mario Rossi,AA111AA,IT,2020-01-01,2099-12-31,active\n\
-         RES1,residenti,RSSMRA85T10A562S,Mario Rossi,BB222BB,IT,2020-01-01,2099-12-31,active\n",
-    )
-    .unwrap();
-    assert!(
-        install
-            .cli(&["permits", "import", register.to_str().unwrap()])
-            .status
-            .success()
-    );
-    let op = install.user("op", "operator");
-    let police = install.user("vigile", "police");
-    install.start(&[]).await;
-    let now = sportello_domain::clock::Clock::now(&sportello_domain::clock::SystemClock);
-    let at = |hours: i64| (now + chrono::Duration::hours(hours)).to_rfc3339();
-    let post = |number: &str, body: serde_json::Value| {
-        let install = &install;
-        let op = op.clone();
-        let path = format!("/api/v1/permits/{number}/temporary-plates");
-        async move { install.call("POST", &path, Some(&op), Some(body)).await }
-    };
-    let (status, _, permit) = post(
-        "CUD1",
-        serde_json::json!({"plate": "cc 333 cc", "from": at(-2), "to": at(3)}),
-    )
-    .await;
-    assert_eq!(status, 201, "{permit}");
+    let (install, police) = (&office.install, &office.police);
+    let at = |hours| office.at(hours);
+    let permit = office.with_cc333cc().await;
     let temporary = permit["plates"]
         .as_array()
         .unwrap()
@@ -413,7 +532,7 @@ async fn cude_temporary_plates_follow_the_category_rules() {
                 "/api/v1/permits/verify?plate=CC333CC&gate=V04&at={}",
                 at(0).replace('+', "%2B")
             ),
-            Some(&police),
+            Some(police),
             None,
         )
         .await;
@@ -422,6 +541,17 @@ async fn cude_temporary_plates_follow_the_category_rules() {
         (Some(true), Some("CUD1")),
         "{verdict}"
     );
+}
+
+#[tokio::test]
+async fn cude_temporary_plates_outside_the_category_rules_are_refused() {
+    let Some(office) = CudeRegister::new().await else {
+        return;
+    };
+    let (install, police) = (&office.install, &office.police);
+    let at = |hours| office.at(hours);
+    let post = |number, body| office.post(number, body);
+    office.with_cc333cc().await;
     // Outside the rules: clear refusals.
     let (status, _, body) = post(
         "CUD1",
@@ -482,13 +612,35 @@ async fn cude_temporary_plates_follow_the_category_rules() {
     )
     .await;
     assert_eq!(status, 404);
+    // The police may read permits but not register plates.
+    let (status, _, _) = install
+        .call("GET", "/api/v1/permits/CUD1", Some(police), None)
+        .await;
+    assert_eq!(status, 200);
+    let (status, _, _) = install
+        .call(
+            "POST",
+            "/api/v1/permits/CUD1/temporary-plates",
+            Some(police),
+            Some(serde_json::json!({"plate": "EE555EE", "from": at(0), "to": at(1)})),
+        )
+        .await;
+    assert_eq!(status, 403);
+}
+
+#[tokio::test]
+async fn a_cude_request_is_urgent_with_its_category_standard_and_an_unknown_category_is_refused() {
+    let Some(office) = CudeRegister::new().await else {
+        return;
+    };
+    let (install, op) = (&office.install, &office.op);
     // A CUDE request: high priority, and the CUDE category's short service standard
     // (5 days in the fixture policy) instead of the case type's default; an unknown
     // category is refused.
     let request = serde_json::json!({"case_type": "cude", "subject": "Contrassegno", "channel": "web",
         "citizen": crate::harness::citizen()});
     let (status, _, case) = install
-        .call("POST", "/api/v1/cases", Some(&op), Some(request))
+        .call("POST", "/api/v1/cases", Some(op), Some(request))
         .await;
     assert_eq!(status, 201, "{case}");
     assert_eq!(case["priority"], "high");
@@ -504,13 +656,23 @@ async fn cude_temporary_plates_follow_the_category_rules() {
     let request = serde_json::json!({"case_type": "ztl_permit", "subject": "Permesso", "channel": "web",
         "citizen": crate::harness::citizen(), "fields": {"category": "astronauti"}});
     let (status, _, problem) = install
-        .call("POST", "/api/v1/cases", Some(&op), Some(request))
+        .call("POST", "/api/v1/cases", Some(op), Some(request))
         .await;
     assert_eq!(status, 422);
     assert_eq!(
         problem["errors"][0]["field"], "fields.category",
         "{problem}"
     );
+}
+
+#[tokio::test]
+async fn a_contested_transit_shows_what_covered_it_and_the_permits_history() {
+    let Some(office) = CudeRegister::new().await else {
+        return;
+    };
+    let (install, op, police) = (&office.install, &office.op, &office.police);
+    let at = |hours| office.at(hours);
+    office.with_cc333cc().await;
     // The citizen is fined anyway and contests it: the SEG case shows, for each transit,
     // what covered it, and every permit of the plate with its history.
     let seg = serde_json::json!({"case_type": "seg", "subject": "Contestazione multa ZTL", "channel": "counter",
@@ -520,7 +682,7 @@ async fn cude_temporary_plates_follow_the_category_rules() {
             {"transit_id": "T2", "gate": "V04", "timestamp": at(-5)},
             {"transit_id": "T3", "gate": "V99", "timestamp": at(-1)}]}});
     let (status, _, case) = install
-        .call("POST", "/api/v1/cases", Some(&op), Some(seg))
+        .call("POST", "/api/v1/cases", Some(op), Some(seg))
         .await;
     assert_eq!(status, 201, "{case}");
     let reference = case["reference"].as_str().unwrap();
@@ -528,7 +690,7 @@ async fn cude_temporary_plates_follow_the_category_rules() {
         .call(
             "GET",
             &format!("/api/v1/cases/{reference}/evidence"),
-            Some(&op),
+            Some(op),
             None,
         )
         .await;
@@ -567,25 +729,103 @@ async fn cude_temporary_plates_follow_the_category_rules() {
         .call(
             "GET",
             &format!("/api/v1/cases/{reference}/evidence"),
-            Some(&police),
+            Some(police),
             None,
         )
         .await;
     assert_eq!(status, 403, "the police do not read case files");
-    // The police may read permits but not register plates.
-    let (status, _, _) = install
-        .call("GET", "/api/v1/permits/CUD1", Some(&police), None)
-        .await;
-    assert_eq!(status, 200);
-    let (status, _, _) = install
-        .call(
-            "POST",
-            "/api/v1/permits/CUD1/temporary-plates",
-            Some(&police),
-            Some(serde_json::json!({"plate": "EE555EE", "from": at(0), "to": at(1)})),
-        )
-        .await;
-    assert_eq!(status, 403);
+}
+
+/// A started installation with an operator and a police user, for issuing permits.
+struct IssuingOffice {
+    install: Install,
+    op: String,
+    police: String,
+}
+
+impl IssuingOffice {
+    async fn new() -> IssuingOffice {
+        let mut install = Install::new("").await;
+        let op = install.user("op", "operator");
+        let police = install.user("vigile", "police");
+        install.start(&[]).await;
+        IssuingOffice {
+            install,
+            op,
+            police,
+        }
+    }
+
+    /// A residents' permit case of Mario Rossi with these fields: its reference.
+    async fn create(&self, fields: serde_json::Value) -> String {
+        let body = serde_json::json!({"case_type": "ztl_permit", "subject": "Permesso residenti", "channel": "counter",
+            "citizen": crate::harness::citizen(), "fields": fields});
+        let (status, _, case) = self
+            .install
+            .call("POST", "/api/v1/cases", Some(&self.op), Some(body))
+            .await;
+        assert_eq!(status, 201, "{case}");
+        case["reference"].as_str().unwrap().to_owned()
+    }
+
+    async fn act(
+        &self,
+        reference: String,
+        action: &'static str,
+    ) -> (u16, String, serde_json::Value) {
+        self.install
+            .call(
+                "POST",
+                &format!("/api/v1/cases/{reference}/actions"),
+                Some(&self.op),
+                Some(serde_json::json!({"action": action})),
+            )
+            .await
+    }
+
+    /// A new office with one permit issued ([`IssuingOffice::issued`]): the office, the
+    /// case as the issue answered it and the permit's number.
+    async fn with_permit() -> (IssuingOffice, serde_json::Value, String) {
+        let office = IssuingOffice::new().await;
+        let case = office.issued().await;
+        let number = permit_number(&case);
+        (office, case, number)
+    }
+
+    /// A request of the operator.
+    async fn call(
+        &self,
+        method: &'static str,
+        path: String,
+        body: Option<serde_json::Value>,
+    ) -> (u16, String, serde_json::Value) {
+        self.install.call(method, &path, Some(&self.op), body).await
+    }
+
+    /// A complete case for plate AB 123 CD, reviewed, approved and issued: the case as the
+    /// issue answered it.
+    async fn issued(&self) -> serde_json::Value {
+        let good = self.create(serde_json::json!({"category": "residenti", "plates": ["ab 123 cd"], "documents": ["documento_identita", "carta_circolazione"]})).await;
+        for action in ["start_review", "approve"] {
+            let (status, _, body) = self.act(good.clone(), action).await;
+            assert_eq!(status, 200, "{action}: {body}");
+        }
+        let (status, _, case) = self.act(good.clone(), "issue").await;
+        assert_eq!(status, 200, "{case}");
+        assert_eq!(case["status"], "issued");
+        case
+    }
+}
+
+/// The number of the permit an issued case's journal names.
+fn permit_number(case: &serde_json::Value) -> String {
+    let issued = case["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "permit_issued")
+        .expect("journaled");
+    issued["detail"]["permit"].as_str().unwrap().to_owned()
 }
 
 /// From the request to the car passing the gate: a ZTL case issued under the policy gets
@@ -593,52 +833,10 @@ async fn cude_temporary_plates_follow_the_category_rules() {
 /// verification page; the category's rules are enforced before the case changes state.
 #[tokio::test]
 async fn issuing_a_case_creates_the_permit_its_pdf_and_its_verification_page() {
-    let mut install = Install::new("").await;
-    let op = install.user("op", "operator");
-    let police = install.user("vigile", "police");
-    install.start(&[]).await;
-    let create = |fields: serde_json::Value| {
-        let install = &install;
-        let op = op.clone();
-        async move {
-            let body = serde_json::json!({"case_type": "ztl_permit", "subject": "Permesso residenti", "channel": "counter",
-                "citizen": crate::harness::citizen(), "fields": fields});
-            let (status, _, case) = install
-                .call("POST", "/api/v1/cases", Some(&op), Some(body))
-                .await;
-            assert_eq!(status, 201, "{case}");
-            case["reference"].as_str().unwrap().to_owned()
-        }
-    };
-    let act = |reference: String, action: &'static str| {
-        let install = &install;
-        let op = op.clone();
-        async move {
-            install
-                .call(
-                    "POST",
-                    &format!("/api/v1/cases/{reference}/actions"),
-                    Some(&op),
-                    Some(serde_json::json!({"action": action})),
-                )
-                .await
-        }
-    };
-    let good = create(serde_json::json!({"category": "residenti", "plates": ["ab 123 cd"], "documents": ["documento_identita", "carta_circolazione"]})).await;
-    for action in ["start_review", "approve"] {
-        let (status, _, body) = act(good.clone(), action).await;
-        assert_eq!(status, 200, "{action}: {body}");
-    }
-    let (status, _, case) = act(good.clone(), "issue").await;
-    assert_eq!(status, 200, "{case}");
-    assert_eq!(case["status"], "issued");
-    let issued = case["timeline"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["kind"] == "permit_issued")
-        .expect("journaled");
-    let number = issued["detail"]["permit"].as_str().unwrap().to_owned();
+    let office = IssuingOffice::new().await;
+    let (install, police) = (&office.install, &office.police);
+    let case = office.issued().await;
+    let number = permit_number(&case);
     // CONTRACT §1: {CATEGORY_PREFIX}{YYYY}{NNNNN}, never the shape of a case reference.
     let year = &case["received_at"].as_str().unwrap()[..4];
     assert_eq!(number, format!("RES{year}00001"));
@@ -654,7 +852,7 @@ async fn issuing_a_case_creates_the_permit_its_pdf_and_its_verification_page() {
         .call(
             "GET",
             "/api/v1/permits/verify?plate=AB123CD&gate=V04",
-            Some(&police),
+            Some(police),
             None,
         )
         .await;
@@ -666,7 +864,7 @@ async fn issuing_a_case_creates_the_permit_its_pdf_and_its_verification_page() {
         .call(
             "GET",
             &format!("/api/v1/permits/{number}"),
-            Some(&police),
+            Some(police),
             None,
         )
         .await;
@@ -700,6 +898,16 @@ async fn issuing_a_case_creates_the_permit_its_pdf_and_its_verification_page() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 404);
+}
+
+#[tokio::test]
+async fn refusals_to_issue_a_permit_leave_the_case_as_it_was() {
+    let office = IssuingOffice::new().await;
+    let (install, op) = (&office.install, &office.op);
+    let create = |fields| office.create(fields);
+    let act = |reference, action| office.act(reference, action);
+    // AB123CD has its permit already.
+    office.issued().await;
     // Refusals leave the case as it was.
     let too_many = create(serde_json::json!({"category": "residenti", "plates": ["AA111AA", "BB222BB", "CC333CC"], "documents": ["documento_identita", "carta_circolazione"]})).await;
     let missing_docs = create(serde_json::json!({"category": "residenti", "plates": ["DD444DD"], "documents": ["documento_identita"]})).await;
@@ -719,27 +927,37 @@ async fn issuing_a_case_creates_the_permit_its_pdf_and_its_verification_page() {
             "{problem}"
         );
         let (_, _, case) = install
-            .call(
-                "GET",
-                &format!("/api/v1/cases/{reference}"),
-                Some(&op),
-                None,
-            )
+            .call("GET", &format!("/api/v1/cases/{reference}"), Some(op), None)
             .await;
         assert_eq!(case["status"], "approved");
     }
+}
+
+#[tokio::test]
+async fn a_suspended_permit_shows_at_once_and_a_revoked_one_is_not_reinstated() {
+    let office = IssuingOffice::new().await;
+    let (install, op, police) = (&office.install, &office.op, &office.police);
+    let number = permit_number(&office.issued().await);
+    let (_, _, permit) = install
+        .call(
+            "GET",
+            &format!("/api/v1/permits/{number}"),
+            Some(police),
+            None,
+        )
+        .await;
+    let token = permit["verify_token"].as_str().unwrap().to_owned();
     // Suspended: the patrol's check and the public page say so at once; the history says
     // who and why; a revoked permit is not reinstated.
     let status = |value: &'static str, reason: &'static str| {
         let install = &install;
-        let op = op.clone();
         let number = number.clone();
         async move {
             install
                 .call(
                     "POST",
                     &format!("/api/v1/permits/{number}/status"),
-                    Some(&op),
+                    Some(op),
                     Some(serde_json::json!({"status": value, "reason": reason})),
                 )
                 .await
@@ -760,7 +978,7 @@ async fn issuing_a_case_creates_the_permit_its_pdf_and_its_verification_page() {
         .call(
             "GET",
             &format!("/api/v1/permits/{number}"),
-            Some(&police),
+            Some(police),
             None,
         )
         .await;
@@ -769,7 +987,7 @@ async fn issuing_a_case_creates_the_permit_its_pdf_and_its_verification_page() {
         .call(
             "GET",
             &format!("/api/v1/permits/verify?plate=AB123CD&gate=V01&at={at}"),
-            Some(&police),
+            Some(police),
             None,
         )
         .await;
@@ -795,45 +1013,14 @@ async fn issuing_a_case_creates_the_permit_its_pdf_and_its_verification_page() {
 /// starts when the old one ends and both histories say so.
 #[tokio::test]
 async fn renewing_a_permit_opens_a_prefilled_case_and_continues_the_validity() {
-    let mut install = Install::new("").await;
-    let op = install.user("op", "operator");
-    let police = install.user("vigile", "police");
-    install.start(&[]).await;
-    let call = |method: &'static str, path: String, body: Option<serde_json::Value>| {
-        let install = &install;
-        let op = op.clone();
-        async move { install.call(method, &path, Some(&op), body).await }
-    };
-    let act = |reference: String, action: &'static str| {
-        call(
-            "POST",
-            format!("/api/v1/cases/{reference}/actions"),
-            Some(serde_json::json!({"action": action})),
-        )
-    };
-    let body = serde_json::json!({"case_type": "ztl_permit", "subject": "Permesso residenti", "channel": "counter",
-        "citizen": crate::harness::citizen(),
-        "fields": {"category": "residenti", "plates": ["AB123CD"], "documents": ["documento_identita", "carta_circolazione"]}});
-    let (_, _, case) = call("POST", "/api/v1/cases".into(), Some(body)).await;
-    let first = case["reference"].as_str().unwrap().to_owned();
-    for action in ["start_review", "approve", "issue"] {
-        let (status, _, body) = act(first.clone(), action).await;
-        assert_eq!(status, 200, "{action}: {body}");
-    }
-    let (_, _, case) = call("GET", format!("/api/v1/cases/{first}"), None).await;
-    let old = case["timeline"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["kind"] == "permit_issued")
-        .unwrap()["detail"]["permit"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (office, _, old) = IssuingOffice::with_permit().await;
+    let (install, police) = (&office.install, &office.police);
+    let call = |method, path, body| office.call(method, path, body);
+    let act = |reference, action| office.act(reference, action);
 
     let renew = format!("/api/v1/permits/{old}/renew");
     let (status, _, _) = install
-        .call("POST", &renew, Some(&police), Some(serde_json::json!({})))
+        .call("POST", &renew, Some(police), Some(serde_json::json!({})))
         .await;
     assert_eq!(status, 403, "the police do not open cases");
     let (status, _, renewal) = call("POST", renew.clone(), Some(serde_json::json!({}))).await;
@@ -907,6 +1094,13 @@ async fn renewing_a_permit_opens_a_prefilled_case_and_continues_the_validity() {
         .find(|e| e["kind"] == "renewed")
         .expect("the old permit's history says it was renewed");
     assert_eq!(renewed["detail"]["by"], new);
+}
+
+#[tokio::test]
+async fn changing_a_permits_plate_amends_it_from_now_on_and_prints_it_again() {
+    let (office, _, old) = IssuingOffice::with_permit().await;
+    let call = |method, path, body| office.call(method, path, body);
+    let act = |reference, action| office.act(reference, action);
     // The holder sells the car: a case amending the old permit changes its plate from
     // now on (no documents asked), and prints the permit again.
     let body = serde_json::json!({"case_type": "ztl_permit", "subject": "Cambio targa", "channel": "counter",
@@ -947,20 +1141,29 @@ async fn renewing_a_permit_opens_a_prefilled_case_and_continues_the_validity() {
     )
     .await;
     assert_eq!(info["protocol"][0]["direction"], "out", "{info}");
+}
+
+#[tokio::test]
+async fn a_closed_cases_fields_stay_as_they_were_and_a_revoked_permit_is_not_renewed() {
+    let (office, first_case, old) = IssuingOffice::with_permit().await;
+    let call = |method, path, body| office.call(method, path, body);
+    let act = |reference, action| office.act(reference, action);
+    let first = first_case["reference"].as_str().unwrap().to_owned();
+    let fields = format!("/api/v1/cases/{first}/fields");
     // A closed case's fields stay as they were; a revoked permit is not renewed.
-    act(reference.clone(), "close").await;
+    act(first.clone(), "close").await;
     let (status, _, _) = call("PATCH", fields, Some(serde_json::json!({"documents": []}))).await;
     assert_eq!(status, 409);
     let (status, _, _) = call(
         "POST",
-        format!("/api/v1/permits/{new}/status"),
+        format!("/api/v1/permits/{old}/status"),
         Some(serde_json::json!({"status": "revoked", "reason": "trasferimento di residenza"})),
     )
     .await;
     assert_eq!(status, 200);
     let (status, _, problem) = call(
         "POST",
-        format!("/api/v1/permits/{new}/renew"),
+        format!("/api/v1/permits/{old}/renew"),
         Some(serde_json::json!({})),
     )
     .await;

@@ -209,7 +209,7 @@ async fn authenticate(parts: &Parts, state: &AppState, blocked: bool) -> Result<
 /// opened from a case page). A request that changes state must also carry the session's
 /// CSRF token in `X-CSRF-Token`, which another site cannot read.
 async fn from_session(parts: &Parts, state: &AppState) -> Result<Caller, ApiError> {
-    let token = crate::pages::cookie(&parts.headers, crate::pages::office::SESSION_COOKIE)
+    let token = crate::cookies::cookie(&parts.headers, crate::cookies::SESSION_COOKIE)
         .filter(|t| !t.is_empty() && t.len() <= 200)
         .ok_or(ApiError::Unauthorized)?;
     let session = state
@@ -227,7 +227,7 @@ async fn from_session(parts: &Parts, state: &AppState) -> Result<Caller, ApiErro
             .get("x-csrf-token")
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default();
-        if !crate::pages::same_token(sent, &session.csrf_token) {
+        if !crate::cookies::same_token(sent, &session.csrf_token) {
             return Err(ApiError::Forbidden(
                 "change data without the session's CSRF token",
             ));

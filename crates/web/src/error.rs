@@ -9,7 +9,7 @@ use serde::Serialize;
 use sportello_domain::refusal::Refusal;
 use sportello_store::StoreError;
 
-use crate::pages::i18n::{Lang, Tr};
+use crate::i18n::{Lang, Tr};
 use utoipa::ToSchema;
 
 /// A field that failed validation.

@@ -20,11 +20,14 @@ use tower_http::trace::TraceLayer;
 pub mod api;
 pub mod auth;
 pub mod charts;
+pub mod cookies;
 pub mod error;
 pub mod extract;
+pub mod i18n;
 pub mod metrics;
 pub mod openapi;
 pub mod pages;
+pub mod tables;
 pub mod vocabulary;
 
 /// Everything a request handler may need, shared by all requests.

@@ -339,6 +339,16 @@ fn finish(value: &mut serde_json::Value) {
             "description": "Merge patch of the fields: a name set to null is removed"
         });
     }
+    // Bodies whose fields are all optional may be left out altogether (`optional_body`).
+    for path in [
+        "/paths/~1api~1v1~1appointments~1{id}~1confirm/post/requestBody",
+        "/paths/~1api~1v1~1appointments~1{id}~1cancel/post/requestBody",
+        "/paths/~1api~1v1~1cases~1{reference}~1callbacks/post/requestBody",
+    ] {
+        if let Some(body) = value.pointer_mut(path) {
+            body["required"] = false.into();
+        }
+    }
     if let Some(contact) = value.pointer_mut("/components/schemas/ContactBody") {
         contact["anyOf"] = serde_json::json!([
             {"required": ["address"], "properties": {"address": {"type": "string", "pattern": r"\S"}}},

@@ -29,7 +29,7 @@ use crate::api::cases::check_reference;
 use crate::auth::Caller;
 use crate::error::{ApiError, Problem};
 use crate::extract::{ApiJson, ApiPath};
-use crate::pages::i18n::{Lang, Tr};
+use crate::i18n::{Lang, Tr};
 
 /// Days the citizen has to send what an integration request asks for.
 pub const INTEGRATION_DAYS: i64 = 30;

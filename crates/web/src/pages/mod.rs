@@ -5,20 +5,17 @@
 
 use askama::Template;
 use axum::Router;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 
 use crate::AppState;
 
-pub mod contact;
-pub mod i18n;
 pub mod office;
 pub mod portal;
-pub mod reports;
-pub mod write;
 
-use i18n::{Lang, Tr};
+pub use crate::cookies::{cookie, random_token, same_token, set_cookie};
+use crate::i18n::{Lang, Tr};
 
 /// What every page's frame shows: the office's names, who is signed in, the CSRF token
 /// of its forms and the section of the menu to mark.
@@ -103,8 +100,6 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/static/sportello.css", get(stylesheet))
         .merge(portal::routes())
         .merge(office::routes())
-        .merge(reports::routes())
-        .merge(contact::routes())
         .layer(axum::middleware::from_fn_with_state(
             state,
             remember_language,
@@ -159,38 +154,6 @@ async fn stylesheet() -> Response {
         .into_response()
 }
 
-/// A cookie's value from the request headers.
-pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.trim().to_owned())
-}
-
-/// A `Set-Cookie` value: `HttpOnly`, `SameSite=Lax`, `Path=/`, and `Secure` when the
-/// office is served over https.
-pub fn set_cookie(
-    state: &AppState,
-    name: &str,
-    value: &str,
-    max_age_secs: Option<i64>,
-) -> HeaderValue {
-    let secure = if state.config.public_url.starts_with("https://") {
-        "; Secure"
-    } else {
-        ""
-    };
-    let age = max_age_secs.map_or(String::new(), |s| format!("; Max-Age={s}"));
-    HeaderValue::from_str(&format!(
-        "{name}={value}; Path=/; HttpOnly; SameSite=Lax{secure}{age}"
-    ))
-    .unwrap_or_else(|_| HeaderValue::from_static("invalid=1; Max-Age=0"))
-}
-
 /// Renders a template as a page (`no-store`: pages may show personal data).
 pub fn page<T: Template>(status: StatusCode, template: &T) -> Response {
     match template.render() {
@@ -208,21 +171,6 @@ pub fn language(query_lang: Option<&str>, headers: &HeaderMap) -> Tr {
     Tr {
         lang: Lang::negotiate(query_lang, headers),
     }
-}
-
-/// A fresh random token (CSRF before login, double-submit).
-pub fn random_token() -> String {
-    format!("{:032x}", rand::random::<u128>())
-}
-
-/// Constant-time comparison of two tokens.
-pub fn same_token(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && !a.is_empty()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
 }
 
 /// Formats an RFC 3339 instant as a local date and time for people.

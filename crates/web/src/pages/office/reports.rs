@@ -12,12 +12,12 @@ use serde::Deserialize;
 use sportello_domain::roles::Permission;
 use sportello_store::reports::{GroupBy, Period, SlaReport, ThroughputReport};
 
-use super::i18n::{Lang, Tr};
-use super::{Frame, day, language, page};
 use crate::AppState;
 use crate::charts::{
     ChartData, NumberStyle, Series, bar_chart, data_table, format_number, line_chart,
 };
+use crate::i18n::{Lang, Tr};
+use crate::pages::{Frame, day, language, page};
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new().route("/ufficio/report", get(reports))
@@ -79,7 +79,7 @@ async fn reports(
     Query(query): Query<ReportQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let session = match super::office::staff(&state, &headers, "/ufficio/report").await {
+    let session = match super::staff(&state, &headers, "/ufficio/report").await {
         Ok(s) => s,
         Err(r) => return r,
     };

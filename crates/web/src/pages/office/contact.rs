@@ -1,18 +1,7 @@
-//! The back office's contact centre and counter (issue #7): `/ufficio/richiamate`, the
-//! calls to make — who, the number to dial, the case, what to say — each closed with one
-//! click ("Raggiunto", "Non raggiunto", "Fissato appuntamento"); and
-//! `/ufficio/appuntamenti`, the counter's day with each appointment, whether its case is
-//! ready, and the buttons to confirm or cancel it. The same rules as the API
-//! (`api::contact`); every form carries the session's CSRF token, and a change goes back
-//! to its page (303) so that a reload does not repeat it.
-//!
-//! Wiring, in `pages/mod.rs`: `pub mod contact;` and `.merge(contact::routes())`; the
-//! menu entries in `office_base.html` (sections `callbacks` and `appointments`):
-//!
-//! ```text
-//! <li><a href="/ufficio/richiamate"{% if frame.section == "callbacks" %} aria-current="page"{% endif %}>{{ tr.t("office.nav.callbacks") }}</a></li>
-//! <li><a href="/ufficio/appuntamenti"{% if frame.section == "appointments" %} aria-current="page"{% endif %}>{{ tr.t("office.nav.appointments") }}</a></li>
-//! ```
+//! The contact centre and the counter: `/ufficio/richiamate` lists the calls to make (who,
+//! the number, the case, what to say), each closed with one click; `/ufficio/appuntamenti`
+//! is the counter's day, with whether each case is ready. Same rules as the API; a change
+//! answers 303 to its page so that a reload does not repeat it.
 
 use askama::Template;
 use axum::Router;
@@ -27,14 +16,14 @@ use sportello_domain::roles::Permission;
 use sportello_store::contact::{AppointmentView, CallTaskView};
 use sportello_store::sessions::Session;
 
-use super::i18n::Tr;
-use super::office::staff;
-use super::{Frame, language, page, same_token, when};
+use super::staff;
 use crate::AppState;
 use crate::api::contact::{
     AppointmentBody, LogCallBody, cancel_as, confirm_as, log_call_as, propose_as,
 };
 use crate::error::ApiError;
+use crate::i18n::Tr;
+use crate::pages::{Frame, language, page, same_token, when};
 
 /// Tasks on one page of the queue.
 const PER_PAGE: u32 = 25;
@@ -558,14 +547,14 @@ async fn propose_from_case(
     headers: HeaderMap,
     axum::Form(form): axum::Form<CaseAppointmentPost>,
 ) -> Response {
-    let here = super::office::case_path(&reference);
+    let here = super::case_path(&reference);
     let session = match reader(&state, &headers, &here).await {
         Ok(s) => s,
         Err(r) => return r,
     };
     let tr = language(query.lang.as_deref(), &headers);
     let fail = async |status: StatusCode, message: String| {
-        let mut page = super::office::case_error(&state, &session, tr, &reference, message).await;
+        let mut page = super::case_error(&state, &session, tr, &reference, message).await;
         *page.status_mut() = status;
         page
     };

@@ -10,11 +10,11 @@ use serde::Deserialize;
 use sportello_domain::outbound::templates::TemplateKind;
 use sportello_domain::roles::Permission;
 
-use super::i18n::Tr;
-use super::office::staff;
-use super::{Frame, language, page, same_token};
+use super::staff;
 use crate::AppState;
 use crate::api::outbound::{MessageBody, Reach, compose, given, preview_of, reach};
+use crate::i18n::Tr;
+use crate::pages::{Frame, language, page, same_token};
 use sportello_domain::outbound::choice::reason_text;
 use sportello_store::cases::CaseView;
 

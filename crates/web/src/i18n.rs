@@ -40,7 +40,7 @@ impl Lang {
         if let Some(lang) = query_lang.and_then(Lang::parse) {
             return lang;
         }
-        if let Some(lang) = super::cookie(headers, "lang").and_then(|c| Lang::parse(&c)) {
+        if let Some(lang) = crate::cookies::cookie(headers, "lang").and_then(|c| Lang::parse(&c)) {
             return lang;
         }
         let accept = headers
@@ -75,9 +75,9 @@ fn load(text: &str) -> HashMap<String, String> {
 }
 
 static IT: LazyLock<HashMap<String, String>> =
-    LazyLock::new(|| load(include_str!("../../locales/it.toml")));
+    LazyLock::new(|| load(include_str!("../locales/it.toml")));
 static EN: LazyLock<HashMap<String, String>> =
-    LazyLock::new(|| load(include_str!("../../locales/en.toml")));
+    LazyLock::new(|| load(include_str!("../locales/en.toml")));
 
 /// The words of one language, for a template.
 #[derive(Debug, Clone, Copy)]

@@ -1,0 +1,413 @@
+//! The case page: status, legal clock, the timeline of every channel, the actions allowed now
+//! and the citizen's other cases.
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use sportello_domain::case::Reference;
+use sportello_domain::roles::Permission;
+use sportello_store::cases::{CaseFilter, CaseView};
+use sportello_store::sessions::Session;
+
+use super::case_path;
+use super::cases::{Row, row};
+use super::{PageQuery, staff};
+use crate::AppState;
+use crate::i18n::Tr;
+use crate::pages::{Frame, day, language, page, when};
+
+/// One entry of the timeline, in words.
+struct Entry {
+    at: String,
+    actor: String,
+    what: String,
+    details: Vec<String>,
+    link: Option<(String, String)>,
+    /// A message's text, shown escaped in its own block.
+    body: Option<String>,
+    /// A message's id, for moving it to the right case.
+    message: Option<i64>,
+}
+
+/// An action button of the case page.
+struct ActionButton {
+    name: &'static str,
+    label: String,
+    /// `note`, `reasons`, `missing`, `user` or nothing: the field it asks for.
+    asks: &'static str,
+}
+
+#[derive(Template)]
+#[template(path = "office_case.html")]
+struct CasePage {
+    tr: Tr,
+    frame: Frame,
+    case: CaseView,
+    status: String,
+    case_type: String,
+    received: String,
+    due: String,
+    service_due: String,
+    clock: String,
+    entries: Vec<Entry>,
+    actions: Vec<ActionButton>,
+    others: Vec<Row>,
+    fields: Vec<(String, String)>,
+    /// (flag, its name).
+    flags: Vec<(String, String)>,
+    notice: Option<String>,
+    error: Option<String>,
+    evidence: Vec<(String, String, String, String)>,
+    /// For permit requests: (category, plates, documents received) as the form shows them,
+    /// with the policy's categories.
+    permit_form: Option<(String, String, String)>,
+    categories: Vec<(String, String)>,
+    /// The form proposing an appointment (`office_case_appointment.html`).
+    appointment_form: Option<super::contact::CaseAppointmentForm>,
+}
+
+/// The actions a case's status allows, with the field each asks for (the workflow
+/// decides for good when one is pressed).
+fn actions_for(tr: &Tr, case: &CaseView, report: bool) -> Vec<ActionButton> {
+    let names: &[(&str, &str)] = match (case.summary.status.as_str(), report) {
+        ("received", _) => &[
+            ("assign", "user"),
+            ("start_review", ""),
+            ("withdraw", "note"),
+        ],
+        ("in_review", false) => &[
+            ("assign", "user"),
+            ("request_integration", "missing"),
+            ("notify_rejection", "reasons"),
+            ("approve", ""),
+            ("reject", "reasons"),
+        ],
+        ("in_review", true) => &[
+            ("assign", "user"),
+            ("request_integration", "missing"),
+            ("confirm", "reasons"),
+            ("annul", "reasons"),
+        ],
+        ("waiting_citizen", _) => &[("integration_received", "")],
+        ("rejection_notice", _) => &[("observations_received", ""), ("reject", "reasons")],
+        ("approved", _) => &[("issue", "")],
+        ("issued", _) | ("rejected", _) => &[("close", "")],
+        ("closed", _) => &[("reopen", "note")],
+        _ => &[],
+    };
+    names
+        .iter()
+        .map(|(name, asks)| ActionButton {
+            name,
+            label: tr.name("action", name),
+            asks,
+        })
+        .collect()
+}
+
+fn describe(tr: &Tr, event: &sportello_store::cases::EventView) -> Entry {
+    let d = &event.detail;
+    let text = |k: &str| d.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+    let list = |k: &str| {
+        d.get(k)
+            .and_then(|v| v.as_array())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            })
+            .filter(|s| !s.is_empty())
+    };
+    let mut details = Vec::new();
+    let what = match event.kind.as_str() {
+        "action" | "assigned" => {
+            let action = text("action").unwrap_or_default();
+            if let (Some(from), Some(to)) = (text("from"), text("to"))
+                && from != to
+            {
+                details.push(format!(
+                    "{} → {}",
+                    tr.name("status", &from),
+                    tr.name("status", &to)
+                ));
+            }
+            tr.name("action", &action)
+        }
+        kind => tr.name("event", kind),
+    };
+    for (key, label) in [
+        ("user", "timeline.user"),
+        ("note", "timeline.note"),
+        ("protocol", "timeline.protocol"),
+        ("permit", "timeline.permit"),
+        ("filename", "timeline.document"),
+        ("rule", "timeline.rule"),
+        ("channel", "timeline.channel"),
+        ("to", "timeline.to"),
+        ("subject", "timeline.subject"),
+        ("status", "timeline.state"),
+        ("error", "timeline.error"),
+    ] {
+        if let Some(v) = text(key) {
+            details.push(format!("{}: {v}", tr.t(label)));
+        }
+    }
+    for (key, label) in [
+        ("reasons", "timeline.reasons"),
+        ("missing", "timeline.missing"),
+    ] {
+        if let Some(v) = list(key) {
+            details.push(format!("{}: {v}", tr.t(label)));
+        }
+    }
+    let link = text("document_id").map(|id| {
+        (
+            format!("/api/v1/documents/{id}/view"),
+            tr.t("timeline.view").to_owned(),
+        )
+    });
+    Entry {
+        at: when(&event.at),
+        actor: event.actor.clone(),
+        what,
+        details,
+        link,
+        body: None,
+        message: None,
+    }
+}
+
+pub(super) async fn case_page(
+    State(state): State<AppState>,
+    Path(reference): Path<String>,
+    Query(query): Query<PageQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let here = case_path(&reference);
+    let session = match staff(&state, &headers, &here).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let tr = language(query.lang.as_deref(), &headers);
+    if !session.user.role.can(Permission::ReadCase) {
+        return Redirect::to("/ufficio/permessi").into_response();
+    }
+    render_case(
+        &state,
+        &session,
+        tr,
+        &reference,
+        query
+            .esito
+            .as_deref()
+            .map(|a| tr.f("case.done", &[("action", &tr.name("action", a))])),
+        None,
+    )
+    .await
+}
+
+pub(super) async fn render_case(
+    state: &AppState,
+    session: &Session,
+    tr: Tr,
+    reference: &str,
+    notice: Option<String>,
+    error: Option<String>,
+) -> Response {
+    let Some(case) = (match Reference::parse(reference) {
+        Some(_) => state.store.get_case(reference).await.ok(),
+        None => None,
+    }) else {
+        let page_ = NotFoundPage {
+            frame: Frame::staff(state, "cases", session).with_language(&tr),
+            tr,
+        };
+        return page(StatusCode::NOT_FOUND, &page_);
+    };
+    let _ = state
+        .store
+        .record_access(&session.user.login, "read_case", &case.summary.reference)
+        .await;
+    let report = state
+        .store
+        .case_type(&case.summary.case_type)
+        .is_some_and(|t| t.workflow == sportello_domain::case::WorkflowKind::Report);
+    let mut entries: Vec<Entry> = case.timeline.iter().map(|e| describe(&tr, e)).collect();
+    if let Ok(messages) = state.store.case_messages(&case.summary.reference).await {
+        for m in messages {
+            entries.push(Entry {
+                at: when(&m.received_at),
+                actor: m.sender.clone(),
+                what: format!(
+                    "{} ({})",
+                    tr.t("timeline.message"),
+                    tr.name("channel", &m.channel)
+                ),
+                details: [
+                    Some(m.subject.clone()).filter(|s| !s.is_empty()),
+                    m.protocol
+                        .as_ref()
+                        .map(|p| format!("{}: {p}", tr.t("timeline.protocol"))),
+                    Some(format!(
+                        "{}: {}",
+                        tr.t("timeline.rule"),
+                        tr.name("rule", &m.rule)
+                    )),
+                ]
+                .into_iter()
+                .flatten()
+                .collect(),
+                link: None,
+                body: Some(m.excerpt.clone()).filter(|t| !t.trim().is_empty()),
+                message: Some(m.id),
+            });
+        }
+    }
+    entries.sort_by(|a, b| {
+        let key = |e: &Entry| chrono::NaiveDateTime::parse_from_str(&e.at, "%d/%m/%Y %H:%M").ok();
+        key(a).cmp(&key(b))
+    });
+    let others = match case.citizen.fiscal_code.as_deref() {
+        Some(code) => state
+            .store
+            .list_cases(&CaseFilter {
+                citizen_fiscal_code: Some(code.to_owned()),
+                page: 1,
+                per_page: 20,
+                ..CaseFilter::default()
+            })
+            .await
+            .map(|(items, _)| {
+                items
+                    .iter()
+                    .filter(|c| c.reference != case.summary.reference)
+                    .map(|c| row(&tr, c))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        None => Vec::new(),
+    };
+    let fields = case
+        .fields
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| {
+                    // Lists in words (documents by their names), values as they are.
+                    let group = if k == "documents" { "document" } else { "" };
+                    let shown = |v: &serde_json::Value| match v {
+                        serde_json::Value::String(s) if group.is_empty() => s.clone(),
+                        serde_json::Value::String(s) => tr.name(group, s),
+                        other => other.to_string(),
+                    };
+                    let value = match v {
+                        serde_json::Value::Array(items) => {
+                            items.iter().map(shown).collect::<Vec<_>>().join(", ")
+                        }
+                        other => shown(other),
+                    };
+                    (tr.name("field", k), value)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let evidence = if report {
+        seg_evidence(state, &tr, &case).await
+    } else {
+        Vec::new()
+    };
+    let joined = |key: &str| match case.fields.get(key) {
+        Some(serde_json::Value::Array(items)) => items
+            .iter()
+            .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+            .collect::<Vec<_>>()
+            .join(", "),
+        Some(serde_json::Value::String(s)) => s.clone(),
+        _ => String::new(),
+    };
+    let permit_form = (matches!(case.summary.case_type.as_str(), "ztl_permit" | "cude")
+        && case.summary.status != "closed")
+        .then(|| {
+            (
+                case.fields
+                    .get("category")
+                    .and_then(|c| c.as_str())
+                    .unwrap_or_default()
+                    .to_owned(),
+                joined("plates"),
+                joined("documents"),
+            )
+        });
+    let categories = state
+        .policy
+        .categories
+        .iter()
+        .map(|c| {
+            (
+                c.id.clone(),
+                format!("{} ({})", c.name, c.documents.join(", ")),
+            )
+        })
+        .collect();
+    let appointment_form = super::contact::case_appointment_form(state, &tr, session, &case);
+    let page_ = CasePage {
+        appointment_form,
+        status: tr.name("status", &case.summary.status),
+        case_type: tr.name("case_type", &case.summary.case_type),
+        received: when(&case.summary.received_at),
+        due: day(&case.summary.due_at),
+        service_due: day(&case.summary.sla.service_due_at),
+        clock: tr.name("clock", &case.summary.sla.state),
+        actions: actions_for(&tr, &case, report),
+        flags: case
+            .summary
+            .flags
+            .iter()
+            .map(|f| (f.clone(), tr.name("flag", f)))
+            .collect(),
+        entries,
+        others,
+        fields,
+        notice,
+        error,
+        evidence,
+        permit_form,
+        categories,
+        frame: Frame::staff(state, "cases", session).with_language(&tr),
+        case,
+        tr,
+    };
+    page(StatusCode::OK, &page_)
+}
+
+/// The verdict on each contested transit of an SEG case, for its page.
+async fn seg_evidence(
+    state: &AppState,
+    tr: &Tr,
+    case: &CaseView,
+) -> Vec<(String, String, String, String)> {
+    let Ok(evidence) = crate::api::remedy::gather(state, case).await else {
+        return Vec::new();
+    };
+    evidence
+        .transits
+        .iter()
+        .map(|t| {
+            (
+                t.transit_id.clone(),
+                format!("{} {}", t.gate, when(&t.timestamp)),
+                tr.name("verdict", &t.verdict),
+                t.permit.clone().unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+#[derive(Template)]
+#[template(path = "office_not_found.html")]
+pub(super) struct NotFoundPage {
+    pub(super) tr: Tr,
+    pub(super) frame: Frame,
+}

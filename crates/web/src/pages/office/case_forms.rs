@@ -1,0 +1,439 @@
+//! The case page's forms: actions, flags, uploads, field edits and moving a message to another case.
+//! Each answers with a redirect to the case page and the outcome in words.
+
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use sportello_domain::case::Reference;
+use sportello_domain::roles::Permission;
+use sportello_store::sessions::Session;
+
+use super::case::render_case;
+use super::{PageQuery, case_path, staff, urlencode};
+use crate::AppState;
+use crate::i18n::Tr;
+use crate::pages::{language, same_token};
+
+/// The checks of every form of the case page that changes it: a signed-in user (else the
+/// sign-in page), the session's CSRF token and the right to act (else the case page again
+/// saying why).
+async fn case_form(
+    state: &AppState,
+    headers: &HeaderMap,
+    reference: &str,
+    lang: Option<&str>,
+    csrf: &str,
+) -> Result<(Session, Tr), Response> {
+    let session = staff(state, headers, &case_path(reference)).await?;
+    let tr = language(lang, headers);
+    match refusal(&session, csrf) {
+        Some(key) => Err(case_error(state, &session, tr, reference, tr.t(key).to_owned()).await),
+        None => Ok((session, tr)),
+    }
+}
+
+/// The case page again, saying why what was asked was not done.
+pub(crate) async fn case_error(
+    state: &AppState,
+    session: &Session,
+    tr: Tr,
+    reference: &str,
+    message: String,
+) -> Response {
+    render_case(state, session, tr, reference, None, Some(message)).await
+}
+
+/// Why a form that changes data is refused (the words' key): a wrong CSRF token, or a
+/// role without the right to act; `None` when it may go ahead.
+pub(super) fn refusal(session: &Session, csrf: &str) -> Option<&'static str> {
+    if !same_token(csrf, &session.csrf_token) {
+        Some("form.expired")
+    } else if !session.user.role.can(Permission::ActOnCase) {
+        Some("case.forbidden")
+    } else {
+        None
+    }
+}
+
+/// The action form of the case page.
+#[derive(Debug, Deserialize)]
+pub struct ActionForm {
+    csrf: String,
+    action: String,
+    note: Option<String>,
+    /// One per line.
+    reasons: Option<String>,
+    /// One per line.
+    missing: Option<String>,
+    user: Option<String>,
+}
+
+/// `POST /ufficio/pratiche/{ref}/azioni`: the same action as the API, from a button; on
+/// success back to the case page (so a reload does not act twice), else the page again
+/// with the reason.
+pub(super) async fn act(
+    State(state): State<AppState>,
+    Path(reference): Path<String>,
+    Query(query): Query<PageQuery>,
+    headers: HeaderMap,
+    axum::Form(form): axum::Form<ActionForm>,
+) -> Response {
+    let here = case_path(&reference);
+    let (session, tr) = match case_form(
+        &state,
+        &headers,
+        &reference,
+        query.lang.as_deref(),
+        &form.csrf,
+    )
+    .await
+    {
+        Ok(found) => found,
+        Err(r) => return r,
+    };
+    let lines = |v: &Option<String>| {
+        v.as_deref().map(|s| {
+            s.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+    };
+    let body = crate::api::cases::ActionBody {
+        action: Some(form.action.clone()),
+        note: form.note.clone().filter(|n| !n.trim().is_empty()),
+        user: form.user.clone().filter(|u| !u.trim().is_empty()),
+        missing: lines(&form.missing),
+        reasons: lines(&form.reasons),
+        // The citizen is told on their default channel, in Italian.
+        notify: None,
+        notify_channel: None,
+        lang: None,
+    };
+    match crate::api::cases::perform_action(&state, &session.user, &reference, body).await {
+        Ok(_) => Redirect::to(&format!("{here}?esito={}", urlencode(&form.action))).into_response(),
+        Err(e) => {
+            let message = e.detail_in(tr);
+            case_error(&state, &session, tr, &reference, message).await
+        }
+    }
+}
+
+/// The form that clears a flag.
+#[derive(Debug, Deserialize)]
+pub struct FlagForm {
+    csrf: String,
+    flag: String,
+    note: Option<String>,
+}
+
+/// `POST /ufficio/pratiche/{ref}/segnalazioni`: a flag dealt with leaves the case (and
+/// its queue), journaled.
+pub(super) async fn clear_flag(
+    State(state): State<AppState>,
+    Path(reference): Path<String>,
+    Query(query): Query<PageQuery>,
+    headers: HeaderMap,
+    axum::Form(form): axum::Form<FlagForm>,
+) -> Response {
+    let here = case_path(&reference);
+    let (session, tr) = match case_form(
+        &state,
+        &headers,
+        &reference,
+        query.lang.as_deref(),
+        &form.csrf,
+    )
+    .await
+    {
+        Ok(found) => found,
+        Err(r) => return r,
+    };
+    match state
+        .store
+        .clear_flag(
+            &reference,
+            form.flag.trim(),
+            form.note.as_deref(),
+            &session.user.login,
+        )
+        .await
+    {
+        Ok(_) => Redirect::to(&here).into_response(),
+        Err(e) => {
+            let message = crate::error::ApiError::from(e).detail_in(tr);
+            case_error(&state, &session, tr, &reference, message).await
+        }
+    }
+}
+
+/// `POST /ufficio/pratiche/{ref}/documenti`: documents brought to the counter or received
+/// on paper, attached from the case page (multipart: `csrf`, one or more `file`).
+pub(super) async fn upload_document(
+    State(state): State<AppState>,
+    Path(reference): Path<String>,
+    Query(query): Query<PageQuery>,
+    headers: HeaderMap,
+    multipart: Result<axum::extract::Multipart, axum::extract::multipart::MultipartRejection>,
+) -> Response {
+    use futures::TryStreamExt;
+    let here = case_path(&reference);
+    let session = match staff(&state, &headers, &here).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let tr = language(query.lang.as_deref(), &headers);
+    if !session.user.role.can(Permission::UploadDocument) {
+        return case_error(
+            &state,
+            &session,
+            tr,
+            &reference,
+            tr.t("case.forbidden").to_owned(),
+        )
+        .await;
+    }
+    let Ok(mut multipart) = multipart else {
+        return case_error(
+            &state,
+            &session,
+            tr,
+            &reference,
+            tr.t("form.unreadable").to_owned(),
+        )
+        .await;
+    };
+    let mut csrf_ok = false;
+    let mut added = 0;
+    loop {
+        let field = match multipart.next_field().await {
+            Ok(Some(field)) => field,
+            Ok(None) => break,
+            Err(_) => {
+                return case_error(
+                    &state,
+                    &session,
+                    tr,
+                    &reference,
+                    tr.t("form.unreadable").to_owned(),
+                )
+                .await;
+            }
+        };
+        match (
+            field.name().map(str::to_owned),
+            field.file_name().map(str::to_owned),
+        ) {
+            (Some(name), None) if name == "csrf" => {
+                csrf_ok = same_token(&field.text().await.unwrap_or_default(), &session.csrf_token);
+            }
+            (_, Some(filename)) if !filename.is_empty() => {
+                if !csrf_ok {
+                    return case_error(
+                        &state,
+                        &session,
+                        tr,
+                        &reference,
+                        tr.t("form.expired").to_owned(),
+                    )
+                    .await;
+                }
+                let stream = field.map_err(std::io::Error::other);
+                let stored = async {
+                    let staged = sportello_store::documents::BlobStore::stage(
+                        &state.staging_dir,
+                        tokio_util::io::StreamReader::new(stream),
+                        state.config.documents.max_upload_bytes,
+                    )
+                    .await?;
+                    if staged.size == 0 {
+                        return Ok(false);
+                    }
+                    state.blobs.put_staged(&staged).await?;
+                    state
+                        .store
+                        .add_document(
+                            &reference,
+                            &staged.sha256,
+                            staged.size,
+                            &filename,
+                            &staged.media_type,
+                            &session.user.login,
+                        )
+                        .await?;
+                    Ok::<bool, sportello_store::StoreError>(true)
+                }
+                .await;
+                match stored {
+                    Ok(true) => added += 1,
+                    Ok(false) => {}
+                    Err(e) => {
+                        let message = crate::error::ApiError::from(e).detail_in(tr);
+                        return case_error(&state, &session, tr, &reference, message).await;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    if !csrf_ok {
+        return case_error(
+            &state,
+            &session,
+            tr,
+            &reference,
+            tr.t("form.expired").to_owned(),
+        )
+        .await;
+    }
+    render_case(
+        &state,
+        &session,
+        tr,
+        &reference,
+        Some(tr.f("status.uploaded", &[("n", &added.to_string())])),
+        None,
+    )
+    .await
+}
+
+/// The form of a permit request's data.
+#[derive(Debug, Deserialize)]
+pub struct FieldsForm {
+    csrf: String,
+    category: Option<String>,
+    plates: Option<String>,
+    /// Document kinds received, comma separated (the category's names).
+    documents: Option<String>,
+}
+
+/// `POST /ufficio/pratiche/{ref}/dati`: the permit request's category, plates and the
+/// documents received, as the operator checked them (a journaled change of the fields).
+pub(super) async fn edit_fields(
+    State(state): State<AppState>,
+    Path(reference): Path<String>,
+    Query(query): Query<PageQuery>,
+    headers: HeaderMap,
+    axum::Form(form): axum::Form<FieldsForm>,
+) -> Response {
+    let here = case_path(&reference);
+    let (session, tr) = match case_form(
+        &state,
+        &headers,
+        &reference,
+        query.lang.as_deref(),
+        &form.csrf,
+    )
+    .await
+    {
+        Ok(found) => found,
+        Err(r) => return r,
+    };
+    let list = |v: &Option<String>| -> Vec<serde_json::Value> {
+        v.as_deref()
+            .unwrap_or_default()
+            .split([',', ';', '\n'])
+            .map(str::trim)
+            .filter(|x| !x.is_empty())
+            .map(|x| serde_json::Value::String(x.to_owned()))
+            .collect()
+    };
+    let mut patch = serde_json::Map::new();
+    if let Some(category) = form
+        .category
+        .as_deref()
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+    {
+        if state.policy.category(category).is_none() {
+            return case_error(
+                &state,
+                &session,
+                tr,
+                &reference,
+                tr.t("apply.error.category").to_owned(),
+            )
+            .await;
+        }
+        patch.insert("category".into(), category.into());
+    }
+    patch.insert("plates".into(), list(&form.plates).into());
+    patch.insert("documents".into(), list(&form.documents).into());
+    match state
+        .store
+        .update_case_fields(&reference, &patch, &session.user.login)
+        .await
+    {
+        Ok(_) => Redirect::to(&here).into_response(),
+        Err(e) => {
+            let message = crate::error::ApiError::from(e).detail_in(tr);
+            case_error(&state, &session, tr, &reference, message).await
+        }
+    }
+}
+
+/// The form that moves a message: to an existing case (`to`), or to a new one (`to`
+/// empty), with a note saying why.
+#[derive(Debug, Deserialize)]
+pub struct MoveForm {
+    csrf: String,
+    to: Option<String>,
+    note: String,
+}
+
+/// `POST /ufficio/pratiche/{ref}/messaggi/{id}`: a message linked to the wrong case goes
+/// where it belongs, with its attachments and its protocol entry (journaled on both).
+pub(super) async fn move_message(
+    State(state): State<AppState>,
+    Path((reference, id)): Path<(String, i64)>,
+    Query(query): Query<PageQuery>,
+    headers: HeaderMap,
+    axum::Form(form): axum::Form<MoveForm>,
+) -> Response {
+    let (session, tr) = match case_form(
+        &state,
+        &headers,
+        &reference,
+        query.lang.as_deref(),
+        &form.csrf,
+    )
+    .await
+    {
+        Ok(found) => found,
+        Err(r) => return r,
+    };
+    let to = form
+        .to
+        .as_deref()
+        .map(|t| t.trim().to_ascii_uppercase())
+        .filter(|t| !t.is_empty());
+    let target = match &to {
+        Some(to) if Reference::parse(to).is_none() => {
+            return case_error(
+                &state,
+                &session,
+                tr,
+                &reference,
+                tr.t("case.bad_reference").to_owned(),
+            )
+            .await;
+        }
+        Some(to) => sportello_store::messages::MoveTarget::Case(to.clone()),
+        None => sportello_store::messages::MoveTarget::NewCase(None),
+    };
+    match state
+        .store
+        .move_message(id, target, &form.note, &session.user.login)
+        .await
+    {
+        Ok(moved) => Redirect::to(&format!("/ufficio/pratiche/{}", moved.to)).into_response(),
+        Err(e) => {
+            let message = crate::error::ApiError::from(e).detail_in(tr);
+            case_error(&state, &session, tr, &reference, message).await
+        }
+    }
+}
+
+// ----- search -----

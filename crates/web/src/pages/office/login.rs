@@ -1,0 +1,172 @@
+//! Signing in and out of the back office: a session cookie, a CSRF token per session, and
+//! failed attempts throttled per address and per login so that a stranger cannot lock a clerk out for long.
+
+use askama::Template;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use sportello_domain::roles::Permission;
+
+use super::{PageQuery, SESSION_COOKIE, staff};
+use crate::AppState;
+use crate::i18n::Tr;
+use crate::pages::{ClientIp, Frame, cookie, language, page, random_token, same_token, set_cookie};
+
+/// Failed sign-ins allowed per address and per login in [`LOGIN_WINDOW`].
+const LOGIN_ATTEMPTS: u32 = 5;
+
+/// The window of those limits (a lockout lasts at most this long).
+const LOGIN_WINDOW: std::time::Duration = std::time::Duration::from_secs(900);
+
+/// A local path to go back to after signing in (never another site).
+fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n) if n.starts_with("/ufficio") && !n.starts_with("//") && !n.contains("\\") => {
+            n.to_owned()
+        }
+        _ => "/ufficio".to_owned(),
+    }
+}
+
+// ----- sign-in -----
+
+#[derive(Template)]
+#[template(path = "office_login.html")]
+struct LoginPage {
+    tr: Tr,
+    frame: Frame,
+    login: String,
+    next: String,
+    error: Option<String>,
+}
+
+pub(super) async fn login_form(
+    State(state): State<AppState>,
+    Query(query): Query<PageQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let tr = language(query.lang.as_deref(), &headers);
+    let csrf = random_token();
+    let page_ = LoginPage {
+        tr,
+        frame: Frame::new(&state, "login", None, csrf.clone()).with_language(&tr),
+        login: String::new(),
+        next: safe_next(query.next.as_deref()),
+        error: None,
+    };
+    let mut response = page(StatusCode::OK, &page_);
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(&state, "csrf_login", &csrf, None),
+    );
+    response
+}
+
+/// The sign-in form.
+#[derive(Debug, Deserialize)]
+pub struct LoginForm {
+    login: String,
+    password: String,
+    csrf: String,
+    next: Option<String>,
+}
+
+/// `POST /ufficio/login`: one message for any wrong pair; after [`LOGIN_ATTEMPTS`]
+/// failures from an address or on a login, sign-ins wait out the window.
+pub(super) async fn login(
+    State(state): State<AppState>,
+    Query(query): Query<PageQuery>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    axum::Form(form): axum::Form<LoginForm>,
+) -> Response {
+    let tr = language(query.lang.as_deref(), &headers);
+    let csrf = random_token();
+    let login_name = form.login.trim().chars().take(100).collect::<String>();
+    let mut page_ = LoginPage {
+        tr,
+        frame: Frame::new(&state, "login", None, csrf.clone()).with_language(&tr),
+        login: login_name.clone(),
+        next: safe_next(form.next.as_deref()),
+        error: None,
+    };
+    let fail = |mut page_: LoginPage, key: &str, status: StatusCode| {
+        page_.error = Some(tr.t(key).to_owned());
+        let mut response = page(status, &page_);
+        response.headers_mut().append(
+            header::SET_COOKIE,
+            set_cookie(&state, "csrf_login", &csrf, None),
+        );
+        response
+    };
+    let expected = cookie(&headers, "csrf_login").unwrap_or_default();
+    if !same_token(&form.csrf, &expected) {
+        return fail(page_, "form.expired", StatusCode::FORBIDDEN);
+    }
+    let limits = &state.page_limits;
+    let ip_key = format!("login-ip:{ip}");
+    let user_key = format!("login-user:{}", login_name.to_lowercase());
+    if limits.used_up(&ip_key, LOGIN_ATTEMPTS, LOGIN_WINDOW)
+        || limits.used_up(&user_key, LOGIN_ATTEMPTS, LOGIN_WINDOW)
+    {
+        return fail(page_, "login.locked", StatusCode::TOO_MANY_REQUESTS);
+    }
+    let user = state
+        .store
+        .user_by_password(&login_name, &form.password)
+        .await
+        .ok()
+        .flatten()
+        .filter(|u| u.role.can(Permission::ReadCase) || u.role.can(Permission::VerifyPermit));
+    let Some(user) = user else {
+        limits.allow(&ip_key, u32::MAX, LOGIN_WINDOW);
+        limits.allow(&user_key, u32::MAX, LOGIN_WINDOW);
+        page_.login = login_name;
+        return fail(page_, "login.wrong", StatusCode::OK);
+    };
+    let Ok((token, _)) = state.store.create_session(user.id).await else {
+        return fail(page_, "form.failed", StatusCode::INTERNAL_SERVER_ERROR);
+    };
+    let _ = state
+        .store
+        .record_access(&user.login, "login", "ufficio")
+        .await;
+    let mut response = Redirect::to(&page_.next).into_response();
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(&state, SESSION_COOKIE, &token, None),
+    );
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(&state, "csrf_login", "", Some(0)),
+    );
+    response
+}
+
+/// A form carrying only its CSRF token.
+#[derive(Debug, Deserialize)]
+pub struct CsrfForm {
+    csrf: String,
+}
+
+pub(super) async fn logout(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::Form(form): axum::Form<CsrfForm>,
+) -> Response {
+    if let Ok(session) = staff(&state, &headers, "/ufficio").await
+        && same_token(&form.csrf, &session.csrf_token)
+        && let Some(token) = cookie(&headers, SESSION_COOKIE)
+    {
+        let _ = state.store.end_session(&token).await;
+    }
+    let mut response = Redirect::to("/ufficio/login").into_response();
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(&state, SESSION_COOKIE, "", Some(0)),
+    );
+    response
+}
+
+// ----- queues -----

@@ -1,0 +1,103 @@
+//! Search that jumps straight to a reference or a plate's case, else lists what matched.
+
+use askama::Template;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use sportello_domain::case::Reference;
+use sportello_domain::roles::Permission;
+
+use super::{staff, urlencode};
+use crate::AppState;
+use crate::i18n::Tr;
+use crate::pages::{Frame, language, page};
+
+/// Query of `/ufficio/cerca`.
+#[derive(Debug, Default, Deserialize)]
+pub struct SearchQuery {
+    lang: Option<String>,
+    q: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "office_search.html")]
+struct SearchPage {
+    tr: Tr,
+    frame: Frame,
+    q: String,
+    hits: Vec<sportello_store::search::SearchHit>,
+}
+
+/// `GET /ufficio/cerca?q=`: a reference, or a plate with exactly one case, opens that
+/// case; anything else is a full-text search.
+pub(super) async fn search(
+    State(state): State<AppState>,
+    Query(query): Query<SearchQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let q = query
+        .q
+        .clone()
+        .unwrap_or_default()
+        .trim()
+        .chars()
+        .take(200)
+        .collect::<String>();
+    let session = match staff(
+        &state,
+        &headers,
+        &format!("/ufficio/cerca?q={}", urlencode(&q)),
+    )
+    .await
+    {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let tr = language(query.lang.as_deref(), &headers);
+    if !session.user.role.can(Permission::ReadCase) {
+        return Redirect::to("/ufficio/permessi").into_response();
+    }
+    let upper = q.to_ascii_uppercase();
+    if Reference::parse(&upper).is_some() && state.store.get_case(&upper).await.is_ok() {
+        return Redirect::to(&format!("/ufficio/pratiche/{upper}")).into_response();
+    }
+    let hits = if q.is_empty() {
+        Vec::new()
+    } else {
+        state
+            .store
+            .search(&sportello_store::search::SearchQuery {
+                q: q.clone(),
+                case_type: None,
+                status: None,
+                from: None,
+                to: None,
+                include_documents: session.user.role.can(Permission::ReadDocument),
+                limit: 50,
+                offset: 0,
+            })
+            .await
+            .unwrap_or_default()
+    };
+    let _ = state
+        .store
+        .record_access(&session.user.login, "search", &q)
+        .await;
+    if let Ok(plate) = sportello_domain::plate::Plate::parse(&q, None) {
+        let mut cases: Vec<&str> = hits.iter().map(|h| h.reference.as_str()).collect();
+        cases.dedup();
+        if cases.len() == 1 && plate.number.len() >= 5 && q.chars().any(|c| c.is_ascii_digit()) {
+            return Redirect::to(&format!("/ufficio/pratiche/{}", cases[0])).into_response();
+        }
+    }
+    let page_ = SearchPage {
+        frame: Frame::staff(&state, "", &session).with_language(&tr),
+        tr,
+        q,
+        hits,
+    };
+    page(StatusCode::OK, &page_)
+}
+
+// ----- permits desk -----

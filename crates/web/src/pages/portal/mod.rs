@@ -1,0 +1,107 @@
+//! The citizen portal: the start page, applying for a permit (`/domanda`), following a
+//! case (`/stato`: reference and fiscal code; the same answer, after the same time, for
+//! every wrong pair, and rate limited), contesting a fine (`/contesta`), the
+//! accessibility statement and the privacy notice.
+
+mod apply;
+mod contest;
+mod cude;
+mod form;
+mod home;
+mod status;
+
+use axum::Router;
+use axum::http::{HeaderMap, header};
+use axum::response::Response;
+use axum::routing::get;
+use serde::Deserialize;
+
+use super::{Frame, cookie, language, random_token, set_cookie};
+use crate::AppState;
+use crate::i18n::Tr;
+use apply::{apply, apply_form};
+use contest::{contest, contest_form};
+use cude::{cude_form, cude_plate};
+use home::{accessibility, home, privacy};
+use status::{status_by_link, status_by_link_upload, status_form, status_lookup};
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(home))
+        .route("/stato", get(status_form).post(status_lookup))
+        .route(
+            "/stato/{token}",
+            get(status_by_link).post(status_by_link_upload),
+        )
+        .route("/cude", get(cude_form).post(cude_plate))
+        .route("/domanda", get(apply_form).post(apply))
+        .route("/contesta", get(contest_form).post(contest))
+        .route("/accessibilita", get(accessibility))
+        .route("/privacy", get(privacy))
+}
+
+/// Query of every page: the language.
+#[derive(Debug, Default, Deserialize)]
+pub struct LangQuery {
+    lang: Option<String>,
+}
+
+/// The portal's frame and language for a request, with the cookies to set: the language
+/// asked, and the double-submit CSRF cookie when the browser has none yet.
+pub(super) fn portal_frame(
+    state: &AppState,
+    section: &'static str,
+    query: &LangQuery,
+    headers: &HeaderMap,
+) -> (Tr, Frame, Vec<axum::http::HeaderValue>) {
+    let tr = language(query.lang.as_deref(), headers);
+    let mut cookies = Vec::new();
+    let csrf = match cookie(headers, "csrf") {
+        Some(token) if token.len() == 32 && token.bytes().all(|b| b.is_ascii_hexdigit()) => token,
+        _ => {
+            let token = random_token();
+            cookies.push(set_cookie(state, "csrf", &token, None));
+            token
+        }
+    };
+    (
+        tr,
+        Frame::new(state, section, None, csrf).with_language(&tr),
+        cookies,
+    )
+}
+
+pub(super) fn with_cookies(
+    mut response: Response,
+    cookies: Vec<axum::http::HeaderValue>,
+) -> Response {
+    for c in cookies {
+        response.headers_mut().append(header::SET_COOKIE, c);
+    }
+    response
+}
+
+/// The private link of a new case, as a full address (empty if it could not be made: the
+/// reference and fiscal code still work).
+pub(crate) async fn private_link(state: &AppState, reference: &str) -> String {
+    match state.store.create_case_link(reference).await {
+        Ok(token) => format!(
+            "{}/stato/{token}",
+            state.config.public_url.trim_end_matches('/')
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, %reference, "no private link");
+            String::new()
+        }
+    }
+}
+
+/// The words for a fiscal code the form refuses: a blank field is missing, not wrong.
+pub(super) fn fiscal_code_error(
+    e: &sportello_domain::fiscal_code::FiscalCodeError,
+) -> &'static str {
+    match e {
+        sportello_domain::fiscal_code::FiscalCodeError::Empty => "apply.error.fiscal_code_missing",
+        _ => "apply.error.fiscal_code",
+    }
+}

@@ -392,7 +392,13 @@ pub async fn perform_action(
         // call later if this one is lost).
         match app
             .store
-            .open_call_task(reference, "no_digital_contact", Some(&phone), &script, actor)
+            .open_call_task(
+                reference,
+                "no_digital_contact",
+                Some(&phone),
+                &script,
+                actor,
+            )
             .await
         {
             Ok(_) => return Ok(app.store.get_case(reference).await.unwrap_or(case)),

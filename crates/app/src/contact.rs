@@ -213,15 +213,8 @@ pub async fn log_call(
             (task, Some(appointment))
         }
         None => (
-            app
-                .store
-                .log_call(
-                    id,
-                    outcome,
-                    note.as_deref(),
-                    call_id.as_deref(),
-                    actor,
-                )
+            app.store
+                .log_call(id, outcome, note.as_deref(), call_id.as_deref(), actor)
                 .await?,
             None,
         ),
@@ -246,10 +239,7 @@ pub async fn confirm_appointment(
             "must be a channel name such as phone, counter or email",
         ));
     }
-    Ok(app
-        .store
-        .confirm_appointment(id, via, actor)
-        .await?)
+    Ok(app.store.confirm_appointment(id, via, actor).await?)
 }
 
 /// Cancels an appointment for `actor` (the pages use it too).
@@ -391,7 +381,6 @@ async fn tell_citizen(
     }
     Ok(())
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -54,7 +54,7 @@ pub enum AppError {
     #[error("larger than {0} bytes")]
     TooLarge(u64),
     /// Something broke on our side: logged, never detailed to a citizen.
-    #[error("internal error: {0}")]
+    #[error("{0}")]
     Internal(String),
 }
 

@@ -383,8 +383,7 @@ pub async fn compose(
         channel.as_str()
     );
     let content_sha256 = hex::encode(sha2::Sha256::digest(canonical.as_bytes()));
-    app
-        .blobs
+    app.blobs
         .put(Bytes::from(canonical))
         .await
         .map_err(|e| AppError::Internal(format!("message text not stored: {e}")))?;
@@ -416,7 +415,7 @@ fn check_recipient(channel: OutChannel, to: &str) -> Result<(), AppError> {
     if to.chars().any(|c| c.is_control() && c != '\n') || to.len() > 500 {
         return bad("contains control characters or is too long");
     }
-        match channel {
+    match channel {
         OutChannel::Email | OutChannel::Pec if !is_email(to) => bad("not an e-mail address"),
         OutChannel::Sms | OutChannel::Whatsapp | OutChannel::Fax if !is_phone(to) => {
             bad("not a telephone number")
@@ -497,7 +496,6 @@ pub async fn preview(
         body: given(&body.body).or(template_body).unwrap_or_default(),
     })
 }
-
 
 /// What an action says to the citizen: the messages to queue with it, or a call to make.
 #[derive(Debug, Default)]
@@ -634,10 +632,7 @@ pub async fn write_occasion(
         ..MessageDraft::default()
     };
     let message = compose(app, &case, &reach, &body, None, None).await?;
-    app
-        .store
-        .queue_message(reference, &message, actor)
-        .await?;
+    app.store.queue_message(reference, &message, actor).await?;
     app.outbound_wakeup.notify_one();
     Ok(Written::Queued)
 }
@@ -687,13 +682,11 @@ pub async fn set_contact(
             "give an address or a preferred channel",
         ));
     }
-    app
-        .store
+    app.store
         .set_contact_preferences(reference, address, preferred.map(OutChannel::as_str), actor)
         .await?;
     Ok(())
 }
-
 
 /// The citizen's private link to the case's status page (empty when it cannot be made:
 /// the message goes without it).
@@ -748,14 +741,31 @@ pub async fn send(
         .or_else(|| Some(format!("api:{reference}:{:032x}", rand::random::<u128>())));
     let case = app.store.get_case(reference).await?;
     let reach = reach(app, &case).await?;
-    let new = compose(app, &case, &reach, &draft, None, None).await?;
-    let (message, created) = app.store.queue_message(reference, &new, actor).await?;
-    app.wake_outbound();
+    let (message, created) = queue(app, &case, &reach, &draft, actor).await?;
     Ok(Sent {
         message,
         created,
         citizen_name: case.citizen.name,
     })
+}
+
+/// Composes the draft for the case's citizen (see [`compose`]), queues it for `actor` and
+/// wakes the sending worker; the message, and whether this call queued it (not the same
+/// key again).
+pub async fn queue(
+    app: &App,
+    case: &CaseView,
+    reach: &Reach,
+    draft: &MessageDraft,
+    actor: &str,
+) -> Result<(OutboundView, bool), AppError> {
+    let new = compose(app, case, reach, draft, None, None).await?;
+    let queued = app
+        .store
+        .queue_message(&case.summary.reference, &new, actor)
+        .await?;
+    app.wake_outbound();
+    Ok(queued)
 }
 
 /// The reprint of a letter or fax message for `actor` (a read: audited); a message of

@@ -18,7 +18,8 @@ pub fn temporary_plate_of(
     from: &str,
     to: &str,
 ) -> Result<(Plate, (i64, i64)), AppError> {
-    let plate = Plate::parse(plate, country).map_err(|e| AppError::field("plate", e.to_string()))?;
+    let plate =
+        Plate::parse(plate, country).map_err(|e| AppError::field("plate", e.to_string()))?;
     let instant = |field: &str, text: &str| {
         DateTime::parse_from_rfc3339(text.trim())
             .map(|t| t.timestamp_millis())
@@ -256,15 +257,13 @@ pub async fn issue(
 ) -> Result<OutgoingDocument, AppError> {
     let number = match plan {
         PermitPlan::Issue(permit) => {
-            app
-                .store
+            app.store
                 .issue_permit(reference, permit, actor)
                 .await?
                 .number
         }
         PermitPlan::ChangePlates { number, plates } => {
-            app
-                .store
+            app.store
                 .change_permit_plates(number, plates, reference, actor, app.policy_version)
                 .await?;
             number.clone()
@@ -304,8 +303,7 @@ pub fn printed(app: &App, view: &sportello_store::permits::PermitView) -> Vec<u8
                 if z == "*" {
                     "tutte le zone".to_owned()
                 } else {
-                    app
-                        .policy
+                    app.policy
                         .zones
                         .iter()
                         .find(|k| &k.id == z)
@@ -423,8 +421,7 @@ pub async fn add_temporary(
     (from_ms, to_ms): (i64, i64),
     actor: &str,
 ) -> Result<sportello_store::permits::PermitView, AppError> {
-    app
-        .store
+    app.store
         .add_temporary_plate(
             &app.policy,
             number,

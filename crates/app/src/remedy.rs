@@ -482,14 +482,8 @@ fn corrected_rows(app: &App, evidence: &Evidence) -> Result<Option<Vec<u8>>, App
         return Ok(None);
     }
     let mut out = Vec::new();
-    write_whitelist(
-        &app.policy,
-        &evidence.covering_rows,
-        false,
-        false,
-        &mut out,
-    )
-    .map_err(|e| AppError::Internal(format!("writing the corrected rows: {e}")))?;
+    write_whitelist(&app.policy, &evidence.covering_rows, false, false, &mut out)
+        .map_err(|e| AppError::Internal(format!("writing the corrected rows: {e}")))?;
     Ok(Some(out))
 }
 
@@ -506,7 +500,8 @@ fn annulment_letter(
     corrected_name: Option<&str>,
 ) -> Vec<u8> {
     use sportello_scan::Block;
-    let (reference, protocol, fine, zone) = (facts.reference, &facts.protocol, &facts.fine, facts.zone);
+    let (reference, protocol, fine, zone) =
+        (facts.reference, &facts.protocol, &facts.fine, facts.zone);
     let office = &app.config.office;
     let letterhead = vec![office.authority.clone(), office.name.clone()];
     let recipient = vec![
@@ -738,8 +733,7 @@ async fn message_to_police(
         "Channel: {channel}\nTo: {recipient}\nSubject: {subject}\nMessage-ID: <{message_id}>\n\n{text}"
     );
     let content_sha256 = hex::encode(sha2::Sha256::digest(canonical.as_bytes()));
-    app
-        .blobs
+    app.blobs
         .put(Bytes::from(canonical))
         .await
         .map_err(|e| AppError::Internal(format!("message text not stored: {e}")))?;

@@ -124,8 +124,7 @@ async fn send_reminder(app: &App, reference: &str, day: &str) -> Result<(), AppE
         let ctx = template_context(app, &case, Lang::It, None, None).await;
         let headline = "promemoria, il termine per le integrazioni è vicino.";
         let script = call_script(reference, headline, &ctx.missing);
-        app
-            .store
+        app.store
             .open_call_task(
                 reference,
                 "no_digital_contact",
@@ -137,4 +136,3 @@ async fn send_reminder(app: &App, reference: &str, day: &str) -> Result<(), AppE
     }
     Ok(())
 }
-

@@ -168,9 +168,15 @@ mod tests {
     fn numbers_are_bounded_and_texts_are_printable() {
         let mut errors = Vec::new();
         assert_eq!(parse_number(None, "page", 1, 10, &mut errors), 1);
-        assert_eq!(parse_number(Some(" 7 ".into()), "page", 1, 10, &mut errors), 7);
+        assert_eq!(
+            parse_number(Some(" 7 ".into()), "page", 1, 10, &mut errors),
+            7
+        );
         assert!(errors.is_empty());
-        assert_eq!(parse_number(Some("11".into()), "page", 1, 10, &mut errors), 1);
+        assert_eq!(
+            parse_number(Some("11".into()), "page", 1, 10, &mut errors),
+            1
+        );
         assert_eq!(errors[0].field, "page");
         assert!(check_text("note", "a\nb", true).is_ok());
         assert!(check_text("name", "a\nb", false).is_err());

@@ -8,7 +8,7 @@
 //!
 //! Environment (default in brackets): `RUNS` [10000].
 
-#![allow(clippy::unwrap_used, missing_docs)]
+#![allow(clippy::unwrap_used, missing_docs, clippy::expect_used, clippy::panic)]
 
 use std::hint::black_box;
 use std::time::Instant;

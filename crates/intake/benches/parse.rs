@@ -2,6 +2,8 @@
 //! new requests, replies with a reference, replies by In-Reply-To and messages with a
 //! 100 KB PDF, parsed by `parse_email` as intake does. Prints messages per second.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::time::Instant;
 
 use sportello_domain::case::Channel;

@@ -3,7 +3,7 @@
 //! attachment over the limit, NUL characters. Each is registered and flagged, never lost,
 //! and nothing is written outside the document store.
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use bytes::Bytes;
 use sportello_domain::case::Channel;

@@ -3,7 +3,7 @@
 //! IMAP server did — not when Sportello got round to reading it. The case's legal term runs
 //! from that instant; the register and the journal keep the registration time.
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};

@@ -4,6 +4,8 @@
 //!
 //! `cargo run --release -p sportello-outbound --features testing --example blast -- 2000 8`
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};

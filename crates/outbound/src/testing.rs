@@ -10,6 +10,9 @@
 //! When `python3 -m aiosmtpd` is missing, [`SmtpSink::start`] returns `None` and the test
 //! should return early; with `SPORTELLO_REQUIRE_SERVICES=1` (CI) it panics instead.
 
+// Test support (feature `testing`): a failed set-up stops the test that asked for it.
+#![allow(clippy::panic, clippy::expect_used, clippy::unwrap_used)]
+
 use std::collections::{HashMap, VecDeque};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

@@ -1,6 +1,8 @@
 //! The transports against real services: an aiosmtpd SMTP server writing a Maildir and a
 //! recording HTTP stub for the SMS gateway, WhatsApp and Telegram. No mocks.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -1,6 +1,7 @@
 //! Developer probe: `cover` writes a cover sheet PDF; `probe FILE DPI` reads every page of a
 //! batch, timing the page decode and the cover search, and prints the split.
-#![allow(clippy::unwrap_used)]
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::Path;
 use std::time::Instant;

@@ -4,7 +4,9 @@
 //!
 //! Inputs are generated at test time. A missing tool skips the test with "skipped: …",
 //! unless `SPORTELLO_REQUIRE_SERVICES=1`, when it fails it.
-#![allow(clippy::unwrap_used, missing_docs)]
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(missing_docs)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -16,7 +16,7 @@
 //! `KEEP_DB=1`); `REPORTS_DB_URL` names a database to use instead, and one that already
 //! holds cases is only measured.
 
-#![allow(clippy::unwrap_used, missing_docs)]
+#![allow(clippy::unwrap_used, missing_docs, clippy::expect_used, clippy::panic)]
 
 use std::str::FromStr;
 use std::sync::Arc;

@@ -22,7 +22,7 @@
 //! the queries are the same). `EXTRA_DOCS=N` then adds and indexes N more documents on
 //! top of the full index, after the searches (the indexing rate at the steady state).
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::HashSet;
 use std::str::FromStr;

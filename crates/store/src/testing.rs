@@ -2,6 +2,9 @@
 //! PostgreSQL database when `SPORTELLO_TEST_DATABASE_URL` names a server (CI runs the
 //! whole suite once each way).
 
+// Test support (feature `testing`): a failed set-up stops the test that asked for it.
+#![allow(clippy::panic, clippy::expect_used, clippy::unwrap_used)]
+
 use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;

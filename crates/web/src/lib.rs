@@ -59,6 +59,10 @@ impl std::ops::Deref for AppState {
 impl AppState {
     /// Builds the state from its parts, with the built-in example policy (tests and tools;
     /// `serve` builds its [`App`] and calls [`AppState::with_app`]).
+    #[allow(
+        clippy::expect_used,
+        reason = "the built-in policy is valid (tested in sportello-domain), and no channel configured is a valid configuration"
+    )]
     pub fn new(store: Store, blobs: BlobStore, config: Arc<Config>) -> AppState {
         let policy = sportello_domain::ztl::policy::Policy::parse(
             sportello_domain::ztl::policy::EXAMPLE_POLICY,

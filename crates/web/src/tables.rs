@@ -353,3 +353,54 @@ pub fn xlsx_response(tables: &[Table], name: &str) -> Result<Response, ApiError>
         body,
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_is_quoted_and_defused() {
+        let t = Table {
+            name: "overdue",
+            columns: vec!["reference", "subject", "days_late", "share"],
+            rows: vec![
+                vec![
+                    "ZTL-2026-000001".into(),
+                    "=HYPERLINK(\"http://x\")".into(),
+                    3.into(),
+                    Some(0.75).into(),
+                ],
+                vec![
+                    "ZTL-2026-000002".into(),
+                    "Permesso, residenti \"centro\"".into(),
+                    (-1).into(),
+                    Cell::Num(None),
+                ],
+            ],
+        };
+        let text = String::from_utf8(write_csv(&t).unwrap()).unwrap();
+        assert_eq!(
+            text,
+            "reference,subject,days_late,share\n\
+             ZTL-2026-000001,\"'=HYPERLINK(\"\"http://x\"\")\",3,0.75\n\
+             ZTL-2026-000002,\"Permesso, residenti \"\"centro\"\"\",-1,\n"
+        );
+    }
+
+    #[test]
+    fn xlsx_is_a_workbook_with_one_sheet_per_table() {
+        let t = |name| Table {
+            name,
+            columns: vec!["a", "b"],
+            rows: vec![vec!["=1+1".into(), Some(1.5).into()]],
+        };
+        let bytes = write_xlsx(&[t("overdue"), t("orphans")]).unwrap();
+        assert_eq!(&bytes[..2], b"PK", "a zip container");
+        // The sheet names are stored uncompressed in the workbook part's name list only
+        // after inflating; the zip's directory names one part per sheet.
+        let names = String::from_utf8_lossy(&bytes);
+        assert!(names.contains("xl/worksheets/sheet1.xml"));
+        assert!(names.contains("xl/worksheets/sheet2.xml"));
+        assert!(!names.contains("xl/worksheets/sheet3.xml"));
+    }
+}

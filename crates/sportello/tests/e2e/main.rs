@@ -3,7 +3,7 @@
 //! one module per subject.
 
 // Test helpers may panic: a failed set-up is a failed test.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod browser;
 mod dovecot;

@@ -20,6 +20,7 @@ pub mod cases;
 pub mod contact;
 pub mod documents;
 mod error;
+pub mod new_case;
 pub mod outbound;
 pub mod permits;
 pub mod remedy;

@@ -388,7 +388,7 @@ pub async fn open_renewal(
     } else {
         "ztl_permit"
     };
-    let request = crate::cases::CaseRequest {
+    let request = crate::new_case::CaseRequest {
         case_type: Some(case_type.into()),
         subject: Some(format!(
             "Rinnovo del permesso {} ({})",
@@ -396,7 +396,7 @@ pub async fn open_renewal(
         )),
         description: note,
         channel: channel.or_else(|| Some("counter".into())),
-        citizen: Some(crate::cases::CitizenRequest {
+        citizen: Some(crate::new_case::CitizenRequest {
             fiscal_code: Some(permit.holder_fiscal_code.clone()),
             name: Some(permit.holder_name.clone()),
             ..Default::default()

@@ -20,7 +20,7 @@ use sportello_store::cases::{CaseView, OutgoingDocument};
 use sportello_store::outbound::{ANNULMENT_BY_HAND, ANNULMENT_KEY_PREFIX, NewOutbound};
 use sportello_store::permits::{PermitView, WhitelistRow, write_whitelist};
 
-use crate::cases::{CaseRequest, CitizenRequest};
+use crate::new_case::{CaseRequest, CitizenRequest};
 use crate::{App, AppError, FieldError};
 
 /// At most this many transits in one report: a fine concerns one or a handful.

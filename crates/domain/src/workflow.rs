@@ -5,6 +5,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::case::{Status, WorkflowKind};
 
+/// Days the citizen has to send what an integration request asks for: the longest the
+/// clock may stay suspended for it (L. 241/1990 art. 2 c. 7).
+pub const INTEGRATION_DAYS: i64 = 30;
+/// Days the citizen has to answer an art. 10-bis notice of the reasons against.
+pub const NOTICE_DAYS: i64 = 10;
+
 /// Why the legal clock is suspended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -19,8 +25,8 @@ impl PauseKind {
     /// The longest the clock may stay suspended for this reason, in calendar days.
     pub fn max_days(self) -> i64 {
         match self {
-            PauseKind::Integration => 30,
-            PauseKind::RejectionNotice => 10,
+            PauseKind::Integration => INTEGRATION_DAYS,
+            PauseKind::RejectionNotice => NOTICE_DAYS,
         }
     }
 

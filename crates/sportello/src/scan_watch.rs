@@ -111,8 +111,9 @@ impl ScanWatcher {
             .unwrap_or_else(|| "scansione".into());
         // The original is stored before anything else.
         let file = tokio::fs::File::open(path).await?;
-        let staged = BlobStore::stage(&self.staging, file, self.max_bytes).await?;
-        self.blobs.put_staged(&staged).await?;
+        let staged =
+            sportello_app::documents::keep(&self.blobs, &self.staging, file, self.max_bytes)
+                .await?;
         let received_at = self.store.clock().now();
 
         let read = {

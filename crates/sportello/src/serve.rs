@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use sportello_app::App;
 use sportello_config::Config;
 use sportello_intake::imap::{MailboxPoller, PollerContext};
 use sportello_intake::pipeline::{Limits, OcrSettings};
@@ -137,11 +138,17 @@ pub async fn run(
         );
     let (policy, policy_text) = crate::ztl::load_policy_text(&config)?;
     let policy_version = store.record_policy_version(&policy_text, "serve").await?;
-    let mut state = AppState::new(store.clone(), blobs, config.clone());
-    state.policy = std::sync::Arc::new(policy);
-    state.policy_version = Some(policy_version);
-    state.pec_trust_anchors = pec_trust_anchors;
-    state.ocr = ocr;
+    let mut app = App::new(
+        store.clone(),
+        blobs,
+        config.clone(),
+        std::sync::Arc::new(policy),
+        sportello_web::names(),
+    )?;
+    app.policy_version = Some(policy_version);
+    app.pec_trust_anchors = pec_trust_anchors;
+    app.ocr = ocr;
+    let state = AppState::with_app(app);
     // Messages to citizens: sent by this instance's worker (several instances share the
     // queue safely: each message is leased) unless `outbound.sender = false` leaves them
     // to `sportello outbound send --watch`; and the contact centre's minute.
@@ -170,12 +177,12 @@ pub async fn run(
         })
     };
     let contact = {
-        let state = state.clone();
+        let app = state.app.clone();
         tokio::spawn(async move {
             let mut interval = tokio::time::interval(Duration::from_secs(60));
             loop {
                 interval.tick().await;
-                sportello_web::api::outbound::contact_tick(&state).await;
+                sportello_app::ticks::contact(&app).await;
             }
         })
     };

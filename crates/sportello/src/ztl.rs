@@ -6,6 +6,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
+use sportello_app::AppError;
 use sportello_config::Config;
 use sportello_domain::ztl::permits::{read_register, register_instant};
 use sportello_domain::ztl::policy::{EXAMPLE_POLICY, Policy};
@@ -103,7 +104,7 @@ pub async fn transits_check(
             let reader = tokio::fs::File::open(&path)
                 .await
                 .map_err(|e| sportello_store::StoreError::Blob(e.to_string()))?;
-            sportello_store::documents::BlobStore::stage(&staging, reader, u64::MAX).await
+            sportello_app::documents::stage(&staging, reader, u64::MAX).await
         })
     };
     let bar = progress_bar(size, "controllo transiti");
@@ -131,25 +132,28 @@ pub async fn transits_check(
     })?;
     bar.finish_and_clear();
     let staged = match staging.await {
-        Ok(Ok(staged)) => blobs.put_staged(&staged).await.map(|()| staged),
+        Ok(Ok(staged)) => blobs
+            .put_staged(&staged)
+            .await
+            .map(|()| staged)
+            .map_err(AppError::from),
         Ok(Err(e)) => Err(e),
-        Err(e) => Err(sportello_store::StoreError::Blob(e.to_string())),
+        Err(e) => Err(sportello_store::StoreError::Blob(e.to_string()).into()),
     };
     let kept = match staged {
-        Ok(staged) => {
-            store
-                .record_transit_check(&sportello_store::transits::TransitCheck {
-                    sha256: staged.sha256.clone(),
-                    size: staged.size,
-                    actor: "cli".into(),
-                    policy_version: Some(version),
-                    transits: summary.transits,
-                    in_active_zone: summary.in_active_zone,
-                    violations: summary.violations,
-                    rejected: summary.rejected_count,
-                })
-                .await
-        }
+        Ok(staged) => store
+            .record_transit_check(&sportello_store::transits::TransitCheck {
+                sha256: staged.sha256.clone(),
+                size: staged.size,
+                actor: "cli".into(),
+                policy_version: Some(version),
+                transits: summary.transits,
+                in_active_zone: summary.in_active_zone,
+                violations: summary.violations,
+                rejected: summary.rejected_count,
+            })
+            .await
+            .map_err(AppError::from),
         Err(e) => Err(e),
     };
     store.close().await;

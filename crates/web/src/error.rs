@@ -136,29 +136,7 @@ impl ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::NotFound(what) => ApiError::NotFound(format!("{what} not found")),
-            StoreError::Workflow(w) => match &w {
-                sportello_domain::workflow::WorkflowError::MissingArgument { field, .. } => {
-                    ApiError::RefusedField {
-                        field: (*field).to_owned(),
-                        refusal: w.refusal(),
-                    }
-                }
-                _ => ApiError::Refused(w.refusal()),
-            },
-            StoreError::Refused(refusal) => ApiError::Refused(refusal),
-            StoreError::RefusedField { field, refusal } => {
-                ApiError::RefusedField { field, refusal }
-            }
-            StoreError::Invalid { field, message } => {
-                ApiError::Invalid(vec![FieldError { field, message }])
-            }
-            StoreError::Conflict(msg) => ApiError::Conflict(msg),
-            StoreError::TooLarge { limit } => ApiError::TooLarge(limit),
-            StoreError::Database(e) => ApiError::Internal(format!("database: {e}")),
-            other => ApiError::Internal(other.to_string()),
-        }
+        sportello_app::AppError::from(e).into()
     }
 }
 

@@ -75,23 +75,3 @@ where
         }
     }
 }
-
-/// Rejects control characters (PostgreSQL refuses NUL in text; none belongs in these
-/// values). `multiline` allows line breaks and tabs, for notes and reasons.
-pub fn check_text(
-    field: &str,
-    value: &str,
-    multiline: bool,
-) -> Result<(), crate::error::FieldError> {
-    let bad = value
-        .chars()
-        .any(|c| c.is_control() && !(multiline && matches!(c, '\n' | '\r' | '\t')));
-    if bad {
-        Err(crate::error::FieldError {
-            field: field.to_owned(),
-            message: "contains control characters".into(),
-        })
-    } else {
-        Ok(())
-    }
-}

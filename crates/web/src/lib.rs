@@ -4,12 +4,12 @@
 //! endpoint checks the caller's role against the matrix in `sportello_domain::roles`, and
 //! `/api/openapi.json` is generated from the handlers themselves.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, header};
+use sportello_app::App;
 use sportello_config::Config;
 use sportello_store::Store;
 use sportello_store::documents::BlobStore;
@@ -19,6 +19,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 pub mod api;
+pub mod app_error;
 pub mod auth;
 pub mod charts;
 pub mod cookies;
@@ -32,85 +33,64 @@ pub mod request_id;
 pub mod tables;
 pub mod vocabulary;
 
-/// Everything a request handler may need, shared by all requests.
+/// Everything a request handler may need, shared by all requests: the use cases'
+/// context and the web's own parts. It dereferences to the [`App`], so `state.store`,
+/// `state.policy`… read as before.
 #[derive(Clone)]
 pub struct AppState {
-    /// The database.
-    pub store: Store,
-    /// Document bytes.
-    pub blobs: BlobStore,
-    /// The validated configuration.
-    pub config: Arc<Config>,
-    /// Where uploads are staged while they are hashed.
-    pub staging_dir: PathBuf,
+    /// The use cases' context.
+    pub app: App,
     /// Recently seen API tokens.
     pub tokens: Arc<auth::TokenCache>,
     /// Failed authentications per client address.
     pub auth_failures: Arc<auth::FailureLimiter>,
     /// Prometheus exposition.
     pub metrics: metrics::Metrics,
-    /// PEM bundle of the PEC providers' certificates, read at start.
-    pub pec_trust_anchors: Option<Arc<Vec<u8>>>,
-    /// OCR settings and the process's one pool of OCR workers (shared with the pollers).
-    pub ocr: sportello_intake::pipeline::OcrSettings,
-    /// The ZTL policy in force (the built-in example until `serve` loads `policy.file`).
-    pub policy: Arc<sportello_domain::ztl::policy::Policy>,
-    /// Its version in `policy_versions`, recorded by `serve` at start.
-    pub policy_version: Option<i64>,
     /// Attempts of the pages' guessable forms (sign-in, case status), per address and key.
     pub page_limits: Arc<auth::Throttle>,
-    /// The outbound channels' transports (what is configured can be used).
-    pub transports: Arc<sportello_outbound::Transports>,
-    /// Wakes the sending worker when a message is queued.
-    pub outbound_wakeup: Arc<tokio::sync::Notify>,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = App;
+
+    fn deref(&self) -> &App {
+        &self.app
+    }
 }
 
 impl AppState {
-    /// Builds the state from its parts.
+    /// Builds the state from its parts, with the built-in example policy (tests and tools;
+    /// `serve` builds its [`App`] and calls [`AppState::with_app`]).
     #[allow(
         clippy::expect_used,
-        reason = "the built-in policy is valid: tested in sportello-domain"
+        reason = "the built-in policy is valid (tested in sportello-domain), and no channel configured is a valid configuration"
     )]
     pub fn new(store: Store, blobs: BlobStore, config: Arc<Config>) -> AppState {
-        let staging_dir = config.data_dir.join("tmp");
-        let config_for_transports = config.clone();
-        let auth_failures_per_minute = config.limits.auth_failures_per_minute;
+        let policy = sportello_domain::ztl::policy::Policy::parse(
+            sportello_domain::ztl::policy::EXAMPLE_POLICY,
+        )
+        .expect("the built-in policy is valid (tested in sportello-domain)");
+        let app = App::new(store, blobs, config, Arc::new(policy), names())
+            .expect("no channel configured is a valid configuration");
+        AppState::with_app(app)
+    }
+
+    /// The web's state around a built [`App`].
+    pub fn with_app(app: App) -> AppState {
+        let auth_failures_per_minute = app.config.limits.auth_failures_per_minute;
         AppState {
-            ocr: sportello_intake::pipeline::OcrSettings::from_config(&config),
-            store,
-            blobs,
-            config,
-            staging_dir,
+            app,
             tokens: Arc::new(auth::TokenCache::default()),
             auth_failures: Arc::new(auth::FailureLimiter::new(auth_failures_per_minute)),
             metrics: metrics::Metrics::install(),
-            pec_trust_anchors: None,
-            policy: Arc::new(
-                sportello_domain::ztl::policy::Policy::parse(
-                    sportello_domain::ztl::policy::EXAMPLE_POLICY,
-                )
-                .expect("the built-in policy is valid (tested in sportello-domain)"),
-            ),
-            policy_version: None,
             page_limits: Arc::new(auth::Throttle::default()),
-            transports: Arc::new(outbound_transports(&config_for_transports)),
-            outbound_wakeup: Arc::new(tokio::sync::Notify::new()),
         }
     }
 }
 
-/// The transports of the configured outbound channels; a configuration they cannot use
-/// (already refused by `sportello check`) leaves the channels unconfigured, logged.
-#[allow(
-    clippy::expect_used,
-    reason = "no channel configured is a valid configuration"
-)]
-fn outbound_transports(config: &Config) -> sportello_outbound::Transports {
-    sportello_outbound::Transports::from_config(&config.outbound).unwrap_or_else(|e| {
-        tracing::error!(error = %e, "outbound channels not usable: check [outbound]");
-        sportello_outbound::Transports::from_config(&Default::default())
-            .expect("no channel configured is a valid configuration")
-    })
+/// The vocabulary's words as the pages say them, for the use cases' messages.
+pub fn names() -> Arc<dyn sportello_app::Names> {
+    Arc::new(app_error::PageNames)
 }
 
 /// The whole HTTP application.

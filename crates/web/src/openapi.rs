@@ -281,7 +281,7 @@ pub async fn openapi_json(State(state): State<AppState>) -> Json<serde_json::Val
     Json(value)
 }
 
-/// What the server's text check allows in a multi-line text (`extract::check_text`).
+/// What the server's text check allows in a multi-line text (`sportello_app::validate::check_text`).
 const TEXT_LINES: &str = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*$";
 
 /// The shape the server parses for an instant (`chrono`'s RFC 3339) and a date: stated as

@@ -1,5 +1,5 @@
-//! The citizens' side of the replay: requests and answers arriving through the portal's
-//! validation, the API's handlers, the e-mail adapter (e-mail, PEC, fax) and the
+//! The citizens' side of the replay: requests and answers arriving through the use cases
+//! the portal and the API call, the e-mail adapter (e-mail, PEC, fax) and the
 //! WhatsApp and Telegram webhooks, signed as their senders sign them.
 
 use anyhow::{Context, anyhow};
@@ -9,22 +9,21 @@ use axum::http::HeaderMap;
 use bytes::Bytes;
 use chrono::Duration;
 use hmac::{Hmac, Mac};
+use sportello_app::cases::{CaseRequest, CitizenRequest};
+use sportello_app::remedy::Contest;
 use sportello_domain::calendar::ROME;
 use sportello_domain::case::Channel;
 use sportello_domain::clock::Clock;
 use sportello_domain::workflow::Action;
 use sportello_intake::pipeline::ingest_email;
-use sportello_web::api::cases::{CitizenBody, CreateCaseBody};
-use sportello_web::api::remedy::ContestBody;
-use sportello_web::extract::ApiJson;
 
-use super::counter::{contest_note, transit_day};
 use super::fax_page::fax_page;
 use super::messages::{
     Mail, OFFICE_EMAIL, OFFICE_PEC, Part, fax_to_mail, telegram_message, whatsapp_message,
 };
-use super::replay::{Office, api, store};
+use super::replay::{Office, api, refused, store};
 use super::story::Story;
+use super::story::{contest_note, transit_day};
 
 impl Office {
     /// Opens the case the way its channel opens one; its reference.
@@ -33,12 +32,12 @@ impl Office {
         let now = self.clock.now();
         self.contests[i] = self.contested(story, now);
         let fiscal_code = p.fiscal_code.as_ref().map(|f| f.as_str().to_owned());
-        let citizen = CitizenBody {
+        let citizen = CitizenRequest {
             fiscal_code: fiscal_code.clone(),
             name: Some(p.name.clone()),
             email: story.gives_email.then(|| p.email.clone()),
             phone: Some(p.phone_as_written()),
-            ..CitizenBody::default()
+            ..CitizenRequest::default()
         };
         let description = format!("{} - richiesta di {}.", story.subject, p.name);
         let reference = match story.channel {
@@ -68,7 +67,7 @@ impl Office {
                 let fine = story.contest.as_ref().map(|c| c.fine.clone());
                 if story.channel == Channel::Web {
                     // The portal's /contesta.
-                    let request = CreateCaseBody {
+                    let request = CaseRequest {
                         case_type: Some("seg".into()),
                         subject: Some(format!(
                             "Contestazione verbale {}, targa {plate}",
@@ -82,16 +81,13 @@ impl Office {
                             "transits": contested.transits, "permit": contested.permit,
                         })),
                     };
-                    let new = request.validate(&self.state, "portale").map_err(api)?;
-                    self.state
-                        .store
-                        .create_case(new)
+                    sportello_app::cases::create(&self.state, request, "portale", true)
                         .await
-                        .map_err(store)?
+                        .map_err(refused)?
                         .summary
                         .reference
                 } else {
-                    let body = ContestBody {
+                    let contest = Contest {
                         plate,
                         country: None,
                         transits: contested.transits,
@@ -101,18 +97,15 @@ impl Office {
                         channel: Some(story.channel.as_str().into()),
                         citizen: Some(citizen),
                     };
-                    let (_, Json(receipt)) = sportello_web::api::remedy::contest(
-                        State(self.state.clone()),
-                        self.user("operatore")?,
-                        ApiJson(body),
-                    )
-                    .await
-                    .map_err(api)?;
-                    receipt.reference
+                    sportello_app::remedy::contest(&self.state, contest, "operatore")
+                        .await
+                        .map_err(refused)?
+                        .summary
+                        .reference
                 }
             }
             channel => {
-                let request = CreateCaseBody {
+                let request = CaseRequest {
                     case_type: Some(story.case_type.into()),
                     subject: Some(story.subject.into()),
                     description: Some(description),
@@ -122,17 +115,15 @@ impl Office {
                 };
                 let (reference, actor) = if channel == Channel::Web {
                     // The portal's /domanda.
-                    let new = request.validate(&self.state, "portale").map_err(api)?;
-                    let case = self.state.store.create_case(new).await.map_err(store)?;
+                    let case = sportello_app::cases::create(&self.state, request, "portale", true)
+                        .await
+                        .map_err(refused)?;
                     (case.summary.reference, "portale")
                 } else {
-                    let (_, Json(case)) = sportello_web::api::cases::create_case(
-                        State(self.state.clone()),
-                        self.user("operatore")?,
-                        ApiJson(request),
-                    )
-                    .await
-                    .map_err(api)?;
+                    let case =
+                        sportello_app::cases::create(&self.state, request, "operatore", true)
+                            .await
+                            .map_err(refused)?;
                     (case.summary.reference, "operatore")
                 };
                 if story.form {

@@ -1,20 +1,16 @@
 //! The back office's other work in the replay: call-backs asked and calls logged,
 //! appointments at the counter, CUDE temporary plates, and contested fines decided on
-//! their evidence — each through the API's own handler.
+//! their evidence — each through the use case the API and the pages call.
 
-use axum::Json;
-use axum::extract::State;
-use bytes::Bytes;
 use chrono::{DateTime, Datelike, Duration, Utc};
+use sportello_app::contact::{AppointmentRequest, CallLog};
+use sportello_app::remedy::ContestedTransit;
 use sportello_domain::calendar::ROME;
 use sportello_domain::clock::Clock;
 use sportello_domain::workflow::Action;
-use sportello_web::api::contact::{AppointmentBody, LogCallBody};
-use sportello_web::api::remedy::ContestedTransit;
-use sportello_web::extract::{ApiJson, ApiPath};
 
-use super::replay::{Issued, Office, api, store};
-use super::story::Story;
+use super::replay::{Issued, Office, refused, store};
+use super::story::{Contested, Story};
 
 impl Office {
     /// A CUDE holder's temporary plate for today, on the permit the case issued.
@@ -30,37 +26,36 @@ impl Office {
             return Ok(());
         };
         let now = self.clock.now();
-        let body = sportello_web::api::permits::TemporaryPlate {
-            plate: story.spare_plate.clone(),
-            country: None,
-            from: (now - Duration::hours(2)).with_timezone(&ROME).to_rfc3339(),
-            to: (now + Duration::hours(8)).with_timezone(&ROME).to_rfc3339(),
-        };
-        let _ = sportello_web::api::permits::temporary_plate(
-            State(self.state.clone()),
-            self.user(story.assignee)?,
-            ApiPath(number),
-            ApiJson(body),
+        let (plate, during) = sportello_app::permits::temporary_plate_of(
+            &story.spare_plate,
+            None,
+            &(now - Duration::hours(2)).with_timezone(&ROME).to_rfc3339(),
+            &(now + Duration::hours(8)).with_timezone(&ROME).to_rfc3339(),
+        )
+        .map_err(refused)?;
+        sportello_app::permits::add_temporary(
+            &self.state,
+            number.trim(),
+            plate,
+            during,
+            self.login(story.assignee)?,
         )
         .await
-        .map_err(api)?;
+        .map_err(refused)?;
         Ok(())
     }
 
     /// An operator asks for the citizen to be called back.
     pub(super) async fn ask_callback(&mut self, story: &Story, i: usize) -> anyhow::Result<()> {
         let reference = self.reference(i)?;
-        let body = serde_json::json!({
-            "note": "Chiarire al telefono i documenti da presentare",
-        });
-        let _ = sportello_web::api::contact::open_callback(
-            State(self.state.clone()),
-            self.user(story.assignee)?,
-            ApiPath(reference),
-            Bytes::from(body.to_string()),
+        sportello_app::contact::open_callback(
+            &self.state,
+            &reference,
+            Some("Chiarire al telefono i documenti da presentare"),
+            self.login(story.assignee)?,
         )
         .await
-        .map_err(api)?;
+        .map_err(refused)?;
         Ok(())
     }
 
@@ -82,28 +77,25 @@ impl Office {
             .map_err(store)?
             .summary
             .status;
-        let body = AppointmentBody {
+        let request = AppointmentRequest {
             starts_at: starts_at.with_timezone(&ROME).to_rfc3339(),
             reason: appointment_reason(story, &status).to_owned(),
-            ..AppointmentBody::default()
+            ..AppointmentRequest::default()
         };
-        let (_, Json(appointment)) = sportello_web::api::contact::propose_appointment(
-            State(self.state.clone()),
-            self.user(story.assignee)?,
-            ApiPath(reference),
-            ApiJson(body),
-        )
-        .await
-        .map_err(api)?;
+        let actor = self.login(story.assignee)?;
+        let appointment =
+            sportello_app::contact::propose_appointment(&self.state, actor, &reference, &request)
+                .await
+                .map_err(refused)?;
         if confirmed {
-            let _ = sportello_web::api::contact::confirm_appointment(
-                State(self.state.clone()),
-                self.user(story.assignee)?,
-                ApiPath(appointment.id),
-                Bytes::from_static(b"{\"via\": \"phone\"}"),
+            sportello_app::contact::confirm_appointment(
+                &self.state,
+                actor,
+                appointment.id,
+                Some("phone"),
             )
             .await
-            .map_err(api)?;
+            .map_err(refused)?;
         }
         Ok(())
     }
@@ -129,10 +121,10 @@ impl Office {
         let n = self.next_message();
         let appointment = (outcome == "appointment").then(|| {
             let day = next_working_day(self.clock.now());
-            AppointmentBody {
+            AppointmentRequest {
                 starts_at: day.with_timezone(&ROME).to_rfc3339(),
                 reason: appointment_reason(story, "in_review").to_owned(),
-                ..AppointmentBody::default()
+                ..AppointmentRequest::default()
             }
         });
         let note = match outcome {
@@ -140,33 +132,25 @@ impl Office {
             "not_reached" => "Non risponde",
             _ => "Preferisce portare i documenti di persona",
         };
-        let body = LogCallBody {
+        let log = CallLog {
             outcome: outcome.to_owned(),
             note: Some(note.into()),
             call_id: Some(format!("pbx-{n:06}")),
             appointment,
         };
-        let _ = sportello_web::api::contact::log_call(
-            State(self.state.clone()),
-            self.user(story.assignee)?,
-            ApiPath(task),
-            ApiJson(body),
-        )
-        .await
-        .map_err(api)?;
+        sportello_app::contact::log_call(&self.state, self.login(story.assignee)?, task, log)
+            .await
+            .map_err(refused)?;
         Ok(())
     }
 
     /// A contested fine decided on its evidence: annulled when a permit covered the
     /// transit (or the plate was misread), confirmed otherwise.
     pub(super) async fn decide(&mut self, story: &Story, reference: &str) -> anyhow::Result<()> {
-        let Json(evidence) = sportello_web::api::remedy::evidence(
-            State(self.state.clone()),
-            self.user(story.assignee)?,
-            ApiPath(reference.to_owned()),
-        )
-        .await
-        .map_err(api)?;
+        let evidence =
+            sportello_app::remedy::evidence(&self.state, reference, self.login(story.assignee)?)
+                .await
+                .map_err(refused)?;
         let covered = evidence.transits.iter().find_map(|t| t.permit.clone());
         let misread = story.contest.as_ref().is_some_and(|c| c.pick % 4 == 0);
         let action = match covered {
@@ -262,33 +246,6 @@ impl Office {
             transits: vec![transit],
         })
     }
-}
-
-/// The plate, the permit the citizen names and the transits of a contested fine.
-#[derive(Debug, Clone)]
-pub(super) struct Contested {
-    /// The plate fined.
-    pub plate: String,
-    /// The permit the citizen says covered the transit.
-    pub permit: Option<String>,
-    /// The transits contested.
-    pub transits: Vec<ContestedTransit>,
-}
-
-/// What the citizen says about the contested fine.
-pub(super) fn contest_note(story: &Story) -> &'static str {
-    match story.contest.as_ref().map(|c| c.permitted) {
-        Some(true) => "Il veicolo ha un permesso valido per la zona.",
-        _ => "La targa letta dal varco non sembra corrispondere al mio veicolo.",
-    }
-}
-
-/// When and where a contested transit was, as a citizen writes it.
-pub(super) fn transit_day(transit: &ContestedTransit) -> String {
-    let when = DateTime::parse_from_rfc3339(&transit.timestamp)
-        .map(|t| t.format("%d/%m/%Y alle %H:%M").to_string())
-        .unwrap_or_default();
-    format!("del {when} al varco {}", transit.gate)
 }
 
 fn appointment_reason(story: &Story, status: &str) -> &'static str {

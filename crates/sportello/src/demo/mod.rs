@@ -123,10 +123,16 @@ async fn seed(
     let transports = sportello_outbound::Transports::from_config(&seeding.outbound)
         .map_err(|e| anyhow::anyhow!("{e}"))?
         .with_clock(shared_clock);
-    let mut state = sportello_web::AppState::new(store.clone(), blobs.clone(), seeding.clone());
-    state.policy = Arc::new(policy);
-    state.policy_version = Some(policy_version);
-    state.transports = Arc::new(transports);
+    let mut app = sportello_app::App::new(
+        store.clone(),
+        blobs.clone(),
+        seeding.clone(),
+        Arc::new(policy),
+        sportello_web::names(),
+    )?;
+    app.policy_version = Some(policy_version);
+    app.transports = Arc::new(transports);
+    let state = sportello_web::AppState::with_app(app);
     let worker = Worker::new(
         store.clone(),
         blobs.clone(),

@@ -1,6 +1,6 @@
 //! The story replayed through the office's real paths, in time order on a clock stepped
-//! to each instant: requests through the portal's validation, the API's handlers and the
-//! intake adapters; every action through the API's action function (permits issued with
+//! to each instant: requests through the use cases the portal and the API call and the
+//! intake adapters; every action through the action use case (permits issued with
 //! their PDFs, annulments with their letters, messages to citizens queued with them);
 //! messages sent by the real sending worker; PEC receipts back through intake; the
 //! office's daily ticks (suspensions, expiries, reminders, call-backs).
@@ -9,8 +9,9 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 
 use anyhow::{Context, anyhow};
-use axum::extract::State;
 use chrono::{DateTime, Duration, NaiveTime, Utc};
+use sportello_app::AppError;
+use sportello_app::cases::ActionRequest;
 use sportello_domain::calendar::{ROME, rome_date};
 use sportello_domain::case::Channel;
 use sportello_domain::clock::{Clock, FixedClock};
@@ -20,15 +21,11 @@ use sportello_intake::pipeline::Limits;
 use sportello_outbound::worker::Worker;
 use sportello_store::users::AuthUser;
 use sportello_web::AppState;
-use sportello_web::api::cases::ActionBody;
-use sportello_web::auth::Caller;
 use sportello_web::error::ApiError;
-use sportello_web::extract::{ApiJson, ApiPath};
 
-use super::counter::Contested;
 use super::messages::{Certified, FAX_GATEWAY, OFFICE_PEC, PecProvider};
 use super::smtp_sink::SmtpSink;
-use super::story::{Step, Story};
+use super::story::{Contested, Step, Story};
 
 /// A request the office refused (a 4xx of the API): the story of that case stops there,
 /// the demo goes on.
@@ -49,6 +46,11 @@ pub(super) fn api(e: ApiError) -> anyhow::Error {
         ApiError::Internal(_) | ApiError::Unavailable(_) => anyhow!("{}", e.detail()),
         other => Refused(other.detail()).into(),
     }
+}
+
+/// A use case's error as the demo sees it: refusals are [`Refused`], in the API's words.
+pub(super) fn refused(e: AppError) -> anyhow::Error {
+    api(ApiError::from(e))
 }
 
 /// A store error as the demo sees it.
@@ -343,15 +345,15 @@ impl Office {
         let store = &self.state.store;
         store.sla_tick().await?;
         store.mark_expired_permits().await?;
-        sportello_web::api::outbound::contact_tick(&self.state).await;
+        sportello_app::ticks::contact(&self.state).await;
         Ok(())
     }
 
-    pub(super) fn user(&self, login: &str) -> anyhow::Result<Caller> {
+    /// The login of a demo user, who must exist.
+    pub(super) fn login<'a>(&self, login: &'a str) -> anyhow::Result<&'a str> {
         self.users
-            .get(login)
-            .cloned()
-            .map(Caller)
+            .contains_key(login)
+            .then_some(login)
             .ok_or_else(|| anyhow!("demo user {login} missing"))
     }
 
@@ -465,14 +467,14 @@ impl Office {
         reference: &str,
         fields: serde_json::Value,
     ) -> anyhow::Result<()> {
-        let _ = sportello_web::api::cases::patch_fields(
-            State(self.state.clone()),
-            self.user(story.assignee)?,
-            ApiPath(reference.to_owned()),
-            ApiJson(fields),
+        sportello_app::cases::patch_fields(
+            &self.state,
+            reference,
+            fields,
+            self.login(story.assignee)?,
         )
         .await
-        .map_err(api)?;
+        .map_err(refused)?;
         Ok(())
     }
 
@@ -484,7 +486,7 @@ impl Office {
         note: Option<&str>,
     ) -> anyhow::Result<()> {
         let list = |v: &Vec<String>| Some(v.clone());
-        let body = ActionBody {
+        let request = ActionRequest {
             action: Some(action.name().to_owned()),
             note: note.map(str::to_owned),
             user: match action {
@@ -517,10 +519,9 @@ impl Office {
             notify_channel: None,
             lang: None,
         };
-        let Caller(user) = self.user(actor)?;
-        sportello_web::api::cases::perform_action(&self.state, &user, reference, body)
+        sportello_app::cases::perform_action(&self.state, self.login(actor)?, reference, request)
             .await
-            .map_err(api)?;
+            .map_err(refused)?;
         Ok(())
     }
 

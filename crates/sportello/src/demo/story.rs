@@ -9,6 +9,8 @@ use rand::{Rng, SeedableRng};
 use sportello_domain::case::Channel;
 use sportello_domain::workflow::Action;
 
+use sportello_app::remedy::ContestedTransit;
+
 use super::people::{Person, office_hours, pick, plate};
 
 /// Cases in the six months.
@@ -435,6 +437,33 @@ fn plan_counter_days(rng: &mut StdRng, stories: &mut [Story], now: DateTime<Utc>
             .steps
             .push((proposed_at, Step::Appointment(starts_at, confirmed)));
     }
+}
+
+/// The plate, the permit the citizen names and the transits of a contested fine.
+#[derive(Debug, Clone)]
+pub(super) struct Contested {
+    /// The plate fined.
+    pub plate: String,
+    /// The permit the citizen says covered the transit.
+    pub permit: Option<String>,
+    /// The transits contested.
+    pub transits: Vec<ContestedTransit>,
+}
+
+/// What the citizen says about the contested fine.
+pub(super) fn contest_note(story: &Story) -> &'static str {
+    match story.contest.as_ref().map(|c| c.permitted) {
+        Some(true) => "Il veicolo ha un permesso valido per la zona.",
+        _ => "La targa letta dal varco non sembra corrispondere al mio veicolo.",
+    }
+}
+
+/// When and where a contested transit was, as a citizen writes it.
+pub(super) fn transit_day(transit: &ContestedTransit) -> String {
+    let when = DateTime::parse_from_rfc3339(&transit.timestamp)
+        .map(|t| t.format("%d/%m/%Y alle %H:%M").to_string())
+        .unwrap_or_default();
+    format!("del {when} al varco {}", transit.gate)
 }
 
 #[cfg(test)]

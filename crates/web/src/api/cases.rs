@@ -4,19 +4,18 @@ use axum::Json;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use sportello_domain::case::{Channel, Reference, Status};
-use sportello_domain::fiscal_code::FiscalCode;
+use sportello_app::cases::{self, ActionRequest, CaseRequest, CitizenRequest};
+use sportello_app::validate::{check_reference, check_text, parse_number};
+use sportello_app::{AppError, FieldError};
+use sportello_domain::case::{Channel, Status};
 use sportello_domain::roles::Permission;
-use sportello_domain::workflow::Action;
-use sportello_store::cases::{
-    CaseFilter, CaseSummary, CaseView, CitizenInput, CitizenView, NewCase,
-};
+use sportello_store::cases::{CaseFilter, CaseSummary, CaseView};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
 use crate::auth::Caller;
-use crate::error::{ApiError, FieldError, Problem};
-use crate::extract::{ApiJson, ApiPath, ApiQuery, check_text};
+use crate::error::{ApiError, Problem};
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
 
 /// The citizen of a new case.
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -147,235 +146,44 @@ pub struct CaseList {
     pub total: i64,
 }
 
-fn clean(
-    value: Option<String>,
-    field: &str,
-    max: usize,
-    errors: &mut Vec<FieldError>,
-) -> Option<String> {
-    let v = value
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty())?;
-    if v.chars().count() > max {
-        errors.push(FieldError {
-            field: field.into(),
-            message: format!("must be at most {max} characters"),
-        });
-        return None;
-    }
-    if v.chars()
-        .any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t')
-    {
-        errors.push(FieldError {
-            field: field.into(),
-            message: "contains control characters".into(),
-        });
-        return None;
-    }
-    Some(v)
-}
-
-/// Whether `v` can be an e-mail address (and nothing more: no list, no display name), for
-/// the citizen's contacts and the recipients of messages alike.
-pub(crate) fn is_email(v: &str) -> bool {
-    v.split_once('@').is_some_and(|(local, domain)| {
-        !local.is_empty()
-            && domain.contains('.')
-            && !domain.starts_with('.')
-            && !v.contains(char::is_whitespace)
-            && !v.contains(['<', '>', ',', ';'])
-    })
-}
-
-/// Whether `v` can be a telephone number: digits with the usual separators, 5 to 16 digits.
-pub(crate) fn is_phone(v: &str) -> bool {
-    let digits = v.chars().filter(char::is_ascii_digit).count();
-    v.chars()
-        .all(|c| c.is_ascii_digit() || " +-./()".contains(c))
-        && (5..=16).contains(&digits)
-}
-
-fn check_email(value: &Option<String>, field: &str, errors: &mut Vec<FieldError>) {
-    if let Some(v) = value
-        && !is_email(v)
-    {
-        errors.push(FieldError {
-            field: field.into(),
-            message: "is not an e-mail address".into(),
-        });
-    }
-}
-
-fn check_phone(value: &Option<String>, field: &str, errors: &mut Vec<FieldError>) {
-    if let Some(v) = value
-        && !is_phone(v)
-    {
-        errors.push(FieldError {
-            field: field.into(),
-            message: "is not a telephone number".into(),
-        });
-    }
-}
-
-impl CreateCaseBody {
-    /// Checks every field and builds the case to open (422 naming each bad field): the
-    /// API's, the portal's and the demo's way to open a case.
-    pub fn validate(self, state: &AppState, actor: &str) -> Result<NewCase, ApiError> {
-        let mut errors = Vec::new();
-        let case_type = clean(self.case_type, "case_type", 64, &mut errors);
-        match &case_type {
-            None => errors.push(FieldError {
-                field: "case_type".into(),
-                message: "is required".into(),
-            }),
-            Some(t) if state.store.case_type(t).is_none() => {
-                let known: Vec<&str> = state
-                    .store
-                    .settings()
-                    .case_types
-                    .iter()
-                    .map(|c| c.id.as_str())
-                    .collect();
-                errors.push(FieldError {
-                    field: "case_type".into(),
-                    message: format!("unknown case type '{t}' (known: {})", known.join(", ")),
-                });
-            }
-            _ => {}
+impl From<CitizenBody> for CitizenRequest {
+    fn from(b: CitizenBody) -> Self {
+        CitizenRequest {
+            fiscal_code: b.fiscal_code,
+            name: b.name,
+            email: b.email,
+            pec: b.pec,
+            phone: b.phone,
+            fax: b.fax,
         }
-        let subject = clean(self.subject, "subject", 300, &mut errors);
-        if subject.is_none() && !errors.iter().any(|e| e.field == "subject") {
-            errors.push(FieldError {
-                field: "subject".into(),
-                message: "is required".into(),
-            });
-        }
-        let description =
-            clean(self.description, "description", 20_000, &mut errors).unwrap_or_default();
-        let channel = match clean(self.channel, "channel", 32, &mut errors) {
-            None => {
-                errors.push(FieldError {
-                    field: "channel".into(),
-                    message: "is required".into(),
-                });
-                None
-            }
-            Some(c) => match c.parse::<Channel>() {
-                Ok(ch) => Some(ch),
-                Err(e) => {
-                    errors.push(FieldError {
-                        field: "channel".into(),
-                        message: e.to_string(),
-                    });
-                    None
-                }
-            },
-        };
-        let citizen = self.citizen.unwrap_or_default();
-        let fiscal_code = match clean(citizen.fiscal_code, "citizen.fiscal_code", 32, &mut errors) {
-            None => None,
-            Some(code) => match FiscalCode::parse(&code) {
-                Ok(fc) => Some(fc),
-                Err(e) => {
-                    errors.push(FieldError {
-                        field: "citizen.fiscal_code".into(),
-                        message: e.to_string(),
-                    });
-                    None
-                }
-            },
-        };
-        let name = clean(citizen.name, "citizen.name", 200, &mut errors);
-        let email = clean(citizen.email, "citizen.email", 254, &mut errors);
-        let pec = clean(citizen.pec, "citizen.pec", 254, &mut errors);
-        let phone = clean(citizen.phone, "citizen.phone", 32, &mut errors);
-        let fax = clean(citizen.fax, "citizen.fax", 32, &mut errors);
-        check_email(&email, "citizen.email", &mut errors);
-        check_email(&pec, "citizen.pec", &mut errors);
-        check_phone(&phone, "citizen.phone", &mut errors);
-        check_phone(&fax, "citizen.fax", &mut errors);
-        let fields = match self.fields {
-            None | Some(serde_json::Value::Null) => serde_json::Map::new(),
-            Some(serde_json::Value::Object(map)) if map.len() <= 100 => map,
-            Some(serde_json::Value::Object(_)) => {
-                errors.push(FieldError {
-                    field: "fields".into(),
-                    message: "at most 100 fields".into(),
-                });
-                serde_json::Map::new()
-            }
-            Some(_) => {
-                errors.push(FieldError {
-                    field: "fields".into(),
-                    message: "must be a JSON object".into(),
-                });
-                serde_json::Map::new()
-            }
-        };
-        // A permit request takes the legal term and service standard of the category it
-        // asks for (a CUDE request: the CUDE category's short one).
-        let mut terms = None;
-        if let Some(t) = case_type.as_deref()
-            && matches!(t, "ztl_permit" | "cude")
-        {
-            let asked = fields
-                .get("category")
-                .and_then(|c| c.as_str())
-                .or((t == "cude").then_some("cude"));
-            match asked.map(|id| (id, state.policy.category(id))) {
-                Some((_, Some(category))) => {
-                    terms = Some(sportello_store::cases::CaseTerms {
-                        term_days: category.term_days,
-                        service_days: category.service_days,
-                    })
-                }
-                Some((id, None)) if fields.contains_key("category") => errors.push(FieldError {
-                    field: "fields.category".into(),
-                    message: format!(
-                        "'{}' is not a category of the policy in force",
-                        id.chars().take(40).collect::<String>()
-                    ),
-                }),
-                _ => {}
-            }
-        }
-        if !errors.is_empty() {
-            return Err(ApiError::Invalid(errors));
-        }
-        let (Some(case_type), Some(subject), Some(channel)) = (case_type, subject, channel) else {
-            return Err(ApiError::field("body", "incomplete request"));
-        };
-        Ok(NewCase {
-            case_type,
-            subject,
-            description,
-            channel,
-            citizen: CitizenInput {
-                fiscal_code,
-                name,
-                email,
-                pec,
-                phone,
-                fax,
-            },
-            fields,
-            flags: vec![],
-            actor: actor.to_owned(),
-            document_sha256: None,
-            registered_as: None,
-            terms,
-        })
     }
 }
 
-pub(crate) fn check_reference(reference: &str) -> Result<(), ApiError> {
-    if Reference::parse(reference).is_some() {
-        Ok(())
-    } else {
-        Err(ApiError::NotFound(format!(
-            "'{}' is not a case reference (e.g. ZTL-2026-000123)",
-            reference.chars().take(40).collect::<String>()
-        )))
+impl From<CreateCaseBody> for CaseRequest {
+    fn from(b: CreateCaseBody) -> Self {
+        CaseRequest {
+            case_type: b.case_type,
+            subject: b.subject,
+            description: b.description,
+            channel: b.channel,
+            citizen: b.citizen.map(CitizenRequest::from),
+            fields: b.fields,
+        }
+    }
+}
+
+impl From<ActionBody> for ActionRequest {
+    fn from(b: ActionBody) -> Self {
+        ActionRequest {
+            action: b.action,
+            note: b.note,
+            user: b.user,
+            missing: b.missing,
+            reasons: b.reasons,
+            notify: b.notify,
+            notify_channel: b.notify_channel,
+            lang: b.lang,
+        }
     }
 }
 
@@ -390,21 +198,13 @@ pub async fn create_case(
     ApiJson(body): ApiJson<CreateCaseBody>,
 ) -> Result<(StatusCode, Json<CaseView>), ApiError> {
     let user = caller.require(Permission::CreateCase)?;
-    let new = body.validate(&state, &user.login)?;
-    let given = new.citizen.clone();
-    let mut case = state.store.create_case(new).await?;
-    if !user.role.can(Permission::ReadCase) {
-        // A caller that may not read case files (e.g. the web-form backend) gets back only
-        // what it sent, never contacts already on record for that fiscal code.
-        case.citizen = CitizenView {
-            fiscal_code: given.fiscal_code.map(|f| f.as_str().to_owned()),
-            name: given.name,
-            email: given.email,
-            pec: given.pec,
-            phone: given.phone,
-            fax: given.fax,
-        };
-    }
+    let case = cases::create(
+        &state,
+        body.into(),
+        &user.login,
+        user.role.can(Permission::ReadCase),
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(case)))
 }
 
@@ -440,28 +240,6 @@ fn parse_bool(value: Option<String>, field: &str, errors: &mut Vec<FieldError>) 
             });
             false
         }
-    }
-}
-
-pub(crate) fn parse_number(
-    value: Option<String>,
-    field: &str,
-    default: u32,
-    max: u32,
-    errors: &mut Vec<FieldError>,
-) -> u32 {
-    match value.as_deref().map(str::trim) {
-        None | Some("") => default,
-        Some(v) => match v.parse::<u32>() {
-            Ok(n) if (1..=max).contains(&n) => n,
-            _ => {
-                errors.push(FieldError {
-                    field: field.into(),
-                    message: format!("must be a whole number from 1 to {max}"),
-                });
-                default
-            }
-        },
     }
 }
 
@@ -557,7 +335,7 @@ pub async fn list_cases(
         ..CaseFilter::default()
     };
     if !errors.is_empty() {
-        return Err(ApiError::Invalid(errors));
+        return Err(AppError::Invalid(errors).into());
     }
     let (items, total) = state.store.list_cases(&filter).await?;
     let target: String = format!("cases?{}", raw.unwrap_or_default())
@@ -569,78 +347,6 @@ pub async fn list_cases(
         .record_access(&user.login, "list_cases", &target)
         .await?;
     Ok(Json(CaseList { items, total }))
-}
-
-impl ActionBody {
-    fn into_action(self) -> Result<(Action, Option<String>), ApiError> {
-        let mut errors = Vec::new();
-        for (field, value, multiline) in [
-            ("action", &self.action, false),
-            ("user", &self.user, false),
-            ("note", &self.note, true),
-        ] {
-            if let Some(v) = value
-                && let Err(e) = check_text(field, v, multiline)
-            {
-                errors.push(e);
-            }
-        }
-        for (field, list) in [("missing", &self.missing), ("reasons", &self.reasons)] {
-            for (i, v) in list.iter().flatten().enumerate() {
-                if let Err(e) = check_text(&format!("{field}[{i}]"), v, true) {
-                    errors.push(e);
-                }
-            }
-        }
-        if !errors.is_empty() {
-            return Err(ApiError::Invalid(errors));
-        }
-        let name = self.action.map(|a| a.trim().to_owned()).unwrap_or_default();
-        let list = |v: Option<Vec<String>>| v.unwrap_or_default();
-        let action = match name.as_str() {
-            "assign" => Action::Assign {
-                user: self.user.unwrap_or_default(),
-            },
-            "start_review" => Action::StartReview,
-            "request_integration" => Action::RequestIntegration {
-                missing: list(self.missing),
-            },
-            "integration_received" => Action::IntegrationReceived,
-            "notify_rejection" => Action::NotifyRejection {
-                reasons: list(self.reasons),
-            },
-            "observations_received" => Action::ObservationsReceived,
-            "approve" => Action::Approve,
-            "reject" => Action::Reject {
-                reasons: list(self.reasons),
-            },
-            "issue" => Action::Issue,
-            "close" => Action::Close,
-            "withdraw" => Action::Withdraw,
-            "reopen" => Action::Reopen,
-            "confirm" => Action::Confirm {
-                reasons: list(self.reasons),
-            },
-            "annul" => Action::Annul {
-                reasons: list(self.reasons),
-            },
-            "" => return Err(ApiError::field("action", "is required")),
-            other => {
-                return Err(ApiError::field(
-                    "action",
-                    format!(
-                        "unknown action '{}' (allowed: {})",
-                        other.chars().take(40).collect::<String>(),
-                        Action::NAMES.join(", ")
-                    ),
-                ));
-            }
-        };
-        if self.note.as_ref().is_some_and(|n| n.chars().count() > 5000) {
-            return Err(ApiError::field("note", "must be at most 5000 characters"));
-        }
-        Ok((action, self.note))
-    }
 }
 
 /// `POST /api/v1/cases/{ref}/actions`: applies a workflow action (409 when not allowed now).
@@ -657,113 +363,8 @@ pub async fn act_on_case(
     ApiJson(body): ApiJson<ActionBody>,
 ) -> Result<Json<CaseView>, ApiError> {
     let user = caller.require(Permission::ActOnCase)?;
-    perform_action(&state, user, &reference, body)
-        .await
-        .map(Json)
-}
-
-/// Applies a workflow action for `user` (already allowed to act), with what the action
-/// produces: the API and the back-office buttons share it.
-pub async fn perform_action(
-    state: &AppState,
-    user: &sportello_store::users::AuthUser,
-    reference: &str,
-    body: ActionBody,
-) -> Result<CaseView, ApiError> {
-    check_reference(reference)?;
-    let notify = body.notify.unwrap_or(true);
-    let notify_channel = body.notify_channel.clone();
-    let lang = body.lang.clone();
-    let (action, note) = body.into_action()?;
-    // Issuing a ZTL or CUDE case creates its permit (or changes the plates of the one it
-    // amends): checked against the policy before the case changes state, so a refused
-    // permit leaves the case as it was; the printed permit is attached and registered
-    // with the change of status. (Only from `approved`: from anywhere else the workflow's
-    // own refusal is the answer.)
-    // Annulling a contested fine produces the annulment request for the police: its
-    // documents are prepared first and registered with the decision, atomically, and
-    // the message taking them to the police is queued in the same transaction.
-    let mut to_police = Vec::new();
-    let outgoing = match &action {
-        sportello_domain::workflow::Action::Issue => {
-            let case = state.store.get_case(reference).await?;
-            match case.summary.status.as_str() {
-                "approved" => match crate::api::permits::plan_permit(state, &case).await? {
-                    Some(plan) => vec![
-                        crate::api::permits::carry_out(state, reference, &plan, &user.login)
-                            .await?,
-                    ],
-                    None => Vec::new(),
-                },
-                _ => Vec::new(),
-            }
-        }
-        sportello_domain::workflow::Action::Annul { reasons }
-            if reasons.iter().any(|r| !r.trim().is_empty()) =>
-        {
-            let case = state.store.get_case(reference).await?;
-            let is_report = state
-                .store
-                .case_type(&case.summary.case_type)
-                .is_some_and(|t| t.workflow == sportello_domain::case::WorkflowKind::Report);
-            if is_report && case.summary.status == "in_review" {
-                let request = crate::api::remedy::annulment_request(state, &case, reasons).await?;
-                to_police.push(request.to_police);
-                request.documents
-            } else {
-                Vec::new()
-            }
-        }
-        _ => Vec::new(),
-    };
-    let notice = if notify {
-        crate::api::outbound::notice_of_action(
-            state,
-            reference,
-            &action,
-            notify_channel.as_deref(),
-            lang.as_deref(),
-        )
-        .await?
-    } else {
-        crate::api::outbound::Notice::default()
-    };
-    let mut messages = notice.messages;
-    messages.extend(to_police);
-    let (case, queued) = state
-        .store
-        .apply_action_writing(
-            reference,
-            &action,
-            note.as_deref(),
-            &user.login,
-            &outgoing,
-            &messages,
-        )
-        .await?;
-    if !queued.is_empty() {
-        state.outbound_wakeup.notify_one();
-    }
-    if let Some((phone, script)) = notice.call {
-        // Nobody to write to: the case waits on a citizen reached only by phone. The action
-        // stands whatever happens here (the minute's check of unanswered cases opens the
-        // call later if this one is lost).
-        match state
-            .store
-            .open_call_task(
-                reference,
-                "no_digital_contact",
-                Some(&phone),
-                &script,
-                &user.login,
-            )
-            .await
-        {
-            Ok(_) => return Ok(state.store.get_case(reference).await.unwrap_or(case)),
-            Err(e) => tracing::warn!(%reference, error = %e, "call-back task not opened"),
-        }
-    }
-    Ok(case)
+    let case = cases::perform_action(&state, &user.login, &reference, body.into()).await?;
+    Ok(Json(case))
 }
 
 /// `PATCH /api/v1/cases/{ref}/fields`: changes the case's type-specific fields with a
@@ -783,33 +384,6 @@ pub async fn patch_fields(
     ApiJson(patch): ApiJson<serde_json::Value>,
 ) -> Result<Json<CaseView>, ApiError> {
     let user = caller.require(Permission::ActOnCase)?;
-    check_reference(&reference)?;
-    let serde_json::Value::Object(patch) = patch else {
-        return Err(ApiError::field("fields", "must be a JSON object"));
-    };
-    if patch.len() > 50 {
-        return Err(ApiError::field("fields", "at most 50 fields at once"));
-    }
-    let mut errors = Vec::new();
-    for key in patch.keys() {
-        if key.is_empty()
-            || key.len() > 64
-            || !key
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-        {
-            errors.push(FieldError {
-                field: format!("fields.{}", key.chars().take(64).collect::<String>()),
-                message: "a field name is 1-64 letters, digits, '_' or '-'".into(),
-            });
-        }
-    }
-    if !errors.is_empty() {
-        return Err(ApiError::Invalid(errors));
-    }
-    let case = state
-        .store
-        .update_case_fields(&reference, &patch, &user.login)
-        .await?;
+    let case = cases::patch_fields(&state, &reference, patch, &user.login).await?;
     Ok(Json(case))
 }

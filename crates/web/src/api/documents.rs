@@ -10,8 +10,6 @@ use futures::TryStreamExt;
 use serde::Serialize;
 use sportello_domain::case::Reference;
 use sportello_domain::roles::Permission;
-use sportello_store::StoreError;
-use sportello_store::documents::BlobStore;
 use tokio_util::io::StreamReader;
 use utoipa::ToSchema;
 
@@ -72,7 +70,6 @@ pub async fn upload_document(
     }
     // Fail before reading the body when the case does not exist.
     state.store.get_case(&reference).await?;
-    let limit = state.config.documents.max_upload_bytes;
     loop {
         let field = multipart.next_field().await.map_err(|e| {
             ApiError::BadRequest(format!("malformed multipart body: {}", e.body_text()))
@@ -83,30 +80,18 @@ pub async fn upload_document(
         let Some(filename) = field.file_name().map(str::to_owned) else {
             continue;
         };
-        let stream = field.map_err(std::io::Error::other);
-        let staged = BlobStore::stage(&state.staging_dir, StreamReader::new(stream), limit)
-            .await
-            .map_err(|e| match e {
-                StoreError::Blob(msg) if msg.contains("reading the upload") => {
-                    ApiError::BadRequest(msg)
-                }
-                other => other.into(),
-            })?;
-        if staged.size == 0 {
+        let stream = StreamReader::new(field.map_err(std::io::Error::other));
+        let Some(doc) = sportello_app::documents::store_upload(
+            &state,
+            &reference,
+            stream,
+            &filename,
+            &user.login,
+        )
+        .await?
+        else {
             return Err(ApiError::field("file", "the file is empty"));
-        }
-        state.blobs.put_staged(&staged).await?;
-        let doc = state
-            .store
-            .add_document(
-                &reference,
-                &staged.sha256,
-                staged.size,
-                &filename,
-                &staged.media_type,
-                &user.login,
-            )
-            .await?;
+        };
         return Ok((
             StatusCode::CREATED,
             Json(UploadedDocument {

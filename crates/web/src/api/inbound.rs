@@ -19,7 +19,8 @@ use utoipa::{IntoParams, ToSchema};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, Problem};
-use crate::extract::{ApiJson, ApiQuery, check_text};
+use crate::extract::{ApiJson, ApiQuery};
+use sportello_app::validate::check_text;
 
 /// What the pipeline did with each message of a delivery.
 #[derive(Debug, Serialize, ToSchema)]
@@ -203,7 +204,8 @@ pub async fn phone_event(
         ("note", event.note.as_ref()),
     ] {
         if let Some(v) = value
-            && let Err(e) = check_text(field, v, field == "note")
+            && let Err(e) =
+                check_text(field, v, field == "note").map_err(crate::error::FieldError::from)
         {
             errors.push(e);
         }
@@ -303,7 +305,7 @@ pub async fn cti_lookup(
 ) -> Result<Json<CallerCard>, ApiError> {
     let user = caller.require(Permission::LookupCaller)?;
     let number = query.number.unwrap_or_default();
-    check_text("number", &number, false).map_err(|e| ApiError::Invalid(vec![e]))?;
+    check_text("number", &number, false).map_err(|e| ApiError::Invalid(vec![e.into()]))?;
     if number.chars().filter(char::is_ascii_digit).count() < 6 {
         return Err(ApiError::field("number", "needs at least 6 digits"));
     }

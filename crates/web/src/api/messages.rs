@@ -10,10 +10,10 @@ use sportello_store::messages::{MessageView, MoveTarget, MovedMessage};
 use utoipa::ToSchema;
 
 use crate::AppState;
-use crate::api::cases::check_reference;
 use crate::auth::Caller;
 use crate::error::{ApiError, Problem};
-use crate::extract::{ApiJson, ApiPath, check_text};
+use crate::extract::{ApiJson, ApiPath};
+use sportello_app::validate::{check_reference, check_text};
 
 /// `GET /api/v1/cases/{ref}/messages`: the case's inbound messages and the rule that
 /// linked each; the read is audited.
@@ -83,7 +83,7 @@ fn check_note(note: &str) -> Result<(), ApiError> {
     if note.chars().count() > 2000 {
         return Err(ApiError::field("note", "must be at most 2000 characters"));
     }
-    check_text("note", note, true).map_err(|e| ApiError::Invalid(vec![e]))
+    check_text("note", note, true).map_err(|e| ApiError::Invalid(vec![e.into()]))
 }
 
 /// `POST /api/v1/messages/{id}/move`: moves a message, with its attachments, to another case.

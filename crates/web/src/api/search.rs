@@ -14,10 +14,11 @@ use sportello_store::search::{SearchHit, SearchQuery};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
-use crate::api::cases::parse_number;
 use crate::auth::Caller;
-use crate::error::{ApiError, FieldError, Problem};
-use crate::extract::{ApiQuery, check_text};
+use crate::error::{ApiError, Problem};
+use crate::extract::ApiQuery;
+use sportello_app::validate::{check_text, parse_number};
+use sportello_app::{AppError, FieldError};
 
 /// Query of `GET /api/v1/search`.
 #[derive(Debug, Default, Deserialize, IntoParams)]
@@ -141,7 +142,7 @@ pub async fn search(
     let page = parse_number(params.page, "page", 1, 1_000, &mut errors);
     let per_page = parse_number(params.per_page, "per_page", 20, 100, &mut errors);
     if !errors.is_empty() {
-        return Err(ApiError::Invalid(errors));
+        return Err(AppError::Invalid(errors).into());
     }
     let query = SearchQuery {
         q: q.clone(),

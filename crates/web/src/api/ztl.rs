@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use sportello_domain::plate::Plate;
 use sportello_domain::roles::Permission;
 use sportello_domain::ztl::permits::register_instant;
-use sportello_domain::ztl::transits::{Judgement, PermitIndex, check_transits, judge};
+use sportello_domain::ztl::transits::{Judgement, PermitIndex, judge};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
@@ -191,7 +191,7 @@ pub async fn check(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let user = caller.require(Permission::CheckTransits)?;
-    let (summary, out) = run_check(&state, &user.login, body).await?;
+    let (summary, out) = sportello_app::ztl::run_check(&state, &user.login, body).await?;
     if summary.rejected_count > 0 {
         return Err(ApiError::Invalid(
             summary
@@ -205,43 +205,6 @@ pub async fn check(
         ));
     }
     Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], out).into_response())
-}
-
-/// Checks a gate file against the register under the policy in force, keeps the file for
-/// later policy checks and records the check; the violations as CSV (§6.5).
-pub(crate) async fn run_check(
-    state: &AppState,
-    actor: &str,
-    body: Bytes,
-) -> Result<(sportello_domain::ztl::transits::CheckSummary, Vec<u8>), ApiError> {
-    let rows = state.store.permit_rows().await?;
-    let policy = Arc::clone(&state.policy);
-    let file = body.clone();
-    let result = tokio::task::spawn_blocking(move || {
-        let index = PermitIndex::new(&policy, rows);
-        let mut out = Vec::new();
-        check_transits(&policy, &index, body.as_ref(), &mut out, |_| {}).map(|s| (s, out))
-    })
-    .await
-    .map_err(|e| ApiError::Internal(format!("transit check: {e}")))?;
-    let (summary, out) = result.map_err(|e| ApiError::field("body", e.to_string()))?;
-    // The file is kept, so a policy draft can be replayed against it.
-    let size = file.len() as u64;
-    let sha256 = state.blobs.put(file).await?;
-    state
-        .store
-        .record_transit_check(&sportello_store::transits::TransitCheck {
-            sha256,
-            size,
-            actor: actor.to_owned(),
-            policy_version: state.policy_version,
-            transits: summary.transits,
-            in_active_zone: summary.in_active_zone,
-            violations: summary.violations,
-            rejected: summary.rejected_count,
-        })
-        .await?;
-    Ok((summary, out))
 }
 
 /// `GET /permits/v/{token}`: the public page behind a permit's QR code: valid or not

@@ -388,7 +388,7 @@ async fn seg_evidence(
     tr: &Tr,
     case: &CaseView,
 ) -> Vec<(String, String, String, String)> {
-    let Ok(evidence) = crate::api::remedy::gather(state, case).await else {
+    let Ok(evidence) = sportello_app::remedy::gather(state, case).await else {
         return Vec::new();
     };
     evidence

@@ -101,7 +101,7 @@ pub(super) async fn act(
                 .collect::<Vec<_>>()
         })
     };
-    let body = crate::api::cases::ActionBody {
+    let request = sportello_app::cases::ActionRequest {
         action: Some(form.action.clone()),
         note: form.note.clone().filter(|n| !n.trim().is_empty()),
         user: form.user.clone().filter(|u| !u.trim().is_empty()),
@@ -112,10 +112,12 @@ pub(super) async fn act(
         notify_channel: None,
         lang: None,
     };
-    match crate::api::cases::perform_action(&state, &session.user, &reference, body).await {
+    match sportello_app::cases::perform_action(&state, &session.user.login, &reference, request)
+        .await
+    {
         Ok(_) => Redirect::to(&format!("{here}?esito={}", urlencode(&form.action))).into_response(),
         Err(e) => {
-            let message = e.detail_in(tr);
+            let message = crate::error::ApiError::from(e).detail_in(tr);
             case_error(&state, &session, tr, &reference, message).await
         }
     }

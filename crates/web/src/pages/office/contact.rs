@@ -18,12 +18,13 @@ use sportello_store::sessions::Session;
 
 use super::staff;
 use crate::AppState;
-use crate::api::contact::{
-    AppointmentBody, LogCallBody, cancel_as, confirm_as, log_call_as, propose_as,
-};
 use crate::error::ApiError;
 use crate::i18n::Tr;
 use crate::pages::{Frame, language, page, same_token, when};
+use sportello_app::contact::{
+    AppointmentRequest, CallLog, cancel_appointment, confirm_appointment, day_or_today,
+    log_call as log_the_call, propose_appointment,
+};
 
 /// Tasks on one page of the queue.
 const PER_PAGE: u32 = 25;
@@ -264,7 +265,7 @@ async fn log_call(
             )
             .await;
         }
-        Some(AppointmentBody {
+        Some(AppointmentRequest {
             starts_at: form.starts_at.clone().unwrap_or_default(),
             place: None,
             reason: form.reason.clone().unwrap_or_default(),
@@ -275,13 +276,16 @@ async fn log_call(
     } else {
         None
     };
-    let body = LogCallBody {
+    let log = CallLog {
         outcome: outcome.clone(),
         note: form.note.clone(),
         call_id: form.call_id.clone(),
         appointment,
     };
-    match log_call_as(&state, &session.user, id, body).await {
+    match log_the_call(&state, &session.user.login, id, log)
+        .await
+        .map_err(ApiError::from)
+    {
         Ok(_) => Redirect::to(&format!("/ufficio/richiamate?esito={outcome}")).into_response(),
         Err(e) => fail(status_of(&e), e.detail_in(tr)).await,
     }
@@ -404,10 +408,10 @@ async fn render_day(
 
 /// The day asked, or today with the words of a wrong date.
 fn day_of(state: &AppState, tr: &Tr, giorno: Option<&str>) -> (NaiveDate, Option<String>) {
-    match crate::api::contact::day_or_today(state, giorno) {
+    match day_or_today(state, giorno) {
         Ok(day) => (day, None),
         Err(_) => (
-            crate::api::contact::day_or_today(state, None).unwrap_or_default(),
+            day_or_today(state, None).unwrap_or_default(),
             Some(tr.t("appointments.bad_day").to_owned()),
         ),
     }
@@ -469,8 +473,12 @@ async fn change_appointment(
         return fail(status, tr.t(key).to_owned()).await;
     }
     let done = match form.action.as_str() {
-        "confirm" => confirm_as(&state, &session.user, id, form.via.as_deref()).await,
-        "cancel" => cancel_as(&state, &session.user, id, form.note.as_deref()).await,
+        "confirm" => confirm_appointment(&state, &session.user.login, id, form.via.as_deref())
+            .await
+            .map_err(ApiError::from),
+        "cancel" => cancel_appointment(&state, &session.user.login, id, form.note.as_deref())
+            .await
+            .map_err(ApiError::from),
         _ => Err(ApiError::field("action", "must be confirm or cancel")),
     };
     match done {
@@ -561,14 +569,17 @@ async fn propose_from_case(
     if let Some((key, status)) = refusal(&session, &form.csrf) {
         return fail(status, tr.t(key).to_owned()).await;
     }
-    let body = AppointmentBody {
+    let request = AppointmentRequest {
         starts_at: form.starts_at,
         place: None,
         reason: form.reason,
         notify: Some(true),
         channel: form.channel,
     };
-    match propose_as(&state, &session.user, &reference, &body).await {
+    match propose_appointment(&state, &session.user.login, &reference, &request)
+        .await
+        .map_err(ApiError::from)
+    {
         Ok(_) => Redirect::to(&format!("{here}?esito=appointment")).into_response(),
         Err(e) => fail(status_of(&e), e.detail_in(tr)).await,
     }

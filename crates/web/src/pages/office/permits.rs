@@ -160,7 +160,7 @@ pub(super) async fn check_transits_page(
         page_.error = Some(tr.t("permits.no_file").to_owned());
         return page(StatusCode::UNPROCESSABLE_ENTITY, &page_);
     };
-    match crate::api::ztl::run_check(&state, &session.user.login, file).await {
+    match sportello_app::ztl::run_check(&state, &session.user.login, file).await {
         Ok((summary, _)) if summary.rejected_count > 0 => {
             page_.error = Some(tr.f(
                 "permits.rejected",
@@ -187,7 +187,7 @@ pub(super) async fn check_transits_page(
         )
             .into_response(),
         Err(e) => {
-            page_.error = Some(e.detail_in(tr));
+            page_.error = Some(crate::error::ApiError::from(e).detail_in(tr));
             page(StatusCode::UNPROCESSABLE_ENTITY, &page_)
         }
     }
@@ -355,7 +355,7 @@ pub(super) async fn permit_change(
         return render_permit(&state, &session, tr, &number, Some(tr.t(key).to_owned())).await;
     }
     if form.change == "renew" {
-        return match crate::api::permits::open_renewal(
+        return match sportello_app::permits::open_renewal(
             &state,
             &session.user.login,
             number.trim(),
@@ -366,7 +366,10 @@ pub(super) async fn permit_change(
         {
             Ok(case) => Redirect::to(&format!("/ufficio/pratiche/{}", case.summary.reference))
                 .into_response(),
-            Err(e) => render_permit(&state, &session, tr, &number, Some(e.detail_in(tr))).await,
+            Err(e) => {
+                let message = crate::error::ApiError::from(e).detail_in(tr);
+                render_permit(&state, &session, tr, &number, Some(message)).await
+            }
         };
     }
     if form.change == "temporary_plate" {
@@ -390,7 +393,7 @@ pub(super) async fn permit_change(
             )
             .await;
         };
-        let added = crate::api::permits::add_temporary(
+        let added = sportello_app::permits::add_temporary(
             &state,
             number.trim(),
             plate,

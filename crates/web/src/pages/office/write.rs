@@ -12,9 +12,11 @@ use sportello_domain::roles::Permission;
 
 use super::staff;
 use crate::AppState;
-use crate::api::outbound::{MessageBody, Reach, compose, given, preview_of, reach};
+use crate::error::ApiError;
 use crate::i18n::Tr;
 use crate::pages::{Frame, language, page, same_token};
+use sportello_app::outbound::{MessageDraft, Reach, preview, queue, reach};
+use sportello_app::validate::given;
 use sportello_domain::outbound::choice::reason_text;
 use sportello_store::cases::CaseView;
 
@@ -184,7 +186,11 @@ async fn open(
             case,
             reach,
         }),
-        Err(e) => Err((StatusCode::INTERNAL_SERVER_ERROR, e.detail()).into_response()),
+        Err(e) => Err((
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::from(e).detail(),
+        )
+            .into_response()),
     }
 }
 
@@ -236,7 +242,7 @@ pub async fn write_submit(
         let message = tr.t("form.expired").to_owned();
         return render(&state, &view, &form, false, Some(message));
     }
-    let body = MessageBody {
+    let draft = MessageDraft {
         channel: given(&form.channel),
         to: given(&form.to),
         subject: given(&form.subject),
@@ -247,7 +253,8 @@ pub async fn write_submit(
         appointment: None,
     };
     if form.act.as_deref() == Some("preview") {
-        return match preview_of(&state, case, reach, &body, tr.lang).await {
+        let lang = sportello_app::Lang::parse(tr.code()).unwrap_or_default();
+        return match preview(&state, case, reach, &draft, lang).await {
             Ok(p) => {
                 let filled = WriteForm {
                     csrf: form.csrf.clone(),
@@ -261,22 +268,19 @@ pub async fn write_submit(
                 };
                 render(&state, &view, &filled, true, None)
             }
-            Err(e) => render(&state, &view, &form, false, Some(e.detail_in(tr))),
+            Err(e) => {
+                let message = ApiError::from(e).detail_in(tr);
+                render(&state, &view, &form, false, Some(message))
+            }
         };
     }
-    let queued = match compose(&state, case, reach, &body, None, None).await {
-        Ok(message) => state
-            .store
-            .queue_message(&reference, &message, &session.user.login)
-            .await
-            .map_err(crate::error::ApiError::from),
-        Err(e) => Err(e),
-    };
-    match queued {
+    match queue(&state, case, reach, &draft, &session.user.login).await {
         Ok(_) => {
-            state.outbound_wakeup.notify_one();
             Redirect::to(&format!("/ufficio/pratiche/{reference}?esito=message")).into_response()
         }
-        Err(e) => render(&state, &view, &form, false, Some(e.detail_in(tr))),
+        Err(e) => {
+            let message = ApiError::from(e).detail_in(tr);
+            render(&state, &view, &form, false, Some(message))
+        }
     }
 }

@@ -179,7 +179,7 @@ pub(super) async fn apply(
         })
         .cloned()
         .collect();
-    let request = crate::api::cases::CreateCaseBody {
+    let request = sportello_app::cases::CaseRequest {
         case_type: Some(
             if category.person_bound {
                 "cude"
@@ -191,7 +191,7 @@ pub(super) async fn apply(
         subject: Some(format!("Domanda di permesso ZTL: {}", category.name)),
         description: None,
         channel: Some("web".into()),
-        citizen: Some(crate::api::cases::CitizenBody {
+        citizen: Some(sportello_app::cases::CitizenRequest {
             fiscal_code: Some(form.text("fiscal_code").trim().to_owned()),
             name: Some(name.to_owned()),
             email: (!email.is_empty()).then(|| email.to_owned()),

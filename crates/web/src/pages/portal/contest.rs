@@ -123,7 +123,7 @@ pub(super) async fn contest(
         return with_cookies(page(StatusCode::UNPROCESSABLE_ENTITY, &page_), cookies);
     };
     let email = form.text("email").trim();
-    let request = crate::api::cases::CreateCaseBody {
+    let request = sportello_app::cases::CaseRequest {
         case_type: Some("seg".into()),
         subject: Some(format!(
             "Contestazione verbale {fine}, targa {}",
@@ -131,7 +131,7 @@ pub(super) async fn contest(
         )),
         description: Some(form.text("reasons").trim().to_owned()),
         channel: Some("web".into()),
-        citizen: Some(crate::api::cases::CitizenBody {
+        citizen: Some(sportello_app::cases::CitizenRequest {
             fiscal_code: Some(form.text("fiscal_code").trim().to_owned()),
             name: Some(name.to_owned()),
             email: (!email.is_empty()).then(|| email.to_owned()),

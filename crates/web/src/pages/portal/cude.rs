@@ -152,7 +152,7 @@ pub(super) async fn cude_plate(
         }
         return with_cookies(page(StatusCode::UNPROCESSABLE_ENTITY, &page_), cookies);
     };
-    let result = crate::api::permits::add_temporary(
+    let result = sportello_app::permits::add_temporary(
         &state,
         &number,
         plate.clone(),
@@ -168,8 +168,10 @@ pub(super) async fn cude_plate(
         Err(e) => {
             // The category's rules, said as the store says them (which limit, which field).
             let field = match &e {
-                sportello_store::StoreError::Invalid { field, .. }
-                | sportello_store::StoreError::RefusedField { field, .. } => field.clone(),
+                sportello_app::AppError::Invalid(errors) if errors.len() == 1 => {
+                    errors[0].field.clone()
+                }
+                sportello_app::AppError::RefusedField { field, .. } => field.clone(),
                 _ => "form".into(),
             };
             let message = crate::error::ApiError::from(e).detail_in(tr);

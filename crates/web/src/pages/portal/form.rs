@@ -5,10 +5,10 @@ use std::collections::HashMap;
 
 use axum::extract::Multipart;
 use axum::http::StatusCode;
+use sportello_app::outbound::private_link;
 use sportello_store::cases::CaseView;
-use sportello_store::documents::{BlobStore, StagedBlob};
+use sportello_store::documents::StagedBlob;
 
-use super::private_link;
 use crate::AppState;
 use crate::pages::same_token;
 
@@ -86,7 +86,7 @@ async fn read_form(state: &AppState, mut multipart: Multipart) -> Result<Form, &
                     return Err("form.too_many_files");
                 }
                 let stream = field.map_err(std::io::Error::other);
-                let staged = BlobStore::stage(
+                let staged = sportello_app::documents::stage(
                     &state.staging_dir,
                     tokio_util::io::StreamReader::new(stream),
                     state.config.documents.max_upload_bytes,
@@ -114,21 +114,10 @@ pub(super) async fn attach_files(
     reference: &str,
     files: Vec<(String, String, StagedBlob)>,
     actor: &str,
-) -> Result<usize, sportello_store::StoreError> {
+) -> Result<usize, sportello_app::AppError> {
     let n = files.len();
     for (_, filename, staged) in files {
-        state.blobs.put_staged(&staged).await?;
-        state
-            .store
-            .add_document(
-                reference,
-                &staged.sha256,
-                staged.size,
-                &filename,
-                &staged.media_type,
-                actor,
-            )
-            .await?;
+        sportello_app::documents::attach(state, reference, &staged, &filename, actor).await?;
     }
     Ok(n)
 }
@@ -159,18 +148,12 @@ pub(super) async fn checked_form(
 /// link; the error is logged and only said to the citizen as a failure.
 pub(super) async fn register_web_case(
     state: &AppState,
-    request: crate::api::cases::CreateCaseBody,
+    request: sportello_app::cases::CaseRequest,
     files: Vec<(String, String, StagedBlob)>,
 ) -> Result<(CaseView, String), String> {
-    let created = match request.validate(state, "portale") {
-        Ok(new) => state
-            .store
-            .create_case(new)
-            .await
-            .map_err(|e| e.to_string()),
-        Err(e) => Err(e.detail()),
-    };
-    let case = created?;
+    let case = sportello_app::cases::create(state, request, "portale", true)
+        .await
+        .map_err(|e| e.to_string())?;
     let reference = case.summary.reference.clone();
     if let Err(e) = attach_files(state, &reference, files, "portale").await {
         tracing::warn!(error = %e, %reference, "documents sent online not stored");

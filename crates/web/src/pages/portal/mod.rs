@@ -81,21 +81,6 @@ pub(super) fn with_cookies(
     response
 }
 
-/// The private link of a new case, as a full address (empty if it could not be made: the
-/// reference and fiscal code still work).
-pub(crate) async fn private_link(state: &AppState, reference: &str) -> String {
-    match state.store.create_case_link(reference).await {
-        Ok(token) => format!(
-            "{}/stato/{token}",
-            state.config.public_url.trim_end_matches('/')
-        ),
-        Err(e) => {
-            tracing::warn!(error = %e, %reference, "no private link");
-            String::new()
-        }
-    }
-}
-
 /// The words for a fiscal code the form refuses: a blank field is missing, not wrong.
 pub(super) fn fiscal_code_error(
     e: &sportello_domain::fiscal_code::FiscalCodeError,

@@ -43,7 +43,8 @@ impl std::error::Error for Refused {}
 /// An API error as the demo sees it: refusals are [`Refused`], the rest is a failure.
 pub(super) fn api(e: ApiError) -> anyhow::Error {
     match e {
-        ApiError::Internal(_) | ApiError::Unavailable(_) => anyhow!("{}", e.detail()),
+        // The demo runs on the operator's console: the cause, not the API's discreet words.
+        ApiError::Internal(cause) | ApiError::Unavailable(cause) => anyhow!("{cause}"),
         other => Refused(other.detail()).into(),
     }
 }

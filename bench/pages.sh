@@ -8,9 +8,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 N="${N:-100000}"
 PORT="${PORT:-18184}"
-cargo build --release -q -p sportello --bin sportello
-cargo build --release -q -p sportello-loadtest --bin sportello-load
-TARGET="${CARGO_TARGET_DIR:-target}/release"
+# BIN_DIR=DIR runs the binaries already in DIR (sportello, sportello-load), e.g. to compare
+# two builds on the same machine; otherwise this tree is built in release mode.
+if [ -n "${BIN_DIR:-}" ]; then
+  TARGET="$BIN_DIR"
+else
+  cargo build --release -q -p sportello --bin sportello
+  cargo build --release -q -p sportello-loadtest --bin sportello-load
+  TARGET="${CARGO_TARGET_DIR:-target}/release"
+fi
 BIN="$TARGET/sportello"
 dir="$(mktemp -d /tmp/sportello-pages-bench.XXXXXX)"
 trap 'kill "${pid:-0}" 2>/dev/null || true; [ -n "${KEEP:-}" ] && echo "kept $dir" || rm -rf "$dir"' EXIT

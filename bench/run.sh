@@ -11,9 +11,15 @@ N="${N:-100000}"
 C="${C:-8}"
 PORT="${PORT:-18181}"
 
-cargo build --release -q -p sportello --bin sportello
-cargo build --release -q -p sportello-loadtest --bin sportello-load
-TARGET="${CARGO_TARGET_DIR:-target}/release"
+# BIN_DIR=DIR runs the binaries already in DIR (sportello, sportello-load), e.g. to compare
+# two builds on the same machine; otherwise this tree is built in release mode.
+if [ -n "${BIN_DIR:-}" ]; then
+  TARGET="$BIN_DIR"
+else
+  cargo build --release -q -p sportello --bin sportello
+  cargo build --release -q -p sportello-loadtest --bin sportello-load
+  TARGET="${CARGO_TARGET_DIR:-target}/release"
+fi
 BIN="$TARGET/sportello"
 
 dir="$(mktemp -d /tmp/sportello-bench.XXXXXX)"

@@ -117,7 +117,7 @@ pub async fn plan(
     if texts.is_empty() {
         return Err(AppError::Refused(Refusal::new("refusal.no_plates")));
     }
-    if texts.len() > category.max_vehicles as usize {
+    if !category.admits_plates(texts.len()) {
         return Err(AppError::Refused(
             Refusal::new("refusal.too_many_plates")
                 .with("count", texts.len())

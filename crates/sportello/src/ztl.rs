@@ -402,7 +402,7 @@ fn permit_impact(
         .filter(|((_, category), set)| {
             draft
                 .category(category)
-                .is_some_and(|d| set.len() > d.max_vehicles as usize)
+                .is_some_and(|d| !d.admits_plates(set.len()))
         })
         .map(|((permit, _), _)| *permit)
         .collect();

@@ -152,6 +152,12 @@ impl Category {
     pub fn covers(&self, zone: &str) -> bool {
         self.zones.iter().any(|z| z == "*" || z == zone)
     }
+
+    /// Whether one permit of the category may carry `plates` plates at once: the one place
+    /// the count is checked against `max_vehicles` (application, plan, policy drafts).
+    pub fn admits_plates(&self, plates: usize) -> bool {
+        (1..=self.max_vehicles as usize).contains(&plates)
+    }
 }
 
 /// A loaded, checked policy.
@@ -479,6 +485,17 @@ mod tests {
         ] {
             assert!(Window::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_permit_carries_between_one_plate_and_its_category_s_maximum() {
+        let policy = Policy::parse(EXAMPLE_POLICY).unwrap();
+        let category = policy.categories.first().unwrap();
+        let max = category.max_vehicles as usize;
+        assert!(!category.admits_plates(0), "no plate");
+        assert!(category.admits_plates(1));
+        assert!(category.admits_plates(max));
+        assert!(!category.admits_plates(max + 1), "one over {max}");
     }
 
     #[test]

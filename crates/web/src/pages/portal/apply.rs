@@ -134,7 +134,7 @@ pub(super) async fn apply(
         }
     }
     if let Some(c) = category {
-        if plates.is_empty() || plates.len() > c.max_vehicles as usize {
+        if !c.admits_plates(plates.len()) {
             errors.push((
                 "plates".into(),
                 tr.f(

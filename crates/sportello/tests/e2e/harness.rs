@@ -308,7 +308,9 @@ async fn wait_healthy(
     child: &mut Child,
     log: &PathBuf,
 ) -> String {
-    let deadline = Instant::now() + Duration::from_secs(60);
+    // `serve --demo` seeds its office before it answers: a debug build on a loaded
+    // two-core machine has taken over a minute. A server that dies ends the wait at once.
+    let deadline = Instant::now() + Duration::from_secs(180);
     loop {
         if let Ok(r) = client.get(format!("{base}/healthz")).send().await
             && r.status() == 200

@@ -339,16 +339,6 @@ fn finish(value: &mut serde_json::Value) {
             "description": "Merge patch of the fields: a name set to null is removed"
         });
     }
-    // Bodies whose fields are all optional may be left out altogether (`optional_body`).
-    for path in [
-        "/paths/~1api~1v1~1appointments~1{id}~1confirm/post/requestBody",
-        "/paths/~1api~1v1~1appointments~1{id}~1cancel/post/requestBody",
-        "/paths/~1api~1v1~1cases~1{reference}~1callbacks/post/requestBody",
-    ] {
-        if let Some(body) = value.pointer_mut(path) {
-            body["required"] = false.into();
-        }
-    }
     if let Some(contact) = value.pointer_mut("/components/schemas/ContactBody") {
         contact["anyOf"] = serde_json::json!([
             {"required": ["address"], "properties": {"address": {"type": "string", "pattern": r"\S"}}},
@@ -390,4 +380,36 @@ fn vocabulary(
         .description(Some(description))
         .enum_values(Some(values))
         .into()
+}
+
+#[cfg(test)]
+mod optional_bodies {
+    use utoipa::OpenApi;
+
+    /// Handlers reading their body with `optional_body` declare it `Option<…>`, so the
+    /// document says a client may leave it out.
+    #[test]
+    fn bodies_read_as_optional_are_documented_as_not_required() {
+        let doc = serde_json::to_value(super::ApiDoc::openapi()).unwrap();
+        for path in [
+            "/paths/~1api~1v1~1appointments~1{id}~1confirm/post/requestBody",
+            "/paths/~1api~1v1~1appointments~1{id}~1cancel/post/requestBody",
+            "/paths/~1api~1v1~1cases~1{reference}~1callbacks/post/requestBody",
+        ] {
+            let body = doc.pointer(path).unwrap_or_else(|| panic!("{path}"));
+            assert_ne!(
+                body.get("required"),
+                Some(&serde_json::Value::Bool(true)),
+                "{path}: {body}"
+            );
+        }
+        let create = doc
+            .pointer("/paths/~1api~1v1~1cases/post/requestBody/required")
+            .cloned();
+        assert_eq!(
+            create,
+            Some(serde_json::Value::Bool(true)),
+            "a required body stays required"
+        );
+    }
 }

@@ -167,12 +167,15 @@ pub struct CancelBody {
     pub note: Option<String>,
 }
 
-/// An optional JSON body: nothing (or only spaces) is the default value.
+/// An optional JSON body: nothing, only spaces or `null` is the default value.
 fn optional_body<T: DeserializeOwned + Default>(bytes: &Bytes) -> Result<T, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    serde_json::from_slice(bytes).map_err(|e| ApiError::field("body", e.to_string()))
+    // The document says `null` or the object: `null` is the same as no body.
+    serde_json::from_slice::<Option<T>>(bytes)
+        .map(Option::unwrap_or_default)
+        .map_err(|e| ApiError::field("body", e.to_string()))
 }
 
 /// `GET /api/v1/callbacks`: the open call tasks, due first; the read is audited.
@@ -215,7 +218,7 @@ pub async fn call_queue(
 /// `POST /api/v1/cases/{ref}/callbacks`: an operator asks for the citizen to be called;
 /// 409 when the case already has a call to make.
 #[utoipa::path(post, path = "/api/v1/cases/{reference}/callbacks", tag = "messages",
-    request_body = OpenCallbackBody,
+    request_body = Option<OpenCallbackBody>,
     params(("reference" = String, Path, description = "Case reference")),
     security(("bearer" = [])),
     responses((status = 201, body = CallTaskView), (status = 401, body = Problem), (status = 403, body = Problem),
@@ -329,7 +332,7 @@ pub async fn propose_appointment(
 /// `POST /api/v1/appointments/{id}/confirm`: the citizen confirmed (again: unchanged);
 /// a cancelled or held appointment is 409.
 #[utoipa::path(post, path = "/api/v1/appointments/{id}/confirm", tag = "messages",
-    request_body = ConfirmBody,
+    request_body = Option<ConfirmBody>,
     params(("id" = i64, Path, description = "Appointment id")),
     security(("bearer" = [])),
     responses((status = 200, body = AppointmentView), (status = 401, body = Problem), (status = 403, body = Problem),
@@ -349,7 +352,7 @@ pub async fn confirm_appointment(
 /// `POST /api/v1/appointments/{id}/cancel`: cancels a proposed or confirmed appointment
 /// (again: unchanged); a held one is 409.
 #[utoipa::path(post, path = "/api/v1/appointments/{id}/cancel", tag = "messages",
-    request_body = CancelBody,
+    request_body = Option<CancelBody>,
     params(("id" = i64, Path, description = "Appointment id")),
     security(("bearer" = [])),
     responses((status = 200, body = AppointmentView), (status = 401, body = Problem), (status = 403, body = Problem),
@@ -386,6 +389,8 @@ mod tests {
     fn empty_bodies_are_the_defaults() {
         let body: ConfirmBody = optional_body(&Bytes::from_static(b"  \n")).unwrap();
         assert!(body.via.is_none());
+        let body: ConfirmBody = optional_body(&Bytes::from_static(b" null ")).unwrap();
+        assert!(body.via.is_none(), "null is no body");
         let body: ConfirmBody =
             optional_body(&Bytes::from_static(b"{\"via\":\"counter\"}")).unwrap();
         assert_eq!(body.via.as_deref(), Some("counter"));

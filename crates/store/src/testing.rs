@@ -54,6 +54,55 @@ async fn create_postgres_database(admin_url: &str) -> String {
     format!("{server}/{name}{query}")
 }
 
+/// Drops a database made by [`test_database_url`] (nothing to do for SQLite, whose file
+/// goes with its temporary folder), so that runs of the suite do not fill the server.
+pub async fn drop_test_database(url: &str) {
+    let Ok(admin) = std::env::var(DATABASE_ENV) else {
+        return;
+    };
+    let Some(name) = url
+        .rsplit('/')
+        .next()
+        .map(|tail| tail.split('?').next().unwrap_or(tail))
+        .filter(|name| name.starts_with("sportello_test_"))
+    else {
+        return;
+    };
+    if !url.starts_with("postgres") {
+        return;
+    }
+    crate::install_drivers();
+    if let Ok(pool) = AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(&admin)
+        .await
+    {
+        let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+        if let Err(e) = pool.execute(sqlx::AssertSqlSafe(sql)).await {
+            eprintln!("could not drop test database {name}: {e}");
+        }
+        pool.close().await;
+    }
+}
+
+/// [`drop_test_database`] from synchronous code (a `Drop`), on a thread of its own so that
+/// it works inside and outside an async runtime.
+pub fn drop_test_database_blocking(url: &str) {
+    if !url.starts_with("postgres") {
+        return;
+    }
+    let url = url.to_owned();
+    let _ = std::thread::spawn(move || {
+        if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            rt.block_on(drop_test_database(&url));
+        }
+    })
+    .join();
+}
+
 /// The instant the shared fixtures assume: 2026-11-26T10:30:00+01:00.
 pub fn fixture_now() -> chrono::DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 26, 9, 30, 0)
@@ -75,6 +124,7 @@ where
         .unwrap_or_else(|e| panic!("connect {url}: {e}"));
     test(store.clone(), clock).await;
     store.close().await;
+    drop_test_database(&url).await;
 }
 
 /// Whether the outside programs a test needs are installed; without them the test is

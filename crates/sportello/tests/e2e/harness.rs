@@ -360,6 +360,7 @@ impl Drop for Instance {
 impl Drop for Install {
     fn drop(&mut self) {
         self.kill();
+        sportello_store::testing::drop_test_database_blocking(&self.database_url);
     }
 }
 

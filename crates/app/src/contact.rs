@@ -258,7 +258,7 @@ pub async fn cancel_appointment(
 
 /// A `YYYY-MM-DD` day, or today in Rome when absent.
 pub fn day_or_today(app: &App, day: Option<&str>) -> Result<NaiveDate, AppError> {
-    match day.map(str::trim).filter(|d| !d.is_empty()) {
+    match day.filter(|d| !d.is_empty()) {
         None => Ok(rome_date(app.store.clock().now())),
         Some(d) => NaiveDate::parse_from_str(d, "%Y-%m-%d")
             .map_err(|_| AppError::field("day", "must be a date as YYYY-MM-DD")),

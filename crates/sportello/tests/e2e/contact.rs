@@ -381,19 +381,22 @@ async fn bad_call_and_appointment_input_is_a_clear_422_and_writes_nothing() {
         assert_eq!(ctype, "application/problem+json");
         assert_eq!(field_of(&problem), field, "{problem}");
     }
-    let (status, problem) = send(
-        &install,
-        "GET",
-        "/api/v1/appointments?day=31-12-2026",
-        &op,
-        None,
-    )
-    .await;
-    assert_eq!(
-        (status, field_of(&problem).as_str()),
-        (422, "day"),
-        "{problem}"
-    );
+    // A day that is neither a date nor empty is refused, whitespace too (not read as "today").
+    for day in ["31-12-2026", "%0B", "%20"] {
+        let (status, problem) = send(
+            &install,
+            "GET",
+            &format!("/api/v1/appointments?day={day}"),
+            &op,
+            None,
+        )
+        .await;
+        assert_eq!(
+            (status, field_of(&problem).as_str()),
+            (422, "day"),
+            "{day}: {problem}"
+        );
+    }
     let (status, _) = post(
         &install,
         &op,

@@ -73,7 +73,7 @@ enum Format {
 }
 
 fn day(value: Option<&str>, field: &str, errors: &mut Vec<FieldError>) -> Option<NaiveDate> {
-    let v = value.map(str::trim).filter(|v| !v.is_empty())?;
+    let v = value.filter(|v| !v.is_empty())?;
     match NaiveDate::parse_from_str(v, "%Y-%m-%d") {
         Ok(d) => Some(d),
         Err(_) => {
@@ -141,7 +141,7 @@ fn table<'a>(
     errors: &mut Vec<FieldError>,
 ) -> &'a str {
     let first = tables.first().copied().unwrap_or_default();
-    match value.map(str::trim).filter(|v| !v.is_empty()) {
+    match value.filter(|v| !v.is_empty()) {
         None => first,
         Some(_) if format != Format::Csv => {
             errors.push(FieldError {

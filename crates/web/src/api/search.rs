@@ -63,7 +63,7 @@ pub struct SearchResults {
 }
 
 fn day(value: &Option<String>, field: &str, errors: &mut Vec<FieldError>) -> Option<NaiveDate> {
-    let v = value.as_deref().map(str::trim).filter(|v| !v.is_empty())?;
+    let v = value.as_deref().filter(|v| !v.is_empty())?;
     match NaiveDate::parse_from_str(v, "%Y-%m-%d") {
         Ok(d) => Some(d),
         Err(_) => {

@@ -81,7 +81,7 @@ pub async fn verify(
     let zone = policy
         .zone_of_gate(gate)
         .ok_or_else(|| ApiError::field("gate", format!("unknown gate {gate:?}")))?;
-    let at = match query.at.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+    let at = match query.at.as_deref().filter(|s| !s.is_empty()) {
         Some(text) => DateTime::parse_from_rfc3339(text)
             .map_err(|_| ApiError::field("at", "must be an RFC 3339 instant with its offset"))?
             .with_timezone(&chrono::Utc),
@@ -141,7 +141,7 @@ pub async fn whitelist(
         Some("json") => true,
         Some(_) => return Err(ApiError::field("format", "must be csv or json")),
     };
-    let at_ms = match query.at.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+    let at_ms = match query.at.as_deref().filter(|s| !s.is_empty()) {
         Some(text) => {
             register_instant(&state.policy, text, false).map_err(|e| ApiError::field("at", e))?
         }

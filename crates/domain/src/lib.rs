@@ -14,6 +14,7 @@ pub mod refusal;
 pub mod register;
 pub mod reports;
 pub mod roles;
+pub mod security;
 pub mod sla;
 pub mod text;
 pub mod workflow;

@@ -34,6 +34,7 @@ pub mod permits;
 pub mod register;
 pub mod reports;
 pub mod search;
+pub mod security;
 pub mod sessions;
 pub mod texts;
 mod time;

@@ -70,6 +70,9 @@ enum Command {
     /// Stored documents.
     #[command(subcommand)]
     Documents(DocumentsCommand),
+    /// The audit of reads.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -183,6 +186,12 @@ enum RegisterCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Re-checks the hash chain of the audit of reads; exit 1 and the first bad entry if broken.
+    Verify,
+}
+
+#[derive(Debug, Subcommand)]
 enum DocumentsCommand {
     /// Re-hashes every stored document; exit 1 listing any missing or altered.
     Verify,
@@ -243,6 +252,7 @@ async fn run(cli: Cli) -> ExitCode {
             daily_register::run(&config, &date, output.as_deref()).await
         }
         Command::Documents(DocumentsCommand::Verify) => app::documents_verify(&config).await,
+        Command::Audit(AuditCommand::Verify) => app::audit_verify(&config).await,
         Command::Config(ConfigCommand::Check) => config
             .effective_toml()
             .map(|printed| {

@@ -246,9 +246,6 @@ impl Store {
 
     /// Closes every connection (checkpointing SQLite's WAL).
     pub async fn close(&self) {
-        if let Some(audit) = &self.audit {
-            audit.flush().await;
-        }
         self.read.close().await;
         self.write.close().await;
     }

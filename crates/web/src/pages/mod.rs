@@ -154,6 +154,17 @@ async fn stylesheet() -> Response {
         .into_response()
 }
 
+/// The answer to a read of personal data whose audit entry could not be written: the
+/// data is not shown (CONTRACT §8.6: every read answered has its entry).
+pub fn not_audited() -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(header::RETRY_AFTER, "5"), (header::CACHE_CONTROL, "no-store")],
+        "Servizio momentaneamente non disponibile: riprovare tra poco. / Temporarily unavailable: try again shortly.",
+    )
+        .into_response()
+}
+
 /// Renders a template as a page (`no-store`: pages may show personal data).
 pub fn page<T: Template>(status: StatusCode, template: &T) -> Response {
     match template.render() {

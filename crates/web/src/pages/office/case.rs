@@ -226,10 +226,15 @@ pub(super) async fn render_case(
         };
         return page(StatusCode::NOT_FOUND, &page_);
     };
-    let _ = state
+    // A read that cannot be audited is not answered.
+    if state
         .store
         .record_access(&session.user.login, "read_case", &case.summary.reference)
-        .await;
+        .await
+        .is_err()
+    {
+        return crate::pages::not_audited();
+    }
     let report = state
         .store
         .case_type(&case.summary.case_type)

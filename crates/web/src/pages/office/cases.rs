@@ -125,10 +125,15 @@ pub(super) async fn case_list(
             (Vec::new(), 0)
         }
     };
-    let _ = state
+    // A read that cannot be audited is not answered.
+    if state
         .store
         .record_access(&session.user.login, "list_cases", "ufficio/pratiche")
-        .await;
+        .await
+        .is_err()
+    {
+        return crate::pages::not_audited();
+    }
     if let Some(format) = export {
         return export_cases(&tr, &items, &format);
     }

@@ -144,10 +144,15 @@ async fn render_callbacks(
             (Vec::new(), 0)
         }
     };
-    let _ = state
+    // A read that cannot be audited is not answered.
+    if state
         .store
         .record_access(&session.user.login, "list_callbacks", "ufficio/richiamate")
-        .await;
+        .await
+        .is_err()
+    {
+        return crate::pages::not_audited();
+    }
     let now = state.store.clock().now() + Duration::minutes(1);
     let page_ = CallbacksPage {
         tasks: items.iter().map(|t| task_row(&tr, t)).collect(),
@@ -378,14 +383,19 @@ async fn render_day(
             Vec::new()
         }
     };
-    let _ = state
+    // A read that cannot be audited is not answered.
+    if state
         .store
         .record_access(
             &session.user.login,
             "list_appointments",
             &format!("ufficio/appuntamenti?giorno={day}"),
         )
-        .await;
+        .await
+        .is_err()
+    {
+        return crate::pages::not_audited();
+    }
     let around = |d: Option<NaiveDate>| d.unwrap_or(day).format("%Y-%m-%d").to_string();
     let page_ = AppointmentsPage {
         day: day.format("%Y-%m-%d").to_string(),

@@ -225,10 +225,15 @@ async fn render_permit(
         };
         return page(StatusCode::NOT_FOUND, &page_);
     };
-    let _ = state
+    // A read that cannot be audited is not answered.
+    if state
         .store
         .record_access(&session.user.login, "read_permit", &permit.number)
-        .await;
+        .await
+        .is_err()
+    {
+        return crate::pages::not_audited();
+    }
     let instant = |ms: i64| {
         chrono::DateTime::from_timestamp_millis(ms)
             .map(|t| {

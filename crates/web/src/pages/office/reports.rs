@@ -141,10 +141,15 @@ async fn reports(
             return page(StatusCode::INTERNAL_SERVER_ERROR, &page_);
         }
     };
-    let _ = state
+    // A read that cannot be audited is not answered.
+    if state
         .store
         .record_access(&session.user.login, "reports", "ufficio/report")
-        .await;
+        .await
+        .is_err()
+    {
+        return crate::pages::not_audited();
+    }
     page_.charts = charts(&tr, style, &throughput, group_by);
     let history = state
         .store

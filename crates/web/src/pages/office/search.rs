@@ -80,10 +80,15 @@ pub(super) async fn search(
             .await
             .unwrap_or_default()
     };
-    let _ = state
+    // A read that cannot be audited is not answered.
+    if state
         .store
         .record_access(&session.user.login, "search", &q)
-        .await;
+        .await
+        .is_err()
+    {
+        return crate::pages::not_audited();
+    }
     if let Ok(plate) = sportello_domain::plate::Plate::parse(&q, None) {
         let mut cases: Vec<&str> = hits.iter().map(|h| h.reference.as_str()).collect();
         cases.dedup();

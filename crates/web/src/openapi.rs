@@ -14,8 +14,8 @@ use crate::vocabulary::{
 };
 
 use crate::api::{
-    cases, contact, documents, health, inbound, messages, outbound, permits, remedy, reports,
-    search, ztl,
+    audit, cases, contact, documents, health, inbound, messages, outbound, permits, remedy,
+    reports, search, ztl,
 };
 
 /// The API description.
@@ -57,6 +57,8 @@ use crate::api::{
         search::search,
         reports::throughput,
         reports::sla,
+        audit::security_events,
+        audit::case_reads,
         ztl::verify,
         permits::permit,
         permits::temporary_plate,

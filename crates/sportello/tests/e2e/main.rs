@@ -10,6 +10,7 @@ mod dovecot;
 mod harness;
 
 mod api;
+mod audit;
 mod cli;
 mod contact;
 mod crash;

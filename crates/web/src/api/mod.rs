@@ -6,6 +6,7 @@ use axum::routing::{get, post};
 
 use crate::AppState;
 
+pub mod audit;
 pub mod cases;
 pub mod contact;
 pub mod documents;
@@ -92,6 +93,8 @@ pub fn routes(upload_limit: usize) -> Router<AppState> {
         .route("/api/v1/messages/{id}/move", post(messages::move_message))
         .route("/api/v1/messages/{id}/split", post(messages::split_message))
         .route("/api/v1/search", get(search::search))
+        .route("/api/v1/audit/security", get(audit::security_events))
+        .route("/api/v1/audit/reads", get(audit::case_reads))
         .route("/api/v1/reports/throughput", get(reports::throughput))
         .route("/api/v1/reports/sla", get(reports::sla))
         .route("/permits/v/{token}", get(ztl::public_verification))

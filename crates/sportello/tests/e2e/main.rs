@@ -10,6 +10,7 @@ mod dovecot;
 mod harness;
 
 mod api;
+mod backup;
 mod cli;
 mod contact;
 mod crash;

@@ -97,8 +97,9 @@ fn untouched(target: &Install) -> bool {
     data_empty && sqlite_absent
 }
 
-async fn backup_under_load(extra: &str) {
-    let mut source = Install::new(extra).await;
+/// `extra` gives each installation's extra configuration (a fresh S3 prefix each time).
+async fn backup_under_load(extra: impl Fn() -> String) {
+    let mut source = Install::new(&extra()).await;
     let op = source.user("op1", "operator");
     source.start(&[]).await;
     let first = source.create_case(&op).await;
@@ -201,7 +202,7 @@ async fn backup_under_load(extra: &str) {
     source.stop();
 
     // Restore into a new installation (new data folder, new empty database).
-    let mut restored = Install::new(extra).await;
+    let mut restored = Install::new(&extra()).await;
     restore_and_verify(&restored, &target_dir);
     restored.start(&[]).await;
     for reference in before.iter().chain(std::iter::once(&first)) {
@@ -228,13 +229,13 @@ async fn backup_under_load(extra: &str) {
 
 #[tokio::test]
 async fn backup_under_load_restores_every_case_committed_before_it() {
-    backup_under_load("").await;
+    backup_under_load(String::new).await;
 }
 
 #[tokio::test]
 async fn backup_and_restore_with_documents_on_s3() {
-    if let Some(extra) = s3_documents() {
-        backup_under_load(&extra).await;
+    if s3_documents().is_some() {
+        backup_under_load(|| s3_documents().unwrap_or_default()).await;
     }
 }
 

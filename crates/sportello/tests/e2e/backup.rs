@@ -86,15 +86,18 @@ fn restore_and_verify(target: &Install, backup: &Path) {
     assert!(out.status.success(), "documents verify: {}", text(&out));
 }
 
-/// Whether a restore target is still untouched: no data folder content and, on SQLite, no
-/// database file; on PostgreSQL, `user add` would find it empty is not checked here.
-fn untouched(target: &Install) -> bool {
+/// Whether a restore target is still untouched: nothing in its data folder, and no
+/// database file (SQLite) or no table (PostgreSQL).
+async fn untouched(target: &Install) -> bool {
     let data_empty = std::fs::read_dir(target.data_dir()).map_or(true, |mut d| d.next().is_none());
-    let sqlite_absent = target
-        .database_url
-        .strip_prefix("sqlite://")
-        .is_none_or(|p| !Path::new(p).exists());
-    data_empty && sqlite_absent
+    let database_empty = match target.database_url.strip_prefix("sqlite://") {
+        Some(path) => !Path::new(path).exists(),
+        None => sportello_store::backup::postgres_tables(&target.database_url)
+            .await
+            .unwrap()
+            .is_empty(),
+    };
+    data_empty && database_empty
 }
 
 /// `extra` gives each installation's extra configuration (a fresh S3 prefix each time).
@@ -292,7 +295,7 @@ async fn restore_refuses_a_tampered_backup_and_a_target_that_is_not_empty() {
         "{}",
         text(&out)
     );
-    assert!(untouched(&target), "something was restored");
+    assert!(untouched(&target).await, "something was restored");
     bytes[100] ^= 1;
     std::fs::write(dir.join(&victim), &bytes).unwrap();
 
@@ -306,7 +309,7 @@ async fn restore_refuses_a_tampered_backup_and_a_target_that_is_not_empty() {
         text(&out)
     );
     std::fs::remove_file(dir.join("database/extra.sql")).unwrap();
-    assert!(untouched(&target));
+    assert!(untouched(&target).await);
 
     // Repaired, the same backup restores.
     restore_and_verify(&target, &dir);
@@ -375,7 +378,7 @@ async fn a_killed_backup_is_never_accepted_and_a_new_one_succeeds() {
             "{point}: {}",
             text(&out)
         );
-        assert!(untouched(&target), "{point}: something was restored");
+        assert!(untouched(&target).await, "{point}: something was restored");
     }
     assert!(
         interrupted >= 2,

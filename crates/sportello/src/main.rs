@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 mod app;
+mod backup;
 mod daily_register;
 mod demo;
 mod ingest;
@@ -91,6 +92,18 @@ enum Command {
     /// Messages to citizens.
     #[command(subcommand)]
     Outbound(OutboundCommand),
+    /// Consistent online backup of the database and every document, with a SHA-256 manifest.
+    Backup {
+        /// A new or empty folder.
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
+    /// Restores a backup into an empty data folder and database (checked against its manifest first).
+    Restore {
+        /// The backup folder.
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -283,6 +296,8 @@ async fn run(cli: Cli) -> ExitCode {
             ztl::transits_check(&config, &file, output.as_deref()).await
         }
         Command::Outbound(OutboundCommand::Send { watch }) => outbound::send(&config, watch).await,
+        Command::Backup { dir } => backup::backup(&config, &dir).await,
+        Command::Restore { dir } => backup::restore(&config, &dir).await,
     };
     match result {
         Ok(code) => code,

@@ -52,8 +52,8 @@ pub struct DocumentView {
 /// Where document bytes live.
 #[derive(Debug, Clone)]
 pub struct BlobStore {
-    inner: Arc<dyn ObjectStore>,
-    prefix: ObjectPath,
+    pub(crate) inner: Arc<dyn ObjectStore>,
+    pub(crate) prefix: ObjectPath,
     description: String,
 }
 
@@ -140,7 +140,7 @@ impl BlobStore {
         &self.description
     }
 
-    fn key(&self, sha256: &str) -> ObjectPath {
+    pub(crate) fn key(&self, sha256: &str) -> ObjectPath {
         let shard = sha256.get(..2).unwrap_or("xx");
         let mut key = self.prefix.clone();
         for part in ["sha256", shard, sha256] {
@@ -204,16 +204,23 @@ impl BlobStore {
     /// Small files go in one request; larger ones are streamed in parts, so memory does
     /// not grow with the size of the upload.
     pub async fn put_staged(&self, staged: &StagedBlob) -> Result<()> {
+        self.put_file(&staged.sha256, staged.file.path(), staged.size)
+            .await
+    }
+
+    /// Stores the file at `path`, whose SHA-256 the caller has checked, under that hash
+    /// (once; the same bytes again are a no-op), streamed in parts when large.
+    pub async fn put_file(&self, sha256: &str, path: &Path, size: u64) -> Result<()> {
         const PART: usize = 8 * 1024 * 1024;
-        let key = self.key(&staged.sha256);
+        let key = self.key(sha256);
         if self.inner.head(&key).await.is_ok() {
             return Ok(());
         }
-        let mut file = tokio::fs::File::open(staged.file.path())
+        let mut file = tokio::fs::File::open(path)
             .await
             .map_err(|e| StoreError::Blob(e.to_string()))?;
-        if staged.size as usize <= PART {
-            let mut data = Vec::with_capacity(staged.size as usize);
+        if size as usize <= PART {
+            let mut data = Vec::with_capacity(size as usize);
             file.read_to_end(&mut data)
                 .await
                 .map_err(|e| StoreError::Blob(e.to_string()))?;
@@ -415,20 +422,22 @@ impl Store {
     /// inbound message, the gate files checked), with the size when it is recorded, for
     /// `sportello documents verify`.
     pub async fn all_document_hashes(&self) -> Result<Vec<(String, Option<i64>)>> {
-        let rows = sqlx::query(
-            "SELECT sha256, MAX(size) AS size FROM ( \
-               SELECT sha256, size FROM documents \
-               UNION ALL SELECT raw_sha256 AS sha256, NULL AS size FROM inbound_messages \
-               UNION ALL SELECT sha256, size FROM transit_checks \
-             ) stored GROUP BY sha256 ORDER BY sha256",
-        )
-        .fetch_all(&self.read)
-        .await?;
+        let rows = sqlx::query(DOCUMENT_HASHES_SQL)
+            .fetch_all(&self.read)
+            .await?;
         rows.iter()
             .map(|r| Ok((get_str(r, "sha256")?, crate::get_opt_i64(r, "size")?)))
             .collect()
     }
 }
+
+/// Every distinct hash the records point to, with the size when it is recorded (also read
+/// by `sportello backup` from its snapshot of the database).
+pub(crate) const DOCUMENT_HASHES_SQL: &str = "SELECT sha256, MAX(size) AS size FROM ( \
+       SELECT sha256, size FROM documents \
+       UNION ALL SELECT raw_sha256 AS sha256, NULL AS size FROM inbound_messages \
+       UNION ALL SELECT sha256, size FROM transit_checks \
+     ) stored GROUP BY sha256 ORDER BY sha256";
 
 /// A document an action produces, already stored in the blob store.
 #[derive(Debug, Clone)]

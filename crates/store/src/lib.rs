@@ -19,6 +19,7 @@ use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Executor, Row};
 
 pub mod audit;
+pub mod backup;
 mod batch;
 pub mod cases;
 mod citizens;

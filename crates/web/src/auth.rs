@@ -13,7 +13,6 @@ use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::header;
 use axum::http::request::Parts;
 use chrono::{DateTime, Utc};
-use sportello_domain::clock::Clock;
 use sportello_domain::roles::Permission;
 use sportello_store::Store;
 use sportello_store::users::{AuthUser, token_hash};
@@ -318,6 +317,7 @@ async fn from_session(parts: &Parts, state: &AppState) -> Result<Caller, ApiErro
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sportello_domain::clock::Clock;
 
     #[test]
     fn attempts_are_counted_per_key_within_the_window() {

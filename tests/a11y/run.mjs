@@ -574,6 +574,10 @@ async function office(browser, base, operator) {
     await audit(page, `office-permits-check-${lang}`);
     await screenshot(page, `office-permits-check-${lang}`);
     await visit(page, base, '/ufficio/pratiche/XYZ-0000-000000', `office-case-not-found-${lang}`, { shot: false, status: [404] });
+    // Users and passwords (issue #16): the operator may not manage users (403 page) but
+    // changes their own password.
+    await visit(page, base, '/ufficio/utenti', `office-users-refused-${lang}`, { shot: false, status: [403] });
+    await visit(page, base, '/ufficio/password', `office-password-${lang}`, { shot: false });
     // Any other page of the menu (pages added later are audited too); a page the
     // operator may not see still has to be accessible.
     const known = new Set(['/ufficio', '/ufficio/pratiche', '/ufficio/permessi']);

@@ -9,6 +9,7 @@ mod load;
 mod office;
 mod outbound;
 mod secrets;
+mod security;
 mod storage;
 
 use std::net::SocketAddr;
@@ -27,6 +28,7 @@ pub use outbound::{
     OutboundWhatsappConfig, SmsConfig, SmtpConfig,
 };
 pub use secrets::{Secret, SecretUrl, redact_url};
+pub use security::SecurityConfig;
 pub use storage::{DatabaseConfig, DocumentsConfig, OcrConfig, PolicyConfig, ScanConfig};
 
 /// The commented example configuration printed by `sportello config example`.
@@ -50,6 +52,7 @@ pub(crate) const TOP_LEVEL_KEYS: &[&str] = &[
     "scan",
     "case_type",
     "limits",
+    "security",
     "office",
 ];
 
@@ -91,6 +94,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// Who the office is, for letters it signs.
     pub office: OfficeConfig,
+    /// Sessions and second factor.
+    pub security: SecurityConfig,
 }
 
 impl Default for Config {
@@ -113,6 +118,7 @@ impl Default for Config {
             case_type: Vec::new(),
             limits: LimitsConfig::default(),
             office: OfficeConfig::default(),
+            security: SecurityConfig::default(),
         }
     }
 }

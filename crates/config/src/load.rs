@@ -277,6 +277,7 @@ impl Config {
                 "must be at least 1",
             ));
         }
+        self.security.validate()?;
         Ok(())
     }
 

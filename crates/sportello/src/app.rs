@@ -8,7 +8,6 @@ use anyhow::Context;
 use sha2::{Digest, Sha256};
 use sportello_config::{Config, ConfigError, Sources, process_env};
 use sportello_domain::clock::{SharedClock, SystemClock};
-use sportello_domain::roles::Role;
 use sportello_store::documents::BlobStore;
 use sportello_store::{Store, StoreSettings};
 
@@ -55,6 +54,8 @@ pub fn store_settings(config: &Config) -> anyhow::Result<StoreSettings> {
         calendar: config.holiday_calendar(),
         max_connections: config.database.max_connections.unwrap_or(10),
         police_addresses: config.office.police_addresses(),
+        session_idle_minutes: i64::from(config.security.session_idle_minutes),
+        session_max_hours: i64::from(config.security.session_max_hours),
     })
 }
 
@@ -84,37 +85,6 @@ pub fn open_blobs(config: &Config) -> anyhow::Result<BlobStore> {
         config.documents.region.as_deref(),
     )
     .with_context(|| format!("cannot open the document store {}", config.documents_url()))
-}
-
-/// `sportello user add`.
-pub async fn user_add(
-    config: &Config,
-    login: &str,
-    role: &str,
-    name: Option<&str>,
-) -> anyhow::Result<ExitCode> {
-    let role = Role::parse(role).ok_or_else(|| {
-        UsageError(format!(
-            "unknown role '{role}' (allowed: admin, supervisor, operator, police, integration)"
-        ))
-    })?;
-    let store = open_store(config).await?;
-    let secrets = match store.add_user(login, name.unwrap_or(login), role).await {
-        Ok(s) => s,
-        Err(sportello_store::StoreError::Invalid { message, .. }) => {
-            return Err(UsageError(format!("login: {message}")).into());
-        }
-        Err(e) => return Err(e.into()),
-    };
-    store.close().await;
-    println!("login: {login}");
-    println!("role: {}", role.as_str());
-    println!("password: {}", secrets.password);
-    println!("token: {}", secrets.token);
-    eprintln!(
-        "Keep these now: the password and the token are stored hashed and cannot be shown again."
-    );
-    Ok(ExitCode::SUCCESS)
 }
 
 /// `sportello register verify`.

@@ -13,6 +13,7 @@ mod ingest;
 mod outbound;
 mod scan_watch;
 mod serve;
+mod users;
 mod ztl;
 
 /// Exit status for bad usage or configuration (CONTRACT §4).
@@ -64,7 +65,10 @@ enum Command {
     },
     /// Users of the back office and the API.
     #[command(subcommand)]
-    User(UserCommand),
+    User(users::UserCommand),
+    /// API tokens.
+    #[command(subcommand)]
+    Token(users::TokenCommand),
     /// The protocol register.
     #[command(subcommand)]
     Register(RegisterCommand),
@@ -169,21 +173,6 @@ enum TransitsCommand {
 }
 
 #[derive(Debug, Subcommand)]
-enum UserCommand {
-    /// Creates a user; prints its password and an API token once.
-    Add {
-        /// Login name (lower-case letters, digits, '.', '_', '-').
-        login: String,
-        /// admin, supervisor, operator, police or integration.
-        #[arg(long)]
-        role: String,
-        /// Display name.
-        #[arg(long)]
-        name: Option<String>,
-    },
-}
-
-#[derive(Debug, Subcommand)]
 enum RegisterCommand {
     /// Re-checks the hash chain of the whole register; exit 1 and the first bad entry if broken.
     Verify,
@@ -257,9 +246,8 @@ async fn run(cli: Cli) -> ExitCode {
         Command::Ingest { mailbox, paths } => {
             ingest::run(&config, mailbox.as_deref(), &paths).await
         }
-        Command::User(UserCommand::Add { login, role, name }) => {
-            app::user_add(&config, &login, &role, name.as_deref()).await
-        }
+        Command::User(command) => users::user(&config, command).await,
+        Command::Token(command) => users::token(&config, command).await,
         Command::Register(RegisterCommand::Verify) => app::register_verify(&config).await,
         Command::Register(RegisterCommand::Daily { date, output }) => {
             daily_register::run(&config, &date, output.as_deref()).await

@@ -130,6 +130,11 @@ pub struct StoreSettings {
     /// The police command's addresses (`office.police_pec`, `office.police_email`): intake
     /// links their answers by the protocol number they quote.
     pub police_addresses: Vec<String>,
+    /// Minutes without use after which a back-office session lapses
+    /// (`security.session_idle_minutes`; 30 by default, ASVS L2).
+    pub session_idle_minutes: i64,
+    /// Hours after which a session lapses however busy (`security.session_max_hours`).
+    pub session_max_hours: i64,
 }
 
 impl Default for StoreSettings {
@@ -139,6 +144,8 @@ impl Default for StoreSettings {
             calendar: HolidayCalendar::default(),
             max_connections: 10,
             police_addresses: Vec::new(),
+            session_idle_minutes: 30,
+            session_max_hours: 12,
         }
     }
 }

@@ -1,16 +1,13 @@
 //! Sessions of the web pages: the browser holds a random token in an `HttpOnly` cookie,
 //! the database only its SHA-256, with the session's CSRF token and its expiry. A
-//! session lapses after [`IDLE_HOURS`] without use and after [`MAX_HOURS`] in any case.
+//! session lapses after `security.session_idle_minutes` without use (30 by default) and
+//! after `security.session_max_hours` in any case (12), and at once when its user is
+//! disabled, their password reset or changed.
 
 use chrono::Duration;
 
 use crate::users::{AuthUser, new_token, token_hash, user_from_row};
 use crate::{Result, Store, get_i64, get_str, to_ms};
-
-/// Hours of inactivity after which a session lapses.
-pub const IDLE_HOURS: i64 = 2;
-/// Hours after which a session lapses however busy (a working day).
-pub const MAX_HOURS: i64 = 12;
 
 /// A live session.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,12 +19,24 @@ pub struct Session {
 }
 
 impl Store {
+    /// Milliseconds without use after which a session lapses.
+    fn idle_ms(&self) -> i64 {
+        self.settings.session_idle_minutes.max(1) * 60_000
+    }
+
     /// Opens a session for a user who has just proved who they are; returns the cookie
-    /// token (shown once, stored hashed) and the CSRF token.
+    /// token (shown once, stored hashed) and the CSRF token. Records the sign-in's instant
+    /// (shown by `sportello user list`).
     pub async fn create_session(&self, user_id: i64) -> Result<(String, String)> {
         let now = self.clock.now();
         let token = new_token();
         let csrf = hex::encode(rand::random::<[u8; 32]>());
+        let mut tx = self.write.begin().await?;
+        sqlx::query("UPDATE users SET last_sign_in_at = $1 WHERE id = $2")
+            .bind(to_ms(now))
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
         sqlx::query(
             "INSERT INTO sessions (token_hash, user_id, csrf_token, created_at, last_seen_at, expires_at) \
              VALUES ($1, $2, $3, $4, $4, $5)",
@@ -36,9 +45,12 @@ impl Store {
         .bind(user_id)
         .bind(&csrf)
         .bind(to_ms(now))
-        .bind(to_ms(now + Duration::hours(MAX_HOURS)))
-        .execute(&self.write)
+        .bind(to_ms(
+            now + Duration::hours(self.settings.session_max_hours.max(1)),
+        ))
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok((token, csrf))
     }
 
@@ -54,7 +66,7 @@ impl Store {
         )
         .bind(&hash)
         .bind(now)
-        .bind(now - IDLE_HOURS * 3_600_000)
+        .bind(now - self.idle_ms())
         .fetch_optional(&self.read)
         .await?;
         let Some(row) = row else {
@@ -80,6 +92,18 @@ impl Store {
             .execute(&self.write)
             .await?;
         Ok(())
+    }
+
+    /// Ends every session of a user but `keep` (the cookie token of the session that
+    /// asked, when a user changes their own password); returns how many ended.
+    pub async fn end_user_sessions(&self, user_id: i64, keep: Option<&str>) -> Result<u64> {
+        let keep = keep.map(token_hash).unwrap_or_default();
+        let done = sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND token_hash <> $2")
+            .bind(user_id)
+            .bind(keep)
+            .execute(&self.write)
+            .await?;
+        Ok(done.rows_affected())
     }
 
     /// A private link to a case for its citizen (shown once after applying online): the
@@ -114,7 +138,7 @@ impl Store {
         let now = to_ms(self.clock.now());
         let done = sqlx::query("DELETE FROM sessions WHERE expires_at <= $1 OR last_seen_at <= $2")
             .bind(now)
-            .bind(now - IDLE_HOURS * 3_600_000)
+            .bind(now - self.idle_ms())
             .execute(&self.write)
             .await?;
         Ok(done.rows_affected())
@@ -142,21 +166,51 @@ mod tests {
                 ("anna", csrf.as_str())
             );
             assert!(store.session("spt_wrong").await.unwrap().is_none());
-            // Used every 90 minutes: alive until the 12 hours are up.
-            for _ in 0..7 {
-                clock.advance(Duration::minutes(90));
+            // Used every 25 minutes: alive until the 12 hours are up.
+            for _ in 0..28 {
+                clock.advance(Duration::minutes(25));
                 assert!(store.session(&token).await.unwrap().is_some());
             }
-            clock.advance(Duration::minutes(90));
+            clock.advance(Duration::minutes(25));
             assert!(
                 store.session(&token).await.unwrap().is_none(),
                 "12 hours at most"
             );
-            // Idle for more than 2 hours: gone.
+            // Idle for more than 30 minutes (the default): gone; 29 minutes is fine.
             let (idle, _) = store.create_session(user.id).await.unwrap();
-            clock.advance(Duration::minutes(121));
+            clock.advance(Duration::minutes(29));
+            assert!(store.session(&idle).await.unwrap().is_some());
+            clock.advance(Duration::minutes(31));
             assert!(store.session(&idle).await.unwrap().is_none());
             assert_eq!(store.purge_sessions().await.unwrap(), 2);
+            // Ending a user's sessions keeps only the one named.
+            let (a, _) = store.create_session(user.id).await.unwrap();
+            let (b, _) = store.create_session(user.id).await.unwrap();
+            assert_eq!(store.end_user_sessions(user.id, Some(&a)).await.unwrap(), 1);
+            assert!(store.session(&a).await.unwrap().is_some());
+            assert!(store.session(&b).await.unwrap().is_none());
+            store.end_session(&a).await.unwrap();
+            // The idle limit is the configuration's.
+            let patient = Store {
+                settings: std::sync::Arc::new(crate::StoreSettings {
+                    session_idle_minutes: 120,
+                    session_max_hours: 1,
+                    ..crate::StoreSettings::default()
+                }),
+                ..store.clone()
+            };
+            let (slow, _) = patient.create_session(user.id).await.unwrap();
+            clock.advance(Duration::minutes(59));
+            assert!(
+                store.session(&slow).await.unwrap().is_none(),
+                "idle for 59 > 30"
+            );
+            assert!(patient.session(&slow).await.unwrap().is_some());
+            clock.advance(Duration::minutes(2));
+            assert!(
+                patient.session(&slow).await.unwrap().is_none(),
+                "1 hour at most"
+            );
             // A private link opens its case, and nothing else.
             let case = store
                 .create_case(crate::cases::tests::request("ztl_permit"))

@@ -1,5 +1,8 @@
 //! Who is calling: API tokens (`Authorization: Bearer`), looked up by hash and cached
-//! briefly so that hot read paths do not pay a database round trip per request.
+//! briefly so that hot read paths do not pay a database round trip per request. The
+//! cache is only as good as the store's `auth_version` counter, which every change to
+//! users and tokens bumps and which is read at most every [`VERSION_CHECK`]: a revoked
+//! token or a disabled user is refused within that time on every instance.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -9,38 +12,109 @@ use std::time::{Duration, Instant};
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::header;
 use axum::http::request::Parts;
+use chrono::{DateTime, Utc};
 use sportello_domain::roles::Permission;
+use sportello_store::Store;
 use sportello_store::users::{AuthUser, token_hash};
 
 use crate::AppState;
 use crate::error::ApiError;
 
-/// How long a token seen valid is trusted without asking the database again.
+/// How long a token seen valid is trusted at most, even while nothing changes.
 const CACHE_TTL: Duration = Duration::from_secs(30);
 const CACHE_MAX: usize = 10_000;
+/// How often the cache asks the database whether users or tokens changed (one
+/// primary-key read): the bound on how late a revocation takes effect.
+pub const VERSION_CHECK: Duration = Duration::from_millis(250);
+
+/// A token found valid: who owns it, until when, and under which `auth_version`.
+#[derive(Debug, Clone)]
+struct Cached {
+    user: AuthUser,
+    expires: Option<DateTime<Utc>>,
+    version: i64,
+    at: Instant,
+}
 
 /// Recently validated tokens, keyed by their hash (the token itself is never kept).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct TokenCache {
-    entries: RwLock<HashMap<String, (AuthUser, Instant)>>,
+    entries: RwLock<HashMap<String, Cached>>,
+    /// The `auth_version` last read, and when.
+    seen: Mutex<Option<(i64, Instant)>>,
+    /// How often `auth_version` is read again ([`VERSION_CHECK`]).
+    check_every: Duration,
+}
+
+impl Default for TokenCache {
+    fn default() -> Self {
+        TokenCache::new(VERSION_CHECK)
+    }
 }
 
 impl TokenCache {
-    fn get(&self, hash: &str) -> Option<AuthUser> {
-        let entries = self.entries.read().ok()?;
-        let (user, seen) = entries.get(hash)?;
-        (seen.elapsed() < CACHE_TTL).then(|| user.clone())
+    /// A cache reading `auth_version` again every `check_every`.
+    pub fn new(check_every: Duration) -> Self {
+        TokenCache {
+            entries: RwLock::default(),
+            seen: Mutex::default(),
+            check_every,
+        }
     }
 
-    fn put(&self, hash: String, user: AuthUser) {
+    /// The `auth_version` this cache trusts, read again from the store when the last
+    /// reading is older than [`VERSION_CHECK`]; entries of another version are dropped.
+    async fn version(&self, store: &Store) -> Result<i64, ApiError> {
+        let fresh = self
+            .seen
+            .lock()
+            .ok()
+            .and_then(|seen| *seen)
+            .filter(|(_, at)| at.elapsed() < self.check_every);
+        if let Some((version, _)) = fresh {
+            return Ok(version);
+        }
+        let version = store.auth_version().await?;
+        let moved = match self.seen.lock() {
+            Ok(mut seen) => {
+                let moved = seen.is_some_and(|(v, _)| v != version);
+                *seen = Some((version, Instant::now()));
+                moved
+            }
+            Err(_) => true,
+        };
+        if moved && let Ok(mut entries) = self.entries.write() {
+            entries.clear();
+        }
+        Ok(version)
+    }
+
+    fn get(&self, hash: &str, version: i64, now: DateTime<Utc>) -> Option<AuthUser> {
+        let entries = self.entries.read().ok()?;
+        let hit = entries.get(hash)?;
+        (hit.version == version
+            && hit.at.elapsed() < CACHE_TTL
+            && hit.expires.is_none_or(|e| e > now))
+        .then(|| hit.user.clone())
+    }
+
+    fn put(&self, hash: String, user: AuthUser, expires: Option<DateTime<Utc>>, version: i64) {
         if let Ok(mut entries) = self.entries.write() {
             if entries.len() >= CACHE_MAX {
-                entries.retain(|_, (_, seen)| seen.elapsed() < CACHE_TTL);
+                entries.retain(|_, hit| hit.at.elapsed() < CACHE_TTL && hit.version == version);
                 if entries.len() >= CACHE_MAX {
                     entries.clear();
                 }
             }
-            entries.insert(hash, (user, Instant::now()));
+            entries.insert(
+                hash,
+                Cached {
+                    user,
+                    expires,
+                    version,
+                    at: Instant::now(),
+                },
+            );
         }
     }
 }
@@ -190,18 +264,22 @@ async fn authenticate(parts: &Parts, state: &AppState, blocked: bool) -> Result<
         .filter(|t| !t.is_empty() && t.len() <= 200)
         .ok_or(ApiError::Unauthorized)?;
     let hash = token_hash(token);
-    if let Some(user) = state.tokens.get(&hash) {
+    // The version is read before the token: an entry is tagged with a version no newer
+    // than the data it was checked against, so a revocation racing with it is not missed.
+    let version = state.tokens.version(&state.store).await?;
+    let now = state.store.clock().now();
+    if let Some(user) = state.tokens.get(&hash, version, now) {
         return Ok(Caller(user));
     }
     if blocked {
         return Err(ApiError::TooManyRequests);
     }
-    let user = state
+    let (user, expires) = state
         .store
-        .user_by_token(token)
+        .token_owner(token)
         .await?
         .ok_or(ApiError::Unauthorized)?;
-    state.tokens.put(hash, user.clone());
+    state.tokens.put(hash, user.clone(), expires, version);
     Ok(Caller(user))
 }
 
@@ -239,6 +317,7 @@ async fn from_session(parts: &Parts, state: &AppState) -> Result<Caller, ApiErro
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sportello_domain::clock::Clock;
 
     #[test]
     fn attempts_are_counted_per_key_within_the_window() {
@@ -259,5 +338,54 @@ mod tests {
             limiter.record(ip);
         }
         assert!(limiter.blocked(ip));
+    }
+
+    #[tokio::test]
+    async fn the_cache_forgets_tokens_when_users_or_tokens_change_and_when_they_expire() {
+        sportello_store::testing::with_test_store(|store, clock| async move {
+            use sportello_domain::roles::Role;
+            let anna = store.add_user("anna", "", Role::Operator).await.unwrap();
+            let cache = TokenCache::new(Duration::ZERO);
+            let hash = token_hash(&anna.token);
+            let (user, expires) = store.token_owner(&anna.token).await.unwrap().unwrap();
+            let v = cache.version(&store).await.unwrap();
+            cache.put(hash.clone(), user, expires, v);
+            let now = clock.now();
+            assert!(cache.get(&hash, v, now).is_some());
+            assert_eq!(cache.version(&store).await.unwrap(), v, "nothing changed");
+            assert!(cache.get(&hash, v, now).is_some());
+            store.revoke_tokens("anna").await.unwrap();
+            let moved = cache.version(&store).await.unwrap();
+            assert_ne!(moved, v);
+            assert!(cache.get(&hash, moved, now).is_none(), "revoked: forgotten");
+            assert!(
+                cache.get(&hash, v, now).is_none(),
+                "dropped, not just hidden"
+            );
+            // An entry checked under an old version is not trusted under the new one.
+            let token = store
+                .create_token("anna", "t", Some(now + chrono::Duration::hours(1)))
+                .await
+                .unwrap();
+            let (user, expires) = store.token_owner(&token).await.unwrap().unwrap();
+            cache.put(token_hash(&token), user.clone(), expires, moved);
+            let newer = cache.version(&store).await.unwrap();
+            assert!(cache.get(&token_hash(&token), newer, now).is_none());
+            cache.put(token_hash(&token), user, expires, newer);
+            assert!(cache.get(&token_hash(&token), newer, now).is_some());
+            assert!(
+                cache
+                    .get(&token_hash(&token), newer, now + chrono::Duration::hours(1))
+                    .is_none(),
+                "expired"
+            );
+            // A cache that read the version recently trusts it until the next check.
+            let slow = TokenCache::new(Duration::from_secs(3600));
+            let first = slow.version(&store).await.unwrap();
+            store.set_user_active("anna", false).await.unwrap();
+            assert_eq!(slow.version(&store).await.unwrap(), first);
+            assert_ne!(cache.version(&store).await.unwrap(), first);
+        })
+        .await;
     }
 }

@@ -28,5 +28,6 @@ mod roles;
 mod s3;
 mod scan;
 mod search;
+mod users;
 mod webhooks;
 mod ztl;

@@ -33,6 +33,8 @@ pub struct Frame {
     pub section: &'static str,
     /// Whether the signed-in user may see the reports and the access log.
     pub supervisor: bool,
+    /// Whether the signed-in user manages users (the menu links `/ufficio/utenti`).
+    pub admin: bool,
     /// This page in the other language (same path and query, `lang` switched).
     pub other_language: String,
 }
@@ -52,6 +54,7 @@ impl Frame {
             csrf,
             section,
             supervisor: false,
+            admin: false,
             other_language: String::new(),
         }
     }
@@ -78,6 +81,10 @@ impl Frame {
                 .user
                 .role
                 .can(sportello_domain::roles::Permission::ReadReports),
+            admin: session
+                .user
+                .role
+                .can(sportello_domain::roles::Permission::ManageUsers),
             ..Frame::new(
                 state,
                 section,

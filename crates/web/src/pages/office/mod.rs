@@ -13,6 +13,7 @@ mod login;
 mod permits;
 pub mod reports;
 mod search;
+mod users;
 pub mod write;
 
 use axum::Router;
@@ -73,6 +74,15 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/ufficio/permessi", get(permits))
         .route("/ufficio/permessi/transiti", post(check_transits_page))
         .route("/ufficio/accessi", get(audit))
+        .route(
+            "/ufficio/utenti",
+            get(users::users_page).post(users::add_user),
+        )
+        .route("/ufficio/utenti/{login}", post(users::change_user))
+        .route(
+            "/ufficio/password",
+            get(users::password_page).post(users::change_password),
+        )
         .route("/ufficio/permessi/apri", get(open_permit))
         .route(
             "/ufficio/permessi/{number}",

@@ -8,6 +8,7 @@ mod channels;
 mod load;
 mod office;
 mod outbound;
+mod retention;
 mod secrets;
 mod storage;
 
@@ -26,6 +27,7 @@ pub use outbound::{
     DEFAULT_SMS_BODY, OutboundConfig, OutboundFaxConfig, OutboundTelegramConfig,
     OutboundWhatsappConfig, SmsConfig, SmtpConfig,
 };
+pub use retention::RetentionConfig;
 pub use secrets::{Secret, SecretUrl, redact_url};
 pub use storage::{DatabaseConfig, DocumentsConfig, OcrConfig, PolicyConfig, ScanConfig};
 
@@ -51,6 +53,7 @@ pub(crate) const TOP_LEVEL_KEYS: &[&str] = &[
     "case_type",
     "limits",
     "office",
+    "retention",
 ];
 
 /// The whole configuration.
@@ -91,6 +94,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// Who the office is, for letters it signs.
     pub office: OfficeConfig,
+    /// How long closed cases keep their documents and personal data.
+    pub retention: RetentionConfig,
 }
 
 impl Default for Config {
@@ -113,6 +118,7 @@ impl Default for Config {
             case_type: Vec::new(),
             limits: LimitsConfig::default(),
             office: OfficeConfig::default(),
+            retention: RetentionConfig::default(),
         }
     }
 }

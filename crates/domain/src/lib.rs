@@ -10,6 +10,7 @@ pub mod clock;
 pub mod fiscal_code;
 pub mod outbound;
 pub mod plate;
+pub mod privacy;
 pub mod refusal;
 pub mod register;
 pub mod reports;

@@ -134,7 +134,11 @@ impl Redactor {
     /// Looks for `value` as a whole (a fiscal code, an e-mail address, a postal address).
     pub fn add_value(&mut self, value: &str) {
         let folded: Vec<char> = fold(value.trim()).into_iter().map(|(c, _)| c).collect();
+        // Text already pseudonymised must stay as it is (anonymising twice changes nothing).
+        let pseudonym: Vec<char> = fold(&self.pseudonym).into_iter().map(|(c, _)| c).collect();
+        let inside_pseudonym = pseudonym.windows(folded.len().max(1)).any(|w| w == folded);
         if folded.iter().filter(|c| c.is_alphanumeric()).count() >= 3
+            && !inside_pseudonym
             && !self.needles.contains(&folded)
         {
             self.needles.push(folded);
@@ -406,6 +410,12 @@ mod tests {
         assert_eq!(v["contacts_given"]["phone"], "ANON-0123456789");
         assert_eq!(v["plates"][0], "AB123CD");
         assert_eq!(r.redact_json(&mut v), 0, "idempotent");
+        // What was written is never looked for again.
+        let mut again = Redactor::new("ANON-0123456789");
+        again.add_name("ANON-0123456789");
+        again.add_value("anon-0123456789");
+        assert!(again.is_empty());
+        assert_eq!(again.redact_json(&mut v), 0);
     }
 
     #[test]

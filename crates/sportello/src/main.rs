@@ -6,10 +6,12 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 mod app;
+mod citizen;
 mod daily_register;
 mod demo;
 mod ingest;
 mod outbound;
+mod retention;
 mod scan_watch;
 mod serve;
 mod ztl;
@@ -88,6 +90,12 @@ enum Command {
     /// Messages to citizens.
     #[command(subcommand)]
     Outbound(OutboundCommand),
+    /// The citizen's data rights: export and anonymisation (GDPR art. 15, 17).
+    #[command(subcommand)]
+    Citizen(citizen::CitizenCommand),
+    /// Retention of closed cases' documents and personal data (`[retention]`).
+    #[command(subcommand)]
+    Retention(retention::RetentionCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -273,6 +281,8 @@ async fn run(cli: Cli) -> ExitCode {
             ztl::transits_check(&config, &file, output.as_deref()).await
         }
         Command::Outbound(OutboundCommand::Send { watch }) => outbound::send(&config, watch).await,
+        Command::Citizen(command) => citizen::run(&config, command).await,
+        Command::Retention(command) => retention::run(&config, command).await,
     };
     match result {
         Ok(code) => code,

@@ -8,6 +8,7 @@ mod channels;
 mod load;
 mod office;
 mod outbound;
+mod retention;
 mod secrets;
 mod security;
 mod storage;
@@ -27,6 +28,7 @@ pub use outbound::{
     DEFAULT_SMS_BODY, OutboundConfig, OutboundFaxConfig, OutboundTelegramConfig,
     OutboundWhatsappConfig, SmsConfig, SmtpConfig,
 };
+pub use retention::RetentionConfig;
 pub use secrets::{Secret, SecretUrl, redact_url};
 pub use security::SecurityConfig;
 pub use storage::{DatabaseConfig, DocumentsConfig, OcrConfig, PolicyConfig, ScanConfig};
@@ -54,6 +56,7 @@ pub(crate) const TOP_LEVEL_KEYS: &[&str] = &[
     "limits",
     "security",
     "office",
+    "retention",
 ];
 
 /// The whole configuration.
@@ -96,6 +99,8 @@ pub struct Config {
     pub office: OfficeConfig,
     /// Sessions and second factor.
     pub security: SecurityConfig,
+    /// How long closed cases keep their documents and personal data.
+    pub retention: RetentionConfig,
 }
 
 impl Default for Config {
@@ -119,6 +124,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             office: OfficeConfig::default(),
             security: SecurityConfig::default(),
+            retention: RetentionConfig::default(),
         }
     }
 }

@@ -177,6 +177,8 @@ impl Config {
         HolidayCalendar::from_month_days(&self.calendar.extra_holidays)
             .map_err(|e| ConfigError::new("calendar.extra_holidays", e.to_string()))?;
         let types = self.case_types()?;
+        let type_ids: Vec<&str> = types.iter().map(|t| t.id.as_str()).collect();
+        self.retention.periods(&type_ids)?;
         for (i, mailbox) in self.mailbox.iter().enumerate() {
             let key = |k: &str| format!("mailbox[{i}].{k}");
             if mailbox.name.trim().is_empty() {

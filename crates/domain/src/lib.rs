@@ -11,6 +11,7 @@ pub mod fiscal_code;
 pub mod outbound;
 pub mod plate;
 pub mod read_audit;
+pub mod privacy;
 pub mod refusal;
 pub mod register;
 pub mod reports;

@@ -7,10 +7,12 @@ use clap::{Args, Parser, Subcommand};
 
 mod app;
 mod backup;
+mod citizen;
 mod daily_register;
 mod demo;
 mod ingest;
 mod outbound;
+mod retention;
 mod scan_watch;
 mod serve;
 mod users;
@@ -108,6 +110,12 @@ enum Command {
         #[arg(value_name = "DIR")]
         dir: PathBuf,
     },
+    /// The citizen's data rights: export and anonymisation (GDPR art. 15, 17).
+    #[command(subcommand)]
+    Citizen(citizen::CitizenCommand),
+    /// Retention of closed cases' documents and personal data (`[retention]`).
+    #[command(subcommand)]
+    Retention(retention::RetentionCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -286,6 +294,8 @@ async fn run(cli: Cli) -> ExitCode {
         Command::Outbound(OutboundCommand::Send { watch }) => outbound::send(&config, watch).await,
         Command::Backup { dir } => backup::backup(&config, &dir).await,
         Command::Restore { dir } => backup::restore(&config, &dir).await,
+        Command::Citizen(command) => citizen::run(&config, command).await,
+        Command::Retention(command) => retention::run(&config, command).await,
     };
     match result {
         Ok(code) => code,

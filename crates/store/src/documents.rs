@@ -292,6 +292,15 @@ impl BlobStore {
             })
     }
 
+    /// Deletes the bytes stored under a hash (nothing stored there is not an error): only
+    /// for retention (`crate::privacy`), once no record names the hash any more.
+    pub async fn delete(&self, sha256: &str) -> Result<()> {
+        match self.inner.delete(&self.key(sha256)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(StoreError::Blob(e.to_string())),
+        }
+    }
+
     /// Stores bytes under their hash and returns the hash.
     pub async fn put(&self, data: Bytes) -> Result<String> {
         let sha = hex::encode(Sha256::digest(&data));

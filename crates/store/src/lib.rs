@@ -32,6 +32,7 @@ pub mod mailboxes;
 pub mod messages;
 pub mod outbound;
 pub mod permits;
+pub mod privacy;
 pub mod register;
 pub mod reports;
 pub mod search;

@@ -21,6 +21,7 @@ mod mailbox;
 mod messages;
 mod outbound;
 mod pages;
+mod privacy;
 mod remedy;
 mod reports;
 mod request_id;

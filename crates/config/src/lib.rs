@@ -6,6 +6,7 @@
 
 mod channels;
 mod load;
+mod network;
 mod office;
 mod outbound;
 mod secrets;
@@ -21,6 +22,7 @@ pub use channels::{
     WebhooksConfig, WhatsappConfig,
 };
 pub use load::{Sources, process_env};
+pub use network::TrustedProxies;
 pub use office::{CalendarConfig, CaseTypeConfig, LimitsConfig, OfficeConfig};
 pub use outbound::{
     DEFAULT_SMS_BODY, OutboundConfig, OutboundFaxConfig, OutboundTelegramConfig,
@@ -51,6 +53,7 @@ pub(crate) const TOP_LEVEL_KEYS: &[&str] = &[
     "case_type",
     "limits",
     "office",
+    "trusted_proxies",
 ];
 
 /// The whole configuration.
@@ -63,6 +66,8 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Base for links in messages and QR codes.
     pub public_url: String,
+    /// Reverse proxies whose `X-Forwarded-For` is believed (IPs or CIDR networks).
+    pub trusted_proxies: Vec<String>,
     /// Database.
     pub database: DatabaseConfig,
     /// Document storage.
@@ -99,6 +104,7 @@ impl Default for Config {
             data_dir: PathBuf::from("./sportello-data"),
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             public_url: "http://127.0.0.1:8080".into(),
+            trusted_proxies: Vec::new(),
             database: DatabaseConfig::default(),
             documents: DocumentsConfig::default(),
             policy: PolicyConfig::default(),
@@ -212,6 +218,11 @@ mod tests {
                 "calendar.extra_holidays",
             ),
             ("bogus = 1", "bogus"),
+            (
+                "trusted_proxies = [\"10.0.0.0/8\", \"10.0.0.0/40\"]",
+                "trusted_proxies[1]",
+            ),
+            ("[limits]\nanonymous_writes = 0", "limits.anonymous_writes"),
             (
                 "[[case_type]]\nid = \"x\"\nprefix = \"toolong\"\nname = \"X\"",
                 "case_type[0].prefix",

@@ -14,6 +14,7 @@ mod cli;
 mod contact;
 mod crash;
 mod demo;
+mod guard;
 mod intake;
 mod mailbox;
 mod messages;

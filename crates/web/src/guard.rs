@@ -7,7 +7,8 @@
 //! - Wrong bearer tokens are counted per client only: a valid token is never refused because
 //!   others sent bad ones.
 //! - Anonymous writes (`/domanda`, `/contesta`, uploads from a private link) are counted per
-//!   client before the form is read, and answered 429 with `Retry-After` over the budget.
+//!   client before the form is read (`/stato` with files: before the lookup), and answered
+//!   429 with `Retry-After` over the budget.
 //! - Security events: code that sees one either records it (async handlers) or [`note`]s it
 //!   (sync code such as a role check); the [`layer`] records the notes of a request before
 //!   its answer leaves, with the client's address. A valid request notes nothing and costs
@@ -144,6 +145,16 @@ pub fn note(kind: SecurityEventKind, login: Option<&str>, detail: impl Into<Stri
     });
 }
 
+/// Notes that a signed-in user was refused something their role does not allow (the pages'
+/// own role checks; the API's go through `Caller::require`).
+pub fn permission_refused(login: &str, what: &str) {
+    note(
+        SecurityEventKind::PermissionRefused,
+        Some(login),
+        format!("may not {what}"),
+    );
+}
+
 /// Records a security event now (async code that knows the client); a failure to write
 /// it is logged, never turned into an error for the request.
 pub async fn record(
@@ -187,6 +198,21 @@ pub async fn layer(State(state): State<AppState>, request: Request, next: Next) 
     if is_anonymous_write(&parts.method, parts.uri.path())
         && let Some(refused) = anonymous_write(&state, client, &parts.headers).await
     {
+        // Nothing of the form is read or stored, but the body is drained (as far as the
+        // route would take it), so that the client gets the 429 instead of a broken pipe.
+        let limit = state
+            .config
+            .documents
+            .max_upload_bytes
+            .saturating_add(1 << 20);
+        let mut stream = body.into_data_stream();
+        let mut seen: u64 = 0;
+        while let Some(Ok(chunk)) = futures::StreamExt::next(&mut stream).await {
+            seen = seen.saturating_add(chunk.len() as u64);
+            if seen > limit {
+                break;
+            }
+        }
         return refused;
     }
     let (method, uri) = (parts.method.clone(), parts.uri.clone());
@@ -224,8 +250,9 @@ struct SlowDownPage {
     minutes: String,
 }
 
-/// Counts one anonymous write of `client`; over the budget, the 429 page.
-async fn anonymous_write(
+/// Counts one anonymous write of `client`; over the budget, the 429 page. The layer calls
+/// it for the portal's write routes; `/stato` calls it when its form carries files.
+pub async fn anonymous_write(
     state: &AppState,
     client: ClientAddress,
     headers: &HeaderMap,
@@ -422,6 +449,7 @@ pub async fn status_lookup_allowed(
     client: ClientAddress,
     reference: &str,
 ) -> bool {
+    let reference = short(reference);
     for (key, max) in [
         (format!("status:{reference}|{client}"), STATUS_FAILURES),
         (
@@ -448,6 +476,7 @@ pub async fn status_lookup_allowed(
 
 /// A wrong reference and fiscal code pair at `/stato`: counted and recorded.
 pub async fn status_lookup_failed(state: &AppState, client: ClientAddress, reference: &str) {
+    let reference = short(reference);
     for key in [
         format!("status:{reference}|{client}"),
         format!("status-client:{client}"),
@@ -456,7 +485,7 @@ pub async fn status_lookup_failed(state: &AppState, client: ClientAddress, refer
             tracing::warn!(error = %e, "failed status lookup not counted");
         }
     }
-    let shown: String = reference.chars().take(40).collect();
+    let shown = &reference;
     record(
         state,
         SecurityEventKind::SignInFailed,
@@ -465,6 +494,12 @@ pub async fn status_lookup_failed(state: &AppState, client: ClientAddress, refer
         &format!("case status: wrong reference or fiscal code for {shown:?}"),
     )
     .await;
+}
+
+/// A reference as typed, cut to the length of a real one and a little more: counter keys
+/// stay short whatever is sent.
+fn short(reference: &str) -> String {
+    reference.chars().take(40).collect()
 }
 
 /// Counts one attempt of an anonymous lookup form (`/cude`, private links) under `key`

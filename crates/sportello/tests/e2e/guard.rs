@@ -5,9 +5,9 @@
 
 use std::sync::Arc;
 
-use chrono::{Duration, Utc};
+use chrono::Duration;
 use reqwest::multipart::{Form, Part};
-use sportello_domain::clock::SystemClock;
+use sportello_domain::clock::{Clock, SystemClock};
 use sportello_store::{Store, StoreSettings};
 
 use crate::browser::{Browser, csrf_of};
@@ -22,7 +22,7 @@ async fn events(install: &Install) -> Vec<(String, Option<String>, String, Strin
     )
     .await
     .unwrap();
-    let now = Utc::now();
+    let now = SystemClock.now();
     let list = store
         .security_events(now - Duration::days(1), now + Duration::days(1), 10_000)
         .await
@@ -97,6 +97,9 @@ async fn a_strangers_failures_do_not_lock_out_the_owners_browser_and_survive_a_r
     }
 }
 
+/// The server behind a reverse proxy on this machine (the tests' own address).
+const TRUST_LOCALHOST: (&str, &str) = ("SPORTELLO_TRUSTED_PROXIES", "[\"127.0.0.1/32\"]");
+
 /// A request through a reverse proxy on 127.0.0.1 that saw the client at `client`.
 async fn api_as(install: &Install, token: &str, client: Option<&str>) -> u16 {
     let mut req = install
@@ -111,9 +114,9 @@ async fn api_as(install: &Install, token: &str, client: Option<&str>) -> u16 {
 
 #[tokio::test]
 async fn a_valid_token_works_while_another_client_sends_bad_ones() {
-    let mut install = Install::new("trusted_proxies = [\"127.0.0.1/32\"]\n").await;
+    let mut install = Install::new("").await;
     let token = install.user("vigili", "operator");
-    install.start(&[]).await;
+    install.start_with_env(&[], &[TRUST_LOCALHOST]).await;
     let mut statuses = Vec::new();
     for i in 0..50 {
         statuses.push(api_as(&install, &format!("spt_guess{i}"), Some("198.51.100.9")).await);
@@ -148,13 +151,13 @@ async fn a_valid_token_works_while_another_client_sends_bad_ones() {
 #[tokio::test]
 async fn behind_a_trusted_proxy_clients_are_counted_apart_and_otherwise_the_header_is_ignored() {
     for trusted in [true, false] {
-        let extra = if trusted {
-            "trusted_proxies = [\"127.0.0.1/32\"]\n"
+        let proxies = if trusted {
+            TRUST_LOCALHOST
         } else {
-            "trusted_proxies = [\"10.0.0.0/8\"]\n"
+            ("SPORTELLO_TRUSTED_PROXIES", "[\"10.0.0.0/8\"]")
         };
-        let mut install = Install::new(extra).await;
-        install.start(&[]).await;
+        let mut install = Install::new("").await;
+        install.start_with_env(&[], &[proxies]).await;
         for i in 0..31 {
             api_as(&install, &format!("spt_a{i}"), Some("198.51.100.1")).await;
         }
@@ -240,7 +243,8 @@ async fn a_flood_of_applications_from_one_client_is_refused_before_it_is_read() 
         .client
         .post(format!("{}/contesta", install.base()))
         .header("accept-language", "en")
-        .form(&[("csrf", "x")])
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("csrf=x")
         .send()
         .await
         .unwrap();

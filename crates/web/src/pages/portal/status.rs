@@ -160,6 +160,11 @@ pub(super) async fn status_lookup(
             return with_cookies(page(status, &page_), cookies);
         }
     };
+    if !form.files.is_empty()
+        && let Some(refused) = crate::guard::anonymous_write(&state, client, &headers).await
+    {
+        return refused;
+    }
     page_.reference = form.text("reference").trim().to_owned();
     page_.fiscal_code = form.text("fiscal_code").trim().to_owned();
     let found = find_case(&state, client, &page_.reference, &page_.fiscal_code).await;

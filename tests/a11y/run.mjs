@@ -515,6 +515,30 @@ async function portal(browser, base) {
   await context.close();
 }
 
+/**
+ * The page a client over its budget of anonymous writes gets (429, issue 16 §2): empty
+ * contest forms are sent until it comes. Runs last, as it uses up the address's budget.
+ */
+async function slowDown(browser, base) {
+  for (const lang of ['it', 'en']) {
+    const context = await newContext(browser, lang);
+    const page = watchCsp(await context.newPage());
+    let status = 0;
+    for (let i = 0; i < 30 && status !== 429; i++) {
+      await page.goto(`${base}/contesta?lang=${lang}`);
+      const [res] = await Promise.all([page.waitForNavigation(), page.click('main form button[type=submit]')]);
+      status = res ? res.status() : 0;
+    }
+    if (status === 429) {
+      await audit(page, `portal-slow-down-${lang}`);
+      await screenshot(page, `portal-slow-down-${lang}`);
+    } else {
+      fail(`portal-slow-down-${lang}: no 429 after 30 contest forms (last ${status})`);
+    }
+    await context.close();
+  }
+}
+
 /** Signs in through the login form (in `lang`, remembered by a cookie). */
 async function signIn(page, base, user, lang) {
   await page.goto(`${base}/ufficio/login?lang=${lang}`);
@@ -766,6 +790,7 @@ async function main() {
     await permitPages(browser, server.base, server.logins.operator);
     await statusFound(browser, server.base, found);
     await supervisorPages(browser, server.base, server.logins.supervisor);
+    await slowDown(browser, server.base);
   } catch (e) {
     fail(`the run stopped: ${e.stack || e}`);
   } finally {

@@ -6,6 +6,7 @@
 
 mod channels;
 mod load;
+mod network;
 mod office;
 mod outbound;
 mod retention;
@@ -23,6 +24,7 @@ pub use channels::{
     WebhooksConfig, WhatsappConfig,
 };
 pub use load::{Sources, process_env};
+pub use network::TrustedProxies;
 pub use office::{CalendarConfig, CaseTypeConfig, LimitsConfig, OfficeConfig};
 pub use outbound::{
     DEFAULT_SMS_BODY, OutboundConfig, OutboundFaxConfig, OutboundTelegramConfig,
@@ -57,6 +59,7 @@ pub(crate) const TOP_LEVEL_KEYS: &[&str] = &[
     "security",
     "office",
     "retention",
+    "trusted_proxies",
 ];
 
 /// The whole configuration.
@@ -69,6 +72,8 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Base for links in messages and QR codes.
     pub public_url: String,
+    /// Reverse proxies whose `X-Forwarded-For` is believed (IPs or CIDR networks).
+    pub trusted_proxies: Vec<String>,
     /// Database.
     pub database: DatabaseConfig,
     /// Document storage.
@@ -109,6 +114,7 @@ impl Default for Config {
             data_dir: PathBuf::from("./sportello-data"),
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             public_url: "http://127.0.0.1:8080".into(),
+            trusted_proxies: Vec::new(),
             database: DatabaseConfig::default(),
             documents: DocumentsConfig::default(),
             policy: PolicyConfig::default(),
@@ -224,6 +230,11 @@ mod tests {
                 "calendar.extra_holidays",
             ),
             ("bogus = 1", "bogus"),
+            (
+                "trusted_proxies = [\"10.0.0.0/8\", \"10.0.0.0/40\"]",
+                "trusted_proxies[1]",
+            ),
+            ("[limits]\nanonymous_writes = 0", "limits.anonymous_writes"),
             (
                 "[[case_type]]\nid = \"x\"\nprefix = \"toolong\"\nname = \"X\"",
                 "case_type[0].prefix",

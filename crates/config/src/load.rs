@@ -273,6 +273,8 @@ impl Config {
                 ));
             }
         }
+        self.trusted_proxies()?;
+        self.limits.validate_guard()?;
         if self.limits.max_per_page == 0 {
             return Err(ConfigError::new(
                 "limits.max_per_page",

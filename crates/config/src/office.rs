@@ -66,6 +66,18 @@ pub struct LimitsConfig {
     pub max_per_page: u32,
     /// Failed API authentications allowed per client address and minute before 429.
     pub auth_failures_per_minute: u32,
+    /// Failed sign-ins allowed per account and client in `sign_in_window_seconds` (a
+    /// browser that signed in to that account before has its own count).
+    pub sign_in_failures: u32,
+    /// Failed sign-ins allowed per client, whatever the account, in the same window.
+    pub sign_in_failures_per_client: u32,
+    /// The window of the sign-in counters, in seconds (a lockout lasts at most this long).
+    pub sign_in_window_seconds: u64,
+    /// Anonymous writes (applications, contested fines, portal uploads) allowed per client
+    /// in `anonymous_writes_window_seconds`, counted before the form is read.
+    pub anonymous_writes: u32,
+    /// The window of `anonymous_writes`, in seconds.
+    pub anonymous_writes_window_seconds: u64,
 }
 
 impl Default for LimitsConfig {
@@ -74,6 +86,11 @@ impl Default for LimitsConfig {
             max_json_bytes: 1024 * 1024,
             max_per_page: 200,
             auth_failures_per_minute: 30,
+            sign_in_failures: 5,
+            sign_in_failures_per_client: 20,
+            sign_in_window_seconds: 900,
+            anonymous_writes: 10,
+            anonymous_writes_window_seconds: 600,
         }
     }
 }

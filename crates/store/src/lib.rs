@@ -39,6 +39,7 @@ pub mod search;
 pub mod security;
 pub mod sessions;
 pub mod texts;
+pub mod throttle;
 mod time;
 pub mod transits;
 pub mod users;

@@ -5,11 +5,10 @@
 //! token or a disabled user is refused within that time on every instance.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
 use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::extract::FromRequestParts;
 use axum::http::header;
 use axum::http::request::Parts;
 use chrono::{DateTime, Utc};
@@ -119,77 +118,6 @@ impl TokenCache {
     }
 }
 
-/// Counts failed authentications per client address, so tokens cannot be guessed at speed.
-#[derive(Debug)]
-pub struct FailureLimiter {
-    failures: Throttle,
-    /// Failed authentications allowed per client address and minute before 429
-    /// (`limits.auth_failures_per_minute`).
-    per_minute: u32,
-}
-
-impl Default for FailureLimiter {
-    fn default() -> Self {
-        FailureLimiter::new(30)
-    }
-}
-
-impl FailureLimiter {
-    /// A limiter allowing `per_minute` failures per client address.
-    pub fn new(per_minute: u32) -> Self {
-        FailureLimiter {
-            failures: Throttle::default(),
-            per_minute,
-        }
-    }
-
-    /// Whether `ip` has used up its failures for the current minute.
-    pub fn blocked(&self, ip: IpAddr) -> bool {
-        self.failures
-            .used_up(&ip.to_string(), self.per_minute, Duration::from_secs(60))
-    }
-
-    /// Counts one failure of `ip`.
-    pub fn record(&self, ip: IpAddr) {
-        self.failures
-            .allow(&ip.to_string(), u32::MAX, Duration::from_secs(60));
-    }
-}
-
-/// Counts attempts per key (a client address, a login, a case reference) in a window
-/// that starts with the first attempt: the API's token guesses and the pages' sign-ins
-/// and status lookups share it.
-#[derive(Debug, Default)]
-pub struct Throttle {
-    seen: Mutex<HashMap<String, (Instant, u32)>>,
-}
-
-impl Throttle {
-    /// Whether `key` has used up `max` attempts in the current window (counts nothing).
-    pub fn used_up(&self, key: &str, max: u32, window: Duration) -> bool {
-        self.seen.lock().map_or(true, |seen| {
-            seen.get(key)
-                .is_some_and(|(start, n)| start.elapsed() < window && *n >= max)
-        })
-    }
-
-    /// Counts one attempt of `key`; false once the key has used up `max` in `window`.
-    pub fn allow(&self, key: &str, max: u32, window: Duration) -> bool {
-        let Ok(mut seen) = self.seen.lock() else {
-            return false;
-        };
-        if seen.len() > 100_000 {
-            seen.retain(|_, (start, _)| start.elapsed() < window);
-        }
-        let entry = seen.entry(key.to_owned()).or_insert((Instant::now(), 0));
-        if entry.0.elapsed() >= window {
-            *entry = (Instant::now(), 0);
-        }
-        entry.1 += 1;
-        entry.1 <= max
-    }
-}
-
 /// The authenticated caller of an API endpoint.
 #[derive(Debug, Clone)]
 pub struct Caller(pub AuthUser);
@@ -200,6 +128,11 @@ impl Caller {
         if self.0.role.can(permission) {
             Ok(&self.0)
         } else {
+            crate::guard::note(
+                sportello_domain::security::SecurityEventKind::PermissionRefused,
+                Some(&self.0.login),
+                format!("may not {}", describe(permission)),
+            );
             Err(ApiError::Forbidden(describe(permission)))
         }
     }
@@ -232,24 +165,21 @@ impl FromRequestParts<AppState> for Caller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let ip = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip());
-        let blocked = ip.is_some_and(|ip| state.auth_failures.blocked(ip));
-        let result = authenticate(parts, state, blocked).await;
-        // Only a presented but wrong token counts as a guess.
-        let presented = parts.headers.contains_key(header::AUTHORIZATION);
-        if let (Err(ApiError::Unauthorized), Some(ip), true) = (&result, ip, presented) {
-            state.auth_failures.record(ip);
-        }
-        result
+        let client = crate::client::ClientAddress::from_request_parts(parts, state)
+            .await
+            .unwrap_or_else(|never| match never {});
+        authenticate(parts, state, client).await
     }
 }
 
-/// Resolves the bearer token; an address that is `blocked` for guessing gets only tokens
-/// already known valid (from the cache), everything else is 429.
-async fn authenticate(parts: &Parts, state: &AppState, blocked: bool) -> Result<Caller, ApiError> {
+/// Resolves the bearer token; a client that sent too many wrong tokens gets only tokens
+/// already known valid (from the cache), everything else is 429. Wrong tokens are counted
+/// per client only (`crate::guard`), so a valid token is never refused for others' guesses.
+async fn authenticate(
+    parts: &Parts,
+    state: &AppState,
+    client: crate::client::ClientAddress,
+) -> Result<Caller, ApiError> {
     let Some(value) = parts
         .headers
         .get(header::AUTHORIZATION)
@@ -257,12 +187,18 @@ async fn authenticate(parts: &Parts, state: &AppState, blocked: bool) -> Result<
     else {
         return from_session(parts, state).await;
     };
-    let token = value
+    let Some(token) = value
         .strip_prefix("Bearer ")
         .or_else(|| value.strip_prefix("bearer "))
         .map(str::trim)
         .filter(|t| !t.is_empty() && t.len() <= 200)
-        .ok_or(ApiError::Unauthorized)?;
+    else {
+        if crate::guard::tokens_blocked(state, client).await {
+            return Err(ApiError::TooManyRequests);
+        }
+        crate::guard::token_failed(state, client, None).await;
+        return Err(ApiError::Unauthorized);
+    };
     let hash = token_hash(token);
     // The version is read before the token: an entry is tagged with a version no newer
     // than the data it was checked against, so a revocation racing with it is not missed.
@@ -271,14 +207,13 @@ async fn authenticate(parts: &Parts, state: &AppState, blocked: bool) -> Result<
     if let Some(user) = state.tokens.get(&hash, version, now) {
         return Ok(Caller(user));
     }
-    if blocked {
+    if crate::guard::tokens_blocked(state, client).await {
         return Err(ApiError::TooManyRequests);
     }
-    let (user, expires) = state
-        .store
-        .token_owner(token)
-        .await?
-        .ok_or(ApiError::Unauthorized)?;
+    let Some((user, expires)) = state.store.token_owner(token).await? else {
+        crate::guard::token_failed(state, client, Some(&hash)).await;
+        return Err(ApiError::Unauthorized);
+    };
     state.tokens.put(hash, user.clone(), expires, version);
     Ok(Caller(user))
 }
@@ -306,6 +241,15 @@ async fn from_session(parts: &Parts, state: &AppState) -> Result<Caller, ApiErro
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default();
         if !crate::cookies::same_token(sent, &session.csrf_token) {
+            crate::guard::note(
+                sportello_domain::security::SecurityEventKind::CsrfRefused,
+                Some(&session.user.login),
+                format!(
+                    "{} {} without the session's CSRF token",
+                    parts.method,
+                    parts.uri.path()
+                ),
+            );
             return Err(ApiError::Forbidden(
                 "change data without the session's CSRF token",
             ));
@@ -318,27 +262,6 @@ async fn from_session(parts: &Parts, state: &AppState) -> Result<Caller, ApiErro
 mod tests {
     use super::*;
     use sportello_domain::clock::Clock;
-
-    #[test]
-    fn attempts_are_counted_per_key_within_the_window() {
-        let throttle = Throttle::default();
-        let window = Duration::from_secs(60);
-        assert!(throttle.allow("a", 2, window));
-        assert!(!throttle.used_up("a", 2, window), "one of two used");
-        assert!(throttle.allow("a", 2, window));
-        assert!(throttle.used_up("a", 2, window));
-        assert!(!throttle.allow("a", 2, window), "the third is refused");
-        assert!(throttle.allow("b", 2, window), "other keys are apart");
-        // A window that has passed starts again.
-        assert!(throttle.allow("a", 2, Duration::ZERO));
-        let limiter = FailureLimiter::new(30);
-        let ip: IpAddr = [10, 0, 0, 1].into();
-        for _ in 0..30 {
-            assert!(!limiter.blocked(ip));
-            limiter.record(ip);
-        }
-        assert!(limiter.blocked(ip));
-    }
 
     #[tokio::test]
     async fn the_cache_forgets_tokens_when_users_or_tokens_change_and_when_they_expire() {

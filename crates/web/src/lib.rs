@@ -22,9 +22,11 @@ pub mod api;
 pub mod app_error;
 pub mod auth;
 pub mod charts;
+pub mod client;
 pub mod cookies;
 pub mod error;
 pub mod extract;
+pub mod guard;
 pub mod i18n;
 pub mod metrics;
 pub mod openapi;
@@ -42,12 +44,10 @@ pub struct AppState {
     pub app: App,
     /// Recently seen API tokens.
     pub tokens: Arc<auth::TokenCache>,
-    /// Failed authentications per client address.
-    pub auth_failures: Arc<auth::FailureLimiter>,
+    /// Throttling, client addresses and the security events of requests.
+    pub guard: Arc<guard::Guard>,
     /// Prometheus exposition.
     pub metrics: metrics::Metrics,
-    /// Attempts of the pages' guessable forms (sign-in, case status), per address and key.
-    pub page_limits: Arc<auth::Throttle>,
 }
 
 impl std::ops::Deref for AppState {
@@ -77,13 +77,12 @@ impl AppState {
 
     /// The web's state around a built [`App`].
     pub fn with_app(app: App) -> AppState {
-        let auth_failures_per_minute = app.config.limits.auth_failures_per_minute;
+        let guard = Arc::new(guard::Guard::new(&app.config));
         AppState {
             app,
             tokens: Arc::new(auth::TokenCache::default()),
-            auth_failures: Arc::new(auth::FailureLimiter::new(auth_failures_per_minute)),
+            guard,
             metrics: metrics::Metrics::install(),
-            page_limits: Arc::new(auth::Throttle::default()),
         }
     }
 }
@@ -105,6 +104,10 @@ pub fn router(state: AppState) -> Router {
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(json_limit))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::layer,
+        ))
         .layer(axum::middleware::from_fn(metrics::track))
         .layer(SetResponseHeaderLayer::overriding(
             header::X_CONTENT_TYPE_OPTIONS,

@@ -16,6 +16,7 @@ mod cli;
 mod contact;
 mod crash;
 mod demo;
+mod guard;
 mod intake;
 mod mailbox;
 mod messages;

@@ -14,7 +14,21 @@ use crate::AppState;
 pub mod office;
 pub mod portal;
 
-pub use crate::cookies::{cookie, random_token, same_token, set_cookie};
+pub use crate::cookies::{cookie, random_token, set_cookie};
+
+/// Whether a form's CSRF token is the expected one (constant time); a refusal is noted in
+/// the security log (`crate::guard`). Every page's CSRF check goes through here.
+pub fn same_token(sent: &str, expected: &str) -> bool {
+    let ok = crate::cookies::same_token(sent, expected);
+    if !ok {
+        crate::guard::note(
+            sportello_domain::security::SecurityEventKind::CsrfRefused,
+            None,
+            "form without its CSRF token",
+        );
+    }
+    ok
+}
 use crate::i18n::{Lang, Tr};
 
 /// What every page's frame shows: the office's names, who is signed in, the CSRF token
@@ -207,24 +221,4 @@ pub fn day(date: &str) -> String {
     chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d")
         .map(|d| d.format("%d/%m/%Y").to_string())
         .unwrap_or_else(|_| date.to_owned())
-}
-
-/// The client's address as text (`unknown` without connection info, e.g. in tests that
-/// call the router directly), for rate limits.
-pub struct ClientIp(pub String);
-
-impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientIp {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(
-        parts: &mut axum::http::request::Parts,
-        _state: &S,
-    ) -> Result<Self, Self::Rejection> {
-        Ok(ClientIp(
-            parts
-                .extensions
-                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-                .map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string()),
-        ))
-    }
 }

@@ -42,6 +42,7 @@ pub(super) async fn audit(
     };
     let tr = language(query.lang.as_deref(), &headers);
     if !session.user.role.can(Permission::ReadReports) {
+        crate::guard::permission_refused(&session.user.login, "read reports");
         return Redirect::to("/ufficio").into_response();
     }
     let clean = |v: &Option<String>| {

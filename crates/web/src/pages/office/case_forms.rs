@@ -50,6 +50,7 @@ pub(super) fn refusal(session: &Session, csrf: &str) -> Option<&'static str> {
     if !same_token(csrf, &session.csrf_token) {
         Some("form.expired")
     } else if !session.user.role.can(Permission::ActOnCase) {
+        crate::guard::permission_refused(&session.user.login, "act on cases");
         Some("case.forbidden")
     } else {
         None
@@ -188,6 +189,7 @@ pub(super) async fn upload_document(
     };
     let tr = language(query.lang.as_deref(), &headers);
     if !session.user.role.can(Permission::UploadDocument) {
+        crate::guard::permission_refused(&session.user.login, "upload documents");
         return case_error(
             &state,
             &session,

@@ -234,6 +234,7 @@ fn refusal(session: &Session, csrf: &str) -> Option<(&'static str, StatusCode)> 
     if !same_token(csrf, &session.csrf_token) {
         Some(("form.expired", StatusCode::FORBIDDEN))
     } else if !session.user.role.can(Permission::SendMessage) {
+        crate::guard::permission_refused(&session.user.login, "write to citizens");
         Some(("case.forbidden", StatusCode::FORBIDDEN))
     } else {
         None

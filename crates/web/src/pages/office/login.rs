@@ -1,5 +1,7 @@
 //! Signing in and out of the back office: a session cookie, a CSRF token per session, and
-//! failed attempts throttled per address and per login so that a stranger cannot lock a clerk out for long.
+//! failed attempts throttled per (account, client) and per client, with a device cookie for
+//! browsers that signed in before, so that a stranger cannot lock a clerk out
+//! (`crate::guard`).
 
 use askama::Template;
 use axum::extract::{Query, State};
@@ -10,14 +12,9 @@ use sportello_domain::roles::Permission;
 
 use super::{PageQuery, SESSION_COOKIE, staff};
 use crate::AppState;
+use crate::client::ClientAddress;
 use crate::i18n::Tr;
-use crate::pages::{ClientIp, Frame, cookie, language, page, random_token, same_token, set_cookie};
-
-/// Failed sign-ins allowed per address and per login in [`LOGIN_WINDOW`].
-const LOGIN_ATTEMPTS: u32 = 5;
-
-/// The window of those limits (a lockout lasts at most this long).
-const LOGIN_WINDOW: std::time::Duration = std::time::Duration::from_secs(900);
+use crate::pages::{Frame, cookie, language, page, random_token, same_token, set_cookie};
 
 /// A local path to go back to after signing in (never another site).
 fn safe_next(next: Option<&str>) -> String {
@@ -72,12 +69,14 @@ pub struct LoginForm {
     next: Option<String>,
 }
 
-/// `POST /ufficio/login`: one message for any wrong pair; after [`LOGIN_ATTEMPTS`]
-/// failures from an address or on a login, sign-ins wait out the window.
+/// `POST /ufficio/login`: one message for any wrong pair; after `limits.sign_in_failures`
+/// failures on an account from one client (or `sign_in_failures_per_client` from one
+/// client), that client waits out the window; a browser with the account's device cookie
+/// is counted on its own.
 pub(super) async fn login(
     State(state): State<AppState>,
     Query(query): Query<PageQuery>,
-    ClientIp(ip): ClientIp,
+    client: ClientAddress,
     headers: HeaderMap,
     axum::Form(form): axum::Form<LoginForm>,
 ) -> Response {
@@ -104,26 +103,34 @@ pub(super) async fn login(
     if !same_token(&form.csrf, &expected) {
         return fail(page_, "form.expired", StatusCode::FORBIDDEN);
     }
-    let limits = &state.page_limits;
-    let ip_key = format!("login-ip:{ip}");
-    let user_key = format!("login-user:{}", login_name.to_lowercase());
-    if limits.used_up(&ip_key, LOGIN_ATTEMPTS, LOGIN_WINDOW)
-        || limits.used_up(&user_key, LOGIN_ATTEMPTS, LOGIN_WINDOW)
-    {
-        return fail(page_, "login.locked", StatusCode::TOO_MANY_REQUESTS);
-    }
+    let attempt = match crate::guard::sign_in_gate(&state, client, &login_name, &headers).await {
+        Ok(attempt) => attempt,
+        Err(retry_after) => {
+            let mut response = fail(page_, "login.locked", StatusCode::TOO_MANY_REQUESTS);
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, retry_after.into());
+            return response;
+        }
+    };
     let user = state
         .store
         .user_by_password(&login_name, &form.password)
         .await
         .ok()
-        .flatten()
-        .filter(|u| u.role.can(Permission::ReadCase) || u.role.can(Permission::VerifyPermit));
-    let Some(user) = user else {
-        limits.allow(&ip_key, u32::MAX, LOGIN_WINDOW);
-        limits.allow(&user_key, u32::MAX, LOGIN_WINDOW);
-        page_.login = login_name;
-        return fail(page_, "login.wrong", StatusCode::OK);
+        .flatten();
+    let user = match user {
+        Some(u) if u.role.can(Permission::ReadCase) || u.role.can(Permission::VerifyPermit) => u,
+        other => {
+            let why = if other.is_some() {
+                "office sign-in with a role that has no office pages"
+            } else {
+                "wrong login or password"
+            };
+            crate::guard::sign_in_failed(&state, &attempt, why).await;
+            page_.login = login_name;
+            return fail(page_, "login.wrong", StatusCode::OK);
+        }
     };
     let Ok((token, _)) = state.store.create_session(user.id).await else {
         return fail(page_, "form.failed", StatusCode::INTERNAL_SERVER_ERROR);
@@ -132,11 +139,15 @@ pub(super) async fn login(
         .store
         .record_access(&user.login, "login", "ufficio")
         .await;
+    let device = crate::guard::signed_in(&state, &attempt, &user.login).await;
     let mut response = Redirect::to(&page_.next).into_response();
     response.headers_mut().append(
         header::SET_COOKIE,
         set_cookie(&state, SESSION_COOKIE, &token, None),
     );
+    if let Some(device) = device {
+        response.headers_mut().append(header::SET_COOKIE, device);
+    }
     response.headers_mut().append(
         header::SET_COOKIE,
         set_cookie(&state, "csrf_login", "", Some(0)),

@@ -139,6 +139,7 @@ pub(super) async fn check_transits_page(
         rejected: Vec::new(),
     };
     if !session.user.role.can(Permission::CheckTransits) {
+        crate::guard::permission_refused(&session.user.login, "check transits");
         page_.error = Some(tr.t("case.forbidden").to_owned());
         return page(StatusCode::FORBIDDEN, &page_);
     }

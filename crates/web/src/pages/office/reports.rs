@@ -85,6 +85,7 @@ async fn reports(
     };
     let tr = language(query.lang.as_deref(), &headers);
     if !session.user.role.can(Permission::ReadReports) {
+        crate::guard::permission_refused(&session.user.login, "read reports");
         return Redirect::to("/ufficio").into_response();
     }
     let style = if tr.lang == Lang::It {

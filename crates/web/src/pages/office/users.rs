@@ -17,8 +17,9 @@ use sportello_store::users::UserSummary;
 
 use super::{PageQuery, SESSION_COOKIE, staff};
 use crate::AppState;
+use crate::client::ClientAddress;
 use crate::i18n::Tr;
-use crate::pages::{ClientIp, Frame, cookie, language, page, same_token};
+use crate::pages::{Frame, cookie, language, page, same_token};
 
 /// The longest life a token issued from the page may have (ten years), in days.
 const MAX_EXPIRES_DAYS: i64 = 3650;
@@ -123,9 +124,10 @@ async fn listed(state: &AppState, mut page_: UsersPage, status: StatusCode) -> R
 pub(super) async fn users_page(
     State(state): State<AppState>,
     Query(query): Query<PageQuery>,
-    ClientIp(ip): ClientIp,
+    ClientAddress(client_ip): ClientAddress,
     headers: HeaderMap,
 ) -> Response {
+    let ip = client_ip.to_string();
     let tr = language(query.lang.as_deref(), &headers);
     match admin(&state, &headers, tr, &ip).await {
         Ok((_, page_)) => listed(&state, page_, StatusCode::OK).await,
@@ -147,10 +149,11 @@ pub struct AddForm {
 pub(super) async fn add_user(
     State(state): State<AppState>,
     Query(query): Query<PageQuery>,
-    ClientIp(ip): ClientIp,
+    ClientAddress(client_ip): ClientAddress,
     headers: HeaderMap,
     axum::Form(form): axum::Form<AddForm>,
 ) -> Response {
+    let ip = client_ip.to_string();
     let tr = language(query.lang.as_deref(), &headers);
     let (session, mut page_) = match admin(&state, &headers, tr, &ip).await {
         Ok(ok) => ok,
@@ -240,10 +243,11 @@ pub(super) async fn change_user(
     State(state): State<AppState>,
     Path(login): Path<String>,
     Query(query): Query<PageQuery>,
-    ClientIp(ip): ClientIp,
+    ClientAddress(client_ip): ClientAddress,
     headers: HeaderMap,
     axum::Form(form): axum::Form<ChangeForm>,
 ) -> Response {
+    let ip = client_ip.to_string();
     let tr = language(query.lang.as_deref(), &headers);
     let (session, mut page_) = match admin(&state, &headers, tr, &ip).await {
         Ok(ok) => ok,
@@ -379,10 +383,11 @@ pub struct PasswordForm {
 pub(super) async fn change_password(
     State(state): State<AppState>,
     Query(query): Query<PageQuery>,
-    ClientIp(ip): ClientIp,
+    ClientAddress(client_ip): ClientAddress,
     headers: HeaderMap,
     axum::Form(form): axum::Form<PasswordForm>,
 ) -> Response {
+    let ip = client_ip.to_string();
     let session = match staff(&state, &headers, "/ufficio/password").await {
         Ok(s) => s,
         Err(r) => return r,

@@ -11,7 +11,7 @@ use sportello_domain::fiscal_code::FiscalCode;
 use sportello_domain::plate::Plate;
 
 use super::form::FormState;
-use super::status::{STATUS_ANSWER_TIME, STATUS_LOOKUPS, STATUS_WINDOW};
+use super::status::{STATUS_ANSWER_TIME, STATUS_LOOKUPS};
 use super::{LangQuery, portal_frame, with_cookies};
 use crate::AppState;
 use crate::i18n::Tr;
@@ -60,7 +60,7 @@ pub struct CudeForm {
 pub(super) async fn cude_plate(
     State(state): State<AppState>,
     Query(query): Query<LangQuery>,
-    crate::pages::ClientIp(ip): crate::pages::ClientIp,
+    client: crate::client::ClientAddress,
     headers: HeaderMap,
     axum::Form(form): axum::Form<CudeForm>,
 ) -> Response {
@@ -91,13 +91,14 @@ pub(super) async fn cude_plate(
         return with_cookies(page(StatusCode::FORBIDDEN, &page_), cookies);
     }
     let number = form.permit.trim().to_ascii_uppercase();
-    let limits = &state.page_limits;
-    if !limits.allow(&format!("cude-ip:{ip}"), STATUS_LOOKUPS, STATUS_WINDOW)
-        || !limits.allow(
+    if !crate::guard::lookup_allowed(&state, client, "cude", STATUS_LOOKUPS).await
+        || !crate::guard::lookup_allowed(
+            &state,
+            client,
             &format!("cude-permit:{number}"),
             STATUS_LOOKUPS,
-            STATUS_WINDOW,
         )
+        .await
     {
         page_
             .f

@@ -15,6 +15,7 @@ use sportello_store::documents::StagedBlob;
 use super::form::{attach_files, checked_form};
 use super::{LangQuery, portal_frame, with_cookies};
 use crate::AppState;
+use crate::client::ClientAddress;
 use crate::i18n::Tr;
 use crate::pages::{Frame, day, page};
 
@@ -22,11 +23,9 @@ use crate::pages::{Frame, day, page};
 /// nothing about which part of a pair was wrong.
 pub(super) const STATUS_ANSWER_TIME: Duration = Duration::from_millis(400);
 
-/// Lookups of `/stato` allowed per client address and per reference in a window.
+/// Lookups of `/cude` and private links allowed per client in a window
+/// (`crate::guard::STATUS_WINDOW`); wrong `/stato` pairs have their own counters there.
 pub(super) const STATUS_LOOKUPS: u32 = 10;
-
-/// The window of those limits.
-pub(super) const STATUS_WINDOW: Duration = Duration::from_secs(600);
 
 /// A case as the citizen sees it: no journal, no operator, no personal data beyond what
 /// they gave.
@@ -119,33 +118,27 @@ fn citizen_view(tr: &Tr, case: &CaseView) -> CitizenCase {
 /// anything wrong, whatever it was.
 async fn find_case(
     state: &AppState,
-    ip: &str,
+    client: ClientAddress,
     reference: &str,
     fiscal_code: &str,
 ) -> Result<Option<CaseView>, &'static str> {
     let reference = reference.trim().to_ascii_uppercase();
-    let limits = &state.page_limits;
-    let ip_ok = limits.allow(&format!("status-ip:{ip}"), STATUS_LOOKUPS, STATUS_WINDOW);
-    let ref_ok = limits.allow(
-        &format!("status-ref:{reference}"),
-        STATUS_LOOKUPS,
-        STATUS_WINDOW,
-    );
-    if !ip_ok || !ref_ok {
+    if !crate::guard::status_lookup_allowed(state, client, &reference).await {
         return Err("status.too_many");
     }
-    let Ok(code) = FiscalCode::parse(fiscal_code.trim()) else {
-        return Ok(None);
+    let case = match FiscalCode::parse(fiscal_code.trim()) {
+        Ok(code) => state.store.get_case(&reference).await.ok().filter(|case| {
+            case.citizen
+                .fiscal_code
+                .as_deref()
+                .is_some_and(|f| f.eq_ignore_ascii_case(code.as_str()))
+        }),
+        Err(_) => None,
     };
-    let Ok(case) = state.store.get_case(&reference).await else {
-        return Ok(None);
-    };
-    let matches = case
-        .citizen
-        .fiscal_code
-        .as_deref()
-        .is_some_and(|f| f.eq_ignore_ascii_case(code.as_str()));
-    Ok(matches.then_some(case))
+    if case.is_none() {
+        crate::guard::status_lookup_failed(state, client, &reference).await;
+    }
+    Ok(case)
 }
 
 /// `POST /stato`: a lookup (`reference`, `fiscal_code`) or, with files, documents for
@@ -153,7 +146,7 @@ async fn find_case(
 pub(super) async fn status_lookup(
     State(state): State<AppState>,
     Query(query): Query<LangQuery>,
-    crate::pages::ClientIp(ip): crate::pages::ClientIp,
+    client: ClientAddress,
     headers: HeaderMap,
     multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> Response {
@@ -167,9 +160,14 @@ pub(super) async fn status_lookup(
             return with_cookies(page(status, &page_), cookies);
         }
     };
+    if !form.files.is_empty()
+        && let Some(refused) = crate::guard::anonymous_write(&state, client, &headers).await
+    {
+        return refused;
+    }
     page_.reference = form.text("reference").trim().to_owned();
     page_.fiscal_code = form.text("fiscal_code").trim().to_owned();
-    let found = find_case(&state, &ip, &page_.reference, &page_.fiscal_code).await;
+    let found = find_case(&state, client, &page_.reference, &page_.fiscal_code).await;
     let status = match found {
         Err(key) => {
             page_.error = Some(tr.t(key).to_owned());
@@ -275,13 +273,10 @@ async fn show_case(
 /// The case a private link opens, within the address's limit of lookups.
 async fn case_by_link(
     state: &AppState,
-    ip: &str,
+    client: ClientAddress,
     token: &str,
 ) -> Result<Option<CaseView>, &'static str> {
-    if !state
-        .page_limits
-        .allow(&format!("link-ip:{ip}"), STATUS_LOOKUPS * 3, STATUS_WINDOW)
-    {
+    if !crate::guard::lookup_allowed(state, client, "link", STATUS_LOOKUPS * 3).await {
         return Err("status.too_many");
     }
     if token.len() != 48 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -298,10 +293,10 @@ pub(super) async fn status_by_link(
     State(state): State<AppState>,
     axum::extract::Path(token): axum::extract::Path<String>,
     Query(query): Query<LangQuery>,
-    crate::pages::ClientIp(ip): crate::pages::ClientIp,
+    client: ClientAddress,
     headers: HeaderMap,
 ) -> Response {
-    link_page(&state, &token, &query, &ip, &headers, None).await
+    link_page(&state, &token, &query, client, &headers, None).await
 }
 
 /// `POST /stato/{token}`: documents sent from the private link's page.
@@ -309,18 +304,18 @@ pub(super) async fn status_by_link_upload(
     State(state): State<AppState>,
     axum::extract::Path(token): axum::extract::Path<String>,
     Query(query): Query<LangQuery>,
-    crate::pages::ClientIp(ip): crate::pages::ClientIp,
+    client: ClientAddress,
     headers: HeaderMap,
     multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> Response {
-    link_page(&state, &token, &query, &ip, &headers, Some(multipart)).await
+    link_page(&state, &token, &query, client, &headers, Some(multipart)).await
 }
 
 async fn link_page(
     state: &AppState,
     token: &str,
     query: &LangQuery,
-    ip: &str,
+    client: ClientAddress,
     headers: &HeaderMap,
     form: Option<Result<Multipart, axum::extract::multipart::MultipartRejection>>,
 ) -> Response {
@@ -342,7 +337,7 @@ async fn link_page(
             }
         },
     };
-    let status = match case_by_link(state, ip, token).await {
+    let status = match case_by_link(state, client, token).await {
         Err(key) => {
             page_.error = Some(tr.t(key).to_owned());
             page_.link = None;

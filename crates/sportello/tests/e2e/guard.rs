@@ -305,3 +305,23 @@ async fn csrf_and_permission_refusals_are_recorded() {
         "{log:?}"
     );
 }
+
+#[test]
+fn a_bad_trusted_proxy_stops_start_up_naming_the_key() {
+    let install = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(Install::new(""));
+    let out = install.cli_with_env(
+        &["serve"],
+        &[(
+            "SPORTELLO_TRUSTED_PROXIES",
+            "[\"127.0.0.1/32\", \"10.0.0.0/33\"]",
+        )],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("trusted_proxies[1]") && stderr.contains("10.0.0.0/33"),
+        "{stderr}"
+    );
+}

@@ -222,3 +222,19 @@ pub fn day(date: &str) -> String {
         .map(|d| d.format("%d/%m/%Y").to_string())
         .unwrap_or_else(|_| date.to_owned())
 }
+
+/// The client's address as text, for pages that only write it down (the security log):
+/// the same address as [`crate::client::ClientAddress`], after `trusted_proxies`.
+pub struct ClientIp(pub String);
+
+impl axum::extract::FromRequestParts<AppState> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let address = crate::client::ClientAddress::from_request_parts(parts, state).await?;
+        Ok(ClientIp(address.key()))
+    }
+}

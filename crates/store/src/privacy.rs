@@ -266,6 +266,35 @@ impl Store {
             .collect()
     }
 
+    /// The calls to make or made about a case (call-back queue), for the person's copy.
+    pub async fn case_calls_full(&self, case_id: i64) -> Result<Vec<serde_json::Value>> {
+        let rows = sqlx::query(
+            "SELECT reason, phone, script, status, outcome, note, created_at, done_at \
+             FROM call_tasks WHERE case_id = $1 ORDER BY id",
+        )
+        .bind(case_id)
+        .fetch_all(&self.write)
+        .await?;
+        let instant = |ms: Option<i64>| -> Result<Option<String>> {
+            ms.map(|ms| crate::from_ms(ms).map(crate::time::rome_rfc3339))
+                .transpose()
+        };
+        rows.iter()
+            .map(|r| {
+                Ok(serde_json::json!({
+                    "reason": get_str(r, "reason")?,
+                    "phone": get_opt_str(r, "phone")?,
+                    "script": get_str(r, "script")?,
+                    "status": get_str(r, "status")?,
+                    "outcome": get_opt_str(r, "outcome")?,
+                    "note": get_opt_str(r, "note")?,
+                    "created_at": instant(Some(get_i64(r, "created_at")?))?,
+                    "done_at": instant(get_opt_i64(r, "done_at")?)?,
+                }))
+            })
+            .collect()
+    }
+
     /// Anonymises one closed case in one transaction (see the module's documentation);
     /// with `delete_documents`, also deletes the case's documents the protocol register
     /// does not name (retention), queuing their bytes for [`Store::sweep_deleted_blobs`].

@@ -168,6 +168,7 @@ async fn export_then_anonymise_once_closed_leaves_no_trace_in_search_cases_or_me
         "who read the case: {reads:?}"
     );
     assert_eq!(index["payments"], serde_json::json!([]));
+    assert!(index["cases"][0]["calls"].is_array());
 
     // Refused while the case is open, naming it; nothing changed.
     let out = install.cli(&[

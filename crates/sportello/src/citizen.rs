@@ -69,7 +69,8 @@ COPIA DEI DATI PERSONALI (art. 15 Regolamento UE 2016/679)
 ==========================================================
 Questo archivio contiene tutti i dati che l'ufficio conserva su di Lei:
 - index.json: i dati anagrafici e di contatto, le pratiche con la loro cronologia, i messaggi
-  ricevuti e inviati, gli elenchi dei documenti, i permessi, i pagamenti e il registro di chi
+  ricevuti e inviati, le telefonate e gli appuntamenti, gli elenchi dei documenti, i
+  permessi, i pagamenti e il registro di chi
   ha consultato i Suoi dati (chi, quando, che cosa);
 - documents/<pratica>/: i documenti delle pratiche, cosi' come sono stati ricevuti o prodotti;
 - messages/<pratica>/: i messaggi ricevuti (e-mail, PEC, fax), byte per byte.
@@ -80,7 +81,8 @@ COPY OF PERSONAL DATA (art. 15 GDPR)
 ====================================
 This archive holds everything the office keeps about you:
 - index.json: your identity and contact details, your cases with their timelines, the
-  messages received and sent, the lists of documents, permits, payments and the log of who
+  messages received and sent, calls and appointments, the lists of documents, permits,
+  payments and the log of who
   read your data (who, when, what);
 - documents/<case>/: the cases' documents, as received or produced;
 - messages/<case>/: the messages received (e-mail, PEC, fax), byte for byte.
@@ -151,11 +153,13 @@ async fn export(config: &Config, code: &str, output: &Path) -> anyhow::Result<Ex
         let outbound = store.outbound_of_case(&case.reference).await?;
         messages += outbound.len();
         let appointments = store.appointments_of_case(&case.reference).await?;
+        let calls = store.case_calls_full(case.id).await?;
         cases_json.push(serde_json::json!({
             "case": view,
             "messages_received": inbound,
             "messages_sent": outbound,
             "appointments": appointments,
+            "calls": calls,
         }));
     }
     let mut permits = Vec::new();

@@ -54,7 +54,16 @@ pub async fn run(config: &Config, command: RetentionCommand) -> anyhow::Result<E
             kept = due.iter().map(|c| c.registered_documents).sum();
         } else {
             let reason = format!("retention {case_type} {period}");
+            // On a terminal only (indicatif draws nothing when stderr is not one).
+            let progress = indicatif::ProgressBar::new(due.len() as u64);
+            progress.set_style(
+                indicatif::ProgressStyle::with_template(&format!(
+                    "{{spinner}} conservazione {case_type} {{bar:30}} {{pos}}/{{len}} ({{eta}})"
+                ))
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
             for case in &due {
+                progress.inc(1);
                 let done = store
                     .anonymise_case(case.id, "retention", "retention", &reason, true)
                     .await?;
@@ -64,6 +73,7 @@ pub async fn run(config: &Config, command: RetentionCommand) -> anyhow::Result<E
                 kept += done.documents_kept;
                 fields += done.fields;
             }
+            progress.finish_and_clear();
         }
         total_cases += cases;
         total_deleted += deleted;

@@ -266,6 +266,35 @@ impl Store {
             .collect()
     }
 
+    /// The calls to make or made about a case (call-back queue), for the person's copy.
+    pub async fn case_calls_full(&self, case_id: i64) -> Result<Vec<serde_json::Value>> {
+        let rows = sqlx::query(
+            "SELECT reason, phone, script, status, outcome, note, created_at, done_at \
+             FROM call_tasks WHERE case_id = $1 ORDER BY id",
+        )
+        .bind(case_id)
+        .fetch_all(&self.write)
+        .await?;
+        let instant = |ms: Option<i64>| -> Result<Option<String>> {
+            ms.map(|ms| crate::from_ms(ms).map(crate::time::rome_rfc3339))
+                .transpose()
+        };
+        rows.iter()
+            .map(|r| {
+                Ok(serde_json::json!({
+                    "reason": get_str(r, "reason")?,
+                    "phone": get_opt_str(r, "phone")?,
+                    "script": get_str(r, "script")?,
+                    "status": get_str(r, "status")?,
+                    "outcome": get_opt_str(r, "outcome")?,
+                    "note": get_opt_str(r, "note")?,
+                    "created_at": instant(Some(get_i64(r, "created_at")?))?,
+                    "done_at": instant(get_opt_i64(r, "done_at")?)?,
+                }))
+            })
+            .collect()
+    }
+
     /// Anonymises one closed case in one transaction (see the module's documentation);
     /// with `delete_documents`, also deletes the case's documents the protocol register
     /// does not name (retention), queuing their bytes for [`Store::sweep_deleted_blobs`].
@@ -753,6 +782,15 @@ impl Store {
         });
         insert_event(&mut tx, case_id, now, actor, "anonymised", &event).await?;
         tx.commit().await?;
+        // A structured line for the operators' logs: which case and how much, no personal data.
+        tracing::info!(
+            case = %reference,
+            action,
+            actor,
+            fields = fields_total,
+            documents_deleted,
+            "case anonymised"
+        );
         Ok(CaseAnonymised {
             reference,
             case_type: get_str(&case, "case_type")?,
@@ -1252,6 +1290,48 @@ mod tests {
                 "done once"
             );
             assert!(store.verify_register().await.unwrap().is_ok());
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn a_run_stopped_between_cases_is_finished_by_the_next() {
+        with_test_store(|store, clock| async move {
+            let mut ids = Vec::new();
+            for subject in ["Primo", "Secondo"] {
+                let r = store.create_case(new_case(subject)).await.unwrap().summary.reference;
+                store.apply_action(&r, &Action::Withdraw, Some("rinuncia"), "op").await.unwrap();
+                ids.push(r);
+            }
+            let cutoff = store.clock().now();
+            clock.advance(chrono::Duration::days(1));
+            let due = store.retention_candidates("ztl_permit", cutoff).await.unwrap();
+            assert_eq!(due.len(), 2);
+            // The first case is done, then the process dies before the second.
+            store.anonymise_case(due[0].id, "retention", "retention", "r", true).await.unwrap();
+            // A transaction that died midway leaves nothing: its journal row and rewrites go together.
+            let mut tx = store.write.begin().await.unwrap();
+            sqlx::query("INSERT INTO privacy_journal (at, actor, action, reason, case_id, detail) VALUES (1, 'retention', 'retention', 'r', $1, '{}')")
+                .bind(due[1].id)
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            sqlx::query("UPDATE case_events SET detail = '{}' WHERE case_id = $1").bind(due[1].id).execute(&mut *tx).await.unwrap();
+            drop(tx);
+            let left = store.retention_candidates("ztl_permit", cutoff).await.unwrap();
+            assert_eq!(left.iter().map(|c| c.reference.as_str()).collect::<Vec<_>>(), [due[1].reference.as_str()]);
+            let second = store.get_case(&due[1].reference).await.unwrap();
+            assert!(second.description.contains("ROSSI"), "untouched until its turn");
+            store.anonymise_case(left[0].id, "retention", "retention", "r", true).await.unwrap();
+            assert!(store.retention_candidates("ztl_permit", cutoff).await.unwrap().is_empty());
+            for r in &ids {
+                let c = store.get_case(r).await.unwrap();
+                assert!(!serde_json::to_string(&c).unwrap().contains("Rossi"), "{r}");
+            }
+            // Both cases of the person carry the same pseudonym, on one record.
+            let (a, b) = (store.get_case(&ids[0]).await.unwrap(), store.get_case(&ids[1]).await.unwrap());
+            assert_eq!(a.citizen, b.citizen);
+            assert!(store.person_by_fiscal_code(CF).await.unwrap().is_none());
         })
         .await;
     }

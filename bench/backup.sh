@@ -45,7 +45,8 @@ cleanup() {
 trap cleanup EXIT
 cli() { "$BIN" --config "$dir/sportello.toml" "$@"; }
 start_server() {
-  cli serve >>"$dir/serve.log" 2>&1 &
+  # The binary itself in the background (not the function `cli`): $! must be its pid.
+  "$BIN" --config "$dir/sportello.toml" serve >>"$dir/serve.log" 2>&1 &
   pid=$!
   until curl -fs "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1; do sleep 0.05; done
 }
@@ -83,7 +84,7 @@ echo "scenario: $(du -sh "$dir/data" | cut -f1) data folder, SQLite (WAL) and do
 start_server
 MAX_SEQ="$(total_cases)"
 rps() { sed -n 's/^Requests\/sec: *//p'; }
-echo "without a backup (wrk -t2 -c8 -d20s, GET a random case of $MAX_SEQ):"
+echo "without a backup (wrk -t2 -c8 -d20s, GET a random case of $MAX_SEQ; again after the backup):"
 base=$(wrk -t2 -c8 -d20s -s bench/get_case.lua "http://127.0.0.1:$PORT" | tee "$dir/wrk-base.txt" | rps)
 grep -E "Latency|non-2xx" "$dir/wrk-base.txt" | sed 's/^/  /'
 echo "  $base requests/s"
@@ -91,7 +92,7 @@ echo "  $base requests/s"
 echo "during a backup (wrk in 10 s rounds while it runs):"
 rm -rf "$dir/backup"
 t0=$(date +%s.%N)
-cli backup "$dir/backup" >"$dir/backup.out" 2>&1 &
+"$BIN" --config "$dir/sportello.toml" backup "$dir/backup" >"$dir/backup.out" 2>&1 &
 bpid=$!
 rounds=()
 : >"$dir/wrk-during.txt"
@@ -105,6 +106,8 @@ grep -E "Latency|non-2xx" "$dir/wrk-during.txt" | sed 's/^/  /'
 echo "  rounds: ${rounds[*]} requests/s"
 cat "$dir/backup.out"
 echo "backup: $(echo "$t1 - $t0" | bc) s wall, $(du -sb "$dir/backup" | cut -f1) bytes ($(du -sh "$dir/backup" | cut -f1))"
+after=$(wrk -t2 -c8 -d20s -s bench/get_case.lua "http://127.0.0.1:$PORT" | rps)
+echo "without a backup again: $after requests/s"
 stop_server
 
 if [ -n "${RESTORE:-}" ]; then

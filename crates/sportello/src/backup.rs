@@ -746,8 +746,13 @@ pub async fn restore(config: &Config, dir: &Path) -> anyhow::Result<ExitCode> {
         Err(brk) => bail!("restored, but the protocol register does not verify: {brk}"),
     };
     let bytes: u64 = entries.iter().map(|e| e.size).sum();
+    let cases = std::fs::read(dir.join(INFO))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|info| info["cases"].as_i64())
+        .unwrap_or_default();
     println!(
-        "restore complete: {} documents, {bytes} bytes in {:.1} s; register intact ({entries_checked} entries)",
+        "restore complete: {cases} cases, {} documents, {bytes} bytes in {:.1} s; register intact ({entries_checked} entries)",
         docs.len(),
         started.elapsed().as_secs_f64(),
     );

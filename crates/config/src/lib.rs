@@ -6,6 +6,7 @@
 
 mod channels;
 mod load;
+mod metrics;
 mod office;
 mod outbound;
 mod secrets;
@@ -21,6 +22,7 @@ pub use channels::{
     WebhooksConfig, WhatsappConfig,
 };
 pub use load::{Sources, process_env};
+pub use metrics::MetricsConfig;
 pub use office::{CalendarConfig, CaseTypeConfig, LimitsConfig, OfficeConfig};
 pub use outbound::{
     DEFAULT_SMS_BODY, OutboundConfig, OutboundFaxConfig, OutboundTelegramConfig,
@@ -51,6 +53,7 @@ pub(crate) const TOP_LEVEL_KEYS: &[&str] = &[
     "case_type",
     "limits",
     "office",
+    "metrics",
 ];
 
 /// The whole configuration.
@@ -91,6 +94,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// Who the office is, for letters it signs.
     pub office: OfficeConfig,
+    /// Who may read `/metrics`.
+    pub metrics: MetricsConfig,
 }
 
 impl Default for Config {
@@ -113,6 +118,7 @@ impl Default for Config {
             case_type: Vec::new(),
             limits: LimitsConfig::default(),
             office: OfficeConfig::default(),
+            metrics: MetricsConfig::default(),
         }
     }
 }

@@ -12,6 +12,7 @@ mod ingest;
 mod outbound;
 mod scan_watch;
 mod serve;
+mod startup;
 mod ztl;
 
 /// Exit status for bad usage or configuration (CONTRACT §4).
@@ -205,6 +206,7 @@ fn main() -> ExitCode {
         }
     };
     app::init_tracing();
+    startup::private_files();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -14,6 +14,7 @@ mod cli;
 mod contact;
 mod crash;
 mod demo;
+mod hygiene;
 mod intake;
 mod mailbox;
 mod messages;

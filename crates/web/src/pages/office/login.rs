@@ -19,12 +19,11 @@ const LOGIN_ATTEMPTS: u32 = 5;
 /// The window of those limits (a lockout lasts at most this long).
 const LOGIN_WINDOW: std::time::Duration = std::time::Duration::from_secs(900);
 
-/// A local path to go back to after signing in (never another site).
+/// A local path of the back office to go back to after signing in (never another site,
+/// never a header-splitting CR/LF: [`crate::hygiene::safe_local_path`]).
 fn safe_next(next: Option<&str>) -> String {
-    match next {
-        Some(n) if n.starts_with("/ufficio") && !n.starts_with("//") && !n.contains("\\") => {
-            n.to_owned()
-        }
+    match next.and_then(crate::hygiene::safe_local_path) {
+        Some(n) if n.starts_with("/ufficio") => n.to_owned(),
         _ => "/ufficio".to_owned(),
     }
 }

@@ -42,7 +42,8 @@ pub(crate) fn case_path(reference: &str) -> String {
     format!("/ufficio/pratiche/{}", urlencode(reference))
 }
 
-pub(super) fn routes() -> Router<AppState> {
+pub(super) fn routes(upload_limit: usize) -> Router<AppState> {
+    let uploads = || axum::extract::DefaultBodyLimit::max(upload_limit);
     Router::new()
         .merge(reports::routes())
         .merge(contact::routes())
@@ -62,7 +63,7 @@ pub(super) fn routes() -> Router<AppState> {
         )
         .route(
             "/ufficio/pratiche/{reference}/documenti",
-            post(upload_document),
+            post(upload_document).layer(uploads()),
         )
         .route("/ufficio/pratiche/{reference}/dati", post(edit_fields))
         .route(
@@ -71,7 +72,10 @@ pub(super) fn routes() -> Router<AppState> {
         )
         .route("/ufficio/cerca", get(search))
         .route("/ufficio/permessi", get(permits))
-        .route("/ufficio/permessi/transiti", post(check_transits_page))
+        .route(
+            "/ufficio/permessi/transiti",
+            post(check_transits_page).layer(uploads()),
+        )
         .route("/ufficio/accessi", get(audit))
         .route("/ufficio/permessi/apri", get(open_permit))
         .route(

@@ -101,8 +101,8 @@ pub async fn user_add(
     let store = open_store(config).await?;
     let secrets = match store.add_user(login, name.unwrap_or(login), role).await {
         Ok(s) => s,
-        Err(sportello_store::StoreError::Invalid { message, .. }) => {
-            return Err(UsageError(format!("login: {message}")).into());
+        Err(sportello_store::StoreError::Invalid { field, message }) => {
+            return Err(UsageError(format!("{field}: {message}")).into());
         }
         Err(e) => return Err(e.into()),
     };

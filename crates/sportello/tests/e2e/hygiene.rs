@@ -515,3 +515,99 @@ async fn staged_uploads_of_a_crash_are_removed_and_files_are_private() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_register_import_accounts_for_every_line_and_an_open_quote_loses_nothing() {
+    let install = Install::new("").await;
+    let row = |permit: &str, name: &str, plate: &str, country: &str| {
+        format!(
+            "{permit},residenti,RSSMRA80A01H501U,{name},{plate},{country},2026-01-01,2026-12-31,active"
+        )
+    };
+    let file = [
+        "permit,category,holder_fiscal_code,holder_name,plate,country,valid_from,valid_to,status"
+            .to_owned(),
+        row("P1", "\"Mario Rossi", "AB123CD", "IT"),
+        row("P2", "Luigi Verdi", "CD456EF", "IT"),
+        String::new(),
+        row("P3", "Nul\u{0}lo", "EF789GH", "IT"),
+        row("P4", "Anna \u{202E}issoR", "GH012IJ", "IT"),
+        row("P5", "Anna Blu", "IJ345KL", "ZZ"),
+    ]
+    .join("\n")
+        + "\n";
+    let path = install.dir.path().join("registro.csv");
+    std::fs::write(&path, file).unwrap();
+    let out = install.cli(&["permits", "import", path.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stdout}{stderr}");
+    for (line, reason) in [
+        (2, "unterminated quote"),
+        (5, "control character"),
+        (6, "bidirectional"),
+        (7, "ISO 3166"),
+    ] {
+        assert!(
+            stderr
+                .lines()
+                .any(|l| l.contains(&format!("line {line}:")) && l.contains(reason)),
+            "line {line} ({reason}) not reported:\n{stderr}"
+        );
+    }
+    assert!(stdout.contains("1 rows added"), "{stdout}");
+    assert!(
+        stdout.contains("7 lines read: 1 header, 1 accepted, 4 refused, 1 blank"),
+        "{stdout}"
+    );
+}
+
+#[tokio::test]
+async fn unknown_fields_and_bidirectional_controls_in_names_are_refused_with_422() {
+    let mut install = Install::new("").await;
+    let op = install.user("op", "operator");
+    install.start(&[]).await;
+    let mut body = case_body();
+    body["colour"] = serde_json::json!("blue");
+    let (status, ctype, problem) = install
+        .call("POST", "/api/v1/cases", Some(&op), Some(body))
+        .await;
+    assert_eq!(status, 422, "{problem}");
+    assert_eq!(ctype, "application/problem+json");
+    assert_eq!(problem["errors"][0]["field"], "colour", "{problem}");
+    let mut body = case_body();
+    body["citizen"]["nickname"] = serde_json::json!("Mario");
+    let (status, _, problem) = install
+        .call("POST", "/api/v1/cases", Some(&op), Some(body))
+        .await;
+    assert_eq!(status, 422, "{problem}");
+    assert_eq!(
+        problem["errors"][0]["field"], "citizen.nickname",
+        "{problem}"
+    );
+    let mut body = case_body();
+    body["citizen"]["name"] = serde_json::json!("Mario \u{202E}issoR");
+    let (status, _, problem) = install
+        .call("POST", "/api/v1/cases", Some(&op), Some(body))
+        .await;
+    assert_eq!(status, 422, "{problem}");
+    assert_eq!(problem["errors"][0]["field"], "citizen.name", "{problem}");
+    assert!(
+        problem["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("bidirectional"),
+        "{problem}"
+    );
+    let added = install.cli(&[
+        "user",
+        "add",
+        "eve",
+        "--role",
+        "operator",
+        "--name",
+        "Eve \u{202E}",
+    ]);
+    assert_eq!(added.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&added.stderr).contains("name:"));
+}

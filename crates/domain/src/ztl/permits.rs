@@ -326,6 +326,13 @@ mod tests {
             format!("T3,V01,EF789GH,IT,{at}"),
             format!("T4,V01,GH012IJ,IT,{at}"),
         ];
+        // A country that is not ISO 3166-1 alpha-2 is refused by its line.
+        let unknown = format!("{}\nT9,V01,AB123CD,ZZ,{at}\n", lines[0]);
+        let summary =
+            check_transits(&policy, &index, unknown.as_bytes(), Vec::new(), |_| {}).unwrap();
+        assert_eq!(summary.rejected.len(), 1);
+        assert_eq!(summary.rejected[0].line, 2);
+        assert!(summary.rejected[0].reason.contains("ISO 3166"));
         let file = lines.join("\n") + "\n";
         let summary = check_transits(&policy, &index, file.as_bytes(), Vec::new(), |_| {}).unwrap();
         let refused: Vec<u64> = summary.rejected.iter().map(|r| r.line).collect();

@@ -625,6 +625,17 @@ fn check_part<R: Read>(
                 continue;
             }
         };
+        if !crate::plate::is_iso_country(&plate.country) {
+            reject(
+                &mut summary,
+                line,
+                format!(
+                    "country {:?} is not an ISO 3166-1 alpha-2 code",
+                    plate.country
+                ),
+            );
+            continue;
+        }
         let Ok(at) = DateTime::parse_from_rfc3339(timestamp) else {
             reject(
                 &mut summary,

@@ -53,6 +53,10 @@ pub enum AppError {
     /// An upload over the limit (bytes).
     #[error("larger than {0} bytes")]
     TooLarge(u64),
+    /// Not now: the database is busy or locked, or the disk is full (the detail is for the
+    /// log; callers are told to try again).
+    #[error("temporarily unavailable: {0}")]
+    Unavailable(String),
     /// Something broke on our side: logged, never detailed to a citizen.
     #[error("{0}")]
     Internal(String),
@@ -75,6 +79,9 @@ impl AppError {
 
 impl From<StoreError> for AppError {
     fn from(e: StoreError) -> Self {
+        if e.is_unavailable() {
+            return AppError::Unavailable(e.to_string());
+        }
         match e {
             StoreError::NotFound(what) => AppError::NotFound(format!("{what} not found")),
             StoreError::Workflow(w) => match &w {
@@ -118,5 +125,23 @@ mod tests {
             message: "too short".into(),
         });
         assert_eq!(invalid.to_string(), "plate: too short");
+    }
+
+    #[test]
+    fn busy_databases_and_full_disks_are_unavailable() {
+        assert!(matches!(
+            AppError::from(StoreError::Unavailable("database is locked".into())),
+            AppError::Unavailable(_)
+        ));
+        assert!(matches!(
+            AppError::from(StoreError::Blob(
+                "staging file: No space left on device (os error 28)".into()
+            )),
+            AppError::Unavailable(_)
+        ));
+        assert!(matches!(
+            AppError::from(StoreError::Blob("object not found".into())),
+            AppError::Internal(_)
+        ));
     }
 }

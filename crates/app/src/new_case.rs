@@ -112,6 +112,9 @@ impl CaseRequest {
             },
         };
         let name = clean(citizen.name, "citizen.name", 200, &mut errors);
+        if let Some(Err(e)) = name.as_deref().map(sportello_domain::names::check_name) {
+            errors.push(FieldError::new("citizen.name", e.to_string()));
+        }
         let email = clean(citizen.email, "citizen.email", 254, &mut errors);
         let pec = clean(citizen.pec, "citizen.pec", 254, &mut errors);
         let phone = clean(citizen.phone, "citizen.phone", 32, &mut errors);

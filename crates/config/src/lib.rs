@@ -6,6 +6,7 @@
 
 mod channels;
 mod load;
+mod metrics;
 mod network;
 mod office;
 mod outbound;
@@ -24,6 +25,7 @@ pub use channels::{
     WebhooksConfig, WhatsappConfig,
 };
 pub use load::{Sources, process_env};
+pub use metrics::MetricsConfig;
 pub use network::TrustedProxies;
 pub use office::{CalendarConfig, CaseTypeConfig, LimitsConfig, OfficeConfig};
 pub use outbound::{
@@ -60,6 +62,7 @@ pub(crate) const TOP_LEVEL_KEYS: &[&str] = &[
     "office",
     "retention",
     "trusted_proxies",
+    "metrics",
 ];
 
 /// The whole configuration.
@@ -106,6 +109,8 @@ pub struct Config {
     pub security: SecurityConfig,
     /// How long closed cases keep their documents and personal data.
     pub retention: RetentionConfig,
+    /// Who may read `/metrics`.
+    pub metrics: MetricsConfig,
 }
 
 impl Default for Config {
@@ -131,6 +136,7 @@ impl Default for Config {
             office: OfficeConfig::default(),
             security: SecurityConfig::default(),
             retention: RetentionConfig::default(),
+            metrics: MetricsConfig::default(),
         }
     }
 }

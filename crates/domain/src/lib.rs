@@ -8,6 +8,7 @@ pub mod calendar;
 pub mod case;
 pub mod clock;
 pub mod fiscal_code;
+pub mod names;
 pub mod outbound;
 pub mod plate;
 pub mod privacy;

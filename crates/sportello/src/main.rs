@@ -15,6 +15,7 @@ mod outbound;
 mod retention;
 mod scan_watch;
 mod serve;
+mod startup;
 mod users;
 mod ztl;
 
@@ -224,6 +225,7 @@ fn main() -> ExitCode {
         }
     };
     app::init_tracing();
+    startup::private_files();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

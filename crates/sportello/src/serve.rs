@@ -25,6 +25,35 @@ pub async fn run(
         config.listen = addr;
     }
     let config = Arc::new(config);
+    // Before anything opens the database: one server per SQLite file, a disk that takes
+    // writes, private files, no half-written uploads of a crashed run.
+    let serve_lock = crate::startup::lock(&config)?;
+    crate::startup::check_writable(&crate::startup::local_dirs(&config))?;
+    let cleaned = crate::startup::clean_staged_uploads(
+        &config.data_dir,
+        serve_lock.is_some(),
+        std::time::SystemTime::from(sportello_domain::clock::Clock::now(
+            &sportello_domain::clock::SystemClock,
+        )),
+    );
+    if cleaned > 0 {
+        tracing::info!(
+            files = cleaned,
+            "staged uploads left by an interrupted run removed"
+        );
+    }
+    {
+        let config = config.clone();
+        tokio::task::spawn_blocking(move || {
+            let changed = crate::startup::tighten_permissions(&config);
+            if changed > 0 {
+                tracing::info!(
+                    files = changed,
+                    "permissions tightened: files 0600 and folders 0700 (they were readable by others)"
+                );
+            }
+        });
+    }
     let blobs = open_blobs(&config)?;
     let logins = if with_demo {
         Some(demo::prepare(&config, &blobs).await?)
@@ -186,6 +215,24 @@ pub async fn run(
             }
         })
     };
+    let metrics_listener = match config.metrics.listen {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on metrics.listen = {addr}"))?;
+            println!(
+                "Metrics (Prometheus): http://{}/metrics",
+                listener.local_addr()?
+            );
+            let metrics = sportello_web::hygiene::metrics_router(state.clone());
+            Some(tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, metrics).await {
+                    tracing::warn!(error = %e, "the metrics listener stopped");
+                }
+            }))
+        }
+        None => None,
+    };
     let app = router(state);
     axum::serve(
         listener,
@@ -205,6 +252,9 @@ pub async fn run(
         tracing::warn!("the sender did not finish within 30 s");
     }
     contact.abort();
+    if let Some(metrics) = metrics_listener {
+        metrics.abort();
+    }
     text_worker.abort();
     if let Some(scanner) = scanner {
         scanner.abort();
@@ -217,6 +267,7 @@ pub async fn run(
         tracing::warn!(error = %e, "could not release the mailbox leases");
     }
     store.close().await;
+    drop(serve_lock);
     Ok(ExitCode::SUCCESS)
 }
 

@@ -255,9 +255,9 @@ async fn user_add(
     let store = open_store(config).await?;
     let secrets = match store.add_user(login, name.unwrap_or(login), role).await {
         Ok(s) => s,
-        Err(StoreError::Invalid { message, .. }) => {
+        Err(StoreError::Invalid { field, message }) => {
             store.close().await;
-            return Err(UsageError(format!("login: {message}")).into());
+            return Err(UsageError(format!("{field}: {message}")).into());
         }
         Err(e) => {
             store.close().await;

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use sportello_app::AppError;
 use sportello_config::Config;
-use sportello_domain::ztl::permits::{read_register, register_instant};
+use sportello_domain::ztl::permits::{read_register_counted, register_instant};
 use sportello_domain::ztl::policy::{EXAMPLE_POLICY, Policy};
 use sportello_domain::ztl::transits::{Part, PermitIndex, check_transits, check_transits_in_parts};
 
@@ -55,8 +55,9 @@ pub async fn permits_import(config: &Config, file: &Path) -> anyhow::Result<Exit
     let (policy, text) = load_policy_text(config)?;
     let input =
         std::fs::File::open(file).map_err(|e| UsageError(format!("{}: {e}", file.display())))?;
-    let (rows, rejected) = read_register(&policy, BufReader::new(input))
+    let read = read_register_counted(&policy, BufReader::new(input))
         .map_err(|e| UsageError(format!("{}: {e}", file.display())))?;
+    let (rows, rejected, blank, lines) = (read.rows, read.rejected, read.blank, read.lines);
     let store = open_store(config).await?;
     let version = store.record_policy_version(&text, "import").await?;
     let counts = store
@@ -70,6 +71,12 @@ pub async fn permits_import(config: &Config, file: &Path) -> anyhow::Result<Exit
         "{} rows added, {} already present, {} refused",
         counts.added,
         counts.already_present,
+        rejected.len()
+    );
+    // Every physical line accounted for: header + accepted + refused + blank.
+    println!(
+        "{lines} lines read: 1 header, {} accepted, {} refused, {blank} blank",
+        rows.len(),
         rejected.len()
     );
     Ok(if rejected.is_empty() {
@@ -173,6 +180,14 @@ pub async fn transits_check(
     eprintln!(
         "{} transits read, {} in an active zone, {} violations, {} refused (policy version {version})",
         summary.transits, summary.in_active_zone, summary.violations, summary.rejected_count
+    );
+    // Every physical line accounted for: header + accepted + refused + blank.
+    eprintln!(
+        "{} lines read: 1 header, {} accepted, {} refused, {} blank",
+        1 + summary.transits + summary.blank,
+        summary.transits - summary.rejected_count,
+        summary.rejected_count,
+        summary.blank
     );
     Ok(if summary.rejected_count == 0 {
         ExitCode::SUCCESS

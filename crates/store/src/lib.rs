@@ -42,6 +42,7 @@ pub mod texts;
 pub mod throttle;
 mod time;
 pub mod transits;
+mod unavailable;
 pub mod users;
 mod values;
 
@@ -96,7 +97,11 @@ pub enum StoreError {
     },
     /// The database failed.
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(#[source] sqlx::Error),
+    /// Not now: the database is busy or locked, the disk is full, the server refuses
+    /// connections (answered 503 with `Retry-After`).
+    #[error("temporarily unavailable: {0}")]
+    Unavailable(String),
     /// The schema could not be brought up to date.
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
@@ -108,7 +113,27 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        if unavailable::sqlx_unavailable(&e) {
+            StoreError::Unavailable(e.to_string())
+        } else {
+            StoreError::Database(e)
+        }
+    }
+}
+
 impl StoreError {
+    /// Whether it means "try again later" (busy, locked, disk full) rather than a fault.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::Unavailable(_) => true,
+            StoreError::Database(e) => unavailable::sqlx_unavailable(e),
+            StoreError::Blob(message) => unavailable::message_unavailable(message),
+            _ => false,
+        }
+    }
+
     pub(crate) fn invalid(field: &str, message: impl Into<String>) -> Self {
         StoreError::Invalid {
             field: field.to_owned(),
@@ -252,6 +277,40 @@ impl Store {
     /// Whether the database answers (for `/healthz`).
     pub async fn ping(&self) -> bool {
         sqlx::query("SELECT 1").fetch_one(&self.read).await.is_ok()
+    }
+
+    /// Whether the database takes writes now (for `/readyz`): one row of the probe table
+    /// written within `wait`, so a locked database, a full disk or an exhausted pool says so
+    /// instead of queueing requests behind it.
+    pub async fn write_probe(&self, wait: Duration) -> Result<()> {
+        let probe = async {
+            let mut conn = self.write.acquire().await?;
+            if self.backend == Backend::Sqlite {
+                let ms = wait.as_millis().min(60_000);
+                sqlx::query(sqlx::AssertSqlSafe(format!("PRAGMA busy_timeout = {ms}")))
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            let written = sqlx::query(
+                "INSERT INTO readiness_probe (id, probed_at) VALUES (1, $1) \
+                 ON CONFLICT (id) DO UPDATE SET probed_at = excluded.probed_at",
+            )
+            .bind(to_ms(self.clock.now()))
+            .execute(&mut *conn)
+            .await;
+            if self.backend == Backend::Sqlite {
+                sqlx::query("PRAGMA busy_timeout = 10000")
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            written.map(|_| ())
+        };
+        match tokio::time::timeout(wait + Duration::from_secs(1), probe).await {
+            Ok(result) => result.map_err(StoreError::from),
+            Err(_) => Err(StoreError::Unavailable(
+                "no database connection for writing within the probe's time".into(),
+            )),
+        }
     }
 
     /// Closes every connection (checkpointing SQLite's WAL).

@@ -157,6 +157,8 @@ impl Store {
     /// Creates a user with a generated password and a first API token.
     pub async fn add_user(&self, login: &str, name: &str, role: Role) -> Result<NewUserSecrets> {
         check_login(login)?;
+        sportello_domain::names::check_name(name)
+            .map_err(|e| StoreError::invalid("name", e.to_string()))?;
         let password = random_string(20);
         let token = new_token();
         let hash = hash_password(&password)?;

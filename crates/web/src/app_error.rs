@@ -29,6 +29,10 @@ impl From<AppError> for ApiError {
             }
             AppError::TooLarge(limit) => ApiError::TooLarge(limit),
             AppError::Internal(detail) => ApiError::Internal(detail),
+            AppError::Unavailable(detail) => {
+                tracing::warn!(%detail, "temporarily unavailable: answered 503");
+                ApiError::Unavailable(crate::error::BUSY.into())
+            }
         }
     }
 }
@@ -73,6 +77,27 @@ mod tests {
         assert_eq!(status(AppError::field("plate", "bad")), 422);
         assert_eq!(status(AppError::TooLarge(10)), 413);
         assert_eq!(status(AppError::Internal("x".into())), 500);
+        let busy = ApiError::from(AppError::Unavailable("database is locked".into()));
+        assert_eq!(busy.status().as_u16(), 503);
+        assert_eq!(
+            busy.detail(),
+            crate::error::BUSY,
+            "the cause stays in the log"
+        );
+        let response = busy.into_response();
+        assert_eq!(response.status().as_u16(), 503);
+        assert_eq!(response.headers()["retry-after"], "5");
+        for e in [
+            AppError::BadRequest("x".into()),
+            AppError::NotFound("x".into()),
+            AppError::field("plate", "bad"),
+            AppError::TooLarge(10),
+            AppError::Internal("x".into()),
+        ] {
+            let api = ApiError::from(e);
+            let expected = api.status();
+            assert_eq!(api.into_response().status(), expected);
+        }
     }
 
     #[test]

@@ -110,7 +110,8 @@ impl ApiError {
             ApiError::TooLarge(limit) => format!("larger than {limit} bytes"),
             ApiError::BodyTooLarge => "the request is too large".into(),
             ApiError::MethodNotAllowed => "not allowed".into(),
-            ApiError::Internal(_) | ApiError::Unavailable(_) => "an internal error occurred".into(),
+            ApiError::Unavailable(d) => d.clone(),
+            ApiError::Internal(_) => "an internal error occurred".into(),
         }
     }
 
@@ -122,6 +123,26 @@ impl ApiError {
                 tr.refusal(refusal)
             }
             other => other.detail(),
+        }
+    }
+
+    /// The HTTP status of its answer (pages that show the error in their own words).
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized | ApiError::NotAuthentic(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) | ApiError::Refused(_) => StatusCode::CONFLICT,
+            ApiError::RefusedField { .. } | ApiError::Invalid(_) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::TooLarge(_) | ApiError::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -299,16 +320,31 @@ impl IntoResponse for ApiError {
                     vec![],
                 )
             }
-            ApiError::Unavailable(detail) => problem(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                "Service unavailable",
-                detail,
-                vec![],
-            ),
+            ApiError::Unavailable(detail) => {
+                let mut r = problem(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "Service unavailable",
+                    detail,
+                    vec![],
+                );
+                r.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    header::HeaderValue::from_static(RETRY_AFTER_SECONDS),
+                );
+                r
+            }
         }
     }
 }
+
+/// How long a client should wait before trying again after a 503 (seconds): a busy
+/// SQLite writer or a full disk is seldom over in less.
+pub const RETRY_AFTER_SECONDS: &str = "5";
+
+/// What a client is told when the database is busy or locked or the disk is full.
+pub const BUSY: &str =
+    "the service is busy (database locked or storage full); try again in a few seconds";
 
 /// A known path with a method it does not accept.
 pub async fn method_not_allowed() -> ApiError {

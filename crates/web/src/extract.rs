@@ -20,7 +20,16 @@ where
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         match axum::Json::<T>::from_request(req, state).await {
             Ok(axum::Json(v)) => Ok(ApiJson(v)),
-            Err(JsonRejection::JsonDataError(e)) => Err(ApiError::field("body", e.body_text())),
+            Err(JsonRejection::JsonDataError(e)) => {
+                let text = e.body_text();
+                Err(match unknown_field(&text) {
+                    Some(field) => ApiError::field(
+                        &field,
+                        "is not a field of this request (unknown fields are refused)",
+                    ),
+                    None => ApiError::field("body", text),
+                })
+            }
             Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::BadRequest(
                 "send the body as JSON with 'Content-Type: application/json'".into(),
             )),
@@ -32,6 +41,29 @@ where
             Err(e) => Err(ApiError::BadRequest(e.body_text())),
         }
     }
+}
+
+/// The field serde names in "unknown field `x`, expected …" (bodies that refuse unknown
+/// fields name the offending one, dotted from its path when nested: `citizen.nickname`).
+fn unknown_field(message: &str) -> Option<String> {
+    let (before, rest) = message.split_once("unknown field `")?;
+    let (name, _) = rest.split_once('`')?;
+    // serde_path_to_error-style prefix "citizen: unknown field" when axum reports a path.
+    let path = before
+        .rsplit_once("body into the target type: ")
+        .map_or(before, |(_, p)| p)
+        .trim()
+        .trim_end_matches(':')
+        .trim();
+    // axum's path already ends with the unknown key itself (`citizen.nick: unknown field
+    // `nick``); an older or bare message has only the key.
+    Some(if path.is_empty() || path == "." {
+        name.to_owned()
+    } else if path == name || path.ends_with(&format!(".{name}")) {
+        path.to_owned()
+    } else {
+        format!("{path}.{name}")
+    })
 }
 
 /// Query string; a wrong value is a 422 naming the parameter.
@@ -73,5 +105,39 @@ where
             }
             Err(e) => Err(ApiError::BadRequest(e.body_text())),
         }
+    }
+}
+
+#[cfg(test)]
+mod unknown_field_tests {
+    use super::unknown_field;
+
+    #[test]
+    fn the_unknown_field_is_named() {
+        assert_eq!(
+            unknown_field(
+                "Failed to deserialize the JSON body into the target type: unknown field `colour`, expected one of `a`, `b` at line 1 column 12"
+            ),
+            Some("colour".into())
+        );
+        assert_eq!(
+            unknown_field(
+                "Failed to deserialize the JSON body into the target type: citizen: unknown field `nick`, expected `name` at line 1 column 40"
+            ),
+            Some("citizen.nick".into())
+        );
+        assert_eq!(
+            unknown_field(
+                "Failed to deserialize the JSON body into the target type: citizen.nick: unknown field `nick`, expected `name` at line 1 column 40"
+            ),
+            Some("citizen.nick".into())
+        );
+        assert_eq!(
+            unknown_field(
+                "Failed to deserialize the JSON body into the target type: colour: unknown field `colour`, expected one of `a` at line 1 column 9"
+            ),
+            Some("colour".into())
+        );
+        assert_eq!(unknown_field("missing field `subject`"), None);
     }
 }

@@ -27,6 +27,7 @@ pub mod cookies;
 pub mod error;
 pub mod extract;
 pub mod guard;
+pub mod hygiene;
 pub mod i18n;
 pub mod metrics;
 pub mod openapi;
@@ -124,6 +125,10 @@ pub fn router(state: AppState) -> Router {
         .layer(SetResponseHeaderLayer::if_not_present(
             HeaderName::from_static("content-security-policy"),
             HeaderValue::from_static("default-src 'self'; frame-ancestors 'none'"),
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            hygiene::headers,
         ));
     with_request_ids(app).with_state(state)
 }

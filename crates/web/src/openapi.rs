@@ -24,6 +24,7 @@ use crate::api::{
     info(title = "Sportello API", description = "Case desk of a city permit office (CONTRACT §5)."),
     paths(
         health::healthz,
+        health::readyz,
         health::metrics,
         cases::create_case,
         cases::list_cases,
@@ -157,7 +158,7 @@ impl Modify for ErrorResponses {
                     statuses.push(("400", "The query string cannot be read"));
                     statuses.push(("422", "A parameter's value is refused; `errors` names it"));
                 }
-                if path != "/healthz" && path != "/metrics" {
+                if path != "/healthz" && path != "/readyz" && path != "/metrics" {
                     statuses.push(("503", "A dependency (database, storage) is not available"));
                 }
                 let responses = &mut operation.responses.responses;

@@ -282,6 +282,8 @@ pub struct CheckSummary {
     pub rejected: Vec<Rejected>,
     /// How many rows were rejected in all.
     pub rejected_count: u64,
+    /// Empty lines, skipped (the file's lines are the header, the rows and these).
+    pub blank: u64,
 }
 
 /// Rejected rows kept for the report; the count goes on beyond.
@@ -420,6 +422,77 @@ struct Checked {
     arena: Vec<u8>,
 }
 
+/// A reader that notes where its lines end, so that a row's line number comes from its
+/// byte offset (the CSV reader's count skips blank lines and cannot tell the lines a
+/// quote swallowed). Offsets before the row being read are forgotten as it goes.
+struct LineCounter<R> {
+    inner: R,
+    /// Bytes read so far.
+    read: u64,
+    /// Offsets of the line ends not yet forgotten.
+    ends: std::collections::VecDeque<u64>,
+    /// Line ends forgotten (all before the current row).
+    forgotten: u64,
+    /// Whether the last byte read was a line end (or nothing was read).
+    ended: bool,
+    /// The last three bytes read, oldest first.
+    tail: [u8; 3],
+    /// The byte before the stream's final line end (`\n` or `\r\n`), when it ends in one.
+    before_last_line_end: Option<u8>,
+}
+
+impl<R> LineCounter<R> {
+    fn new(inner: R) -> Self {
+        LineCounter {
+            inner,
+            read: 0,
+            ends: std::collections::VecDeque::new(),
+            forgotten: 0,
+            ended: true,
+            tail: [0; 3],
+            before_last_line_end: None,
+        }
+    }
+
+    /// The 0-based line of the byte at `offset` (offsets never go back between calls).
+    fn line_at(&mut self, offset: u64) -> u64 {
+        while self.ends.front().is_some_and(|end| *end < offset) {
+            self.ends.pop_front();
+            self.forgotten += 1;
+        }
+        self.forgotten
+    }
+
+    /// Physical lines read in all (a last line without a line end counts).
+    fn lines(&self) -> u64 {
+        self.forgotten + self.ends.len() as u64 + u64::from(!self.ended)
+    }
+}
+
+impl<R: Read> Read for LineCounter<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        for (i, b) in buf[..n].iter().enumerate() {
+            if *b == b'\n' {
+                self.ends.push_back(self.read + i as u64);
+            }
+        }
+        if n > 0 {
+            self.ended = buf[n - 1] == b'\n';
+            for b in &buf[n.saturating_sub(3)..n] {
+                self.tail = [self.tail[1], self.tail[2], *b];
+            }
+            self.before_last_line_end = match self.tail {
+                [before, b'\r', b'\n'] => Some(before),
+                [_, before, b'\n'] => Some(before),
+                _ => None,
+            };
+        }
+        self.read += n as u64;
+        Ok(n)
+    }
+}
+
 fn check_part<R: Read>(
     policy: &Policy,
     index: &PermitIndex,
@@ -429,7 +502,7 @@ fn check_part<R: Read>(
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
-        .from_reader(part.input);
+        .from_reader(LineCounter::new(part.input));
     let line_of =
         |position: Option<&csv::Position>| position.map_or(0, |p| p.line()) + part.first_line - 1;
     let mut record = csv::ByteRecord::new();
@@ -472,9 +545,53 @@ fn check_part<R: Read>(
             summary.rejected.push(Rejected { line, reason });
         }
     };
+    // The line where the next row should start: the lines before it that no row took
+    // are blank (the CSV reader skips them).
+    // Line numbers from byte offsets: the CSV reader's own count skips blank lines.
+    let first = part.first_line;
+    let header_end = reader.position().byte();
+    let mut expected = first + reader.get_mut().line_at(header_end);
     while reader.read_byte_record(&mut record).map_err(csv_error)? {
         summary.transits += 1;
-        let line = line_of(record.position());
+        // The row's last line from the offset of its last byte; its first from the line
+        // ends inside its fields (only a quote holds them). The reader's own position of
+        // a row is where it began looking, before the blank lines it skipped.
+        let after = reader.position().byte();
+        let last = first + reader.get_mut().line_at(after.saturating_sub(1));
+        let mut swallowed = record
+            .iter()
+            .map(|f| f.iter().filter(|b| **b == b'\n').count() as u64)
+            .sum::<u64>();
+        let open_at_end = record
+            .get(record.len().saturating_sub(1))
+            .is_some_and(|f| f.ends_with(b"\n"))
+            && after == reader.get_ref().read
+            && reader.get_ref().before_last_line_end != Some(b'"');
+        if open_at_end {
+            // A quote open at the end of the file took the last line end into its field.
+            swallowed = swallowed.saturating_sub(1);
+        }
+        let line = last.saturating_sub(swallowed);
+        summary.blank += line.saturating_sub(expected);
+        expected = line + 1 + swallowed;
+        if swallowed > 0 {
+            reject(
+                &mut summary,
+                line,
+                format!(
+                    "unterminated quote: the quoted field opened on this line runs over {swallowed} more line(s), refused with it"
+                ),
+            );
+            for inside in line + 1..=line + swallowed {
+                summary.transits += 1;
+                reject(
+                    &mut summary,
+                    inside,
+                    format!("inside the unterminated quote opened on line {line}"),
+                );
+            }
+            continue;
+        }
         if summary.transits % 8192 == 0 {
             progress(record.position().map_or(0, |p| p.byte()));
         }
@@ -508,6 +625,17 @@ fn check_part<R: Read>(
                 continue;
             }
         };
+        if !crate::plate::is_iso_country(&plate.country) {
+            reject(
+                &mut summary,
+                line,
+                format!(
+                    "country {:?} is not an ISO 3166-1 alpha-2 code",
+                    plate.country
+                ),
+            );
+            continue;
+        }
         let Ok(at) = DateTime::parse_from_rfc3339(timestamp) else {
             reject(
                 &mut summary,
@@ -548,6 +676,8 @@ fn check_part<R: Read>(
             });
         }
     }
+    // Blank lines after the last row.
+    summary.blank += (first + reader.get_ref().lines()).saturating_sub(expected);
     progress(reader.position().byte());
     Ok(Checked {
         summary,
@@ -568,6 +698,7 @@ fn write_violations<W: Write>(
         summary.transits += part.summary.transits;
         summary.in_active_zone += part.summary.in_active_zone;
         summary.rejected_count += part.summary.rejected_count;
+        summary.blank += part.summary.blank;
         for r in &part.summary.rejected {
             if summary.rejected.len() < MAX_REJECTS_KEPT {
                 summary.rejected.push(r.clone());

@@ -213,7 +213,7 @@ async fn the_workflow_refuses_what_the_status_does_not_allow_and_the_journal_sho
 
 #[tokio::test]
 async fn openapi_health_and_metrics() {
-    let mut install = Install::new("").await;
+    let mut install = Install::new("[metrics]\ntoken = \"metrics-scraper-token\"\n").await;
     let op = install.user("op1", "operator");
     install.start(&[]).await;
     let resp = install
@@ -233,6 +233,7 @@ async fn openapi_health_and_metrics() {
         "/api/v1/cases/{reference}/documents",
         "/api/v1/documents/{id}",
         "/healthz",
+        "/readyz",
         "/metrics",
     ] {
         assert!(
@@ -253,6 +254,7 @@ async fn openapi_health_and_metrics() {
     let text = install
         .client
         .get(format!("{}/metrics", install.base()))
+        .bearer_auth("metrics-scraper-token")
         .send()
         .await
         .unwrap()

@@ -17,6 +17,7 @@ mod contact;
 mod crash;
 mod demo;
 mod guard;
+mod hygiene;
 mod intake;
 mod mailbox;
 mod messages;

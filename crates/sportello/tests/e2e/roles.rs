@@ -282,11 +282,13 @@ async fn uploads_enforce_the_matrix_and_public_endpoints_need_no_token() {
         checked += 1;
     }
     assert_eq!(checked, Role::ALL.len());
-    // Public endpoints need no token.
-    for path in ["/healthz", "/api/openapi.json", "/metrics"] {
+    // Public endpoints need no token; the metrics do (issue 16 §5).
+    for path in ["/healthz", "/readyz", "/api/openapi.json"] {
         let (status, _, _) = install.call("GET", path, None, None).await;
         assert_eq!(status, 200, "{path}");
     }
+    let (status, _, _) = install.call("GET", "/metrics", None, None).await;
+    assert_eq!(status, 401, "/metrics without a token");
 }
 
 #[tokio::test]

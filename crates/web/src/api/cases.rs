@@ -19,12 +19,16 @@ use crate::extract::{ApiJson, ApiPath, ApiQuery};
 
 /// The citizen of a new case.
 #[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CitizenBody {
     /// Codice fiscale (16 characters with a valid check character, or 11 digits).
     #[schema(max_length = 32, pattern = r"^([A-Za-z0-9]{16}|[0-9]{11})?$")]
     pub fiscal_code: Option<String>,
-    /// Full name.
-    #[schema(max_length = 200, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
+    /// Full name (no control characters, no bidirectional controls).
+    #[schema(
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F\u061C\u200E\u200F\u202A-\u202E\u2066-\u2069]*$"
+    )]
     pub name: Option<String>,
     /// E-mail.
     #[schema(
@@ -48,6 +52,7 @@ pub struct CitizenBody {
 
 /// Body of `POST /api/v1/cases`.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CreateCaseBody {
     /// `ztl_permit`, `cude`, `seg` or a configured type.
     #[schema(value_type = crate::vocabulary::CaseTypeId)]
@@ -73,6 +78,7 @@ pub struct CreateCaseBody {
 
 /// Body of `POST /api/v1/cases/{ref}/actions`.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ActionBody {
     /// One of the workflow's actions (CONTRACT §7.2).
     #[schema(value_type = crate::vocabulary::ActionName)]

@@ -143,6 +143,7 @@ pub async fn telegram_update(
 
 /// A call event from the PBX.
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CallEvent {
     /// The PBX's id of the call.
     #[schema(pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]

@@ -24,6 +24,7 @@ pub mod ztl;
 pub fn routes(upload_limit: usize) -> Router<AppState> {
     Router::new()
         .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .route("/api/openapi.json", get(crate::openapi::openapi_json))
         .route(

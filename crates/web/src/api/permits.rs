@@ -37,6 +37,7 @@ pub async fn permit(
 
 /// Body of `POST /api/v1/permits/{number}/temporary-plates`.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct TemporaryPlate {
     /// The plate of the vehicle used.
     #[schema(pattern = r"^[ \t.\-]*([A-Za-z0-9][ \t.\-]*){1,12}$")]
@@ -83,6 +84,7 @@ pub async fn temporary_plate(
 
 /// Body of `POST /api/v1/permits/{number}/status`.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct PermitStatusChange {
     /// `suspended`, `revoked` or `active` (reinstated after a suspension).
     #[schema(pattern = r"^(active|suspended|revoked)$")]
@@ -121,6 +123,7 @@ pub async fn permit_status(
 
 /// Body of `POST /api/v1/permits/{number}/renew`.
 #[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct RenewalRequest {
     /// Where the request came from (default `counter`).
     #[schema(value_type = Option<crate::vocabulary::ChannelName>)]

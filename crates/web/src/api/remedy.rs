@@ -19,6 +19,7 @@ use crate::extract::{ApiJson, ApiPath};
 
 /// One contested passage, as the gate system recorded it.
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ContestedTransit {
     /// The gate system's transit id.
     #[schema(
@@ -37,6 +38,7 @@ pub struct ContestedTransit {
 
 /// Body of `POST /api/v1/transits/contest`.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ContestBody {
     /// The plate fined.
     #[schema(pattern = r"^[ \t.\-]*([A-Za-z0-9][ \t.\-]*){1,12}$")]

@@ -119,12 +119,20 @@ tokio::task_local! {
 pub fn routes(state: AppState) -> Router<AppState> {
     Router::new()
         .route("/static/sportello.css", get(stylesheet))
-        .merge(portal::routes())
-        .merge(office::routes())
+        .merge(portal::routes(upload_limit(&state)))
+        .merge(office::routes(upload_limit(&state)))
         .layer(axum::middleware::from_fn_with_state(
             state,
             remember_language,
         ))
+}
+
+/// The body limit of the pages' upload forms: `documents.max_upload_bytes` and room for
+/// the form's other fields (the files themselves are held to the limit when staged).
+fn upload_limit(state: &AppState) -> usize {
+    usize::try_from(state.config.documents.max_upload_bytes)
+        .unwrap_or(usize::MAX)
+        .saturating_add(1024 * 1024)
 }
 
 /// Runs a page with its address at hand, and remembers a `?lang=` choice in a cookie

@@ -2,7 +2,7 @@
 //! Each answers with a redirect to the case page and the outcome in words.
 
 use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use sportello_domain::case::Reference;
@@ -188,26 +188,22 @@ pub(super) async fn upload_document(
         Err(r) => return r,
     };
     let tr = language(query.lang.as_deref(), &headers);
+    let refuse = |status: StatusCode, message: String| {
+        let (state, session) = (&state, &session);
+        let reference = reference.as_str();
+        async move {
+            with_status(
+                status,
+                case_error(state, session, tr, reference, message).await,
+            )
+        }
+    };
     if !session.user.role.can(Permission::UploadDocument) {
         crate::guard::permission_refused(&session.user.login, "upload documents");
-        return case_error(
-            &state,
-            &session,
-            tr,
-            &reference,
-            tr.t("case.forbidden").to_owned(),
-        )
-        .await;
+        return refuse(StatusCode::FORBIDDEN, tr.t("case.forbidden").to_owned()).await;
     }
     let Ok(mut multipart) = multipart else {
-        return case_error(
-            &state,
-            &session,
-            tr,
-            &reference,
-            tr.t("form.unreadable").to_owned(),
-        )
-        .await;
+        return refuse(StatusCode::BAD_REQUEST, tr.t("form.unreadable").to_owned()).await;
     };
     let mut csrf_ok = false;
     let mut added = 0;
@@ -215,15 +211,9 @@ pub(super) async fn upload_document(
         let field = match multipart.next_field().await {
             Ok(Some(field)) => field,
             Ok(None) => break,
-            Err(_) => {
-                return case_error(
-                    &state,
-                    &session,
-                    tr,
-                    &reference,
-                    tr.t("form.unreadable").to_owned(),
-                )
-                .await;
+            Err(e) => {
+                let (status, message) = multipart_refusal(&e, tr, &state);
+                return refuse(status, message).await;
             }
         };
         match (
@@ -235,14 +225,7 @@ pub(super) async fn upload_document(
             }
             (_, Some(filename)) if !filename.is_empty() => {
                 if !csrf_ok {
-                    return case_error(
-                        &state,
-                        &session,
-                        tr,
-                        &reference,
-                        tr.t("form.expired").to_owned(),
-                    )
-                    .await;
+                    return refuse(StatusCode::FORBIDDEN, tr.t("form.expired").to_owned()).await;
                 }
                 let stream = field.map_err(std::io::Error::other);
                 let stored = async {
@@ -274,8 +257,14 @@ pub(super) async fn upload_document(
                     Ok(true) => added += 1,
                     Ok(false) => {}
                     Err(e) => {
-                        let message = crate::error::ApiError::from(e).detail_in(tr);
-                        return case_error(&state, &session, tr, &reference, message).await;
+                        let e = crate::error::ApiError::from(e);
+                        let message = match &e {
+                            crate::error::ApiError::TooLarge(limit) => {
+                                crate::hygiene::too_large(tr, *limit)
+                            }
+                            other => other.detail_in(tr),
+                        };
+                        return refuse(e.status(), message).await;
                     }
                 }
             }
@@ -283,14 +272,7 @@ pub(super) async fn upload_document(
         }
     }
     if !csrf_ok {
-        return case_error(
-            &state,
-            &session,
-            tr,
-            &reference,
-            tr.t("form.expired").to_owned(),
-        )
-        .await;
+        return refuse(StatusCode::FORBIDDEN, tr.t("form.expired").to_owned()).await;
     }
     render_case(
         &state,
@@ -441,3 +423,28 @@ pub(super) async fn move_message(
 }
 
 // ----- search -----
+
+/// A page answered with another status (a refused upload is never a 200).
+fn with_status(status: StatusCode, mut response: Response) -> Response {
+    if response.status().is_success() {
+        *response.status_mut() = status;
+    }
+    response
+}
+
+/// The status and the words of a multipart body that could not be read: over the body
+/// limit (413, naming the limit), else unreadable (400).
+pub(crate) fn multipart_refusal(
+    e: &axum::extract::multipart::MultipartError,
+    tr: Tr,
+    state: &AppState,
+) -> (StatusCode, String) {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            crate::hygiene::too_large(tr, state.config.documents.max_upload_bytes),
+        )
+    } else {
+        (StatusCode::BAD_REQUEST, tr.t("form.unreadable").to_owned())
+    }
+}

@@ -224,6 +224,8 @@ fn status_of(e: &ApiError) -> StatusCode {
         ApiError::Refused(_) | ApiError::Conflict(_) => StatusCode::CONFLICT,
         ApiError::NotFound(_) => StatusCode::NOT_FOUND,
         ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+        // A busy or locked database, a full disk: 503 (Retry-After is added on the way out).
+        ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }

@@ -16,12 +16,11 @@ use crate::client::ClientAddress;
 use crate::i18n::Tr;
 use crate::pages::{Frame, cookie, language, page, random_token, same_token, set_cookie};
 
-/// A local path to go back to after signing in (never another site).
+/// A local path of the back office to go back to after signing in (never another site,
+/// never a header-splitting CR/LF: [`crate::hygiene::safe_local_path`]).
 fn safe_next(next: Option<&str>) -> String {
-    match next {
-        Some(n) if n.starts_with("/ufficio") && !n.starts_with("//") && !n.contains("\\") => {
-            n.to_owned()
-        }
+    match next.and_then(crate::hygiene::safe_local_path) {
+        Some(n) if n.starts_with("/ufficio") => n.to_owned(),
         _ => "/ufficio".to_owned(),
     }
 }

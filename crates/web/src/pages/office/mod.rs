@@ -43,7 +43,8 @@ pub(crate) fn case_path(reference: &str) -> String {
     format!("/ufficio/pratiche/{}", urlencode(reference))
 }
 
-pub(super) fn routes() -> Router<AppState> {
+pub(super) fn routes(upload_limit: usize) -> Router<AppState> {
+    let uploads = || axum::extract::DefaultBodyLimit::max(upload_limit);
     Router::new()
         .merge(reports::routes())
         .merge(contact::routes())
@@ -63,7 +64,7 @@ pub(super) fn routes() -> Router<AppState> {
         )
         .route(
             "/ufficio/pratiche/{reference}/documenti",
-            post(upload_document),
+            post(upload_document).layer(uploads()),
         )
         .route("/ufficio/pratiche/{reference}/dati", post(edit_fields))
         .route(
@@ -72,7 +73,10 @@ pub(super) fn routes() -> Router<AppState> {
         )
         .route("/ufficio/cerca", get(search))
         .route("/ufficio/permessi", get(permits))
-        .route("/ufficio/permessi/transiti", post(check_transits_page))
+        .route(
+            "/ufficio/permessi/transiti",
+            post(check_transits_page).layer(uploads()),
+        )
         .route("/ufficio/accessi", get(audit))
         .route(
             "/ufficio/utenti",

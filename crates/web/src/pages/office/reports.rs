@@ -139,7 +139,12 @@ async fn reports(
         (Err(e), _) | (_, Err(e)) => {
             tracing::error!(error = %e, "reports");
             page_.error = Some(tr.t("form.failed").to_owned());
-            return page(StatusCode::INTERNAL_SERVER_ERROR, &page_);
+            let status = if e.is_unavailable() {
+                StatusCode::SERVICE_UNAVAILABLE
+            } else {
+                StatusCode::INTERNAL_SERVER_ERROR
+            };
+            return page(status, &page_);
         }
     };
     // A read that cannot be audited is not answered.

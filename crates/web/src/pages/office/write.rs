@@ -186,11 +186,10 @@ async fn open(
             case,
             reach,
         }),
-        Err(e) => Err((
-            StatusCode::INTERNAL_SERVER_ERROR,
-            ApiError::from(e).detail(),
-        )
-            .into_response()),
+        Err(e) => {
+            let e = ApiError::from(e);
+            Err((e.status(), e.detail()).into_response())
+        }
     }
 }
 

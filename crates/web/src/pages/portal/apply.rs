@@ -7,7 +7,7 @@ use axum::response::Response;
 use sportello_domain::fiscal_code::FiscalCode;
 use sportello_domain::plate::Plate;
 
-use super::form::{FormState, checked_form, register_web_case};
+use super::form::{FormState, checked_form, refusal_words, register_web_case};
 use super::{LangQuery, fiscal_code_error, portal_frame, with_cookies};
 use crate::AppState;
 use crate::i18n::Tr;
@@ -86,7 +86,10 @@ pub(super) async fn apply(
     let form = match checked_form(&state, multipart, &page_.frame.csrf).await {
         Ok(form) => form,
         Err((status, key)) => {
-            page_.f.errors.push(("form".into(), tr.t(key).to_owned()));
+            page_
+                .f
+                .errors
+                .push(("form".into(), refusal_words(&state, tr, key)));
             return with_cookies(page(status, &page_), cookies);
         }
     };

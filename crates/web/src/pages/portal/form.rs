@@ -64,7 +64,10 @@ impl Form {
 
 /// Reads a multipart form: text fields (at most 64 KiB each) and up to [`MAX_FILES`]
 /// files, each staged within the upload limit; empty file inputs are skipped.
-async fn read_form(state: &AppState, mut multipart: Multipart) -> Result<Form, &'static str> {
+async fn read_form(
+    state: &AppState,
+    mut multipart: Multipart,
+) -> Result<Form, (StatusCode, &'static str)> {
     use futures::TryStreamExt;
     let mut form = Form {
         fields: HashMap::new(),
@@ -74,7 +77,10 @@ async fn read_form(state: &AppState, mut multipart: Multipart) -> Result<Form, &
         let field = match multipart.next_field().await {
             Ok(Some(field)) => field,
             Ok(None) => return Ok(form),
-            Err(_) => return Err("form.unreadable"),
+            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                return Err((StatusCode::PAYLOAD_TOO_LARGE, "upload.too_large"));
+            }
+            Err(_) => return Err((StatusCode::BAD_REQUEST, "form.unreadable")),
         };
         let name = field.name().unwrap_or_default().to_owned();
         match field.file_name().map(str::to_owned) {
@@ -83,7 +89,7 @@ async fn read_form(state: &AppState, mut multipart: Multipart) -> Result<Form, &
                     continue;
                 }
                 if form.files.len() >= MAX_FILES {
-                    return Err("form.too_many_files");
+                    return Err((StatusCode::BAD_REQUEST, "form.too_many_files"));
                 }
                 let stream = field.map_err(std::io::Error::other);
                 let staged = sportello_app::documents::stage(
@@ -92,15 +98,34 @@ async fn read_form(state: &AppState, mut multipart: Multipart) -> Result<Form, &
                     state.config.documents.max_upload_bytes,
                 )
                 .await
-                .map_err(|_| "form.file_too_large")?;
+                .map_err(|e| match e {
+                    sportello_app::AppError::TooLarge(_) => {
+                        (StatusCode::PAYLOAD_TOO_LARGE, "upload.too_large")
+                    }
+                    sportello_app::AppError::Unavailable(_) => {
+                        (StatusCode::SERVICE_UNAVAILABLE, "form.upload_failed")
+                    }
+                    sportello_app::AppError::BadRequest(m)
+                        if m.to_ascii_lowercase().contains("limit") =>
+                    {
+                        (StatusCode::PAYLOAD_TOO_LARGE, "upload.too_large")
+                    }
+                    _ => (StatusCode::BAD_REQUEST, "form.unreadable"),
+                })?;
                 if staged.size > 0 {
                     form.files.push((name, filename, staged));
                 }
             }
             None => {
-                let text = field.text().await.map_err(|_| "form.unreadable")?;
+                let text = field.text().await.map_err(|e| {
+                    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                        (StatusCode::PAYLOAD_TOO_LARGE, "upload.too_large")
+                    } else {
+                        (StatusCode::BAD_REQUEST, "form.unreadable")
+                    }
+                })?;
                 if text.len() > 64 * 1024 {
-                    return Err("form.unreadable");
+                    return Err((StatusCode::BAD_REQUEST, "form.unreadable"));
                 }
                 form.fields.entry(name).or_insert(text);
             }
@@ -134,9 +159,7 @@ pub(super) async fn checked_form(
     let Ok(multipart) = multipart else {
         return Err((StatusCode::BAD_REQUEST, "form.unreadable"));
     };
-    let form = read_form(state, multipart)
-        .await
-        .map_err(|key| (StatusCode::BAD_REQUEST, key))?;
+    let form = read_form(state, multipart).await?;
     if same_token(form.text("csrf"), csrf) {
         Ok(form)
     } else {
@@ -155,9 +178,22 @@ pub(super) async fn register_web_case(
         .await
         .map_err(|e| e.to_string())?;
     let reference = case.summary.reference.clone();
+    // A case registered without the files the citizen sent must not look like a success.
     if let Err(e) = attach_files(state, &reference, files, "portale").await {
         tracing::warn!(error = %e, %reference, "documents sent online not stored");
+        return Err(format!(
+            "case {reference} registered, but its documents were not stored: {e}"
+        ));
     }
     let link = private_link(state, &reference).await;
     Ok((case, link))
+}
+
+/// The words of a form's refusal key; an upload over the limit names the limit.
+pub(super) fn refusal_words(state: &AppState, tr: crate::i18n::Tr, key: &str) -> String {
+    if key == "upload.too_large" {
+        crate::hygiene::too_large(tr, state.config.documents.max_upload_bytes)
+    } else {
+        tr.t(key).to_owned()
+    }
 }

@@ -11,6 +11,7 @@ mod home;
 mod status;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderMap, header};
 use axum::response::Response;
 use axum::routing::get;
@@ -25,17 +26,26 @@ use cude::{cude_form, cude_plate};
 use home::{accessibility, home, privacy};
 use status::{status_by_link, status_by_link_upload, status_form, status_lookup};
 
-pub(super) fn routes() -> Router<AppState> {
+pub(super) fn routes(upload_limit: usize) -> Router<AppState> {
+    let uploads = || DefaultBodyLimit::max(upload_limit);
     Router::new()
         .route("/", get(home))
-        .route("/stato", get(status_form).post(status_lookup))
+        .route(
+            "/stato",
+            get(status_form).post(status_lookup).layer(uploads()),
+        )
         .route(
             "/stato/{token}",
-            get(status_by_link).post(status_by_link_upload),
+            get(status_by_link)
+                .post(status_by_link_upload)
+                .layer(uploads()),
         )
         .route("/cude", get(cude_form).post(cude_plate))
-        .route("/domanda", get(apply_form).post(apply))
-        .route("/contesta", get(contest_form).post(contest))
+        .route("/domanda", get(apply_form).post(apply).layer(uploads()))
+        .route(
+            "/contesta",
+            get(contest_form).post(contest).layer(uploads()),
+        )
         .route("/accessibilita", get(accessibility))
         .route("/privacy", get(privacy))
 }

@@ -12,7 +12,7 @@ use sportello_domain::fiscal_code::FiscalCode;
 use sportello_store::cases::CaseView;
 use sportello_store::documents::StagedBlob;
 
-use super::form::{attach_files, checked_form};
+use super::form::{attach_files, checked_form, refusal_words};
 use super::{LangQuery, portal_frame, with_cookies};
 use crate::AppState;
 use crate::client::ClientAddress;
@@ -156,7 +156,7 @@ pub(super) async fn status_lookup(
     let form = match checked_form(&state, multipart, &page_.frame.csrf).await {
         Ok(form) => form,
         Err((status, key)) => {
-            page_.error = Some(tr.t(key).to_owned());
+            page_.error = Some(refusal_words(&state, tr, key));
             return with_cookies(page(status, &page_), cookies);
         }
     };
@@ -324,6 +324,7 @@ async fn link_page(
         link: Some(token.to_owned()),
         ..StatusPage::new(tr, frame)
     };
+    let mut refused = None;
     let (files, confirm) = match form {
         None => (Vec::new(), None),
         Some(multipart) => match checked_form(state, multipart, &page_.frame.csrf).await {
@@ -331,8 +332,9 @@ async fn link_page(
                 let confirm = form.text("confirm_appointment").parse::<i64>().ok();
                 (form.files, confirm)
             }
-            Err((_, key)) => {
-                page_.error = Some(tr.t(key).to_owned());
+            Err((status, key)) => {
+                page_.error = Some(refusal_words(state, tr, key));
+                refused = Some(status);
                 (Vec::new(), None)
             }
         },
@@ -350,7 +352,8 @@ async fn link_page(
         }
         Ok(Some(case)) => {
             show_case(state, &mut page_, case, files, confirm).await;
-            StatusCode::OK
+            // What was sent and refused (too large, unreadable) is never answered 200.
+            refused.unwrap_or(StatusCode::OK)
         }
     };
     with_cookies(page(status, &page_), cookies)

@@ -527,3 +527,96 @@ async fn post_action(
         .post_form(&format!("/ufficio/utenti/{login}"), &form)
         .await
 }
+
+#[tokio::test]
+async fn a_role_can_require_a_second_factor_and_each_code_works_once() {
+    use sportello_domain::clock::Clock;
+    use sportello_domain::totp;
+    let mut install = Install::new("[security]\nsecond_factor_roles = [\"admin\"]\n").await;
+    let (ada_password, _) = install.user_with_password("ada", "admin");
+    let (olga_password, _) = install.user_with_password("olga", "operator");
+    install.start(&[]).await;
+    let now = || SystemClock.now().timestamp();
+
+    // An operator (not required, none set up) signs in with the password alone.
+    Browser::signed_in(&install, "olga", &olga_password).await;
+
+    // The admin is sent to set one up right after the password, and is not signed in
+    // until a first code confirms it.
+    let mut ada = Browser::new(&install);
+    let answer = ada.sign_in("ada", &ada_password).await;
+    assert_eq!(answer.status, 303);
+    assert!(
+        answer.location.starts_with("/ufficio/secondo-fattore"),
+        "{}",
+        answer.location
+    );
+    assert_eq!(ada.get("/ufficio").await.status, 303, "not signed in yet");
+    let enrol = ada.get(&answer.location).await;
+    assert_eq!(enrol.status, 200);
+    let secret_text = shown(&enrol.body, "<code id=\"totp-secret\">");
+    assert!(shown(&enrol.body, "<code id=\"totp-uri\">").starts_with("otpauth://totp/"));
+    let secret = totp::secret_from_base32(&secret_text).unwrap();
+    let csrf = crate::browser::csrf_of(&enrol.body);
+    let wrong = ada
+        .post_form(
+            "/ufficio/secondo-fattore",
+            &[
+                ("csrf", &csrf),
+                ("secret", &secret_text),
+                ("code", "000000x"),
+            ],
+        )
+        .await;
+    assert_eq!(wrong.status, 422);
+    let first = totp::code_at(&secret, now()).unwrap();
+    let done = ada
+        .post_form(
+            "/ufficio/secondo-fattore",
+            &[("csrf", &csrf), ("secret", &secret_text), ("code", &first)],
+        )
+        .await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    assert_eq!(ada.get("/ufficio").await.status, 200, "signed in");
+
+    // Next time the code is asked after the password; a used code is refused (and the
+    // waiting session ends), a fresh one lets in.
+    let mut again = Browser::new(&install);
+    let answer = again.sign_in("ada", &ada_password).await;
+    assert!(
+        answer.location.starts_with("/ufficio/codice"),
+        "{}",
+        answer.location
+    );
+    let form = again.get(&answer.location).await;
+    let csrf = crate::browser::csrf_of(&form.body);
+    let reused = again
+        .post_form("/ufficio/codice", &[("csrf", &csrf), ("code", &first)])
+        .await;
+    assert_eq!(reused.status, 200);
+    assert_eq!(again.get("/ufficio").await.status, 303);
+    assert_eq!(
+        again.get("/ufficio/codice").await.status,
+        303,
+        "the waiting session ended"
+    );
+    let answer = again.sign_in("ada", &ada_password).await;
+    let form = again.get(&answer.location).await;
+    let csrf = crate::browser::csrf_of(&form.body);
+    // The next step's code: accepted one step early, and later than the enrolment's.
+    let fresh = totp::code_at(&secret, now() + totp::STEP_SECONDS).unwrap();
+    let ok = again
+        .post_form("/ufficio/codice", &[("csrf", &csrf), ("code", &fresh)])
+        .await;
+    assert_eq!(ok.status, 303, "{}", ok.body);
+    assert_eq!(again.get("/ufficio").await.status, 200);
+    let log = security_log(&install).await;
+    assert!(
+        log.iter()
+            .any(|(k, l, _)| k == "second_factor_changed" && l == "ada")
+    );
+    assert!(
+        log.iter()
+            .any(|(k, l, _)| k == "sign_in_failed" && l == "ada")
+    );
+}

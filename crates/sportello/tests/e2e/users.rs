@@ -212,13 +212,27 @@ async fn the_commands_disable_enable_reset_issue_and_revoke_at_once() {
 
 /// A second `serve` of the installation on another port (killed when dropped), and its base URL.
 async fn second_instance(install: &Install) -> (KillOnDrop, String) {
+    instance_under(install, &[]).await
+}
+
+/// A `serve` of the installation on another port, its command prefixed by `wrapper`
+/// (e.g. `faketime -f +2d`), and its base URL.
+async fn instance_under(install: &Install, wrapper: &[&str]) -> (KillOnDrop, String) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
     let log = std::fs::File::create(install.dir.path().join("second.log")).unwrap();
-    let child = std::process::Command::new(crate::harness::binary())
+    let mut command = match wrapper.split_first() {
+        Some((program, args)) => {
+            let mut c = std::process::Command::new(program);
+            c.args(args).arg(crate::harness::binary());
+            c
+        }
+        None => std::process::Command::new(crate::harness::binary()),
+    };
+    let child = command
         .arg("--config")
         .arg(&install.config)
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
@@ -619,4 +633,25 @@ async fn a_role_can_require_a_second_factor_and_each_code_works_once() {
         log.iter()
             .any(|(k, l, _)| k == "sign_in_failed" && l == "ada")
     );
+}
+
+#[tokio::test]
+async fn a_token_with_an_expiry_is_refused_after_it() {
+    if !crate::harness::tools_present(&["faketime"]) {
+        return;
+    }
+    let mut install = Install::new("").await;
+    let forever = install.user("anna", "operator");
+    let out = install.cli(&["token", "new", "anna", "--expires-days", "1"]);
+    assert!(out.status.success());
+    let short = line(&out, "token: ");
+    assert!(line(&out, "expires: ").ends_with('Z'));
+    install.start(&[]).await;
+    let base = install.base();
+    assert_eq!(status_with(&install, &base, &short).await, 200);
+    install.stop();
+    // Two days later (the server's clock moved by faketime): expired, the other still good.
+    let (_later, later) = instance_under(&install, &["faketime", "-f", "+2d"]).await;
+    assert_eq!(status_with(&install, &later, &short).await, 401);
+    assert_eq!(status_with(&install, &later, &forever).await, 200);
 }

@@ -624,6 +624,28 @@ async fn a_role_can_require_a_second_factor_and_each_code_works_once() {
         .await;
     assert_eq!(ok.status, 303, "{}", ok.body);
     assert_eq!(again.get("/ufficio").await.status, 200);
+    // A second factor is not replaced from the page, not even by a waiting session (which
+    // knows only the password); an admin removes it from the command line.
+    let mut thief = Browser::new(&install);
+    thief.sign_in("ada", &ada_password).await;
+    assert_eq!(thief.get("/ufficio/secondo-fattore").await.status, 409);
+    assert_eq!(again.get("/ufficio/secondo-fattore").await.status, 409);
+    let out = install.cli(&["user", "remove-second-factor", "ada"]);
+    assert!(out.status.success());
+    assert_eq!(
+        install
+            .cli(&["user", "remove-second-factor", "ghost"])
+            .status
+            .code(),
+        Some(2)
+    );
+    let mut fresh_start = Browser::new(&install);
+    let answer = fresh_start.sign_in("ada", &ada_password).await;
+    assert!(
+        answer.location.starts_with("/ufficio/secondo-fattore"),
+        "{}",
+        answer.location
+    );
     let log = security_log(&install).await;
     assert!(
         log.iter()

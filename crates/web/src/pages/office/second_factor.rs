@@ -212,6 +212,23 @@ fn enrol_page(
     }
 }
 
+/// A second factor is never replaced from a page: whoever knows only the password (a
+/// waiting session) could otherwise swap it for their own. An admin removes it with
+/// `sportello user remove-second-factor`; then it is set up again.
+async fn already(state: &AppState, session: &Session, page_: &mut EnrolPage) -> Option<StatusCode> {
+    if !state
+        .store
+        .has_second_factor(session.user.id)
+        .await
+        .unwrap_or(true)
+    {
+        return None;
+    }
+    page_.error = Some(page_.tr.t("second_factor.already").to_owned());
+    page_.done = true;
+    Some(StatusCode::CONFLICT)
+}
+
 /// `GET /ufficio/secondo-fattore`: a new secret to add to an authenticator app.
 pub(super) async fn enrol_form(
     State(state): State<AppState>,
@@ -223,7 +240,7 @@ pub(super) async fn enrol_form(
         return Redirect::to("/ufficio/login?next=/ufficio/secondo-fattore").into_response();
     };
     let secret = sportello_store::Store::new_second_factor_secret();
-    let page_ = enrol_page(
+    let mut page_ = enrol_page(
         &state,
         tr,
         &session,
@@ -231,6 +248,9 @@ pub(super) async fn enrol_form(
         safe_next(query.next.as_deref()),
         &secret,
     );
+    if let Some(status) = already(&state, &session, &mut page_).await {
+        return page(status, &page_);
+    }
     page(StatusCode::OK, &page_)
 }
 
@@ -264,6 +284,9 @@ pub(super) async fn enrol(
         return page(StatusCode::UNPROCESSABLE_ENTITY, &page_);
     };
     let mut page_ = enrol_page(&state, tr, &session, pending, next.clone(), &secret);
+    if let Some(status) = already(&state, &session, &mut page_).await {
+        return page(status, &page_);
+    }
     if !same_token(&form.csrf, &session.csrf_token) {
         record(
             &state,

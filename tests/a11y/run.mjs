@@ -602,6 +602,7 @@ async function office(browser, base, operator) {
     // changes their own password.
     await visit(page, base, '/ufficio/utenti', `office-users-refused-${lang}`, { shot: false, status: [403] });
     await visit(page, base, '/ufficio/password', `office-password-${lang}`, { shot: false });
+    await visit(page, base, '/ufficio/secondo-fattore', `office-second-factor-${lang}`, { shot: false });
     // Any other page of the menu (pages added later are audited too); a page the
     // operator may not see still has to be accessible.
     const known = new Set(['/ufficio', '/ufficio/pratiche', '/ufficio/permessi']);

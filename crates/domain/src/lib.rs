@@ -20,5 +20,6 @@ pub mod roles;
 pub mod security;
 pub mod sla;
 pub mod text;
+pub mod totp;
 pub mod workflow;
 pub mod ztl;

@@ -48,6 +48,11 @@ pub enum UserCommand {
         /// Login name.
         login: String,
     },
+    /// Removes a user's second factor (a lost phone); they set up a new one at sign-in.
+    RemoveSecondFactor {
+        /// Login name.
+        login: String,
+    },
 }
 
 /// `sportello token …`.
@@ -157,6 +162,18 @@ async fn user_change(store: &Store, command: UserCommand) -> anyhow::Result<Exit
                     "was already enabled"
                 }
             );
+            Ok(ExitCode::SUCCESS)
+        }
+        UserCommand::RemoveSecondFactor { login } => {
+            store.remove_second_factor(&login).await.map_err(usage)?;
+            record(
+                store,
+                SecurityEventKind::SecondFactorChanged,
+                &login,
+                "second factor removed from the command line",
+            )
+            .await;
+            println!("second factor of {login} removed");
             Ok(ExitCode::SUCCESS)
         }
         UserCommand::ResetPassword { login } => {

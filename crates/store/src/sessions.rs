@@ -28,6 +28,17 @@ impl Store {
     /// token (shown once, stored hashed) and the CSRF token. Records the sign-in's instant
     /// (shown by `sportello user list`).
     pub async fn create_session(&self, user_id: i64) -> Result<(String, String)> {
+        self.create_session_with(user_id, false).await
+    }
+
+    /// Opens a session; a `pending` one (password given, TOTP code not yet) is not
+    /// signed in: only [`Store::pending_session`] finds it, until
+    /// [`Store::complete_second_factor`].
+    pub async fn create_session_with(
+        &self,
+        user_id: i64,
+        pending: bool,
+    ) -> Result<(String, String)> {
         let now = self.clock.now();
         let token = new_token();
         let csrf = hex::encode(rand::random::<[u8; 32]>());
@@ -38,8 +49,8 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         sqlx::query(
-            "INSERT INTO sessions (token_hash, user_id, csrf_token, created_at, last_seen_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $4, $5)",
+            "INSERT INTO sessions (token_hash, user_id, csrf_token, created_at, last_seen_at, expires_at, second_factor_pending) \
+             VALUES ($1, $2, $3, $4, $4, $5, $6)",
         )
         .bind(token_hash(&token))
         .bind(user_id)
@@ -48,6 +59,7 @@ impl Store {
         .bind(to_ms(
             now + Duration::hours(self.settings.session_max_hours.max(1)),
         ))
+        .bind(i64::from(pending))
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -57,16 +69,36 @@ impl Store {
     /// The live session of a cookie token, its use recorded (at most once a minute, so
     /// page views do not each write); `None` when unknown, lapsed, or the user disabled.
     pub async fn session(&self, token: &str) -> Result<Option<Session>> {
+        self.session_in(token, false).await
+    }
+
+    /// A session waiting for its TOTP code (password given), lapsing like any other.
+    pub async fn pending_session(&self, token: &str) -> Result<Option<Session>> {
+        self.session_in(token, true).await
+    }
+
+    /// The second factor was given: the pending session is signed in.
+    pub async fn complete_second_factor(&self, token: &str) -> Result<()> {
+        sqlx::query("UPDATE sessions SET second_factor_pending = 0 WHERE token_hash = $1")
+            .bind(token_hash(token))
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
+    async fn session_in(&self, token: &str, pending: bool) -> Result<Option<Session>> {
         let now = to_ms(self.clock.now());
         let hash = token_hash(token);
         let row = sqlx::query(
             "SELECT u.id, u.login, u.name, u.role, s.csrf_token, s.last_seen_at FROM sessions s \
              JOIN users u ON u.id = s.user_id \
-             WHERE s.token_hash = $1 AND s.expires_at > $2 AND s.last_seen_at > $3 AND u.active = 1",
+             WHERE s.token_hash = $1 AND s.expires_at > $2 AND s.last_seen_at > $3 AND u.active = 1 \
+             AND s.second_factor_pending = $4",
         )
         .bind(&hash)
         .bind(now)
         .bind(now - self.idle_ms())
+        .bind(i64::from(pending))
         .fetch_optional(&self.read)
         .await?;
         let Some(row) = row else {
@@ -190,6 +222,14 @@ mod tests {
             assert!(store.session(&a).await.unwrap().is_some());
             assert!(store.session(&b).await.unwrap().is_none());
             store.end_session(&a).await.unwrap();
+            // A session waiting for its second factor is not signed in until it is given.
+            let (waiting, _) = store.create_session_with(user.id, true).await.unwrap();
+            assert!(store.session(&waiting).await.unwrap().is_none());
+            assert!(store.pending_session(&waiting).await.unwrap().is_some());
+            store.complete_second_factor(&waiting).await.unwrap();
+            assert!(store.session(&waiting).await.unwrap().is_some());
+            assert!(store.pending_session(&waiting).await.unwrap().is_none());
+            store.end_session(&waiting).await.unwrap();
             // The idle limit is the configuration's.
             let patient = Store {
                 settings: std::sync::Arc::new(crate::StoreSettings {

@@ -433,6 +433,96 @@ impl Store {
         Ok(done.rows_affected())
     }
 
+    /// Whether a user has a second factor (TOTP) set up.
+    pub async fn has_second_factor(&self, user_id: i64) -> Result<bool> {
+        let row = sqlx::query("SELECT totp_secret FROM users WHERE id = $1")
+            .bind(user_id)
+            .fetch_optional(&self.read)
+            .await?;
+        Ok(row
+            .map(|r| get_opt_str(&r, "totp_secret"))
+            .transpose()?
+            .flatten()
+            .is_some())
+    }
+
+    /// A new random TOTP secret (160 bits, RFC 4226's recommendation), to show to the user
+    /// and confirm with [`Store::enrol_second_factor`] once they type its first code.
+    pub fn new_second_factor_secret() -> Vec<u8> {
+        rand::rng().random::<[u8; 20]>().to_vec()
+    }
+
+    /// Sets up a user's second factor when `code` is valid now for `secret`; false (and
+    /// nothing stored) otherwise.
+    pub async fn enrol_second_factor(
+        &self,
+        user_id: i64,
+        secret: &[u8],
+        code: &str,
+    ) -> Result<bool> {
+        let now = self.clock.now().timestamp();
+        let Some(step) = sportello_domain::totp::accept(secret, code, now, None) else {
+            return Ok(false);
+        };
+        let mut tx = self.write.begin().await?;
+        sqlx::query("UPDATE users SET totp_secret = $1, totp_last_step = $2 WHERE id = $3")
+            .bind(sportello_domain::totp::secret_base32(secret))
+            .bind(step)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        bump_auth_version(&mut tx).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Removes a user's second factor (an admin's help when a phone is lost).
+    pub async fn remove_second_factor(&self, login: &str) -> Result<()> {
+        let mut tx = self.write.begin().await?;
+        let id = Self::user_id(&mut tx, login).await?;
+        sqlx::query("UPDATE users SET totp_secret = NULL, totp_last_step = NULL WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        bump_auth_version(&mut tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Checks a user's TOTP code: valid now (one step either side) and of a step later
+    /// than the last accepted, which it becomes (atomically: two requests racing with one
+    /// code cannot both pass). False for a user without a second factor.
+    pub async fn check_second_factor(&self, user_id: i64, code: &str) -> Result<bool> {
+        let row = sqlx::query(
+            "SELECT totp_secret, totp_last_step FROM users WHERE id = $1 AND active = 1",
+        )
+        .bind(user_id)
+        .fetch_optional(&self.read)
+        .await?;
+        let Some(row) = row else {
+            return Ok(false);
+        };
+        let Some(secret) = get_opt_str(&row, "totp_secret")?
+            .as_deref()
+            .and_then(sportello_domain::totp::secret_from_base32)
+        else {
+            return Ok(false);
+        };
+        let last = get_opt_i64(&row, "totp_last_step")?;
+        let now = self.clock.now().timestamp();
+        let Some(step) = sportello_domain::totp::accept(&secret, code, now, last) else {
+            return Ok(false);
+        };
+        let done = sqlx::query(
+            "UPDATE users SET totp_last_step = $1 WHERE id = $2 AND (totp_last_step IS NULL OR totp_last_step < $1)",
+        )
+        .bind(step)
+        .bind(user_id)
+        .execute(&self.write)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// The active user with this login and password, if they match.
     pub async fn user_by_password(&self, login: &str, password: &str) -> Result<Option<AuthUser>> {
         let row = sqlx::query("SELECT id, login, name, role, password_hash FROM users WHERE login = $1 AND active = 1")
@@ -660,6 +750,56 @@ mod tests {
             // Disabling ends sessions too.
             store.set_user_active("anna", false).await.unwrap();
             assert!(store.session(&mine).await.unwrap().is_none());
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn a_second_factor_is_enrolled_with_a_code_and_each_code_works_once() {
+        with_test_store(|store, clock| async move {
+            use sportello_domain::totp::code_at;
+            store.add_user("anna", "", Role::Admin).await.unwrap();
+            let user = store.user_by_login("anna").await.unwrap().unwrap();
+            assert!(!store.has_second_factor(user.id).await.unwrap());
+            assert!(!store.check_second_factor(user.id, "000000").await.unwrap());
+            let secret = crate::Store::new_second_factor_secret();
+            assert_eq!(secret.len(), 20);
+            let now = || clock.now().timestamp();
+            assert!(
+                !store
+                    .enrol_second_factor(user.id, &secret, "000000x")
+                    .await
+                    .unwrap()
+            );
+            assert!(!store.has_second_factor(user.id).await.unwrap());
+            let first = code_at(&secret, now()).unwrap();
+            assert!(
+                store
+                    .enrol_second_factor(user.id, &secret, &first)
+                    .await
+                    .unwrap()
+            );
+            assert!(store.has_second_factor(user.id).await.unwrap());
+            assert!(store.list_users().await.unwrap()[0].second_factor);
+            // The enrolment's code is spent; the next step's works once, also a step late.
+            assert!(!store.check_second_factor(user.id, &first).await.unwrap());
+            clock.advance(chrono::Duration::seconds(30));
+            let next = code_at(&secret, now()).unwrap();
+            clock.advance(chrono::Duration::seconds(30));
+            assert!(store.check_second_factor(user.id, &next).await.unwrap());
+            assert!(
+                !store.check_second_factor(user.id, &next).await.unwrap(),
+                "reused"
+            );
+            clock.advance(chrono::Duration::seconds(60));
+            let late = code_at(&secret, now()).unwrap();
+            clock.advance(chrono::Duration::seconds(60));
+            assert!(
+                !store.check_second_factor(user.id, &late).await.unwrap(),
+                "two steps late"
+            );
+            store.remove_second_factor("anna").await.unwrap();
+            assert!(!store.has_second_factor(user.id).await.unwrap());
         })
         .await;
     }

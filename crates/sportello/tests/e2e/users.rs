@@ -212,13 +212,27 @@ async fn the_commands_disable_enable_reset_issue_and_revoke_at_once() {
 
 /// A second `serve` of the installation on another port (killed when dropped), and its base URL.
 async fn second_instance(install: &Install) -> (KillOnDrop, String) {
+    instance_under(install, &[]).await
+}
+
+/// A `serve` of the installation on another port, its command prefixed by `wrapper`
+/// (e.g. `faketime -f +2d`), and its base URL.
+async fn instance_under(install: &Install, wrapper: &[&str]) -> (KillOnDrop, String) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
     let log = std::fs::File::create(install.dir.path().join("second.log")).unwrap();
-    let child = std::process::Command::new(crate::harness::binary())
+    let mut command = match wrapper.split_first() {
+        Some((program, args)) => {
+            let mut c = std::process::Command::new(program);
+            c.args(args).arg(crate::harness::binary());
+            c
+        }
+        None => std::process::Command::new(crate::harness::binary()),
+    };
+    let child = command
         .arg("--config")
         .arg(&install.config)
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
@@ -526,4 +540,167 @@ async fn post_action(
     browser
         .post_form(&format!("/ufficio/utenti/{login}"), &form)
         .await
+}
+
+#[tokio::test]
+async fn a_role_can_require_a_second_factor_and_each_code_works_once() {
+    use sportello_domain::clock::Clock;
+    use sportello_domain::totp;
+    let mut install = Install::new("[security]\nsecond_factor_roles = [\"admin\"]\n").await;
+    let (ada_password, _) = install.user_with_password("ada", "admin");
+    let (olga_password, _) = install.user_with_password("olga", "operator");
+    install.start(&[]).await;
+    let now = || SystemClock.now().timestamp();
+
+    // An operator (not required, none set up) signs in with the password alone.
+    Browser::signed_in(&install, "olga", &olga_password).await;
+
+    // The admin is sent to set one up right after the password, and is not signed in
+    // until a first code confirms it.
+    let mut ada = Browser::new(&install);
+    let answer = ada.sign_in("ada", &ada_password).await;
+    assert_eq!(answer.status, 303);
+    assert!(
+        answer.location.starts_with("/ufficio/secondo-fattore"),
+        "{}",
+        answer.location
+    );
+    assert_eq!(ada.get("/ufficio").await.status, 303, "not signed in yet");
+    let enrol = ada.get(&answer.location).await;
+    assert_eq!(enrol.status, 200);
+    let secret_text = shown(&enrol.body, "<code id=\"totp-secret\">");
+    assert!(shown(&enrol.body, "<code id=\"totp-uri\">").starts_with("otpauth://totp/"));
+    let secret = totp::secret_from_base32(&secret_text).unwrap();
+    let csrf = crate::browser::csrf_of(&enrol.body);
+    let wrong = ada
+        .post_form(
+            "/ufficio/secondo-fattore",
+            &[
+                ("csrf", &csrf),
+                ("secret", &secret_text),
+                ("code", "000000x"),
+            ],
+        )
+        .await;
+    assert_eq!(wrong.status, 422);
+    let first = totp::code_at(&secret, now()).unwrap();
+    let done = ada
+        .post_form(
+            "/ufficio/secondo-fattore",
+            &[("csrf", &csrf), ("secret", &secret_text), ("code", &first)],
+        )
+        .await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    assert_eq!(ada.get("/ufficio").await.status, 200, "signed in");
+
+    // Next time the code is asked after the password; a used code is refused (and the
+    // waiting session ends), a fresh one lets in.
+    let mut again = Browser::new(&install);
+    let answer = again.sign_in("ada", &ada_password).await;
+    assert!(
+        answer.location.starts_with("/ufficio/codice"),
+        "{}",
+        answer.location
+    );
+    let form = again.get(&answer.location).await;
+    let csrf = crate::browser::csrf_of(&form.body);
+    let reused = again
+        .post_form("/ufficio/codice", &[("csrf", &csrf), ("code", &first)])
+        .await;
+    assert_eq!(reused.status, 200);
+    assert_eq!(again.get("/ufficio").await.status, 303);
+    assert_eq!(
+        again.get("/ufficio/codice").await.status,
+        303,
+        "the waiting session ended"
+    );
+    let answer = again.sign_in("ada", &ada_password).await;
+    let form = again.get(&answer.location).await;
+    let csrf = crate::browser::csrf_of(&form.body);
+    // The next step's code: accepted one step early, and later than the enrolment's.
+    let fresh = totp::code_at(&secret, now() + totp::STEP_SECONDS).unwrap();
+    let ok = again
+        .post_form("/ufficio/codice", &[("csrf", &csrf), ("code", &fresh)])
+        .await;
+    assert_eq!(ok.status, 303, "{}", ok.body);
+    assert_eq!(again.get("/ufficio").await.status, 200);
+    // Someone who has the password cannot guess codes one sign-in at a time: wrong codes
+    // are counted per account, and after five the step answers 429 whatever the code.
+    let valid: Vec<String> = [-1, 0, 1, 2]
+        .iter()
+        .map(|k| totp::code_at(&secret, now() + k * totp::STEP_SECONDS).unwrap())
+        .collect();
+    let wrong = (0..10)
+        .map(|n| format!("{n}{n}{n}{n}{n}{n}"))
+        .find(|c| !valid.contains(c))
+        .unwrap();
+    for attempt in 0..6 {
+        let mut guesser = Browser::new(&install);
+        let answer = guesser.sign_in("ada", &ada_password).await;
+        assert!(
+            answer.location.starts_with("/ufficio/codice"),
+            "{}",
+            answer.location
+        );
+        let form = guesser.get(&answer.location).await;
+        let csrf = crate::browser::csrf_of(&form.body);
+        let guess = guesser
+            .post_form("/ufficio/codice", &[("csrf", &csrf), ("code", &wrong)])
+            .await;
+        let expected = if attempt < 5 { 200 } else { 429 };
+        assert_eq!(guess.status, expected, "guess {attempt}");
+        assert_eq!(guesser.get("/ufficio").await.status, 303);
+    }
+    // A second factor is not replaced from the page, not even by a waiting session (which
+    // knows only the password); an admin removes it from the command line.
+    let mut thief = Browser::new(&install);
+    thief.sign_in("ada", &ada_password).await;
+    assert_eq!(thief.get("/ufficio/secondo-fattore").await.status, 409);
+    assert_eq!(again.get("/ufficio/secondo-fattore").await.status, 409);
+    let out = install.cli(&["user", "remove-second-factor", "ada"]);
+    assert!(out.status.success());
+    assert_eq!(
+        install
+            .cli(&["user", "remove-second-factor", "ghost"])
+            .status
+            .code(),
+        Some(2)
+    );
+    let mut fresh_start = Browser::new(&install);
+    let answer = fresh_start.sign_in("ada", &ada_password).await;
+    assert!(
+        answer.location.starts_with("/ufficio/secondo-fattore"),
+        "{}",
+        answer.location
+    );
+    let log = security_log(&install).await;
+    assert!(
+        log.iter()
+            .any(|(k, l, _)| k == "second_factor_changed" && l == "ada")
+    );
+    assert!(
+        log.iter()
+            .any(|(k, l, _)| k == "sign_in_failed" && l == "ada")
+    );
+}
+
+#[tokio::test]
+async fn a_token_with_an_expiry_is_refused_after_it() {
+    if !crate::harness::tools_present(&["faketime"]) {
+        return;
+    }
+    let mut install = Install::new("").await;
+    let forever = install.user("anna", "operator");
+    let out = install.cli(&["token", "new", "anna", "--expires-days", "1"]);
+    assert!(out.status.success());
+    let short = line(&out, "token: ");
+    assert!(line(&out, "expires: ").ends_with('Z'));
+    install.start(&[]).await;
+    let base = install.base();
+    assert_eq!(status_with(&install, &base, &short).await, 200);
+    install.stop();
+    // Two days later (the server's clock moved by faketime): expired, the other still good.
+    let (_later, later) = instance_under(&install, &["faketime", "-f", "+2d"]).await;
+    assert_eq!(status_with(&install, &later, &short).await, 401);
+    assert_eq!(status_with(&install, &later, &forever).await, 200);
 }

@@ -5,6 +5,8 @@
 ALTER TABLE users ADD COLUMN last_sign_in_at INTEGER;
 ALTER TABLE users ADD COLUMN totp_secret TEXT;
 ALTER TABLE users ADD COLUMN totp_last_step INTEGER;
+-- A session opened by a password, waiting for the TOTP code: not yet signed in.
+ALTER TABLE sessions ADD COLUMN second_factor_pending INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE api_tokens ADD COLUMN expires_at INTEGER;
 CREATE INDEX api_tokens_user ON api_tokens(user_id);
 CREATE INDEX sessions_user ON sessions(user_id);

@@ -131,9 +131,14 @@ pub(super) async fn login(
             return fail(page_, "login.wrong", StatusCode::OK);
         }
     };
-    let Ok((token, _)) = state.store.create_session(user.id).await else {
+    // A second factor, when the user has one or their role requires it, comes first.
+    let (pending, then) = super::second_factor::after_password(&state, &user).await;
+    let Ok((token, _)) = state.store.create_session_with(user.id, pending).await else {
         return fail(page_, "form.failed", StatusCode::INTERNAL_SERVER_ERROR);
     };
+    if let Some(path) = then {
+        page_.next = super::second_factor::with_next(path, &page_.next);
+    }
     let _ = state
         .store
         .record_access(&user.login, "login", "ufficio")

@@ -13,6 +13,7 @@ mod login;
 mod permits;
 pub mod reports;
 mod search;
+mod second_factor;
 mod users;
 pub mod write;
 
@@ -83,6 +84,14 @@ pub(super) fn routes(upload_limit: usize) -> Router<AppState> {
             get(users::users_page).post(users::add_user),
         )
         .route("/ufficio/utenti/{login}", post(users::change_user))
+        .route(
+            "/ufficio/codice",
+            get(second_factor::code_form).post(second_factor::code),
+        )
+        .route(
+            "/ufficio/secondo-fattore",
+            get(second_factor::enrol_form).post(second_factor::enrol),
+        )
         .route(
             "/ufficio/password",
             get(users::password_page).post(users::change_password),

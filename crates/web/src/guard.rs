@@ -565,6 +565,47 @@ pub async fn token_failed(state: &AppState, client: ClientAddress, hash: Option<
     note(SecurityEventKind::TokenInvalid, None, detail);
 }
 
+/// The counter of wrong second-factor codes of one account, across clients. Only someone
+/// who already knows the password reaches that step, so strangers cannot use this count to
+/// lock an owner out; without it, a password holder could guess codes one sign-in at a time
+/// (a correct password clears the sign-in counters).
+fn second_factor_key(user_id: i64) -> String {
+    format!("second-factor:{user_id}")
+}
+
+/// Whether the account has used up its wrong second-factor codes for the window.
+pub async fn second_factor_blocked(state: &AppState, user_id: i64) -> bool {
+    let window = Duration::from_secs(state.guard.limits.sign_in_window_seconds);
+    state
+        .store
+        .attempts(&second_factor_key(user_id), window)
+        .await
+        .is_ok_and(|a| a.count >= state.guard.limits.sign_in_failures)
+}
+
+/// Counts a wrong second-factor code.
+pub async fn second_factor_failed(state: &AppState, user_id: i64) {
+    let window = Duration::from_secs(state.guard.limits.sign_in_window_seconds);
+    if let Err(e) = state
+        .store
+        .count_attempt(&second_factor_key(user_id), window)
+        .await
+    {
+        tracing::warn!(error = %e, "wrong second factor code not counted");
+    }
+}
+
+/// Clears the count after a right code.
+pub async fn second_factor_passed(state: &AppState, user_id: i64) {
+    if let Err(e) = state
+        .store
+        .forget_attempts(&second_factor_key(user_id))
+        .await
+    {
+        tracing::warn!(error = %e, "second factor counter not cleared");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -627,46 +668,5 @@ mod tests {
         assert_eq!(notes.len(), 1);
         assert_eq!(notes[0].kind, SecurityEventKind::PermissionRefused);
         assert_eq!(notes[0].login.as_deref(), Some("op"));
-    }
-}
-
-/// The counter of wrong second-factor codes of one account, across clients. Only someone
-/// who already knows the password reaches that step, so strangers cannot use this count to
-/// lock an owner out; without it, a password holder could guess codes one sign-in at a time
-/// (a correct password clears the sign-in counters).
-fn second_factor_key(user_id: i64) -> String {
-    format!("second-factor:{user_id}")
-}
-
-/// Whether the account has used up its wrong second-factor codes for the window.
-pub async fn second_factor_blocked(state: &AppState, user_id: i64) -> bool {
-    let window = Duration::from_secs(state.guard.limits.sign_in_window_seconds);
-    state
-        .store
-        .attempts(&second_factor_key(user_id), window)
-        .await
-        .is_ok_and(|a| a.count >= state.guard.limits.sign_in_failures)
-}
-
-/// Counts a wrong second-factor code.
-pub async fn second_factor_failed(state: &AppState, user_id: i64) {
-    let window = Duration::from_secs(state.guard.limits.sign_in_window_seconds);
-    if let Err(e) = state
-        .store
-        .count_attempt(&second_factor_key(user_id), window)
-        .await
-    {
-        tracing::warn!(error = %e, "wrong second factor code not counted");
-    }
-}
-
-/// Clears the count after a right code.
-pub async fn second_factor_passed(state: &AppState, user_id: i64) {
-    if let Err(e) = state
-        .store
-        .forget_attempts(&second_factor_key(user_id))
-        .await
-    {
-        tracing::warn!(error = %e, "second factor counter not cleared");
     }
 }

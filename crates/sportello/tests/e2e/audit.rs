@@ -116,21 +116,49 @@ async fn every_answered_read_is_audited_even_when_the_server_is_killed() {
         let (status, _, _) = install.call("GET", &path, None, None).await;
         assert_eq!(status, 401, "{path}");
     }
-    for path in [
-        "/api/v1/audit/reads?reference=not-a-case",
-        "/api/v1/audit/reads",
-        "/api/v1/audit/security?from=yesterday",
-        "/api/v1/audit/security?from=2026-12-10&to=2026-12-01",
+    for (path, expected) in [
+        ("/api/v1/audit/reads?reference=not-a-case", 404),
+        ("/api/v1/audit/reads?reference=", 404),
+        ("/api/v1/audit/reads", 422),
+        ("/api/v1/audit/security?from=yesterday", 422),
+        ("/api/v1/audit/security?to=%0B", 422),
     ] {
         let (status, ctype, problem) = install.call("GET", path, Some(&sup), None).await;
-        assert_eq!(status, 422, "{path}: {problem}");
+        assert_eq!(status, expected, "{path}: {problem}");
         assert_eq!(ctype, "application/problem+json");
     }
+    // A period that ends before it begins holds nothing.
+    let (status, _, empty) = install
+        .call(
+            "GET",
+            "/api/v1/audit/security?from=2026-12-10&to=2026-12-01",
+            Some(&sup),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{empty}");
+    assert_eq!(empty["items"], serde_json::json!([]));
+    // A wrong token is a security event, shown to supervisors with its client's address
+    // and never the token itself.
+    let (status, _, _) = install
+        .call("GET", "/api/v1/cases", Some("spt_not-a-real-token"), None)
+        .await;
+    assert_eq!(status, 401);
     let (status, _, events) = install
         .call("GET", "/api/v1/audit/security", Some(&sup), None)
         .await;
     assert_eq!(status, 200, "{events}");
-    assert!(events["items"].is_array(), "{events}");
+    let invalid = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "token_invalid")
+        .unwrap_or_else(|| panic!("no token_invalid event: {events}"));
+    assert_eq!(invalid["address"], "127.0.0.1", "{invalid}");
+    assert!(
+        !invalid.to_string().contains("not-a-real-token"),
+        "{invalid}"
+    );
 
     // The chain of reads is intact after the kill.
     install.stop();

@@ -104,7 +104,7 @@ fn day(value: Option<&str>, field: &str, errors: &mut Vec<FieldError>) -> Option
 }
 
 /// `GET /api/v1/audit/security?from=&to=`: the security log of the period (days in
-/// Europe/Rome, both included; the last 30 days by default).
+/// Europe/Rome, both included; the last 30 days by default; empty when `from` is after `to`).
 #[utoipa::path(get, path = "/api/v1/audit/security", tag = "system", params(SecurityQuery),
     security(("bearer" = [])),
     responses((status = 200, body = SecurityEvents), (status = 401, body = Problem), (status = 403, body = Problem),
@@ -123,8 +123,9 @@ pub async fn security_events(
     }
     let to = to.unwrap_or_else(|| rome_date(state.store.clock().now()));
     let from = from.unwrap_or(to - Duration::days(DEFAULT_DAYS - 1));
+    // A period that ends before it begins holds nothing (not an error: each bound alone is valid).
     if from > to {
-        return Err(ApiError::field("from", "must not be after to"));
+        return Ok(Json(SecurityEvents { items: Vec::new() }));
     }
     let end = to
         .succ_opt()
@@ -151,18 +152,19 @@ pub async fn security_events(
 #[utoipa::path(get, path = "/api/v1/audit/reads", tag = "system", params(ReadsQuery),
     security(("bearer" = [])),
     responses((status = 200, body = CaseReads), (status = 401, body = Problem), (status = 403, body = Problem),
-              (status = 422, body = Problem)))]
+              (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn case_reads(
     State(state): State<AppState>,
     caller: Caller,
     ApiQuery(query): ApiQuery<ReadsQuery>,
 ) -> Result<Json<CaseReads>, ApiError> {
     caller.require(Permission::ReadReports)?;
+    // As for a case's own paths, what cannot be a reference names no case: 404.
     if Reference::parse(&query.reference).is_none() {
-        return Err(ApiError::field(
-            "reference",
-            "must be a case reference such as ZTL-2026-000123",
-        ));
+        return Err(ApiError::NotFound(format!(
+            "'{}' is not a case reference (e.g. ZTL-2026-000123)",
+            query.reference.chars().take(40).collect::<String>()
+        )));
     }
     let reads = state
         .store

@@ -18,9 +18,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use askama::Template;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::Response;
 use sportello_config::{Config, LimitsConfig, TrustedProxies};
@@ -29,7 +28,6 @@ use sportello_store::security::SecurityEvent;
 
 use crate::AppState;
 use crate::client::{ClientAddress, of_parts};
-use crate::i18n::Tr;
 
 /// The device cookie's name.
 pub const DEVICE_COOKIE: &str = "sportello_device";
@@ -56,12 +54,17 @@ const PURGE_EVERY: Duration = Duration::from_secs(600);
 /// Counters untouched for this long are deleted (longer than every window).
 const COUNTER_AGE: Duration = Duration::from_secs(86_400);
 
+/// Renders the page that tells a client over its budget of anonymous writes to wait (the
+/// portal's, given by the router so that the guard does not depend on the pages).
+pub type SlowDownPage = fn(&AppState, &HeaderMap, u64) -> Response;
+
 /// The web layer's throttling state: the parsed proxies and limits, and what keeps the
 /// security log from being flooded.
 #[derive(Debug)]
 pub struct Guard {
     proxies: TrustedProxies,
     limits: LimitsConfig,
+    slow_down: SlowDownPage,
     /// The minute of the last event of a flood kind written per (kind, client).
     flood: Mutex<HashMap<(SecurityEventKind, String), u64>>,
     last_purge: Mutex<Option<Instant>>,
@@ -70,7 +73,7 @@ pub struct Guard {
 impl Guard {
     /// The guard of a validated configuration (a `trusted_proxies` that does not parse,
     /// possible only without [`Config::load`], trusts nobody).
-    pub fn new(config: &Config) -> Guard {
+    pub fn new(config: &Config, slow_down: SlowDownPage) -> Guard {
         let proxies = config.trusted_proxies().unwrap_or_else(|e| {
             tracing::error!(error = %e, "trusted_proxies ignored");
             TrustedProxies::default()
@@ -78,6 +81,7 @@ impl Guard {
         Guard {
             proxies,
             limits: config.limits.clone(),
+            slow_down,
             flood: Mutex::new(HashMap::new()),
             last_purge: Mutex::new(None),
         }
@@ -242,14 +246,6 @@ fn is_anonymous_write(method: &Method, path: &str) -> bool {
                 .is_some_and(|rest| !rest.is_empty() && !rest.contains('/')))
 }
 
-#[derive(Template)]
-#[template(path = "portal_slow_down.html")]
-struct SlowDownPage {
-    tr: Tr,
-    frame: crate::pages::Frame,
-    minutes: String,
-}
-
 /// Counts one anonymous write of `client`; over the budget, the 429 page. The layer calls
 /// it for the portal's write routes; `/stato` calls it when its form carries files.
 pub async fn anonymous_write(
@@ -286,18 +282,11 @@ pub async fn anonymous_write(
         ),
     )
     .await;
-    let tr = crate::pages::language(None, headers);
-    let page_ = SlowDownPage {
-        tr,
-        frame: crate::pages::Frame::new(state, "", None, crate::cookies::random_token()),
-        minutes: counted.retry_after_secs.div_ceil(60).max(1).to_string(),
-    };
-    let mut response = crate::pages::page(StatusCode::TOO_MANY_REQUESTS, &page_);
-    response.headers_mut().insert(
-        header::RETRY_AFTER,
-        HeaderValue::from(counted.retry_after_secs.max(1)),
-    );
-    Some(response)
+    Some((state.guard.slow_down)(
+        state,
+        headers,
+        counted.retry_after_secs.max(1),
+    ))
 }
 
 // ----- sign-in -----
@@ -633,7 +622,9 @@ mod tests {
 
     #[test]
     fn a_flood_is_written_once_per_client_and_minute() {
-        let guard = Guard::new(&Config::default());
+        let guard = Guard::new(&Config::default(), |_, _, _| {
+            axum::response::IntoResponse::into_response(axum::http::StatusCode::TOO_MANY_REQUESTS)
+        });
         let kind = SecurityEventKind::SignInThrottled;
         assert!(guard.first_this_minute(kind, "1.2.3.4", 100));
         assert!(!guard.first_this_minute(kind, "1.2.3.4", 100));

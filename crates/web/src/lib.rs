@@ -78,7 +78,7 @@ impl AppState {
 
     /// The web's state around a built [`App`].
     pub fn with_app(app: App) -> AppState {
-        let guard = Arc::new(guard::Guard::new(&app.config));
+        let guard = Arc::new(guard::Guard::new(&app.config, pages::portal::slow_down));
         AppState {
             app,
             tokens: Arc::new(auth::TokenCache::default()),

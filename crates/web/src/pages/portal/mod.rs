@@ -8,7 +8,10 @@ mod contest;
 mod cude;
 mod form;
 mod home;
+mod slow_down;
 mod status;
+
+pub use slow_down::slow_down;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;

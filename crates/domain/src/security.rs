@@ -82,6 +82,21 @@ impl SecurityEventKind {
         }
     }
 
+    /// Whether the event is something refused or failed (worth a warning), rather than a
+    /// change or a sign-in that went through.
+    pub fn is_refusal(self) -> bool {
+        use SecurityEventKind::*;
+        matches!(
+            self,
+            SignInFailed
+                | SignInThrottled
+                | TokenInvalid
+                | CsrfRefused
+                | PermissionRefused
+                | RateLimited
+        )
+    }
+
     /// Parses the wire name.
     pub fn parse(s: &str) -> Option<SecurityEventKind> {
         Self::ALL.iter().copied().find(|k| k.as_str() == s)
@@ -102,5 +117,7 @@ mod tests {
             assert_eq!(json, format!("\"{}\"", kind.as_str()));
         }
         assert_eq!(SecurityEventKind::parse("nonsense"), None);
+        assert!(SecurityEventKind::TokenInvalid.is_refusal());
+        assert!(!SecurityEventKind::UserAdded.is_refusal());
     }
 }

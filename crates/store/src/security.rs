@@ -61,14 +61,27 @@ impl Store {
         let login = event.login.as_deref().map(|l| clean(l, 100));
         let address = clean(&event.address, 100);
         let detail = clean(&event.detail, MAX_DETAIL_CHARS);
-        tracing::warn!(
-            target: "sportello::security",
-            kind = event.kind.as_str(),
-            login = login.as_deref().unwrap_or(""),
-            address = %address,
-            detail = %detail,
-            "security event"
-        );
+        // Refusals and failures are warnings; changes and sign-ins are information, so that
+        // `user add` on a terminal does not read as an alarm.
+        if event.kind.is_refusal() {
+            tracing::warn!(
+                target: "sportello::security",
+                kind = event.kind.as_str(),
+                login = login.as_deref().unwrap_or(""),
+                address = %address,
+                detail = %detail,
+                "security event"
+            );
+        } else {
+            tracing::info!(
+                target: "sportello::security",
+                kind = event.kind.as_str(),
+                login = login.as_deref().unwrap_or(""),
+                address = %address,
+                detail = %detail,
+                "security event"
+            );
+        }
         sqlx::query(
             "INSERT INTO security_events (at, kind, login, address, detail) VALUES ($1, $2, $3, $4, $5)",
         )

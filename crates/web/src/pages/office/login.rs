@@ -133,8 +133,12 @@ pub(super) async fn login(
     };
     // A second factor, when the user has one or their role requires it, comes first.
     let (pending, then) = super::second_factor::after_password(&state, &user).await;
-    let Ok((token, _)) = state.store.create_session_with(user.id, pending).await else {
-        return fail(page_, "form.failed", StatusCode::INTERNAL_SERVER_ERROR);
+    let (token, _) = match state.store.create_session_with(user.id, pending).await {
+        Ok(created) => created,
+        Err(e) if e.is_unavailable() => {
+            return fail(page_, "form.failed", StatusCode::SERVICE_UNAVAILABLE);
+        }
+        Err(_) => return fail(page_, "form.failed", StatusCode::INTERNAL_SERVER_ERROR),
     };
     if let Some(path) = then {
         page_.next = super::second_factor::with_next(path, &page_.next);

@@ -197,9 +197,9 @@ pub(super) async fn add_user(
             page_.error = Some(tr.t("users.taken").replace("{login}", login));
             listed(&state, page_, StatusCode::CONFLICT).await
         }
-        Err(_) => {
+        Err(e) => {
             page_.error = Some(tr.t("form.failed").to_owned());
-            listed(&state, page_, StatusCode::INTERNAL_SERVER_ERROR).await
+            listed(&state, page_, failed_status(&e)).await
         }
     }
 }
@@ -342,9 +342,9 @@ pub(super) async fn change_user(
             page_.error = Some(tr.t("users.unknown").replace("{login}", &login));
             listed(&state, page_, StatusCode::NOT_FOUND).await
         }
-        Err(_) => {
+        Err(e) => {
             page_.error = Some(tr.t("form.failed").to_owned());
-            listed(&state, page_, StatusCode::INTERNAL_SERVER_ERROR).await
+            listed(&state, page_, failed_status(&e)).await
         }
     }
 }
@@ -459,9 +459,19 @@ pub(super) async fn change_password(
             page_.error = Some(tr.t(key).to_owned());
             page(StatusCode::UNPROCESSABLE_ENTITY, &page_)
         }
-        Err(_) => {
+        Err(e) => {
             page_.error = Some(tr.t("form.failed").to_owned());
-            page(StatusCode::INTERNAL_SERVER_ERROR, &page_)
+            page(failed_status(&e), &page_)
         }
+    }
+}
+
+/// 503 (with `Retry-After`, added for every 503) when the database is busy, locked or
+/// full; 500 for anything else.
+fn failed_status(e: &StoreError) -> StatusCode {
+    if e.is_unavailable() {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::INTERNAL_SERVER_ERROR
     }
 }

@@ -142,8 +142,10 @@ async fn a_locked_database_answers_503_with_retry_after_and_readyz_tells_it() {
         );
         return;
     }
-    let op = install.user("op", "operator");
+    let (op_password, op) = install.user_with_password("op", "operator");
     install.start(&[]).await;
+    let reference = install.create_case(&op).await;
+    let (mut browser, _) = Browser::signed_in(&install, "op", &op_password).await;
     let resp = install
         .client
         .get(format!("{}/readyz", install.base()))
@@ -197,8 +199,15 @@ async fn a_locked_database_answers_503_with_retry_after_and_readyz_tells_it() {
         problem["detail"].as_str().unwrap().contains("try again"),
         "{problem}"
     );
+    // The case page can read the case (WAL readers are not blocked) but not record the
+    // read: it shows nothing and answers 503, never the data unaudited.
+    let page = browser.get(&format!("/ufficio/pratiche/{reference}")).await;
+    assert_eq!(page.status, 503, "{}", page.body);
+    assert!(!page.body.contains(&reference), "{}", page.body);
     holder.execute("ROLLBACK").await.unwrap();
     holder.close().await.unwrap();
+    let page = browser.get(&format!("/ufficio/pratiche/{reference}")).await;
+    assert_eq!(page.status, 200, "shown once the read can be recorded");
     let (status, _, _) = install
         .call("POST", "/api/v1/cases", Some(&op), Some(case_body()))
         .await;

@@ -183,9 +183,10 @@ async fn stylesheet() -> Response {
         .into_response()
 }
 
-/// The answer to a read of personal data whose audit entry could not be written: the
-/// data is not shown (CONTRACT §8.6: every read answered has its entry).
-pub fn not_audited() -> Response {
+/// 503 with `Retry-After`: the database is busy, locked or full, or a read of personal data
+/// could not have its audit entry written (then the data is not shown: CONTRACT §8.6, every
+/// read answered has its entry).
+pub fn temporarily_unavailable() -> Response {
     (
         StatusCode::SERVICE_UNAVAILABLE,
         [(header::RETRY_AFTER, "5"), (header::CACHE_CONTROL, "no-store")],

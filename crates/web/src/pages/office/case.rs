@@ -216,10 +216,17 @@ pub(super) async fn render_case(
     notice: Option<String>,
     error: Option<String>,
 ) -> Response {
-    let Some(case) = (match Reference::parse(reference) {
-        Some(_) => state.store.get_case(reference).await.ok(),
-        None => None,
-    }) else {
+    let found = match Reference::parse(reference) {
+        Some(_) => state.store.get_case(reference).await,
+        None => Err(sportello_store::StoreError::NotFound(reference.to_owned())),
+    };
+    // A busy, locked or full database is not a missing case: 503 with Retry-After.
+    if let Err(e) = &found
+        && e.is_unavailable()
+    {
+        return crate::pages::temporarily_unavailable();
+    }
+    let Ok(case) = found else {
         let page_ = NotFoundPage {
             frame: Frame::staff(state, "cases", session).with_language(&tr),
             tr,
@@ -233,7 +240,7 @@ pub(super) async fn render_case(
         .await
         .is_err()
     {
-        return crate::pages::not_audited();
+        return crate::pages::temporarily_unavailable();
     }
     let report = state
         .store

@@ -132,7 +132,7 @@ pub(super) async fn case_list(
         .await
         .is_err()
     {
-        return crate::pages::not_audited();
+        return crate::pages::temporarily_unavailable();
     }
     if let Some(format) = export {
         return export_cases(&tr, &items, &format);

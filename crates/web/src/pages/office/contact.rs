@@ -151,7 +151,7 @@ async fn render_callbacks(
         .await
         .is_err()
     {
-        return crate::pages::not_audited();
+        return crate::pages::temporarily_unavailable();
     }
     let now = state.store.clock().now() + Duration::minutes(1);
     let page_ = CallbacksPage {
@@ -397,7 +397,7 @@ async fn render_day(
         .await
         .is_err()
     {
-        return crate::pages::not_audited();
+        return crate::pages::temporarily_unavailable();
     }
     let around = |d: Option<NaiveDate>| d.unwrap_or(day).format("%Y-%m-%d").to_string();
     let page_ = AppointmentsPage {

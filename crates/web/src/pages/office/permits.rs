@@ -233,7 +233,7 @@ async fn render_permit(
         .await
         .is_err()
     {
-        return crate::pages::not_audited();
+        return crate::pages::temporarily_unavailable();
     }
     let instant = |ms: i64| {
         chrono::DateTime::from_timestamp_millis(ms)

@@ -154,7 +154,7 @@ async fn reports(
         .await
         .is_err()
     {
-        return crate::pages::not_audited();
+        return crate::pages::temporarily_unavailable();
     }
     page_.charts = charts(&tr, style, &throughput, group_by);
     let history = state

@@ -87,7 +87,7 @@ pub(super) async fn search(
         .await
         .is_err()
     {
-        return crate::pages::not_audited();
+        return crate::pages::temporarily_unavailable();
     }
     if let Ok(plate) = sportello_domain::plate::Plate::parse(&q, None) {
         let mut cases: Vec<&str> = hits.iter().map(|h| h.reference.as_str()).collect();

@@ -185,21 +185,35 @@ pub fn clean_staged_uploads(data_dir: &Path, exclusive: bool, now: SystemTime) -
     removed
 }
 
+/// Left in the data folder once its trees were made private: everything written since is
+/// created under umask 077, so the walk over every document is done once, not at each start.
+const TIGHTENED_MARK: &str = ".private";
+
 /// Takes group and other permissions away from what an older version left readable (files
-/// 0600, folders 0700): the data and documents folders with everything in them, and the
-/// SQLite database's own files (not the rest of a folder it may share). Returns how many
-/// were changed.
+/// 0600, folders 0700): the data and documents folders with everything in them (once, see
+/// [`TIGHTENED_MARK`]), and the SQLite database's own files (not the rest of a folder it may
+/// share). Returns how many were changed.
 pub fn tighten_permissions(config: &Config) -> usize {
-    let mut changed = tighten(&config.data_dir, true);
-    if let Some(documents) = config.documents_url().strip_prefix("file://") {
-        changed += tighten(Path::new(documents), true);
-    }
+    let mut changed = 0;
     if let Some(database) = sqlite_file(&config.database_url()) {
         for suffix in ["", "-wal", "-shm", "-journal"] {
             let mut name = database.clone().into_os_string();
             name.push(suffix);
             changed += tighten(Path::new(&name), false);
         }
+    }
+    let mark = config.data_dir.join(TIGHTENED_MARK);
+    if mark.exists() {
+        return changed;
+    }
+    changed += tighten(&config.data_dir, true);
+    if let Some(documents) = config.documents_url().strip_prefix("file://")
+        && !Path::new(documents).starts_with(&config.data_dir)
+    {
+        changed += tighten(Path::new(documents), true);
+    }
+    if let Err(e) = std::fs::write(&mark, b"") {
+        tracing::warn!(error = %e, path = %mark.display(), "could not mark the data folder as private");
     }
     changed
 }
@@ -319,6 +333,16 @@ mod tests {
         assert_eq!(mode(&database), 0o600);
         assert_eq!(mode(&neighbour), 0o644);
         assert_eq!(tighten_permissions(&config), 0);
+        // The trees are walked once: the mark says so, and the next start skips them.
+        assert!(data.join(TIGHTENED_MARK).exists());
+        set(&file, 0o644);
+        set(&database, 0o644);
+        assert_eq!(
+            tighten_permissions(&config),
+            1,
+            "only the database's own files"
+        );
+        assert_eq!(mode(&database), 0o600);
     }
 
     #[test]

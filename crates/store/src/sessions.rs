@@ -6,7 +6,7 @@
 
 use chrono::Duration;
 
-use crate::users::{AuthUser, new_token, token_hash, user_from_row};
+use crate::users::{AuthUser, end_sessions_in, new_token, token_hash, user_from_row};
 use crate::{Result, Store, get_i64, get_str, to_ms};
 
 /// A live session.
@@ -129,13 +129,8 @@ impl Store {
     /// Ends every session of a user but `keep` (the cookie token of the session that
     /// asked, when a user changes their own password); returns how many ended.
     pub async fn end_user_sessions(&self, user_id: i64, keep: Option<&str>) -> Result<u64> {
-        let keep = keep.map(token_hash).unwrap_or_default();
-        let done = sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND token_hash <> $2")
-            .bind(user_id)
-            .bind(keep)
-            .execute(&self.write)
-            .await?;
-        Ok(done.rows_affected())
+        let mut conn = self.write.acquire().await?;
+        end_sessions_in(&mut conn, user_id, keep).await
     }
 
     /// A private link to a case for its citizen (shown once after applying online): the

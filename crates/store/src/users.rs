@@ -48,6 +48,23 @@ async fn bump_auth_version(conn: &mut sqlx::AnyConnection) -> Result<()> {
     Ok(())
 }
 
+/// Ends every session of a user but `keep` (a cookie token) on `conn`, so that user
+/// changes end sessions in their own transaction; returns how many ended.
+pub(crate) async fn end_sessions_in(
+    conn: &mut sqlx::AnyConnection,
+    user_id: i64,
+    keep: Option<&str>,
+) -> Result<u64> {
+    // No stored hash is empty, so without `keep` every session ends.
+    let keep = keep.map(token_hash).unwrap_or_default();
+    let done = sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND token_hash <> $2")
+        .bind(user_id)
+        .bind(keep)
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected())
+}
+
 /// Checks a password a user chose: long enough, not too long, not their login.
 pub fn check_new_password(login: &str, password: &str) -> Result<()> {
     let chars = password.chars().count();
@@ -313,10 +330,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         if !active {
-            sqlx::query("DELETE FROM sessions WHERE user_id = $1")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+            end_sessions_in(&mut tx, id, None).await?;
         }
         bump_auth_version(&mut tx).await?;
         tx.commit().await?;
@@ -335,10 +349,7 @@ impl Store {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("DELETE FROM sessions WHERE user_id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        end_sessions_in(&mut tx, id, None).await?;
         bump_auth_version(&mut tx).await?;
         tx.commit().await?;
         Ok(password)
@@ -381,11 +392,7 @@ impl Store {
             .bind(user_id)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND token_hash <> $2")
-            .bind(user_id)
-            .bind(keep.map(token_hash).unwrap_or_default())
-            .execute(&mut *tx)
-            .await?;
+        end_sessions_in(&mut tx, user_id, keep).await?;
         bump_auth_version(&mut tx).await?;
         tx.commit().await?;
         Ok(())

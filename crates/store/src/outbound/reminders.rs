@@ -141,15 +141,29 @@ impl Store {
     pub async fn acknowledgement_skipped(&self, reference: &str, why: &str) -> Result<()> {
         let now = self.clock.now();
         let mut tx = self.write.begin().await?;
-        let row = sqlx::query("SELECT id FROM cases WHERE reference = $1")
-            .bind(reference)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("case {reference}")))?;
+        // The case's row is locked first: of two instances' ticks deciding this at once,
+        // the second sees the first's entry and writes none.
+        let row =
+            sqlx::query("UPDATE cases SET version = version + 1 WHERE reference = $1 RETURNING id")
+                .bind(reference)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or_else(|| StoreError::NotFound(format!("case {reference}")))?;
+        let case_id = get_i64(&row, "id")?;
+        let journaled = sqlx::query(
+            "SELECT 1 AS one FROM case_events WHERE case_id = $1 AND kind = 'acknowledgement_skipped' LIMIT 1",
+        )
+        .bind(case_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if journaled.is_some() {
+            // Nothing changes: the version bump is rolled back with the transaction.
+            return Ok(());
+        }
         let detail = serde_json::json!({ "note": why });
         insert_event(
             &mut tx,
-            get_i64(&row, "id")?,
+            case_id,
             now,
             "system",
             "acknowledgement_skipped",

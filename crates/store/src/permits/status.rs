@@ -139,7 +139,9 @@ impl Store {
 
     /// Journals the expiry of every permit whose validity has ended (its last plate row,
     /// temporary plates aside) and that was not yet marked: one `expired` event each, by
-    /// `system`, dated when the validity ended. Idempotent; returns how many were marked.
+    /// `system`, dated when the validity ended. Idempotent, also when two instances run it
+    /// at once (a unique index admits one `expired` event per permit); returns how many
+    /// were marked.
     pub async fn mark_expired_permits(&self) -> Result<u64> {
         let now = to_ms(self.clock.now());
         let done = sqlx::query(
@@ -147,7 +149,8 @@ impl Store {
              SELECT r.permit, MAX(r.valid_to), 'system', 'expired', '{\"reason\":\"validity ended\"}' \
              FROM permit_rows r WHERE r.source <> 'temporary' GROUP BY r.permit \
              HAVING MAX(r.valid_to) <= $1 \
-             AND NOT EXISTS (SELECT 1 FROM permit_events e WHERE e.permit = r.permit AND e.kind = 'expired')",
+             AND NOT EXISTS (SELECT 1 FROM permit_events e WHERE e.permit = r.permit AND e.kind = 'expired') \
+             ON CONFLICT DO NOTHING",
         )
         .bind(now)
         .execute(&self.write)

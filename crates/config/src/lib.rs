@@ -5,6 +5,7 @@
 //! bad value stops start-up with a message naming its key.
 
 mod channels;
+mod duties;
 mod load;
 mod metrics;
 mod network;
@@ -24,6 +25,7 @@ pub use channels::{
     DEFAULT_FAX_CALLER_PATTERNS, FaxConfig, MailboxConfig, PecConfig, TelegramConfig,
     WebhooksConfig, WhatsappConfig,
 };
+pub use duties::DutiesConfig;
 pub use load::{Sources, process_env};
 pub use metrics::MetricsConfig;
 pub use network::TrustedProxies;
@@ -63,6 +65,7 @@ pub(crate) const TOP_LEVEL_KEYS: &[&str] = &[
     "retention",
     "trusted_proxies",
     "metrics",
+    "duties",
 ];
 
 /// The whole configuration.
@@ -111,6 +114,8 @@ pub struct Config {
     pub retention: RetentionConfig,
     /// Who may read `/metrics`.
     pub metrics: MetricsConfig,
+    /// Background ticks and the leases of duties (several instances).
+    pub duties: DutiesConfig,
 }
 
 impl Default for Config {
@@ -137,6 +142,7 @@ impl Default for Config {
             security: SecurityConfig::default(),
             retention: RetentionConfig::default(),
             metrics: MetricsConfig::default(),
+            duties: DutiesConfig::default(),
         }
     }
 }

@@ -179,6 +179,7 @@ impl Config {
         let types = self.case_types()?;
         let type_ids: Vec<&str> = types.iter().map(|t| t.id.as_str()).collect();
         self.retention.periods(&type_ids)?;
+        self.duties.validate()?;
         for (i, mailbox) in self.mailbox.iter().enumerate() {
             let key = |k: &str| format!("mailbox[{i}].{k}");
             if mailbox.name.trim().is_empty() {

@@ -10,6 +10,7 @@ mod backup;
 mod citizen;
 mod daily_register;
 mod demo;
+mod duties;
 mod ingest;
 mod outbound;
 mod retention;

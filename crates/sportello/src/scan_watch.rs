@@ -10,9 +10,14 @@
 //! being written and are left alone. Processed files move to `processed/` (renamed if a
 //! file of that name is there already); processing is idempotent, so a crash half-way
 //! re-processes the file without duplicating a part.
+//!
+//! Several instances may watch one shared (network) folder: the folder has an id of its
+//! own (a hidden marker file) and a duty lease named after it, so only the instance
+//! holding the lease looks at the files; another takes over when that one dies.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use sportello_domain::case::Channel;
@@ -36,6 +41,7 @@ pub struct ScanWatcher {
     default_case_type: String,
     poll: Duration,
     max_bytes: u64,
+    duties: Arc<crate::duties::Duties>,
 }
 
 impl ScanWatcher {
@@ -44,6 +50,7 @@ impl ScanWatcher {
         config: &sportello_config::Config,
         store: Store,
         blobs: BlobStore,
+        duties: Arc<crate::duties::Duties>,
     ) -> Option<ScanWatcher> {
         let dir = config.scan.watch_dir.clone()?;
         Some(ScanWatcher {
@@ -54,6 +61,7 @@ impl ScanWatcher {
             default_case_type: config.scan.default_case_type.clone(),
             poll: Duration::from_secs(config.scan.poll_seconds),
             max_bytes: config.documents.max_upload_bytes.max(500 * 1024 * 1024),
+            duties,
         })
     }
 
@@ -68,7 +76,30 @@ impl ScanWatcher {
     pub async fn run(self) {
         let mut seen: HashMap<PathBuf, (u64, SystemTime)> = HashMap::new();
         let mut last_complaint: Option<std::time::Instant> = None;
+        let mut duty: Option<String> = None;
+        // The folder's lease outlasts a few looks, however slowly the folder is looked at.
+        let lease = self.duties.lease().max(self.poll * 3);
         loop {
+            if duty.is_none() {
+                match crate::duties::scan_duty(&self.dir) {
+                    Ok(name) => duty = Some(name),
+                    Err(e) => {
+                        if last_complaint.is_none_or(|t| t.elapsed() > Duration::from_secs(60)) {
+                            tracing::warn!(dir = %self.dir.display(), error = %e, "scanner folder not readable");
+                            last_complaint = Some(std::time::Instant::now());
+                        }
+                        tokio::time::sleep(self.poll).await;
+                        continue;
+                    }
+                }
+            }
+            let name = duty.clone().unwrap_or_default();
+            if !self.duties.hold_for(&name, lease).await {
+                // Another instance watches this folder; what was seen here may change.
+                seen.clear();
+                tokio::time::sleep(self.poll).await;
+                continue;
+            }
             match candidates(&self.dir) {
                 Ok(files) => {
                     last_complaint = None;
@@ -76,7 +107,11 @@ impl ScanWatcher {
                     for (path, size, modified) in files {
                         let stable = seen.get(&path) == Some(&(size, modified));
                         if stable && (size > 0 || is_old(modified)) {
-                            match self.process(&path).await {
+                            match self
+                                .duties
+                                .renewing(&name, lease, self.process(&path))
+                                .await
+                            {
                                 Ok(parts) => {
                                     tracing::info!(file = %path.display(), parts = parts.len(), "scanned batch filed")
                                 }

@@ -110,8 +110,15 @@ pub async fn run(
         None => {}
     }
 
-    let ticker = tokio::spawn(sla_ticker(store.clone()));
     let instance = instance_name();
+    // With several instances on one database each duty is done by the one holding its
+    // lease (the mailboxes and outbound messages have leases of their own).
+    let duties = Arc::new(crate::duties::Duties::new(
+        store.clone(),
+        instance.clone(),
+        &config.duties,
+    ));
+    let ticker = tokio::spawn(sla_ticker(store.clone(), duties.clone()));
     // One pool of OCR workers for the whole process: mailboxes and the MTA pipe share it.
     let ocr = OcrSettings::from_config(&config);
     let pec_trust_anchors = crate::ingest::trust_anchors(&config)?;
@@ -139,32 +146,52 @@ pub async fn run(
         .collect();
     // Cases from before the search index existed become searchable, in the background:
     // a scan of every case must not delay start-up.
-    {
-        let store = store.clone();
+    // One instance does it (the others wait for its lease to lapse, find nothing left and
+    // stop; one that dies half-way leaves the rest to the next).
+    let backlog = {
+        let (store, duties) = (store.clone(), duties.clone());
         tokio::spawn(async move {
-            match store.index_backlog().await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(cases = n, "search index: existing cases indexed"),
-                Err(e) => tracing::warn!(error = %e, "search backlog not indexed"),
+            let mut interval = tokio::time::interval(duties.tick());
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                interval.tick().await;
+                if !duties.hold(crate::duties::SEARCH_BACKLOG).await {
+                    continue;
+                }
+                let lease = duties.lease();
+                match duties
+                    .renewing(crate::duties::SEARCH_BACKLOG, lease, store.index_backlog())
+                    .await
+                {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        tracing::info!(cases = n, "search index: existing cases indexed");
+                        break;
+                    }
+                    Err(e) => tracing::warn!(error = %e, "search backlog not indexed"),
+                }
             }
-        });
-    }
+        })
+    };
     // Documents wait in the database for their text; this instance reads its share.
     let text_worker = tokio::spawn(sportello_intake::reading::run_text_worker(
         store.clone(),
         blobs.clone(),
         ocr.clone(),
     ));
-    let scanner =
-        crate::scan_watch::ScanWatcher::from_config(&config, store.clone(), blobs.clone()).map(
-            |watcher| {
-                println!(
-                    "Scanner folder: {} (batches are split at their cover sheets)",
-                    watcher.dir().display()
-                );
-                tokio::spawn(watcher.run())
-            },
+    let scanner = crate::scan_watch::ScanWatcher::from_config(
+        &config,
+        store.clone(),
+        blobs.clone(),
+        duties.clone(),
+    )
+    .map(|watcher| {
+        println!(
+            "Scanner folder: {} (batches are split at their cover sheets)",
+            watcher.dir().display()
         );
+        tokio::spawn(watcher.run())
+    });
     let (policy, policy_text) = crate::ztl::load_policy_text(&config)?;
     let policy_version = store.record_policy_version(&policy_text, "serve").await?;
     let mut app = App::new(
@@ -206,12 +233,15 @@ pub async fn run(
         })
     };
     let contact = {
-        let app = state.app.clone();
+        let (app, duties) = (state.app.clone(), duties.clone());
         tokio::spawn(async move {
-            let mut interval = tokio::time::interval(Duration::from_secs(60));
+            let mut interval = tokio::time::interval(duties.tick());
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 interval.tick().await;
-                sportello_app::ticks::contact(&app).await;
+                if duties.hold(crate::duties::CONTACT).await {
+                    sportello_app::ticks::contact(&app).await;
+                }
             }
         })
     };
@@ -252,6 +282,7 @@ pub async fn run(
         tracing::warn!("the sender did not finish within 30 s");
     }
     contact.abort();
+    backlog.abort();
     if let Some(metrics) = metrics_listener {
         metrics.abort();
     }
@@ -266,12 +297,13 @@ pub async fn run(
     if let Err(e) = store.release_mailbox_leases(&instance).await {
         tracing::warn!(error = %e, "could not release the mailbox leases");
     }
+    duties.release_all().await;
     store.close().await;
     drop(serve_lock);
     Ok(ExitCode::SUCCESS)
 }
 
-/// This process's name in the mailbox lease table: host, process id and a random part, so
+/// This process's name in the lease tables (mailboxes, duties): host, process id and a random part, so
 /// that a restarted process never mistakes an old lease for its own.
 fn instance_name() -> String {
     let host = std::fs::read_to_string("/etc/hostname")
@@ -286,13 +318,18 @@ fn instance_name() -> String {
     )
 }
 
-/// Every minute (and once at start): closes lapsed suspensions, journals the expiry of
-/// permits whose validity has ended, forgets lapsed sessions, and records the day's
-/// gauges (open, overdue, orphan cases) once a day.
-async fn sla_ticker(store: sportello_store::Store) {
-    let mut interval = tokio::time::interval(Duration::from_secs(60));
+/// Every minute (`duties.tick_seconds`, and once at start), on the one instance holding
+/// the `sla` duty: closes lapsed suspensions, journals the expiry of permits whose
+/// validity has ended, forgets lapsed sessions, and records the day's gauges (open,
+/// overdue, orphan cases) once a day.
+async fn sla_ticker(store: sportello_store::Store, duties: Arc<crate::duties::Duties>) {
+    let mut interval = tokio::time::interval(duties.tick());
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         interval.tick().await;
+        if !duties.hold(crate::duties::SLA).await {
+            continue;
+        }
         match store.sla_tick().await {
             Ok(0) => {}
             Ok(n) => tracing::info!(cases = n, "suspensions lapsed"),

@@ -32,6 +32,29 @@ impl Browser {
         }
     }
 
+    /// A browser of the site at `base` (a proxy in front of several instances).
+    pub(crate) fn at(base: &str) -> Browser {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        Browser::with_client(client, base)
+    }
+
+    /// A browser using `client` (e.g. bound to another local address).
+    pub(crate) fn with_client(client: reqwest::Client, base: &str) -> Browser {
+        Browser {
+            client,
+            base: base.to_owned(),
+            cookies: Vec::new(),
+        }
+    }
+
+    /// The same cookies sent to another address (another instance of the site).
+    pub(crate) fn set_base(&mut self, base: &str) {
+        base.clone_into(&mut self.base);
+    }
+
     pub(crate) fn cookie(&self, name: &str) -> Option<String> {
         self.cookies
             .iter()

@@ -29,6 +29,7 @@ mod reports;
 mod request_id;
 mod roles;
 mod s3;
+mod scale_out;
 mod scan;
 mod search;
 mod users;

@@ -43,7 +43,7 @@ fn pdf_like(len: usize) -> Vec<u8> {
 
 /// The configuration lines of an S3 document store under a fresh prefix, when the harness
 /// has an S3 server.
-fn s3_documents() -> Option<String> {
+pub(crate) fn s3_documents() -> Option<String> {
     let (Ok(endpoint), Ok(bucket)) = (
         std::env::var("SPORTELLO_TEST_S3_ENDPOINT"),
         std::env::var("SPORTELLO_TEST_S3_BUCKET"),

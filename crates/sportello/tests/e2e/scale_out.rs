@@ -530,15 +530,7 @@ async fn two_instances_behind_nginx_share_a_day_of_work_and_survive_a_kill() {
         return;
     };
     assert!(admin.starts_with("postgres"), "{admin}");
-    let (Ok(endpoint), Ok(bucket)) = (
-        std::env::var("SPORTELLO_TEST_S3_ENDPOINT"),
-        std::env::var("SPORTELLO_TEST_S3_BUCKET"),
-    ) else {
-        assert!(
-            !sportello_store::testing::services_required(),
-            "SPORTELLO_REQUIRE_SERVICES=1 but no S3 server (SPORTELLO_TEST_S3_ENDPOINT, SPORTELLO_TEST_S3_BUCKET)"
-        );
-        eprintln!("skipped: no S3-compatible server configured");
+    let Some(s3) = crate::backup::s3_documents() else {
         return;
     };
     if nginx_binary().is_none() {
@@ -562,10 +554,8 @@ async fn two_instances_behind_nginx_share_a_day_of_work_and_survive_a_kill() {
     // One installation: PostgreSQL, the S3 bucket, a shared scanner folder, one mailbox,
     // e-mail out; each instance has its own data folder (its staging area), as on two hosts.
     let scan_dir = tempfile::tempdir().unwrap();
-    let prefix = format!("scale-{:016x}", rand::random::<u64>());
     let install = Install::new(&format!(
-        "[documents]\nurl = \"s3://{bucket}/{prefix}\"\nendpoint = \"{endpoint}\"\n\
-         [scan]\nwatch_dir = \"{}\"\npoll_seconds = 1\n\
+        "{s3}[scan]\nwatch_dir = \"{}\"\npoll_seconds = 1\n\
          [duties]\ntick_seconds = {TICK_SECONDS}\nlease_seconds = {LEASE_SECONDS}\n\
          [outbound]\nlease_seconds = 5\nretry_base_seconds = 1\n\
          [outbound.email]\nsmtp_url = \"{}\"\nfrom = \"protocollo@comune.example.it\"\n\
@@ -691,46 +681,21 @@ async fn two_instances_behind_nginx_share_a_day_of_work_and_survive_a_kill() {
     let lapsing = case_waiting_since(&install, &token, 31, "past-2").await;
     import_expired_permit(&install, "RES-SCALE-1", "AB123CD");
 
+    let expect_before = (4, 1, 1, 1, 1, 0);
     until(Duration::from_secs(120), "the day's work done", || {
         let pool = pool.clone();
         let (reminded, lapsing) = (reminded.clone(), lapsing.clone());
-        async move {
-            let mails = count(&pool, "SELECT COUNT(*) FROM inbound_messages WHERE channel = 'email'").await;
-            let scans = count(&pool, "SELECT COUNT(*) FROM inbound_messages WHERE channel = 'scan'").await;
-            let reminders = count(&pool, &format!("SELECT COUNT(*) FROM outbound_messages WHERE idempotency_key LIKE 'reminder:{reminded}:%'")).await;
-            let lapsed = count(&pool, &format!("SELECT COUNT(*) FROM case_events e JOIN cases c ON c.id = e.case_id WHERE c.reference = '{lapsing}' AND e.kind = 'pause_lapsed'")).await;
-            let expired = count(&pool, "SELECT COUNT(*) FROM permit_events WHERE permit = 'RES-SCALE-1' AND kind = 'expired'").await;
-            let unsent = count(&pool, "SELECT COUNT(*) FROM outbound_messages WHERE status IN ('queued', 'sending')").await;
-            mails == 4 && scans == 1 && reminders == 1 && lapsed == 1 && expired == 1 && unsent == 0
-        }
+        async move { progress(&pool, &reminded, &lapsing, "RES-SCALE-1").await == expect_before }
     })
     .await;
     // A few more ticks of both instances: still once each.
     tokio::time::sleep(Duration::from_secs(3 * TICK_SECONDS + 2)).await;
     assert_once(&pool, &reminded, &lapsing, "RES-SCALE-1", &references[1]).await;
     assert_eq!(
-        count(
-            &pool,
-            "SELECT COUNT(*) FROM inbound_messages WHERE channel = 'email'"
-        )
-        .await,
-        4
+        progress(&pool, &reminded, &lapsing, "RES-SCALE-1").await,
+        expect_before
     );
-    assert_eq!(
-        count(
-            &pool,
-            "SELECT COUNT(*) FROM inbound_messages WHERE channel = 'scan'"
-        )
-        .await,
-        1
-    );
-    assert_eq!(
-        std::fs::read_dir(scan_dir.path().join("processed"))
-            .unwrap()
-            .count(),
-        1,
-        "the batch moved once"
-    );
+    assert_eq!(processed(scan_dir.path()), 1, "the batch moved once");
     let sent_before = each_message_sent_once(&pool, &sink).await;
     assert!(
         sent_before >= 7,
@@ -823,18 +788,19 @@ async fn two_instances_behind_nginx_share_a_day_of_work_and_survive_a_kill() {
     .await;
     let reminded_after = case_waiting_since(&install, &token, 27, "past-3").await;
     import_expired_permit(&install, "RES-SCALE-2", "EF456GH");
-    until(Duration::from_secs(120), "the survivor does the dead instance's duties", || {
-        let pool = pool.clone();
-        let reminded_after = reminded_after.clone();
-        async move {
-            let mails = count(&pool, "SELECT COUNT(*) FROM inbound_messages WHERE channel = 'email'").await;
-            let scans = count(&pool, "SELECT COUNT(*) FROM inbound_messages WHERE channel = 'scan'").await;
-            let reminders = count(&pool, &format!("SELECT COUNT(*) FROM outbound_messages WHERE idempotency_key LIKE 'reminder:{reminded_after}:%' AND status = 'sent'")).await;
-            let expired = count(&pool, "SELECT COUNT(*) FROM permit_events WHERE permit = 'RES-SCALE-2' AND kind = 'expired'").await;
-            let unsent = count(&pool, "SELECT COUNT(*) FROM outbound_messages WHERE status IN ('queued', 'sending')").await;
-            mails == 7 && scans == 2 && reminders == 1 && expired == 1 && unsent == 0
-        }
-    })
+    let expect_after = (7, 2, 1, 1, 1, 0);
+    until(
+        Duration::from_secs(120),
+        "the survivor does the dead one's duties",
+        || {
+            let pool = pool.clone();
+            let reminded_after = reminded_after.clone();
+            let lapsing = lapsing.clone();
+            async move {
+                progress(&pool, &reminded_after, &lapsing, "RES-SCALE-2").await == expect_after
+            }
+        },
+    )
     .await;
     tokio::time::sleep(Duration::from_secs(3 * TICK_SECONDS + 2)).await;
     assert_once(
@@ -848,19 +814,10 @@ async fn two_instances_behind_nginx_share_a_day_of_work_and_survive_a_kill() {
     assert_once(&pool, &reminded, &lapsing, "RES-SCALE-1", &references[1]).await;
     each_message_sent_once(&pool, &sink).await;
     assert_eq!(
-        count(
-            &pool,
-            "SELECT COUNT(*) FROM inbound_messages WHERE channel = 'email'"
-        )
-        .await,
-        7
+        progress(&pool, &reminded_after, &lapsing, "RES-SCALE-2").await,
+        expect_after
     );
-    assert_eq!(
-        std::fs::read_dir(scan_dir.path().join("processed"))
-            .unwrap()
-            .count(),
-        2
-    );
+    assert_eq!(processed(scan_dir.path()), 2);
 
     // Every duty is the survivor's now, taken only once the dead one's lease lapsed.
     let after = holders(&pool).await;
@@ -902,6 +859,54 @@ async fn two_instances_behind_nginx_share_a_day_of_work_and_survive_a_kill() {
     assert!(log.contains("duty taken by this instance"), "{log}");
     let errors: Vec<&str> = log.lines().filter(|l| l.contains("ERROR")).collect();
     assert!(errors.is_empty(), "{errors:?}");
+}
+
+/// How far the day's work has come: e-mails and scanned parts filed, reminders of
+/// `reminded` sent, lapses of `lapsing`'s suspension, expiries of `permit`, messages
+/// still to send.
+async fn progress(
+    pool: &AnyPool,
+    reminded: &str,
+    lapsing: &str,
+    permit: &str,
+) -> (i64, i64, i64, i64, i64, i64) {
+    let filed = |channel: &str| {
+        format!("SELECT COUNT(*) FROM inbound_messages WHERE channel = '{channel}'")
+    };
+    (
+        count(pool, &filed("email")).await,
+        count(pool, &filed("scan")).await,
+        count(
+            pool,
+            &format!(
+                "SELECT COUNT(*) FROM outbound_messages WHERE idempotency_key LIKE 'reminder:{reminded}:%' AND status = 'sent'"
+            ),
+        )
+        .await,
+        count(
+            pool,
+            &format!(
+                "SELECT COUNT(*) FROM case_events e JOIN cases c ON c.id = e.case_id \
+                 WHERE c.reference = '{lapsing}' AND e.kind = 'pause_lapsed'"
+            ),
+        )
+        .await,
+        count(
+            pool,
+            &format!("SELECT COUNT(*) FROM permit_events WHERE permit = '{permit}' AND kind = 'expired'"),
+        )
+        .await,
+        count(
+            pool,
+            "SELECT COUNT(*) FROM outbound_messages WHERE status IN ('queued', 'sending')",
+        )
+        .await,
+    )
+}
+
+/// Batches moved to the folder's `processed/`.
+fn processed(folder: &Path) -> usize {
+    std::fs::read_dir(folder.join("processed")).map_or(0, Iterator::count)
 }
 
 /// The effects of the ticks on these items, each exactly once.

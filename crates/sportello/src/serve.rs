@@ -118,6 +118,11 @@ pub async fn run(
         instance.clone(),
         &config.duties,
     ));
+    match store.release_stale_duties().await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(duties = n, "duties of a stopped process taken back"),
+        Err(e) => tracing::warn!(error = %e, "stale duty leases not released"),
+    }
     let ticker = tokio::spawn(sla_ticker(store.clone(), duties.clone()));
     // One pool of OCR workers for the whole process: mailboxes and the MTA pipe share it.
     let ocr = OcrSettings::from_config(&config);

@@ -60,6 +60,20 @@ impl Store {
         Ok(done.rows_affected())
     }
 
+    /// At start-up on the embedded database, where this process is the only server (the
+    /// serve lock), every lease left was held by a process that died: forgotten at once,
+    /// so a restarted server does not wait for them to lapse. (On PostgreSQL other
+    /// instances may be running: their leases lapse.)
+    pub async fn release_stale_duties(&self) -> Result<u64> {
+        if !crate::dialect::single_process(self.backend) {
+            return Ok(0);
+        }
+        let done = sqlx::query("DELETE FROM duty_leases")
+            .execute(&self.write)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
     /// Every duty ever taken, with its holder, by name.
     pub async fn duty_holders(&self) -> Result<Vec<DutyHolder>> {
         let now = to_ms(self.clock.now());
@@ -120,6 +134,19 @@ mod tests {
             let holders = store.duty_holders().await.unwrap();
             let sla = holders.iter().find(|h| h.duty == "sla").unwrap();
             assert_eq!((sla.holder.as_str(), sla.lapsed), ("b", false));
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn a_restarted_embedded_server_takes_its_duties_back_at_once() {
+        with_test_store(|store, _clock| async move {
+            assert!(store.acquire_duty("sla", "dead", TTL).await.unwrap());
+            let released = store.release_stale_duties().await.unwrap();
+            let sqlite = store.backend == crate::Backend::Sqlite;
+            assert_eq!(released, u64::from(sqlite));
+            // On PostgreSQL another instance may be alive: its lease stands.
+            assert_eq!(store.acquire_duty("sla", "new", TTL).await.unwrap(), sqlite);
         })
         .await;
     }

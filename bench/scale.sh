@@ -17,7 +17,6 @@ if [ -n "${BIN_DIR:-}" ]; then
   TARGET="$BIN_DIR"
 else
   cargo build --release -q -p sportello --bin sportello
-  cargo build --release -q -p sportello-loadtest --bin sportello-load
   TARGET="${CARGO_TARGET_DIR:-target}/release"
 fi
 BIN="$TARGET/sportello"
@@ -48,7 +47,7 @@ url = "$DB_URL"
 # /stato counts wrong pairs per client: the benchmark's client asks for a right pair.
 auth_failures_per_minute = 1000000
 TOML
-token="$("$BIN" --config "$dir/sportello.toml" user add bench --role supervisor | sed -n 's/^token: //p')"
+token="$("$BIN" --config "$dir/sportello.toml" user add bench --role supervisor 2>/dev/null | sed -n 's/^token: //p')"
 
 # Starts instance $1 on a free port; appends its pid to pids and its port to ports.
 ports=()
@@ -100,19 +99,20 @@ NGINX
 
 measure() {
   local label="$1"
-  echo "$label"
+  echo "$label (load average before: $(cut -d' ' -f1-3 /proc/loadavg))"
   export TOKEN="$token"
   wrk -t2 -c"$C" -d"${SECONDS_EACH}s" --latency -s bench/list_cases.lua "http://127.0.0.1:$NGINX_PORT" \
-    | grep -E "Requests/sec|Latency|99%|Non-2xx" | sed 's/^/  list  /'
+    | grep -E "Requests/sec|^ +Latency +[0-9]|99%|Non-2xx" | sed 's/^/  list  /'
   wrk -t2 -c"$C" -d"${SECONDS_EACH}s" --latency "http://127.0.0.1:$NGINX_PORT/stato" \
-    | grep -E "Requests/sec|Latency|99%|Non-2xx" | sed 's/^/  stato /'
+    | grep -E "Requests/sec|^ +Latency +[0-9]|99%|Non-2xx" | sed 's/^/  stato /'
 }
 
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -srm)"
 echo "PostgreSQL: $(psql "$PG_URL" -Atc 'show server_version'), same machine; nginx $("$NGINX" -v 2>&1 | sed 's/.*nginx\///')"
 start_instance a
-"$TARGET/sportello-load" --url "http://127.0.0.1:${ports[0]}" --token "$token" --create "$N" --concurrency 8 \
-  --get-seconds 0 --list-seconds 0 >/dev/null
+body='{"case_type":"ztl_permit","subject":"Permesso residenti","channel":"web","citizen":{"fiscal_code":"RSSMRA80A01H501U","name":"Mario Rossi","email":"mario.rossi@example.it"}}'
+seq "$N" | xargs -P 8 -I{} curl -fs -o /dev/null -H "Authorization: Bearer $token" \
+  -H 'Content-Type: application/json' -d "$body" "http://127.0.0.1:${ports[0]}/api/v1/cases"
 echo "scenario: $N cases, wrk $C connections for ${SECONDS_EACH} s each, through nginx"
 start_nginx "${ports[0]}"
 measure "one instance behind nginx:"

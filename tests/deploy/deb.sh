@@ -126,6 +126,16 @@ sandbox=()
 if /usr/bin/python3 -c 'import seccomp' 2>/dev/null; then
   # The unit's SystemCallFilter= and MemoryDenyWriteExecute=, applied as systemd does.
   sandbox=(/usr/bin/python3 "$here/unit_sandbox.py" "$unit" --)
+  # Controls: inside it, a call of @resources and W+X memory are refused.
+  if setpriv --reuid="$user" --regid="$group" --init-groups --no-new-privs -- "${sandbox[@]}" \
+      /usr/bin/python3 -c 'import os; os.nice(1)' 2>/dev/null; then
+    fail "the sandbox let setpriority (@resources) through"
+  fi
+  if setpriv --reuid="$user" --regid="$group" --init-groups --no-new-privs -- "${sandbox[@]}" \
+      /usr/bin/python3 -c 'import mmap; mmap.mmap(-1, 4096, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)' 2>/dev/null; then
+    fail "the sandbox let a writable and executable mapping through"
+  fi
+  echo "sandbox controls: setpriority and W+X memory refused"
 else
   echo "deb.sh: python3-seccomp is absent: the server runs without the unit's seccomp filter"
 fi
@@ -150,6 +160,7 @@ for _ in $(seq 1 120); do
   sleep 0.5
 done
 [ -n "$healthy" ] || { cat "$work/serve.log" >&2; fail "/healthz did not answer ok within 60 s"; }
+grep '^unit_sandbox:' "$work/serve.log" || true
 echo "GET /healthz: ok"
 ready="$(curl -fsS "http://127.0.0.1:$port/readyz")" || fail "/readyz did not answer 200"
 [ "$ready" = ready ] || fail "/readyz answered '$ready'"
@@ -172,6 +183,38 @@ code="$(curl -s -o "$work/metrics.txt" -w '%{http_code}' -H "Authorization: Bear
 [ "$code" = 200 ] || fail "/metrics with an admin's token answered $code"
 grep -q '^# TYPE' "$work/metrics.txt" || fail "/metrics is not Prometheus text"
 echo "GET /metrics (admin token): 200"
+# A scanned page (a PDF without text): read by pdftoppm and tesseract, inside the sandbox.
+if command -v convert >/dev/null 2>&1 && command -v tiff2pdf >/dev/null 2>&1; then
+  step "a scanned document is read (pdftoppm, tesseract) by the sandboxed server"
+  convert -size 1600x500 xc:white -font DejaVu-Sans -pointsize 96 -fill black \
+    -annotate +60+280 'PERMESSO ZTL 4821' -monochrome -compress Group4 "$work/scan.tif"
+  tiff2pdf -o "$work/scan.pdf" "$work/scan.tif"
+  ref="$(curl -fsS -H "Authorization: Bearer $token" -H 'content-type: application/json' \
+    -d '{"case_type":"ztl_permit","subject":"Domanda scansionata","channel":"web","citizen":{"name":"Mario Rossi"}}' \
+    "http://127.0.0.1:$port/api/v1/cases" | python3 -c 'import json,sys; print(json.load(sys.stdin)["reference"])')" \
+    || fail "creating a case"
+  doc="$(curl -fsS -H "Authorization: Bearer $token" -F "file=@$work/scan.pdf;type=application/pdf" \
+    "http://127.0.0.1:$port/api/v1/cases/$ref/documents" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')" \
+    || fail "uploading a document"
+  status=""
+  for _ in $(seq 1 120); do
+    curl -fsS -H "Authorization: Bearer $token" "http://127.0.0.1:$port/api/v1/documents/$doc/text" >"$work/text.json"
+    status="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["status"])' "$work/text.json")"
+    case "$status" in done|failed|none) break ;; esac
+    sleep 0.5
+  done
+  python3 - "$work/text.json" <<'PY' || { cat "$work/text.json" >&2; fail "the scanned page was not read by OCR"; }
+import json, sys
+t = json.load(open(sys.argv[1]))
+assert t["status"] == "done", t["status"]
+text = " ".join(p["text"] for p in t["pages"] if p["method"] == "ocr")
+assert "PERMESSO" in text and "4821" in text, text
+print(f"OCR read: {text.strip()!r}")
+PY
+  runuser -u sportello -- sportello --config /etc/sportello/sportello.toml documents verify >/dev/null \
+    || fail "documents verify failed"
+fi
+
 if command -v nginx >/dev/null 2>&1; then
   # docs/DEPLOY.md "Reverse proxy and TLS": its nginx server blocks, on free loopback ports
   # with a throw-away certificate. The client's address must reach the security log.

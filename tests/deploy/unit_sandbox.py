@@ -112,7 +112,8 @@ def main():
         f.load()
         print(
             f"unit_sandbox: {len(permitted) - len(skipped)} syscalls allowed, others -> "
-            f"{errno.errorcode[error]}; address families {sorted(families or [])}; "
+            f"{errno.errorcode[error]}; address families "
+            f"{[socket.AddressFamily(f).name for f in sorted(families or [])]}; "
             f"MemoryDenyWriteExecute={'yes' if mdwe else 'no'}",
             file=sys.stderr,
             flush=True,

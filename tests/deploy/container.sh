@@ -25,7 +25,7 @@ fail() { echo "container.sh: FAIL: $*" >&2; exit 1; }
 pg_url="${SPORTELLO_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:55432/postgres}"
 s3_endpoint="${SPORTELLO_TEST_S3_ENDPOINT:-http://127.0.0.1:59000}"
 s3_bucket="${SPORTELLO_TEST_S3_BUCKET:-sportello-ci}"
-: "${AWS_ACCESS_KEY_ID:=sportello-ci}" "${AWS_SECRET_ACCESS_KEY:=sportello-ci-secret}" "${AWS_REGION:=us-east-1}"
+export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-sportello-ci}" AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-sportello-ci-secret}" AWS_REGION="${AWS_REGION:-us-east-1}"
 target="${CARGO_TARGET_DIR:-$root/target}"
 # This sandbox's limits: podman's default RLIMIT_NOFILE is above the hard limit, and crun
 # refuses hybrid cgroups (runc, Debian's package, does not).
@@ -54,7 +54,7 @@ if ! podman image exists docker.io/library/debian:bookworm-slim; then
 fi
 
 cargo build --release -q -p sportello
-install -D -m 0755 "$target/release/sportello" "$work/build/out/sportello"
+install -D -s -m 0755 "$target/release/sportello" "$work/build/out/sportello"
 podman build --isolation=chroot --format docker --build-context build="$work/build" \
   -t localhost/sportello:test -f Containerfile . >"$work/build.log" 2>&1 \
   || { tail -n 30 "$work/build.log" >&2; fail "podman build"; }

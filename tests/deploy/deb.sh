@@ -85,6 +85,8 @@ if grep -E '^[[:space:]]*(token|access_token|bot_token|app_secret|verify_token|s
   fail "the installed configuration carries a secret"
 fi
 dpkg-query -W -f='${Conffiles}\n' sportello | grep -q '/etc/default/sportello' || fail "/etc/default/sportello is not a conffile"
+# Enabled at install (started too where systemd runs): multi-user.target wants it.
+[ -L /etc/systemd/system/multi-user.target.wants/sportello.service ] || fail "the unit was not enabled"
 
 # 3. The unit as installed.
 unit="$(dpkg -L sportello | grep -E '/systemd/system/sportello\.service$')" || fail "no sportello.service in the package"
@@ -313,7 +315,8 @@ getent passwd sportello >/dev/null || fail "dpkg -r removed the user"
 # 8. Purge: configuration, data, user and group are gone (backups elsewhere are not touched).
 step "dpkg --purge sportello"
 dpkg --purge sportello
-for path in /etc/sportello /etc/default/sportello /var/lib/sportello "$unit"; do
+for path in /etc/sportello /etc/default/sportello /var/lib/sportello "$unit" \
+  /etc/systemd/system/multi-user.target.wants/sportello.service; do
   [ ! -e "$path" ] || fail "$path is still there after dpkg --purge"
 done
 ! getent passwd sportello >/dev/null || fail "the sportello user is still there after dpkg --purge"

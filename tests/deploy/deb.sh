@@ -303,6 +303,7 @@ dpkg -i "$deb"
 runuser -u sportello -- sportello --config /etc/sportello/sportello.toml user list >"$work/users.txt" \
   || fail "user list failed after the upgrade"
 grep -q '^anna ' "$work/users.txt" || fail "the user added before the upgrade is gone"
+runuser -u sportello -- sportello --config /etc/sportello/sportello.toml register verify || fail "register verify failed after the upgrade"
 
 # 7. Remove: the program goes; configuration, data and user stay.
 step "dpkg -r sportello"

@@ -9,7 +9,7 @@
 # systemd would. Run as root. Exits non-zero at the first failure; can be run again.
 #
 # Environment: CARGO_TARGET_DIR (where cargo builds), SPORTELLO_DEB (use this .deb instead
-# of building one), CI=true or SPORTELLO_DEB_TEST_REPLACE=1 (purge an installed sportello
+# of building one), SPORTELLO_DEB_PROFILE (cargo profile, default release), CI=true or SPORTELLO_DEB_TEST_REPLACE=1 (purge an installed sportello
 # package first; otherwise the script refuses to touch it).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -58,9 +58,13 @@ trap cleanup EXIT
 if [ -n "${SPORTELLO_DEB:-}" ]; then
   deb="$SPORTELLO_DEB"
 else
-  step "cargo deb -p sportello"
+  # SPORTELLO_DEB_PROFILE=dev packages the test build CI already has (a minute or two
+  # instead of a release build from scratch); the default is the documented command.
+  profile_args=()
+  [ "${SPORTELLO_DEB_PROFILE:-release}" = release ] || profile_args=(--profile "$SPORTELLO_DEB_PROFILE")
+  step "cargo deb -p sportello ${profile_args[*]}"
   start=$(date +%s)
-  deb="$(cargo deb -p sportello | tail -n 1)"
+  deb="$(cargo deb -p sportello "${profile_args[@]}" | tail -n 1)"
   echo "deb.sh: package built in $(( $(date +%s) - start )) s: $deb"
 fi
 [ -f "$deb" ] || fail "no package at $deb"

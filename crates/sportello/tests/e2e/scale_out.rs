@@ -11,6 +11,7 @@
 //! `SPORTELLO_REQUIRE_SERVICES=1`. Ignored by default (it takes a minute or two).
 
 use std::collections::BTreeMap;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -64,7 +65,10 @@ impl Serve {
             }
             None => Command::new(binary()),
         };
+        // Its own process group: a wrapper (faketime) runs the server as its child, and
+        // both must go when the instance is killed.
         let child = command
+            .process_group(0)
             .arg("--config")
             .arg(&install.config)
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
@@ -120,9 +124,12 @@ impl Serve {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// SIGKILL, as a crash or an OOM kill would.
+    /// SIGKILL to the instance's process group, as a crash or an OOM kill would.
     fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", child.id())])
+                .status();
             let _ = child.kill();
             let _ = child.wait();
         }

@@ -703,6 +703,41 @@ async fn two_instances_behind_nginx_share_a_day_of_work_and_survive_a_kill() {
         expect_before
     );
     assert_eq!(processed(scan_dir.path()), 1, "the batch moved once");
+    // The scanned page's text, read by one instance's text worker, is found once through
+    // the proxy (whichever instance answers).
+    let scanned = references[1].clone();
+    until(
+        Duration::from_secs(120),
+        "the scanned page found by its text",
+        || {
+            let (client, proxy, token, scanned) = (
+                client.clone(),
+                proxy.clone(),
+                token.clone(),
+                scanned.clone(),
+            );
+            async move {
+                let found: Value = client
+                    .get(format!("{proxy}/api/v1/search?q=allegato%20pratica"))
+                    .bearer_auth(&token)
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap_or(Value::Null);
+                let hits: Vec<&Value> = found["items"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|i| i["reference"] == scanned.as_str() && i["document_id"].is_string())
+                    .collect();
+                assert!(hits.len() <= 1, "the page indexed twice: {found}");
+                hits.len() == 1
+            }
+        },
+    )
+    .await;
     let sent_before = each_message_sent_once(&pool, &sink).await;
     assert!(
         sent_before >= 7,

@@ -2,7 +2,7 @@
 //! on a duty lasts. With several instances on one PostgreSQL database each duty (the legal
 //! clocks' and permits' tick, the contact centre's tick, the search backlog, a scanner
 //! folder) is done by the one instance holding its lease; when that instance dies another
-//! takes the duty over `lease_seconds` (plus at most one tick) after its last renewal.
+//! takes the duty over `lease_seconds` (plus about one tick) after its last renewal.
 
 use serde::{Deserialize, Serialize};
 

@@ -11,6 +11,7 @@
 //! `SPORTELLO_REQUIRE_SERVICES=1`. Ignored by default (it takes a minute or two).
 
 use std::collections::BTreeMap;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -64,7 +65,10 @@ impl Serve {
             }
             None => Command::new(binary()),
         };
+        // Its own process group: a wrapper (faketime) runs the server as its child, and
+        // both must go when the instance is killed.
         let child = command
+            .process_group(0)
             .arg("--config")
             .arg(&install.config)
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
@@ -120,9 +124,12 @@ impl Serve {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// SIGKILL, as a crash or an OOM kill would.
+    /// SIGKILL to the instance's process group, as a crash or an OOM kill would.
     fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", child.id())])
+                .status();
             let _ = child.kill();
             let _ = child.wait();
         }
@@ -696,6 +703,41 @@ async fn two_instances_behind_nginx_share_a_day_of_work_and_survive_a_kill() {
         expect_before
     );
     assert_eq!(processed(scan_dir.path()), 1, "the batch moved once");
+    // The scanned page's text, read by one instance's text worker, is found once through
+    // the proxy (whichever instance answers).
+    let scanned = references[1].clone();
+    until(
+        Duration::from_secs(120),
+        "the scanned page found by its text",
+        || {
+            let (client, proxy, token, scanned) = (
+                client.clone(),
+                proxy.clone(),
+                token.clone(),
+                scanned.clone(),
+            );
+            async move {
+                let found: Value = client
+                    .get(format!("{proxy}/api/v1/search?q=allegato%20pratica"))
+                    .bearer_auth(&token)
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap_or(Value::Null);
+                let hits: Vec<&Value> = found["items"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|i| i["reference"] == scanned.as_str() && i["document_id"].is_string())
+                    .collect();
+                assert!(hits.len() <= 1, "the page indexed twice: {found}");
+                hits.len() == 1
+            }
+        },
+    )
+    .await;
     let sent_before = each_message_sent_once(&pool, &sink).await;
     assert!(
         sent_before >= 7,
@@ -911,68 +953,72 @@ fn processed(folder: &Path) -> usize {
 
 /// The effects of the ticks on these items, each exactly once.
 async fn assert_once(pool: &AnyPool, reminded: &str, lapsing: &str, permit: &str, scanned: &str) {
-    let reminders = count(
-        pool,
-        &format!("SELECT COUNT(*) FROM outbound_messages WHERE idempotency_key LIKE 'reminder:{reminded}:%'"),
-    )
-    .await;
-    assert_eq!(reminders, 1, "one reminder for {reminded}");
-    let journaled = count(
-        pool,
-        &format!(
+    let of_case = |reference: &str, kind: &str, detail: &str| {
+        format!(
             "SELECT COUNT(*) FROM case_events e JOIN cases c ON c.id = e.case_id \
-             WHERE c.reference = '{reminded}' AND e.kind = 'message_queued' AND e.detail LIKE '%\"template\":\"reminder\"%'"
+             WHERE c.reference = '{reference}' AND e.kind = '{kind}' AND e.detail LIKE '%{detail}%'"
+        )
+    };
+    // No case with a kind of entry twice (call-backs, acknowledgements).
+    let twice = |kind: &str, detail: &str| {
+        format!(
+            "SELECT COUNT(*) FROM (SELECT case_id FROM case_events WHERE kind = '{kind}' \
+             AND detail LIKE '%{detail}%' GROUP BY case_id HAVING COUNT(*) > 1) t"
+        )
+    };
+    let checks = [
+        (
+            format!(
+                "SELECT COUNT(*) FROM outbound_messages WHERE idempotency_key LIKE 'reminder:{reminded}:%'"
+            ),
+            1,
+            "one reminder queued",
         ),
-    )
-    .await;
-    assert_eq!(journaled, 1, "the reminder journaled once on {reminded}");
-    let lapsed = count(
-        pool,
-        &format!(
-            "SELECT COUNT(*) FROM case_events e JOIN cases c ON c.id = e.case_id \
-             WHERE c.reference = '{lapsing}' AND e.kind = 'pause_lapsed'"
+        (
+            of_case(reminded, "message_queued", "\"template\":\"reminder\""),
+            1,
+            "the reminder journaled once",
         ),
-    )
-    .await;
-    assert_eq!(lapsed, 1, "one lapse for {lapsing}");
-    let calls = count(
-        pool,
-        "SELECT COUNT(*) FROM (SELECT case_id FROM case_events WHERE kind = 'call_task_opened' \
-         GROUP BY case_id HAVING COUNT(*) > 1) t",
-    )
-    .await;
-    assert_eq!(calls, 0, "no call-back task opened twice");
-    let expired = count(
-        pool,
-        &format!(
-            "SELECT COUNT(*) FROM permit_events WHERE permit = '{permit}' AND kind = 'expired'"
+        (of_case(lapsing, "pause_lapsed", ""), 1, "one lapse"),
+        (
+            twice("call_task_opened", ""),
+            0,
+            "no call-back task opened twice",
         ),
-    )
-    .await;
-    assert_eq!(expired, 1, "{permit} expired once");
-    let scans = count(
-        pool,
-        &format!(
-            "SELECT COUNT(*) FROM inbound_messages m JOIN cases c ON c.id = m.case_id \
-             WHERE c.reference = '{scanned}' AND m.channel = 'scan'"
+        (
+            twice("message_queued", "\"template\":\"acknowledgement\""),
+            0,
+            "no case acknowledged twice",
         ),
-    )
-    .await;
-    assert_eq!(scans, 1, "the batch of {scanned} filed once");
-    let docs = count(
-        pool,
-        &format!(
-            "SELECT COUNT(*) FROM documents d JOIN cases c ON c.id = d.case_id \
-             WHERE c.reference = '{scanned}' AND d.filename LIKE 'scan-%'"
+        (
+            format!(
+                "SELECT COUNT(*) FROM permit_events WHERE permit = '{permit}' AND kind = 'expired'"
+            ),
+            1,
+            "the permit expired once",
         ),
-    )
-    .await;
-    assert_eq!(docs, 1, "one scanned document on {scanned}");
-    let acks = count(
-        pool,
-        "SELECT COUNT(*) FROM (SELECT case_id FROM case_events WHERE kind = 'message_queued' \
-         AND detail LIKE '%\"template\":\"acknowledgement\"%' GROUP BY case_id HAVING COUNT(*) > 1) t",
-    )
-    .await;
-    assert_eq!(acks, 0, "no case acknowledged twice");
+        (
+            format!(
+                "SELECT COUNT(*) FROM inbound_messages m JOIN cases c ON c.id = m.case_id \
+                 WHERE c.reference = '{scanned}' AND m.channel = 'scan'"
+            ),
+            1,
+            "the batch filed once",
+        ),
+        (
+            format!(
+                "SELECT COUNT(*) FROM documents d JOIN cases c ON c.id = d.case_id \
+                 WHERE c.reference = '{scanned}' AND d.filename LIKE 'scan-%'"
+            ),
+            1,
+            "one scanned document",
+        ),
+    ];
+    for (sql, expected, what) in checks {
+        assert_eq!(
+            count(pool, &sql).await,
+            expected,
+            "{what} ({reminded}, {lapsing}, {permit}, {scanned})"
+        );
+    }
 }

@@ -232,7 +232,9 @@ async fn instance_under(install: &Install, wrapper: &[&str]) -> (KillOnDrop, Str
         }
         None => std::process::Command::new(crate::harness::binary()),
     };
-    let child = command
+    // Its own process group: a wrapper (faketime) runs the server as its child, and both
+    // must go when the test ends.
+    let child = std::os::unix::process::CommandExt::process_group(&mut command, 0)
         .arg("--config")
         .arg(&install.config)
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
@@ -266,6 +268,9 @@ struct KillOnDrop(std::process::Child);
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.0.id())])
+            .status();
         let _ = self.0.kill();
         let _ = self.0.wait();
     }

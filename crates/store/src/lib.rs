@@ -26,6 +26,7 @@ mod citizens;
 pub mod contact;
 mod dialect;
 pub mod documents;
+pub mod imports;
 pub mod intake;
 mod journal;
 pub mod mailboxes;

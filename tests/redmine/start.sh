@@ -26,8 +26,7 @@ unless Tracker.find_by(name: "Permesso ZTL")
   t.copy_workflow_rules(Tracker.first)
 end
 [["Codice fiscale", "string"], ["Targa", "string"], ["Categoria", "list"], ["Protocollo", "string"]].each do |name, format|
-  next if IssueCustomField.find_by(name: name)
-  f = IssueCustomField.new(name: name, field_format: format, is_for_all: true, visible: true)
+  f = IssueCustomField.find_by(name: name) || IssueCustomField.new(name: name, field_format: format, is_for_all: true, visible: true)
   f.possible_values = ["residenti", "disabili", "merci", "sanitari"] if format == "list"
   f.trackers = Tracker.all
   f.save!

@@ -10,6 +10,7 @@ mod backup;
 mod citizen;
 mod daily_register;
 mod demo;
+mod import_redmine;
 mod ingest;
 mod outbound;
 mod retention;
@@ -117,6 +118,9 @@ enum Command {
     /// Retention of closed cases' documents and personal data (`[retention]`).
     #[command(subcommand)]
     Retention(retention::RetentionCommand),
+    /// Takes over another system's records (Redmine).
+    #[command(subcommand)]
+    Import(import_redmine::ImportCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -298,6 +302,7 @@ async fn run(cli: Cli) -> ExitCode {
         Command::Restore { dir } => backup::restore(&config, &dir).await,
         Command::Citizen(command) => citizen::run(&config, command).await,
         Command::Retention(command) => retention::run(&config, command).await,
+        Command::Import(command) => import_redmine::run(&config, command).await,
     };
     match result {
         Ok(code) => code,

@@ -39,7 +39,7 @@ pub struct ImportedEntry {
 }
 
 /// A document of an imported case, already in the blob store under its hash.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImportedDocument {
     /// SHA-256 of the bytes (hex).
     pub sha256: String,

@@ -9,6 +9,13 @@ port="${1:-3300}"
 logdir="${2:-/var/tmp/redmine}"
 mkdir -p "$logdir" && chown www-data "$logdir"
 
+# Tests seed Redmine while it serves the import: SQLite waits for its lock instead of
+# answering 500 "database is locked".
+conf=/etc/redmine/default/database.yml
+if [ -f "$conf" ] && grep -q 'adapter: sqlite3' "$conf" && ! grep -q '^  timeout:' "$conf"; then
+  sed -i 's/^  adapter: sqlite3$/&\n  timeout: 15000/' "$conf"
+fi
+
 runner() {
   su www-data -s /bin/sh -c "cd /usr/share/redmine && RAILS_ENV=production bin/rails runner '$1'"
 }

@@ -42,6 +42,14 @@ pub enum ClientError {
         /// What was wrong.
         detail: String,
     },
+    /// 5xx, still after a few tries: Redmine is busy or broken (the next run tries again).
+    #[error("Redmine failed on {path}: HTTP {status}")]
+    ServerError {
+        /// The path asked for.
+        path: String,
+        /// The HTTP status.
+        status: u16,
+    },
     /// An attachment over the size limit.
     #[error("attachment larger than {0} bytes")]
     TooLarge(u64),
@@ -312,6 +320,24 @@ impl RedmineClient {
     }
 
     async fn send(&self, url: Url) -> Result<reqwest::Response, ClientError> {
+        // A busy Redmine (SQLite locked, a worker restarting) answers 5xx or drops the
+        // connection now and then: a few tries, a little apart, before giving up.
+        let mut attempt = 0u32;
+        loop {
+            let outcome = self.send_once(url.clone()).await;
+            match outcome {
+                Err(ClientError::ServerError { .. } | ClientError::Unreachable { .. })
+                    if attempt < 3 =>
+                {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(250 * u64::from(attempt))).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn send_once(&self, url: Url) -> Result<reqwest::Response, ClientError> {
         let path = url.path().to_owned();
         let response = self
             .http
@@ -331,6 +357,10 @@ impl RedmineClient {
                 path,
             }),
             StatusCode::NOT_FOUND | StatusCode::GONE => Err(ClientError::NotFound(path)),
+            s if s.is_server_error() => Err(ClientError::ServerError {
+                path,
+                status: s.as_u16(),
+            }),
             s => Err(ClientError::Protocol {
                 path,
                 detail: format!("HTTP {s}"),

@@ -364,7 +364,13 @@ impl Reader<'_> {
             .await
         {
             Ok(b) => b,
+            // Redmine says it has no such file (gone from its disk, or not to be shown):
+            // the case comes over with a flag. Anything passing fails the issue, which
+            // the next run tries again.
             Err(ClientError::NotFound(path)) => return missing(format!("not found: {path}")),
+            Err(ClientError::Unauthorized { status, path }) => {
+                return missing(format!("HTTP {status}: {path}"));
+            }
             Err(e @ ClientError::TooLarge(_)) => return missing(e.to_string()),
             Err(ClientError::Protocol { detail, .. }) => return missing(detail),
             Err(e) => return Err(e),
@@ -460,8 +466,9 @@ pub fn to_case(c: &Conversion<'_>) -> ImportedCase {
         match named {
             Some(n) => match c.fetched.users.get(&n.id) {
                 Some(Some(u)) => u.login.clone(),
+                // Authors are users, never groups: one Redmine no longer shows is deleted.
                 _ => {
-                    unknown_author |= redmine::author_unknown(Some(&n.name));
+                    unknown_author = true;
                     if n.name.trim().is_empty() {
                         "redmine".to_owned()
                     } else {

@@ -190,7 +190,7 @@ pub struct Issue {
 /// A user of Redmine, as far as the import needs one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
-    /// Login (matched with Sportello's users).
+    /// Login (matched with Sportello's users); empty when Redmine does not show it.
     pub login: String,
     /// Full name.
     pub name: String,
@@ -452,13 +452,17 @@ impl RedmineClient {
             return Ok(known.clone());
         }
         let user = match self.get_json::<OneUser>(&format!("users/{id}.json")).await {
+            // Redmine shows logins to administrators only: another key gets the name.
+            // The anonymous user (who a deleted user's work passes to) is no one.
             Ok(u) => Some(User {
                 name: format!("{} {}", u.user.firstname, u.user.lastname)
                     .trim()
                     .to_owned(),
                 login: u.user.login,
             })
-            .filter(|u| !u.login.is_empty()),
+            .filter(|u| {
+                !(u.login.is_empty() && sportello_domain::redmine::author_unknown(Some(&u.name)))
+            }),
             Err(ClientError::NotFound(_) | ClientError::Unauthorized { .. }) => None,
             Err(e) => return Err(e),
         };

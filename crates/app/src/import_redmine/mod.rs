@@ -465,7 +465,8 @@ pub fn to_case(c: &Conversion<'_>) -> ImportedCase {
     let mut who = |named: Option<&Named>| -> String {
         match named {
             Some(n) => match c.fetched.users.get(&n.id) {
-                Some(Some(u)) => u.login.clone(),
+                Some(Some(u)) if !u.login.is_empty() => u.login.clone(),
+                Some(Some(u)) => u.name.clone(),
                 // Authors are users, never groups: one Redmine no longer shows is deleted.
                 _ => {
                     unknown_author = true;
@@ -485,7 +486,8 @@ pub fn to_case(c: &Conversion<'_>) -> ImportedCase {
     let user_word = |id: Option<&String>| -> Option<String> {
         let id: i64 = id?.parse().ok()?;
         match c.fetched.users.get(&id) {
-            Some(Some(u)) => Some(u.login.clone()),
+            Some(Some(u)) if !u.login.is_empty() => Some(u.login.clone()),
+            Some(Some(u)) => Some(u.name.clone()),
             _ => Some(format!("#{id}")),
         }
     };
@@ -621,6 +623,7 @@ pub fn to_case(c: &Conversion<'_>) -> ImportedCase {
             .cloned()
             .flatten()
             .map(|u| u.login)
+            .filter(|login| !login.is_empty())
     });
     let custom: Vec<(String, String)> = issue
         .custom_fields
@@ -682,5 +685,197 @@ pub fn to_case(c: &Conversion<'_>) -> ImportedCase {
         closed_at,
         terms,
         entries,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sportello_domain::ztl::policy::EXAMPLE_POLICY;
+
+    fn named(id: i64, name: &str) -> Option<Named> {
+        Some(Named {
+            id,
+            name: name.into(),
+        })
+    }
+
+    fn issue() -> Issue {
+        let journal = |id, user: Option<Named>, notes: &str, private, details| Journal {
+            id,
+            user,
+            notes: Some(notes.into()),
+            created_on: format!("2019-03-0{}T09:00:00Z", id + 1),
+            private_notes: private,
+            details,
+        };
+        Issue {
+            id: 42,
+            tracker: Named {
+                id: 4,
+                name: "Permesso ZTL".into(),
+            },
+            status: StatusRef {
+                id: 5,
+                name: "Closed".into(),
+                is_closed: None,
+            },
+            author: named(3, "Anna Bianchi"),
+            assigned_to: named(3, "Anna Bianchi"),
+            subject: "Permesso".into(),
+            description: None,
+            custom_fields: vec![
+                CustomValue {
+                    name: "Codice fiscale".into(),
+                    value: "RSSMRA80A01H501X".into(),
+                },
+                CustomValue {
+                    name: "Categoria".into(),
+                    value: "residenti".into(),
+                },
+                CustomValue {
+                    name: "Altro".into(),
+                    value: serde_json::json!(["a", "b"]),
+                },
+            ],
+            created_on: "2019-03-01T09:00:00Z".into(),
+            updated_on: "2019-03-09T09:00:00Z".into(),
+            closed_on: Some("2019-03-08T09:00:00Z".into()),
+            attachments: vec![Attachment {
+                id: 7,
+                filename: "../carta.pdf".into(),
+                filesize: Some(3),
+                content_url: "/attachments/download/7/carta.pdf".into(),
+                author: named(3, "Anna Bianchi"),
+                created_on: "2019-03-01T09:00:00Z".into(),
+                digest: None,
+            }],
+            journals: vec![
+                journal(
+                    1,
+                    named(3, "Anna Bianchi"),
+                    "",
+                    false,
+                    vec![JournalDetail {
+                        property: "attr".into(),
+                        name: "status_id".into(),
+                        old_value: Some("1".into()),
+                        new_value: Some("5".into()),
+                    }],
+                ),
+                journal(2, named(9, "Anonymous"), "riservata", true, vec![]),
+            ],
+        }
+    }
+
+    #[test]
+    fn an_issue_becomes_a_case_with_its_history() {
+        let policy = Policy::parse(EXAMPLE_POLICY).unwrap();
+        let map = ImportMap::parse(
+            "[citizen]\nfiscal_code = \"Codice fiscale\"\n[fields]\ncategory = \"Categoria\"\n",
+            &["ztl_permit"],
+        )
+        .unwrap();
+        let statuses: HashMap<i64, (String, bool)> = [
+            (1, ("New".to_owned(), false)),
+            (5, ("Closed".to_owned(), true)),
+        ]
+        .into_iter()
+        .collect();
+        let fetched = Fetched {
+            issue: issue(),
+            users: [
+                (
+                    3,
+                    Some(User {
+                        login: "anna".into(),
+                        name: "Anna Bianchi".into(),
+                    }),
+                ),
+                (9, None),
+            ]
+            .into_iter()
+            .collect(),
+            attachments: [(
+                7,
+                Err(MissingAttachment {
+                    error: "not found".into(),
+                    digest_mismatch: None,
+                }),
+            )]
+            .into_iter()
+            .collect(),
+        };
+        let case = to_case(&Conversion {
+            source: "http://r/projects/p",
+            map: &map,
+            policy: &policy,
+            case_types: &["ztl_permit".to_owned()],
+            statuses: &statuses,
+            fetched: &fetched,
+        });
+        assert_eq!(case.status, Status::Closed, "closed by the status list");
+        assert_eq!(case.case_type, "ztl_permit");
+        assert_eq!(case.assignee.as_deref(), Some("anna"));
+        assert_eq!(case.created_by, "anna");
+        assert_eq!(
+            case.closed_at.unwrap().to_rfc3339(),
+            "2019-03-08T09:00:00+00:00"
+        );
+        assert_eq!(case.fields["redmine_id"], 42);
+        assert_eq!(case.fields["fiscal_code"], "RSSMRA80A01H501X");
+        assert_eq!(case.fields["Altro"], "a, b");
+        let category = policy.category("residenti").unwrap();
+        assert_eq!(
+            case.terms,
+            Some(CaseTerms {
+                term_days: category.term_days,
+                service_days: category.service_days
+            })
+        );
+        assert_eq!(
+            case.flags,
+            vec![
+                flags::MISSING_ATTACHMENT,
+                flags::INVALID_FISCAL_CODE,
+                flags::UNKNOWN_AUTHOR
+            ]
+        );
+        let kinds: Vec<(&str, &str)> = case
+            .entries
+            .iter()
+            .map(|e| (e.key.as_str(), e.kind.as_str()))
+            .collect();
+        assert_eq!(
+            kinds,
+            vec![
+                ("a7", "document_missing"),
+                ("j1.status", "status_changed"),
+                ("j2.note", "note"),
+                ("closed@2019-03-08T09:00:00+00:00", "closed"),
+            ]
+        );
+        assert_eq!(case.entries[0].detail["filename"], "carta.pdf");
+        assert_eq!(case.entries[1].detail["to"], "Closed");
+        assert_eq!(case.entries[2].actor, "Anonymous");
+        assert_eq!(case.entries[2].detail["internal"], true);
+        // Open and unassigned: received.
+        let mut open = fetched.clone();
+        open.issue.status = StatusRef {
+            id: 1,
+            name: "New".into(),
+            is_closed: None,
+        };
+        open.issue.assigned_to = None;
+        let case = to_case(&Conversion {
+            source: "s",
+            map: &map,
+            policy: &policy,
+            case_types: &["ztl_permit".to_owned()],
+            statuses: &statuses,
+            fetched: &open,
+        });
+        assert_eq!(case.status, Status::Received);
+        assert_eq!(case.closed_at, None);
     }
 }

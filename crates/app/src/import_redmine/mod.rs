@@ -879,3 +879,117 @@ mod tests {
         assert_eq!(case.closed_at, None);
     }
 }
+
+#[cfg(test)]
+mod download_tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    /// A one-file HTTP server: `/attachments/download/1/a.pdf` is `body`, anything else 404.
+    async fn serve(body: &'static [u8]) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut socket, _)) = listener.accept().await else {
+                    return;
+                };
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 4096];
+                    let n = socket.read(&mut buf).await.unwrap_or(0);
+                    let request = String::from_utf8_lossy(&buf[..n]).into_owned();
+                    let found = request.starts_with("GET /attachments/download/1/a.pdf ")
+                        && request
+                            .to_ascii_lowercase()
+                            .contains("x-redmine-api-key: k");
+                    let head = if found {
+                        format!(
+                            "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                            body.len()
+                        )
+                    } else {
+                        "HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                            .to_owned()
+                    };
+                    let _ = socket.write_all(head.as_bytes()).await;
+                    if found {
+                        let _ = socket.write_all(body).await;
+                    }
+                    let _ = socket.shutdown().await;
+                });
+            }
+        });
+        format!("http://{addr}")
+    }
+
+    fn attachment(path: &str, digest: Option<String>) -> Attachment {
+        Attachment {
+            id: 1,
+            filename: "a.pdf".into(),
+            filesize: None,
+            content_url: path.into(),
+            author: None,
+            created_on: "2019-03-01T09:00:00Z".into(),
+            digest,
+        }
+    }
+
+    #[tokio::test]
+    async fn attachments_are_checked_against_redmine_digest() {
+        const BODY: &[u8] = b"%PDF-1.4 allegato";
+        let base = serve(BODY).await;
+        let client = RedmineClient::new(&base, "k").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = BlobStore::open(
+            &format!("file://{}", dir.path().join("docs").display()),
+            None,
+            None,
+        )
+        .unwrap();
+        let statuses = HashMap::new();
+        let options = ImportOptions::default();
+        let reader = Reader {
+            client: &client,
+            blobs: &blobs,
+            statuses: &statuses,
+            options: &options,
+        };
+        let sha = hex::encode(sha2::Sha256::digest(BODY));
+        let md5 = {
+            use md5::Digest as _;
+            hex::encode(md5::Md5::digest(BODY))
+        };
+        let path = "/attachments/download/1/a.pdf";
+        for digest in [None, Some(sha.clone()), Some(md5.to_uppercase())] {
+            let doc = reader
+                .take(&attachment(path, digest.clone()))
+                .await
+                .unwrap()
+                .unwrap_or_else(|e| panic!("{digest:?}: {e:?}"));
+            assert_eq!(doc.sha256, sha);
+            assert_eq!(doc.media_type, "application/pdf");
+            assert_eq!(blobs.get(&sha).await.unwrap().as_ref(), BODY);
+        }
+        for wrong in ["0".repeat(64), "0".repeat(32)] {
+            let missing = reader
+                .take(&attachment(path, Some(wrong)))
+                .await
+                .unwrap()
+                .unwrap_err();
+            assert!(missing.error.contains("does not match"), "{missing:?}");
+            assert_eq!(
+                missing.digest_mismatch.unwrap().sha256,
+                sha,
+                "kept, flagged"
+            );
+        }
+        let gone = reader
+            .take(&attachment("/attachments/download/2/b.pdf", None))
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert!(gone.error.contains("not found"), "{gone:?}");
+        assert_eq!(gone.digest_mismatch, None);
+    }
+}

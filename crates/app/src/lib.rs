@@ -20,6 +20,7 @@ pub mod cases;
 pub mod contact;
 pub mod documents;
 mod error;
+pub mod import_redmine;
 pub mod new_case;
 pub mod outbound;
 pub mod permits;

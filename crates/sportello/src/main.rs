@@ -11,6 +11,7 @@ mod citizen;
 mod daily_register;
 mod demo;
 mod duties;
+mod import_redmine;
 mod ingest;
 mod outbound;
 mod retention;
@@ -118,6 +119,9 @@ enum Command {
     /// Retention of closed cases' documents and personal data (`[retention]`).
     #[command(subcommand)]
     Retention(retention::RetentionCommand),
+    /// Takes over another system's records (Redmine).
+    #[command(subcommand)]
+    Import(import_redmine::ImportCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -299,6 +303,7 @@ async fn run(cli: Cli) -> ExitCode {
         Command::Restore { dir } => backup::restore(&config, &dir).await,
         Command::Citizen(command) => citizen::run(&config, command).await,
         Command::Retention(command) => retention::run(&config, command).await,
+        Command::Import(command) => import_redmine::run(&config, command).await,
     };
     match result {
         Ok(code) => code,

@@ -27,6 +27,7 @@ pub mod contact;
 mod dialect;
 pub mod documents;
 pub mod duties;
+pub mod imports;
 pub mod intake;
 mod journal;
 pub mod mailboxes;

@@ -24,6 +24,7 @@ mod messages;
 mod outbound;
 mod pages;
 mod privacy;
+mod redmine;
 mod remedy;
 mod reports;
 mod request_id;

@@ -18,7 +18,7 @@ use crate::values::values;
 use crate::{Result, Store, StoreError, date_text, get_i64, get_str, to_ms};
 
 impl Store {
-    pub(super) fn case_type_or_invalid(&self, id: &str) -> Result<&CaseType> {
+    pub(crate) fn case_type_or_invalid(&self, id: &str) -> Result<&CaseType> {
         self.case_type(id).ok_or_else(|| {
             let known: Vec<&str> = self
                 .settings

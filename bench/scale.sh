@@ -102,9 +102,9 @@ measure() {
   echo "$label (load average before: $(cut -d' ' -f1-3 /proc/loadavg))"
   export TOKEN="$token"
   wrk -t2 -c"$C" -d"${SECONDS_EACH}s" --latency -s bench/list_cases.lua "http://127.0.0.1:$NGINX_PORT" \
-    | grep -E "Requests/sec|^ +Latency +[0-9]|99%|Non-2xx" | sed 's/^/  list  /'
+    | grep -E "Requests/sec|^ +Latency +[0-9]|99%|Non-2xx|Socket errors" | sed 's/^/  list  /'
   wrk -t2 -c"$C" -d"${SECONDS_EACH}s" --latency "http://127.0.0.1:$NGINX_PORT/stato" \
-    | grep -E "Requests/sec|^ +Latency +[0-9]|99%|Non-2xx" | sed 's/^/  stato /'
+    | grep -E "Requests/sec|^ +Latency +[0-9]|99%|Non-2xx|Socket errors" | sed 's/^/  stato /'
 }
 
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -srm)"
@@ -121,4 +121,4 @@ start_nginx "${ports[0]}" "${ports[1]}"
 measure "two instances behind nginx (round robin):"
 echo "direct to one instance, no proxy (the proxy's own cost):"
 wrk -t2 -c"$C" -d"${SECONDS_EACH}s" -s bench/list_cases.lua "http://127.0.0.1:${ports[0]}" \
-  | grep -E "Requests/sec" | sed 's/^/  list  /'
+  | grep -E "Requests/sec|Non-2xx|Socket errors" | sed 's/^/  list  /'

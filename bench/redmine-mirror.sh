@@ -15,7 +15,8 @@
 #     the one of the attachment Redmine serves.
 # Usage: IDENT=bench-… BIN_DIR=DIR bench/redmine-mirror.sh
 #        MIRROR=DIR keeps the recording there (recorded only if DIR/complete is missing).
-#        CS="2 8" (default), REAL=1, PG_URL=postgres://postgres@127.0.0.1:55432/postgres
+#        CS="2 8" (default), REAL=1, PG_URL=postgres://postgres@127.0.0.1:55432/postgres,
+#        PUMA_PIDS="…" (with REAL=1: Redmine's CPU seconds during its runs)
 # Needs SPORTELLO_TEST_REDMINE_URL and SPORTELLO_TEST_REDMINE_KEY (eval "$(bash tests/redmine/start.sh)").
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -90,6 +91,7 @@ if [ ! -f "$mirror/complete" ]; then
   jq -r '.issue.attachments[]?.content_url' "$mirror"/issues/*.json \
     | sed -E 's#^[a-z]+://[^/]+/##' \
     | xargs -r -P 4 -I{} bash -c 'p="{}"; get "$p" "$mirror/$(printf "%b" "${p//%/\\x}")"'
+  echo "$url" >"$mirror/origin"
   chmod -R a+rX "$mirror"
   touch "$mirror/complete"
   echo "recorded in $(echo "$(date +%s.%N) - $start" | bc) s: $(find "$mirror" -type f | wc -l) files, $(du -sb "$mirror" | cut -f1) bytes"
@@ -143,12 +145,17 @@ done
 kill -0 "$nginx_pid" 2>/dev/null || { echo "nginx did not start" >&2; exit 1; }
 mirror_url="http://127.0.0.1:$port"
 echo "mirror: nginx $(nginx -v 2>&1 | sed 's#.*/##') on $mirror_url"
+as_recorded() {
+  if [ "$url" = "$(cat "$mirror/origin")" ]; then cat; else sed "s#${url//./\\.}/#$(cat "$mirror/origin")/#g"; fi
+}
 # Byte-identical: one issue and its list page, from both.
 one="$(jq -r '.issues[0].id' "$mirror/issues-list/offset-0.json")"
 att="$(jq -r '.issue.attachments[0].content_url' "$mirror/issues/$one.json")"
 for path in "issues/$one.json?include=journals,attachments" "issues.json?$(sed -n '1s/^"\(.*\)" .*/\1/p' "$mirror/list.map")" \
     users/current.json "$(sed -E 's#^[a-z]+://[^/]+/##' <<<"$att")"; do
-  cmp <(curl -fs -H "X-Redmine-API-Key: $key" "$url/$path") \
+  # Redmine writes its own origin into content_url: another port of the same Redmine
+  # answers with its own.
+  cmp <(curl -fs -H "X-Redmine-API-Key: $key" "$url/$path" | as_recorded) \
       <(curl -fs -H "X-Redmine-API-Key: $key" "$mirror_url/$path") \
     || { echo "mirror differs from Redmine for /${path%%\?*}" >&2; exit 1; }
 done
@@ -159,11 +166,12 @@ n="$(jq '.total_count' "$mirror/issues-list/offset-0.json")"
 measure() { # LABEL URL C DATA
   local start secs first second
   start=$(date +%s.%N)
-  first="$("$BIN" --data "$4" import redmine --url "$2" --project "$IDENT" --concurrency "$3" </dev/null | tail -1)"
+  first="$(/usr/bin/time -o "$work/cpu" -f '%U %S' "$BIN" --data "$4" import redmine --url "$2" --project "$IDENT" --concurrency "$3" </dev/null | tail -1)"
   secs=$(echo "$(date +%s.%N) - $start" | bc)
+  cpu="$(awk '{print $1 + $2}' "$work/cpu")"
   start=$(date +%s.%N)
   second="$("$BIN" --data "$4" import redmine --url "$2" --project "$IDENT" --concurrency "$3" </dev/null | tail -1)"
-  echo "$1 C=$3: first $first in $secs s: $(echo "scale=1; $n / $secs" | bc) issues/s;" \
+  echo "$1 C=$3: first $first in $secs s: $(echo "scale=1; $n / $secs" | bc) issues/s, sportello CPU $cpu s;" \
     "second $second in $(echo "$(date +%s.%N) - $start" | bc) s"
   printf '%s\n' "$first" >"$4/first-summary"
 }
@@ -173,7 +181,7 @@ for c in $CS; do
   measure mirror "$mirror_url" "$c" "$work/data-$c"
 done
 if [ -n "${PG_URL:-}" ]; then
-  c="${CS##* }"
+  c="${CS%% *}"
   pgdb="sportello_mirror_$$"
   psql -q "$PG_URL" -c "CREATE DATABASE $pgdb"
   mkdir -p "$work/data-pg"
@@ -187,12 +195,17 @@ want='"failed":0'
 grep -q "$want" "$work/data-$first_c/first-summary" || { echo "mirror import failed issues" >&2; exit 1; }
 if [ -n "${REAL:-}" ]; then
   mkdir -p "$work/data-real"
+  # PUMA_PIDS="…": Redmine's processes, whose CPU seconds are shown for both runs.
+  puma_cpu() { [ -n "${PUMA_PIDS:-}" ] && ps -o times= -p "${PUMA_PIDS// /,}" | awk '{s += $1} END {print s}' || echo 0; }
+  before="$(puma_cpu)"
   measure redmine "$url" "$first_c" "$work/data-real"
+  [ -n "${PUMA_PIDS:-}" ] && echo "Redmine CPU for both runs: $(( $(puma_cpu) - before )) s"
   cmp "$work/data-real/first-summary" "$work/data-$first_c/first-summary" \
     && echo "same summary from Redmine and from the mirror: $(cat "$work/data-real/first-summary")"
 fi
 sha="$(curl -fs -H "X-Redmine-API-Key: $key" "$att" | sha256sum | cut -d' ' -f1)"
-if find "$work/data-$first_c/documents" -type f -exec sha256sum {} + | grep -q "^$sha "; then
+find "$work/data-$first_c/documents" -type f -exec sha256sum {} + >"$work/documents.sha256"
+if grep -q "^$sha " "$work/documents.sha256"; then
   echo "document of issue #$one: SHA-256 $sha, as Redmine serves it"
 else
   echo "document of issue #$one: no stored document has Redmine's SHA-256 $sha" >&2; exit 1

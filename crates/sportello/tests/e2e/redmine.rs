@@ -125,30 +125,25 @@ impl Redmine {
             .collect()
     }
 
-    async fn tracker(&self, name: &str) -> i64 {
-        let v = self
-            .send(reqwest::Method::GET, "/trackers.json", None, None)
-            .await;
-        v["trackers"]
+    /// The id of the entry called `name` in a Redmine list (`/trackers.json`, …).
+    async fn id_named(&self, path: &str, list: &str, name: &str) -> i64 {
+        let v = self.send(reqwest::Method::GET, path, None, None).await;
+        v[list]
             .as_array()
             .unwrap()
             .iter()
             .find(|t| t["name"] == name)
             .and_then(|t| t["id"].as_i64())
-            .unwrap()
+            .unwrap_or_else(|| panic!("{name} not in {path}"))
+    }
+
+    async fn tracker(&self, name: &str) -> i64 {
+        self.id_named("/trackers.json", "trackers", name).await
     }
 
     async fn status(&self, name: &str) -> i64 {
-        let v = self
-            .send(reqwest::Method::GET, "/issue_statuses.json", None, None)
-            .await;
-        v["issue_statuses"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|t| t["name"] == name)
-            .and_then(|t| t["id"].as_i64())
-            .unwrap()
+        self.id_named("/issue_statuses.json", "issue_statuses", name)
+            .await
     }
 
     /// A project of its own, with every tracker.

@@ -253,3 +253,58 @@ impl crate::Store {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::cases::tests::request;
+    use crate::testing::with_test_store;
+
+    #[tokio::test]
+    async fn a_citizens_record_holds_their_cases_and_only_theirs() {
+        with_test_store(|store, _clock| async move {
+            let first = store
+                .create_case(request("ztl_permit"))
+                .await
+                .unwrap()
+                .summary
+                .reference;
+            let second = store
+                .create_case(request("ztl_permit"))
+                .await
+                .unwrap()
+                .summary
+                .reference;
+            let mut other = request("ztl_permit");
+            other.citizen.fiscal_code = None;
+            other.citizen.email = Some("altra@example.it".into());
+            other.citizen.name = Some("Anna Bianchi".into());
+            let other = store.create_case(other).await.unwrap().summary.reference;
+
+            let id = store.citizen_id_of_case(&first).await.unwrap().unwrap();
+            assert_eq!(store.citizen_id_of_case(&second).await.unwrap(), Some(id));
+            let their = store.citizen_id_of_case(&other).await.unwrap().unwrap();
+            assert_ne!(their, id);
+            assert_eq!(
+                store.citizen_id_of_case("ZTL-2026-999999").await.unwrap(),
+                None
+            );
+
+            let record = store.citizen_record(id).await.unwrap().unwrap();
+            assert_eq!(record.id, id);
+            assert_eq!(record.citizen.name.as_deref(), Some("Mario Rossi"));
+            assert_eq!(
+                record.citizen.fiscal_code.as_deref(),
+                Some("RSSMRA80A01H501U")
+            );
+            assert_eq!(
+                record.citizen.email.as_deref(),
+                Some("mario.rossi@example.it")
+            );
+            assert_eq!(record.references, vec![second, first], "newest first");
+            let theirs = store.citizen_record(their).await.unwrap().unwrap();
+            assert_eq!(theirs.references, vec![other]);
+            assert_eq!(store.citizen_record(id + their + 100).await.unwrap(), None);
+        })
+        .await;
+    }
+}

@@ -2,6 +2,8 @@
 //! page, it lists every case of the fiscal code, its read is audited, an unknown id is a
 //! 404, and only case readers see it.
 
+use sportello_domain::clock::{Clock, SystemClock};
+
 use crate::browser::Browser;
 use crate::harness::{case_body, started_with};
 
@@ -24,6 +26,26 @@ async fn the_citizen_record_lists_every_case_is_audited_and_only_for_case_reader
         .await;
     assert_eq!(status, 201, "{second}");
     let second = second["reference"].as_str().unwrap().to_owned();
+    // An appointment on the second case, on the first open morning the office accepts.
+    let mut proposed = false;
+    for days in 3..20 {
+        let day =
+            sportello_domain::calendar::rome_date(SystemClock.now()) + chrono::Duration::days(days);
+        let starts_at = format!("{day}T10:30:00+01:00");
+        let (status, _, _) = install
+            .call(
+                "POST",
+                &format!("/api/v1/cases/{second}/appointments"),
+                Some(op),
+                Some(serde_json::json!({"starts_at": starts_at, "reason": "Firma del permesso"})),
+            )
+            .await;
+        if status == 201 {
+            proposed = true;
+            break;
+        }
+    }
+    assert!(proposed, "no day accepted for an appointment");
 
     let (mut browser, _) = Browser::signed_in(&install, "op", op_password).await;
     let case = browser.get(&format!("/ufficio/pratiche/{first}")).await;
@@ -46,6 +68,8 @@ async fn the_citizen_record_lists_every_case_is_audited_and_only_for_case_reader
         "RSSMRA80A01H501U",
         "mario.rossi@example.it",
         "Scheda del cittadino",
+        "Firma del permesso",
+        "proposto",
     ] {
         assert!(
             record.body.contains(words),

@@ -40,6 +40,8 @@ struct CitizenPage {
     preferred: Option<String>,
     cases: Vec<CaseLine>,
     permits: Vec<PermitLine>,
+    /// Appointments at the counter: (when, case, place, status in words, reason).
+    appointments: Vec<(String, String, String, String, String)>,
 }
 
 /// The address of a citizen's record.
@@ -147,7 +149,22 @@ pub(super) async fn citizen_page(
                 .collect(),
         });
     }
+    let mut appointments = Vec::new();
+    for reference in &record.references {
+        if let Ok(list) = state.store.appointments_of_case(reference).await {
+            appointments.extend(list.into_iter().map(|a| {
+                (
+                    when(&a.starts_at),
+                    a.case,
+                    a.place,
+                    tr.name("appointment_status", &a.status),
+                    a.reason,
+                )
+            }));
+        }
+    }
     let page_ = CitizenPage {
+        appointments,
         preferred: record
             .preferred_channel
             .as_deref()

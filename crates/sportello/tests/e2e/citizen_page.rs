@@ -47,6 +47,9 @@ async fn the_citizen_record_lists_every_case_is_audited_and_only_for_case_reader
     }
     assert!(proposed, "no day accepted for an appointment");
 
+    // A third case of theirs, whose permit is issued.
+    let (third, permit) = install.issued_permit(op, &["AB123CD"]).await;
+
     let (mut browser, _) = Browser::signed_in(&install, "op", op_password).await;
     let case = browser.get(&format!("/ufficio/pratiche/{first}")).await;
     assert_eq!(case.status, 200);
@@ -69,6 +72,9 @@ async fn the_citizen_record_lists_every_case_is_audited_and_only_for_case_reader
         "mario.rossi@example.it",
         "Scheda del cittadino",
         "Firma del permesso",
+        third.as_str(),
+        permit.as_str(),
+        "AB123CD: valido dal ",
         "proposto",
     ] {
         assert!(

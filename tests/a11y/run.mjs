@@ -573,6 +573,11 @@ async function office(browser, base, operator) {
     // A case of the demo office (not one this run made).
     const demo = refs.find((r) => r !== keyboardCase) || refs[0];
     await visit(page, base, `/ufficio/pratiche/${demo}`, `office-case-${lang}`);
+    // The citizen's record (issue 18 §4), by the case page's link.
+    const citizenHref = await page.$eval('a[href^="/ufficio/cittadini/"]', (a) => a.getAttribute('href')).catch(() => null);
+    if (citizenHref) await visit(page, base, citizenHref, `office-citizen-${lang}`);
+    else fail(`office-case-${lang}: no link to the citizen's record`);
+    await visit(page, base, '/ufficio/cittadini/999999999', `office-citizen-not-found-${lang}`, { shot: false, status: [404] });
     await visit(page, base, `/ufficio/pratiche/${demo}/scrivi`, `office-write-${lang}`);
     // The preview of a template fills the form again.
     await page.selectOption('#write-template', 'acknowledgement');
@@ -617,7 +622,7 @@ async function office(browser, base, operator) {
     if (lang === 'it') {
       // Narrow window: reflow of the back office (tables scroll in their own region).
       await page.setViewportSize({ width: 320, height: 800 });
-      for (const [p, name] of [['/ufficio', 'home'], ['/ufficio/pratiche', 'cases'], [`/ufficio/pratiche/${segRef || demo}`, 'case']]) {
+      for (const [p, name] of [['/ufficio', 'home'], ['/ufficio/pratiche', 'cases'], [`/ufficio/pratiche/${segRef || demo}`, 'case'], ...(citizenHref ? [[citizenHref, 'citizen']] : [])]) {
         await page.goto(base + p);
         await reflow(page, `office-${name}-narrow`);
         await audit(page, `office-${name}-narrow`);

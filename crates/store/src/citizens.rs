@@ -192,3 +192,119 @@ pub(crate) fn correspondent_of(c: &CitizenInput) -> String {
     .or_else(|| c.fiscal_code.as_ref().map(|f| f.as_str().to_owned()))
     .unwrap_or_else(|| "anonimo".into())
 }
+
+/// A citizen's record for the office (`/ufficio/cittadini/{id}`): who they are, how to
+/// reach them and the references of all their cases, whatever the channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CitizenRecord {
+    /// The store's id (the page's address, never its words).
+    pub id: i64,
+    /// Identity and contacts.
+    pub citizen: CitizenView,
+    /// Postal address, when known.
+    pub address: Option<String>,
+    /// The channel they prefer to be written to (`email`, `pec`, `post`…), when given.
+    pub preferred_channel: Option<String>,
+    /// References of every case of theirs, newest first.
+    pub references: Vec<String>,
+}
+
+impl crate::Store {
+    /// The citizen with this id and the references of all their cases; `None` when there
+    /// is no such citizen.
+    pub async fn citizen_record(&self, id: i64) -> Result<Option<CitizenRecord>> {
+        let Some(row) = sqlx::query(
+            "SELECT id, fiscal_code, name, email, pec, phone, fax, address, preferred_channel \
+             FROM citizens WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.read)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let cases = sqlx::query(
+            "SELECT reference FROM cases WHERE citizen_id = $1 ORDER BY received_at DESC, id DESC",
+        )
+        .bind(id)
+        .fetch_all(&self.read)
+        .await?;
+        Ok(Some(CitizenRecord {
+            id,
+            citizen: CitizenView::from_row(&row)?,
+            address: get_opt_str(&row, "address")?,
+            preferred_channel: get_opt_str(&row, "preferred_channel")?,
+            references: cases
+                .iter()
+                .map(|r| crate::get_str(r, "reference"))
+                .collect::<Result<_>>()?,
+        }))
+    }
+
+    /// The id of the citizen a case belongs to (for the link to their record).
+    pub async fn citizen_id_of_case(&self, reference: &str) -> Result<Option<i64>> {
+        let row = sqlx::query("SELECT citizen_id FROM cases WHERE reference = $1")
+            .bind(reference.to_owned())
+            .fetch_optional(&self.read)
+            .await?;
+        match row {
+            Some(r) => crate::get_opt_i64(&r, "citizen_id"),
+            None => Ok(None),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::cases::tests::request;
+    use crate::testing::with_test_store;
+
+    #[tokio::test]
+    async fn a_citizens_record_holds_their_cases_and_only_theirs() {
+        with_test_store(|store, _clock| async move {
+            let first = store
+                .create_case(request("ztl_permit"))
+                .await
+                .unwrap()
+                .summary
+                .reference;
+            let second = store
+                .create_case(request("ztl_permit"))
+                .await
+                .unwrap()
+                .summary
+                .reference;
+            let mut other = request("ztl_permit");
+            other.citizen.fiscal_code = None;
+            other.citizen.email = Some("altra@example.it".into());
+            other.citizen.name = Some("Anna Bianchi".into());
+            let other = store.create_case(other).await.unwrap().summary.reference;
+
+            let id = store.citizen_id_of_case(&first).await.unwrap().unwrap();
+            assert_eq!(store.citizen_id_of_case(&second).await.unwrap(), Some(id));
+            let their = store.citizen_id_of_case(&other).await.unwrap().unwrap();
+            assert_ne!(their, id);
+            assert_eq!(
+                store.citizen_id_of_case("ZTL-2026-999999").await.unwrap(),
+                None
+            );
+
+            let record = store.citizen_record(id).await.unwrap().unwrap();
+            assert_eq!(record.id, id);
+            assert_eq!(record.citizen.name.as_deref(), Some("Mario Rossi"));
+            assert_eq!(
+                record.citizen.fiscal_code.as_deref(),
+                Some("RSSMRA80A01H501U")
+            );
+            assert_eq!(
+                record.citizen.email.as_deref(),
+                Some("mario.rossi@example.it")
+            );
+            assert_eq!(record.references, vec![second, first], "newest first");
+            let theirs = store.citizen_record(their).await.unwrap().unwrap();
+            assert_eq!(theirs.references, vec![other]);
+            assert_eq!(store.citizen_record(id + their + 100).await.unwrap(), None);
+        })
+        .await;
+    }
+}

@@ -9,7 +9,7 @@ mod model;
 mod read;
 mod tick;
 
-pub use crate::citizens::{CitizenInput, CitizenView, phone_key};
+pub use crate::citizens::{CitizenInput, CitizenRecord, CitizenView, phone_key};
 pub use crate::documents::OutgoingDocument;
 pub use crate::time::rome_rfc3339;
 pub use model::{CaseFilter, CaseSummary, CaseTerms, CaseView, EventView, NewCase, SlaJson};

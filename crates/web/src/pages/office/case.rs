@@ -53,6 +53,8 @@ struct CasePage {
     entries: Vec<Entry>,
     actions: Vec<ActionButton>,
     others: Vec<Row>,
+    /// The citizen's record (`/ufficio/cittadini/{id}`), when the case has a citizen.
+    citizen_link: Option<String>,
     fields: Vec<(String, String)>,
     /// (flag, its name).
     flags: Vec<(String, String)>,
@@ -364,7 +366,15 @@ pub(super) async fn render_case(
         })
         .collect();
     let appointment_form = super::contact::case_appointment_form(state, &tr, session, &case);
+    let citizen_link = state
+        .store
+        .citizen_id_of_case(&case.summary.reference)
+        .await
+        .ok()
+        .flatten()
+        .map(super::citizen::citizen_path);
     let page_ = CasePage {
+        citizen_link,
         appointment_form,
         status: tr.name("status", &case.summary.status),
         case_type: tr.name("case_type", &case.summary.case_type),

@@ -7,6 +7,7 @@ mod audit;
 mod case;
 mod case_forms;
 mod cases;
+mod citizen;
 pub mod contact;
 mod home;
 mod login;
@@ -72,6 +73,7 @@ pub(super) fn routes(upload_limit: usize) -> Router<AppState> {
             "/ufficio/pratiche/{reference}/messaggi/{id}",
             post(move_message),
         )
+        .route("/ufficio/cittadini/{id}", get(citizen::citizen_page))
         .route("/ufficio/cerca", get(search))
         .route("/ufficio/permessi", get(permits))
         .route(

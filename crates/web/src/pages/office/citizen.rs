@@ -1,0 +1,190 @@
+//! The citizen's record (`/ufficio/cittadini/{id}`): who they are, how to reach them and
+//! the channel they prefer, every case of theirs whatever the channel, and the permits
+//! issued on those cases. Reading it is audited like reading each case it shows.
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use sportello_domain::roles::Permission;
+use sportello_store::cases::{CaseFilter, CitizenRecord};
+
+use super::case::NotFoundPage;
+use super::{PageQuery, staff};
+use crate::AppState;
+use crate::i18n::Tr;
+use crate::pages::{Frame, language, page, when};
+
+/// One case of the citizen, in words.
+struct CaseLine {
+    reference: String,
+    case_type: String,
+    status: String,
+    received: String,
+}
+
+/// One permit of the citizen: number, state, and each plate with its validity.
+struct PermitLine {
+    number: String,
+    state: String,
+    plates: Vec<(String, String, String)>,
+}
+
+#[derive(Template)]
+#[template(path = "office_citizen.html")]
+struct CitizenPage {
+    tr: Tr,
+    frame: Frame,
+    record: CitizenRecord,
+    /// The preferred channel in words, when given.
+    preferred: Option<String>,
+    cases: Vec<CaseLine>,
+    permits: Vec<PermitLine>,
+    /// Appointments at the counter: (when, case, place, status in words, reason).
+    appointments: Vec<(String, String, String, String, String)>,
+}
+
+/// The address of a citizen's record.
+pub(crate) fn citizen_path(id: i64) -> String {
+    format!("/ufficio/cittadini/{id}")
+}
+
+pub(super) async fn citizen_page(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(query): Query<PageQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let here = format!("/ufficio/cittadini/{}", super::urlencode(&id));
+    let session = match staff(&state, &headers, &here).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let tr = language(query.lang.as_deref(), &headers);
+    if !session.user.role.can(Permission::ReadCase) {
+        return Redirect::to("/ufficio/permessi").into_response();
+    }
+    let found = match id.parse::<i64>() {
+        Ok(n) if n > 0 => state.store.citizen_record(n).await,
+        _ => Ok(None),
+    };
+    let record = match found {
+        Ok(Some(r)) => r,
+        Ok(None) => {
+            let page_ = NotFoundPage {
+                frame: Frame::staff(&state, "cases", &session).with_language(&tr),
+                tr,
+            };
+            return page(StatusCode::NOT_FOUND, &page_);
+        }
+        Err(_) => return crate::pages::temporarily_unavailable(),
+    };
+    // A read that cannot be audited is not answered: the record itself, and each case it
+    // shows (so that the case's own trail names this read).
+    let target = record
+        .citizen
+        .fiscal_code
+        .clone()
+        .unwrap_or_else(|| citizen_path(record.id));
+    let mut audited = state
+        .store
+        .record_access(&session.user.login, "read_citizen", &target)
+        .await
+        .is_ok();
+    for reference in &record.references {
+        audited = audited
+            && state
+                .store
+                .record_access(&session.user.login, "read_case", reference)
+                .await
+                .is_ok();
+    }
+    if !audited {
+        return crate::pages::temporarily_unavailable();
+    }
+    let cases = if record.references.is_empty() {
+        Vec::new()
+    } else {
+        match state
+            .store
+            .list_cases(&CaseFilter {
+                references: record.references.clone(),
+                page: 1,
+                per_page: 200,
+                ..CaseFilter::default()
+            })
+            .await
+        {
+            Ok((mut items, _)) => {
+                let at = |r: &str| record.references.iter().position(|x| x == r);
+                items.sort_by_key(|c| at(&c.reference));
+                items
+                    .iter()
+                    .map(|c| CaseLine {
+                        reference: c.reference.clone(),
+                        case_type: tr.name("case_type", &c.case_type),
+                        status: tr.name("status", &c.status),
+                        received: when(&c.received_at),
+                    })
+                    .collect()
+            }
+            Err(_) => return crate::pages::temporarily_unavailable(),
+        }
+    };
+    let mut permits = Vec::new();
+    for reference in &record.references {
+        let Ok(Some(number)) = state.store.permit_issued_for_case(reference).await else {
+            continue;
+        };
+        let Ok(permit) = state.store.permit(&number).await else {
+            continue;
+        };
+        permits.push(PermitLine {
+            number: permit.number.clone(),
+            state: tr.name("permit_state", &permit.state),
+            plates: permit
+                .plates
+                .iter()
+                .map(|p| (p.plate.clone(), ms_day(p.valid_from), ms_day(p.valid_to)))
+                .collect(),
+        });
+    }
+    let mut appointments = Vec::new();
+    for reference in &record.references {
+        if let Ok(list) = state.store.appointments_of_case(reference).await {
+            appointments.extend(list.into_iter().map(|a| {
+                (
+                    when(&a.starts_at),
+                    a.case,
+                    a.place,
+                    tr.name("appointment_status", &a.status),
+                    a.reason,
+                )
+            }));
+        }
+    }
+    let page_ = CitizenPage {
+        appointments,
+        preferred: record
+            .preferred_channel
+            .as_deref()
+            .map(|c| tr.name("channel", c)),
+        record,
+        cases,
+        permits,
+        frame: Frame::staff(&state, "cases", &session).with_language(&tr),
+        tr,
+    };
+    page(StatusCode::OK, &page_)
+}
+
+/// A stored instant (milliseconds) as the day it falls on in Rome.
+fn ms_day(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| {
+            t.with_timezone(&sportello_domain::calendar::ROME)
+                .format("%d/%m/%Y")
+                .to_string()
+        })
+        .unwrap_or_default()
+}

@@ -11,6 +11,7 @@ pub mod contact;
 mod home;
 mod login;
 mod permits;
+mod phone;
 pub mod reports;
 mod search;
 mod second_factor;
@@ -73,6 +74,7 @@ pub(super) fn routes(upload_limit: usize) -> Router<AppState> {
             post(move_message),
         )
         .route("/ufficio/cerca", get(search))
+        .route("/ufficio/chiamata", get(phone::call_page))
         .route("/ufficio/permessi", get(permits))
         .route(
             "/ufficio/permessi/transiti",

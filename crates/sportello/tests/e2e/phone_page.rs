@@ -1,6 +1,7 @@
 //! The phone at hand (issue 18 §5): `/ufficio/chiamata?numero=` finds the caller by the
 //! number in any format (as the CTI look-up does), lists their open cases in words with
-//! what each waits for and the open call-back; an unknown number and a bad one say so.
+//! what each waits for and the open call-back; an unknown number and a bad one say so;
+//! a call the PBX logs links back here from the case's timeline.
 
 use serde_json::json;
 
@@ -9,8 +10,9 @@ use crate::harness::started_with;
 
 #[tokio::test]
 async fn the_call_page_shows_the_caller_their_cases_and_an_unknown_number() {
-    let (install, users) = started_with(&[("op", "operator")]).await;
+    let (install, users) = started_with(&[("op", "operator"), ("pbx", "integration")]).await;
     let (password, op) = &users[0];
+    let pbx = &users[1].1;
     let body = json!({"case_type": "ztl_permit", "subject": "Permesso residenti", "channel": "phone",
         "citizen": {"name": "Marta Gialli", "fiscal_code": "GLLMRT80A41H501J", "phone": "+39 347 1234567"}});
     let (status, _, case) = install
@@ -95,4 +97,30 @@ async fn the_call_page_shows_the_caller_their_cases_and_an_unknown_number() {
     let empty = browser.get("/ufficio/chiamata").await;
     assert_eq!(empty.status, 200);
     assert!(empty.body.contains("id=\"numero\""));
+
+    // The PBX logs the call on the case; its timeline entry links back to this page.
+    let (status, _, logged) = install
+        .call(
+            "POST",
+            "/api/v1/inbound/phone",
+            Some(pbx),
+            Some(
+                json!({"call_id": "c-1", "direction": "in", "from": "+39 347 1234567",
+                "to": "0612345", "started_at": "2026-01-05T10:00:00+01:00"}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 201, "{logged}");
+    assert_eq!(logged["case"], reference.as_str());
+    let case_page = browser
+        .get(&format!("/ufficio/pratiche/{reference}?lang=it"))
+        .await;
+    assert_eq!(case_page.status, 200);
+    assert!(
+        case_page
+            .body
+            .contains("href=\"/ufficio/chiamata?numero=%2B39%20347%201234567\""),
+        "{}",
+        case_page.body
+    );
 }

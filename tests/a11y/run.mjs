@@ -603,7 +603,8 @@ async function office(browser, base, operator) {
     // The phone at hand (issue 18 §5): a caller the demo knows (a number on a demo case
     // page), a number nobody has, and one that is not a number (422).
     await page.goto(`${base}/ufficio/pratiche/${demo}`);
-    callNumber = (await page.locator('main dd').allInnerTexts()).map((t) => t.trim()).find((t) => /^\+?[0-9][0-9 ./-]{5,}$/.test(t)) || callNumber;
+    const phones = await page.locator('main dt:text-is("Telefono") + dd, main dt:text-is("Telephone") + dd').allInnerTexts();
+    callNumber = phones.map((t) => t.trim()).find((t) => /[0-9]{6}/.test(t.replace(/[^0-9]/g, ''))) || callNumber;
     await visit(page, base, `/ufficio/chiamata?numero=${encodeURIComponent(callNumber)}`, `office-call-${lang}`);
     await visit(page, base, '/ufficio/chiamata?numero=0000000001', `office-call-unknown-${lang}`, { shot: false });
     await visit(page, base, '/ufficio/chiamata?numero=abc', `office-call-bad-${lang}`, { shot: false, status: [422] });

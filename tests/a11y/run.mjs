@@ -39,6 +39,8 @@ const failures = [];
 let pagesChecked = 0;
 /** The case the keyboard test made (the back-office pages audit a demo case instead). */
 let keyboardCase = null;
+/** A number to call the phone page with: one on a demo case page when there is one. */
+let callNumber = '0000000001';
 /** Menu pages of the back office that the operator could open. */
 const operatorReached = new Set();
 let checksPassed = 0;
@@ -603,6 +605,14 @@ async function office(browser, base, operator) {
     await audit(page, `office-permits-check-${lang}`);
     await screenshot(page, `office-permits-check-${lang}`);
     await visit(page, base, '/ufficio/pratiche/XYZ-0000-000000', `office-case-not-found-${lang}`, { shot: false, status: [404] });
+    // The phone at hand (issue 18 §5): a caller the demo knows (a number on a demo case
+    // page), a number nobody has, and one that is not a number (422).
+    await page.goto(`${base}/ufficio/pratiche/${demo}`);
+    const phones = await page.locator('main dt:text-is("Telefono") + dd, main dt:text-is("Telephone") + dd').allInnerTexts();
+    callNumber = phones.map((t) => t.trim()).find((t) => /[0-9]{6}/.test(t.replace(/[^0-9]/g, ''))) || callNumber;
+    await visit(page, base, `/ufficio/chiamata?numero=${encodeURIComponent(callNumber)}`, `office-call-${lang}`);
+    await visit(page, base, '/ufficio/chiamata?numero=0000000001', `office-call-unknown-${lang}`, { shot: false });
+    await visit(page, base, '/ufficio/chiamata?numero=abc', `office-call-bad-${lang}`, { shot: false, status: [422] });
     // Users and passwords (issue #16): the operator may not manage users (403 page) but
     // changes their own password.
     await visit(page, base, '/ufficio/utenti', `office-users-refused-${lang}`, { shot: false, status: [403] });
@@ -622,7 +632,7 @@ async function office(browser, base, operator) {
     if (lang === 'it') {
       // Narrow window: reflow of the back office (tables scroll in their own region).
       await page.setViewportSize({ width: 320, height: 800 });
-      for (const [p, name] of [['/ufficio', 'home'], ['/ufficio/pratiche', 'cases'], [`/ufficio/pratiche/${segRef || demo}`, 'case'], ...(citizenHref ? [[citizenHref, 'citizen']] : [])]) {
+      for (const [p, name] of [['/ufficio', 'home'], ['/ufficio/pratiche', 'cases'], [`/ufficio/pratiche/${segRef || demo}`, 'case'], ...(citizenHref ? [[citizenHref, 'citizen']] : []), [`/ufficio/chiamata?numero=${encodeURIComponent(callNumber)}`, 'call']]) {
         await page.goto(base + p);
         await reflow(page, `office-${name}-narrow`);
         await audit(page, `office-${name}-narrow`);

@@ -24,6 +24,7 @@ mod mailbox;
 mod messages;
 mod outbound;
 mod pages;
+mod phone_page;
 mod privacy;
 mod redmine;
 mod remedy;

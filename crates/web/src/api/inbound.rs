@@ -306,18 +306,30 @@ pub async fn cti_lookup(
 ) -> Result<Json<CallerCard>, ApiError> {
     let user = caller.require(Permission::LookupCaller)?;
     let number = query.number.unwrap_or_default();
-    check_text("number", &number, false).map_err(|e| ApiError::Invalid(vec![e.into()]))?;
+    caller_card(&state, &user.login, &number)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::NotFound("no citizen with that number".into()))
+}
+
+/// The screen pop of `number` read by `login` (audited when someone is found): the CTI
+/// look-up and the office's call page (`/ufficio/chiamata`) share it. `Ok(None)`: nobody
+/// has that number; 422 when it is not a number.
+pub(crate) async fn caller_card(
+    state: &AppState,
+    login: &str,
+    number: &str,
+) -> Result<Option<CallerCard>, ApiError> {
+    check_text("number", number, false).map_err(|e| ApiError::Invalid(vec![e.into()]))?;
     if number.chars().filter(char::is_ascii_digit).count() < 6 {
         return Err(ApiError::field("number", "needs at least 6 digits"));
     }
-    let (citizen, open_cases) = state
-        .store
-        .lookup_caller(&number)
-        .await?
-        .ok_or_else(|| ApiError::NotFound("no citizen with that number".into()))?;
+    let Some((citizen, open_cases)) = state.store.lookup_caller(number).await? else {
+        return Ok(None);
+    };
     state
         .store
-        .record_access(&user.login, "cti_lookup", &number)
+        .record_access(login, "cti_lookup", number)
         .await?;
     // The first ten open cases: their clocks in one read, what each waits for in another.
     let shown: Vec<String> = open_cases.iter().take(10).cloned().collect();
@@ -345,7 +357,7 @@ pub async fn cti_lookup(
             }
         })
         .collect();
-    Ok(Json(CallerCard {
+    Ok(Some(CallerCard {
         citizen,
         open_cases,
         waiting,

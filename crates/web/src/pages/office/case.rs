@@ -164,12 +164,27 @@ fn describe(tr: &Tr, event: &sportello_store::cases::EventView) -> Entry {
             details.push(format!("{}: {v}", tr.t(label)));
         }
     }
-    let link = text("document_id").map(|id| {
-        (
-            format!("/api/v1/documents/{id}/view"),
-            tr.t("timeline.view").to_owned(),
-        )
-    });
+    // A PBX call (`POST /inbound/phone`): the caller's page, from the other party's number.
+    let caller = match (event.kind.as_str(), text("direction").as_deref()) {
+        ("call", Some("in")) => text("from"),
+        ("call", Some("out")) => text("to"),
+        _ => None,
+    };
+    let link = text("document_id")
+        .map(|id| {
+            (
+                format!("/api/v1/documents/{id}/view"),
+                tr.t("timeline.view").to_owned(),
+            )
+        })
+        .or_else(|| {
+            caller.map(|number| {
+                (
+                    format!("/ufficio/chiamata?numero={}", super::urlencode(&number)),
+                    tr.t("call.open_caller").to_owned(),
+                )
+            })
+        });
     Entry {
         at: when(&event.at),
         actor: event.actor.clone(),

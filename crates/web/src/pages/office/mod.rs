@@ -12,6 +12,7 @@ pub mod contact;
 mod home;
 mod login;
 mod permits;
+mod phone;
 pub mod reports;
 mod search;
 mod second_factor;
@@ -75,6 +76,7 @@ pub(super) fn routes(upload_limit: usize) -> Router<AppState> {
         )
         .route("/ufficio/cittadini/{id}", get(citizen::citizen_page))
         .route("/ufficio/cerca", get(search))
+        .route("/ufficio/chiamata", get(phone::call_page))
         .route("/ufficio/permessi", get(permits))
         .route(
             "/ufficio/permessi/transiti",

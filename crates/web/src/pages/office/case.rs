@@ -387,7 +387,7 @@ pub(super) async fn render_case(
         .await
         .ok()
         .flatten()
-        .map(super::citizen::citizen_path);
+        .map(super::citizen_path);
     let page_ = CasePage {
         citizen_link,
         appointment_form,

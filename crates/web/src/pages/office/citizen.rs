@@ -10,6 +10,7 @@ use sportello_domain::roles::Permission;
 use sportello_store::cases::{CaseFilter, CitizenRecord};
 
 use super::case::NotFoundPage;
+use super::citizen_path;
 use super::{PageQuery, staff};
 use crate::AppState;
 use crate::i18n::Tr;
@@ -42,11 +43,6 @@ struct CitizenPage {
     permits: Vec<PermitLine>,
     /// Appointments at the counter: (when, case, place, status in words, reason).
     appointments: Vec<(String, String, String, String, String)>,
-}
-
-/// The address of a citizen's record.
-pub(crate) fn citizen_path(id: i64) -> String {
-    format!("/ufficio/cittadini/{id}")
 }
 
 pub(super) async fn citizen_page(

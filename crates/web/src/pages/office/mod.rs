@@ -46,6 +46,11 @@ pub(crate) fn case_path(reference: &str) -> String {
     format!("/ufficio/pratiche/{}", urlencode(reference))
 }
 
+/// The address of a citizen's record.
+pub(crate) fn citizen_path(id: i64) -> String {
+    format!("/ufficio/cittadini/{id}")
+}
+
 pub(super) fn routes(upload_limit: usize) -> Router<AppState> {
     let uploads = || axum::extract::DefaultBodyLimit::max(upload_limit);
     Router::new()

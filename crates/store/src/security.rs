@@ -63,24 +63,22 @@ impl Store {
         let detail = clean(&event.detail, MAX_DETAIL_CHARS);
         // Refusals and failures are warnings; changes and sign-ins are information, so that
         // `user add` on a terminal does not read as an alarm.
+        macro_rules! security_line {
+            ($level:ident) => {
+                tracing::$level!(
+                    target: "sportello::security",
+                    kind = event.kind.as_str(),
+                    login = login.as_deref().unwrap_or(""),
+                    address = %address,
+                    detail = %detail,
+                    "security event"
+                )
+            };
+        }
         if event.kind.is_refusal() {
-            tracing::warn!(
-                target: "sportello::security",
-                kind = event.kind.as_str(),
-                login = login.as_deref().unwrap_or(""),
-                address = %address,
-                detail = %detail,
-                "security event"
-            );
+            security_line!(warn);
         } else {
-            tracing::info!(
-                target: "sportello::security",
-                kind = event.kind.as_str(),
-                login = login.as_deref().unwrap_or(""),
-                address = %address,
-                detail = %detail,
-                "security event"
-            );
+            security_line!(info);
         }
         sqlx::query(
             "INSERT INTO security_events (at, kind, login, address, detail) VALUES ($1, $2, $3, $4, $5)",

@@ -178,6 +178,23 @@ impl Store {
         }
     }
 
+    /// Records that `actor` read each of `targets`: sent together, so the group commit
+    /// writes them in one transaction instead of one round trip each.
+    pub async fn record_accesses(
+        &self,
+        actor: &str,
+        action: &'static str,
+        targets: &[String],
+    ) -> Result<()> {
+        futures::future::try_join_all(
+            targets
+                .iter()
+                .map(|target| self.record_access(actor, action, target)),
+        )
+        .await?;
+        Ok(())
+    }
+
     /// The latest reads, newest first, of one actor or one target if given: the
     /// supervisor's view of who opened which citizen's data.
     pub async fn recent_accesses(

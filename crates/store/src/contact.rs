@@ -768,6 +768,22 @@ impl Store {
             .collect()
     }
 
+    /// Every appointment of a citizen's cases, by time (every status): one query for the
+    /// citizen's record rather than one per case.
+    pub async fn appointments_of_citizen(&self, citizen_id: i64) -> Result<Vec<AppointmentView>> {
+        let sql = format!(
+            "SELECT {APPOINTMENT_COLUMNS} FROM {APPOINTMENT_FROM} \
+             WHERE c.citizen_id = $1 ORDER BY a.starts_at, a.id"
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(citizen_id)
+            .fetch_all(&self.read)
+            .await?
+            .iter()
+            .map(appointment_of)
+            .collect()
+    }
+
     /// The case's next proposed or confirmed appointment from now: (starts_at, place) —
     /// used by the message templates. `None` also for a reference that is no case.
     pub async fn next_appointment_of_case(

@@ -169,6 +169,21 @@ impl Store {
         row.map(|r| get_str(&r, "permit")).transpose()
     }
 
+    /// The permits issued on a citizen's cases, newest case first: one query for the
+    /// citizen's record rather than one per case.
+    pub async fn permits_issued_to_citizen(&self, citizen_id: i64) -> Result<Vec<String>> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT p.permit, c.received_at, c.id FROM permit_rows p \
+             JOIN cases c ON c.reference = p.case_reference \
+             WHERE c.citizen_id = $1 AND p.source = 'issued' \
+             ORDER BY c.received_at DESC, c.id DESC",
+        )
+        .bind(citizen_id)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter().map(|r| get_str(r, "permit")).collect()
+    }
+
     /// What the public verification page may show of a permit: its number (and former
     /// numbers, the one printed on an older copy), whether it is valid now, and its plates;
     /// `None` for an unknown token.

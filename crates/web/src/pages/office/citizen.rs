@@ -82,19 +82,16 @@ pub(super) async fn citizen_page(
         .fiscal_code
         .clone()
         .unwrap_or_else(|| citizen_path(record.id));
-    let mut audited = state
+    let audited = state
         .store
         .record_access(&session.user.login, "read_citizen", &target)
         .await
-        .is_ok();
-    for reference in &record.references {
-        audited = audited
-            && state
-                .store
-                .record_access(&session.user.login, "read_case", reference)
-                .await
-                .is_ok();
-    }
+        .is_ok()
+        && state
+            .store
+            .record_accesses(&session.user.login, "read_case", &record.references)
+            .await
+            .is_ok();
     if !audited {
         return crate::pages::temporarily_unavailable();
     }
@@ -127,13 +124,16 @@ pub(super) async fn citizen_page(
             Err(_) => return crate::pages::temporarily_unavailable(),
         }
     };
-    let mut permits = Vec::new();
-    for reference in &record.references {
-        let Ok(Some(number)) = state.store.permit_issued_for_case(reference).await else {
-            continue;
-        };
-        let Ok(permit) = state.store.permit(&number).await else {
-            continue;
+    let (Ok(numbers), Ok(booked)) = (
+        state.store.permits_issued_to_citizen(record.id).await,
+        state.store.appointments_of_citizen(record.id).await,
+    ) else {
+        return crate::pages::temporarily_unavailable();
+    };
+    let mut permits = Vec::with_capacity(numbers.len());
+    for number in &numbers {
+        let Ok(permit) = state.store.permit(number).await else {
+            return crate::pages::temporarily_unavailable();
         };
         permits.push(PermitLine {
             number: permit.number.clone(),
@@ -145,20 +145,18 @@ pub(super) async fn citizen_page(
                 .collect(),
         });
     }
-    let mut appointments = Vec::new();
-    for reference in &record.references {
-        if let Ok(list) = state.store.appointments_of_case(reference).await {
-            appointments.extend(list.into_iter().map(|a| {
-                (
-                    when(&a.starts_at),
-                    a.case,
-                    a.place,
-                    tr.name("appointment_status", &a.status),
-                    a.reason,
-                )
-            }));
-        }
-    }
+    let appointments = booked
+        .into_iter()
+        .map(|a| {
+            (
+                when(&a.starts_at),
+                a.case,
+                a.place,
+                tr.name("appointment_status", &a.status),
+                a.reason,
+            )
+        })
+        .collect();
     let page_ = CitizenPage {
         appointments,
         preferred: record

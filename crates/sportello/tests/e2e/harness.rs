@@ -291,6 +291,16 @@ impl Install {
         }
         req.send().await.unwrap()
     }
+
+    /// Downloads a document by its id, as `token`.
+    pub async fn document(&self, token: &str, id: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}/api/v1/documents/{id}", self.base()))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
 }
 
 /// A form with one file part, as the upload endpoint expects.

@@ -481,17 +481,7 @@ User.find_by_login("{gino}").destroy
     for (name, bytes) in [("libretto.pdf", &pdf), ("nota.txt", &text)] {
         let doc = docs.iter().find(|d| d["filename"] == name).unwrap();
         assert_eq!(doc["sha256"], hex::encode(Sha256::digest(bytes)));
-        let got = install
-            .client
-            .get(format!(
-                "{}/api/v1/documents/{}",
-                install.base(),
-                doc["id"].as_str().unwrap()
-            ))
-            .bearer_auth(&op)
-            .send()
-            .await
-            .unwrap();
+        let got = install.document(&op, doc["id"].as_str().unwrap()).await;
         assert_eq!(got.status(), 200);
         assert_eq!(
             &got.bytes().await.unwrap().to_vec(),

@@ -32,17 +32,7 @@ async fn documents_on_s3() {
         .await;
     assert_eq!(resp.status(), 201);
     let doc: serde_json::Value = resp.json().await.unwrap();
-    let got = install
-        .client
-        .get(format!(
-            "{}/api/v1/documents/{}",
-            install.base(),
-            doc["id"].as_str().unwrap()
-        ))
-        .bearer_auth(&op)
-        .send()
-        .await
-        .unwrap();
+    let got = install.document(&op, doc["id"].as_str().unwrap()).await;
     assert_eq!(got.status(), 200);
     assert_eq!(got.bytes().await.unwrap().to_vec(), bytes);
     assert!(

@@ -27,6 +27,8 @@ struct SearchPage {
     frame: Frame,
     q: String,
     hits: Vec<sportello_store::search::SearchHit>,
+    /// Citizens the words name: (their record's address, name or fiscal code, fiscal code).
+    citizens: Vec<(String, String, String)>,
 }
 
 /// `GET /ufficio/cerca?q=`: a reference, or a plate with exactly one case, opens that
@@ -80,6 +82,30 @@ pub(super) async fn search(
             .await
             .unwrap_or_default()
     };
+    // A fiscal code, a contact or a part of a name: links to the citizens' records.
+    let citizens = if q.is_empty() {
+        Vec::new()
+    } else {
+        state
+            .store
+            .find_citizens(&q, 10)
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(id, c)| {
+                let code = c.fiscal_code.clone().unwrap_or_default();
+                let shown = c
+                    .name
+                    .clone()
+                    .or_else(|| c.fiscal_code.clone())
+                    .or(c.email)
+                    .or(c.pec)
+                    .or(c.phone)
+                    .unwrap_or_default();
+                (super::citizen_path(id), shown, code)
+            })
+            .collect()
+    };
     // A read that cannot be audited is not answered.
     if state
         .store
@@ -101,6 +127,7 @@ pub(super) async fn search(
         tr,
         q,
         hits,
+        citizens,
     };
     page(StatusCode::OK, &page_)
 }

@@ -1,0 +1,570 @@
+// The clerk's day (issue 18, "Measure it"): five tasks of a back-office operator played in
+// headless Chromium on the demo office, each counting what the operator does.
+//
+// Starts `sportello serve --demo` (lib/server.mjs), signs in as the demo operator and plays:
+//   a. orphans  — triage the orphan queue: open the orphan card, the first orphan that can be
+//                 assigned, assign it;
+//   b. permit   — a permit request received by e-mail: start the review, record category,
+//                 plates and documents, approve, issue; open the permit's page;
+//   c. document — ask for a missing document, receive it (uploaded on the case page),
+//                 integration received: the clock runs again;
+//   d. call     — a known citizen calls: the call page, their case, the call logged;
+//   e. annul    — a contested fine whose evidence shows a transit authorised by a CUDE
+//                 permit: annulled with reasons.
+// The operator's moves go only through click() / type() / choose() / upload() / back() of a
+// Clerk, which count them; a typed value holding an id (a snake_case token, a login, a case
+// reference or a permit number) is counted as a typed id. Navigating to the page a task
+// starts from (the home page, a case page, the call page a PBX opens) is not counted.
+// Every page a task reaches is audited with axe-core (WCAG 2.0/2.1 A+AA) at 1280 and at 360
+// CSS px; every outcome is checked (in the page, and through the API). Prints
+// `task NAME: N clicks, M typed fields, K typed ids` per task and writes them to
+// ${CARGO_TARGET_DIR:-target}/screenshots/tasks/tasks.json with the screenshots of the key
+// steps. Exits non-zero when a task fails or a page has a violation.
+//
+// Environment: CHROMIUM, SPORTELLO_BIN, CARGO_TARGET_DIR (as run.mjs); TASKS=a,c to play
+// only some tasks.
+
+import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+import { AXE_TAGS, axeResults, axeVersion, printViolation } from './lib/axe.mjs';
+import { chromiumArgs, startServer } from './lib/server.mjs';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.resolve(here, '..', '..');
+const targetDir = path.resolve(root, process.env.CARGO_TARGET_DIR || 'target');
+const serverBin = path.resolve(root, process.env.SPORTELLO_BIN || path.join(targetDir, 'debug', 'sportello'));
+const browserBin = process.env.CHROMIUM || '/usr/bin/chromium';
+const shotsDir = path.join(targetDir, 'screenshots', 'tasks');
+const WIDE = { width: 1280, height: 900 };
+const NARROW = { width: 360, height: 800 };
+const ONLY = (process.env.TASKS || '').split(',').map((t) => t.trim()).filter(Boolean);
+
+const failures = [];
+function fail(what) {
+  failures.push(what);
+  console.log(`FAIL ${what}`);
+}
+
+/** Throws with `what` unless `ok`: a task whose result is not there fails. */
+function check(ok, what) {
+  if (!ok) throw new Error(`not done: ${what}`);
+}
+
+// ----- ids typed by hand -----
+
+/** The demo office's logins (a login typed by hand is an id). */
+const LOGINS = ['operatore', 'supervisore', 'l.neri', 's.gallo'];
+const ID_PATTERNS = [
+  ['snake_case token', /\b[a-z]+(?:_[a-z0-9]+)+\b/],
+  ['case reference', /\b[A-Z]{3}-\d{4}-\d{6}\b/],
+  ['permit number', /\b[A-Z]{2,4}\d{9}\b/],
+  ['login', new RegExp(`(^|[\\s,;])(${LOGINS.map((l) => l.replace('.', '\\.')).join('|')})($|[\\s,;])`)],
+];
+
+/** The kinds of id `text` holds (empty when it holds none). */
+export function idsIn(text) {
+  return ID_PATTERNS.filter(([, re]) => re.test(text)).map(([kind]) => kind);
+}
+
+// ----- the operator -----
+
+/**
+ * The operator at work in one task: every click, choice and typed field goes through
+ * here and is counted; every page reached is audited at both widths.
+ */
+class Clerk {
+  constructor(page, base, task) {
+    this.page = page;
+    this.base = base;
+    this.task = task;
+    this.clicks = 0;
+    this.typed = 0;
+    this.typedIds = 0;
+    this.idsSeen = [];
+    this.pages = 0;
+    this.shots = 0;
+  }
+
+  /** Where the task starts (not counted: the operator is already there). */
+  async start(pathAndQuery) {
+    const res = await this.page.goto(this.base + pathAndQuery, { waitUntil: 'load' });
+    check(res && res.ok(), `GET ${pathAndQuery} answered ${res ? res.status() : 'nothing'}`);
+    await this.arrived();
+  }
+
+  /** One click; `nav` when it loads another page (a link, a submit button). */
+  async click(locator, { nav = true } = {}) {
+    this.clicks += 1;
+    const el = locator.first();
+    if (!nav) {
+      await el.click();
+      return;
+    }
+    const [res] = await Promise.all([this.page.waitForNavigation({ waitUntil: 'load' }), el.click()]);
+    check(!res || res.status() < 400, `${this.page.url()} answered ${res && res.status()}`);
+    await this.arrived();
+  }
+
+  /** One typed field. */
+  async type(locator, text) {
+    this.typed += 1;
+    const kinds = idsIn(text);
+    if (kinds.length > 0) {
+      this.typedIds += 1;
+      this.idsSeen.push(`${JSON.stringify(text)} (${kinds.join(', ')})`);
+    }
+    await locator.first().fill(text);
+  }
+
+  /** One choice from a list (a click). */
+  async choose(locator, value) {
+    this.clicks += 1;
+    await locator.first().selectOption(value);
+  }
+
+  /** One file chosen for an upload field (a click). */
+  async upload(locator, file) {
+    this.clicks += 1;
+    await locator.first().setInputFiles(file);
+  }
+
+  /** The browser's Back (a click). */
+  async back() {
+    this.clicks += 1;
+    await this.page.goBack({ waitUntil: 'load' });
+    await this.arrived();
+  }
+
+  /** A page reached: no error shown, axe-clean at 1280 and at 360 px. */
+  async arrived() {
+    this.pages += 1;
+    const where = new URL(this.page.url());
+    const name = `task ${this.task} page ${this.pages} (${where.pathname}${where.search})`;
+    for (const size of [WIDE, NARROW]) {
+      await this.page.setViewportSize(size);
+      const { violations } = await axeResults(this.page);
+      for (const v of violations) {
+        fail(`axe ${name} at ${size.width} px: ${v.id} [${v.impact}] ${v.help} (${v.nodes.length} element${v.nodes.length === 1 ? '' : 's'})`);
+        printViolation(v, this.page.url());
+      }
+    }
+    await this.page.setViewportSize(WIDE);
+  }
+
+  /** A screenshot of a key step (full page, 1280 px). */
+  async shot(label) {
+    this.shots += 1;
+    const file = path.join(shotsDir, `${this.task}-${String(this.shots).padStart(2, '0')}-${label}.png`);
+    await this.page.screenshot({ path: file, fullPage: true });
+  }
+
+  /** An error notice on the page, as a failure. */
+  async noError(what) {
+    const errors = await this.page.locator('main .notice.error').allInnerTexts();
+    check(errors.length === 0, `${what}: the page says ${JSON.stringify(errors.join(' / '))}`);
+  }
+
+  /**
+   * A workflow action of the case page: opens its panel when it has one, fills its
+   * fields (selector -> text) and presses its button.
+   */
+  async act(name, fields = {}) {
+    const { page } = this;
+    const form = page.locator(`main form:has(input[name="action"][value="${name}"])`);
+    check((await form.count()) > 0, `the case page offers no "${name}"`);
+    const panel = page.locator(`main details:has(input[name="action"][value="${name}"])`);
+    if ((await panel.count()) > 0 && !(await panel.first().evaluate((d) => d.open))) {
+      await this.click(panel.first().locator('summary'), { nav: false });
+    }
+    for (const [selector, text] of Object.entries(fields)) {
+      await this.type(form.locator(selector), text);
+    }
+    await this.click(form.locator('button[type=submit]'));
+    await this.noError(`action ${name}`);
+  }
+
+  /** The counts, as printed and recorded. */
+  result() {
+    return { clicks: this.clicks, typed: this.typed, typed_ids: this.typedIds, ids: this.idsSeen, pages: this.pages };
+  }
+}
+
+// ----- the API, to find the demo's cases and check outcomes -----
+
+async function api(base, who, method, pathAndQuery, body) {
+  const res = await fetch(base + pathAndQuery, {
+    method,
+    headers: { authorization: `Bearer ${who.token}`, 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`${method} ${pathAndQuery}: ${res.status} ${text}`);
+  return text ? JSON.parse(text) : null;
+}
+
+async function listCases(base, who, query) {
+  const all = [];
+  for (let page = 1; ; page++) {
+    const got = await api(base, who, 'GET', `/api/v1/cases?${query}&per_page=100&page=${page}`);
+    all.push(...got.items);
+    if (got.items.length === 0 || all.length >= got.total) return all;
+  }
+}
+
+/** What the demo's permit requests ask for, by subject (crates/sportello/src/demo/story.rs). */
+const CATEGORY_OF_SUBJECT = {
+  'Permesso ZTL residenti': 'residenti',
+  'Rinnovo permesso residenti': 'residenti',
+  'Permesso carico e scarico': 'carico_scarico',
+  'Permesso medico in visita domiciliare': 'medici',
+  'Permesso dimoranti': 'dimoranti',
+  'Sostituzione targa su permesso': 'residenti',
+};
+
+/** The plates a request names ("Targa: AB123CD." in a message, or its fields). */
+function platesOf(detail) {
+  const m = /Targ(?:a|he)\s*:\s*([A-Z0-9][A-Z0-9 ,]*[A-Z0-9])/i.exec(detail.description || '');
+  if (m) return m[1].split(/[\s,]+/).filter(Boolean).map((p) => p.toUpperCase());
+  return Array.isArray(detail.fields?.plates) ? detail.fields.plates : [];
+}
+
+/** A small valid PDF (the document a citizen brings). */
+function pdf(text) {
+  const body = `BT /F1 12 Tf 72 720 Td (${text.replace(/[()\\]/g, '')}) Tj ET`;
+  const objs = [
+    '<< /Type /Catalog /Pages 2 0 R >>',
+    '<< /Type /Pages /Kids [3 0 R] /Count 1 >>',
+    '<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>',
+    `<< /Length ${body.length} >>\nstream\n${body}\nendstream`,
+    '<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>',
+  ];
+  let out = '%PDF-1.4\n';
+  const offsets = [];
+  objs.forEach((o, i) => {
+    offsets.push(out.length);
+    out += `${i + 1} 0 obj\n${o}\nendobj\n`;
+  });
+  const xref = out.length;
+  out += `xref\n0 ${objs.length + 1}\n0000000000 65535 f \n`;
+  for (const off of offsets) out += `${String(off).padStart(10, '0')} 00000 n \n`;
+  out += `trailer\n<< /Size ${objs.length + 1} /Root 1 0 R >>\nstartxref\n${xref}\n%%EOF\n`;
+  return Buffer.from(out, 'latin1');
+}
+
+/** The offset of Europe/Rome at `date`, as "+01:00". */
+function romeOffset(date) {
+  const name = new Intl.DateTimeFormat('en-GB', { timeZone: 'Europe/Rome', timeZoneName: 'longOffset' })
+    .formatToParts(date).find((p) => p.type === 'timeZoneName').value;
+  return name === 'GMT' ? '+00:00' : name.replace('GMT', '');
+}
+
+/**
+ * The cases each task works on, chosen through the API by what they are (never by a
+ * reference written here: the demo tells its story relative to "now"), all different.
+ */
+async function pickCases(base, operator, supervisor) {
+  const used = new Set();
+  const take = (ref) => { used.add(ref); return ref; };
+  const picks = {};
+
+  // b: a permit request received by e-mail, not yet reviewed, that can become a permit.
+  const byEmail = await listCases(base, operator, 'case_type=ztl_permit&channel=email&status=received');
+  for (const c of byEmail) {
+    const detail = await api(base, operator, 'GET', `/api/v1/cases/${c.reference}`);
+    const category = CATEGORY_OF_SUBJECT[detail.subject];
+    const plates = platesOf(detail);
+    if (category && plates.length > 0 && detail.citizen?.fiscal_code) {
+      picks.permit = { ref: take(c.reference), category, plates };
+      break;
+    }
+  }
+
+  // c: another permit request not yet reviewed (integration may be asked once per case:
+  // a received case has never had it), from a citizen the office can write to.
+  const received = await listCases(base, operator, 'case_type=ztl_permit&status=received');
+  for (const c of received) {
+    if (used.has(c.reference) || !['web', 'email', 'pec', 'counter'].includes(c.channel)) continue;
+    const detail = await api(base, operator, 'GET', `/api/v1/cases/${c.reference}`);
+    if (detail.citizen?.email || detail.citizen?.pec) {
+      picks.document = { ref: take(c.reference), missing: 'carta_circolazione' };
+      break;
+    }
+  }
+
+  // d: a citizen with a phone and an open call-back on an open case.
+  const callbacks = await api(base, operator, 'GET', '/api/v1/callbacks?per_page=100');
+  const callback = callbacks.items.find((cb) => cb.status === 'open' && cb.phone && !used.has(cb.case));
+  if (callback) picks.call = { ref: take(callback.case), phone: callback.phone, name: callback.citizen_name, callback: callback.id };
+
+  // e: a contested fine, not yet decided, whose evidence shows a transit authorised by a
+  // CUDE permit. When the demo has none open now, the citizen contests one (as the
+  // portal does): a transit of a CUDE permit's plate, on a weekday morning of its validity.
+  const open = [
+    ...(await listCases(base, operator, 'case_type=seg&status=received')),
+    ...(await listCases(base, operator, 'case_type=seg&status=in_review')),
+  ];
+  for (const c of open) {
+    if (used.has(c.reference)) continue;
+    const evidence = await fetch(`${base}/api/v1/cases/${c.reference}/evidence`, { headers: { authorization: `Bearer ${operator.token}` } });
+    if (!evidence.ok) continue;
+    const ev = await evidence.json();
+    const cude = new Set((ev.permits || []).filter((p) => p.category === 'cude').map((p) => p.number));
+    const transit = (ev.transits || []).find((t) => t.verdict === 'permit' && cude.has(t.permit));
+    if (transit) {
+      picks.annul = { ref: take(c.reference), permit: transit.permit, made: false };
+      break;
+    }
+  }
+  if (!picks.annul) picks.annul = await contestCudeTransit(base, operator, take);
+  return picks;
+}
+
+/** A contested fine on a transit a CUDE permit authorised, sent as the portal would. */
+async function contestCudeTransit(base, operator, take) {
+  for (const c of await listCases(base, operator, 'case_type=cude&status=issued')) {
+    const detail = await api(base, operator, 'GET', `/api/v1/cases/${c.reference}`);
+    const issued = detail.timeline.find((e) => e.detail && e.detail.permit && /issue/.test(e.kind + (e.detail.action || '')));
+    const number = issued?.detail.permit;
+    if (!number) continue;
+    const permit = await api(base, operator, 'GET', `/api/v1/permits/${encodeURIComponent(number)}`);
+    const plate = (permit.plates || []).find((p) => p.status === 'active' && p.source === 'issued');
+    if (permit.state !== 'active' || !plate) continue;
+    // A weekday morning (10:30 in Rome) at least a day after the permit starts, in the past.
+    const day = new Date(Date.parse(plate.valid_from) + 2 * 86400_000);
+    while ([0, 6].includes(day.getUTCDay())) day.setUTCDate(day.getUTCDate() + 1);
+    const ymd = day.toISOString().slice(0, 10);
+    const at = `${ymd}T10:30:00${romeOffset(new Date(`${ymd}T10:30:00Z`))}`;
+    if (Date.parse(at) > Date.now() - 86400_000) continue;
+    const created = await api(base, operator, 'POST', '/api/v1/transits/contest', {
+      plate: plate.plate,
+      fine: 'V/77001',
+      permit: number,
+      note: 'Il veicolo trasporta una persona con contrassegno CUDE: il transito era autorizzato.',
+      citizen: { fiscal_code: permit.holder_fiscal_code, name: permit.holder_name },
+      transits: [{ transit_id: `T${ymd.replace(/-/g, '')}103000`, gate: 'V01', timestamp: at }],
+    });
+    const ev = await api(base, operator, 'GET', `/api/v1/cases/${created.reference}/evidence`);
+    if ((ev.transits || []).some((t) => t.verdict === 'permit' && t.permit === number)) {
+      return { ref: take(created.reference), permit: number, made: true };
+    }
+  }
+  throw new Error('no CUDE permit of the demo authorises a transit that could be contested');
+}
+
+// ----- the five tasks -----
+
+/** a. Triage the orphan queue: the orphan card, the first orphan that can be assigned, assign it. */
+async function taskOrphans(clerk, { operator }) {
+  const { page } = clerk;
+  await clerk.start('/ufficio');
+  await clerk.shot('home');
+  await clerk.click(page.locator('main a.queue[href*="orphan=true"]'));
+  await clerk.shot('orphans');
+  // The list says each case's status: the first that may still be assigned.
+  const rows = page.locator('main table tbody tr').filter({
+    has: page.locator('td:nth-child(4)', { hasText: /^\s*(ricevuta|in istruttoria)\s*$/ }),
+  });
+  check((await rows.count()) > 0, 'an orphan that can be assigned in the list');
+  const ref = (await rows.first().locator('td:first-child a').textContent()).trim();
+  await clerk.click(rows.first().locator('td:first-child a'));
+  await clerk.act('assign', { '[name=user]': operator.login });
+  await clerk.shot('assigned');
+  const shown = await page.locator('main dt:text-is("Assegnata a") + dd').innerText();
+  check(shown.trim() === operator.login, `the case page shows it assigned to ${operator.login} (it says "${shown}")`);
+  const after = await api(clerk.base, operator, 'GET', `/api/v1/cases/${ref}`);
+  check(after.assignee === operator.login, `${ref} assigned to ${operator.login} (it is ${after.assignee})`);
+  return ref;
+}
+
+/** b. From e-mail to permit issued and whitelisted. */
+async function taskPermit(clerk, { operator, supervisor, picks }) {
+  const { page, base } = clerk;
+  const { ref, category, plates } = picks.permit;
+  await clerk.start(`/ufficio/pratiche/${ref}`);
+  await clerk.shot('received');
+  await clerk.act('start_review');
+  // The category's documents, as the form's list names them: "Residenti (a, b)".
+  const label = await page.locator(`#permit-category option[value="${category}"]`).innerText();
+  const documents = (/\(([^()]*)\)\s*$/.exec(label) || [null, ''])[1].split(',').map((d) => d.trim()).filter(Boolean);
+  await clerk.choose(page.locator('#permit-category'), category);
+  await clerk.type(page.locator('#permit-plates'), plates.join(', '));
+  await clerk.type(page.locator('#permit-documents'), documents.join(', '));
+  await clerk.shot('permit-data');
+  await clerk.click(page.locator('main form[action$="/dati"] button[type=submit]'));
+  await clerk.noError('permit data saved');
+  await clerk.act('approve');
+  await clerk.act('issue');
+  await clerk.shot('issued');
+  const detail = await api(base, operator, 'GET', `/api/v1/cases/${ref}`);
+  check(detail.status === 'issued', `${ref} issued (it is ${detail.status})`);
+  // The operator reads the permit's number on the case page and opens the permit.
+  const number = /Permesso:\s*([A-Z]{2,4}\d{9})/.exec(await page.locator('main').innerText())?.[1];
+  check(number, 'the case page names the permit issued');
+  await clerk.click(page.locator('header nav a[href="/ufficio/permessi"]'));
+  await clerk.type(page.locator('#permit-number'), number);
+  await clerk.click(page.locator('main form[action="/ufficio/permessi/apri"] button[type=submit]'));
+  await clerk.shot('permit');
+  check((await page.locator('main h1').innerText()).includes(number), `the page of permit ${number}`);
+  for (const plate of plates) {
+    const row = page.locator('main table tbody tr', { hasText: plate });
+    check((await row.count()) > 0 && /attiva/.test(await row.first().innerText()), `permit ${number} shows ${plate} active`);
+  }
+  // Whitelisted: the list the gates read (the supervisor's) names each plate now.
+  const res = await fetch(`${base}/api/v1/whitelist`, { headers: { authorization: `Bearer ${supervisor.token}` } });
+  check(res.ok, `the whitelist answered ${res.status}`);
+  const list = await res.text();
+  for (const plate of plates) check(list.includes(plate), `${plate} on the whitelist`);
+  return `${ref} → ${number}`;
+}
+
+/** c. A missing document asked for and received; the clock runs again. */
+async function taskDocument(clerk, { operator, picks }) {
+  const { page, base } = clerk;
+  const { ref, missing } = picks.document;
+  await clerk.start(`/ufficio/pratiche/${ref}`);
+  await clerk.act('start_review');
+  await clerk.act('request_integration', { '[name=missing]': missing });
+  await clerk.shot('waiting');
+  const waiting = await api(base, operator, 'GET', `/api/v1/cases/${ref}`);
+  check(waiting.status === 'waiting_citizen', `${ref} waits for the citizen (it is ${waiting.status})`);
+  check(waiting.sla.state === 'paused', `the clock of ${ref} is paused (it is ${waiting.sla.state})`);
+  // The citizen brings the document to the counter.
+  await clerk.upload(page.locator('#case-upload'), { name: `${missing}.pdf`, mimeType: 'application/pdf', buffer: pdf('Carta di circolazione') });
+  await clerk.click(page.locator('main form[action$="/documenti"] button[type=submit]'));
+  await clerk.noError('document uploaded');
+  await clerk.act('integration_received');
+  await clerk.shot('resumed');
+  const after = await api(base, operator, 'GET', `/api/v1/cases/${ref}`);
+  check(after.status === 'in_review', `${ref} back in review (it is ${after.status})`);
+  check(after.sla.state === 'running', `the clock of ${ref} runs again (it is ${after.sla.state})`);
+  check(after.documents.some((d) => d.filename === `${missing}.pdf`), `${missing}.pdf on ${ref}`);
+  check(after.timeline.some((e) => e.kind === 'action' && e.detail?.action === 'integration_received'), 'integration received in the timeline');
+  return ref;
+}
+
+/** d. A known citizen calls: who they are, their case, the call logged with a note. */
+async function taskCall(clerk, { operator, picks }) {
+  const { page, base } = clerk;
+  const { ref, phone, name } = picks.call;
+  const note = 'Il cittadino ha chiamato: spiegato cosa manca, lo porterà allo sportello.';
+  await clerk.start(`/ufficio/chiamata?numero=${encodeURIComponent(phone)}`);
+  await clerk.shot('call');
+  check((await page.locator('main').innerText()).includes(name), `the call page names ${name}`);
+  const row = page.locator('main table tbody tr', { has: page.locator(`a[href="/ufficio/pratiche/${ref}"]`) });
+  check((await row.count()) > 0, `the call page lists ${ref}`);
+  await clerk.click(row.first().locator(`a[href="/ufficio/pratiche/${ref}"]`));
+  await clerk.shot('case');
+  // The case page has nowhere to log a call: back to the call page, its call-back.
+  await clerk.back();
+  await clerk.click(row.first().locator('a[href^="/ufficio/richiamate"]'));
+  const entry = page.locator('main li', { has: page.locator(`h2 a[href="/ufficio/pratiche/${ref}"]`) });
+  check((await entry.count()) > 0, `the call-backs page lists ${ref}`);
+  await clerk.type(entry.first().locator('textarea[name=note]'), note);
+  await clerk.click(entry.first().locator('button[value=reached]'));
+  await clerk.noError('call logged');
+  await clerk.shot('logged');
+  const after = await api(base, operator, 'GET', `/api/v1/cases/${ref}`);
+  check(JSON.stringify(after.timeline).includes(note), `the call and its note in the timeline of ${ref}`);
+  const open = await api(base, operator, 'GET', '/api/v1/callbacks?per_page=100');
+  check(!open.items.some((cb) => cb.id === picks.call.callback && cb.status === 'open'), `call-back ${picks.call.callback} done`);
+  return ref;
+}
+
+/** e. A fine on a transit a CUDE permit authorised: annulled with reasons. */
+async function taskAnnul(clerk, { operator, picks }) {
+  const { page, base } = clerk;
+  const { ref, permit } = picks.annul;
+  const reasons = 'Transito autorizzato: il veicolo era al servizio di una persona con contrassegno CUDE attivo.';
+  await clerk.start(`/ufficio/pratiche/${ref}`);
+  const status = (await api(base, operator, 'GET', `/api/v1/cases/${ref}`)).status;
+  if (status === 'received') await clerk.act('start_review');
+  await clerk.shot('evidence');
+  check((await page.locator('main').innerText()).includes(permit), `the case page shows the evidence of permit ${permit}`);
+  await clerk.act('annul', { '[name=reasons]': reasons });
+  await clerk.shot('annulled');
+  const after = await api(base, operator, 'GET', `/api/v1/cases/${ref}`);
+  check(after.status === 'closed', `${ref} closed (it is ${after.status})`);
+  check(after.timeline.some((e) => e.kind === 'action' && e.detail?.action === 'annul' && JSON.stringify(e.detail).includes(reasons)), `the annulment and its reasons in the timeline of ${ref}`);
+  return ref;
+}
+
+const TASKS = [
+  ['orphans', 'a', taskOrphans],
+  ['permit', 'b', taskPermit],
+  ['document', 'c', taskDocument],
+  ['call', 'd', taskCall],
+  ['annul', 'e', taskAnnul],
+];
+
+// ----- the run -----
+
+async function signIn(page, base, user) {
+  await page.goto(`${base}/ufficio/login?lang=it`);
+  await page.fill('#login', user.login);
+  await page.fill('#password', user.password);
+  await Promise.all([page.waitForNavigation(), page.click('main form button[type=submit]')]);
+  const cookies = await page.context().cookies(base);
+  if (!cookies.some((c) => c.name === 'sportello_session')) throw new Error(`signing in as ${user.login} gave no session`);
+}
+
+/** The id detector itself: what must count as an id does, what must not does not. */
+function idSelfTest() {
+  const ids = ['carta_circolazione', 'documento_identita, carta_circolazione', 'l.neri', 'operatore', 'ZTL-2026-000097', 'vedi RES202600010'];
+  const words = ['Mario Rossi', 'AB123CD', 'Il cittadino porterà la carta di circolazione.', 'Transito autorizzato (CUDE)'];
+  const missed = ids.filter((t) => idsIn(t).length === 0);
+  const wrong = words.filter((t) => idsIn(t).length > 0);
+  if (missed.length || wrong.length) fail(`the id detector missed ${JSON.stringify(missed)} and took ${JSON.stringify(wrong)} for ids`);
+}
+
+async function main() {
+  idSelfTest();
+  await mkdir(shotsDir, { recursive: true });
+  for (const f of await readdir(shotsDir)) {
+    if (f.endsWith('.png')) await rm(path.join(shotsDir, f), { force: true });
+  }
+  console.log(`server:   ${serverBin}`);
+  console.log(`browser:  ${browserBin}`);
+  const server = await startServer(serverBin, root, { prefix: 'sportello-tasks-' });
+  console.log(`serving:  ${server.base}`);
+  const results = {};
+  let browser;
+  try {
+    const { operator, supervisor } = server.logins;
+    const picks = await pickCases(server.base, operator, supervisor);
+    console.log(`cases:    ${JSON.stringify(picks)}`);
+    browser = await chromium.launch({ executablePath: browserBin, headless: true, args: chromiumArgs() });
+    console.log(`chromium: ${browser.version()}`);
+    console.log(`axe-core: ${axeVersion}, tags ${AXE_TAGS.join(', ')}, at ${WIDE.width} and ${NARROW.width} px`);
+    for (const [name, letter, play] of TASKS) {
+      if (ONLY.length > 0 && !ONLY.includes(letter) && !ONLY.includes(name)) continue;
+      const context = await browser.newContext({ viewport: WIDE, locale: 'it-IT' });
+      const page = await context.newPage();
+      page.on('pageerror', (err) => fail(`task ${name}: page error ${err.message}`));
+      const clerk = new Clerk(page, server.base, name);
+      try {
+        await signIn(page, server.base, operator);
+        const what = await play(clerk, { operator, supervisor, picks });
+        const r = clerk.result();
+        results[name] = { ...r, case: what };
+        console.log(`task ${name}: ${r.clicks} clicks, ${r.typed} typed fields, ${r.typed_ids} typed ids  (${what}; ${r.pages} pages audited twice${r.ids.length ? `; ids typed: ${r.ids.join('; ')}` : ''})`);
+      } catch (e) {
+        fail(`task ${name}: ${e.message}`);
+        await page.screenshot({ path: path.join(shotsDir, `${name}-failed.png`), fullPage: true }).catch(() => {});
+      }
+      await context.close();
+    }
+  } catch (e) {
+    fail(`the run stopped: ${e.stack || e}`);
+  } finally {
+    if (browser) await browser.close();
+    await server.stop();
+  }
+  await writeFile(path.join(shotsDir, 'tasks.json'), `${JSON.stringify(results, null, 2)}\n`);
+  console.log('');
+  console.log(`tasks: ${Object.keys(results).length} done, ${failures.length} failures; screenshots in ${shotsDir}`);
+  process.exitCode = failures.length === 0 ? 0 : 1;
+}
+
+await main();

@@ -29,6 +29,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import { AXE_TAGS, axeResults, axeVersion, printViolation } from './lib/axe.mjs';
+import { api, pdf, signIn } from './lib/office.mjs';
 import { chromiumArgs, startServer } from './lib/server.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -193,17 +194,6 @@ class Clerk {
 
 // ----- the API, to find the demo's cases and check outcomes -----
 
-async function api(base, who, method, pathAndQuery, body) {
-  const res = await fetch(base + pathAndQuery, {
-    method,
-    headers: { authorization: `Bearer ${who.token}`, 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  if (!res.ok) throw new Error(`${method} ${pathAndQuery}: ${res.status} ${text}`);
-  return text ? JSON.parse(text) : null;
-}
-
 async function listCases(base, who, query) {
   const all = [];
   for (let page = 1; ; page++) {
@@ -228,29 +218,6 @@ function platesOf(detail) {
   const m = /Targ(?:a|he)\s*:\s*([A-Z0-9][A-Z0-9 ,]*[A-Z0-9])/i.exec(detail.description || '');
   if (m) return m[1].split(/[\s,]+/).filter(Boolean).map((p) => p.toUpperCase());
   return Array.isArray(detail.fields?.plates) ? detail.fields.plates : [];
-}
-
-/** A small valid PDF (the document a citizen brings). */
-function pdf(text) {
-  const body = `BT /F1 12 Tf 72 720 Td (${text.replace(/[()\\]/g, '')}) Tj ET`;
-  const objs = [
-    '<< /Type /Catalog /Pages 2 0 R >>',
-    '<< /Type /Pages /Kids [3 0 R] /Count 1 >>',
-    '<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>',
-    `<< /Length ${body.length} >>\nstream\n${body}\nendstream`,
-    '<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>',
-  ];
-  let out = '%PDF-1.4\n';
-  const offsets = [];
-  objs.forEach((o, i) => {
-    offsets.push(out.length);
-    out += `${i + 1} 0 obj\n${o}\nendobj\n`;
-  });
-  const xref = out.length;
-  out += `xref\n0 ${objs.length + 1}\n0000000000 65535 f \n`;
-  for (const off of offsets) out += `${String(off).padStart(10, '0')} 00000 n \n`;
-  out += `trailer\n<< /Size ${objs.length + 1} /Root 1 0 R >>\nstartxref\n${xref}\n%%EOF\n`;
-  return Buffer.from(out, 'latin1');
 }
 
 /** The offset of Europe/Rome at `date`, as "+01:00". */
@@ -499,15 +466,6 @@ const TASKS = [
 ];
 
 // ----- the run -----
-
-async function signIn(page, base, user) {
-  await page.goto(`${base}/ufficio/login?lang=it`);
-  await page.fill('#login', user.login);
-  await page.fill('#password', user.password);
-  await Promise.all([page.waitForNavigation(), page.click('main form button[type=submit]')]);
-  const cookies = await page.context().cookies(base);
-  if (!cookies.some((c) => c.name === 'sportello_session')) throw new Error(`signing in as ${user.login} gave no session`);
-}
 
 /** The id detector itself: what must count as an id does, what must not does not. */
 function idSelfTest() {

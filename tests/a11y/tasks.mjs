@@ -69,6 +69,41 @@ export function idsIn(text) {
   return ID_PATTERNS.filter(([, re]) => re.test(text)).map(([kind]) => kind);
 }
 
+// ----- the pages, as the tasks find their way -----
+
+/**
+ * What the tasks look for on the back office's pages, in one place: when a page changes,
+ * this is what to check (see docs/CLERKS-DAY.md, "After"). A workflow action is found by
+ * its form (`input[name=action][value=NAME]`), a field by its `name`.
+ */
+const UI = {
+  /** The home page's queue card of the orphans. */
+  orphanCard: 'main a.queue[href*="orphan=true"]',
+  /** The case list: header cells and rows; statuses in which a case may be assigned. */
+  listHeaders: 'main table thead th',
+  listRows: 'main table tbody tr',
+  assignableStatus: /^\s*(ricevuta|in istruttoria)\s*$/i,
+  /** A one-click assignment to oneself (issue 18 §1), when the case page has one. */
+  assignToMe: /assegna a me/i,
+  /** The notice after an action done. */
+  doneNotice: 'main .notice:not(.error)',
+  /** The case page's form of the permit data (fields category, plates, documents). */
+  permitForm: 'main form[action$="/dati"]',
+  /** The case page's upload form. */
+  uploadField: 'main form[action$="/documenti"] input[type=file]',
+  uploadSubmit: 'main form[action$="/documenti"] button[type=submit]',
+  /** The menu's permits page, its form opening a permit by number. */
+  permitsMenu: 'header nav a[href="/ufficio/permessi"]',
+  permitNumber: 'main form[action="/ufficio/permessi/apri"] [name=numero]',
+  permitOpen: 'main form[action="/ufficio/permessi/apri"] button[type=submit]',
+  /** A form logging a call (a `note` field) on the call page, when it has one (it names
+   * the case in its action or in a field's value). */
+  callLogForm: 'main form[method=post]:has([name=note])',
+  /** The call-backs page's entry of a case, its note and "reached" button. */
+  callbackNote: 'textarea[name=note]',
+  callbackReached: 'button[value=reached]',
+};
+
 // ----- the operator -----
 
 /**
@@ -179,11 +214,34 @@ class Clerk {
     if ((await panel.count()) > 0 && !(await panel.first().evaluate((d) => d.open))) {
       await this.click(panel.first().locator('summary'), { nav: false });
     }
-    for (const [selector, text] of Object.entries(fields)) {
-      await this.type(form.locator(selector), text);
+    for (const [selector, value] of Object.entries(fields)) {
+      await this.enter(form.first().locator(selector), value);
     }
-    await this.click(form.locator('button[type=submit]'));
+    await this.click(form.first().locator('button[type=submit]'));
     await this.noError(`action ${name}`);
+  }
+
+  /**
+   * Gives a field its value the way the field asks: a list is chosen from, check boxes
+   * are ticked (those not ticked yet whose value is among `value`'s comma-separated
+   * items), a text field is typed in. Nothing is counted when the field already holds it.
+   */
+  async enter(field, value) {
+    const kind = await field.first().evaluate((e) => (e.tagName === 'INPUT' ? e.type : e.tagName.toLowerCase()));
+    if (kind === 'select') {
+      if ((await field.first().inputValue()) !== value) await this.choose(field, value);
+      return;
+    }
+    if (kind === 'checkbox' || kind === 'radio') {
+      for (const item of value.split(',').map((v) => v.trim()).filter(Boolean)) {
+        const box = field.and(this.page.locator(`[value="${item}"]`));
+        check((await box.count()) > 0, `a box for "${item}"`);
+        if (!(await box.first().isChecked())) await this.click(box, { nav: false });
+      }
+      return;
+    }
+    const norm = (t) => t.replace(/[\s,;]+/g, ' ').trim().toUpperCase();
+    if (norm(await field.first().inputValue()) !== norm(value)) await this.type(field, value);
   }
 
   /** The counts, as printed and recorded. */
@@ -327,21 +385,31 @@ async function taskOrphans(clerk, { operator }) {
   const { page } = clerk;
   await clerk.start('/ufficio');
   await clerk.shot('home');
-  await clerk.click(page.locator('main a.queue[href*="orphan=true"]'));
+  await clerk.click(page.locator(UI.orphanCard));
   await clerk.shot('orphans');
-  // The list says each case's status: the first that may still be assigned.
-  const rows = page.locator('main table tbody tr').filter({
-    has: page.locator('td:nth-child(4)', { hasText: /^\s*(ricevuta|in istruttoria)\s*$/ }),
+  // The list says each case's status (column "Stato"): the first that may be assigned.
+  const headers = (await page.locator(UI.listHeaders).allInnerTexts()).map((t) => t.trim());
+  const column = headers.indexOf('Stato') + 1;
+  check(column > 0, `a "Stato" column in the list (${headers.join(', ')})`);
+  const rows = page.locator(UI.listRows).filter({
+    has: page.locator(`td:nth-child(${column})`, { hasText: UI.assignableStatus }),
   });
   check((await rows.count()) > 0, 'an orphan that can be assigned in the list');
-  const ref = (await rows.first().locator('td:first-child a').textContent()).trim();
-  await clerk.click(rows.first().locator('td:first-child a'));
-  await clerk.act('assign', { '[name=user]': operator.login });
+  const link = rows.first().locator('a[href^="/ufficio/pratiche/"]').first();
+  const ref = (await link.textContent()).trim();
+  await clerk.click(link);
+  const me = page.getByRole('button', { name: UI.assignToMe });
+  if ((await me.count()) > 0) {
+    await clerk.click(me);
+    await clerk.noError('assign to me');
+  } else {
+    // A login typed today; a list of colleagues to choose from when the field is a list.
+    await clerk.act('assign', { '[name=user]': operator.login });
+  }
   await clerk.shot('assigned');
-  const shown = await page.locator('main dt:text-is("Assegnata a") + dd').innerText();
-  check(shown.trim() === operator.login, `the case page shows it assigned to ${operator.login} (it says "${shown}")`);
   const after = await api(clerk.base, operator, 'GET', `/api/v1/cases/${ref}`);
   check(after.assignee === operator.login, `${ref} assigned to ${operator.login} (it is ${after.assignee})`);
+  check((await page.locator(UI.doneNotice).count()) > 0, 'the case page says the assignment was done');
   return ref;
 }
 
@@ -352,26 +420,37 @@ async function taskPermit(clerk, { operator, supervisor, picks }) {
   await clerk.start(`/ufficio/pratiche/${ref}`);
   await clerk.shot('received');
   await clerk.act('start_review');
-  // The category's documents, as the form's list names them: "Residenti (a, b)".
-  const label = await page.locator(`#permit-category option[value="${category}"]`).innerText();
-  const documents = (/\(([^()]*)\)\s*$/.exec(label) || [null, ''])[1].split(',').map((d) => d.trim()).filter(Boolean);
-  await clerk.choose(page.locator('#permit-category'), category);
-  await clerk.type(page.locator('#permit-plates'), plates.join(', '));
-  await clerk.type(page.locator('#permit-documents'), documents.join(', '));
+  // The category's documents: today the list names them as ids, "Residenti (a, b)"; with
+  // a checklist, every box of the category not ticked yet.
+  const form = page.locator(UI.permitForm);
+  const label = await form.locator(`[name=category] option[value="${category}"]`).innerText();
+  const named = (/\(([a-z_, ]*)\)\s*$/.exec(label) || [null, ''])[1].split(',').map((d) => d.trim()).filter(Boolean);
+  await clerk.enter(form.locator('[name=category]'), category);
+  await clerk.enter(form.locator('[name=plates]'), plates.join(', '));
+  const boxes = form.locator('input[type=checkbox][name=documents]');
+  const documents = named.length > 0 ? named : await boxes.evaluateAll((bs) => bs.map((b) => b.value));
+  await clerk.enter(form.locator('[name=documents]'), documents.join(', '));
   await clerk.shot('permit-data');
-  await clerk.click(page.locator('main form[action$="/dati"] button[type=submit]'));
+  await clerk.click(form.locator('button[type=submit]'));
   await clerk.noError('permit data saved');
   await clerk.act('approve');
   await clerk.act('issue');
   await clerk.shot('issued');
   const detail = await api(base, operator, 'GET', `/api/v1/cases/${ref}`);
   check(detail.status === 'issued', `${ref} issued (it is ${detail.status})`);
-  // The operator reads the permit's number on the case page and opens the permit.
-  const number = /Permesso:\s*([A-Z]{2,4}\d{9})/.exec(await page.locator('main').innerText())?.[1];
-  check(number, 'the case page names the permit issued');
-  await clerk.click(page.locator('header nav a[href="/ufficio/permessi"]'));
-  await clerk.type(page.locator('#permit-number'), number);
-  await clerk.click(page.locator('main form[action="/ufficio/permessi/apri"] button[type=submit]'));
+  const number = detail.timeline.find((e) => e.kind === 'permit_issued')?.detail.permit;
+  check(number, `a permit issued on ${ref}`);
+  check((await page.locator('main').innerText()).includes(number), `the case page names permit ${number}`);
+  // The permit's page: by a link on the case page when there is one; today the operator
+  // opens the permits page and types the number read on the case page.
+  const direct = page.locator(`main a[href="/ufficio/permessi/${number}"]`);
+  if ((await direct.count()) > 0) {
+    await clerk.click(direct);
+  } else {
+    await clerk.click(page.locator(UI.permitsMenu));
+    await clerk.type(page.locator(UI.permitNumber), number);
+    await clerk.click(page.locator(UI.permitOpen));
+  }
   await clerk.shot('permit');
   check((await page.locator('main h1').innerText()).includes(number), `the page of permit ${number}`);
   for (const plate of plates) {
@@ -398,8 +477,8 @@ async function taskDocument(clerk, { operator, picks }) {
   check(waiting.status === 'waiting_citizen', `${ref} waits for the citizen (it is ${waiting.status})`);
   check(waiting.sla.state === 'paused', `the clock of ${ref} is paused (it is ${waiting.sla.state})`);
   // The citizen brings the document to the counter.
-  await clerk.upload(page.locator('#case-upload'), { name: `${missing}.pdf`, mimeType: 'application/pdf', buffer: pdf('Carta di circolazione') });
-  await clerk.click(page.locator('main form[action$="/documenti"] button[type=submit]'));
+  await clerk.upload(page.locator(UI.uploadField), { name: `${missing}.pdf`, mimeType: 'application/pdf', buffer: pdf('Carta di circolazione') });
+  await clerk.click(page.locator(UI.uploadSubmit));
   await clerk.noError('document uploaded');
   await clerk.act('integration_received');
   await clerk.shot('resumed');
@@ -423,19 +502,31 @@ async function taskCall(clerk, { operator, picks }) {
   check((await row.count()) > 0, `the call page lists ${ref}`);
   await clerk.click(row.first().locator(`a[href="/ufficio/pratiche/${ref}"]`));
   await clerk.shot('case');
-  // The case page has nowhere to log a call: back to the call page, its call-back.
+  // The case page has nowhere to log a call: back to the call page.
   await clerk.back();
-  await clerk.click(row.first().locator('a[href^="/ufficio/richiamate"]'));
-  const entry = page.locator('main li', { has: page.locator(`h2 a[href="/ufficio/pratiche/${ref}"]`) });
-  check((await entry.count()) > 0, `the call-backs page lists ${ref}`);
-  await clerk.type(entry.first().locator('textarea[name=note]'), note);
-  await clerk.click(entry.first().locator('button[value=reached]'));
+  const logHere = page.locator(`${UI.callLogForm}[action*="${ref}"], ${UI.callLogForm}:has([value="${ref}"])`);
+  let viaCallback = false;
+  if ((await logHere.count()) > 0) {
+    // The call page logs the call on the case in one step.
+    await clerk.type(logHere.first().locator('[name=note]'), note);
+    await clerk.click(logHere.first().locator('button[type=submit]'));
+  } else {
+    // Today: the case's open call-back, on the call-backs page.
+    viaCallback = true;
+    await clerk.click(row.first().locator('a[href^="/ufficio/richiamate"]'));
+    const entry = page.locator('main li', { has: page.locator(`h2 a[href="/ufficio/pratiche/${ref}"]`) });
+    check((await entry.count()) > 0, `the call-backs page lists ${ref}`);
+    await clerk.type(entry.first().locator(UI.callbackNote), note);
+    await clerk.click(entry.first().locator(UI.callbackReached));
+  }
   await clerk.noError('call logged');
   await clerk.shot('logged');
   const after = await api(base, operator, 'GET', `/api/v1/cases/${ref}`);
   check(JSON.stringify(after.timeline).includes(note), `the call and its note in the timeline of ${ref}`);
-  const open = await api(base, operator, 'GET', '/api/v1/callbacks?per_page=100');
-  check(!open.items.some((cb) => cb.id === picks.call.callback && cb.status === 'open'), `call-back ${picks.call.callback} done`);
+  if (viaCallback) {
+    const open = await api(base, operator, 'GET', '/api/v1/callbacks?per_page=100');
+    check(!open.items.some((cb) => cb.id === picks.call.callback && cb.status === 'open'), `call-back ${picks.call.callback} done`);
+  }
   return ref;
 }
 
@@ -476,6 +567,31 @@ function idSelfTest() {
   if (missed.length || wrong.length) fail(`the id detector missed ${JSON.stringify(missed)} and took ${JSON.stringify(wrong)} for ids`);
 }
 
+/**
+ * The counting itself, on a form made for it: a choice and an unticked box are a click
+ * each, a box already ticked and a field already holding its value cost nothing, a typed
+ * field is one typed field (and one typed id when it holds one).
+ */
+async function countingSelfTest(browser) {
+  const context = await browser.newContext({ viewport: WIDE });
+  const page = await context.newPage();
+  await page.setContent(`<main><form>
+    <select name="category"><option value="a">A</option><option value="b">B</option></select>
+    <input type="checkbox" name="documents" value="x" checked><input type="checkbox" name="documents" value="y">
+    <input type="text" name="plates" value="AB123CD"><textarea name="missing"></textarea></form></main>`);
+  const clerk = new Clerk(page, '', 'self-test');
+  await clerk.enter(page.locator('[name=category]'), 'b');
+  await clerk.enter(page.locator('[name=documents]'), 'x, y');
+  await clerk.enter(page.locator('[name=plates]'), 'ab123cd');
+  await clerk.enter(page.locator('[name=missing]'), 'carta_circolazione');
+  const r = clerk.result();
+  const ticked = await page.locator('[name=documents]:checked').count();
+  if (r.clicks !== 2 || r.typed !== 1 || r.typed_ids !== 1 || ticked !== 2) {
+    fail(`counting self-test: ${JSON.stringify(r)}, ${ticked} boxes ticked (want 2 clicks, 1 typed field, 1 typed id, 2 boxes)`);
+  }
+  await context.close();
+}
+
 async function main() {
   idSelfTest();
   await mkdir(shotsDir, { recursive: true });
@@ -495,6 +611,7 @@ async function main() {
     browser = await chromium.launch({ executablePath: browserBin, headless: true, args: chromiumArgs() });
     console.log(`chromium: ${browser.version()}`);
     console.log(`axe-core: ${axeVersion}, tags ${AXE_TAGS.join(', ')}, at ${WIDE.width} and ${NARROW.width} px`);
+    await countingSelfTest(browser);
     for (const [name, letter, play] of TASKS) {
       if (ONLY.length > 0 && !ONLY.includes(letter) && !ONLY.includes(name)) continue;
       const context = await browser.newContext({ viewport: WIDE, locale: 'it-IT' });

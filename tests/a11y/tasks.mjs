@@ -416,6 +416,7 @@ async function taskOrphans(clerk, { operator }) {
 /** b. From e-mail to permit issued and whitelisted. */
 async function taskPermit(clerk, { operator, supervisor, picks }) {
   const { page, base } = clerk;
+  check(picks.permit, 'the demo has a permit request received by e-mail and not yet reviewed');
   const { ref, category, plates } = picks.permit;
   await clerk.start(`/ufficio/pratiche/${ref}`);
   await clerk.shot('received');
@@ -468,6 +469,7 @@ async function taskPermit(clerk, { operator, supervisor, picks }) {
 /** c. A missing document asked for and received; the clock runs again. */
 async function taskDocument(clerk, { operator, picks }) {
   const { page, base } = clerk;
+  check(picks.document, 'the demo has a permit request not yet reviewed from a citizen the office can write to');
   const { ref, missing } = picks.document;
   await clerk.start(`/ufficio/pratiche/${ref}`);
   await clerk.act('start_review');
@@ -493,6 +495,7 @@ async function taskDocument(clerk, { operator, picks }) {
 /** d. A known citizen calls: who they are, their case, the call logged with a note. */
 async function taskCall(clerk, { operator, picks }) {
   const { page, base } = clerk;
+  check(picks.call, 'the demo has a citizen with a phone and an open call-back');
   const { ref, phone, name } = picks.call;
   const note = 'Il cittadino ha chiamato: spiegato cosa manca, lo porterà allo sportello.';
   await clerk.start(`/ufficio/chiamata?numero=${encodeURIComponent(phone)}`);

@@ -289,7 +289,7 @@ function romeOffset(date) {
  * The cases each task works on, chosen through the API by what they are (never by a
  * reference written here: the demo tells its story relative to "now"), all different.
  */
-async function pickCases(base, operator, supervisor) {
+async function pickCases(base, operator) {
   const used = new Set();
   const take = (ref) => { used.add(ref); return ref; };
   const picks = {};
@@ -609,7 +609,7 @@ async function main() {
   let browser;
   try {
     const { operator, supervisor } = server.logins;
-    const picks = await pickCases(server.base, operator, supervisor);
+    const picks = await pickCases(server.base, operator);
     console.log(`cases:    ${JSON.stringify(picks)}`);
     browser = await chromium.launch({ executablePath: browserBin, headless: true, args: chromiumArgs() });
     console.log(`chromium: ${browser.version()}`);

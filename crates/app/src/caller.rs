@@ -99,14 +99,16 @@ pub async fn caller_card(
 
 /// Logs on `reference`'s timeline a call the operator `login` took from `number` (the
 /// office's call page, one click): the same `call` event the PBX's `POST /inbound/phone`
-/// writes, with who answered and when, and the operator's note if any.
+/// writes, with who answered and when, and the operator's note if any. The citizen who
+/// called has been reached: the case's open call-back, if any, is done (outcome `reached`,
+/// the same note). Returns that call-back's id.
 pub async fn log_incoming_call(
     app: &App,
     login: &str,
     reference: &str,
     number: &str,
     note: Option<&str>,
-) -> Result<(), AppError> {
+) -> Result<Option<i64>, AppError> {
     check_number(number)?;
     crate::validate::check_reference(reference)?;
     let note = note.map(str::trim).filter(|n| !n.is_empty());
@@ -130,5 +132,16 @@ pub async fn log_incoming_call(
         "logged_from": "call_page",
     });
     app.store.record_call(reference, login, &detail).await?;
-    Ok(())
+    let open = app
+        .store
+        .cases_waiting(&[reference.to_owned()])
+        .await?
+        .remove(reference)
+        .and_then(|(_, task)| task);
+    if let Some(task) = open {
+        app.store
+            .log_call(task, "reached", note, None, login)
+            .await?;
+    }
+    Ok(open)
 }

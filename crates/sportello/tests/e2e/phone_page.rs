@@ -143,6 +143,17 @@ async fn one_click_logs_the_call_and_a_form_opens_a_case_by_telephone() {
         .await;
     assert_eq!(status, 201, "{case}");
     let reference = case["reference"].as_str().unwrap().to_owned();
+    // The office owed them a call-back: their call answers it.
+    let (status, _, task) = install
+        .call(
+            "POST",
+            &format!("/api/v1/cases/{reference}/callbacks"),
+            Some(op),
+            Some(json!({"note": "Spiegare il rinnovo"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{task}");
+    let task = task["id"].as_i64().unwrap();
 
     let (mut browser, _) = Browser::signed_in(&install, "op", password).await;
     let page = browser
@@ -187,6 +198,25 @@ async fn one_click_logs_the_call_and_a_form_opens_a_case_by_telephone() {
     assert_eq!(calls[0]["actor"], "op");
     assert_eq!(calls[0]["detail"]["from"], "3337654321");
     assert_eq!(calls[0]["detail"]["note"], "Chiede a che punto è");
+    // The call-back is done: out of the queue, its outcome on the timeline.
+    let (_, _, queue) = install
+        .call("GET", "/api/v1/callbacks", Some(op), None)
+        .await;
+    assert!(
+        queue["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["id"] != task),
+        "{queue}"
+    );
+    let answered = timeline["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "call_logged")
+        .unwrap_or_else(|| panic!("no call_logged: {timeline}"));
+    assert_eq!(answered["detail"]["outcome"], "reached", "{answered}");
     let shown = browser
         .get(&format!(
             "/ufficio/pratiche/{reference}?esito=log_call&lang=it"

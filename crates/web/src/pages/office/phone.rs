@@ -237,7 +237,7 @@ pub(super) async fn log_call(
     )
     .await
     {
-        Ok(()) => Redirect::to(&format!("{}?esito=log_call", super::case_path(&reference)))
+        Ok(_) => Redirect::to(&format!("{}?esito=log_call", super::case_path(&reference)))
             .into_response(),
         Err(e) => refused(&state, &session, &headers, form.numero.trim(), e).await,
     }

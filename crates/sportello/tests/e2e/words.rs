@@ -518,6 +518,24 @@ async fn no_page_of_the_demo_shows_an_identifier() {
         }
     }
 
+    // The citizen's portal: its forms name categories, documents and gates in words.
+    let mut citizen = Browser::new(&install);
+    for path in [
+        "/",
+        "/domanda",
+        "/contesta",
+        "/cude",
+        "/stato",
+        "/accessibilita",
+        "/privacy",
+    ] {
+        for lang in ["it", "en"] {
+            reading
+                .read(&mut citizen, &format!("{path}?lang={lang}"))
+                .await;
+        }
+    }
+
     // The citizen's status page, for cases with documents, in both languages.
     let mut citizen_pages = 0;
     let waiting: Vec<String> = cases

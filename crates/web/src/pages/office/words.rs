@@ -197,7 +197,11 @@ pub(super) fn describe(tr: &Tr, policy: &Policy, event: &EventView) -> Entry {
         });
     Entry {
         at: when(&event.at),
-        actor: event.actor.clone(),
+        // The office's own automatic steps are the system's, in words.
+        actor: match event.actor.as_str() {
+            "system" => tr.t("words.system").to_owned(),
+            other => other.to_owned(),
+        },
         what,
         details,
         link,

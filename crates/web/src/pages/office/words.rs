@@ -65,9 +65,19 @@ fn category_name(tr: &Tr, policy: &Policy, id: &str) -> String {
         .map_or_else(|| tr.name("category", id), |c| c.name.clone())
 }
 
-/// The label of a data key (`field` group).
+/// The label of a data key (`field` group); a key the office has no word for (data an
+/// API client added) is spelt as words rather than shown as an id.
 fn label(tr: &Tr, key: &str) -> String {
-    tr.name("field", key)
+    let named = tr.name("field", key);
+    if named != key {
+        return named;
+    }
+    let spaced = key.replace('_', " ");
+    let mut chars = spaced.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => spaced,
+    }
 }
 
 /// A category as the permit form offers it: its name and the documents it asks, by name.
@@ -306,6 +316,11 @@ mod tests {
         assert!(
             all.contains("V-1 &lt;b&gt;"),
             "the citizen's text is escaped: {all}"
+        );
+        let own = fields(&tr, &policy(), &json!({"numero_pratica_comune": true}));
+        assert_eq!(
+            own,
+            vec![("Numero pratica comune".to_owned(), "sì".to_owned())]
         );
     }
 

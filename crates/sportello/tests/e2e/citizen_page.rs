@@ -120,7 +120,8 @@ async fn the_citizen_record_lists_every_case_is_audited_and_only_for_case_reader
         .get("/ufficio/accessi?target=RSSMRA80A01H501U")
         .await;
     assert!(
-        log.body.contains("<td>op</td><td>read_citizen</td>"),
+        log.body
+            .contains("<td>op</td><td>ha aperto la scheda del cittadino</td>"),
         "{}",
         log.body
     );

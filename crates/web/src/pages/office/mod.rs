@@ -17,6 +17,7 @@ pub mod reports;
 mod search;
 mod second_factor;
 mod users;
+mod words;
 pub mod write;
 
 use axum::Router;

@@ -35,28 +35,6 @@ const ALLOWED: &[(&str, &str, &str)] = &[
         "carta_circolazione",
         "the example in the hint of the permit form's documents field",
     ),
-    // The search's snippets quote the text indexed for a case, which holds its data's
-    // ids; the snippet is built in search.rs (not this part's file): to be named there.
-    (
-        "/ufficio/cerca",
-        "documento_identita",
-        "a search snippet quotes the index",
-    ),
-    (
-        "/ufficio/cerca",
-        "carta_circolazione",
-        "a search snippet quotes the index",
-    ),
-    (
-        "/ufficio/cerca",
-        "contratto_locazione",
-        "a search snippet quotes the index",
-    ),
-    (
-        "/ufficio/cerca",
-        "contrassegno_cude",
-        "a search snippet quotes the index",
-    ),
 ];
 
 /// Whether `word` is allowed on the page at `path`.

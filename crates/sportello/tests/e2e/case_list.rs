@@ -52,6 +52,7 @@ async fn filters_sort_saved_views_and_bulk_assignment() {
     .await;
     let (op_password, op) = &users[0];
     let (op2_password, _) = &users[1];
+    let (police_password, _) = &users[2];
     // Four cases: a ZTL one at the counter, one by e-mail, a CUDE one, and a withdrawn one.
     let mut refs = Vec::new();
     for (case_type, channel, subject) in [
@@ -347,6 +348,19 @@ async fn filters_sort_saved_views_and_bulk_assignment() {
         .call("GET", &format!("/api/v1/cases/{}", refs[1]), Some(op), None)
         .await;
     assert_eq!(case["assignee"], "op2");
+    // The police read permits, not cases: they assign nothing.
+    let (mut vigile, vigile_csrf) = Browser::signed_in(&install, "vigile", police_password).await;
+    let answer = vigile
+        .post_form(
+            "/ufficio/assegna",
+            &[("csrf", &vigile_csrf), ("user", "op"), ("case", &refs[1])],
+        )
+        .await;
+    assert_ne!(answer.status, 500);
+    let (_, _, case) = install
+        .call("GET", &format!("/api/v1/cases/{}", refs[1]), Some(op), None)
+        .await;
+    assert_eq!(case["assignee"], "op2", "the police did not assign it");
 }
 
 /// The cards of the demo office's home page: each card's number is the total of the list

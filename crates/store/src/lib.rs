@@ -37,6 +37,7 @@ pub mod permits;
 pub mod privacy;
 pub mod register;
 pub mod reports;
+pub mod saved_views;
 pub mod search;
 pub mod security;
 pub mod sessions;

@@ -12,6 +12,7 @@ mod harness;
 mod api;
 mod audit;
 mod backup;
+mod case_list;
 mod citizen_page;
 mod cli;
 mod contact;

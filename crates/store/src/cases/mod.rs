@@ -12,7 +12,9 @@ mod tick;
 pub use crate::citizens::{CitizenInput, CitizenRecord, CitizenView, phone_key};
 pub use crate::documents::OutgoingDocument;
 pub use crate::time::rome_rfc3339;
-pub use model::{CaseFilter, CaseSummary, CaseTerms, CaseView, EventView, NewCase, SlaJson};
+pub use model::{
+    CaseFilter, CaseSort, CaseSummary, CaseTerms, CaseView, EventView, NewCase, SlaJson, SortKey,
+};
 pub use tick::DailyGauges;
 
 #[cfg(test)]

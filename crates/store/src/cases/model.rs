@@ -166,10 +166,82 @@ pub struct CaseFilter {
     pub references: Vec<String>,
     /// Free text in reference, subject, citizen name or fiscal code.
     pub q: Option<String>,
+    /// Only cases received on or after this day (Europe/Rome).
+    pub received_from: Option<NaiveDate>,
+    /// Only cases received on or before this day (Europe/Rome).
+    pub received_to: Option<NaiveDate>,
+    /// Only cases whose legal term ends on or after this day.
+    pub due_from: Option<NaiveDate>,
+    /// Only cases whose legal term ends on or before this day.
+    pub due_to: Option<NaiveDate>,
+    /// The order of the list (default: newest first).
+    pub sort: CaseSort,
     /// Page, from 1.
     pub page: u32,
     /// Page size; 0 counts without listing.
     pub per_page: u32,
+}
+
+/// What a list of cases is ordered by; each order has an index that reads it in order.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SortKey {
+    /// When it was received (the default).
+    #[default]
+    Received,
+    /// Its reference.
+    Reference,
+    /// Its subject.
+    Subject,
+    /// Its case type (then newest first within one).
+    CaseType,
+    /// Its status (then by type and reception).
+    Status,
+    /// Its legal due date.
+    Due,
+}
+
+impl SortKey {
+    /// Every key, with the name the list's links use.
+    pub const ALL: [(SortKey, &'static str); 6] = [
+        (SortKey::Reference, "reference"),
+        (SortKey::Subject, "subject"),
+        (SortKey::CaseType, "case_type"),
+        (SortKey::Status, "status"),
+        (SortKey::Received, "received"),
+        (SortKey::Due, "due"),
+    ];
+
+    /// The key of a link's name (`due`), if known.
+    pub fn parse(name: &str) -> Option<SortKey> {
+        Self::ALL.iter().find(|(_, n)| *n == name).map(|(k, _)| *k)
+    }
+
+    /// The name the list's links use.
+    pub fn as_str(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(k, _)| *k == self)
+            .map_or("received", |(_, n)| n)
+    }
+}
+
+/// The order of a list: a key and a direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CaseSort {
+    /// What the list is ordered by.
+    pub key: SortKey,
+    /// Largest (newest, latest) first.
+    pub descending: bool,
+}
+
+impl Default for CaseSort {
+    /// Newest first, as the office always read its list.
+    fn default() -> Self {
+        CaseSort {
+            key: SortKey::Received,
+            descending: true,
+        }
+    }
 }
 
 pub(super) const CASE_COLUMNS: &str = "c.id, c.reference, c.case_type, c.status, c.subject, c.description, c.channel, \

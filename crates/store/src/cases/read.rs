@@ -7,7 +7,7 @@ use sportello_domain::sla::{self, ClockState, OrphanFacts};
 
 use super::model::{
     Arg, CASE_COLUMNS, CASE_FROM, CaseFilter, CaseRecord, CaseSummary, CaseView, DocumentTuple,
-    EventTuple, EventView, SlaJson, json_text,
+    EventTuple, EventView, SlaJson, SortKey, json_text,
 };
 use crate::dialect;
 use crate::documents::DocumentView;
@@ -230,6 +230,20 @@ impl Store {
                 bind(&mut args, Arg::Text(format!("%{quoted}%")))
             ));
         }
+        // Dates are stored as `YYYY-MM-DD` text: they compare as they sort.
+        for (column, op, day) in [
+            ("c.received_on", ">=", filter.received_from),
+            ("c.received_on", "<=", filter.received_to),
+            ("c.due_on", ">=", filter.due_from),
+            ("c.due_on", "<=", filter.due_to),
+        ] {
+            if let Some(day) = day {
+                clauses.push(format!(
+                    "{column} {op} {}",
+                    bind(&mut args, Arg::Text(date_text(day)))
+                ));
+            }
+        }
         if let Some(code) = filter.citizen_fiscal_code.as_deref() {
             clauses.push(format!(
                 "c.citizen_id = (SELECT id FROM citizens WHERE fiscal_code = {})",
@@ -286,10 +300,25 @@ impl Store {
             || filter.orphan
             || filter.due_within_days.is_some()
             || filter.flag.is_some();
-        let order = if selective {
-            "c.received_at + 0 DESC, c.id DESC"
+        let dir = if filter.sort.descending {
+            "DESC"
         } else {
-            "c.received_at DESC, c.id DESC"
+            "ASC"
+        };
+        // Each order reads an index in its order (`cases_received`, the unique reference,
+        // `cases_type`, `cases_status_type`, `cases_due_sort`); the id breaks ties.
+        let order = match filter.sort.key {
+            SortKey::Received if selective => format!("c.received_at + 0 {dir}, c.id {dir}"),
+            SortKey::Received => format!("c.received_at {dir}, c.id {dir}"),
+            SortKey::Reference => format!("c.reference {dir}"),
+            SortKey::Subject => format!("c.subject {dir}, c.id {dir}"),
+            SortKey::CaseType => {
+                format!("c.case_type {dir}, c.received_at {dir}, c.id {dir}")
+            }
+            SortKey::Status => {
+                format!("c.status {dir}, c.case_type {dir}, c.received_at {dir}, c.id {dir}")
+            }
+            SortKey::Due => format!("c.due_on {dir}, c.id {dir}"),
         };
         let list_sql = format!(
             "SELECT {CASE_COLUMNS} FROM {CASE_FROM} {where_sql} ORDER BY {order} LIMIT {per_page} OFFSET {offset}"
@@ -485,6 +514,183 @@ mod tests {
                 (gauges["open"], gauges["overdue"], gauges["orphan"]),
                 (7, 7, 7)
             );
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn lists_filter_by_channel_and_dates_and_sort_by_each_column() {
+        use crate::cases::{CaseSort, SortKey};
+        use chrono::NaiveDate;
+        use sportello_domain::case::Channel;
+        with_test_store(|store, clock| async move {
+            // Three cases a day apart: 26, 27, 28 November; the middle one by e-mail, the
+            // last with a 10-day term of its own.
+            let mut refs = Vec::new();
+            for (i, subject) in ["Bravo", "Alfa", "Charlie"].iter().enumerate() {
+                let mut req = request(if i == 1 { "cude" } else { "ztl_permit" });
+                req.subject = (*subject).into();
+                if i == 1 {
+                    req.channel = Channel::Email;
+                }
+                if i == 2 {
+                    req.terms = Some(crate::cases::CaseTerms {
+                        term_days: 10,
+                        service_days: 5,
+                    });
+                }
+                refs.push(store.create_case(req).await.unwrap().summary.reference);
+                clock.advance(Duration::days(1));
+            }
+            let list = |filter: CaseFilter| {
+                let store = store.clone();
+                async move {
+                    let (items, total) = store
+                        .list_cases(&CaseFilter {
+                            page: 1,
+                            per_page: 50,
+                            ..filter
+                        })
+                        .await
+                        .unwrap();
+                    assert_eq!(total as usize, items.len());
+                    items.into_iter().map(|c| c.reference).collect::<Vec<_>>()
+                }
+            };
+            let day = |d: u32| NaiveDate::from_ymd_opt(2026, 11, d);
+            assert_eq!(
+                list(CaseFilter {
+                    channel: Some(Channel::Email),
+                    ..CaseFilter::default()
+                })
+                .await,
+                [refs[1].clone()]
+            );
+            assert_eq!(
+                list(CaseFilter {
+                    received_from: day(27),
+                    ..CaseFilter::default()
+                })
+                .await,
+                [refs[2].clone(), refs[1].clone()]
+            );
+            assert_eq!(
+                list(CaseFilter {
+                    received_from: day(26),
+                    received_to: day(27),
+                    ..CaseFilter::default()
+                })
+                .await,
+                [refs[1].clone(), refs[0].clone()]
+            );
+            assert!(
+                list(CaseFilter {
+                    received_from: day(29),
+                    ..CaseFilter::default()
+                })
+                .await
+                .is_empty()
+            );
+            // The 10-day case is due first (early December), the others on Christmas week.
+            let due = store.get_case(&refs[2]).await.unwrap().summary.due_at;
+            let due = NaiveDate::parse_from_str(&due, "%Y-%m-%d").unwrap();
+            assert_eq!(
+                list(CaseFilter {
+                    due_to: Some(due),
+                    ..CaseFilter::default()
+                })
+                .await,
+                [refs[2].clone()]
+            );
+            assert_eq!(
+                list(CaseFilter {
+                    due_from: Some(due + Duration::days(1)),
+                    ..CaseFilter::default()
+                })
+                .await,
+                [refs[1].clone(), refs[0].clone()]
+            );
+            let sorted = |key: SortKey, descending: bool| CaseFilter {
+                sort: CaseSort { key, descending },
+                ..CaseFilter::default()
+            };
+            assert_eq!(
+                list(sorted(SortKey::Received, false)).await,
+                [refs[0].clone(), refs[1].clone(), refs[2].clone()]
+            );
+            assert_eq!(
+                list(sorted(SortKey::Subject, false)).await,
+                [refs[1].clone(), refs[0].clone(), refs[2].clone()]
+            );
+            assert_eq!(
+                list(sorted(SortKey::Due, false)).await[0],
+                refs[2],
+                "the shortest term first"
+            );
+            assert_eq!(
+                list(sorted(SortKey::CaseType, false)).await[0],
+                refs[1],
+                "cude before ztl_permit"
+            );
+            let by_ref = list(sorted(SortKey::Reference, true)).await;
+            let mut expected = refs.clone();
+            expected.sort();
+            expected.reverse();
+            assert_eq!(by_ref, expected);
+        })
+        .await;
+    }
+
+    /// The date ranges are searched through an index on SQLite, and each order of the list
+    /// reads an index in its order (no sort of every case).
+    #[tokio::test]
+    async fn date_ranges_and_orders_use_an_index_on_sqlite() {
+        with_test_store(|store, _clock| async move {
+            if store.backend != crate::Backend::Sqlite {
+                return;
+            }
+            for (sql, index) in [
+                (
+                    "SELECT c.id FROM cases c WHERE c.received_on >= '2026-11-01' AND c.received_on <= '2026-11-30' ORDER BY c.received_at DESC, c.id DESC",
+                    "cases_",
+                ),
+                (
+                    "SELECT c.id FROM cases c WHERE c.due_on >= '2026-12-01' AND c.due_on <= '2026-12-31' ORDER BY c.received_at DESC, c.id DESC",
+                    "cases_due",
+                ),
+                (
+                    "SELECT c.id FROM cases c ORDER BY c.due_on ASC, c.id ASC LIMIT 50",
+                    // `cases_due` or `cases_due_sort` (SQLite's rowid is the id already).
+                    "cases_due",
+                ),
+                (
+                    "SELECT c.id FROM cases c ORDER BY c.reference DESC LIMIT 50",
+                    "autoindex_cases",
+                ),
+                (
+                    "SELECT c.id FROM cases c ORDER BY c.case_type ASC, c.received_at ASC, c.id ASC LIMIT 50",
+                    "cases_type",
+                ),
+                (
+                    "SELECT c.id FROM cases c ORDER BY c.status DESC, c.case_type DESC, c.received_at DESC, c.id DESC LIMIT 50",
+                    "cases_status_type",
+                ),
+            ] {
+                let plan = sqlx::query(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")))
+                    .fetch_all(&store.read)
+                    .await
+                    .unwrap()
+                    .iter()
+                    .map(|r| get_str(r, "detail").unwrap())
+                    .collect::<Vec<_>>()
+                    .join(" | ");
+                assert!(
+                    plan.contains("INDEX")
+                        && plan.contains(index)
+                        && (sql.contains("WHERE") || !plan.contains("TEMP B-TREE")),
+                    "{sql}: {plan}"
+                );
+            }
         })
         .await;
     }

@@ -4,11 +4,10 @@ use askama::Template;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use sportello_domain::case::Status;
 use sportello_domain::roles::Permission;
 use sportello_store::cases::CaseFilter;
 
-use super::cases::{Row, row};
+use super::cases::{ListQuery, Row, row};
 use super::{PageQuery, staff};
 use crate::AppState;
 use crate::i18n::Tr;
@@ -31,122 +30,31 @@ struct HomePage {
     mine: Vec<Row>,
 }
 
-/// The queues: (key, filter, link query, alerting when not empty).
-fn queue_filters(login: &str) -> Vec<(&'static str, CaseFilter, String, bool)> {
-    let base = CaseFilter {
-        per_page: 0,
-        page: 1,
-        ..CaseFilter::default()
-    };
-    vec![
-        (
-            "queue.new",
-            CaseFilter {
-                status: Some(Status::Received),
-                assignee: Some("none".into()),
-                ..base.clone()
-            },
-            "status=received&assignee=none".into(),
-            false,
-        ),
-        (
-            "queue.mine",
-            CaseFilter {
-                assignee: Some(login.to_owned()),
-                open: true,
-                ..base.clone()
-            },
-            format!("assignee={login}&open=true"),
-            false,
-        ),
-        (
-            "queue.waiting",
-            CaseFilter {
-                status: Some(Status::WaitingCitizen),
-                ..base.clone()
-            },
-            "status=waiting_citizen".into(),
-            false,
-        ),
-        (
-            "queue.due_soon",
-            CaseFilter {
-                due_within_days: Some(5),
-                ..base.clone()
-            },
-            "due_within=5".into(),
-            true,
-        ),
-        (
-            "queue.overdue",
-            CaseFilter {
-                overdue: true,
-                ..base.clone()
-            },
-            "overdue=true".into(),
-            true,
-        ),
-        (
-            "queue.orphan",
-            CaseFilter {
-                orphan: true,
-                ..base.clone()
-            },
-            "orphan=true".into(),
-            true,
-        ),
-        (
-            // Something arrived for a closed case: it is in this queue although closed.
-            "queue.attention",
-            CaseFilter {
-                flag: Some("needs_attention".into()),
-                ..base.clone()
-            },
-            "flag=needs_attention".into(),
-            true,
-        ),
-        (
-            "queue.ocr_failed",
-            CaseFilter {
-                flag: Some("ocr_failed".into()),
-                open: true,
-                ..base.clone()
-            },
-            "flag=ocr_failed".into(),
-            true,
-        ),
-        (
-            "queue.unsorted",
-            CaseFilter {
-                flag: Some("unsorted_scan".into()),
-                open: true,
-                ..base.clone()
-            },
-            "flag=unsorted_scan".into(),
-            true,
-        ),
-        (
-            "queue.message_failed",
-            CaseFilter {
-                flag: Some("message_failed".into()),
-                open: true,
-                ..base.clone()
-            },
-            "flag=message_failed".into(),
-            true,
-        ),
-        (
-            "queue.pec_not_delivered",
-            CaseFilter {
-                flag: Some("pec_not_delivered".into()),
-                open: true,
-                ..base
-            },
-            "flag=pec_not_delivered".into(),
-            true,
-        ),
-    ]
-}
+/// The queues: (key, the case list's query, alerting when not empty). The card's count
+/// and its link are both read from this one query (through [`ListQuery`]), so the number
+/// on the card is the total of the list it opens.
+pub(super) const QUEUES: [(&str, &str, bool); 11] = [
+    ("queue.new", "status=received&assignee=none", false),
+    ("queue.mine", "assignee=me&open=true", false),
+    ("queue.waiting", "status=waiting_citizen", false),
+    ("queue.due_soon", "due_within=5", true),
+    ("queue.overdue", "overdue=true", true),
+    ("queue.orphan", "orphan=true", true),
+    // Something arrived for a closed case: it is in this queue although closed.
+    ("queue.attention", "flag=needs_attention", true),
+    ("queue.ocr_failed", "flag=ocr_failed&open=true", true),
+    ("queue.unsorted", "flag=unsorted_scan&open=true", true),
+    (
+        "queue.message_failed",
+        "flag=message_failed&open=true",
+        true,
+    ),
+    (
+        "queue.pec_not_delivered",
+        "flag=pec_not_delivered&open=true",
+        true,
+    ),
+];
 
 pub(super) async fn home(
     State(state): State<AppState>,
@@ -162,12 +70,18 @@ pub(super) async fn home(
         return Redirect::to("/ufficio/permessi").into_response();
     }
     let mut queues = Vec::new();
-    for (key, filter, link, alert) in queue_filters(&session.user.login) {
+    for (key, link, alert) in QUEUES {
+        let list = ListQuery::parse(link);
+        let filter = CaseFilter {
+            page: 1,
+            per_page: 0,
+            ..list.filter(&session.user.login)
+        };
         let count = state.store.list_cases(&filter).await.map_or(0, |(_, n)| n);
         queues.push(Queue {
             label: tr.t(key).to_owned(),
             count,
-            href: format!("/ufficio/pratiche?{link}"),
+            href: format!("/ufficio/pratiche?{}", list.canonical()),
             alert: alert && count > 0,
         });
     }

@@ -61,6 +61,9 @@ pub(super) fn routes(upload_limit: usize) -> Router<AppState> {
         .route("/ufficio/logout", post(logout))
         .route("/ufficio", get(home))
         .route("/ufficio/pratiche", get(case_list))
+        .route("/ufficio/assegna", post(cases::bulk_assign))
+        .route("/ufficio/viste", post(cases::save_view))
+        .route("/ufficio/viste/{id}/elimina", post(cases::delete_view))
         .route("/ufficio/pratiche/{reference}", get(case_page))
         .route("/ufficio/pratiche/{reference}/azioni", post(act))
         .route(

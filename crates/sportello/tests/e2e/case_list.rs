@@ -336,6 +336,38 @@ async fn filters_sort_saved_views_and_bulk_assignment() {
     assert!(closed["assignee"].is_null(), "{closed}");
     let (n, _) = list(&mut browser, "assignee=op2").await;
     assert_eq!(n, 2);
+    // "Prendi" on one row: that case alone, to whoever pressed it (no colleague chosen,
+    // any ticked box ignored); a case already theirs offers no button.
+    let taken = browser
+        .post_form(
+            "/ufficio/assegna",
+            &[
+                ("csrf", &csrf),
+                ("back", "open=true&sort=reference"),
+                ("case", &refs[2]),
+                ("take", &refs[0]),
+            ],
+        )
+        .await;
+    assert_eq!(taken.status, 200, "{}", taken.body);
+    let (_, _, case) = install
+        .call("GET", &format!("/api/v1/cases/{}", refs[0]), Some(op), None)
+        .await;
+    assert_eq!(case["assignee"], "op", "{case}");
+    let (_, _, other) = install
+        .call("GET", &format!("/api/v1/cases/{}", refs[2]), Some(op), None)
+        .await;
+    assert_eq!(other["assignee"], "op2", "the ticked box is ignored");
+    assert!(
+        !taken
+            .body
+            .contains(&format!("name=\"take\" value=\"{}\"", refs[0]))
+            && taken
+                .body
+                .contains(&format!("name=\"take\" value=\"{}\"", refs[1])),
+        "{}",
+        taken.body
+    );
     // Without the CSRF token nothing is assigned.
     let forged = browser
         .post_form(

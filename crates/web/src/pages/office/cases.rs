@@ -27,6 +27,8 @@ pub(super) struct Row {
     pub(super) due: String,
     pub(super) late: bool,
     pub(super) flags: Vec<String>,
+    /// The assignee's login, when someone has it.
+    pub(super) assignee: Option<String>,
 }
 
 pub(super) fn row(tr: &Tr, c: &CaseSummary) -> Row {
@@ -40,6 +42,7 @@ pub(super) fn row(tr: &Tr, c: &CaseSummary) -> Row {
         due: day(&c.due_at),
         late: c.overdue,
         flags: c.flags.iter().map(|f| tr.name("flag", f)).collect(),
+        assignee: c.assignee.clone(),
     }
 }
 
@@ -288,6 +291,8 @@ struct ListPage {
     views: Vec<ViewLink>,
     can_assign: bool,
     outcome: Option<Outcome>,
+    /// The signed-in login: a case already theirs offers no "take".
+    me: String,
 }
 
 impl ListPage {
@@ -456,6 +461,7 @@ pub(super) async fn render_list(
         current,
         views,
         can_assign: session.user.role.can(Permission::ActOnCase),
+        me: session.user.login.clone(),
         outcome,
         frame: Frame::staff(state, "cases", session).with_language(&tr),
         tr,
@@ -502,13 +508,19 @@ pub(super) async fn bulk_assign(
         let outcome = Outcome::error(tr.t(key).to_owned());
         return render_list(&state, &session, tr, &back, Some(outcome)).await;
     }
-    let user = field("user");
-    let cases: Vec<String> = pairs
-        .iter()
-        .filter(|(k, v)| k == "case" && !v.trim().is_empty())
-        .map(|(_, v)| v.trim().to_owned())
-        .take(200)
-        .collect();
+    // "Prendi" on one row: that case, to whoever pressed it (the selection is ignored).
+    let take = field("take");
+    let (user, cases): (String, Vec<String>) = if take.is_empty() {
+        let selected = pairs
+            .iter()
+            .filter(|(k, v)| k == "case" && !v.trim().is_empty())
+            .map(|(_, v)| v.trim().to_owned())
+            .take(200)
+            .collect();
+        (field("user"), selected)
+    } else {
+        (session.user.login.clone(), vec![take])
+    };
     if user.is_empty() || cases.is_empty() {
         let outcome = Outcome::error(tr.t("list.bulk_empty").to_owned());
         return render_list(&state, &session, tr, &back, Some(outcome)).await;

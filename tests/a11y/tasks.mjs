@@ -83,6 +83,8 @@ const UI = {
   listHeaders: 'main table thead th',
   listRows: 'main table tbody tr',
   assignableStatus: /^\s*(ricevuta|in istruttoria)\s*$/i,
+  /** "Prendi" on a row of the list: the case to oneself in one click. */
+  takeButton: 'button[name=take]',
   /** A one-click assignment to oneself (issue 18 §1), when the case page has one. */
   assignToMe: /assegna a me/i,
   /** The notice after an action done. */
@@ -387,29 +389,39 @@ async function taskOrphans(clerk, { operator }) {
   await clerk.shot('home');
   await clerk.click(page.locator(UI.orphanCard));
   await clerk.shot('orphans');
-  // The list says each case's status (column "Stato"): the first that may be assigned.
-  const headers = (await page.locator(UI.listHeaders).allInnerTexts()).map((t) => t.trim());
-  const column = headers.indexOf('Stato') + 1;
-  check(column > 0, `a "Stato" column in the list (${headers.join(', ')})`);
-  const rows = page.locator(UI.listRows).filter({
-    has: page.locator(`td:nth-child(${column})`, { hasText: UI.assignableStatus }),
-  });
-  check((await rows.count()) > 0, 'an orphan that can be assigned in the list');
-  const link = rows.first().locator('a[href^="/ufficio/pratiche/"]').first();
-  const ref = (await link.textContent()).trim();
-  await clerk.click(link);
-  const me = page.getByRole('button', { name: UI.assignToMe });
-  if ((await me.count()) > 0) {
-    await clerk.click(me);
-    await clerk.noError('assign to me');
+  let ref;
+  const takeable = page.locator(UI.listRows).filter({ has: page.locator(UI.takeButton) });
+  if ((await takeable.count()) > 0) {
+    // The list takes a case in one click ("Prendi"), whatever its status.
+    const row = takeable.first();
+    ref = (await row.locator('a[href^="/ufficio/pratiche/"]').first().textContent()).trim();
+    await clerk.click(row.locator(UI.takeButton));
+    await clerk.noError('take');
   } else {
-    // A login typed today; a list of colleagues to choose from when the field is a list.
-    await clerk.act('assign', { '[name=user]': operator.login });
+    // The list says each case's status (column "Stato"): the first that may be assigned.
+    const headers = (await page.locator(UI.listHeaders).allInnerTexts()).map((t) => t.trim());
+    const column = headers.indexOf('Stato') + 1;
+    check(column > 0, `a "Stato" column in the list (${headers.join(', ')})`);
+    const rows = page.locator(UI.listRows).filter({
+      has: page.locator(`td:nth-child(${column})`, { hasText: UI.assignableStatus }),
+    });
+    check((await rows.count()) > 0, 'an orphan that can be assigned in the list');
+    const link = rows.first().locator('a[href^="/ufficio/pratiche/"]').first();
+    ref = (await link.textContent()).trim();
+    await clerk.click(link);
+    const me = page.getByRole('button', { name: UI.assignToMe });
+    if ((await me.count()) > 0) {
+      await clerk.click(me);
+      await clerk.noError('assign to me');
+    } else {
+      // A login typed today; a list of colleagues to choose from when the field is a list.
+      await clerk.act('assign', { '[name=user]': operator.login });
+    }
   }
   await clerk.shot('assigned');
   const after = await api(clerk.base, operator, 'GET', `/api/v1/cases/${ref}`);
   check(after.assignee === operator.login, `${ref} assigned to ${operator.login} (it is ${after.assignee})`);
-  check((await page.locator(UI.doneNotice).count()) > 0, 'the case page says the assignment was done');
+  check((await page.locator(UI.doneNotice).count()) > 0, 'the page says the assignment was done');
   return ref;
 }
 
@@ -503,19 +515,17 @@ async function taskCall(clerk, { operator, picks }) {
   check((await page.locator('main').innerText()).includes(name), `the call page names ${name}`);
   const row = page.locator('main table tbody tr', { has: page.locator(`a[href="/ufficio/pratiche/${ref}"]`) });
   check((await row.count()) > 0, `the call page lists ${ref}`);
-  await clerk.click(row.first().locator(`a[href="/ufficio/pratiche/${ref}"]`));
-  await clerk.shot('case');
-  // The case page has nowhere to log a call: back to the call page.
-  await clerk.back();
   const logHere = page.locator(`${UI.callLogForm}[action*="${ref}"], ${UI.callLogForm}:has([value="${ref}"])`);
-  let viaCallback = false;
   if ((await logHere.count()) > 0) {
-    // The call page logs the call on the case in one step.
+    // The call page says what each case waits for, and logs the call on it in one step.
     await clerk.type(logHere.first().locator('[name=note]'), note);
     await clerk.click(logHere.first().locator('button[type=submit]'));
   } else {
-    // Today: the case's open call-back, on the call-backs page.
-    viaCallback = true;
+    // Before: the case read on its page, which has nowhere to log a call; back; the case's
+    // open call-back, on the call-backs page.
+    await clerk.click(row.first().locator(`a[href="/ufficio/pratiche/${ref}"]`));
+    await clerk.shot('case');
+    await clerk.back();
     await clerk.click(row.first().locator('a[href^="/ufficio/richiamate"]'));
     const entry = page.locator('main li', { has: page.locator(`h2 a[href="/ufficio/pratiche/${ref}"]`) });
     check((await entry.count()) > 0, `the call-backs page lists ${ref}`);
@@ -526,10 +536,9 @@ async function taskCall(clerk, { operator, picks }) {
   await clerk.shot('logged');
   const after = await api(base, operator, 'GET', `/api/v1/cases/${ref}`);
   check(JSON.stringify(after.timeline).includes(note), `the call and its note in the timeline of ${ref}`);
-  if (viaCallback) {
-    const open = await api(base, operator, 'GET', '/api/v1/callbacks?per_page=100');
-    check(!open.items.some((cb) => cb.id === picks.call.callback && cb.status === 'open'), `call-back ${picks.call.callback} done`);
-  }
+  // Either way the citizen was reached: the open call-back is done.
+  const open = await api(base, operator, 'GET', '/api/v1/callbacks?per_page=100');
+  check(!open.items.some((cb) => cb.id === picks.call.callback && cb.status === 'open'), `call-back ${picks.call.callback} done`);
   return ref;
 }
 

@@ -37,4 +37,5 @@ mod scan;
 mod search;
 mod users;
 mod webhooks;
+mod workspace;
 mod ztl;

@@ -102,6 +102,20 @@ pub(super) async fn act(
                 .collect::<Vec<_>>()
         })
     };
+    // Approving a permit request that `issue` would refuse is refused here, in the same
+    // words the page showed next to the disabled button (the API keeps its own rules).
+    if form.action == "approve"
+        && let Ok(case) = state.store.get_case(&reference).await
+    {
+        let gaps = super::workspace::approval_gaps(&state, &tr, &case).await;
+        if !gaps.is_empty() {
+            let message = format!("{} {}", tr.t("workspace.approve_refused"), gaps.join(" "));
+            return with_status(
+                StatusCode::CONFLICT,
+                case_error(&state, &session, tr, &reference, message).await,
+            );
+        }
+    }
     let request = sportello_app::cases::ActionRequest {
         action: Some(form.action.clone()),
         note: form.note.clone().filter(|n| !n.trim().is_empty()),
@@ -291,8 +305,11 @@ pub struct FieldsForm {
     csrf: String,
     category: Option<String>,
     plates: Option<String>,
-    /// Document kinds received, comma separated (the category's names).
+    /// Document kinds received, comma separated (ids), as an older form sent them.
     documents: Option<String>,
+    /// The checklist: one `doc.{id}` per ticked document.
+    #[serde(flatten)]
+    ticked: std::collections::BTreeMap<String, String>,
 }
 
 /// `POST /ufficio/pratiche/{ref}/dati`: the permit request's category, plates and the
@@ -346,7 +363,14 @@ pub(super) async fn edit_fields(
         patch.insert("category".into(), category.into());
     }
     patch.insert("plates".into(), list(&form.plates).into());
-    patch.insert("documents".into(), list(&form.documents).into());
+    let mut documents = list(&form.documents);
+    for id in form.ticked.keys().filter_map(|k| k.strip_prefix("doc.")) {
+        let id = serde_json::Value::String(id.to_owned());
+        if !documents.contains(&id) {
+            documents.push(id);
+        }
+    }
+    patch.insert("documents".into(), documents.into());
     match state
         .store
         .update_case_fields(&reference, &patch, &session.user.login)
@@ -367,6 +391,8 @@ pub struct MoveForm {
     csrf: String,
     to: Option<String>,
     note: String,
+    /// Set by the confirmation step: without it the page asks first.
+    confirm: Option<String>,
 }
 
 /// `POST /ufficio/pratiche/{ref}/messaggi/{id}`: a message linked to the wrong case goes
@@ -409,12 +435,157 @@ pub(super) async fn move_message(
         Some(to) => sportello_store::messages::MoveTarget::Case(to.clone()),
         None => sportello_store::messages::MoveTarget::NewCase(None),
     };
+    if form.confirm.is_none() {
+        return confirm_move(&state, &session, tr, &reference, id, to, form.note).await;
+    }
     match state
         .store
         .move_message(id, target, &form.note, &session.user.login)
         .await
     {
-        Ok(moved) => Redirect::to(&format!("/ufficio/pratiche/{}", moved.to)).into_response(),
+        Ok(moved) => {
+            let token = super::workspace::undo_token(
+                &session.csrf_token,
+                moved.message,
+                &moved.from,
+                &moved.to,
+            );
+            Redirect::to(&format!(
+                "{}?spostato={}&da={}&annulla={token}",
+                case_path(&moved.to),
+                moved.message,
+                urlencode(&moved.from)
+            ))
+            .into_response()
+        }
+        Err(e) => {
+            let message = crate::error::ApiError::from(e).detail_in(tr);
+            case_error(&state, &session, tr, &reference, message).await
+        }
+    }
+}
+
+/// The confirmation step of a move: the case page again, asking "move the message … from
+/// case A to case B (or a new case)?" with the same form, confirmed.
+async fn confirm_move(
+    state: &AppState,
+    session: &Session,
+    tr: Tr,
+    reference: &str,
+    id: i64,
+    to: Option<String>,
+    note: String,
+) -> Response {
+    if note.trim().is_empty() {
+        let message = tr.t("workspace.move_note_needed").to_owned();
+        return case_error(state, session, tr, reference, message).await;
+    }
+    let messages = state
+        .store
+        .case_messages(reference)
+        .await
+        .unwrap_or_default();
+    let Some(message) = messages.iter().find(|m| m.id == id) else {
+        let message = tr.t("workspace.message_not_here").to_owned();
+        return case_error(state, session, tr, reference, message).await;
+    };
+    let name = if message.subject.trim().is_empty() {
+        tr.f("workspace.message_of", &[("sender", &message.sender)])
+    } else {
+        format!("«{}»", message.subject)
+    };
+    let question = match &to {
+        Some(to) => {
+            if state.store.get_case(to).await.is_err() {
+                let message = tr.f("workspace.no_such_case", &[("reference", to)]);
+                return case_error(state, session, tr, reference, message).await;
+            }
+            tr.f(
+                "workspace.move_question",
+                &[("message", &name), ("from", reference), ("to", to)],
+            )
+        }
+        None => tr.f(
+            "workspace.split_question",
+            &[("message", &name), ("from", reference)],
+        ),
+    };
+    let confirm = super::case::MoveConfirm {
+        message: id,
+        question,
+        to: to.unwrap_or_default(),
+        note,
+    };
+    let extras = super::case::Extras {
+        confirm_move: Some(confirm),
+        ..super::case::Extras::default()
+    };
+    super::case::render_workspace(state, session, tr, reference, extras).await
+}
+
+/// The form that moves a message back where it came from.
+#[derive(Debug, Deserialize)]
+pub struct UndoForm {
+    csrf: String,
+    /// The case it came from.
+    from: String,
+    /// The token the move gave this session.
+    token: String,
+}
+
+/// `POST /ufficio/pratiche/{ref}/messaggi/{id}/annulla`: undoes a move, for the session
+/// that made it and while it lives (the token is keyed by that session's secret), as long
+/// as the message is still on this case; the move back is journaled like any move.
+pub(super) async fn undo_move(
+    State(state): State<AppState>,
+    Path((reference, id)): Path<(String, i64)>,
+    Query(query): Query<PageQuery>,
+    headers: HeaderMap,
+    axum::Form(form): axum::Form<UndoForm>,
+) -> Response {
+    let (session, tr) = match case_form(
+        &state,
+        &headers,
+        &reference,
+        query.lang.as_deref(),
+        &form.csrf,
+    )
+    .await
+    {
+        Ok(found) => found,
+        Err(r) => return r,
+    };
+    let from = form.from.trim().to_ascii_uppercase();
+    let expected = super::workspace::undo_token(&session.csrf_token, id, &from, &reference);
+    let here = state
+        .store
+        .case_messages(&reference)
+        .await
+        .unwrap_or_default()
+        .iter()
+        .any(|m| m.id == id);
+    if Reference::parse(&from).is_none()
+        || !crate::cookies::same_token(&form.token, &expected)
+        || !here
+    {
+        let message = tr.t("workspace.undo_refused").to_owned();
+        return with_status(
+            StatusCode::FORBIDDEN,
+            case_error(&state, &session, tr, &reference, message).await,
+        );
+    }
+    let note = tr.f("workspace.undo_note", &[("from", &reference)]);
+    match state
+        .store
+        .move_message(
+            id,
+            sportello_store::messages::MoveTarget::Case(from.clone()),
+            &note,
+            &session.user.login,
+        )
+        .await
+    {
+        Ok(_) => Redirect::to(&format!("{}?ripristinato={id}", case_path(&from))).into_response(),
         Err(e) => {
             let message = crate::error::ApiError::from(e).detail_in(tr);
             case_error(&state, &session, tr, &reference, message).await

@@ -564,17 +564,22 @@ pub(super) async fn undo_move(
         .unwrap_or_default()
         .iter()
         .any(|m| m.id == id);
-    if Reference::parse(&from).is_none()
-        || !crate::cookies::same_token(&form.token, &expected)
-        || !here
-    {
+    let ours = crate::cookies::same_token(&form.token, &expected);
+    if !ours {
+        // A token not made for this session: replayed from another one, or forged.
+        crate::guard::permission_refused(
+            &session.user.login,
+            "undo a message's move with a token not of this session",
+        );
+    }
+    if Reference::parse(&from).is_none() || !ours || !here {
         let message = tr.t("workspace.undo_refused").to_owned();
         return with_status(
             StatusCode::FORBIDDEN,
             case_error(&state, &session, tr, &reference, message).await,
         );
     }
-    let note = tr.f("workspace.undo_note", &[("from", &reference)]);
+    let note = tr.f("workspace.undo_note", &[("to", &reference)]);
     match state
         .store
         .move_message(

@@ -362,6 +362,15 @@ async fn a_moved_message_is_confirmed_first_and_undone_only_by_the_session_that_
             .contains("Lo spostamento non può essere annullato da questa sessione.")
     );
     assert_eq!(message_ids(&install, op, &right).await, [message]);
+    // The replay is in the security log, under the session that tried it.
+    let log = crate::guard::events(&install).await;
+    assert!(
+        log.iter()
+            .any(|(kind, login, _, detail)| kind == "permission_refused"
+                && login.as_deref() == Some("luca")
+                && detail.contains("undo a message's move")),
+        "{log:?}"
+    );
     // A forged token from the right session is refused too.
     let forged = browser
         .post_form(

@@ -418,3 +418,52 @@ async fn a_moved_message_is_confirmed_first_and_undone_only_by_the_session_that_
         .await;
     assert_eq!(again.status, 403);
 }
+
+#[tokio::test]
+async fn a_document_named_nothing_is_recognised_by_the_text_read_from_it() {
+    let (install, users) = started_with(&[("op", "operator")]).await;
+    let op = &users[0].1;
+    let (reference, path, mut browser, csrf) = in_review(&install, &users[0]).await;
+    let saved = browser
+        .post_form(
+            &format!("{path}/dati"),
+            &[
+                ("csrf", &csrf),
+                ("category", "dimoranti"),
+                ("plates", "AB123CD"),
+            ],
+        )
+        .await;
+    assert_eq!(saved.status, 303, "{}", saved.body);
+    let uploaded = install
+        .upload(
+            &reference,
+            Some(op),
+            file_form(
+                "CONTRATTO DI LOCAZIONE ad uso abitativo\nTra il signor Bianchi e la signora Rossi"
+                    .as_bytes()
+                    .to_vec(),
+                "allegato1.txt",
+            ),
+        )
+        .await;
+    assert_eq!(uploaded.status(), 201);
+    // The text is read in the background: wait until it is (a failure says so).
+    let mut status = Value::Null;
+    for _ in 0..200 {
+        status = case_of(&install, op, &reference).await["documents"][0]["text_status"].clone();
+        if status != "pending" && status != "running" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+    assert_eq!(status, "done");
+    let page = browser.get(&path).await;
+    for words in [
+        "name=\"doc.contratto_locazione\" value=\"1\" checked>",
+        "soddisfatto da: allegato1.txt",
+        "name=\"doc.carta_circolazione\" value=\"1\">",
+    ] {
+        assert!(page.body.contains(words), "{words}: {}", page.body);
+    }
+}

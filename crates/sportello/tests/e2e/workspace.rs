@@ -250,6 +250,21 @@ async fn reject_waits_for_the_notice_and_a_case_is_assigned_to_me_or_a_colleague
             json!({"action": "notify_rejection", "reasons": ["Residenza non nel perimetro"]}),
         )
         .await;
+    // During the ten days of the notice, reject is not offered either.
+    let page = browser.get(&path).await;
+    assert!(
+        page.body
+            .contains("<input type=\"hidden\" name=\"action\" value=\"observations_received\">"),
+        "{}",
+        page.body
+    );
+    assert!(
+        !page
+            .body
+            .contains("<input type=\"hidden\" name=\"action\" value=\"reject\">"),
+        "reject offered during the notice: {}",
+        page.body
+    );
     install
         .act(op, &reference, json!({"action": "observations_received"}))
         .await;

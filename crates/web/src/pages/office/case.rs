@@ -147,9 +147,9 @@ struct CasePage {
 
 /// The actions a case's status allows, with the field each asks for (the workflow
 /// decides for good when one is pressed).
-/// `reject` is offered in review only once the case had the art. 10-bis notice
-/// (`notified`), as the workflow requires.
-fn actions_for(tr: &Tr, case: &CaseView, report: bool, notified: bool) -> Vec<ActionButton> {
+/// `reject` is offered only when the workflow would accept it now (`reject_allowed`:
+/// after the art. 10-bis notice and its ten days).
+fn actions_for(tr: &Tr, case: &CaseView, report: bool, reject_allowed: bool) -> Vec<ActionButton> {
     let names: &[(&str, &str)] = match (case.summary.status.as_str(), report) {
         ("received", _) => &[
             ("assign", "user"),
@@ -178,7 +178,7 @@ fn actions_for(tr: &Tr, case: &CaseView, report: bool, notified: bool) -> Vec<Ac
     };
     names
         .iter()
-        .filter(|(name, _)| !(*name == "reject" && case.summary.status == "in_review" && !notified))
+        .filter(|(name, _)| *name != "reject" || reject_allowed)
         .map(|(name, asks)| ActionButton {
             name,
             label: tr.name("action", name),
@@ -526,8 +526,8 @@ pub(super) async fn render_workspace(
         .iter()
         .map(|c| (c.id.clone(), c.name.clone()))
         .collect();
-    let notified = super::workspace::rejection_notified(&case);
-    let actions = actions_for(&tr, &case, report, notified);
+    let reject_allowed = super::workspace::reject_allowed(&case, state.store.clock().now());
+    let actions = actions_for(&tr, &case, report, reject_allowed);
     let approve_gaps = if actions.iter().any(|a| a.name == "approve") {
         super::workspace::approval_gaps(state, &tr, &case).await
     } else {

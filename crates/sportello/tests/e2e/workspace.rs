@@ -91,7 +91,8 @@ async fn the_checklist_is_ticked_from_documents_and_approve_waits_for_what_is_mi
         "<button type=\"button\" disabled aria-describedby=\"approve-missing\">Approva</button>",
         "La pratica non indica la categoria di permesso richiesta.",
         "La pratica non indica targhe da autorizzare.",
-        "Scegli la categoria e salva",
+        "Nessuna categoria scelta: sono elencati i documenti di tutte le categorie",
+        "name=\"documents\" value=\"visura_camerale\">",
         "href=\"#actions-title\" accesskey=\"z\"",
     ] {
         assert!(page.body.contains(words), "{words}: {}", page.body);
@@ -140,10 +141,10 @@ async fn the_checklist_is_ticked_from_documents_and_approve_waits_for_what_is_mi
         // Category names, not ids, in the select.
         "<option value=\"residenti\" selected>Residenti</option>",
         // The certificate ticks its line, naming the file; the identity card is not there.
-        "name=\"doc.carta_circolazione\" value=\"1\" checked>",
+        "name=\"documents\" value=\"carta_circolazione\" checked>",
         "<label for=\"doc-carta_circolazione\">Carta di circolazione</label>",
         "soddisfatto da: libretto.pdf",
-        "name=\"doc.documento_identita\" value=\"1\">",
+        "name=\"documents\" value=\"documento_identita\">",
         "<label for=\"doc-documento_identita\">Documento d&#39;identità</label>",
         // Still not confirmed: approve waits, saying why in words.
         "3 targhe, ma la categoria Residenti ne ammette al massimo 2.",
@@ -161,8 +162,8 @@ async fn the_checklist_is_ticked_from_documents_and_approve_waits_for_what_is_mi
                 ("csrf", &csrf),
                 ("category", "residenti"),
                 ("plates", "AB123CD, CD456EF"),
-                ("doc.carta_circolazione", "1"),
-                ("doc.documento_identita", "1"),
+                ("documents", "carta_circolazione"),
+                ("documents", "documento_identita"),
             ],
         )
         .await;
@@ -475,9 +476,9 @@ async fn a_document_named_nothing_is_recognised_by_the_text_read_from_it() {
     assert_eq!(status, "done");
     let page = browser.get(&path).await;
     for words in [
-        "name=\"doc.contratto_locazione\" value=\"1\" checked>",
+        "name=\"documents\" value=\"contratto_locazione\" checked>",
         "soddisfatto da: allegato1.txt",
-        "name=\"doc.carta_circolazione\" value=\"1\">",
+        "name=\"documents\" value=\"carta_circolazione\">",
     ] {
         assert!(page.body.contains(words), "{words}: {}", page.body);
     }

@@ -299,57 +299,48 @@ pub(super) async fn upload_document(
     .await
 }
 
-/// The form of a permit request's data.
-#[derive(Debug, Deserialize)]
-pub struct FieldsForm {
-    csrf: String,
-    category: Option<String>,
-    plates: Option<String>,
-    /// Document kinds received, comma separated (ids), as an older form sent them.
-    documents: Option<String>,
-    /// The checklist: one `doc.{id}` per ticked document.
-    #[serde(flatten)]
-    ticked: std::collections::BTreeMap<String, String>,
-}
-
 /// `POST /ufficio/pratiche/{ref}/dati`: the permit request's category, plates and the
 /// documents received, as the operator checked them (a journaled change of the fields).
+/// The form's pairs as sent: `csrf`, `category`, `plates`, and `documents` once per ticked
+/// box of the checklist (or once as a comma-separated list of ids, as an older form sent it).
 pub(super) async fn edit_fields(
     State(state): State<AppState>,
     Path(reference): Path<String>,
     Query(query): Query<PageQuery>,
     headers: HeaderMap,
-    axum::Form(form): axum::Form<FieldsForm>,
+    axum::Form(pairs): axum::Form<Vec<(String, String)>>,
 ) -> Response {
     let here = case_path(&reference);
-    let (session, tr) = match case_form(
-        &state,
-        &headers,
-        &reference,
-        query.lang.as_deref(),
-        &form.csrf,
-    )
-    .await
-    {
-        Ok(found) => found,
-        Err(r) => return r,
+    let first = |name: &str| {
+        pairs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
     };
-    let list = |v: &Option<String>| -> Vec<serde_json::Value> {
-        v.as_deref()
-            .unwrap_or_default()
-            .split([',', ';', '\n'])
+    let csrf = first("csrf").unwrap_or_default();
+    let (session, tr) =
+        match case_form(&state, &headers, &reference, query.lang.as_deref(), &csrf).await {
+            Ok(found) => found,
+            Err(r) => return r,
+        };
+    let list = |text: &str| -> Vec<serde_json::Value> {
+        text.split([',', ';', '\n'])
             .map(str::trim)
             .filter(|x| !x.is_empty())
             .map(|x| serde_json::Value::String(x.to_owned()))
             .collect()
     };
+    let mut documents: Vec<serde_json::Value> = Vec::new();
+    for (_, value) in pairs.iter().filter(|(k, _)| k == "documents") {
+        for id in list(value) {
+            if !documents.contains(&id) {
+                documents.push(id);
+            }
+        }
+    }
+    let category = first("category");
     let mut patch = serde_json::Map::new();
-    if let Some(category) = form
-        .category
-        .as_deref()
-        .map(str::trim)
-        .filter(|c| !c.is_empty())
-    {
+    if let Some(category) = category.as_deref().map(str::trim).filter(|c| !c.is_empty()) {
         if state.policy.category(category).is_none() {
             return case_error(
                 &state,
@@ -362,14 +353,10 @@ pub(super) async fn edit_fields(
         }
         patch.insert("category".into(), category.into());
     }
-    patch.insert("plates".into(), list(&form.plates).into());
-    let mut documents = list(&form.documents);
-    for id in form.ticked.keys().filter_map(|k| k.strip_prefix("doc.")) {
-        let id = serde_json::Value::String(id.to_owned());
-        if !documents.contains(&id) {
-            documents.push(id);
-        }
-    }
+    patch.insert(
+        "plates".into(),
+        list(&first("plates").unwrap_or_default()).into(),
+    );
     patch.insert("documents".into(), documents.into());
     match state
         .store

@@ -46,14 +46,24 @@ fn confirmed(case: &CaseView) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// The checklist of the permit-data form: the chosen category's required documents (then
-/// any other document already confirmed, so that saving keeps it), each ticked when it is
-/// confirmed or when a document on the case is recognised as it, with that document's
-/// file name. Empty when no category is chosen.
+/// The checklist of the permit-data form: the chosen category's required documents (every
+/// category's when none is chosen yet; then any other document already confirmed, so that
+/// saving keeps it), each ticked when it is confirmed or when a document on the case is
+/// recognised as it, with that document's file name.
 pub(super) async fn checklist(state: &AppState, tr: &Tr, case: &CaseView) -> Vec<CheckItem> {
-    let Some(category) = chosen_category(case).and_then(|c| state.policy.category(&c).cloned())
-    else {
-        return Vec::new();
+    // No category yet: every document a category asks, so that one save does it all.
+    let required: Vec<String> = match chosen_category(case).and_then(|c| state.policy.category(&c))
+    {
+        Some(category) => category.documents.clone(),
+        None => {
+            let mut all: Vec<String> = Vec::new();
+            for d in state.policy.categories.iter().flat_map(|c| &c.documents) {
+                if !all.contains(d) {
+                    all.push(d.clone());
+                }
+            }
+            all
+        }
     };
     let confirmed = confirmed(case);
     // What each document on the case looks like, from its name and its text read so far.
@@ -77,7 +87,7 @@ pub(super) async fn checklist(state: &AppState, tr: &Tr, case: &CaseView) -> Vec
             recognised.push((id, d.filename.clone()));
         }
     }
-    let mut ids: Vec<String> = category.documents.clone();
+    let mut ids = required;
     for id in &confirmed {
         if !ids.contains(id) {
             ids.push(id.clone());

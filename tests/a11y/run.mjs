@@ -3,7 +3,7 @@
 // Starts `sportello serve --demo` on a free port with a temporary data dir, drives the
 // system Chromium (headless, through playwright-core) over the citizen portal (Italian
 // and English) and the back office (signed in as the demo operator), runs axe-core on
-// every page with the WCAG 2.0/2.1 A and AA rules, fills in and sends the application
+// every page with the WCAG 2.0/2.1 A and AA rules (back-office pages also at 360 px), fills in and sends the application
 // form with the keyboard alone, and saves full-page screenshots. Prints every violation
 // and exits non-zero when there is any, or when a keyboard check fails.
 //
@@ -12,25 +12,20 @@
 //   SPORTELLO_BIN     the server binary (default ${CARGO_TARGET_DIR:-target}/debug/sportello)
 //   CARGO_TARGET_DIR  also where screenshots go: ${CARGO_TARGET_DIR:-target}/screenshots/
 
-import { spawn } from 'node:child_process';
-import { mkdtemp, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { createRequire } from 'node:module';
-import net from 'node:net';
-import os from 'node:os';
+import { mkdir, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import { AXE_TAGS, axeResults, axeSource, axeVersion, printViolation } from './lib/axe.mjs';
+import { api, pdf, signIn } from './lib/office.mjs';
+import { chromiumArgs, startServer } from './lib/server.mjs';
 
-const require = createRequire(import.meta.url);
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..', '..');
 const targetDir = path.resolve(root, process.env.CARGO_TARGET_DIR || 'target');
 const serverBin = path.resolve(root, process.env.SPORTELLO_BIN || path.join(targetDir, 'debug', 'sportello'));
 const browserBin = process.env.CHROMIUM || '/usr/bin/chromium';
 const shotsDir = path.join(targetDir, 'screenshots');
-const axeSource = await readFile(require.resolve('axe-core/axe.min.js'), 'utf8');
-const AXE_TAGS = ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']
-  .concat((process.env.A11Y_EXTRA_TAGS || '').split(',').map((t) => t.trim()).filter(Boolean));
 /** With A11Y_VERBOSE=1, also what axe could not decide alone ("needs review"). */
 const VERBOSE = process.env.A11Y_VERBOSE === '1';
 
@@ -55,82 +50,6 @@ function pass(what) {
   console.log(`ok   ${what}`);
 }
 
-// ----- the server -----
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-async function startServer() {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'sportello-a11y-'));
-  const port = await freePort();
-  const config = path.join(dir, 'sportello.toml');
-  await writeFile(config, `data_dir = "${path.join(dir, 'data')}"\nlisten = "127.0.0.1:${port}"\n`);
-  const child = spawn(serverBin, ['--config', config, 'serve', '--demo'], {
-    cwd: root,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8');
-  child.stderr.setEncoding('utf8');
-  child.stdout.on('data', (d) => { stdout += d; });
-  // The server logs every document it reads; keep only the tail for a failure report.
-  child.stderr.on('data', (d) => { stderr = (stderr + d).slice(-20000); });
-  let exited = null;
-  child.on('exit', (code, signal) => { exited = { code, signal }; });
-  child.on('error', (e) => { exited = { error: e.message }; });
-  const base = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 120_000;
-  let logins = null;
-  for (;;) {
-    if (exited) {
-      throw new Error(`the server stopped: ${JSON.stringify(exited)}\n${stdout}\n${stderr}`);
-    }
-    if (Date.now() > deadline) {
-      child.kill('SIGKILL');
-      throw new Error(`the server did not start in time\n${stdout}\n${stderr}`);
-    }
-    logins = logins || parseLogins(stdout);
-    if (logins) {
-      try {
-        const res = await fetch(`${base}/`);
-        if (res.ok) break;
-      } catch {
-        // not listening yet
-      }
-    }
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  const stop = async () => {
-    if (!exited) {
-      child.kill('SIGTERM');
-      const t = setTimeout(() => child.kill('SIGKILL'), 5000);
-      await new Promise((r) => (exited ? r() : child.on('exit', r)));
-      clearTimeout(t);
-    }
-    await rm(dir, { recursive: true, force: true });
-  };
-  return { base, logins, stop };
-}
-
-/** The demo logins printed by `serve --demo`: `  operatore  role operator  password P  token T`. */
-function parseLogins(stdout) {
-  const found = {};
-  for (const m of stdout.matchAll(/^\s*(\S+)\s+role\s+(\S+)\s+password\s+(\S+)\s+token\s+(\S+)/gm)) {
-    found[m[2]] = { login: m[1], password: m[3], token: m[4] };
-  }
-  return found.operator && found.supervisor ? found : null;
-}
-
 // ----- axe and screenshots -----
 
 /** Attaches the listeners that record the Content-Security-Policy violations of a page. */
@@ -144,30 +63,26 @@ function watchCsp(page) {
   return page;
 }
 
-/** Runs axe-core on the page as it is now; prints and records every violation. */
+/** The narrow window every back-office page is audited in too (issue 18: 1280 and 360 px). */
+const OFFICE_NARROW = 360;
+
+/**
+ * Runs axe-core on the page as it is now; prints and records every violation. A page of
+ * the back office is audited again in a window 360 px wide.
+ */
 async function audit(page, name) {
+  await auditOnce(page, name);
+  const size = page.viewportSize();
+  if (name.startsWith('office') && size && size.width > OFFICE_NARROW) {
+    await page.setViewportSize({ width: OFFICE_NARROW, height: size.height });
+    await auditOnce(page, `${name}@${OFFICE_NARROW}`);
+    await page.setViewportSize(size);
+  }
+}
+
+async function auditOnce(page, name) {
   pagesChecked += 1;
-  // The page's CSP (default-src 'self') blocks an injected <script>; evaluating the
-  // source through the DevTools protocol is not subject to it.
-  const hasAxe = await page.evaluate(() => typeof window.axe === 'object');
-  if (!hasAxe) await page.evaluate(axeSource);
-  const { violations, incomplete } = await page.evaluate(async (tags) => {
-    const result = await window.axe.run(document, {
-      runOnly: { type: 'tag', values: tags },
-      resultTypes: ['violations', 'incomplete'],
-    });
-    const shape = (v) => ({
-      id: v.id,
-      impact: v.impact,
-      help: v.help,
-      helpUrl: v.helpUrl,
-      nodes: v.nodes.map((n) => ({
-        target: n.target.map((t) => (Array.isArray(t) ? t.join(' >>> ') : t)).join(' '),
-        summary: (n.failureSummary || '').split('\n').slice(1).map((s) => s.trim()).filter(Boolean).join('; '),
-      })),
-    });
-    return { violations: result.violations.map(shape), incomplete: result.incomplete.map(shape) };
-  }, AXE_TAGS);
+  const { violations, incomplete } = await axeResults(page);
   const url = page.url();
   const csp = page.cspViolations || [];
   if (VERBOSE) {
@@ -181,12 +96,7 @@ async function audit(page, name) {
   }
   for (const v of violations) {
     fail(`axe ${name}: ${v.id} [${v.impact}] ${v.help} (${v.nodes.length} element${v.nodes.length === 1 ? '' : 's'})`);
-    console.log(`       page: ${url}`);
-    console.log(`       rule: ${v.helpUrl}`);
-    for (const n of v.nodes.slice(0, 10)) {
-      console.log(`       - ${n.target}${n.summary ? `  — ${n.summary}` : ''}`);
-    }
-    if (v.nodes.length > 10) console.log(`       … and ${v.nodes.length - 10} more`);
+    printViolation(v, url);
   }
   for (const c of csp) {
     fail(`csp ${name}: ${c}`);
@@ -259,29 +169,6 @@ async function tabTo(page, want, what, { back = false, max = 40, stops = null } 
 }
 
 const byId = (id) => (f) => f.id === id;
-
-/** A small but real PDF, for the documents the application asks for. */
-function pdf(text) {
-  const body = `BT /F1 18 Tf 72 720 Td (${text}) Tj ET`;
-  const objs = [
-    '<< /Type /Catalog /Pages 2 0 R >>',
-    '<< /Type /Pages /Kids [3 0 R] /Count 1 >>',
-    '<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>',
-    `<< /Length ${body.length} >>\nstream\n${body}\nendstream`,
-    '<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>',
-  ];
-  let out = '%PDF-1.4\n';
-  const offsets = [];
-  objs.forEach((o, i) => {
-    offsets.push(out.length);
-    out += `${i + 1} 0 obj\n${o}\nendobj\n`;
-  });
-  const xref = out.length;
-  out += `xref\n0 ${objs.length + 1}\n0000000000 65535 f \n`;
-  for (const off of offsets) out += `${String(off).padStart(10, '0')} 00000 n \n`;
-  out += `trailer\n<< /Size ${objs.length + 1} /Root 1 0 R >>\nstartxref\n${xref}\n%%EOF\n`;
-  return Buffer.from(out, 'latin1');
-}
 
 /**
  * The application form with the keyboard alone: the skip link is the first tab stop and
@@ -541,18 +428,6 @@ async function slowDown(browser, base) {
   }
 }
 
-/** Signs in through the login form (in `lang`, remembered by a cookie). */
-async function signIn(page, base, user, lang) {
-  await page.goto(`${base}/ufficio/login?lang=${lang}`);
-  await page.fill('#login', user.login);
-  await page.fill('#password', user.password);
-  await Promise.all([page.waitForNavigation(), page.click('main form button[type=submit]')]);
-  const cookies = await page.context().cookies(base);
-  if (!cookies.some((c) => c.name === 'sportello_session')) {
-    throw new Error(`signing in as ${user.login} did not give a session cookie`);
-  }
-}
-
 /** The back office, signed in as the operator, in Italian and in English. */
 async function office(browser, base, operator) {
   const seen = { case: null, citizen: null };
@@ -662,18 +537,6 @@ async function office(browser, base, operator) {
   return seen;
 }
 
-/** Calls the API as `who` (a demo login with its token); throws unless the answer is 2xx. */
-async function api(base, who, method, pathAndQuery, body) {
-  const res = await fetch(base + pathAndQuery, {
-    method,
-    headers: { authorization: `Bearer ${who.token}`, 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  if (!res.ok) throw new Error(`${method} ${pathAndQuery}: ${res.status} ${text}`);
-  return text ? JSON.parse(text) : null;
-}
-
 /**
  * A permit's page (the demo has cases but no printed permits): a permit is issued through
  * the API, then its page is audited in both languages, with a refused change (the error
@@ -779,26 +642,17 @@ async function main() {
   }
   console.log(`server:   ${serverBin}`);
   console.log(`browser:  ${browserBin}`);
-  const server = await startServer();
+  const server = await startServer(serverBin, root);
   console.log(`serving:  ${server.base}`);
   let browser;
   try {
     browser = await chromium.launch({
       executablePath: browserBin,
       headless: true,
-      args: [
-        // Root (as in CI) cannot use Chromium's sandbox.
-        ...(process.getuid && process.getuid() === 0 ? ['--no-sandbox'] : []),
-        '--disable-gpu',
-        '--disable-quic',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        '--no-first-run',
-      ],
+      args: chromiumArgs(),
     });
     console.log(`chromium: ${browser.version()}`);
-    console.log(`axe-core: ${require('axe-core/package.json').version}, tags ${AXE_TAGS.join(', ')}`);
+    console.log(`axe-core: ${axeVersion}, tags ${AXE_TAGS.join(', ')}`);
     await auditorSelfTest(browser, server.base);
     await portal(browser, server.base);
     await keyboardApplication(browser, server.base);

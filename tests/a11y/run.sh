@@ -18,4 +18,5 @@ if [ -z "${SPORTELLO_BIN:-}" ]; then
 fi
 cd "$here"
 npm ci --no-audit --no-fund --loglevel=error >/dev/null
-exec node run.mjs
+# tasks.sh runs tasks.mjs the same way.
+exec node "${1:-run.mjs}"

@@ -1,7 +1,8 @@
 //! Cases: open one, act on it (with what the action produces), change its fields.
 
+use sportello_domain::case::Status;
 use sportello_domain::case::WorkflowKind;
-use sportello_domain::workflow::Action;
+use sportello_domain::workflow::{Action, CaseFacts, plan};
 use sportello_store::cases::{CaseView, CitizenView};
 
 pub use crate::new_case::{CaseRequest, CitizenRequest};
@@ -224,6 +225,48 @@ pub async fn perform_action(
         }
     }
     Ok(case)
+}
+
+/// The desk's way to act (the back office's buttons): an action the workflow allows only in
+/// review, asked of a case just received, first starts the review — its own journaled step,
+/// exactly as if the operator had pressed "start review" — so that the operator does not
+/// have to. The API keeps the workflow as it is (CONTRACT §7.2): only the pages call this.
+pub async fn perform_from_desk(
+    app: &App,
+    actor: &str,
+    reference: &str,
+    request: ActionRequest,
+) -> Result<CaseView, AppError> {
+    check_reference(reference)?;
+    if let Ok((action, note)) = request.clone().into_action()
+        && !matches!(action, Action::StartReview)
+    {
+        let case = app.store.get_case(reference).await?;
+        if case.summary.status == "received" {
+            let workflow = app
+                .store
+                .case_type(&case.summary.case_type)
+                .map_or(WorkflowKind::Permit, |t| t.workflow);
+            let facts = |status| CaseFacts {
+                status,
+                workflow,
+                integration_requested: false,
+                rejection_notified: false,
+                notice_period_open: false,
+                has_note: note.is_some(),
+            };
+            let refused_now = plan(&facts(Status::Received), &action).is_err();
+            let allowed_in_review = plan(&facts(Status::InReview), &action).is_ok();
+            if refused_now && allowed_in_review {
+                let start = ActionRequest {
+                    action: Some("start_review".into()),
+                    ..ActionRequest::default()
+                };
+                perform_action(app, actor, reference, start).await?;
+            }
+        }
+    }
+    perform_action(app, actor, reference, request).await
 }
 
 /// Changes the case's type-specific fields with a JSON merge patch (`null` removes a key),

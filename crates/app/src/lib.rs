@@ -16,6 +16,7 @@ use sportello_domain::ztl::policy::Policy;
 use sportello_store::Store;
 use sportello_store::documents::BlobStore;
 
+pub mod caller;
 pub mod cases;
 pub mod contact;
 pub mod documents;

@@ -44,6 +44,11 @@ pub async fn contact(app: &App) {
     {
         Ok(cases) => {
             for (reference, phone, missing) in cases {
+                // What the operator reads out: the documents by their names.
+                let missing: Vec<String> = missing
+                    .iter()
+                    .map(|d| app.names.name(Lang::It, "document", d))
+                    .collect();
                 let script = call_script(&reference, "nessuna risposta dal cittadino.", &missing);
                 if let Err(e) = app
                     .store

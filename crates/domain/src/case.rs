@@ -210,6 +210,19 @@ pub mod flags {
     /// holder: it opened a case of its own instead of joining the holder's (and is also
     /// flagged `needs_attention`, the queue of messages to check).
     pub const PERMIT_REFERENCE_UNVERIFIED: &str = "permit_reference_unverified";
+
+    /// Every flag the product sets, so that each has its words on the pages.
+    pub const ALL: &[&str] = &[
+        INTEGRATION_EXPIRED,
+        UNKNOWN_REFERENCE,
+        NEEDS_ATTENTION,
+        PERMIT_REFERENCE_UNVERIFIED,
+        "unsorted_scan",
+        "ocr_failed",
+        "message_failed",
+        "pec_not_delivered",
+        "annulment_by_hand",
+    ];
 }
 
 /// A case reference `{PREFIX}-{YYYY}-{NNNNNN}` (CONTRACT §1).

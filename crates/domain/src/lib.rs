@@ -22,6 +22,7 @@ pub mod roles;
 pub mod security;
 pub mod sla;
 pub mod text;
+pub mod timeline;
 pub mod totp;
 pub mod workflow;
 pub mod ztl;

@@ -5,6 +5,33 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use sha2::{Digest, Sha256};
 
+/// Every kind of read the audit records (`action` of a [`ReadEntry`]), so that the audit
+/// page names each in words.
+pub const READ_ACTIONS: &[&str] = &[
+    "read_case",
+    "list_cases",
+    "read_citizen",
+    "read_contacts",
+    "read_permit",
+    "reports",
+    "read_report",
+    "search",
+    "login",
+    "print_cover_sheet",
+    "read_appointments",
+    "list_appointments",
+    "list_callbacks",
+    "read_document",
+    "read_document_info",
+    "read_document_text",
+    "view_document",
+    "read_messages",
+    "read_outbound",
+    "read_evidence",
+    "export_citizen",
+    "cti_lookup",
+];
+
 /// The `prev_hash` of the first chained entry.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 

@@ -54,6 +54,21 @@ pub enum ClockState {
     Stopped,
 }
 
+impl ClockState {
+    /// Every state, so that each has its words on the pages.
+    pub const ALL: &'static [ClockState] =
+        &[ClockState::Running, ClockState::Paused, ClockState::Stopped];
+
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClockState::Running => "running",
+            ClockState::Paused => "paused",
+            ClockState::Stopped => "stopped",
+        }
+    }
+}
+
 /// What the API shows as `sla` of a case.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SlaView {

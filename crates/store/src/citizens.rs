@@ -241,6 +241,39 @@ impl crate::Store {
         }))
     }
 
+    /// Citizens a search box's words name: the exact fiscal code, an e-mail or PEC address,
+    /// a telephone number (matched as the CTI look-up matches it), or a part of the name
+    /// (three letters at least); at most `limit`, by name. The office's search links to
+    /// their records.
+    pub async fn find_citizens(&self, q: &str, limit: i64) -> Result<Vec<(i64, CitizenView)>> {
+        let q = q.trim();
+        if q.chars().count() < 3 {
+            return Ok(Vec::new());
+        }
+        let like = crate::values::like_contains(q);
+        // Only what looks like a number is matched as one (a fiscal code has digits too).
+        let looks_like_number = q
+            .chars()
+            .all(|c| c.is_ascii_digit() || " +-/().".contains(c));
+        let phone = looks_like_number.then(|| phone_key(q)).flatten();
+        let rows = sqlx::query(
+            "SELECT id, fiscal_code, name, email, pec, phone, fax FROM citizens \
+             WHERE fiscal_code = $1 OR LOWER(email) = $2 OR LOWER(pec) = $2 OR phone_key = $3 \
+                OR LOWER(name) LIKE $4 ESCAPE '\\' \
+             ORDER BY name, id LIMIT $5",
+        )
+        .bind(q.to_uppercase())
+        .bind(q.to_lowercase())
+        .bind(phone)
+        .bind(like)
+        .bind(limit.clamp(1, 100))
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((crate::get_i64(r, "id")?, CitizenView::from_row(r)?)))
+            .collect()
+    }
+
     /// The id of the citizen a case belongs to (for the link to their record).
     pub async fn citizen_id_of_case(&self, reference: &str) -> Result<Option<i64>> {
         let row = sqlx::query("SELECT citizen_id FROM cases WHERE reference = $1")

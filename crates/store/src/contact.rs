@@ -448,6 +448,22 @@ impl Store {
         Ok((items, get_i64(&row, "n")?))
     }
 
+    /// Every call-back of a citizen's cases, open ones first, then the newest: the
+    /// citizen's record shows what is still to be called and what was.
+    pub async fn call_tasks_of_citizen(&self, citizen_id: i64) -> Result<Vec<CallTaskView>> {
+        let sql = format!(
+            "SELECT {TASK_COLUMNS} FROM {TASK_FROM} WHERE c.citizen_id = $1 \
+             ORDER BY CASE WHEN t.status = 'open' THEN 0 ELSE 1 END, t.created_at DESC, t.id DESC"
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(citizen_id)
+            .fetch_all(&self.read)
+            .await?
+            .iter()
+            .map(task_of)
+            .collect()
+    }
+
     /// One call task.
     pub async fn call_task(&self, id: i64) -> Result<CallTaskView> {
         let sql = format!("SELECT {TASK_COLUMNS} FROM {TASK_FROM} WHERE t.id = $1");

@@ -48,6 +48,26 @@ pub struct MessageView {
     pub excerpt: String,
 }
 
+/// A message to or from a citizen, on any of their cases (the citizen's record).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CitizenMessage {
+    /// `in` (received) or `out` (sent by the office).
+    pub direction: &'static str,
+    /// When it arrived, or was queued to be sent (RFC 3339, Europe/Rome).
+    pub at: String,
+    /// Channel (`email`, `pec`, `sms`…).
+    pub channel: String,
+    /// The case it belongs to.
+    pub case: String,
+    /// Subject.
+    pub subject: String,
+    /// The other party: the sender of one received, the recipient of one sent.
+    pub party: String,
+    /// A sent message's delivery state (`queued`, `sent`, `delivered`, `failed`…); `None`
+    /// for one received.
+    pub state: Option<String>,
+}
+
 /// Where a message goes.
 #[derive(Debug, Clone)]
 pub enum MoveTarget {
@@ -105,6 +125,47 @@ impl Store {
                         .chars()
                         .take(2000)
                         .collect(),
+                })
+            })
+            .collect()
+    }
+
+    /// The newest `limit` messages received from or sent to a citizen, on all their cases,
+    /// newest first: one query (both directions, read through the cases' citizen index).
+    pub async fn citizen_messages(
+        &self,
+        citizen_id: i64,
+        limit: i64,
+    ) -> Result<Vec<CitizenMessage>> {
+        let rows = sqlx::query(
+            "SELECT * FROM ( \
+               SELECT 'in' AS direction, m.received_at AS at, m.id AS seq, m.channel, c.reference, \
+                      m.subject, m.sender AS party, NULL AS state \
+                 FROM inbound_messages m JOIN cases c ON c.id = m.case_id WHERE c.citizen_id = $1 \
+               UNION ALL \
+               SELECT 'out' AS direction, o.created_at AS at, o.id AS seq, o.channel, c.reference, \
+                      o.subject, o.recipient AS party, o.status AS state \
+                 FROM outbound_messages o JOIN cases c ON c.id = o.case_id WHERE c.citizen_id = $1 \
+             ) AS both_ways ORDER BY at DESC, seq DESC LIMIT $2",
+        )
+        .bind(citizen_id)
+        .bind(limit.clamp(1, 1000))
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(CitizenMessage {
+                    direction: if get_str(row, "direction")? == "in" {
+                        "in"
+                    } else {
+                        "out"
+                    },
+                    at: rome_rfc3339(from_ms(get_i64(row, "at")?)?),
+                    channel: get_str(row, "channel")?,
+                    case: get_str(row, "reference")?,
+                    subject: get_str(row, "subject")?,
+                    party: get_str(row, "party")?,
+                    state: get_opt_str(row, "state")?,
                 })
             })
             .collect()
@@ -425,6 +486,78 @@ mod tests {
             ));
             assert_eq!(store.case_messages(&a).await.unwrap().len(), 1);
             assert_eq!(store.get_case(&a).await.unwrap().documents.len(), 1);
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn a_citizens_messages_both_ways_and_call_backs_are_found_from_their_record() {
+        with_test_store(|store, clock| async move {
+            let first = store.ingest(message("c1", "Permesso", 0)).await.unwrap();
+            let reference = first.case.unwrap();
+            clock.advance(chrono::Duration::minutes(5));
+            let out = crate::outbound::NewOutbound {
+                recipient: "anna@example.it".into(),
+                subject: "Risposta".into(),
+                ..crate::outbound::tests::email("k-c1", "m-c1@example.it")
+            };
+            store.queue_message(&reference, &out, "op1").await.unwrap();
+            store
+                .open_call_task(
+                    &reference,
+                    "operator",
+                    Some("3331234567"),
+                    "Richiamare",
+                    "op1",
+                )
+                .await
+                .unwrap();
+            // Someone else's message stays off Anna's record.
+            let mut theirs = message("c2", "Altro", 0);
+            theirs.sender.email = Some("bruno@example.it".into());
+            theirs.sender.name = Some("Bruno Gialli".into());
+            let theirs = store.ingest(theirs).await.unwrap().case.unwrap();
+            let anna = store.citizen_id_of_case(&reference).await.unwrap().unwrap();
+            assert_ne!(store.citizen_id_of_case(&theirs).await.unwrap(), Some(anna));
+
+            let messages = store.citizen_messages(anna, 50).await.unwrap();
+            let seen: Vec<(&str, &str, Option<&str>)> = messages
+                .iter()
+                .map(|m| (m.direction, m.subject.as_str(), m.state.as_deref()))
+                .collect();
+            assert_eq!(
+                seen,
+                vec![
+                    ("out", "Risposta", Some("queued")),
+                    ("in", "Permesso", None)
+                ],
+                "newest first, both directions, nobody else's"
+            );
+            assert!(messages.iter().all(|m| m.case == reference));
+            assert_eq!(store.citizen_messages(anna, 1).await.unwrap().len(), 1);
+
+            let calls = store.call_tasks_of_citizen(anna).await.unwrap();
+            assert_eq!(calls.len(), 1);
+            assert_eq!(
+                (calls[0].case.as_str(), calls[0].status.as_str()),
+                (reference.as_str(), "open")
+            );
+
+            let by_name = store.find_citizens("neri", 10).await.unwrap();
+            assert_eq!(
+                by_name.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+                vec![anna]
+            );
+            let by_mail = store.find_citizens("ANNA@example.it", 10).await.unwrap();
+            assert_eq!(by_mail.len(), 1);
+            assert!(
+                store.find_citizens("%", 10).await.unwrap().is_empty(),
+                "too short"
+            );
+            assert!(
+                store.find_citizens("n_r", 10).await.unwrap().is_empty(),
+                "LIKE's own characters are taken literally"
+            );
         })
         .await;
     }

@@ -55,6 +55,18 @@ fn parameters_in(row: &str) -> usize {
         .unwrap_or(0)
 }
 
+/// A `LIKE … ESCAPE '\\'` pattern matching text that contains `q`, lower-cased, with the
+/// pattern's own characters (`%`, `_`, `\\`) taken literally.
+pub(crate) fn like_contains(q: &str) -> String {
+    format!(
+        "%{}%",
+        q.to_lowercase()
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_")
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

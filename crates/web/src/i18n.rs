@@ -141,6 +141,9 @@ impl Tr {
 }
 
 #[cfg(test)]
+mod walk;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

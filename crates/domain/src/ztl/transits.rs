@@ -143,6 +143,15 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// Every reason, so that each has its words on the pages.
+    pub const ALL: &'static [Reason] = &[
+        Reason::OutsideWindow,
+        Reason::NotValidAtTime,
+        Reason::WrongZone,
+        Reason::SuspendedOrRevoked,
+        Reason::NoPermit,
+    ];
+
     /// The wire name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -221,6 +230,10 @@ pub fn authorise<'i>(
     .find_map(|(reason, hit)| hit.then_some(reason))
     .unwrap_or(Reason::NoPermit))
 }
+
+/// The verdicts on a transit that are not a [`Reason`]: covered by a permit, the zone not
+/// enforced then, or a transit that cannot be checked (no such gate, no instant).
+pub const OTHER_VERDICTS: &[&str] = &["permit", "zone_not_active", "unreadable"];
 
 /// What the rules say of one plate passing one zone at one instant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -120,7 +120,8 @@ async fn the_citizen_record_lists_every_case_is_audited_and_only_for_case_reader
         .get("/ufficio/accessi?target=RSSMRA80A01H501U")
         .await;
     assert!(
-        log.body.contains("<td>op</td><td>read_citizen</td>"),
+        log.body
+            .contains("<td>op</td><td>ha aperto la scheda del cittadino</td>"),
         "{}",
         log.body
     );
@@ -144,4 +145,89 @@ async fn the_citizen_record_lists_every_case_is_audited_and_only_for_case_reader
     let refused = police.get(&link).await;
     assert_eq!(refused.status, 303);
     assert_eq!(refused.location, "/ufficio/permessi");
+}
+
+#[tokio::test]
+async fn the_record_shows_messages_both_ways_and_call_backs_and_search_finds_the_citizen() {
+    let (install, users) = started_with(&[("op", "operator")]).await;
+    let (op_password, op) = &users[0];
+    let reference = install.create_case(op).await;
+    // The citizen writes about their case (the reference in the subject)…
+    let line = install.ingest_mail(
+        "answer.eml",
+        &format!(
+            "From: Mario Rossi <mario.rossi@example.it>\r\nSubject: Re: {reference} libretto\r\n\
+             Message-ID: <record@example.it>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\
+             Allego il libretto.\r\n"
+        ),
+    );
+    assert_eq!(line["case"], reference.as_str(), "{line}");
+    // …the office writes to them on their channel…
+    let (status, _, sent) = install
+        .call(
+            "POST",
+            &format!("/api/v1/cases/{reference}/messages"),
+            Some(op),
+            Some(serde_json::json!({"subject": "Il libretto", "body": "Grazie, lo abbiamo ricevuto."})),
+        )
+        .await;
+    assert!(status == 201 || status == 202, "{status} {sent}");
+    // …and someone must call them back.
+    let (status, _, task) = install
+        .call(
+            "POST",
+            &format!("/api/v1/cases/{reference}/callbacks"),
+            Some(op),
+            Some(serde_json::json!({"note": "Spiegare il libretto"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{task}");
+
+    let (mut browser, _) = Browser::signed_in(&install, "op", op_password).await;
+    // Search by part of the name: a link to the record.
+    let found = browser.get("/ufficio/cerca?q=rossi&lang=it").await;
+    assert_eq!(found.status, 200, "{}", found.body);
+    let link = found
+        .body
+        .split("<a href=\"")
+        .filter_map(|s| s.split_once("\">Mario Rossi</a>"))
+        .map(|(href, _)| href.to_owned())
+        .next()
+        .unwrap_or_else(|| panic!("no citizen in the search: {}", found.body));
+    assert!(link.starts_with("/ufficio/cittadini/"), "{link}");
+    // By fiscal code too.
+    let by_code = browser.get("/ufficio/cerca?q=rssmra80a01h501u").await;
+    assert!(by_code.body.contains(&link), "{}", by_code.body);
+
+    let record = browser.get(&format!("{link}?lang=it")).await;
+    assert_eq!(record.status, 200, "{}", record.body);
+    let messages = record
+        .body
+        .split("id=\"messages-title\"")
+        .nth(1)
+        .and_then(|s| s.split("id=\"calls-title\"").next())
+        .unwrap_or_else(|| panic!("no messages section: {}", record.body));
+    for words in [
+        "Ricevuto",
+        &format!("Re: {reference} libretto"),
+        "mario.rossi@example.it",
+        "Inviato",
+        "in coda",
+        "<td>e-mail</td>",
+    ] {
+        assert!(messages.contains(words), "{words} missing: {messages}");
+    }
+    let calls = record
+        .body
+        .split("id=\"calls-title\"")
+        .nth(1)
+        .unwrap_or_default();
+    for words in ["richiesta di un operatore", "da fare", reference.as_str()] {
+        assert!(calls.contains(words), "{words} missing: {calls}");
+    }
+    assert!(
+        !record.body.contains(">queued<") && !record.body.contains(">operator<"),
+        "states and reasons in words: {}",
+        record.body
+    );
 }

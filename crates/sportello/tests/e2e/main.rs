@@ -37,5 +37,6 @@ mod scan;
 mod search;
 mod users;
 mod webhooks;
+mod words;
 mod workspace;
 mod ztl;

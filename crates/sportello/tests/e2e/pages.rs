@@ -837,7 +837,8 @@ async fn the_supervisor_sees_who_read_a_case_and_operators_see_neither_log_nor_r
         .await;
     assert_eq!(log.status, 200);
     assert!(
-        log.body.contains("<td>op</td><td>read_case</td>"),
+        log.body
+            .contains("<td>op</td><td>ha aperto la pratica</td>"),
         "{}",
         log.body
     );

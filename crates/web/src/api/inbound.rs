@@ -12,7 +12,6 @@ use serde::{Deserialize, Serialize};
 use sportello_domain::case::Reference;
 use sportello_domain::roles::Permission;
 use sportello_intake::{IntakeError, telegram, whatsapp};
-use sportello_store::cases::CitizenView;
 use sportello_store::intake::{Inbound, IntakeOutcome};
 use utoipa::{IntoParams, ToSchema};
 
@@ -20,6 +19,7 @@ use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, Problem};
 use crate::extract::{ApiJson, ApiQuery};
+use sportello_app::caller::{CallerCard, caller_card};
 use sportello_app::validate::check_text;
 
 /// What the pipeline did with each message of a delivery.
@@ -267,33 +267,6 @@ pub struct LookupQuery {
     pub number: Option<String>,
 }
 
-/// The screen pop for an incoming call.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct CallerCard {
-    /// The citizen known by that number.
-    pub citizen: CitizenView,
-    /// Their open cases, newest first.
-    pub open_cases: Vec<String>,
-    /// What each open case waits for (the first ten): what the operator says on the phone.
-    pub waiting: Vec<CaseWaiting>,
-}
-
-/// An open case on the screen pop: its state and what the office waits for.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct CaseWaiting {
-    /// The case.
-    pub reference: String,
-    /// Its status.
-    pub status: String,
-    /// The legal due date.
-    pub due_at: String,
-    /// The documents asked in the last integration request, or the reasons of an
-    /// art. 10-bis notice, while the case waits on the citizen.
-    pub waiting_for: Vec<String>,
-    /// An open call-back task of the case, if any.
-    pub call_task: Option<i64>,
-}
-
 /// `GET /api/v1/cti/lookup?number=`: who is calling, and their open cases.
 #[utoipa::path(get, path = "/api/v1/cti/lookup", tag = "inbound", params(LookupQuery),
     security(("bearer" = [])),
@@ -307,61 +280,10 @@ pub async fn cti_lookup(
     let user = caller.require(Permission::LookupCaller)?;
     let number = query.number.unwrap_or_default();
     caller_card(&state, &user.login, &number)
-        .await?
+        .await
+        .map_err(ApiError::from)?
         .map(Json)
         .ok_or_else(|| ApiError::NotFound("no citizen with that number".into()))
-}
-
-/// The screen pop of `number` read by `login` (audited when someone is found): the CTI
-/// look-up and the office's call page (`/ufficio/chiamata`) share it. `Ok(None)`: nobody
-/// has that number; 422 when it is not a number.
-pub(crate) async fn caller_card(
-    state: &AppState,
-    login: &str,
-    number: &str,
-) -> Result<Option<CallerCard>, ApiError> {
-    check_text("number", number, false).map_err(|e| ApiError::Invalid(vec![e.into()]))?;
-    if number.chars().filter(char::is_ascii_digit).count() < 6 {
-        return Err(ApiError::field("number", "needs at least 6 digits"));
-    }
-    let Some((citizen, open_cases)) = state.store.lookup_caller(number).await? else {
-        return Ok(None);
-    };
-    state
-        .store
-        .record_access(login, "cti_lookup", number)
-        .await?;
-    // The first ten open cases: their clocks in one read, what each waits for in another.
-    let shown: Vec<String> = open_cases.iter().take(10).cloned().collect();
-    let (summaries, _) = state
-        .store
-        .list_cases(&sportello_store::cases::CaseFilter {
-            references: shown.clone(),
-            page: 1,
-            per_page: 10,
-            ..Default::default()
-        })
-        .await?;
-    let mut asked = state.store.cases_waiting(&shown).await?;
-    let waiting = shown
-        .iter()
-        .filter_map(|reference| summaries.iter().find(|c| &c.reference == reference))
-        .map(|case| {
-            let (waiting_for, call_task) = asked.remove(&case.reference).unwrap_or_default();
-            CaseWaiting {
-                reference: case.reference.clone(),
-                status: case.status.clone(),
-                due_at: case.due_at.clone(),
-                waiting_for,
-                call_task,
-            }
-        })
-        .collect();
-    Ok(Some(CallerCard {
-        citizen,
-        open_cases,
-        waiting,
-    }))
 }
 
 /// Query of the MTA pipe endpoint.

@@ -14,22 +14,10 @@ use sportello_store::sessions::Session;
 use super::case_path;
 use super::cases::{Row, row};
 use super::staff;
+use super::words::{self, Entry};
 use crate::AppState;
 use crate::i18n::Tr;
 use crate::pages::{Frame, day, language, page, when};
-
-/// One entry of the timeline, in words.
-struct Entry {
-    at: String,
-    actor: String,
-    what: String,
-    details: Vec<String>,
-    link: Option<(String, String)>,
-    /// A message's text, shown escaped in its own block.
-    body: Option<String>,
-    /// A message's id, for moving it to the right case.
-    message: Option<i64>,
-}
 
 /// An action button of the case page.
 struct ActionButton {
@@ -202,94 +190,6 @@ fn access_key(action: &str) -> &'static str {
     }
 }
 
-fn describe(tr: &Tr, event: &sportello_store::cases::EventView) -> Entry {
-    let d = &event.detail;
-    let text = |k: &str| d.get(k).and_then(|v| v.as_str()).map(str::to_owned);
-    let list = |k: &str| {
-        d.get(k)
-            .and_then(|v| v.as_array())
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str())
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            })
-            .filter(|s| !s.is_empty())
-    };
-    let mut details = Vec::new();
-    let what = match event.kind.as_str() {
-        "action" | "assigned" => {
-            let action = text("action").unwrap_or_default();
-            if let (Some(from), Some(to)) = (text("from"), text("to"))
-                && from != to
-            {
-                details.push(format!(
-                    "{} → {}",
-                    tr.name("status", &from),
-                    tr.name("status", &to)
-                ));
-            }
-            tr.name("action", &action)
-        }
-        kind => tr.name("event", kind),
-    };
-    for (key, label) in [
-        ("user", "timeline.user"),
-        ("note", "timeline.note"),
-        ("protocol", "timeline.protocol"),
-        ("permit", "timeline.permit"),
-        ("filename", "timeline.document"),
-        ("rule", "timeline.rule"),
-        ("channel", "timeline.channel"),
-        ("to", "timeline.to"),
-        ("subject", "timeline.subject"),
-        ("status", "timeline.state"),
-        ("error", "timeline.error"),
-    ] {
-        if let Some(v) = text(key) {
-            details.push(format!("{}: {v}", tr.t(label)));
-        }
-    }
-    for (key, label) in [
-        ("reasons", "timeline.reasons"),
-        ("missing", "timeline.missing"),
-    ] {
-        if let Some(v) = list(key) {
-            details.push(format!("{}: {v}", tr.t(label)));
-        }
-    }
-    // A PBX call (`POST /inbound/phone`): the caller's page, from the other party's number.
-    let caller = match (event.kind.as_str(), text("direction").as_deref()) {
-        ("call", Some("in")) => text("from"),
-        ("call", Some("out")) => text("to"),
-        _ => None,
-    };
-    let link = text("document_id")
-        .map(|id| {
-            (
-                format!("/api/v1/documents/{id}/view"),
-                tr.t("timeline.view").to_owned(),
-            )
-        })
-        .or_else(|| {
-            caller.map(|number| {
-                (
-                    format!("/ufficio/chiamata?numero={}", super::urlencode(&number)),
-                    tr.t("call.open_caller").to_owned(),
-                )
-            })
-        });
-    Entry {
-        at: when(&event.at),
-        actor: event.actor.clone(),
-        what,
-        details,
-        link,
-        body: None,
-        message: None,
-    }
-}
-
 pub(super) async fn case_page(
     State(state): State<AppState>,
     Path(reference): Path<String>,
@@ -397,7 +297,11 @@ pub(super) async fn render_workspace(
         .store
         .case_type(&case.summary.case_type)
         .is_some_and(|t| t.workflow == sportello_domain::case::WorkflowKind::Report);
-    let mut entries: Vec<Entry> = case.timeline.iter().map(|e| describe(&tr, e)).collect();
+    let mut entries: Vec<Entry> = case
+        .timeline
+        .iter()
+        .map(|e| words::describe(&tr, &state.policy, e))
+        .collect();
     let mut messages = Vec::new();
     if let Ok(found) = state.store.case_messages(&case.summary.reference).await {
         for m in found {
@@ -465,32 +369,9 @@ pub(super) async fn render_workspace(
             .unwrap_or_default(),
         None => Vec::new(),
     };
-    let fields = case
-        .fields
-        .as_object()
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| {
-                    // Lists in words (documents by their names), values as they are.
-                    let group = if k == "documents" { "document" } else { "" };
-                    let shown = |v: &serde_json::Value| match v {
-                        serde_json::Value::String(s) if group.is_empty() => s.clone(),
-                        serde_json::Value::String(s) => tr.name(group, s),
-                        other => other.to_string(),
-                    };
-                    let value = match v {
-                        serde_json::Value::Array(items) => {
-                            items.iter().map(shown).collect::<Vec<_>>().join(", ")
-                        }
-                        other => shown(other),
-                    };
-                    (tr.name("field", k), value)
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let fields = words::fields(&tr, &state.policy, &case.fields);
     let evidence = if report {
-        seg_evidence(state, &tr, &case).await
+        words::seg_evidence(state, &tr, &case).await
     } else {
         Vec::new()
     };
@@ -524,7 +405,7 @@ pub(super) async fn render_workspace(
         .policy
         .categories
         .iter()
-        .map(|c| (c.id.clone(), c.name.clone()))
+        .map(|c| (c.id.clone(), words::category_choice(&tr, c)))
         .collect();
     let reject_allowed = super::workspace::reject_allowed(&case, state.store.clock().now());
     let actions = actions_for(&tr, &case, report, reject_allowed);
@@ -599,29 +480,6 @@ pub(super) async fn render_workspace(
         tr,
     };
     page(StatusCode::OK, &page_)
-}
-
-/// The verdict on each contested transit of an SEG case, for its page.
-async fn seg_evidence(
-    state: &AppState,
-    tr: &Tr,
-    case: &CaseView,
-) -> Vec<(String, String, String, String)> {
-    let Ok(evidence) = sportello_app::remedy::gather(state, case).await else {
-        return Vec::new();
-    };
-    evidence
-        .transits
-        .iter()
-        .map(|t| {
-            (
-                t.transit_id.clone(),
-                format!("{} {}", t.gate, when(&t.timestamp)),
-                tr.name("verdict", &t.verdict),
-                t.permit.clone().unwrap_or_default(),
-            )
-        })
-        .collect()
 }
 
 #[derive(Template)]

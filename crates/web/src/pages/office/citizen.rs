@@ -43,6 +43,36 @@ struct CitizenPage {
     permits: Vec<PermitLine>,
     /// Appointments at the counter: (when, case, place, status in words, reason).
     appointments: Vec<(String, String, String, String, String)>,
+    /// Messages received and sent, newest first (the latest [`MESSAGES_SHOWN`]).
+    messages: Vec<MessageLine>,
+    /// Call-backs, open ones first.
+    calls: Vec<CallLine>,
+}
+
+/// How many of the citizen's messages the record shows (each case page has them all).
+const MESSAGES_SHOWN: i64 = 50;
+
+/// A message to or from the citizen, in words.
+struct MessageLine {
+    at: String,
+    /// "Ricevuto" / "Inviato".
+    direction: String,
+    channel: String,
+    case: String,
+    subject: String,
+    party: String,
+    /// A sent message's delivery state, in words.
+    state: String,
+}
+
+/// A call-back of one of the citizen's cases, in words.
+struct CallLine {
+    case: String,
+    reason: String,
+    status: String,
+    due: String,
+    /// The last call's outcome and note, in words.
+    outcome: String,
 }
 
 pub(super) async fn citizen_page(
@@ -124,9 +154,14 @@ pub(super) async fn citizen_page(
             Err(_) => return crate::pages::temporarily_unavailable(),
         }
     };
-    let (Ok(numbers), Ok(booked)) = (
+    let (Ok(numbers), Ok(booked), Ok(messages), Ok(calls)) = (
         state.store.permits_issued_to_citizen(record.id).await,
         state.store.appointments_of_citizen(record.id).await,
+        state
+            .store
+            .citizen_messages(record.id, MESSAGES_SHOWN)
+            .await,
+        state.store.call_tasks_of_citizen(record.id).await,
     ) else {
         return crate::pages::temporarily_unavailable();
     };
@@ -157,7 +192,42 @@ pub(super) async fn citizen_page(
             )
         })
         .collect();
+    let messages = messages
+        .into_iter()
+        .map(|m| MessageLine {
+            at: when(&m.at),
+            direction: tr.name("direction", m.direction),
+            channel: tr.name("channel", &m.channel),
+            state: m
+                .state
+                .as_deref()
+                .map(|s| tr.name("outbound_status", s))
+                .unwrap_or_default(),
+            case: m.case,
+            subject: m.subject,
+            party: m.party,
+        })
+        .collect();
+    let calls = calls
+        .into_iter()
+        .map(|c| CallLine {
+            reason: tr.name("call_reason", &c.reason),
+            status: tr.name("call_status", &c.status),
+            due: when(&c.due_at),
+            outcome: [
+                c.outcome.as_deref().map(|o| tr.name("call_outcome", o)),
+                c.note.clone().filter(|n| !n.trim().is_empty()),
+            ]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(": "),
+            case: c.case,
+        })
+        .collect();
     let page_ = CitizenPage {
+        messages,
+        calls,
         appointments,
         preferred: record
             .preferred_channel

@@ -17,6 +17,7 @@ pub mod reports;
 mod search;
 mod second_factor;
 mod users;
+mod words;
 mod workspace;
 pub mod write;
 
@@ -87,6 +88,8 @@ pub(super) fn routes(upload_limit: usize) -> Router<AppState> {
         .route("/ufficio/cittadini/{id}", get(citizen::citizen_page))
         .route("/ufficio/cerca", get(search))
         .route("/ufficio/chiamata", get(phone::call_page))
+        .route("/ufficio/chiamata/registra", post(phone::log_call))
+        .route("/ufficio/chiamata/nuova", post(phone::new_case))
         .route("/ufficio/permessi", get(permits))
         .route(
             "/ufficio/permessi/transiti",

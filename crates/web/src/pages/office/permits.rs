@@ -209,6 +209,8 @@ struct PermitPage {
     can_manage: bool,
     /// Whether the permit's category takes temporary plates (CUDE).
     person_bound: bool,
+    /// The category's name in the policy (its id if the policy no longer has it).
+    category: String,
     error: Option<String>,
 }
 
@@ -292,6 +294,10 @@ async fn render_permit(
             .policy
             .category(&permit.category)
             .is_some_and(|c| c.person_bound),
+        category: state
+            .policy
+            .category(&permit.category)
+            .map_or_else(|| permit.category.clone(), |c| c.name.clone()),
         tr,
         rows,
         history,

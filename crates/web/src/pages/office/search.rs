@@ -27,6 +27,8 @@ struct SearchPage {
     frame: Frame,
     q: String,
     hits: Vec<sportello_store::search::SearchHit>,
+    /// Citizens the words name: (their record's address, name or fiscal code, fiscal code).
+    citizens: Vec<(String, String, String)>,
 }
 
 /// `GET /ufficio/cerca?q=`: a reference, or a plate with exactly one case, opens that
@@ -80,6 +82,30 @@ pub(super) async fn search(
             .await
             .unwrap_or_default()
     };
+    // A fiscal code, a contact or a part of a name: links to the citizens' records.
+    let citizens = if q.is_empty() {
+        Vec::new()
+    } else {
+        state
+            .store
+            .find_citizens(&q, 10)
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(id, c)| {
+                let code = c.fiscal_code.clone().unwrap_or_default();
+                let shown = c
+                    .name
+                    .clone()
+                    .or_else(|| c.fiscal_code.clone())
+                    .or(c.email)
+                    .or(c.pec)
+                    .or(c.phone)
+                    .unwrap_or_default();
+                (super::citizen_path(id), shown, code)
+            })
+            .collect()
+    };
     // A read that cannot be audited is not answered.
     if state
         .store
@@ -96,13 +122,75 @@ pub(super) async fn search(
             return Redirect::to(&format!("/ufficio/pratiche/{}", cases[0])).into_response();
         }
     }
+    let hits = hits
+        .into_iter()
+        .map(|mut h| {
+            h.snippet = ids_in_words(&tr, &h.snippet);
+            h
+        })
+        .collect();
     let page_ = SearchPage {
         frame: Frame::staff(&state, "", &session).with_language(&tr),
         tr,
         q,
         hits,
+        citizens,
     };
     page(StatusCode::OK, &page_)
 }
 
 // ----- permits desk -----
+
+/// A snippet quotes the text indexed for a case, whose data holds ids (`carta_circolazione`):
+/// each `snake_case` word that names a document, a category, a field, a status, a flag or a
+/// channel is given in words. The snippet is already HTML-escaped; the words are escaped too.
+fn ids_in_words(tr: &Tr, snippet: &str) -> String {
+    const GROUPS: [&str; 6] = ["document", "category", "field", "status", "flag", "channel"];
+    let mut out = String::with_capacity(snippet.len());
+    let mut word = String::new();
+    let flush = |word: &mut String, out: &mut String| {
+        let named = word
+            .contains('_')
+            .then(|| GROUPS.iter().map(|g| tr.name(g, word)).find(|w| w != word));
+        match named.flatten() {
+            Some(w) => out.push_str(&crate::charts::escape(&w)),
+            None => out.push_str(word),
+        }
+        word.clear();
+    };
+    for c in snippet.chars() {
+        if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' {
+            word.push(c);
+        } else {
+            flush(&mut word, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut word, &mut out);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_in_a_snippet_are_given_in_words_and_the_rest_is_kept() {
+        let tr = Tr {
+            lang: crate::i18n::Lang::It,
+        };
+        let shown = ids_in_words(
+            &tr,
+            "documents <mark>carta_circolazione</mark> e altro_ignoto &amp; testo",
+        );
+        assert!(
+            shown.contains("<mark>Carta di circolazione</mark>"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("altro_ignoto"),
+            "an unknown id stays: {shown}"
+        );
+        assert!(shown.contains("&amp; testo"), "{shown}");
+    }
+}

@@ -94,7 +94,7 @@ fn citizen_view(tr: &Tr, case: &CaseView) -> CitizenCase {
         .and_then(|m| m.as_array())
         .map(|m| {
             m.iter()
-                .filter_map(|v| v.as_str().map(str::to_owned))
+                .filter_map(|v| v.as_str().map(|d| tr.name("document", d)))
                 .collect()
         })
         .unwrap_or_default();

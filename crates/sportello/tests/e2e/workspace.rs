@@ -139,7 +139,7 @@ async fn the_checklist_is_ticked_from_documents_and_approve_waits_for_what_is_mi
     let page = browser.get(&path).await;
     for words in [
         // Category names, not ids, in the select.
-        "<option value=\"residenti\" selected>Residenti</option>",
+        "<option value=\"residenti\" selected>Residenti",
         // The certificate ticks its line, naming the file; the identity card is not there.
         "name=\"documents\" value=\"carta_circolazione\" checked>",
         "<label for=\"doc-carta_circolazione\">Carta di circolazione</label>",

@@ -79,83 +79,15 @@ pub async fn plan(
         })?),
         None => None,
     };
-    let category_id = amended
-        .as_ref()
-        .map(|p| p.category.clone())
-        .or_else(|| {
-            fields
-                .get("category")
-                .and_then(|v| v.as_str())
-                .map(str::to_owned)
-        })
-        .or_else(|| (case_type == "cude").then(|| "cude".to_owned()))
-        .ok_or_else(|| AppError::Refused(Refusal::new("refusal.no_category")))?;
-    let category = app.policy.category(&category_id).ok_or_else(|| {
-        AppError::Refused(Refusal::new("refusal.category_unknown").with("category", &category_id))
+    let (category, plates) = checked_request(
+        &app.policy,
+        case,
+        amended.as_ref().map(|p| p.category.as_str()),
+    )
+    .map_err(|gaps| {
+        let first = gaps.into_iter().next();
+        AppError::Refused(first.unwrap_or_else(|| Refusal::new("refusal.no_category")))
     })?;
-    // Plates as text ("AB123CD", or a list), or as {plate, country} for foreign ones.
-    let texts: Vec<(String, Option<String>)> =
-        match fields.get("plates").or_else(|| fields.get("plate")) {
-            Some(serde_json::Value::Array(items)) => items
-                .iter()
-                .filter_map(|v| match v {
-                    serde_json::Value::String(s) => Some((s.clone(), None)),
-                    serde_json::Value::Object(o) => Some((
-                        o.get("plate")?.as_str()?.to_owned(),
-                        o.get("country").and_then(|c| c.as_str()).map(str::to_owned),
-                    )),
-                    _ => None,
-                })
-                .collect(),
-            Some(serde_json::Value::String(s)) => s
-                .split([',', ';'])
-                .map(|p| (p.trim().to_owned(), None))
-                .filter(|(p, _)| !p.is_empty())
-                .collect(),
-            _ => Vec::new(),
-        };
-    if texts.is_empty() {
-        return Err(AppError::Refused(Refusal::new("refusal.no_plates")));
-    }
-    if !category.admits_plates(texts.len()) {
-        return Err(AppError::Refused(
-            Refusal::new("refusal.too_many_plates")
-                .with("count", texts.len())
-                .with("category", &category.name)
-                .with("max", category.max_vehicles),
-        ));
-    }
-    let mut plates = Vec::with_capacity(texts.len());
-    for (text, country) in &texts {
-        let plate = Plate::parse(text, country.as_deref()).map_err(|e| {
-            AppError::Refused(
-                Refusal::new("refusal.plate_invalid")
-                    .with("plate", text)
-                    .with("reason", e),
-            )
-        })?;
-        if !plates.contains(&plate) {
-            plates.push(plate);
-        }
-    }
-    let given: Vec<&str> = fields
-        .get("documents")
-        .and_then(|v| v.as_array())
-        .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
-        .unwrap_or_default();
-    let missing: Vec<&str> = category
-        .documents
-        .iter()
-        .map(String::as_str)
-        .filter(|d| amended.is_none() && !given.contains(d))
-        .collect();
-    if !missing.is_empty() {
-        return Err(AppError::Refused(
-            Refusal::new("refusal.documents_missing")
-                .with("category", &category.name)
-                .named_list("documents", "document", missing),
-        ));
-    }
     let holder_fiscal_code = case
         .citizen
         .fiscal_code
@@ -243,6 +175,115 @@ pub async fn plan(
             renews,
         },
     )))
+}
+
+/// What a ZTL or CUDE request lacks before it can be approved and issued, each in words:
+/// the category (`fields.category`; `cude` for CUDE cases; `amended_category` for a change
+/// of plates), at least one plate, no more than the category's `max_vehicles`, each plate
+/// valid, and every document the category requires named in `fields.documents` (not for a
+/// change of plates). The checks [`plan`] makes before it asks the store anything; the case
+/// page shows all of them at once, `issue` refuses with the first. `Ok` with the category
+/// and the plates, without duplicates, when nothing is missing.
+pub fn checked_request<'p>(
+    policy: &'p sportello_domain::ztl::policy::Policy,
+    case: &sportello_store::cases::CaseView,
+    amended_category: Option<&str>,
+) -> Result<(&'p sportello_domain::ztl::policy::Category, Vec<Plate>), Vec<Refusal>> {
+    let fields = &case.fields;
+    let mut gaps = Vec::new();
+    let category_id = amended_category
+        .map(str::to_owned)
+        .or_else(|| {
+            fields
+                .get("category")
+                .and_then(|v| v.as_str())
+                .map(str::to_owned)
+        })
+        .or_else(|| (case.summary.case_type == "cude").then(|| "cude".to_owned()));
+    let category = match &category_id {
+        None => {
+            gaps.push(Refusal::new("refusal.no_category"));
+            None
+        }
+        Some(id) => {
+            let found = policy.category(id);
+            if found.is_none() {
+                gaps.push(Refusal::new("refusal.category_unknown").with("category", id));
+            }
+            found
+        }
+    };
+    // Plates as text ("AB123CD", or a list), or as {plate, country} for foreign ones.
+    let texts: Vec<(String, Option<String>)> =
+        match fields.get("plates").or_else(|| fields.get("plate")) {
+            Some(serde_json::Value::Array(items)) => items
+                .iter()
+                .filter_map(|v| match v {
+                    serde_json::Value::String(s) => Some((s.clone(), None)),
+                    serde_json::Value::Object(o) => Some((
+                        o.get("plate")?.as_str()?.to_owned(),
+                        o.get("country").and_then(|c| c.as_str()).map(str::to_owned),
+                    )),
+                    _ => None,
+                })
+                .collect(),
+            Some(serde_json::Value::String(s)) => s
+                .split([',', ';'])
+                .map(|p| (p.trim().to_owned(), None))
+                .filter(|(p, _)| !p.is_empty())
+                .collect(),
+            _ => Vec::new(),
+        };
+    if texts.is_empty() {
+        gaps.push(Refusal::new("refusal.no_plates"));
+    }
+    if let Some(category) = category
+        && !texts.is_empty()
+        && !category.admits_plates(texts.len())
+    {
+        gaps.push(
+            Refusal::new("refusal.too_many_plates")
+                .with("count", texts.len())
+                .with("category", &category.name)
+                .with("max", category.max_vehicles),
+        );
+    }
+    let mut plates = Vec::with_capacity(texts.len());
+    for (text, country) in &texts {
+        match Plate::parse(text, country.as_deref()) {
+            Ok(plate) if !plates.contains(&plate) => plates.push(plate),
+            Ok(_) => {}
+            Err(e) => gaps.push(
+                Refusal::new("refusal.plate_invalid")
+                    .with("plate", text)
+                    .with("reason", e),
+            ),
+        }
+    }
+    if let Some(category) = category {
+        let given: Vec<&str> = fields
+            .get("documents")
+            .and_then(|v| v.as_array())
+            .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
+            .unwrap_or_default();
+        let missing: Vec<&str> = category
+            .documents
+            .iter()
+            .map(String::as_str)
+            .filter(|d| amended_category.is_none() && !given.contains(d))
+            .collect();
+        if !missing.is_empty() {
+            gaps.push(
+                Refusal::new("refusal.documents_missing")
+                    .with("category", &category.name)
+                    .named_list("documents", "document", missing),
+            );
+        }
+    }
+    match category {
+        Some(category) if gaps.is_empty() => Ok((category, plates)),
+        _ => Err(gaps),
+    }
 }
 
 /// Carries out a planned permit — its rows first (idempotent per case, so a retry after

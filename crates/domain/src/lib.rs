@@ -13,6 +13,7 @@ pub mod outbound;
 pub mod plate;
 pub mod privacy;
 pub mod read_audit;
+pub mod recognition;
 pub mod redmine;
 pub mod refusal;
 pub mod register;

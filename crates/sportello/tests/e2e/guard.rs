@@ -14,7 +14,7 @@ use crate::browser::{Browser, csrf_of};
 use crate::harness::Install;
 
 /// `(kind, login, address, detail)` of every security event so far, read from the database.
-async fn events(install: &Install) -> Vec<(String, Option<String>, String, String)> {
+pub(crate) async fn events(install: &Install) -> Vec<(String, Option<String>, String, String)> {
     let store = Store::connect(
         &install.database_url,
         Arc::new(SystemClock),

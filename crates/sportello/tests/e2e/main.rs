@@ -39,4 +39,5 @@ mod search;
 mod users;
 mod webhooks;
 mod words;
+mod workspace;
 mod ztl;

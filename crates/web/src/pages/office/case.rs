@@ -5,6 +5,7 @@ use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
 use sportello_domain::case::Reference;
 use sportello_domain::roles::Permission;
 use sportello_store::cases::{CaseFilter, CaseView};
@@ -12,8 +13,8 @@ use sportello_store::sessions::Session;
 
 use super::case_path;
 use super::cases::{Row, row};
+use super::staff;
 use super::words::{self, Entry};
-use super::{PageQuery, staff};
 use crate::AppState;
 use crate::i18n::Tr;
 use crate::pages::{Frame, day, language, page, when};
@@ -24,6 +25,67 @@ struct ActionButton {
     label: String,
     /// `note`, `reasons`, `missing`, `user` or nothing: the field it asks for.
     asks: &'static str,
+    /// Its access key (listed on the page), or nothing.
+    key: &'static str,
+}
+
+/// An inbound message of the case, in the messages section with the form that moves it.
+struct MessageItem {
+    id: i64,
+    at: String,
+    sender: String,
+    channel: String,
+    subject: String,
+    protocol: Option<String>,
+    body: String,
+}
+
+/// The step before a message moves: what moves where, asked once more.
+pub(super) struct MoveConfirm {
+    /// The message.
+    pub(super) message: i64,
+    /// "Sposta il messaggio … dalla pratica A alla pratica B?", in words.
+    pub(super) question: String,
+    /// The destination as typed (empty: a new case).
+    pub(super) to: String,
+    /// Why it moves.
+    pub(super) note: String,
+}
+
+/// After a move, on the destination's page: the button that moves the message back.
+pub(super) struct UndoOffer {
+    /// The message.
+    pub(super) message: i64,
+    /// The case it came from.
+    pub(super) from: String,
+    /// The session-bound token ([`super::workspace::undo_token`]).
+    pub(super) token: String,
+}
+
+/// What the case page shows besides the case: the outcome of what was just done, the
+/// confirmation of a move, the undo of one.
+#[derive(Default)]
+pub(super) struct Extras {
+    pub(super) notice: Option<String>,
+    pub(super) error: Option<String>,
+    pub(super) confirm_move: Option<MoveConfirm>,
+    pub(super) undo: Option<UndoOffer>,
+}
+
+/// The case page's query: the language, the outcome of an action, and after a message was
+/// moved here the case it came from with the session's undo token.
+#[derive(Debug, Default, Deserialize)]
+pub struct CaseQuery {
+    #[serde(flatten)]
+    page: super::PageQuery,
+    /// The message moved here (its id).
+    spostato: Option<String>,
+    /// The case it came from.
+    da: Option<String>,
+    /// The undo token.
+    annulla: Option<String>,
+    /// Set after an undo: the message is back on this case.
+    ripristinato: Option<String>,
 }
 
 #[derive(Template)]
@@ -49,17 +111,33 @@ struct CasePage {
     notice: Option<String>,
     error: Option<String>,
     evidence: Vec<(String, String, String, String)>,
-    /// For permit requests: (category, plates, documents received) as the form shows them,
-    /// with the policy's categories.
-    permit_form: Option<(String, String, String)>,
+    /// For permit requests: (category, plates) as the form shows them, with the policy's
+    /// categories (id, name) and the chosen category's documents as a checklist.
+    permit_form: Option<(String, String)>,
     categories: Vec<(String, String)>,
+    checklist: Vec<super::workspace::CheckItem>,
+    /// What approving still lacks, in words (the approve button is disabled meanwhile).
+    approve_gaps: Vec<String>,
+    /// Active colleagues (login, label) for the assignment.
+    colleagues: Vec<(String, String)>,
+    /// Whether "assign to me" is offered.
+    assign_me: bool,
+    /// The signed-in user's login.
+    me: String,
+    /// The access keys of this page: (key, what it does).
+    keys: Vec<(&'static str, String)>,
+    messages: Vec<MessageItem>,
+    confirm_move: Option<MoveConfirm>,
+    undo: Option<UndoOffer>,
     /// The form proposing an appointment (`office_case_appointment.html`).
     appointment_form: Option<super::contact::CaseAppointmentForm>,
 }
 
 /// The actions a case's status allows, with the field each asks for (the workflow
 /// decides for good when one is pressed).
-fn actions_for(tr: &Tr, case: &CaseView, report: bool) -> Vec<ActionButton> {
+/// `reject` is offered only when the workflow would accept it now (`reject_allowed`:
+/// after the art. 10-bis notice and its ten days).
+fn actions_for(tr: &Tr, case: &CaseView, report: bool, reject_allowed: bool) -> Vec<ActionButton> {
     let names: &[(&str, &str)] = match (case.summary.status.as_str(), report) {
         ("received", _) => &[
             ("assign", "user"),
@@ -88,18 +166,34 @@ fn actions_for(tr: &Tr, case: &CaseView, report: bool) -> Vec<ActionButton> {
     };
     names
         .iter()
+        .filter(|(name, _)| *name != "reject" || reject_allowed)
         .map(|(name, asks)| ActionButton {
             name,
             label: tr.name("action", name),
             asks,
+            key: access_key(name),
         })
         .collect()
+}
+
+/// The access key of a main action, or nothing.
+fn access_key(action: &str) -> &'static str {
+    match action {
+        "start_review" => "i",
+        "approve" => "a",
+        "request_integration" => "r",
+        "notify_rejection" => "n",
+        "issue" => "e",
+        "close" => "c",
+        "assign" => "g",
+        _ => "",
+    }
 }
 
 pub(super) async fn case_page(
     State(state): State<AppState>,
     Path(reference): Path<String>,
-    Query(query): Query<PageQuery>,
+    Query(query): Query<CaseQuery>,
     headers: HeaderMap,
 ) -> Response {
     let here = case_path(&reference);
@@ -107,22 +201,40 @@ pub(super) async fn case_page(
         Ok(s) => s,
         Err(r) => return r,
     };
-    let tr = language(query.lang.as_deref(), &headers);
+    let tr = language(query.page.lang.as_deref(), &headers);
     if !session.user.role.can(Permission::ReadCase) {
         return Redirect::to("/ufficio/permessi").into_response();
     }
-    render_case(
-        &state,
-        &session,
-        tr,
-        &reference,
-        query
+    let mut extras = Extras {
+        notice: query
+            .page
             .esito
             .as_deref()
             .map(|a| tr.f("case.done", &[("action", &tr.name("action", a))])),
-        None,
-    )
-    .await
+        ..Extras::default()
+    };
+    // After a move: the undo, only for the session whose token it is.
+    let moved = query
+        .spostato
+        .as_deref()
+        .and_then(|m| m.parse::<i64>().ok());
+    if let (Some(message), Some(from), Some(token)) = (moved, query.da, query.annulla)
+        && crate::cookies::same_token(
+            &token,
+            &super::workspace::undo_token(&session.csrf_token, message, &from, &reference),
+        )
+    {
+        extras.notice = Some(tr.f("workspace.moved", &[("from", &from), ("to", &reference)]));
+        extras.undo = Some(UndoOffer {
+            message,
+            from,
+            token,
+        });
+    }
+    if query.ripristinato.is_some() {
+        extras.notice = Some(tr.t("workspace.undone").to_owned());
+    }
+    render_workspace(&state, &session, tr, &reference, extras).await
 }
 
 pub(super) async fn render_case(
@@ -133,6 +245,28 @@ pub(super) async fn render_case(
     notice: Option<String>,
     error: Option<String>,
 ) -> Response {
+    let extras = Extras {
+        notice,
+        error,
+        ..Extras::default()
+    };
+    render_workspace(state, session, tr, reference, extras).await
+}
+
+/// The case page with what was just done, a move to confirm or a move to undo.
+pub(super) async fn render_workspace(
+    state: &AppState,
+    session: &Session,
+    tr: Tr,
+    reference: &str,
+    extras: Extras,
+) -> Response {
+    let Extras {
+        notice,
+        error,
+        confirm_move,
+        undo,
+    } = extras;
     let found = match Reference::parse(reference) {
         Some(_) => state.store.get_case(reference).await,
         None => Err(sportello_store::StoreError::NotFound(reference.to_owned())),
@@ -168,8 +302,18 @@ pub(super) async fn render_case(
         .iter()
         .map(|e| words::describe(&tr, &state.policy, e))
         .collect();
-    if let Ok(messages) = state.store.case_messages(&case.summary.reference).await {
-        for m in messages {
+    let mut messages = Vec::new();
+    if let Ok(found) = state.store.case_messages(&case.summary.reference).await {
+        for m in found {
+            messages.push(MessageItem {
+                id: m.id,
+                at: when(&m.received_at),
+                sender: m.sender.clone(),
+                channel: tr.name("channel", &m.channel),
+                subject: m.subject.clone(),
+                protocol: m.protocol.clone(),
+                body: m.excerpt.clone(),
+            });
             entries.push(Entry {
                 at: when(&m.received_at),
                 actor: m.sender.clone(),
@@ -192,9 +336,12 @@ pub(super) async fn render_case(
                 .into_iter()
                 .flatten()
                 .collect(),
-                link: None,
-                body: Some(m.excerpt.clone()).filter(|t| !t.trim().is_empty()),
-                message: Some(m.id),
+                link: Some((
+                    format!("#messaggio-{}", m.id),
+                    tr.t("workspace.read_message").to_owned(),
+                )),
+                body: None,
+                message: None,
             });
         }
     }
@@ -247,15 +394,46 @@ pub(super) async fn render_case(
                     .unwrap_or_default()
                     .to_owned(),
                 joined("plates"),
-                joined("documents"),
             )
         });
+    let checklist = if permit_form.is_some() {
+        super::workspace::checklist(state, &tr, &case).await
+    } else {
+        Vec::new()
+    };
     let categories = state
         .policy
         .categories
         .iter()
         .map(|c| (c.id.clone(), words::category_choice(&tr, c)))
         .collect();
+    let reject_allowed = super::workspace::reject_allowed(&case, state.store.clock().now());
+    let actions = actions_for(&tr, &case, report, reject_allowed);
+    let approve_gaps = if actions.iter().any(|a| a.name == "approve") {
+        super::workspace::approval_gaps(state, &tr, &case).await
+    } else {
+        Vec::new()
+    };
+    let can_act = session.user.role.can(Permission::ActOnCase);
+    let offers_assign = can_act && actions.iter().any(|a| a.name == "assign");
+    let colleagues = if offers_assign {
+        super::workspace::colleagues(state).await
+    } else {
+        Vec::new()
+    };
+    let assign_me =
+        offers_assign && case.summary.assignee.as_deref() != Some(session.user.login.as_str());
+    let mut keys = vec![("z", tr.t("workspace.skip_actions").to_owned())];
+    if assign_me {
+        keys.push(("m", tr.t("workspace.assign_me").to_owned()));
+    }
+    keys.extend(
+        actions
+            .iter()
+            .filter(|a| !a.key.is_empty())
+            .filter(|a| a.name != "approve" || approve_gaps.is_empty())
+            .map(|a| (a.key, a.label.clone())),
+    );
     let appointment_form = super::contact::case_appointment_form(state, &tr, session, &case);
     let citizen_link = state
         .store
@@ -273,7 +451,16 @@ pub(super) async fn render_case(
         due: day(&case.summary.due_at),
         service_due: day(&case.summary.sla.service_due_at),
         clock: tr.name("clock", &case.summary.sla.state),
-        actions: actions_for(&tr, &case, report),
+        actions,
+        approve_gaps,
+        colleagues,
+        assign_me,
+        me: session.user.login.clone(),
+        keys,
+        checklist,
+        messages,
+        confirm_move,
+        undo,
         flags: case
             .summary
             .flags

@@ -102,6 +102,20 @@ pub(super) async fn act(
                 .collect::<Vec<_>>()
         })
     };
+    // Approving a permit request that `issue` would refuse is refused here, in the same
+    // words the page showed next to the disabled button (the API keeps its own rules).
+    if form.action == "approve"
+        && let Ok(case) = state.store.get_case(&reference).await
+    {
+        let gaps = super::workspace::approval_gaps(&state, &tr, &case).await;
+        if !gaps.is_empty() {
+            let message = format!("{} {}", tr.t("workspace.approve_refused"), gaps.join(" "));
+            return with_status(
+                StatusCode::CONFLICT,
+                case_error(&state, &session, tr, &reference, message).await,
+            );
+        }
+    }
     let request = sportello_app::cases::ActionRequest {
         action: Some(form.action.clone()),
         note: form.note.clone().filter(|n| !n.trim().is_empty()),
@@ -285,54 +299,48 @@ pub(super) async fn upload_document(
     .await
 }
 
-/// The form of a permit request's data.
-#[derive(Debug, Deserialize)]
-pub struct FieldsForm {
-    csrf: String,
-    category: Option<String>,
-    plates: Option<String>,
-    /// Document kinds received, comma separated (the category's names).
-    documents: Option<String>,
-}
-
 /// `POST /ufficio/pratiche/{ref}/dati`: the permit request's category, plates and the
 /// documents received, as the operator checked them (a journaled change of the fields).
+/// The form's pairs as sent: `csrf`, `category`, `plates`, and `documents` once per ticked
+/// box of the checklist (or once as a comma-separated list of ids, as an older form sent it).
 pub(super) async fn edit_fields(
     State(state): State<AppState>,
     Path(reference): Path<String>,
     Query(query): Query<PageQuery>,
     headers: HeaderMap,
-    axum::Form(form): axum::Form<FieldsForm>,
+    axum::Form(pairs): axum::Form<Vec<(String, String)>>,
 ) -> Response {
     let here = case_path(&reference);
-    let (session, tr) = match case_form(
-        &state,
-        &headers,
-        &reference,
-        query.lang.as_deref(),
-        &form.csrf,
-    )
-    .await
-    {
-        Ok(found) => found,
-        Err(r) => return r,
+    let first = |name: &str| {
+        pairs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
     };
-    let list = |v: &Option<String>| -> Vec<serde_json::Value> {
-        v.as_deref()
-            .unwrap_or_default()
-            .split([',', ';', '\n'])
+    let csrf = first("csrf").unwrap_or_default();
+    let (session, tr) =
+        match case_form(&state, &headers, &reference, query.lang.as_deref(), &csrf).await {
+            Ok(found) => found,
+            Err(r) => return r,
+        };
+    let list = |text: &str| -> Vec<serde_json::Value> {
+        text.split([',', ';', '\n'])
             .map(str::trim)
             .filter(|x| !x.is_empty())
             .map(|x| serde_json::Value::String(x.to_owned()))
             .collect()
     };
+    let mut documents: Vec<serde_json::Value> = Vec::new();
+    for (_, value) in pairs.iter().filter(|(k, _)| k == "documents") {
+        for id in list(value) {
+            if !documents.contains(&id) {
+                documents.push(id);
+            }
+        }
+    }
+    let category = first("category");
     let mut patch = serde_json::Map::new();
-    if let Some(category) = form
-        .category
-        .as_deref()
-        .map(str::trim)
-        .filter(|c| !c.is_empty())
-    {
+    if let Some(category) = category.as_deref().map(str::trim).filter(|c| !c.is_empty()) {
         if state.policy.category(category).is_none() {
             return case_error(
                 &state,
@@ -345,8 +353,11 @@ pub(super) async fn edit_fields(
         }
         patch.insert("category".into(), category.into());
     }
-    patch.insert("plates".into(), list(&form.plates).into());
-    patch.insert("documents".into(), list(&form.documents).into());
+    patch.insert(
+        "plates".into(),
+        list(&first("plates").unwrap_or_default()).into(),
+    );
+    patch.insert("documents".into(), documents.into());
     match state
         .store
         .update_case_fields(&reference, &patch, &session.user.login)
@@ -367,6 +378,8 @@ pub struct MoveForm {
     csrf: String,
     to: Option<String>,
     note: String,
+    /// Set by the confirmation step: without it the page asks first.
+    confirm: Option<String>,
 }
 
 /// `POST /ufficio/pratiche/{ref}/messaggi/{id}`: a message linked to the wrong case goes
@@ -409,12 +422,162 @@ pub(super) async fn move_message(
         Some(to) => sportello_store::messages::MoveTarget::Case(to.clone()),
         None => sportello_store::messages::MoveTarget::NewCase(None),
     };
+    if form.confirm.is_none() {
+        return confirm_move(&state, &session, tr, &reference, id, to, form.note).await;
+    }
     match state
         .store
         .move_message(id, target, &form.note, &session.user.login)
         .await
     {
-        Ok(moved) => Redirect::to(&format!("/ufficio/pratiche/{}", moved.to)).into_response(),
+        Ok(moved) => {
+            let token = super::workspace::undo_token(
+                &session.csrf_token,
+                moved.message,
+                &moved.from,
+                &moved.to,
+            );
+            Redirect::to(&format!(
+                "{}?spostato={}&da={}&annulla={token}",
+                case_path(&moved.to),
+                moved.message,
+                urlencode(&moved.from)
+            ))
+            .into_response()
+        }
+        Err(e) => {
+            let message = crate::error::ApiError::from(e).detail_in(tr);
+            case_error(&state, &session, tr, &reference, message).await
+        }
+    }
+}
+
+/// The confirmation step of a move: the case page again, asking "move the message … from
+/// case A to case B (or a new case)?" with the same form, confirmed.
+async fn confirm_move(
+    state: &AppState,
+    session: &Session,
+    tr: Tr,
+    reference: &str,
+    id: i64,
+    to: Option<String>,
+    note: String,
+) -> Response {
+    if note.trim().is_empty() {
+        let message = tr.t("workspace.move_note_needed").to_owned();
+        return case_error(state, session, tr, reference, message).await;
+    }
+    let messages = state
+        .store
+        .case_messages(reference)
+        .await
+        .unwrap_or_default();
+    let Some(message) = messages.iter().find(|m| m.id == id) else {
+        let message = tr.t("workspace.message_not_here").to_owned();
+        return case_error(state, session, tr, reference, message).await;
+    };
+    let name = if message.subject.trim().is_empty() {
+        tr.f("workspace.message_of", &[("sender", &message.sender)])
+    } else {
+        format!("«{}»", message.subject)
+    };
+    let question = match &to {
+        Some(to) => {
+            if state.store.get_case(to).await.is_err() {
+                let message = tr.f("workspace.no_such_case", &[("reference", to)]);
+                return case_error(state, session, tr, reference, message).await;
+            }
+            tr.f(
+                "workspace.move_question",
+                &[("message", &name), ("from", reference), ("to", to)],
+            )
+        }
+        None => tr.f(
+            "workspace.split_question",
+            &[("message", &name), ("from", reference)],
+        ),
+    };
+    let confirm = super::case::MoveConfirm {
+        message: id,
+        question,
+        to: to.unwrap_or_default(),
+        note,
+    };
+    let extras = super::case::Extras {
+        confirm_move: Some(confirm),
+        ..super::case::Extras::default()
+    };
+    super::case::render_workspace(state, session, tr, reference, extras).await
+}
+
+/// The form that moves a message back where it came from.
+#[derive(Debug, Deserialize)]
+pub struct UndoForm {
+    csrf: String,
+    /// The case it came from.
+    from: String,
+    /// The token the move gave this session.
+    token: String,
+}
+
+/// `POST /ufficio/pratiche/{ref}/messaggi/{id}/annulla`: undoes a move, for the session
+/// that made it and while it lives (the token is keyed by that session's secret), as long
+/// as the message is still on this case; the move back is journaled like any move.
+pub(super) async fn undo_move(
+    State(state): State<AppState>,
+    Path((reference, id)): Path<(String, i64)>,
+    Query(query): Query<PageQuery>,
+    headers: HeaderMap,
+    axum::Form(form): axum::Form<UndoForm>,
+) -> Response {
+    let (session, tr) = match case_form(
+        &state,
+        &headers,
+        &reference,
+        query.lang.as_deref(),
+        &form.csrf,
+    )
+    .await
+    {
+        Ok(found) => found,
+        Err(r) => return r,
+    };
+    let from = form.from.trim().to_ascii_uppercase();
+    let expected = super::workspace::undo_token(&session.csrf_token, id, &from, &reference);
+    let here = state
+        .store
+        .case_messages(&reference)
+        .await
+        .unwrap_or_default()
+        .iter()
+        .any(|m| m.id == id);
+    let ours = crate::cookies::same_token(&form.token, &expected);
+    if !ours {
+        // A token not made for this session: replayed from another one, or forged.
+        crate::guard::permission_refused(
+            &session.user.login,
+            "undo a message's move with a token not of this session",
+        );
+    }
+    if Reference::parse(&from).is_none() || !ours || !here {
+        let message = tr.t("workspace.undo_refused").to_owned();
+        return with_status(
+            StatusCode::FORBIDDEN,
+            case_error(&state, &session, tr, &reference, message).await,
+        );
+    }
+    let note = tr.f("workspace.undo_note", &[("to", &reference)]);
+    match state
+        .store
+        .move_message(
+            id,
+            sportello_store::messages::MoveTarget::Case(from.clone()),
+            &note,
+            &session.user.login,
+        )
+        .await
+    {
+        Ok(_) => Redirect::to(&format!("{}?ripristinato={id}", case_path(&from))).into_response(),
         Err(e) => {
             let message = crate::error::ApiError::from(e).detail_in(tr);
             case_error(&state, &session, tr, &reference, message).await

@@ -18,6 +18,7 @@ mod search;
 mod second_factor;
 mod users;
 mod words;
+mod workspace;
 pub mod write;
 
 use axum::Router;
@@ -33,7 +34,7 @@ use crate::AppState;
 use audit::audit;
 use case::case_page;
 pub(super) use case_forms::case_error;
-use case_forms::{act, clear_flag, edit_fields, move_message, upload_document};
+use case_forms::{act, clear_flag, edit_fields, move_message, undo_move, upload_document};
 use cases::case_list;
 use home::home;
 use login::{login, login_form, logout};
@@ -82,6 +83,10 @@ pub(super) fn routes(upload_limit: usize) -> Router<AppState> {
         .route(
             "/ufficio/pratiche/{reference}/messaggi/{id}",
             post(move_message),
+        )
+        .route(
+            "/ufficio/pratiche/{reference}/messaggi/{id}/annulla",
+            post(undo_move),
         )
         .route("/ufficio/cittadini/{id}", get(citizen::citizen_page))
         .route("/ufficio/cerca", get(search))

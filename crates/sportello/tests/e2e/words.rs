@@ -23,18 +23,6 @@ const ALLOWED: &[(&str, &str, &str)] = &[
         "transit_id",
         "the column names of the gates' CSV file the operator uploads",
     ),
-    // Until the case page's permit form offers the category's documents as a checklist
-    // (issue #18 §1, the case-page part), its text field asks for ids, with an example.
-    (
-        "/ufficio/pratiche/",
-        "documento_identita",
-        "the example in the hint of the permit form's documents field",
-    ),
-    (
-        "/ufficio/pratiche/",
-        "carta_circolazione",
-        "the example in the hint of the permit form's documents field",
-    ),
 ];
 
 /// Whether `word` is allowed on the page at `path`.

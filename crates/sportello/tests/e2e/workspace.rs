@@ -483,3 +483,164 @@ async fn a_document_named_nothing_is_recognised_by_the_text_read_from_it() {
         assert!(page.body.contains(words), "{words}: {}", page.body);
     }
 }
+
+/// The desk does the obvious step itself: an integration asked on a case just received
+/// starts its review first; what is missing is ticked from the checklist, never typed;
+/// the file the citizen brings resumes the clock in the same step; an issued case links
+/// to its permit.
+#[tokio::test]
+async fn the_desk_starts_the_review_asks_from_the_checklist_and_resumes_with_the_upload() {
+    let (install, users) = started_with(&[("op", "operator")]).await;
+    let (password, op) = &users[0];
+    let reference = install.create_case(op).await;
+    let (mut browser, csrf) = Browser::signed_in(&install, "op", password).await;
+    let path = format!("/ufficio/pratiche/{reference}");
+
+    // Just received: the integration request is offered already, its documents ticked.
+    let page = browser.get(&path).await;
+    assert!(
+        page.body
+            .contains("name=\"missing\" value=\"carta_circolazione\""),
+        "{}",
+        page.body
+    );
+    let asked = browser
+        .post_form(
+            &format!("{path}/azioni"),
+            &[
+                ("csrf", &csrf),
+                ("action", "request_integration"),
+                ("missing", "carta_circolazione"),
+                ("missing", "documento_identita"),
+                ("missing", ""),
+            ],
+        )
+        .await;
+    assert_eq!(asked.status, 303, "{}", asked.body);
+    let case = case_of(&install, op, &reference).await;
+    assert_eq!(case["status"], "waiting_citizen", "{case}");
+    let kinds = event_kinds(&install, op, &reference).await;
+    let actions: Vec<String> = case["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["detail"]["action"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(
+        actions,
+        ["request_integration"],
+        "the workflow lets a received case wait on the citizen: {kinds:?}"
+    );
+    let request = case["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["detail"]["action"] == "request_integration")
+        .unwrap();
+    assert_eq!(
+        request["detail"]["missing"],
+        json!(["carta_circolazione", "documento_identita"]),
+        "{request}"
+    );
+
+    // The citizen brings the registration certificate: uploaded, the clock resumes.
+    let page = browser.get(&path).await;
+    assert!(
+        page.body.contains("name=\"resume\" value=\"1\" checked"),
+        "{}",
+        page.body
+    );
+    let form = reqwest::multipart::Form::new()
+        .text("csrf", csrf.clone())
+        .text("resume", "1")
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(b"%PDF-1.4 libretto".to_vec())
+                .file_name("libretto.pdf".to_owned()),
+        );
+    let uploaded = browser
+        .post_multipart(&format!("{path}/documenti"), form)
+        .await;
+    assert_eq!(uploaded.status, 200, "{}", uploaded.body);
+    assert!(
+        uploaded.body.contains("Integrazioni ricevute"),
+        "{}",
+        uploaded.body
+    );
+    let case = case_of(&install, op, &reference).await;
+    assert_eq!(case["status"], "in_review", "{case}");
+    assert_eq!(case["documents"].as_array().unwrap().len(), 1);
+
+    // Without the box, a file is only a file: the clock stays paused.
+    let other = install.create_case(op).await;
+    install
+        .act(op, &other, json!({"action": "start_review"}))
+        .await;
+    install
+        .act(
+            op,
+            &other,
+            json!({"action": "request_integration", "missing": ["carta_circolazione"]}),
+        )
+        .await;
+    let plain = reqwest::multipart::Form::new()
+        .text("csrf", csrf.clone())
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(b"%PDF-1.4 altro".to_vec()).file_name("altro.pdf"),
+        );
+    let answer = browser
+        .post_multipart(&format!("/ufficio/pratiche/{other}/documenti"), plain)
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(
+        case_of(&install, op, &other).await["status"],
+        "waiting_citizen"
+    );
+
+    // An art. 10-bis notice needs the case in review: on a case just received, the desk
+    // starts the review first, as its own journaled step.
+    let fresh = install.create_case(op).await;
+    let noticed = browser
+        .post_form(
+            &format!("/ufficio/pratiche/{fresh}/azioni"),
+            &[
+                ("csrf", &csrf),
+                ("action", "notify_rejection"),
+                ("reasons", "Manca la residenza nella ZTL"),
+            ],
+        )
+        .await;
+    assert_eq!(noticed.status, 303, "{}", noticed.body);
+    let case = case_of(&install, op, &fresh).await;
+    assert_eq!(case["status"], "rejection_notice", "{case}");
+    let actions: Vec<&str> = case["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["detail"]["action"].as_str())
+        .collect();
+    assert_eq!(actions, ["start_review", "notify_rejection"], "{case}");
+    // The API keeps the workflow as it is: there the same request is refused.
+    let other_fresh = install.create_case(op).await;
+    let (status, _, refused) = install
+        .call(
+            "POST",
+            &format!("/api/v1/cases/{other_fresh}/actions"),
+            Some(op),
+            Some(json!({"action": "notify_rejection", "reasons": ["x"]})),
+        )
+        .await;
+    assert_eq!(status, 409, "{refused}");
+
+    // An issued case links to its permit from the summary band.
+    let (issued, permit) = install.issued_permit(op, &["AB123CD"]).await;
+    let page = browser.get(&format!("/ufficio/pratiche/{issued}")).await;
+    assert!(
+        page.body.contains(&format!(
+            "<a href=\"/ufficio/permessi/{permit}\">{permit}</a>"
+        )),
+        "{}",
+        page.body
+    );
+}

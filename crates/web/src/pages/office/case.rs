@@ -116,6 +116,10 @@ struct CasePage {
     permit_form: Option<(String, String)>,
     categories: Vec<(String, String)>,
     checklist: Vec<super::workspace::CheckItem>,
+    /// The permit issued (or last changed) on this case, for a link to its page.
+    permit: Option<String>,
+    /// The checklist's documents not received yet (id, name): what an integration asks.
+    missing_choices: Vec<(String, String)>,
     /// What approving still lacks, in words (the approve button is disabled meanwhile).
     approve_gaps: Vec<String>,
     /// Active colleagues (login, label) for the assignment.
@@ -138,34 +142,40 @@ struct CasePage {
 /// `reject` is offered only when the workflow would accept it now (`reject_allowed`:
 /// after the art. 10-bis notice and its ten days).
 fn actions_for(tr: &Tr, case: &CaseView, report: bool, reject_allowed: bool) -> Vec<ActionButton> {
-    let names: &[(&str, &str)] = match (case.summary.status.as_str(), report) {
-        ("received", _) => &[
-            ("assign", "user"),
-            ("start_review", ""),
-            ("withdraw", "note"),
-        ],
-        ("in_review", false) => &[
-            ("assign", "user"),
+    // What review offers; on a case just received the desk starts the review itself
+    // (`perform_from_desk`), so these are offered there too.
+    let review: &[(&str, &str)] = if report {
+        &[
+            ("request_integration", "missing"),
+            ("confirm", "reasons"),
+            ("annul", "reasons"),
+        ]
+    } else {
+        &[
             ("request_integration", "missing"),
             ("notify_rejection", "reasons"),
             ("approve", ""),
             ("reject", "reasons"),
-        ],
-        ("in_review", true) => &[
-            ("assign", "user"),
-            ("request_integration", "missing"),
-            ("confirm", "reasons"),
-            ("annul", "reasons"),
-        ],
-        ("waiting_citizen", _) => &[("integration_received", "")],
-        ("rejection_notice", _) => &[("observations_received", ""), ("reject", "reasons")],
-        ("approved", _) => &[("issue", "")],
-        ("issued", _) | ("rejected", _) => &[("close", "")],
-        ("closed", _) => &[("reopen", "note")],
-        _ => &[],
+        ]
+    };
+    let assign = ("assign", "user");
+    let names: Vec<(&str, &str)> = match case.summary.status.as_str() {
+        "received" => [
+            &[assign, ("start_review", "")],
+            review,
+            &[("withdraw", "note")],
+        ]
+        .concat(),
+        "in_review" => [&[assign], review].concat(),
+        "waiting_citizen" => vec![assign, ("integration_received", "")],
+        "rejection_notice" => vec![assign, ("observations_received", ""), ("reject", "reasons")],
+        "approved" => vec![assign, ("issue", "")],
+        "issued" | "rejected" => vec![("close", "")],
+        "closed" => vec![("reopen", "note")],
+        _ => Vec::new(),
     };
     names
-        .iter()
+        .into_iter()
         .filter(|(name, _)| *name != "reject" || reject_allowed)
         .map(|(name, asks)| ActionButton {
             name,
@@ -457,6 +467,18 @@ pub(super) async fn render_workspace(
         assign_me,
         me: session.user.login.clone(),
         keys,
+        // The permit the case produced: its number is on the timeline (issue, plate change).
+        permit: case
+            .timeline
+            .iter()
+            .rev()
+            .find_map(|e| e.detail.get("permit").and_then(|p| p.as_str()))
+            .map(str::to_owned),
+        missing_choices: checklist
+            .iter()
+            .filter(|c| !c.checked)
+            .map(|c| (c.id.clone(), c.name.clone()))
+            .collect(),
         checklist,
         messages,
         confirm_move,

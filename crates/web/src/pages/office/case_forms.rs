@@ -57,17 +57,42 @@ pub(super) fn refusal(session: &Session, csrf: &str) -> Option<&'static str> {
     }
 }
 
-/// The action form of the case page.
-#[derive(Debug, Deserialize)]
-pub struct ActionForm {
+/// The action form of the case page, from its fields (a checklist repeats `missing`).
+struct ActionForm {
     csrf: String,
     action: String,
     note: Option<String>,
     /// One per line.
     reasons: Option<String>,
-    /// One per line.
-    missing: Option<String>,
+    /// Documents ticked in the checklist, and one per line of the free text.
+    missing: Vec<String>,
     user: Option<String>,
+}
+
+impl ActionForm {
+    fn from_pairs(pairs: &[(String, String)]) -> ActionForm {
+        let first = |name: &str| {
+            pairs
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        };
+        ActionForm {
+            csrf: first("csrf").unwrap_or_default(),
+            action: first("action").unwrap_or_default(),
+            note: first("note"),
+            reasons: first("reasons"),
+            missing: pairs
+                .iter()
+                .filter(|(k, _)| k == "missing")
+                .flat_map(|(_, v)| v.lines())
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            user: first("user"),
+        }
+    }
 }
 
 /// `POST /ufficio/pratiche/{ref}/azioni`: the same action as the API, from a button; on
@@ -78,8 +103,9 @@ pub(super) async fn act(
     Path(reference): Path<String>,
     Query(query): Query<PageQuery>,
     headers: HeaderMap,
-    axum::Form(form): axum::Form<ActionForm>,
+    axum::Form(pairs): axum::Form<Vec<(String, String)>>,
 ) -> Response {
+    let form = ActionForm::from_pairs(&pairs);
     let here = case_path(&reference);
     let (session, tr) = match case_form(
         &state,
@@ -120,14 +146,14 @@ pub(super) async fn act(
         action: Some(form.action.clone()),
         note: form.note.clone().filter(|n| !n.trim().is_empty()),
         user: form.user.clone().filter(|u| !u.trim().is_empty()),
-        missing: lines(&form.missing),
+        missing: (!form.missing.is_empty()).then(|| form.missing.clone()),
         reasons: lines(&form.reasons),
         // The citizen is told on their default channel, in Italian.
         notify: None,
         notify_channel: None,
         lang: None,
     };
-    match sportello_app::cases::perform_action(&state, &session.user.login, &reference, request)
+    match sportello_app::cases::perform_from_desk(&state, &session.user.login, &reference, request)
         .await
     {
         Ok(_) => Redirect::to(&format!("{here}?esito={}", urlencode(&form.action))).into_response(),
@@ -221,6 +247,8 @@ pub(super) async fn upload_document(
     };
     let mut csrf_ok = false;
     let mut added = 0;
+    // "This is the integration asked for": the clock resumes once the files are in.
+    let mut resume = false;
     loop {
         let field = match multipart.next_field().await {
             Ok(Some(field)) => field,
@@ -237,6 +265,7 @@ pub(super) async fn upload_document(
             (Some(name), None) if name == "csrf" => {
                 csrf_ok = same_token(&field.text().await.unwrap_or_default(), &session.csrf_token);
             }
+            (Some(name), None) if name == "resume" => resume = true,
             (_, Some(filename)) if !filename.is_empty() => {
                 if !csrf_ok {
                     return refuse(StatusCode::FORBIDDEN, tr.t("form.expired").to_owned()).await;
@@ -288,15 +317,30 @@ pub(super) async fn upload_document(
     if !csrf_ok {
         return refuse(StatusCode::FORBIDDEN, tr.t("form.expired").to_owned()).await;
     }
-    render_case(
-        &state,
-        &session,
-        tr,
-        &reference,
-        Some(tr.f("status.uploaded", &[("n", &added.to_string())])),
-        None,
-    )
-    .await
+    let mut notice = tr.f("status.uploaded", &[("n", &added.to_string())]);
+    if resume && added > 0 && session.user.role.can(Permission::ActOnCase) {
+        let request = sportello_app::cases::ActionRequest {
+            action: Some("integration_received".into()),
+            ..Default::default()
+        };
+        match sportello_app::cases::perform_action(&state, &session.user.login, &reference, request)
+            .await
+        {
+            Ok(_) => {
+                notice.push(' ');
+                notice.push_str(&tr.f(
+                    "case.done",
+                    &[("action", &tr.name("action", "integration_received"))],
+                ));
+            }
+            Err(e) => {
+                let why = crate::error::ApiError::from(e).detail_in(tr);
+                return render_case(&state, &session, tr, &reference, Some(notice), Some(why))
+                    .await;
+            }
+        }
+    }
+    render_case(&state, &session, tr, &reference, Some(notice), None).await
 }
 
 /// `POST /ufficio/pratiche/{ref}/dati`: the permit request's category, plates and the

@@ -208,6 +208,17 @@ class Clerk {
    * A workflow action of the case page: opens its panel when it has one, fills its
    * fields (selector -> text) and presses its button.
    */
+  /** Whether the case page offers the action `name` now. */
+  async offers(name) {
+    return (await this.page.locator(`main form:has(input[name="action"][value="${name}"])`).count()) > 0;
+  }
+
+  /** Starts the review by hand only when the page does not offer `next` yet (before,
+   * a case just received offered nothing else). */
+  async reviewFor(next) {
+    if (!(await this.offers(next))) await this.act('start_review');
+  }
+
   async act(name, fields = {}) {
     const { page } = this;
     const form = page.locator(`main form:has(input[name="action"][value="${name}"])`);
@@ -432,22 +443,37 @@ async function taskPermit(clerk, { operator, supervisor, picks }) {
   const { ref, category, plates } = picks.permit;
   await clerk.start(`/ufficio/pratiche/${ref}`);
   await clerk.shot('received');
-  await clerk.act('start_review');
-  // The category's documents: today the list names them as ids, "Residenti (a, b)"; with
-  // a checklist, every box of the category not ticked yet.
+  await clerk.reviewFor('approve');
+  // The category's documents: before, the list named them as ids, "Residenti (a, b)",
+  // typed into a text field; with the checklist, the category's names "Residenti (A, B)"
+  // are the labels of boxes, of which those not ticked yet are ticked.
   const form = page.locator(UI.permitForm);
   const label = await form.locator(`[name=category] option[value="${category}"]`).innerText();
-  const named = (/\(([a-z_, ]*)\)\s*$/.exec(label) || [null, ''])[1].split(',').map((d) => d.trim()).filter(Boolean);
+  const inBrackets = (/\(([^()]*)\)\s*$/.exec(label) || [null, ''])[1].split(',').map((d) => d.trim()).filter(Boolean);
   await clerk.enter(form.locator('[name=category]'), category);
   await clerk.enter(form.locator('[name=plates]'), plates.join(', '));
   const boxes = form.locator('input[type=checkbox][name=documents]');
-  const documents = named.length > 0 ? named : await boxes.evaluateAll((bs) => bs.map((b) => b.value));
+  let documents = inBrackets;
+  if ((await boxes.count()) > 0) {
+    // The boxes whose label is one of the category's documents, by their values.
+    documents = await boxes.evaluateAll((bs, names) => bs
+      .filter((b) => names.includes((b.labels[0]?.innerText || '').split('\n')[0].trim()))
+      .map((b) => b.value), inBrackets);
+    check(documents.length === inBrackets.length, `a box for each document of ${category} (${inBrackets.join(', ')})`);
+  }
   await clerk.enter(form.locator('[name=documents]'), documents.join(', '));
   await clerk.shot('permit-data');
-  await clerk.click(form.locator('button[type=submit]'));
-  await clerk.noError('permit data saved');
-  await clerk.act('approve');
-  await clerk.act('issue');
+  const oneStep = form.locator('button[name=then][value=issue]');
+  if ((await oneStep.count()) > 0) {
+    // Saved, approved and issued in one step (each journaled as its own).
+    await clerk.click(oneStep);
+    await clerk.noError('saved, approved and issued');
+  } else {
+    await clerk.click(form.locator('button[type=submit]'));
+    await clerk.noError('permit data saved');
+    await clerk.act('approve');
+    await clerk.act('issue');
+  }
   await clerk.shot('issued');
   const detail = await api(base, operator, 'GET', `/api/v1/cases/${ref}`);
   check(detail.status === 'issued', `${ref} issued (it is ${detail.status})`);
@@ -484,7 +510,7 @@ async function taskDocument(clerk, { operator, picks }) {
   check(picks.document, 'the demo has a permit request not yet reviewed from a citizen the office can write to');
   const { ref, missing } = picks.document;
   await clerk.start(`/ufficio/pratiche/${ref}`);
-  await clerk.act('start_review');
+  await clerk.reviewFor('request_integration');
   await clerk.act('request_integration', { '[name=missing]': missing });
   await clerk.shot('waiting');
   const waiting = await api(base, operator, 'GET', `/api/v1/cases/${ref}`);
@@ -494,7 +520,8 @@ async function taskDocument(clerk, { operator, picks }) {
   await clerk.upload(page.locator(UI.uploadField), { name: `${missing}.pdf`, mimeType: 'application/pdf', buffer: pdf('Carta di circolazione') });
   await clerk.click(page.locator(UI.uploadSubmit));
   await clerk.noError('document uploaded');
-  await clerk.act('integration_received');
+  // Before, a second step; now the upload form's pre-ticked box resumes the clock with it.
+  if (await clerk.offers('integration_received')) await clerk.act('integration_received');
   await clerk.shot('resumed');
   const after = await api(base, operator, 'GET', `/api/v1/cases/${ref}`);
   check(after.status === 'in_review', `${ref} back in review (it is ${after.status})`);
@@ -549,7 +576,7 @@ async function taskAnnul(clerk, { operator, picks }) {
   const reasons = 'Transito autorizzato: il veicolo era al servizio di una persona con contrassegno CUDE attivo.';
   await clerk.start(`/ufficio/pratiche/${ref}`);
   const status = (await api(base, operator, 'GET', `/api/v1/cases/${ref}`)).status;
-  if (status === 'received') await clerk.act('start_review');
+  if (status === 'received') await clerk.reviewFor('annul');
   await clerk.shot('evidence');
   check((await page.locator('main').innerText()).includes(permit), `the case page shows the evidence of permit ${permit}`);
   await clerk.act('annul', { '[name=reasons]': reasons });

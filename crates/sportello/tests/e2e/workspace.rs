@@ -633,6 +633,59 @@ async fn the_desk_starts_the_review_asks_from_the_checklist_and_resumes_with_the
         .await;
     assert_eq!(status, 409, "{refused}");
 
+    // "Save, approve and issue" from the permit form: refused in words while a document
+    // is missing (the data saved all the same), then the permit in one step.
+    let quick = install.create_case(op).await;
+    let data = format!("/ufficio/pratiche/{quick}/dati");
+    let short = browser
+        .post_form(
+            &data,
+            &[
+                ("csrf", &csrf),
+                ("category", "residenti"),
+                ("plates", "CD456EF"),
+                ("documents", "documento_identita"),
+                ("then", "issue"),
+            ],
+        )
+        .await;
+    assert_eq!(short.status, 409, "{}", short.body);
+    assert!(
+        short.body.contains("La pratica non può essere approvata."),
+        "{}",
+        short.body
+    );
+    let case = case_of(&install, op, &quick).await;
+    assert_eq!(case["status"], "received", "{case}");
+    assert_eq!(case["fields"]["category"], "residenti", "saved: {case}");
+    let done = browser
+        .post_form(
+            &data,
+            &[
+                ("csrf", &csrf),
+                ("category", "residenti"),
+                ("plates", "CD456EF"),
+                ("documents", "documento_identita"),
+                ("documents", "carta_circolazione"),
+                ("then", "issue"),
+            ],
+        )
+        .await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    assert_eq!(
+        done.location,
+        format!("/ufficio/pratiche/{quick}?esito=issue")
+    );
+    let case = case_of(&install, op, &quick).await;
+    assert_eq!(case["status"], "issued", "{case}");
+    let steps: Vec<&str> = case["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["detail"]["action"].as_str())
+        .collect();
+    assert_eq!(steps, ["start_review", "approve", "issue"], "{case}");
+
     // An issued case links to its permit from the summary band.
     let (issued, permit) = install.issued_permit(op, &["AB123CD"]).await;
     let page = browser.get(&format!("/ufficio/pratiche/{issued}")).await;

@@ -402,17 +402,48 @@ pub(super) async fn edit_fields(
         list(&first("plates").unwrap_or_default()).into(),
     );
     patch.insert("documents".into(), documents.into());
-    match state
+    if let Err(e) = state
         .store
         .update_case_fields(&reference, &patch, &session.user.login)
         .await
     {
-        Ok(_) => Redirect::to(&here).into_response(),
-        Err(e) => {
+        let message = crate::error::ApiError::from(e).detail_in(tr);
+        return case_error(&state, &session, tr, &reference, message).await;
+    }
+    if first("then").as_deref() != Some("issue") {
+        return Redirect::to(&here).into_response();
+    }
+    // "Save, approve and issue": the data saved, then approval (refused in words while
+    // something is missing, as the approve button is) and the permit, each its own step.
+    let gaps = match state.store.get_case(&reference).await {
+        Ok(case) => super::workspace::approval_gaps(&state, &tr, &case).await,
+        Err(_) => return crate::pages::temporarily_unavailable(),
+    };
+    if !gaps.is_empty() {
+        let message = format!("{} {}", tr.t("workspace.approve_refused"), gaps.join(" "));
+        return with_status(
+            StatusCode::CONFLICT,
+            case_error(&state, &session, tr, &reference, message).await,
+        );
+    }
+    for action in ["approve", "issue"] {
+        let request = sportello_app::cases::ActionRequest {
+            action: Some(action.into()),
+            ..Default::default()
+        };
+        if let Err(e) = sportello_app::cases::perform_from_desk(
+            &state,
+            &session.user.login,
+            &reference,
+            request,
+        )
+        .await
+        {
             let message = crate::error::ApiError::from(e).detail_in(tr);
-            case_error(&state, &session, tr, &reference, message).await
+            return case_error(&state, &session, tr, &reference, message).await;
         }
     }
+    Redirect::to(&format!("{here}?esito=issue")).into_response()
 }
 
 /// The form that moves a message: to an existing case (`to`), or to a new one (`to`

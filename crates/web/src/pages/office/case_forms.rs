@@ -10,7 +10,7 @@ use sportello_domain::roles::Permission;
 use sportello_store::sessions::Session;
 
 use super::case::render_case;
-use super::{PageQuery, case_path, staff, urlencode};
+use super::{PageQuery, case_path, refusal, staff, urlencode};
 use crate::AppState;
 use crate::i18n::Tr;
 use crate::pages::{language, same_token};
@@ -42,19 +42,6 @@ pub(crate) async fn case_error(
     message: String,
 ) -> Response {
     render_case(state, session, tr, reference, None, Some(message)).await
-}
-
-/// Why a form that changes data is refused (the words' key): a wrong CSRF token, or a
-/// role without the right to act; `None` when it may go ahead.
-pub(super) fn refusal(session: &Session, csrf: &str) -> Option<&'static str> {
-    if !same_token(csrf, &session.csrf_token) {
-        Some("form.expired")
-    } else if !session.user.role.can(Permission::ActOnCase) {
-        crate::guard::permission_refused(&session.user.login, "act on cases");
-        Some("case.forbidden")
-    } else {
-        None
-    }
 }
 
 /// The action form of the case page, from its fields (a checklist repeats `missing`).

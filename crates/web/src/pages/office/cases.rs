@@ -504,7 +504,7 @@ pub(super) async fn bulk_assign(
             .unwrap_or_default()
     };
     let back = ListQuery::parse(&field("back"));
-    if let Some(key) = super::case_forms::refusal(&session, &field("csrf")) {
+    if let Some(key) = super::refusal(&session, &field("csrf")) {
         let outcome = Outcome::error(tr.t(key).to_owned());
         return render_list(&state, &session, tr, &back, Some(outcome)).await;
     }

@@ -152,6 +152,19 @@ pub(super) async fn staff(
     }
 }
 
+/// Why a form that changes data is refused (the words' key): a wrong CSRF token, or a
+/// role without the right to act; `None` when it may go ahead.
+pub(super) fn refusal(session: &Session, csrf: &str) -> Option<&'static str> {
+    if !crate::pages::same_token(csrf, &session.csrf_token) {
+        Some("form.expired")
+    } else if !session.user.role.can(Permission::ActOnCase) {
+        crate::guard::permission_refused(&session.user.login, "act on cases");
+        Some("case.forbidden")
+    } else {
+        None
+    }
+}
+
 pub(super) fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {

@@ -10,7 +10,7 @@ use sportello_domain::roles::Permission;
 use sportello_store::sessions::Session;
 
 use super::case::NotFoundPage;
-use super::case_forms::refusal;
+use super::refusal;
 use super::{PageQuery, staff, urlencode};
 use crate::AppState;
 use crate::i18n::Tr;

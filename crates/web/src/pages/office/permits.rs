@@ -264,21 +264,8 @@ async fn render_permit(
         .history
         .iter()
         .map(|e| {
-            let details = e
-                .detail
-                .as_object()
-                .map(|m| {
-                    m.iter()
-                        .map(|(k, v)| {
-                            format!(
-                                "{k}: {}",
-                                v.as_str().map_or_else(|| v.to_string(), str::to_owned)
-                            )
-                        })
-                        .collect::<Vec<_>>()
-                        .join("; ")
-                })
-                .unwrap_or_default();
+            // In words, escaped: every key and id named (`words::detail_html`).
+            let details = super::words::detail_html(&tr, &state.policy, &e.detail);
             (
                 when(&e.at),
                 e.actor.clone(),

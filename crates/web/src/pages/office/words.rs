@@ -36,7 +36,7 @@ fn scalar(tr: &Tr, policy: &Policy, key: &str, value: &Value) -> String {
             "documents" | "document" | "missing" => tr.name("document", s),
             "flag" => tr.name("flag", s),
             "template" => tr.name("template", s),
-            "timestamp" | "at" | "received_at" => when(s),
+            "timestamp" | "at" | "received_at" | "valid_from" | "valid_to" => when(s),
             _ => s.clone(),
         },
         Value::Bool(true) => tr.t("words.yes").to_owned(),
@@ -245,6 +245,14 @@ fn value_html(tr: &Tr, policy: &Policy, key: &str, value: &Value, depth: usize) 
             format!("<ul class=\"nested\">{items}</ul>")
         }
         other => escape(&scalar(tr, policy, key, other)),
+    }
+}
+
+/// An event's detail (a permit's history) as HTML, every key and id in words.
+pub(super) fn detail_html(tr: &Tr, policy: &Policy, detail: &Value) -> String {
+    match detail {
+        Value::Object(map) if map.is_empty() => String::new(),
+        other => value_html(tr, policy, "", other, 0),
     }
 }
 

@@ -101,7 +101,7 @@ pub async fn caller_card(
 /// office's call page, one click): the same `call` event the PBX's `POST /inbound/phone`
 /// writes, with who answered and when, and the operator's note if any. The citizen who
 /// called has been reached: the case's open call-back, if any, is done (outcome `reached`,
-/// the same note). Returns that call-back's id.
+/// the same note), in the same transaction. Returns that call-back's id.
 pub async fn log_incoming_call(
     app: &App,
     login: &str,
@@ -131,17 +131,8 @@ pub async fn log_incoming_call(
         "note": note,
         "logged_from": "call_page",
     });
-    app.store.record_call(reference, login, &detail).await?;
-    let open = app
+    Ok(app
         .store
-        .cases_waiting(&[reference.to_owned()])
-        .await?
-        .remove(reference)
-        .and_then(|(_, task)| task);
-    if let Some(task) = open {
-        app.store
-            .log_call(task, "reached", note, None, login)
-            .await?;
-    }
-    Ok(open)
+        .record_incoming_call(reference, login, &detail, note)
+        .await?)
 }

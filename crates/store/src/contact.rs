@@ -510,6 +510,35 @@ impl Store {
         self.call_task(id).await
     }
 
+    /// A call the office took from the citizen of `reference`, logged by `actor` (the
+    /// office's call page): the `call` event and, the citizen being reached, the case's open
+    /// call-back done as `reached` with the same note, in one transaction. The id of the
+    /// call-back it closed, if any.
+    pub async fn record_incoming_call(
+        &self,
+        reference: &str,
+        actor: &str,
+        detail: &serde_json::Value,
+        note: Option<&str>,
+    ) -> Result<Option<i64>> {
+        let now = self.clock.now();
+        let mut tx = self.write.begin().await?;
+        let case_id = touch_case(&mut tx, reference, now).await?;
+        insert_event(&mut tx, case_id, now, actor, "call", detail).await?;
+        let open = sqlx::query("SELECT id FROM call_tasks WHERE case_id = $1 AND status = 'open'")
+            .bind(case_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|row| get_i64(&row, "id"))
+            .transpose()?;
+        if let Some(id) = open {
+            self.log_call_in(&mut tx, id, "reached", note, None, actor, now)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(open)
+    }
+
     /// A call that ended with an appointment at the counter: the task is done and the
     /// appointment proposed, in one transaction (nothing is written if either is refused).
     #[allow(clippy::too_many_arguments)]
@@ -880,6 +909,62 @@ mod tests {
             .single()
             .unwrap()
             .with_timezone(&Utc)
+    }
+
+    #[tokio::test]
+    async fn a_call_taken_answers_the_open_call_back_in_the_same_step() {
+        with_test_store(|store, _clock| async move {
+            let r = case_with_phone(&store, Some("06 1234567")).await;
+            let detail = serde_json::json!({"direction": "in", "from": "061234567"});
+            // No call-back open: only the call is logged.
+            let none = store
+                .record_incoming_call(&r, "op1", &detail, Some("prima"))
+                .await
+                .unwrap();
+            assert_eq!(none, None);
+            let task = store
+                .open_call_task(&r, "operator", None, "Richiamare", "op1")
+                .await
+                .unwrap()
+                .expect("opened");
+            let closed = store
+                .record_incoming_call(&r, "op2", &detail, Some("spiegato"))
+                .await
+                .unwrap();
+            assert_eq!(closed, Some(task.id));
+            let done = store.call_task(task.id).await.unwrap();
+            assert_eq!(
+                (
+                    done.status.as_str(),
+                    done.outcome.as_deref(),
+                    done.note.as_deref()
+                ),
+                ("done", Some("reached"), Some("spiegato"))
+            );
+            assert_eq!(done.done_by.as_deref(), Some("op2"));
+            let kinds: Vec<String> = store
+                .get_case(&r)
+                .await
+                .unwrap()
+                .timeline
+                .iter()
+                .map(|e| e.kind.clone())
+                .collect();
+            assert_eq!(
+                kinds.iter().filter(|k| *k == "call").count(),
+                2,
+                "{kinds:?}"
+            );
+            assert!(kinds.contains(&"call_logged".to_owned()), "{kinds:?}");
+            // A case that does not exist: nothing written, an error.
+            assert!(
+                store
+                    .record_incoming_call("ZTL-2026-999999", "op1", &detail, None)
+                    .await
+                    .is_err()
+            );
+        })
+        .await;
     }
 
     #[tokio::test]

@@ -349,7 +349,24 @@ async fn filters_sort_saved_views_and_bulk_assignment() {
             ],
         )
         .await;
+    // Done: a redirect back to the list, which says so (a reload assigns nothing again).
+    assert_eq!(taken.status, 303, "{}", taken.body);
+    assert_eq!(
+        taken.location,
+        format!(
+            "/ufficio/pratiche?open=true&sort=reference&assegnate={}",
+            refs[0]
+        )
+    );
+    let taken = browser.get(&taken.location).await;
     assert_eq!(taken.status, 200, "{}", taken.body);
+    assert!(
+        taken
+            .body
+            .contains(&format!("Pratiche assegnate: 1 ({}).", refs[0])),
+        "{}",
+        taken.body
+    );
     let (_, _, case) = install
         .call("GET", &format!("/api/v1/cases/{}", refs[0]), Some(op), None)
         .await;

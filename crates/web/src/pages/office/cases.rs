@@ -72,6 +72,9 @@ pub struct ListQuery {
     page: Option<u32>,
     /// `csv` or `xlsx`: the whole list (up to [`EXPORT_MAX`] cases) as a file.
     format: Option<String>,
+    /// The references an assignment just took (comma-separated), to say so after its
+    /// redirect (so that reloading the page does not send the form again).
+    assegnate: Option<String>,
 }
 
 /// Flags a case can carry, offered in the filter when they have a name in the page's
@@ -315,7 +318,21 @@ pub(super) async fn case_list(
         Err(r) => return r,
     };
     let tr = language(query.lang.as_deref(), &headers);
-    render_list(&state, &session, tr, &query, None).await
+    let assigned: Vec<String> = query
+        .assegnate
+        .as_deref()
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|r| sportello_domain::case::Reference::parse(r).is_some())
+        .take(200)
+        .map(str::to_owned)
+        .collect();
+    let outcome = (!assigned.is_empty()).then(|| Outcome {
+        done: assigned,
+        ..Outcome::default()
+    });
+    render_list(&state, &session, tr, &query, outcome).await
 }
 
 /// The list page for `query`, with what a bulk assignment just did when there was one.
@@ -547,6 +564,17 @@ pub(super) async fn bulk_assign(
                 outcome.refused.push(format!("{reference}: {why}"));
             }
         }
+    }
+    // All done: back to the list by a redirect, which says what was assigned (a reload
+    // does not assign again). Anything refused is said on this answer, with its reasons.
+    if outcome.refused.is_empty() && outcome.error.is_none() {
+        let filters = back.canonical();
+        let sep = if filters.is_empty() { "" } else { "&" };
+        return Redirect::to(&format!(
+            "/ufficio/pratiche?{filters}{sep}assegnate={}",
+            urlencode(&outcome.done.join(","))
+        ))
+        .into_response();
     }
     render_list(&state, &session, tr, &back, Some(outcome)).await
 }

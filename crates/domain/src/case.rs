@@ -222,6 +222,20 @@ pub mod flags {
         "message_failed",
         "pec_not_delivered",
         "annulment_by_hand",
+        // Intake: the message as it arrived (PEC envelope, attachments, edits).
+        "pec_anomaly",
+        "pec_signature_invalid",
+        "pec_without_postacert",
+        "unmatched_receipt",
+        "attachment_too_large",
+        "too_many_attachments",
+        "edited_message",
+        // The Redmine import: what an issue's data could not give.
+        "invalid_fiscal_code",
+        "invalid_contact",
+        "missing_attachment",
+        "attachment_digest_mismatch",
+        "unknown_author",
     ];
 }
 

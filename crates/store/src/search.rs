@@ -751,6 +751,13 @@ mod tests {
             assert!(store.search(&no_docs).await.unwrap().is_empty());
             // The same bytes again: their text is already known.
             assert_eq!(store.known_text(&sha).await.unwrap(), Some(pages));
+            // Many documents' texts in one read: pages joined in order, unknown ones absent.
+            let texts = store
+                .known_texts(&[sha.clone(), "0".repeat(64)])
+                .await
+                .unwrap();
+            assert_eq!(texts.len(), 1);
+            assert_eq!(texts[&sha], "Prima pagina\nParola chiave: ornitorinco");
             let stats = store.text_queue().await.unwrap();
             assert_eq!((stats.done, stats.pending), (1, 0));
             // A failure is visible on the case and can be retried.

@@ -178,6 +178,37 @@ impl Store {
             .map(Some)
     }
 
+    /// The text read from each of these documents (pages joined), in one read: the case
+    /// page recognises what its documents are. Documents with no text are absent.
+    pub async fn known_texts(
+        &self,
+        sha256s: &[String],
+    ) -> Result<std::collections::HashMap<String, String>> {
+        let mut found: std::collections::HashMap<String, String> = Default::default();
+        for chunk in sha256s.chunks(rows_per_statement(1, 500)) {
+            let placeholders = (1..=chunk.len())
+                .map(|i| format!("${i}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
+                "SELECT sha256, text FROM document_texts WHERE sha256 IN ({placeholders}) \
+                 ORDER BY sha256, page"
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for sha in chunk {
+                query = query.bind(sha);
+            }
+            for row in query.fetch_all(&self.read).await? {
+                let text = found.entry(get_str(&row, "sha256")?).or_default();
+                if !text.is_empty() {
+                    text.push('\n');
+                }
+                text.push_str(&get_str(&row, "text")?);
+            }
+        }
+        Ok(found)
+    }
+
     /// Records what reading a claimed document gave, and makes it searchable (its name
     /// always, its text when there is one), in one transaction.
     pub async fn finish_text_job(&self, job: &TextJob, outcome: TextOutcome) -> Result<()> {

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use chrono::NaiveDate;
 use serde::Deserialize;
 use sportello_domain::case::{Channel, Status};
-use sportello_domain::roles::{Permission, Role};
+use sportello_domain::roles::Permission;
 use sportello_store::cases::{CaseFilter, CaseSummary, SortKey};
 use sportello_store::sessions::Session;
 
@@ -76,32 +76,6 @@ pub struct ListQuery {
     /// redirect (so that reloading the page does not send the form again).
     assegnate: Option<String>,
 }
-
-/// Flags a case can carry, offered in the filter when they have a name in the page's
-/// language.
-const FLAGS: [&str; 21] = [
-    "needs_attention",
-    "unsorted_scan",
-    "ocr_failed",
-    "message_failed",
-    "pec_not_delivered",
-    "integration_expired",
-    "unknown_reference",
-    "annulment_by_hand",
-    "permit_reference_unverified",
-    "pec_anomaly",
-    "pec_signature_invalid",
-    "pec_without_postacert",
-    "unmatched_receipt",
-    "attachment_too_large",
-    "too_many_attachments",
-    "edited_message",
-    "invalid_fiscal_code",
-    "invalid_contact",
-    "missing_attachment",
-    "attachment_digest_mismatch",
-    "unknown_author",
-];
 
 impl ListQuery {
     /// The query of a link or a saved view (`status=received&sort=due`); unknown keys and
@@ -429,26 +403,19 @@ pub(super) async fn render_list(
         "status",
         Status::ALL.iter().map(|s| s.as_str().to_owned()).collect(),
     );
-    let case_types = named(
-        "case_type",
-        state
-            .store
-            .settings()
-            .case_types
-            .iter()
-            .map(|t| t.id.clone())
-            .collect(),
-    );
+    let case_types = super::case_types(state, &tr);
     let channels = named(
         "channel",
         Channel::ALL.iter().map(|c| c.as_str().to_owned()).collect(),
     );
-    let flags = FLAGS
-        .iter()
-        .map(|f| ((*f).to_owned(), tr.name("flag", f)))
-        .filter(|(id, label)| id != label)
-        .collect();
-    let colleagues = colleagues(state).await;
+    let flags = named(
+        "flag",
+        sportello_domain::case::flags::ALL
+            .iter()
+            .map(|f| (*f).to_owned())
+            .collect(),
+    );
+    let colleagues = super::workspace::colleagues(state).await;
     let views = state
         .store
         .saved_views(session.user.id)
@@ -484,20 +451,6 @@ pub(super) async fn render_list(
         tr,
     };
     page(StatusCode::OK, &page_)
-}
-
-/// The colleagues a case can be assigned to (active users whose role works cases), as
-/// (login, name).
-async fn colleagues(state: &AppState) -> Vec<(String, String)> {
-    state
-        .store
-        .list_users()
-        .await
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|u| u.active && matches!(u.role, Role::Admin | Role::Supervisor | Role::Operator))
-        .map(|u| (u.login, u.name))
-        .collect()
 }
 
 /// The bulk assignment form above the list: `csrf`, `user`, `back` (the list's query)

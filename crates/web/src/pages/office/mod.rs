@@ -165,6 +165,18 @@ pub(super) fn refusal(session: &Session, csrf: &str) -> Option<&'static str> {
     }
 }
 
+/// The configured case types as (id, name in words): the list's filter, the call page's
+/// new case.
+pub(super) fn case_types(state: &AppState, tr: &crate::i18n::Tr) -> Vec<(String, String)> {
+    state
+        .store
+        .settings()
+        .case_types
+        .iter()
+        .map(|t| (t.id.clone(), tr.name("case_type", &t.id)))
+        .collect()
+}
+
 pub(super) fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {

@@ -112,7 +112,7 @@ async fn render_call(
         citizen: None,
         cases: Vec::new(),
         more: 0,
-        case_types: case_types(state, &tr),
+        case_types: super::case_types(state, &tr),
         refused,
         tr,
     };
@@ -151,17 +151,6 @@ async fn render_call(
             crate::pages::temporarily_unavailable()
         }
     }
-}
-
-/// The case types a call can open, named in words.
-fn case_types(state: &AppState, tr: &Tr) -> Vec<(String, String)> {
-    state
-        .store
-        .settings()
-        .case_types
-        .iter()
-        .map(|t| (t.id.clone(), tr.name("case_type", &t.id)))
-        .collect()
 }
 
 /// The call page's forms: log the call on a case, or open a new case for the caller.

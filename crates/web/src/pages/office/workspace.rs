@@ -66,24 +66,14 @@ pub(super) async fn checklist(state: &AppState, tr: &Tr, case: &CaseView) -> Vec
         }
     };
     let confirmed = confirmed(case);
-    // What each document on the case looks like, from its name and its text read so far.
+    // What each document on the case looks like, from its name and its text read so far
+    // (every document's text in one read).
+    let shas: Vec<String> = case.documents.iter().map(|d| d.sha256.clone()).collect();
+    let texts = state.store.known_texts(&shas).await.unwrap_or_default();
     let mut recognised: Vec<(&'static str, String)> = Vec::new();
     for d in &case.documents {
-        let text = state
-            .store
-            .known_text(&d.sha256)
-            .await
-            .ok()
-            .flatten()
-            .map(|pages| {
-                pages
-                    .into_iter()
-                    .map(|p| p.text)
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            })
-            .unwrap_or_default();
-        for id in sportello_domain::recognition::recognise(&d.filename, &text) {
+        let text = texts.get(&d.sha256).map_or("", String::as_str);
+        for id in sportello_domain::recognition::recognise(&d.filename, text) {
             recognised.push((id, d.filename.clone()));
         }
     }

@@ -675,6 +675,8 @@ async function main() {
     if (browser) await browser.close();
     await server.stop();
   }
+  // A run that played nothing (a misspelt TASKS) measured nothing: that is a failure.
+  if (Object.keys(results).length === 0) fail(`no task was played (TASKS=${ONLY.join(',') || 'all'})`);
   await writeFile(path.join(shotsDir, 'tasks.json'), `${JSON.stringify(results, null, 2)}\n`);
   console.log('');
   console.log(`tasks: ${Object.keys(results).length} done, ${failures.length} failures; screenshots in ${shotsDir}`);

@@ -27,12 +27,13 @@ async fn the_citizen_record_lists_every_case_is_audited_and_only_for_case_reader
     assert_eq!(status, 201, "{second}");
     let second = second["reference"].as_str().unwrap().to_owned();
     // An appointment on the second case, on the first open morning the office accepts.
-    let mut proposed = false;
+    // The time is Rome's local time (no fixed offset: it would be an hour off in summer).
+    let mut last = (0, serde_json::Value::Null);
     for days in 3..20 {
         let day =
             sportello_domain::calendar::rome_date(SystemClock.now()) + chrono::Duration::days(days);
-        let starts_at = format!("{day}T10:30:00+01:00");
-        let (status, _, _) = install
+        let starts_at = format!("{day}T10:30:00");
+        let (status, _, answer) = install
             .call(
                 "POST",
                 &format!("/api/v1/cases/{second}/appointments"),
@@ -40,12 +41,16 @@ async fn the_citizen_record_lists_every_case_is_audited_and_only_for_case_reader
                 Some(serde_json::json!({"starts_at": starts_at, "reason": "Firma del permesso"})),
             )
             .await;
+        last = (status, answer);
         if status == 201 {
-            proposed = true;
             break;
         }
     }
-    assert!(proposed, "no day accepted for an appointment");
+    assert_eq!(
+        last.0, 201,
+        "no day accepted for an appointment: {}",
+        last.1
+    );
 
     // A third case of theirs, whose permit is issued.
     let (third, permit) = install.issued_permit(op, &["AB123CD"]).await;

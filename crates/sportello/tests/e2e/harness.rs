@@ -272,6 +272,20 @@ impl Install {
         case["reference"].as_str().unwrap().to_owned()
     }
 
+    /// A case as the API shows it (it must exist).
+    pub async fn case(&self, token: &str, reference: &str) -> Value {
+        let (status, _, case) = self
+            .call(
+                "GET",
+                &format!("/api/v1/cases/{reference}"),
+                Some(token),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{case}");
+        case
+    }
+
     /// Posts a multipart form to a case's documents (`reference` need not exist).
     pub async fn upload(
         &self,

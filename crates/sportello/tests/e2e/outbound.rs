@@ -55,20 +55,6 @@ async fn office(config: &str) -> (Install, String) {
     (install, op)
 }
 
-/// A case as the API shows it.
-async fn case_of(install: &Install, token: &str, reference: &str) -> Value {
-    let (status, _, case) = install
-        .call(
-            "GET",
-            &format!("/api/v1/cases/{reference}"),
-            Some(token),
-            None,
-        )
-        .await;
-    assert_eq!(status, 200, "{case}");
-    case
-}
-
 /// Writes to a case's citizen through the API: the status and the answer.
 async fn write(install: &Install, token: &str, reference: &str, body: Value) -> (u16, Value) {
     let (status, _, answer) = install
@@ -205,7 +191,7 @@ async fn an_integration_request_reaches_the_citizen_by_email_and_the_reply_comes
     assert!(text.contains("Carta di circolazione"), "{text}");
     assert!(text.contains("/stato/"), "the private link: {text}");
     // The timeline says it was queued, with its protocol number, and sent.
-    let case = case_of(&install, &op, &reference).await;
+    let case = install.case(&op, &reference).await;
     let kinds: Vec<&str> = case["timeline"]
         .as_array()
         .unwrap()
@@ -226,7 +212,7 @@ async fn an_integration_request_reaches_the_citizen_by_email_and_the_reply_comes
     let outcome = ingest_email(&install, &mta, reply.into_bytes()).await;
     assert_eq!(outcome["outcome"], "attached", "{outcome}");
     assert_eq!(outcome["case"], reference.as_str());
-    let case = case_of(&install, &op, &reference).await;
+    let case = install.case(&op, &reference).await;
     assert_eq!(case["status"], "in_review", "{case}");
     // An appointment at the counter is proposed: the citizen is told when and where.
     let day = sportello_domain::calendar::rome_date(sportello_domain::clock::Clock::now(
@@ -400,7 +386,7 @@ async fn a_pec_answer_is_accepted_then_delivered_by_signed_receipts() {
         signed_receipt("errore-consegna", &second_mid, "casella piena", 3),
     )
     .await;
-    let case = case_of(&install, &op, &reference).await;
+    let case = install.case(&op, &reference).await;
     assert!(
         case["flags"]
             .as_array()
@@ -913,7 +899,7 @@ async fn new_cases_get_the_acknowledgement_of_receipt_once() {
         "{text}"
     );
     // The citizen reached only by phone: said once in the journal, nothing sent.
-    let case = case_of(&install, &op, &by_phone).await;
+    let case = install.case(&op, &by_phone).await;
     let skipped = case["timeline"]
         .as_array()
         .unwrap()

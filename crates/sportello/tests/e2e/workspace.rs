@@ -8,20 +8,6 @@ use serde_json::{Value, json};
 use crate::browser::{Answer, Browser};
 use crate::harness::{Install, file_form, started_with};
 
-/// The case as the API shows it.
-async fn case_of(install: &Install, token: &str, reference: &str) -> Value {
-    let (status, _, case) = install
-        .call(
-            "GET",
-            &format!("/api/v1/cases/{reference}"),
-            Some(token),
-            None,
-        )
-        .await;
-    assert_eq!(status, 200, "{case}");
-    case
-}
-
 /// The ids of the messages on a case.
 async fn message_ids(install: &Install, token: &str, reference: &str) -> Vec<i64> {
     let (status, _, messages) = install
@@ -43,7 +29,7 @@ async fn message_ids(install: &Install, token: &str, reference: &str) -> Vec<i64
 
 /// The kinds of a case's journal events, oldest first.
 async fn event_kinds(install: &Install, token: &str, reference: &str) -> Vec<String> {
-    case_of(install, token, reference).await["timeline"]
+    install.case(token, reference).await["timeline"]
         .as_array()
         .unwrap()
         .iter()
@@ -111,10 +97,7 @@ async fn the_checklist_is_ticked_from_documents_and_approve_waits_for_what_is_mi
             .contains("La pratica non può essere approvata.")
     );
     assert!(refused.body.contains("La pratica non indica la categoria"));
-    assert_eq!(
-        case_of(&install, op, &reference).await["status"],
-        "in_review"
-    );
+    assert_eq!(install.case(op, &reference).await["status"], "in_review");
 
     // The registration certificate arrives; the category is chosen with three plates.
     let uploaded = install
@@ -168,7 +151,7 @@ async fn the_checklist_is_ticked_from_documents_and_approve_waits_for_what_is_mi
         )
         .await;
     assert_eq!(saved.status, 303, "{}", saved.body);
-    let fields = &case_of(&install, op, &reference).await["fields"];
+    let fields = &install.case(op, &reference).await["fields"];
     assert_eq!(
         fields["documents"],
         json!(["carta_circolazione", "documento_identita"])
@@ -183,10 +166,7 @@ async fn the_checklist_is_ticked_from_documents_and_approve_waits_for_what_is_mi
         )
         .await;
     assert_eq!(approved.status, 303, "{}", approved.body);
-    assert_eq!(
-        case_of(&install, op, &reference).await["status"],
-        "approved"
-    );
+    assert_eq!(install.case(op, &reference).await["status"], "approved");
 }
 
 #[tokio::test]
@@ -230,7 +210,7 @@ async fn reject_waits_for_the_notice_and_a_case_is_assigned_to_me_or_a_colleague
         )
         .await;
     assert_eq!(assigned.status, 303, "{}", assigned.body);
-    assert_eq!(case_of(&install, op, &reference).await["assignee"], "op");
+    assert_eq!(install.case(op, &reference).await["assignee"], "op");
     let page = browser.get(&path).await;
     assert!(!page.body.contains("Assegna a me</button>"), "already mine");
     // And to a colleague from the list.
@@ -241,7 +221,7 @@ async fn reject_waits_for_the_notice_and_a_case_is_assigned_to_me_or_a_colleague
         )
         .await;
     assert_eq!(assigned.status, 303, "{}", assigned.body);
-    assert_eq!(case_of(&install, op, &reference).await["assignee"], "luca");
+    assert_eq!(install.case(op, &reference).await["assignee"], "luca");
 
     // After the notice and the citizen's observations, reject is offered in review.
     install
@@ -269,10 +249,7 @@ async fn reject_waits_for_the_notice_and_a_case_is_assigned_to_me_or_a_colleague
     install
         .act(op, &reference, json!({"action": "observations_received"}))
         .await;
-    assert_eq!(
-        case_of(&install, op, &reference).await["status"],
-        "in_review"
-    );
+    assert_eq!(install.case(op, &reference).await["status"], "in_review");
     let page = browser.get(&path).await;
     assert!(
         page.body
@@ -467,7 +444,7 @@ async fn a_document_named_nothing_is_recognised_by_the_text_read_from_it() {
     // The text is read in the background: wait until it is (a failure says so).
     let mut status = Value::Null;
     for _ in 0..200 {
-        status = case_of(&install, op, &reference).await["documents"][0]["text_status"].clone();
+        status = install.case(op, &reference).await["documents"][0]["text_status"].clone();
         if status != "pending" && status != "running" {
             break;
         }
@@ -517,7 +494,7 @@ async fn the_desk_starts_the_review_asks_from_the_checklist_and_resumes_with_the
         )
         .await;
     assert_eq!(asked.status, 303, "{}", asked.body);
-    let case = case_of(&install, op, &reference).await;
+    let case = install.case(op, &reference).await;
     assert_eq!(case["status"], "waiting_citizen", "{case}");
     let kinds = event_kinds(&install, op, &reference).await;
     let actions: Vec<String> = case["timeline"]
@@ -567,7 +544,7 @@ async fn the_desk_starts_the_review_asks_from_the_checklist_and_resumes_with_the
         "{}",
         uploaded.body
     );
-    let case = case_of(&install, op, &reference).await;
+    let case = install.case(op, &reference).await;
     assert_eq!(case["status"], "in_review", "{case}");
     assert_eq!(case["documents"].as_array().unwrap().len(), 1);
 
@@ -593,10 +570,7 @@ async fn the_desk_starts_the_review_asks_from_the_checklist_and_resumes_with_the
         .post_multipart(&format!("/ufficio/pratiche/{other}/documenti"), plain)
         .await;
     assert_eq!(answer.status, 200, "{}", answer.body);
-    assert_eq!(
-        case_of(&install, op, &other).await["status"],
-        "waiting_citizen"
-    );
+    assert_eq!(install.case(op, &other).await["status"], "waiting_citizen");
 
     // An art. 10-bis notice needs the case in review: on a case just received, the desk
     // starts the review first, as its own journaled step.
@@ -612,7 +586,7 @@ async fn the_desk_starts_the_review_asks_from_the_checklist_and_resumes_with_the
         )
         .await;
     assert_eq!(noticed.status, 303, "{}", noticed.body);
-    let case = case_of(&install, op, &fresh).await;
+    let case = install.case(op, &fresh).await;
     assert_eq!(case["status"], "rejection_notice", "{case}");
     let actions: Vec<&str> = case["timeline"]
         .as_array()
@@ -655,7 +629,7 @@ async fn the_desk_starts_the_review_asks_from_the_checklist_and_resumes_with_the
         "{}",
         short.body
     );
-    let case = case_of(&install, op, &quick).await;
+    let case = install.case(op, &quick).await;
     assert_eq!(case["status"], "received", "{case}");
     assert_eq!(case["fields"]["category"], "residenti", "saved: {case}");
     let done = browser
@@ -676,7 +650,7 @@ async fn the_desk_starts_the_review_asks_from_the_checklist_and_resumes_with_the
         done.location,
         format!("/ufficio/pratiche/{quick}?esito=issue")
     );
-    let case = case_of(&install, op, &quick).await;
+    let case = install.case(op, &quick).await;
     assert_eq!(case["status"], "issued", "{case}");
     let steps: Vec<&str> = case["timeline"]
         .as_array()

@@ -241,23 +241,16 @@ pub async fn perform_from_desk(
     if let Ok((action, note)) = request.clone().into_action()
         && !matches!(action, Action::StartReview)
     {
-        let case = app.store.get_case(reference).await?;
-        if case.summary.status == "received" {
-            let workflow = app
-                .store
-                .case_type(&case.summary.case_type)
-                .map_or(WorkflowKind::Permit, |t| t.workflow);
-            let facts = |status| CaseFacts {
-                status,
-                workflow,
-                integration_requested: false,
-                rejection_notified: false,
-                notice_period_open: false,
-                has_note: note.is_some(),
+        let facts = CaseFacts {
+            has_note: note.is_some(),
+            ..app.store.case_facts(reference).await?
+        };
+        if facts.status == Status::Received {
+            let in_review = CaseFacts {
+                status: Status::InReview,
+                ..facts.clone()
             };
-            let refused_now = plan(&facts(Status::Received), &action).is_err();
-            let allowed_in_review = plan(&facts(Status::InReview), &action).is_ok();
-            if refused_now && allowed_in_review {
+            if plan(&facts, &action).is_err() && plan(&in_review, &action).is_ok() {
                 let start = ActionRequest {
                     action: Some("start_review".into()),
                     ..ActionRequest::default()

@@ -17,6 +17,59 @@ use crate::{
 };
 
 impl Store {
+    /// The workflow's facts about a case now (what [`workflow::plan`] decides on), for a
+    /// page that offers only the actions the workflow would take (no note given).
+    pub async fn case_facts(&self, reference: &str) -> Result<CaseFacts> {
+        let row = sqlx::query(
+            "SELECT case_type, status, integration_requested, rejection_notified, pause_kind, \
+             pause_started_on FROM cases WHERE reference = $1",
+        )
+        .bind(reference)
+        .fetch_optional(&self.read)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("case {reference}")))?;
+        self.facts_of(&row, false, rome_date(self.clock.now()))
+    }
+
+    /// A case row's workflow facts (columns `case_type`, `status`, `integration_requested`,
+    /// `rejection_notified`, `pause_kind`, `pause_started_on`) on `today`.
+    fn facts_of(&self, row: &AnyRow, has_note: bool, today: NaiveDate) -> Result<CaseFacts> {
+        let case_type_id = get_str(row, "case_type")?;
+        let workflow_kind = self
+            .case_type(&case_type_id)
+            .map(|t| t.workflow)
+            .ok_or_else(|| {
+                StoreError::Corrupt(format!(
+                    "case type {case_type_id:?} is no longer configured"
+                ))
+            })?;
+        let status_text = get_str(row, "status")?;
+        let status: Status = status_text
+            .parse()
+            .map_err(|_| StoreError::Corrupt(format!("status {status_text:?}")))?;
+        Ok(CaseFacts {
+            status,
+            workflow: workflow_kind,
+            integration_requested: get_i64(row, "integration_requested")? != 0,
+            rejection_notified: get_i64(row, "rejection_notified")? != 0,
+            notice_period_open: match (
+                get_opt_str(row, "pause_kind")?,
+                get_opt_str(row, "pause_started_on")?,
+            ) {
+                (Some(kind), Some(started)) if kind == PauseKind::RejectionNotice.as_str() => {
+                    Pause {
+                        kind: PauseKind::RejectionNotice,
+                        started_on: parse_date(&started)?,
+                        ended_on: None,
+                    }
+                    .in_force(today)
+                }
+                _ => false,
+            },
+            has_note,
+        })
+    }
+
     /// Applies a workflow action in one transaction: the case row is locked first, the
     /// domain decides, then status, clock and journal change together.
     pub async fn apply_action(
@@ -73,41 +126,8 @@ impl Store {
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("case {reference}")))?;
         let case_id = get_i64(&row, "id")?;
-        let case_type_id = get_str(&row, "case_type")?;
-        let workflow_kind = self
-            .case_type(&case_type_id)
-            .map(|t| t.workflow)
-            .ok_or_else(|| {
-                StoreError::Corrupt(format!(
-                    "case type {case_type_id:?} is no longer configured"
-                ))
-            })?;
-        let status_text = get_str(&row, "status")?;
-        let status: Status = status_text
-            .parse()
-            .map_err(|_| StoreError::Corrupt(format!("status {status_text:?}")))?;
         let note = note.map(str::trim).filter(|n| !n.is_empty());
-        let facts = CaseFacts {
-            status,
-            workflow: workflow_kind,
-            integration_requested: get_i64(&row, "integration_requested")? != 0,
-            rejection_notified: get_i64(&row, "rejection_notified")? != 0,
-            notice_period_open: match (
-                get_opt_str(&row, "pause_kind")?,
-                get_opt_str(&row, "pause_started_on")?,
-            ) {
-                (Some(kind), Some(started)) if kind == PauseKind::RejectionNotice.as_str() => {
-                    Pause {
-                        kind: PauseKind::RejectionNotice,
-                        started_on: parse_date(&started)?,
-                        ended_on: None,
-                    }
-                    .in_force(today)
-                }
-                _ => false,
-            },
-            has_note: note.is_some(),
-        };
+        let facts = self.facts_of(&row, note.is_some(), today)?;
         let transition = workflow::plan(&facts, action)?;
         let mut detail = serde_json::json!({
             "action": action.name(),
@@ -538,6 +558,12 @@ mod tests {
                 matches!(early, StoreError::Workflow(WorkflowError::NoticePeriodOpen)),
                 "{early}"
             );
+            // The facts a page reads say the same before the workflow is asked.
+            let facts = store.case_facts(&r).await.unwrap();
+            assert!(
+                facts.rejection_notified && facts.notice_period_open,
+                "{facts:?}"
+            );
             clock.advance(Duration::days(12));
             assert_eq!(store.sla_tick().await.unwrap(), 1);
             assert_eq!(store.sla_tick().await.unwrap(), 0, "the tick is idempotent");
@@ -550,6 +576,8 @@ mod tests {
                 c.timeline.last().map(|e| e.kind.as_str()),
                 Some("pause_lapsed")
             );
+            let facts = store.case_facts(&r).await.unwrap();
+            assert!(!facts.notice_period_open, "{facts:?}");
             let c = store
                 .apply_action(&r, &Action::Reject { reasons }, None, "op1")
                 .await

@@ -417,7 +417,11 @@ pub(super) async fn render_workspace(
         .iter()
         .map(|c| (c.id.clone(), words::category_choice(&tr, c)))
         .collect();
-    let reject_allowed = super::workspace::reject_allowed(&case, state.store.clock().now());
+    let reject_allowed = state
+        .store
+        .case_facts(&case.summary.reference)
+        .await
+        .is_ok_and(|facts| super::workspace::reject_allowed(&facts));
     let actions = actions_for(&tr, &case, report, reject_allowed);
     let approve_gaps = if actions.iter().any(|a| a.name == "approve") {
         super::workspace::approval_gaps(state, &tr, &case).await

@@ -140,31 +140,14 @@ pub(super) async fn approval_gaps(state: &AppState, tr: &Tr, case: &CaseView) ->
     }
 }
 
-/// Whether the workflow would accept a rejection now: in review only once the case had
-/// the art. 10-bis notice (`notify_rejection`), and during the notice only once its ten
-/// days are over (the pause started the day of the last notice, Europe/Rome).
-pub(super) fn reject_allowed(case: &CaseView, now: chrono::DateTime<chrono::Utc>) -> bool {
-    let last_notice = case.timeline.iter().rev().find(|e| {
-        e.kind == "action"
-            && e.detail.get("action").and_then(|a| a.as_str()) == Some("notify_rejection")
-    });
-    match case.summary.status.as_str() {
-        "in_review" => last_notice.is_some(),
-        "rejection_notice" => {
-            let started = last_notice
-                .and_then(|e| chrono::DateTime::parse_from_rfc3339(&e.at).ok())
-                .map(|at| sportello_domain::calendar::rome_date(at.with_timezone(&chrono::Utc)));
-            started.is_some_and(|started_on| {
-                !sportello_domain::sla::Pause {
-                    kind: sportello_domain::workflow::PauseKind::RejectionNotice,
-                    started_on,
-                    ended_on: None,
-                }
-                .in_force(sportello_domain::calendar::rome_date(now))
-            })
-        }
-        _ => true,
-    }
+/// Whether the workflow would accept a rejection now (its own rule, on the case's facts as
+/// the store reads them): in review only after the art. 10-bis notice, and during the notice
+/// only once its ten days are over.
+pub(super) fn reject_allowed(facts: &sportello_domain::workflow::CaseFacts) -> bool {
+    let reject = sportello_domain::workflow::Action::Reject {
+        reasons: vec!["-".to_owned()],
+    };
+    sportello_domain::workflow::plan(facts, &reject).is_ok()
 }
 
 /// The token of the undo of a message's move, bound to the session that moved it: a hash
@@ -193,46 +176,22 @@ mod tests {
 
     use super::*;
 
-    /// A case in `status` whose journal holds a notice on `noticed` (RFC 3339), if any.
-    fn case(status: &str, noticed: Option<&str>) -> CaseView {
-        let timeline: Vec<serde_json::Value> = noticed
-            .map(|at| {
-                serde_json::json!({"at": at, "actor": "op", "kind": "action",
-                    "detail": {"action": "notify_rejection", "from": "in_review", "to": "rejection_notice"}})
-            })
-            .into_iter()
-            .collect();
-        serde_json::from_value(serde_json::json!({
-            "reference": "ZTL-2026-000001", "case_type": "ztl_permit", "status": status,
-            "subject": "s", "channel": "counter", "priority": "normal",
-            "received_at": "2026-03-02T09:00:00+01:00", "due_at": "2026-04-01T00:00:00+02:00",
-            "sla": {"state": "running", "days_left": 10, "term_days": 30, "paused_days": 0,
-                "service_due_at": "2026-03-20T00:00:00+01:00"},
-            "overdue": false, "orphan": false, "flags": [],
-            "description": "", "citizen": {}, "fields": {}, "documents": [],
-            "timeline": timeline, "ingested_at": "2026-03-02T09:00:00+01:00"
-        }))
-        .unwrap()
-    }
-
     #[test]
     fn reject_is_allowed_after_the_notice_and_its_ten_days() {
-        let now = |s: &str| {
-            chrono::DateTime::parse_from_rfc3339(s)
-                .unwrap()
-                .with_timezone(&chrono::Utc)
+        use sportello_domain::case::{Status, WorkflowKind};
+        let facts = |status, notified, period_open| sportello_domain::workflow::CaseFacts {
+            status,
+            workflow: WorkflowKind::Permit,
+            integration_requested: false,
+            rejection_notified: notified,
+            notice_period_open: period_open,
+            has_note: false,
         };
-        let day = now("2026-03-05T10:00:00+01:00");
-        assert!(!reject_allowed(&case("in_review", None), day));
-        let noticed = Some("2026-03-05T09:00:00+01:00");
-        assert!(reject_allowed(&case("in_review", noticed), day));
-        // The notice's ten days: not before they are over (Rome dates).
-        assert!(!reject_allowed(&case("rejection_notice", noticed), day));
-        let ninth = now("2026-03-14T23:30:00+01:00");
-        assert!(!reject_allowed(&case("rejection_notice", noticed), ninth));
-        let tenth = now("2026-03-15T00:30:00+01:00");
-        assert!(reject_allowed(&case("rejection_notice", noticed), tenth));
-        assert!(!reject_allowed(&case("rejection_notice", None), tenth));
+        assert!(!reject_allowed(&facts(Status::InReview, false, false)));
+        assert!(reject_allowed(&facts(Status::InReview, true, false)));
+        // The notice's ten days: not before they are over.
+        assert!(!reject_allowed(&facts(Status::RejectionNotice, true, true)));
+        assert!(reject_allowed(&facts(Status::RejectionNotice, true, false)));
     }
 
     #[test]
